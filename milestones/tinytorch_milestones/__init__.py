@@ -1,0 +1,1 @@
+"""TinyTorch milestone suite (work in progress)."""

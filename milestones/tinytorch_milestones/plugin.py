@@ -1,0 +1,1 @@
+"""pluggy hooks of the milestone suite (work in progress)."""

@@ -1,0 +1,1 @@
+"""TinyTorch stage 'attention' (work in progress)."""

@@ -1,0 +1,1 @@
+"""TinyTorch stage 'embeddings' (work in progress)."""

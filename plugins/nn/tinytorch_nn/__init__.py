@@ -1,0 +1,1 @@
+"""TinyTorch stage 'nn' (work in progress)."""

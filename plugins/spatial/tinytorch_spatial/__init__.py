@@ -1,0 +1,1 @@
+"""TinyTorch stage 'spatial' (work in progress)."""

@@ -1,0 +1,8 @@
+"""pluggy hooks of the 'spatial' stage."""
+
+from tinytorch_core import hookimpl
+
+
+@hookimpl
+def tinytorch_declare_stage(declare):
+    declare("spatial")

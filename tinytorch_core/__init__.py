@@ -1,0 +1,64 @@
+"""TinyTorch core: Tensor, Function, the autograd engine, Module, and the plugin host.
+
+Later stages are separate distributions that register their layers and ops through
+pluggy hooks; reach them as ``tinytorch_core.nn.Linear`` or ``tinytorch_core.ops.conv2d``.
+"""
+
+from . import catalog, data, init, io, nn, ops, optim, text
+from .backend import array_module
+from .factories import arange, full, ones, ones_like, rand, randn, tensor, zeros, zeros_like
+from .function import Function, GraphError
+from .grad_mode import enable_grad, is_grad_enabled, no_grad
+from .host import (
+    BlockedStageError,
+    BrokenStageError,
+    InactiveStageError,
+    Milestone,
+    MissingStageError,
+    PluginLoadError,
+    PluginWarning,
+    RegistrationError,
+    Runtime,
+    Sample,
+    StageUnavailableError,
+    default_runtime,
+    hookimpl,
+    use_runtime,
+)
+from .module import Module, ModuleList, Parameter, StateDictError
+from .primitives import (
+    abs,
+    broadcast_to,
+    clip,
+    concatenate,
+    exp,
+    log,
+    matmul,
+    maximum,
+    mean,
+    minimum,
+    reshape,
+    sqrt,
+    squeeze,
+    stack,
+    swapaxes,
+    transpose,
+    unsqueeze,
+    var,
+    where,
+)
+from .random import default_generator, manual_seed, resolve_generator
+from .tensor import Tensor
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BlockedStageError", "BrokenStageError", "Function", "GraphError", "InactiveStageError", "Milestone",
+    "MissingStageError", "Module", "ModuleList", "Parameter", "PluginLoadError", "PluginWarning",
+    "RegistrationError", "Runtime", "Sample", "StageUnavailableError", "StateDictError", "Tensor",
+    "abs", "arange", "array_module", "broadcast_to", "catalog", "data", "init", "io", "nn", "ops", "optim", "text", "clip", "concatenate", "default_generator",
+    "default_runtime", "enable_grad", "exp", "full", "hookimpl", "is_grad_enabled", "log", "manual_seed",
+    "matmul", "maximum", "mean", "minimum", "no_grad", "ones", "ones_like", "rand", "randn", "reshape",
+    "resolve_generator", "sqrt", "squeeze", "stack", "swapaxes", "tensor", "transpose", "unsqueeze",
+    "use_runtime", "var", "where", "zeros", "zeros_like",
+]

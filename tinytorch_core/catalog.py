@@ -1,0 +1,177 @@
+"""The curriculum: the one table of stages, what each introduces and how to install it.
+
+Everything else (errors, the CLI, milestones, tests, docs checks) reads this table;
+nothing copies it. A stage's plugin registers exactly the symbols listed here (a test
+checks that), so a missing stage can be named even though its code is not installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+#: namespaces through which registered symbols are reached: ``tinytorch_core.<namespace>.<name>``
+NAMESPACES = ("nn", "ops", "optim", "data", "init", "io", "text")
+
+
+@dataclass(frozen=True)
+class Package:
+    """One installable distribution of the project."""
+
+    name: str
+    distribution: str
+    folder: str  # relative to the repository root
+    package: str  # import package
+    title: str
+    introduces: str
+    requires: tuple[str, ...] = ()
+    order: int | None = None  # stages only
+    symbols: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def is_stage(self) -> bool:
+        return self.order is not None
+
+    def provides(self, namespace: str, name: str) -> bool:
+        return name in self.symbols.get(namespace, ())
+
+
+def _symbols(**namespaces) -> MappingProxyType:
+    unknown = set(namespaces) - set(NAMESPACES)
+    if unknown:
+        raise ValueError(f"unknown namespaces {sorted(unknown)}")
+    return MappingProxyType({k: tuple(v.split()) for k, v in namespaces.items()})
+
+
+STAGES: tuple[Package, ...] = (
+    Package(
+        name="core",
+        order=0,
+        distribution="tinytorch-core",
+        folder=".",
+        package="tinytorch_core",
+        title="Tensors and autograd",
+        introduces="Tensor, Function, autograd, primitive ops, Module, Parameter, plugin host, gradcheck",
+        symbols=_symbols(
+            ops="add sub mul div pow neg exp log sqrt abs maximum minimum clip where cast clone matmul "
+            "sum mean max min var reshape transpose broadcast_to getitem concatenate stack",
+        ),
+    ),
+    Package(
+        name="nn",
+        order=1,
+        distribution="tinytorch-nn",
+        folder="plugins/nn",
+        package="tinytorch_nn",
+        requires=("core",),
+        title="Layers, losses, optimizers and data",
+        introduces="Linear, activations, losses, optimizers, data loading, init, saving",
+        symbols=_symbols(
+            nn="Linear Sequential Identity Dropout ReLU LeakyReLU Sigmoid Tanh GELU Softmax LogSoftmax "
+            "MSELoss BCELoss BCEWithLogitsLoss CrossEntropyLoss NLLLoss",
+            ops="linear relu leaky_relu sigmoid tanh gelu softmax log_softmax dropout mse_loss "
+            "binary_cross_entropy binary_cross_entropy_with_logits cross_entropy nll_loss",
+            optim="SGD Adam AdamW StepLR CosineAnnealingLR LinearWarmup clip_grad_norm_",
+            data="Dataset TensorDataset DataLoader",
+            init="xavier_uniform_ xavier_normal_ kaiming_uniform_ kaiming_normal_ zeros_ ones_",
+            io="save load",
+        ),
+    ),
+    Package(
+        name="spatial",
+        order=2,
+        distribution="tinytorch-spatial",
+        folder="plugins/spatial",
+        package="tinytorch_spatial",
+        requires=("nn",),
+        title="Convolution and pooling",
+        introduces="Conv2d, MaxPool2d, AvgPool2d, Flatten, BatchNorm2d",
+        symbols=_symbols(
+            nn="Conv2d MaxPool2d AvgPool2d Flatten BatchNorm2d",
+            ops="conv2d max_pool2d avg_pool2d batch_norm2d",
+        ),
+    ),
+    Package(
+        name="embeddings",
+        order=3,
+        distribution="tinytorch-embeddings",
+        folder="plugins/embeddings",
+        package="tinytorch_embeddings",
+        requires=("nn",),
+        title="Embeddings and tokenization",
+        introduces="Embedding, positional encodings, character tokenizer",
+        symbols=_symbols(
+            nn="Embedding SinusoidalPositionalEncoding LearnedPositionalEmbedding",
+            ops="embedding",
+            text="CharTokenizer",
+        ),
+    ),
+    Package(
+        name="attention",
+        order=4,
+        distribution="tinytorch-attention",
+        folder="plugins/attention",
+        package="tinytorch_attention",
+        requires=("embeddings",),
+        title="Attention and transformers",
+        introduces="scaled dot-product attention, MultiHeadAttention, LayerNorm, TransformerBlock, GPT",
+        symbols=_symbols(
+            nn="MultiHeadAttention LayerNorm FeedForward TransformerBlock GPT",
+            ops="scaled_dot_product_attention layer_norm",
+        ),
+    ),
+)
+
+#: the verification suite: a plugin of its own that is not a stage
+MILESTONES = Package(
+    name="milestones",
+    distribution="tinytorch-milestones",
+    folder="milestones",
+    package="tinytorch_milestones",
+    requires=("core",),
+    title="Milestone verification suite",
+    introduces="Perceptron 1957, XOR 1969, MLP 1986, CNN 1998, Transformer 2017 and their data",
+)
+
+PACKAGES: tuple[Package, ...] = STAGES + (MILESTONES,)
+_BY_NAME = {p.name: p for p in PACKAGES}
+
+
+def get(name: str) -> Package | None:
+    return _BY_NAME.get(name)
+
+
+def stage(name: str) -> Package:
+    pkg = _BY_NAME.get(name)
+    if pkg is None or not pkg.is_stage:
+        raise KeyError(f"unknown stage '{name}'; the stages are {[s.name for s in STAGES]}")
+    return pkg
+
+
+def prerequisites(name: str) -> list[Package]:
+    """The package and everything it needs, in install order (core first)."""
+    needed: dict[str, Package] = {}
+    stack = [name]
+    while stack:
+        pkg = _BY_NAME[stack.pop()]
+        if pkg.name not in needed:
+            needed[pkg.name] = pkg
+            stack.extend(pkg.requires)
+    return sorted(needed.values(), key=lambda p: (p.order if p.is_stage else len(STAGES), p.name))
+
+
+def install_command(name: str) -> str:
+    """The exact command, run from the repository root, that installs ``name`` and its prerequisites."""
+    folders = [p.folder if p.folder == "." else f"./{p.folder}" for p in prerequisites(name)]
+    return "pip install " + " ".join(folders)
+
+
+def stage_providing(namespace: str, name: str) -> Package | None:
+    for pkg in STAGES:
+        if pkg.provides(namespace, name):
+            return pkg
+    return None
+
+
+def names_in(namespace: str) -> list[str]:
+    return [n for pkg in STAGES for n in pkg.symbols.get(namespace, ())]

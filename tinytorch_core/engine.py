@@ -1,0 +1,178 @@
+"""The backward engine: iterative, one visit per node, validated gradients.
+
+Nodes are processed in topological order (Kahn's algorithm over the number of
+consumers each node has inside the graph), so every node runs its backward once
+with the sum of all gradients that reach it, and depth is limited only by memory,
+never by Python's recursion limit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .function import GraphError
+from .grad_mode import GradMode
+from .tensor import Tensor
+
+_ndarray = np.ndarray
+
+
+def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
+    if not root.requires_grad:
+        raise GraphError(
+            "backward() was called on a tensor that does not require grad: it was not created with "
+            "requires_grad=True, was computed under no_grad(), or holds integer/bool data"
+        )
+    if grad is None:
+        if root.data.size != 1:
+            raise GraphError(
+                f"backward() of a non-scalar tensor (shape {root.data.shape}) needs a gradient "
+                "argument of the same shape, e.g. t.backward(np.ones_like(t.data)), or reduce "
+                "it first (t.sum().backward())"
+            )
+        seed = np.ones_like(root.data)
+    else:
+        seed = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=root.data.dtype)
+        if seed.shape != root.data.shape:
+            raise GraphError(
+                f"backward(): the gradient argument has shape {seed.shape}, "
+                f"expected the tensor's shape {root.data.shape}"
+            )
+
+    claimed: set[int] = set()
+    node = root._node
+    if node is None:
+        _accumulate_leaf(root, seed, claimed)
+        return
+
+    consumers = _count_consumers(node)
+    pending = {node: [None] * node._n_outputs}
+    pending[node][root._out_index] = seed
+    ready = [node]
+    grad_on = GradMode.enabled
+    GradMode.enabled = False
+    try:
+        while ready:
+            n = ready.pop()
+            _propagate(n, pending.pop(n), pending, consumers, ready, claimed)
+            if not retain_graph:
+                n._saved = None
+    finally:
+        GradMode.enabled = grad_on
+
+
+def _count_consumers(root_node) -> dict:
+    consumers = {root_node: 0}
+    stack = [root_node]
+    while stack:
+        n = stack.pop()
+        for p in n._parents:
+            if p is None:
+                continue
+            pn = p._node
+            if pn is None:
+                continue
+            count = consumers.get(pn)
+            if count is None:
+                consumers[pn] = 1
+                stack.append(pn)
+            else:
+                consumers[pn] = count + 1
+    return consumers
+
+
+def _propagate(n, out_grads, pending, consumers, ready, claimed) -> None:
+    if n._saved is None:
+        raise GraphError(
+            f"backward through {n.display_name()} a second time: its saved arrays were freed by "
+            "the first backward(); pass retain_graph=True to that first call"
+        )
+    if n._saved_versions is not None:
+        for counter, version in n._saved_versions:
+            if counter[0] != version:
+                raise GraphError(
+                    f"{n.display_name()}: an array it saved for backward was modified in place after "
+                    f"the forward (version {version} -> {counter[0]}); gradients would be wrong. "
+                    "Use an out-of-place operation or clone the tensor before modifying it"
+                )
+    if n._output_meta is not None:
+        out_grads = [
+            np.zeros(shape, dtype) if g is None else g
+            for g, (shape, dtype) in zip(out_grads, n._output_meta)
+        ]
+    try:
+        result = n.backward(n, *out_grads)
+    except GraphError:
+        raise
+    except Exception as exc:
+        if hasattr(exc, "add_note"):
+            exc.add_note(f"raised in the backward of {n.display_name()}")
+        raise
+    if type(result) is not tuple:
+        result = (result,)
+    parents = n._parents
+    if len(result) != len(parents):
+        raise GraphError(
+            f"backward of {n.display_name()} returned {len(result)} gradient(s) for "
+            f"{len(parents)} forward input(s); return one per input (None for non-tensors)"
+        )
+    for i, p in enumerate(parents):
+        if p is None:
+            continue
+        g = result[i]
+        if g is None:
+            raise GraphError(
+                f"backward of {n.display_name()} returned None for input {i}, which requires "
+                "grad; return its gradient (zeros if it truly has none)"
+            )
+        if type(g) is not _ndarray:
+            g = np.asarray(g)
+        target = p.data
+        if g.shape != target.shape:
+            g = _unbroadcast(g, target.shape, n, i)
+        if g.dtype != target.dtype:
+            g = g.astype(target.dtype)
+        pn = p._node
+        if pn is None:
+            _accumulate_leaf(p, g, claimed)
+            continue
+        slots = pending.get(pn)
+        if slots is None:
+            slots = pending[pn] = [None] * pn._n_outputs
+        k = p._out_index
+        slots[k] = g if slots[k] is None else slots[k] + g
+        remaining = consumers[pn] - 1
+        consumers[pn] = remaining
+        if remaining == 0:
+            ready.append(pn)
+
+
+def _unbroadcast(g, shape, node, index):
+    """Sum a gradient computed in the broadcast shape back to the input's shape."""
+    original = g.shape
+    lead = g.ndim - len(shape)
+    if lead > 0:
+        g = g.sum(axis=tuple(range(lead)))
+    if lead >= 0:
+        axes = tuple(k for k, s in enumerate(shape) if s == 1 and g.shape[k] != 1)
+        if axes:
+            g = g.sum(axis=axes, keepdims=True)
+    if g.shape != shape:
+        raise GraphError(
+            f"backward of {node.display_name()} returned a gradient of shape {original} for "
+            f"input {index}, whose shape is {shape} (not reducible by un-broadcasting)"
+        )
+    return g
+
+
+def _accumulate_leaf(leaf: Tensor, g, claimed: set) -> None:
+    # A stored gradient must own its memory: users and optimizers modify .grad in place.
+    existing = leaf.grad
+    if existing is None:
+        if g.base is not None or not g.flags.writeable or id(g) in claimed:
+            g = g.copy()
+        claimed.add(id(g))
+        leaf.grad = Tensor._make(g, False, None, 0)
+    else:
+        # out of place: g may still be pending elsewhere in this backward pass
+        leaf.grad = Tensor._make(existing.data + g, False, None, 0)

@@ -1,0 +1,50 @@
+"""Tensor constructors."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .random import resolve_generator
+from .tensor import DEFAULT_FLOAT, Tensor
+
+
+def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+def _shape(shape):
+    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+
+
+def zeros(*shape, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+    return Tensor._make(np.zeros(_shape(shape), dtype), False, None, 0).requires_grad_(requires_grad)
+
+
+def ones(*shape, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+    return Tensor._make(np.ones(_shape(shape), dtype), False, None, 0).requires_grad_(requires_grad)
+
+
+def full(shape, value, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+    return Tensor._make(np.full(shape, value, dtype), False, None, 0).requires_grad_(requires_grad)
+
+
+def zeros_like(t: Tensor, requires_grad: bool = False) -> Tensor:
+    return zeros(t.shape, dtype=t.dtype, requires_grad=requires_grad)
+
+
+def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
+    return ones(t.shape, dtype=t.dtype, requires_grad=requires_grad)
+
+
+def arange(*args, dtype=None) -> Tensor:
+    return Tensor._make(np.arange(*args, dtype=dtype), False, None, 0)
+
+
+def randn(*shape, generator=None, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+    data = resolve_generator(generator).standard_normal(_shape(shape)).astype(dtype)
+    return Tensor._make(data, False, None, 0).requires_grad_(requires_grad)
+
+
+def rand(*shape, generator=None, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+    data = resolve_generator(generator).random(_shape(shape)).astype(dtype)
+    return Tensor._make(data, False, None, 0).requires_grad_(requires_grad)

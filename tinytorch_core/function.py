@@ -1,0 +1,154 @@
+"""``Function``: the one way to define a differentiable operation.
+
+A subclass supplies ``forward(ctx, *arrays)`` and ``backward(ctx, *grads)`` as
+static methods. ``apply`` unwraps Tensors to arrays, runs ``forward`` with
+recording off, and, when grad mode is on and some input requires grad, makes
+the context object the graph node of the outputs. Nobody attaches a backward
+by hand, so no op can return a result that silently drops its gradient.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .grad_mode import GradMode
+
+_ndarray = np.ndarray
+
+
+class GraphError(RuntimeError):
+    """Misuse of the autograd graph (freed graph, in-place change, bad backward)."""
+
+
+def _shares_owner(a, b) -> bool:
+    """True when array ``a`` is ``b`` or a view of the memory ``b`` owns or views."""
+    if a is b:
+        return True
+    base = a.base
+    return base is not None and (base is b or base is b.base)
+
+
+class Function:
+    """Base class of differentiable operations. Instances are both ``ctx`` and graph node."""
+
+    #: qualified op name (``stage::name``), set when the op is registered
+    name: str | None = None
+    #: False for ops whose outputs never carry gradients (registration skips gradcheck)
+    differentiable: bool = True
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError("Function subclasses must define a static forward(ctx, *args)")
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise NotImplementedError("Function subclasses must define a static backward(ctx, *grads)")
+
+    # ---- context API used inside forward/backward ----------------------------------------
+    def save_for_backward(self, *arrays) -> None:
+        self._saved = arrays
+
+    @property
+    def saved_tensors(self) -> tuple:
+        if self._saved is None:
+            raise GraphError(
+                f"{self.display_name()}: saved arrays were already freed by an earlier backward; "
+                "pass retain_graph=True to the first backward() to backpropagate twice"
+            )
+        return self._saved
+
+    @classmethod
+    def display_name(cls) -> str:
+        return cls.name or cls.__qualname__
+
+    def __repr__(self) -> str:
+        return f"<{self.display_name()}>"
+
+    # ---- the only way outputs get a graph node ---------------------------------------------
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        grad_on = GradMode.enabled
+        raw = list(args)
+        needs = [False] * len(args)
+        any_needs = False
+        for i, a in enumerate(args):
+            if isinstance(a, Tensor):
+                raw[i] = a.data
+                if grad_on and a.requires_grad:
+                    needs[i] = True
+                    any_needs = True
+        if kwargs:
+            for key, value in kwargs.items():
+                if isinstance(value, Tensor):
+                    if grad_on and value.requires_grad:
+                        raise TypeError(
+                            f"{cls.display_name()}: keyword argument '{key}' is a tensor that requires "
+                            "grad; pass differentiable inputs positionally so they get a gradient"
+                        )
+                    kwargs[key] = value.data
+
+        ctx = object.__new__(cls)
+        ctx._saved = ()
+        ctx.needs_input_grad = tuple(needs)
+        GradMode.enabled = False  # forward never records
+        try:
+            out = cls.forward(ctx, *raw, **kwargs)
+        finally:
+            GradMode.enabled = grad_on
+
+        if type(out) is tuple:
+            outputs = tuple(o if type(o) is _ndarray else np.asarray(o) for o in out)
+        else:
+            outputs = (out if type(out) is _ndarray else np.asarray(out),)
+
+        if not any_needs:
+            results = tuple(Tensor._make(o, False, None, 0) for o in outputs)
+            return results if type(out) is tuple else results[0]
+
+        ctx._parents = tuple(a if n else None for a, n in zip(args, needs))
+        ctx._n_outputs = len(outputs)
+        ctx._output_meta = (
+            None if len(outputs) == 1 else tuple((o.shape, o.dtype) for o in outputs)
+        )
+        results = []
+        for index, o in enumerate(outputs):
+            if o.dtype.kind == "f":
+                t = Tensor._make(o, True, ctx, index)
+            else:  # integer or bool results (arg-max, masks) carry no gradient
+                t = Tensor._make(o, False, None, 0)
+            if o.base is not None or len(outputs) > 1:
+                _share_version_with_inputs(t, args)
+            results.append(t)
+        if ctx._saved:
+            _record_saved_versions(ctx, args, results)
+        else:
+            ctx._saved_versions = None
+        return tuple(results) if type(out) is tuple else results[0]
+
+
+def _share_version_with_inputs(output: Tensor, args) -> None:
+    """A view shares its input's version counter, so in-place writes through either are seen."""
+    data = output.data
+    for a in args:
+        if isinstance(a, Tensor) and _shares_owner(data, a.data):
+            output._version_counter = a._version_counter
+            return
+
+
+def _record_saved_versions(ctx: Function, args, outputs) -> None:
+    tensors = [a for a in args if isinstance(a, Tensor)]
+    tensors.extend(outputs)
+    recorded = []
+    for arr in ctx._saved:
+        if type(arr) is not _ndarray:
+            continue
+        for t in tensors:
+            if _shares_owner(arr, t.data):
+                counter = t._version_counter
+                recorded.append((counter, counter[0]))
+                break
+    ctx._saved_versions = tuple(recorded) if recorded else None
+
+
+# Tensor's operators are built from Functions defined in modules that import this one: bind it last.
+from .tensor import Tensor  # noqa: E402

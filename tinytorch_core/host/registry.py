@@ -1,0 +1,160 @@
+"""What plugins register: ops, symbols (layers, optimizers, ...), milestones, CLI commands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .. import catalog
+from ..function import Function
+from .errors import RegistrationError
+
+
+@dataclass(frozen=True)
+class OpEntry:
+    name: str  # qualified, "stage::short"
+    function: type
+    samples: Callable | None
+    call: Callable
+    differentiable: bool
+    plugin: str
+    distribution: str
+    version: str
+
+    @property
+    def short_name(self) -> str:
+        return self.name.split("::", 1)[1]
+
+    @property
+    def stage(self) -> str:
+        return self.name.split("::", 1)[0]
+
+
+@dataclass(frozen=True)
+class SymbolEntry:
+    namespace: str
+    name: str
+    obj: object
+    plugin: str
+    distribution: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Milestone:
+    """A historic result a model must reproduce; ``run(options)`` returns the milestone's result."""
+
+    name: str
+    year: int
+    title: str
+    requires: tuple[str, ...]
+    run: Callable
+    description: str = ""
+    order: int = 0
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    setup: Callable  # setup(argparse.ArgumentParser) -> None
+    run: Callable  # run(args, runtime) -> int exit code
+    plugin: str = ""
+
+
+@dataclass
+class StagedRegistrations:
+    """What one plugin registered during one hook call; committed only if the hook succeeds."""
+
+    ops: list = field(default_factory=list)
+    symbols: list = field(default_factory=list)
+    milestones: list = field(default_factory=list)
+    commands: list = field(default_factory=list)
+
+
+class Registrar:
+    """The object a plugin's ``tinytorch_register_*`` hooks receive."""
+
+    def __init__(self, owner, stage: str | None, staged: StagedRegistrations):
+        self._owner = owner  # PluginRecord
+        self._stage = stage
+        self._staged = staged
+
+    def function(self, name: str, function, *, samples=None, call=None, differentiable=None) -> None:
+        """Register a ``Function`` subclass as op ``name`` (``stage::short``).
+
+        ``samples(rng)`` yields ``Sample`` argument sets (float64) for the automatic gradcheck;
+        ``call`` is the user-facing callable (default ``function.apply``) the samples are passed to.
+        """
+        who = self._owner.describe()
+        if not isinstance(name, str) or name.count("::") != 1 or not all(name.split("::")):
+            raise RegistrationError(f"{who}: op name {name!r} must be qualified as 'stage::name'")
+        prefix = name.split("::")[0]
+        if prefix != (self._stage or self._owner.name):
+            raise RegistrationError(
+                f"{who}: op {name!r} must be named after its stage: '{self._stage or self._owner.name}::...'"
+            )
+        if not (isinstance(function, type) and issubclass(function, Function)):
+            raise RegistrationError(f"{who}: op {name!r} must be a Function subclass, got {function!r}")
+        if differentiable is None:
+            differentiable = function.differentiable
+        if function.forward is Function.forward:
+            raise RegistrationError(f"{who}: op {name!r} ({function.__qualname__}) defines no forward")
+        if differentiable:
+            if function.backward is Function.backward:
+                raise RegistrationError(
+                    f"{who}: differentiable op {name!r} ({function.__qualname__}) defines no backward; "
+                    "gradients would silently stop there"
+                )
+            if samples is None or not callable(samples):
+                raise RegistrationError(
+                    f"{who}: differentiable op {name!r} needs samples=callable(rng) yielding Sample "
+                    "inputs, so it can be gradient-checked"
+                )
+        self._staged.ops.append(
+            OpEntry(
+                name=name,
+                function=function,
+                samples=samples,
+                call=call or function.apply,
+                differentiable=bool(differentiable),
+                plugin=self._owner.name,
+                distribution=self._owner.distribution,
+                version=self._owner.version,
+            )
+        )
+
+    def layer(self, name: str, obj) -> None:
+        """Register a layer (reached as ``tinytorch_core.nn.<name>``)."""
+        self.symbol("nn", name, obj)
+
+    def symbol(self, namespace: str, name: str, obj) -> None:
+        """Register any public object under ``tinytorch_core.<namespace>.<name>``."""
+        if namespace not in catalog.NAMESPACES or namespace == "ops":
+            raise RegistrationError(
+                f"{self._owner.describe()}: unknown namespace {namespace!r}; use one of "
+                f"{[n for n in catalog.NAMESPACES if n != 'ops']} (ops go through registry.function)"
+            )
+        self._staged.symbols.append(
+            SymbolEntry(namespace, name, obj, self._owner.name, self._owner.distribution, self._owner.version)
+        )
+
+
+class MilestoneRegistrar:
+    def __init__(self, owner, staged: StagedRegistrations):
+        self._owner = owner
+        self._staged = staged
+
+    def __call__(self, milestone: Milestone) -> None:
+        if not isinstance(milestone, Milestone):
+            raise RegistrationError(f"{self._owner.describe()}: register() takes a Milestone, got {milestone!r}")
+        self._staged.milestones.append(milestone)
+
+
+class CommandRegistrar:
+    def __init__(self, owner, staged: StagedRegistrations):
+        self._owner = owner
+        self._staged = staged
+
+    def add(self, name: str, *, help: str, setup, run) -> None:  # noqa: A002 - argparse's word
+        self._staged.commands.append(Command(name, help, setup, run, self._owner.name))

@@ -1,0 +1,268 @@
+"""``Parameter`` and ``Module``: the shared contract every layer of every stage builds on."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from .tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A tensor that is a trainable weight: it requires grad unless told otherwise."""
+
+    __slots__ = ()
+
+    def __init__(self, data, requires_grad: bool = True, dtype=None):
+        super().__init__(data, requires_grad=requires_grad, dtype=dtype)
+
+    def __repr__(self) -> str:
+        return "Parameter(" + super().__repr__()[len("tensor(") :]
+
+
+class StateDictError(ValueError):
+    """A state dict that does not fit the module: missing, unexpected or mis-shaped entries."""
+
+
+class Module:
+    """Base class of layers and models.
+
+    Parameters, buffers and sub-modules assigned as attributes register themselves,
+    while staying plain attributes so that reading ``self.weight`` in ``forward`` is fast.
+    """
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    # ---- registration -------------------------------------------------------------------
+    def _registries(self):
+        d = self.__dict__
+        if "_parameters" not in d:
+            raise RuntimeError(
+                f"{type(self).__name__}.__init__ must call super().__init__() before assigning "
+                "parameters, buffers or sub-modules"
+            )
+        return d["_parameters"], d["_buffers"], d["_modules"]
+
+    def __setattr__(self, name, value):
+        if isinstance(value, (Parameter, Module)) or "_parameters" in self.__dict__:
+            params, buffers, modules = self._registries()
+            params.pop(name, None)
+            modules.pop(name, None)
+            if isinstance(value, Parameter):
+                params[name] = value
+                buffers.pop(name, None)
+            elif isinstance(value, Module):
+                modules[name] = value
+                buffers.pop(name, None)
+            elif name in buffers:
+                if value is not None and not isinstance(value, Tensor):
+                    raise TypeError(f"buffer '{name}' must be a Tensor or None, got {type(value).__name__}")
+                buffers[name] = value
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        params, buffers, modules = self._registries()
+        for registry in (params, buffers, modules):
+            registry.pop(name, None)
+        object.__delattr__(self, name)
+
+    def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
+        """A non-trainable state tensor (running statistics) saved in the state dict."""
+        _, buffers, _ = self._registries()
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"register_buffer('{name}'): expected a Tensor, got {type(tensor).__name__}")
+        buffers[name] = tensor
+        if not persistent:
+            self.__dict__.setdefault("_non_persistent", set()).add(name)
+        object.__setattr__(self, name, tensor)
+
+    # ---- traversal ------------------------------------------------------------------------
+    def named_modules(self, prefix: str = ""):
+        seen = set()
+        stack = [(prefix, self)]
+        while stack:
+            name, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield name, module
+            children = list(module._modules.items())
+            for child_name, child in reversed(children):
+                if child is not None:
+                    stack.append((f"{name}.{child_name}" if name else child_name, child))
+
+    def modules(self):
+        for _, m in self.named_modules():
+            yield m
+
+    def children(self):
+        for m in self._modules.values():
+            if m is not None:
+                yield m
+
+    def named_children(self):
+        for name, m in self._modules.items():
+            if m is not None:
+                yield name, m
+
+    def named_parameters(self, prefix: str = ""):
+        seen = set()
+        for mod_name, module in self.named_modules(prefix):
+            for name, p in module._parameters.items():
+                if p is None or id(p) in seen:
+                    continue
+                seen.add(id(p))  # a shared (tied) parameter is listed once
+                yield (f"{mod_name}.{name}" if mod_name else name), p
+
+    def parameters(self):
+        for _, p in self.named_parameters():
+            yield p
+
+    def named_buffers(self, prefix: str = "", persistent_only: bool = False):
+        for mod_name, module in self.named_modules(prefix):
+            skip = module.__dict__.get("_non_persistent", ()) if persistent_only else ()
+            for name, b in module._buffers.items():
+                if b is not None and name not in skip:
+                    yield (f"{mod_name}.{name}" if mod_name else name), b
+
+    def buffers(self):
+        for _, b in self.named_buffers():
+            yield b
+
+    def num_parameters(self) -> int:
+        return sum(p.data.size for p in self.parameters())
+
+    # ---- modes and gradients ----------------------------------------------------------------
+    def train(self, mode: bool = True) -> "Module":
+        for m in self.modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def to(self, dtype) -> "Module":
+        """Cast every floating parameter and buffer (float64 for numerical checks)."""
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"Module.to: expected a floating dtype, got {dtype}")
+        for t in list(self.parameters()) + list(self.buffers()):
+            if t.data.dtype.kind == "f" and t.data.dtype != dtype:
+                t.data = t.data.astype(dtype)
+                t._bump()
+                if t.grad is not None:
+                    t.grad = Tensor._make(t.grad.data.astype(dtype), False, None, 0)
+        return self
+
+    # ---- state ---------------------------------------------------------------------------
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Copies of every parameter and persistent buffer, by dotted name."""
+        state = OrderedDict()
+        for name, p in self.named_parameters():
+            state[name] = p.data.copy()
+        for name, b in self.named_buffers(persistent_only=True):
+            state[name] = b.data.copy()
+        return state
+
+    def load_state_dict(self, state, strict: bool = True) -> dict:
+        """Copy values in place (optimizers keep their references). Mismatches raise
+        ``StateDictError`` listing every missing, unexpected and mis-shaped key."""
+        targets = OrderedDict(self.named_parameters())
+        targets.update(self.named_buffers(persistent_only=True))
+        incoming = {k: (v.data if isinstance(v, Tensor) else np.asarray(v)) for k, v in state.items()}
+        missing = [k for k in targets if k not in incoming]
+        unexpected = [k for k in incoming if k not in targets]
+        mismatched = [
+            f"{k}: checkpoint {incoming[k].shape} vs model {targets[k].data.shape}"
+            for k in targets
+            if k in incoming and incoming[k].shape != targets[k].data.shape
+        ]
+        wrong_kind = [
+            f"{k}: checkpoint dtype {incoming[k].dtype} vs model {targets[k].data.dtype}"
+            for k in targets
+            if k in incoming and incoming[k].dtype.kind != targets[k].data.dtype.kind
+        ]
+        problems = []
+        if strict and missing:
+            problems.append(f"missing keys: {missing}")
+        if strict and unexpected:
+            problems.append(f"unexpected keys: {unexpected}")
+        if mismatched:
+            problems.append(f"shape mismatch: {mismatched}")
+        if wrong_kind:
+            problems.append(f"dtype mismatch: {wrong_kind}")
+        if problems:
+            raise StateDictError(f"load_state_dict into {type(self).__name__}: " + "; ".join(problems))
+        for k, t in targets.items():
+            if k in incoming:
+                t.data[...] = incoming[k]
+                t._bump()
+        return {"missing_keys": missing, "unexpected_keys": unexpected}
+
+    # ---- calling and printing -----------------------------------------------------------------
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = []
+        for name, child in self._modules.items():
+            child_text = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {child_text}")
+        extra = self.extra_repr()
+        if not lines:
+            return f"{type(self).__name__}({extra})"
+        head = f"{type(self).__name__}({extra}" if extra else f"{type(self).__name__}("
+        return head + "\n" + "\n".join(lines) + "\n)"
+
+
+class ModuleList(Module):
+    """A list of sub-modules, registered as ``0``, ``1``, ... so their parameters are found."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        self._items: list[Module] = []
+        for m in modules or ():
+            self.append(m)
+
+    def append(self, module: Module) -> "ModuleList":
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList holds Modules, got {type(module).__name__}")
+        self._modules[str(len(self._items))] = module
+        self._items.append(module)
+        return self
+
+    def extend(self, modules) -> "ModuleList":
+        for m in modules:
+            self.append(m)
+        return self
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return ModuleList(self._items[index])
+        return self._items[index]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self):
+        return iter(self._items)

@@ -1,0 +1,15 @@
+"""Layers: ``Module``, ``Parameter`` and ``ModuleList`` live in core; every concrete layer
+(``Linear``, ``Conv2d``, ...) is registered by its stage and resolved here on first use.
+A layer whose stage is not installed raises ``MissingStageError`` with the install command.
+"""
+
+from .host.namespace import namespace_resolver
+from .module import Module, ModuleList, Parameter, StateDictError
+
+__all__ = ["Module", "ModuleList", "Parameter", "StateDictError"]
+
+__getattr__, _registered = namespace_resolver("nn")
+
+
+def __dir__():
+    return sorted(set(__all__) | set(_registered()))

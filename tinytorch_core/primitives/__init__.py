@@ -1,0 +1,114 @@
+"""Core's differentiable primitives and the table that registers them as ``core::*`` ops."""
+
+from __future__ import annotations
+
+from .arithmetic import (
+    Abs,
+    Add,
+    Cast,
+    Clip,
+    Clone,
+    Div,
+    Exp,
+    Log,
+    MatMul,
+    Maximum,
+    Minimum,
+    Mul,
+    Neg,
+    Pow,
+    Sqrt,
+    Sub,
+    Where,
+    abs,
+    clip,
+    exp,
+    log,
+    matmul,
+    maximum,
+    minimum,
+    sqrt,
+    where,
+)
+from .reduction import Max, Mean, Min, Sum, Var, normalize_axis
+from .shape import (
+    BroadcastTo,
+    Concatenate,
+    GetItem,
+    Reshape,
+    Stack,
+    Transpose,
+    broadcast_to,
+    concatenate,
+    reshape,
+    squeeze,
+    stack,
+    swapaxes,
+    transpose,
+    unsqueeze,
+)
+
+
+def _reducer(fn_class, op):
+    def reduce(x, axis=None, keepdims=False, **kwargs):
+        ndim = len(getattr(x, "shape", ()))
+        return fn_class.apply(x, axis=normalize_axis(axis, ndim, op), keepdims=keepdims, **kwargs)
+
+    reduce.__name__ = reduce.__qualname__ = op
+    reduce.__doc__ = f"{op} over ``axis`` (int, tuple or None) with optional ``keepdims``."
+    return reduce
+
+
+sum = _reducer(Sum, "sum")  # noqa: A001 - the framework's own reduction, as in NumPy
+mean = _reducer(Mean, "mean")
+max = _reducer(Max, "max")  # noqa: A001
+min = _reducer(Min, "min")  # noqa: A001
+var = _reducer(Var, "var")
+
+
+def core_op_table():
+    """(short name, Function, samples, user-facing callable or None for ``apply``)."""
+    from . import arithmetic as ar
+    from . import reduction as rd
+    from . import shape as sh
+
+    return [
+        ("add", Add, ar.binary_samples, None),
+        ("sub", Sub, ar.binary_samples, None),
+        ("mul", Mul, ar.binary_samples, None),
+        ("div", Div, ar.div_samples, None),
+        ("pow", Pow, ar.pow_samples, None),
+        ("neg", Neg, ar.unary_samples, None),
+        ("exp", Exp, ar.unary_samples, exp),
+        ("log", Log, ar.positive_samples, log),
+        ("sqrt", Sqrt, ar.positive_samples, sqrt),
+        ("abs", Abs, ar.kinked_samples, abs),
+        ("maximum", Maximum, ar.maxmin_samples, maximum),
+        ("minimum", Minimum, ar.maxmin_samples, minimum),
+        ("clip", Clip, ar.clip_samples, clip),
+        ("where", Where, ar.where_samples, where),
+        ("cast", Cast, ar.cast_samples, None),
+        ("clone", Clone, ar.unary_samples, None),
+        ("matmul", MatMul, ar.matmul_samples, matmul),
+        ("sum", Sum, rd.reduction_samples, sum),
+        ("mean", Mean, rd.reduction_samples, mean),
+        ("max", Max, rd.extreme_samples, max),
+        ("min", Min, rd.extreme_samples, min),
+        ("var", Var, rd.var_samples, var),
+        ("reshape", Reshape, sh.reshape_samples, reshape),
+        ("transpose", Transpose, sh.transpose_samples, None),
+        ("broadcast_to", BroadcastTo, sh.broadcast_samples, broadcast_to),
+        ("getitem", GetItem, sh.getitem_samples, None),
+        ("concatenate", Concatenate, sh.concatenate_samples, None),
+        ("stack", Stack, sh.stack_samples, None),
+    ]
+
+
+__all__ = [
+    "Abs", "Add", "BroadcastTo", "Cast", "Clip", "Clone", "Concatenate", "Div", "Exp", "GetItem",
+    "Log", "MatMul", "Max", "Maximum", "Mean", "Min", "Minimum", "Mul", "Neg", "Pow", "Reshape",
+    "Sqrt", "Stack", "Sub", "Sum", "Transpose", "Var", "Where",
+    "abs", "broadcast_to", "clip", "concatenate", "exp", "log", "matmul", "max", "maximum", "mean",
+    "min", "minimum", "normalize_axis", "reshape", "sqrt", "squeeze", "stack", "sum", "swapaxes",
+    "transpose", "unsqueeze", "var", "where",
+]

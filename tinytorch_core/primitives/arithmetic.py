@@ -1,0 +1,384 @@
+"""Elementwise and matrix-product primitives. Backward may return a gradient in the
+broadcast shape: the engine sums it back to each input's shape."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..function import Function
+from ..host.samples import Sample, rand_away_from, randn
+from ..tensor import Tensor
+
+
+def _data(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+class Add(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return a + b
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, grad
+
+
+class Sub(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return a - b
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, -grad if ctx.needs_input_grad[1] else None
+
+
+class Mul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        return (grad * b if need_a else None), (grad * a if need_b else None)
+
+
+class Div(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a / b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        ga = grad / b if need_a else None
+        gb = -grad * a / (b * b) if need_b else None
+        return ga, gb
+
+
+class Pow(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        out = a**b
+        ctx.save_for_backward(a, b, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b, out = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        ga = grad * b * a ** (b - 1) if need_a else None
+        gb = None
+        if need_b:
+            positive = np.asarray(a) > 0
+            gb = grad * out * np.log(np.where(positive, a, 1)) * positive
+        return ga, gb
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx, a):
+        return -a
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
+
+
+class Exp(Function):
+    @staticmethod
+    def forward(ctx, a):
+        out = np.exp(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad * out
+
+
+class Log(Function):
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return np.log(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved_tensors
+        return grad / a
+
+
+class Sqrt(Function):
+    @staticmethod
+    def forward(ctx, a):
+        out = np.sqrt(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad * 0.5 / out
+
+
+class Abs(Function):
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return np.abs(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved_tensors
+        return grad * np.sign(a)
+
+
+class Maximum(Function):
+    """Elementwise maximum; at ties the gradient is split evenly."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return np.maximum(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        share = (a > b) + 0.5 * (a == b)
+        return grad * share, grad * (1.0 - share)
+
+
+class Minimum(Function):
+    """Elementwise minimum; at ties the gradient is split evenly."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return np.minimum(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        share = (a < b) + 0.5 * (a == b)
+        return grad * share, grad * (1.0 - share)
+
+
+class Clip(Function):
+    """Clamp to [low, high] (either may be None); gradient passes inside the closed interval."""
+
+    @staticmethod
+    def forward(ctx, a, low, high):
+        ctx.save_for_backward(a)
+        ctx.low, ctx.high = low, high
+        return np.clip(a, low, high)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved_tensors
+        inside = np.ones(a.shape, dtype=bool)
+        if ctx.low is not None:
+            inside &= a >= ctx.low
+        if ctx.high is not None:
+            inside &= a <= ctx.high
+        return grad * inside, None, None
+
+
+class Where(Function):
+    @staticmethod
+    def forward(ctx, condition, a, b):
+        ctx.condition = condition
+        return np.where(condition, a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        cond = ctx.condition
+        need_a, need_b = ctx.needs_input_grad[1:]
+        zero = np.zeros((), dtype=grad.dtype)
+        ga = np.where(cond, grad, zero) if need_a else None
+        gb = np.where(cond, zero, grad) if need_b else None
+        return None, ga, gb
+
+
+class Cast(Function):
+    @staticmethod
+    def forward(ctx, a, dtype):
+        return a.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None  # the engine casts back to the input's dtype
+
+
+class Clone(Function):
+    @staticmethod
+    def forward(ctx, a):
+        return a.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class MatMul(Function):
+    """``a @ b`` for 1-D, 2-D and batched operands (NumPy matmul semantics)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a @ b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        if a.ndim == 2 and b.ndim == 2:
+            return (grad @ b.T if need_a else None), (a.T @ grad if need_b else None)
+        if a.ndim == 1 and b.ndim == 1:
+            return (grad * b if need_a else None), (grad * a if need_b else None)
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        g2 = grad
+        if a.ndim == 1:
+            g2 = np.expand_dims(g2, -2)
+        if b.ndim == 1:
+            g2 = np.expand_dims(g2, -1)
+        ga = gb = None
+        if need_a:
+            ga = g2 @ b2.swapaxes(-1, -2)
+            if a.ndim == 1:
+                ga = ga[..., 0, :]
+        if need_b:
+            gb = a2.swapaxes(-1, -2) @ g2
+            if b.ndim == 1:
+                gb = gb[..., 0]
+        return ga, gb
+
+
+# ---- front-ends that validate before applying --------------------------------------------------
+def matmul(a, b):
+    sa, sb = np.shape(_data(a)), np.shape(_data(b))
+    if len(sa) == 0 or len(sb) == 0:
+        raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {sa} and {sb}")
+    inner_b = sb[0] if len(sb) == 1 else sb[-2]
+    if sa[-1] != inner_b:
+        raise ValueError(
+            f"matmul: shapes {sa} and {sb} are not aligned: the last axis of the first ({sa[-1]}) "
+            f"must equal the {'only' if len(sb) == 1 else 'second-to-last'} axis of the second ({inner_b})"
+        )
+    return MatMul.apply(a, b)
+
+
+def clip(a, low=None, high=None):
+    if low is None and high is None:
+        raise ValueError("clip: give at least one of min and max")
+    return Clip.apply(a, low, high)
+
+
+def where(condition, a, b):
+    cond = _data(condition)
+    cond = np.asarray(cond)
+    if cond.dtype != np.bool_:
+        raise TypeError(f"where: the condition must be a bool tensor, got {cond.dtype}")
+    return Where.apply(cond, a, b)
+
+
+def exp(x):
+    return Exp.apply(x)
+
+
+def log(x):
+    return Log.apply(x)
+
+
+def sqrt(x):
+    return Sqrt.apply(x)
+
+
+def abs(x):  # noqa: A001 - mirrors the NumPy name on purpose
+    return Abs.apply(x)
+
+
+def maximum(a, b):
+    return Maximum.apply(a, b)
+
+
+def minimum(a, b):
+    return Minimum.apply(a, b)
+
+
+# ---- sample inputs for opcheck ---------------------------------------------------------------
+def binary_samples(rng):
+    yield Sample(randn(rng, 3, 4), randn(rng, 3, 4))
+    yield Sample(randn(rng, 2, 3, 4), randn(rng, 4))  # broadcast a trailing axis
+    yield Sample(randn(rng, 3, 1), randn(rng, 1, 5))  # broadcast both ways
+    yield Sample(randn(rng, 3, 2), 1.7)  # tensor with a scalar
+    yield Sample(-0.6, randn(rng, 2, 3))  # scalar on the left
+
+
+def div_samples(rng):
+    yield Sample(randn(rng, 3, 4), rand_away_from(rng, (3, 4)))
+    yield Sample(randn(rng, 2, 3), rand_away_from(rng, (3,)))
+    yield Sample(2.5, rand_away_from(rng, (4,)))
+    yield Sample(randn(rng, 4), 3.0)
+
+
+def pow_samples(rng):
+    yield Sample(rand_away_from(rng, (3, 4), signed=False), 3.0)
+    yield Sample(randn(rng, 5), 2)
+    yield Sample(rand_away_from(rng, (2, 3), signed=False), randn(rng, 2, 3))
+    yield Sample(2.0, randn(rng, 4))
+
+
+def unary_samples(rng):
+    yield Sample(randn(rng, 3, 4))
+    yield Sample(randn(rng, 5))
+
+
+def positive_samples(rng):
+    yield Sample(rand_away_from(rng, (3, 4), signed=False))
+    yield Sample(rand_away_from(rng, (2, 2, 3), signed=False))
+
+
+def kinked_samples(rng):
+    yield Sample(rand_away_from(rng, (3, 4), low=0.1))
+
+
+def maxmin_samples(rng):
+    a = randn(rng, 3, 4)
+    yield Sample(a, a + rand_away_from(rng, (3, 4), low=0.05))
+    yield Sample(randn(rng, 2, 3), rand_away_from(rng, (3,), low=0.1) + 5.0)
+    yield Sample(rand_away_from(rng, (4,), low=0.1), 0.0)
+
+
+def clip_samples(rng):
+    x = rand_away_from(rng, (3, 5), low=0.05, high=2.0)
+    yield Sample(x, -1.0, 1.0)
+    yield Sample(x + 0.03, None, 0.5)
+
+
+def where_samples(rng):
+    cond = rng.random((3, 4)) > 0.5
+    yield Sample(cond, randn(rng, 3, 4), randn(rng, 3, 4))
+    yield Sample(cond, randn(rng, 4), 0.0)
+
+
+def cast_samples(rng):
+    yield Sample(randn(rng, 3, 2), np.dtype(np.float64))
+
+
+def matmul_samples(rng):
+    yield Sample(randn(rng, 3, 4), randn(rng, 4, 2))
+    yield Sample(randn(rng, 2, 3, 4), randn(rng, 2, 4, 5))  # batched
+    yield Sample(randn(rng, 2, 3, 4), randn(rng, 4, 5))  # batch broadcast
+    yield Sample(randn(rng, 4), randn(rng, 4, 3))  # vector @ matrix
+    yield Sample(randn(rng, 3, 4), randn(rng, 4))  # matrix @ vector
+    yield Sample(randn(rng, 4), randn(rng, 4))  # dot
+    yield Sample(randn(rng, 4), randn(rng, 2, 4, 3))  # vector @ batch

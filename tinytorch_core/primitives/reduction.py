@@ -1,0 +1,135 @@
+"""Reductions over an axis tuple (or everything), with or without kept dimensions."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..function import Function
+from ..host.samples import Sample, randn
+
+
+def normalize_axis(axis, ndim: int, op: str):
+    """None stays None; ints and tuples become a tuple of non-negative axes, validated."""
+    if axis is None:
+        return None
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= a < max(ndim, 1):
+            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimension(s)")
+        out.append(int(a) % max(ndim, 1))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: repeated axis in {axis}")
+    return tuple(out)
+
+
+def _expand(grad, axis, keepdims):
+    """Reinsert reduced axes so ``grad`` broadcasts against the input."""
+    if keepdims or axis is None:
+        return grad
+    return np.expand_dims(grad, axis)
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx, a, axis=None, keepdims=False):
+        ctx.shape, ctx.axis, ctx.keepdims = a.shape, axis, keepdims
+        return a.sum(axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return np.broadcast_to(_expand(grad, ctx.axis, ctx.keepdims), ctx.shape)
+
+
+class Mean(Function):
+    @staticmethod
+    def forward(ctx, a, axis=None, keepdims=False):
+        ctx.shape, ctx.axis, ctx.keepdims = a.shape, axis, keepdims
+        out = a.mean(axis=axis, keepdims=keepdims)
+        ctx.count = a.size // max(np.size(out), 1) if a.size else 1
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        g = _expand(grad, ctx.axis, ctx.keepdims) * (1.0 / ctx.count)
+        return np.broadcast_to(g, ctx.shape)
+
+
+class _Extreme(Function):
+    """Max/min: the gradient is shared evenly among the positions that attain the extreme."""
+
+    reduce = staticmethod(np.max)
+
+    @classmethod
+    def _forward(cls, ctx, a, axis, keepdims):
+        if a.size == 0:
+            raise ValueError(f"{cls.display_name()}: reduction of an empty tensor")
+        kept = cls.reduce(a, axis=axis, keepdims=True)
+        ctx.save_for_backward(a, kept)
+        ctx.axis, ctx.keepdims = axis, keepdims
+        if keepdims:
+            return kept
+        return kept.reshape(()) if axis is None else np.squeeze(kept, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, kept = ctx.saved_tensors
+        hit = a == kept
+        count = hit.sum(axis=ctx.axis, keepdims=True)
+        g = grad.reshape(kept.shape) if not ctx.keepdims else grad
+        return hit * (g / count)
+
+
+class Max(_Extreme):
+    reduce = staticmethod(np.max)
+
+    @staticmethod
+    def forward(ctx, a, axis=None, keepdims=False):
+        return Max._forward(ctx, a, axis, keepdims)
+
+
+class Min(_Extreme):
+    reduce = staticmethod(np.min)
+
+    @staticmethod
+    def forward(ctx, a, axis=None, keepdims=False):
+        return Min._forward(ctx, a, axis, keepdims)
+
+
+class Var(Function):
+    """Variance with ``ddof`` (0 = biased, the LayerNorm/BatchNorm convention)."""
+
+    @staticmethod
+    def forward(ctx, a, axis=None, keepdims=False, ddof=0):
+        centered = a - a.mean(axis=axis, keepdims=True)
+        n = a.size if axis is None else int(np.prod([a.shape[i] for i in axis]))
+        if n - ddof <= 0:
+            raise ValueError(f"var: {n} element(s) per reduction is too few for ddof={ddof}")
+        ctx.save_for_backward(centered)
+        ctx.axis, ctx.keepdims, ctx.denominator = axis, keepdims, n - ddof
+        return (centered * centered).sum(axis=axis, keepdims=keepdims) / (n - ddof)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (centered,) = ctx.saved_tensors
+        g = _expand(grad, ctx.axis, ctx.keepdims)
+        return g * centered * (2.0 / ctx.denominator)
+
+
+def reduction_samples(rng):
+    yield Sample(randn(rng, 3, 4))
+    yield Sample(randn(rng, 3, 4), axis=(1,))
+    yield Sample(randn(rng, 2, 3, 4), axis=(0, 2), keepdims=True)
+    yield Sample(randn(rng, 2, 3, 4), axis=(1,), keepdims=False)
+
+
+def var_samples(rng):
+    yield from reduction_samples(rng)
+    yield Sample(randn(rng, 4, 5), axis=(0,), ddof=1)
+
+
+def extreme_samples(rng):
+    # distinct values, so the extreme is unique and finite differences are valid
+    for shape, kwargs in (((3, 4), {}), ((3, 4), {"axis": (1,)}), ((2, 3, 4), {"axis": (0, 2), "keepdims": True})):
+        values = rng.permutation(int(np.prod(shape))).reshape(shape) * 0.1 + randn(rng, *shape) * 0.01
+        yield Sample(values, **kwargs)

@@ -1,0 +1,230 @@
+"""Shape primitives: reshape, transpose, broadcast, indexing, concatenate, stack."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..function import Function
+from ..host.samples import Sample, randn
+from ..tensor import Tensor
+
+
+def _shape_of(x):
+    return np.shape(x.data if isinstance(x, Tensor) else x)
+
+
+class Reshape(Function):
+    @staticmethod
+    def forward(ctx, a, shape):
+        ctx.shape = a.shape
+        return a.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.reshape(ctx.shape), None
+
+
+class Transpose(Function):
+    @staticmethod
+    def forward(ctx, a, axes):
+        ctx.axes = axes
+        return a.transpose(axes)
+
+    @staticmethod
+    def backward(ctx, grad):
+        if ctx.axes is None:
+            return grad.transpose(), None
+        return grad.transpose(np.argsort(ctx.axes)), None
+
+
+class BroadcastTo(Function):
+    @staticmethod
+    def forward(ctx, a, shape):
+        return np.broadcast_to(a, shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None  # the engine sums the broadcast axes away
+
+
+class GetItem(Function):
+    @staticmethod
+    def forward(ctx, a, index):
+        ctx.shape, ctx.index = a.shape, index
+        return a[index]
+
+    @staticmethod
+    def backward(ctx, grad):
+        full = np.zeros(ctx.shape, dtype=grad.dtype)
+        if _has_integer_array(ctx.index):
+            np.add.at(full, ctx.index, grad)  # repeated indices must add up
+        else:
+            full[ctx.index] = grad
+        return full, None
+
+
+def _has_integer_array(index) -> bool:
+    parts = index if type(index) is tuple else (index,)
+    return any(isinstance(p, np.ndarray) and p.dtype.kind in "iu" for p in parts)
+
+
+class Concatenate(Function):
+    @staticmethod
+    def forward(ctx, *arrays, axis=0):
+        ctx.axis = axis
+        ctx.splits = np.cumsum([a.shape[axis] for a in arrays])[:-1]
+        return np.concatenate(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return tuple(np.split(grad, ctx.splits, axis=ctx.axis))
+
+
+class Stack(Function):
+    @staticmethod
+    def forward(ctx, *arrays, axis=0):
+        ctx.axis = axis
+        return np.stack(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return tuple(np.moveaxis(grad, ctx.axis, 0))
+
+
+# ---- front-ends ---------------------------------------------------------------------------------
+def reshape(x, *shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    src = _shape_of(x)
+    try:
+        target = np.empty(src, dtype=np.bool_).reshape(shape).shape  # validates -1 and sizes cheaply
+    except ValueError:
+        raise ValueError(
+            f"reshape: cannot reshape a tensor of shape {src} ({int(np.prod(src))} elements) into {shape}"
+        ) from None
+    return Reshape.apply(x, target)
+
+
+def transpose(x, *axes):
+    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        axes = tuple(axes[0])
+    ndim = len(_shape_of(x))
+    if not axes:
+        return Transpose.apply(x, None)
+    if sorted(a % ndim if -ndim <= a < ndim else -1 for a in axes) != list(range(ndim)):
+        raise ValueError(f"transpose: axes {axes} are not a permutation of the {ndim} axes")
+    return Transpose.apply(x, tuple(a % ndim for a in axes))
+
+
+def swapaxes(x, axis1: int, axis2: int):
+    ndim = len(_shape_of(x))
+    for a in (axis1, axis2):
+        if not -ndim <= a < ndim:
+            raise ValueError(f"swapaxes: axis {a} is out of range for a tensor with {ndim} dimension(s)")
+    perm = list(range(ndim))
+    perm[axis1], perm[axis2] = perm[axis2], perm[axis1]
+    return Transpose.apply(x, tuple(perm))
+
+
+def squeeze(x, axis=None):
+    shape = _shape_of(x)
+    if axis is None:
+        return Reshape.apply(x, tuple(s for s in shape if s != 1))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    norm = set()
+    for a in axes:
+        if not -len(shape) <= a < len(shape):
+            raise ValueError(f"squeeze: axis {a} is out of range for shape {shape}")
+        if shape[a] != 1:
+            raise ValueError(f"squeeze: axis {a} has size {shape[a]}, only axes of size 1 can be removed")
+        norm.add(a % len(shape))
+    return Reshape.apply(x, tuple(s for i, s in enumerate(shape) if i not in norm))
+
+
+def unsqueeze(x, axis: int):
+    shape = _shape_of(x)
+    ndim = len(shape) + 1
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"unsqueeze: axis {axis} is out of range for a result with {ndim} dimensions")
+    axis %= ndim
+    return Reshape.apply(x, shape[:axis] + (1,) + shape[axis:])
+
+
+def broadcast_to(x, shape):
+    shape = tuple(shape)
+    src = _shape_of(x)
+    try:
+        np.broadcast_shapes(src, shape)
+        if len(src) > len(shape) or np.broadcast_shapes(src, shape) != shape:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"broadcast_to: a tensor of shape {src} cannot be broadcast to {shape}") from None
+    return BroadcastTo.apply(x, shape)
+
+
+def _check_joinable(op: str, tensors, axis: int, same_axis: bool):
+    if not tensors:
+        raise ValueError(f"{op}: needs at least one tensor")
+    shapes = [_shape_of(t) for t in tensors]
+    ndim = len(shapes[0])
+    limit = ndim + (0 if same_axis else 1)
+    if not -limit <= axis < max(limit, 1):
+        raise ValueError(f"{op}: axis {axis} is out of range for tensors with {ndim} dimension(s)")
+    axis %= max(limit, 1)
+    for s in shapes[1:]:
+        a = list(s)
+        b = list(shapes[0])
+        if same_axis and len(a) == len(b):
+            a[axis] = b[axis] = 0
+        if a != b:
+            rule = "match except along the axis" if same_axis else "have the same shape"
+            raise ValueError(f"{op}: all tensors must {rule}; got shapes {shapes} (axis={axis})")
+    return axis
+
+
+def concatenate(tensors, axis: int = 0):
+    tensors = list(tensors)
+    axis = _check_joinable("concatenate", tensors, axis, same_axis=True)
+    return Concatenate.apply(*tensors, axis=axis)
+
+
+def stack(tensors, axis: int = 0):
+    tensors = list(tensors)
+    axis = _check_joinable("stack", tensors, axis, same_axis=False)
+    return Stack.apply(*tensors, axis=axis)
+
+
+# ---- sample inputs ------------------------------------------------------------------------------
+def reshape_samples(rng):
+    yield Sample(randn(rng, 3, 4), (2, 6))
+    yield Sample(randn(rng, 2, 3, 4), (-1, 4))
+
+
+def transpose_samples(rng):
+    yield Sample(randn(rng, 3, 4), None)
+    yield Sample(randn(rng, 2, 3, 4), (2, 0, 1))
+
+
+def broadcast_samples(rng):
+    yield Sample(randn(rng, 3, 1), (2, 3, 4))
+    yield Sample(randn(rng, 4), (3, 4))
+
+
+def getitem_samples(rng):
+    x = randn(rng, 4, 5)
+    yield Sample(x, (slice(1, 3), slice(None, None, 2)))
+    yield Sample(x, (None, Ellipsis, 1))
+    yield Sample(x, (np.array([0, 2, 2, 3]),))  # repeated integer indices accumulate
+    yield Sample(x, x > 0)  # boolean mask
+    yield Sample(randn(rng, 2, 3, 4), (Ellipsis, np.array([1, 0, 1])))
+    yield Sample(x, 2)
+
+
+def concatenate_samples(rng):
+    yield Sample(randn(rng, 2, 3), randn(rng, 4, 3), axis=0)
+    yield Sample(randn(rng, 2, 3), randn(rng, 2, 1), randn(rng, 2, 2), axis=1)
+
+
+def stack_samples(rng):
+    yield Sample(randn(rng, 2, 3), randn(rng, 2, 3), axis=0)
+    yield Sample(randn(rng, 2, 3), randn(rng, 2, 3), randn(rng, 2, 3), axis=2)

@@ -1,0 +1,30 @@
+"""Seeded randomness. Every random source in the framework draws from a ``numpy.random.Generator``
+that is either passed explicitly or the default one, which ``manual_seed`` resets."""
+
+from __future__ import annotations
+
+import numpy as np
+
+_default = np.random.default_rng()
+
+
+def manual_seed(seed: int) -> np.random.Generator:
+    """Reseed the default generator (used when no ``generator=`` is given)."""
+    global _default
+    _default = np.random.default_rng(seed)
+    return _default
+
+
+def default_generator() -> np.random.Generator:
+    return _default
+
+
+def resolve_generator(generator=None) -> np.random.Generator:
+    """``generator`` if given (a Generator or an int seed), else the default generator."""
+    if generator is None:
+        return _default
+    if isinstance(generator, np.random.Generator):
+        return generator
+    if isinstance(generator, (int, np.integer)):
+        return np.random.default_rng(int(generator))
+    raise TypeError(f"generator: expected a numpy Generator or an int seed, got {type(generator).__name__}")

@@ -1,0 +1,389 @@
+"""``Tensor``: an array, whether it requires grad, its gradient, and the node that made it."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .grad_mode import GradMode
+
+DEFAULT_FLOAT = np.float32
+
+
+def _as_array(data, dtype):
+    if isinstance(data, Tensor):
+        data = data.data
+    arr = np.array(data, dtype=dtype)  # always a copy: a tensor owns its data
+    if dtype is None and arr.dtype.kind == "f" and arr.dtype != DEFAULT_FLOAT:
+        arr = arr.astype(DEFAULT_FLOAT)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"Tensor: unsupported data type {arr.dtype} (expected float, int or bool data)")
+    return arr
+
+
+class Tensor:
+    """A NumPy array with autograd. Float data defaults to float32; integer data stays integer."""
+
+    __slots__ = ("data", "requires_grad", "grad", "_node", "_out_index", "_version_counter", "__weakref__")
+    __array_ufunc__ = None  # make `ndarray + tensor` call Tensor.__radd__ instead of looping
+    __hash__ = object.__hash__  # __eq__ is elementwise; identity hashing keeps tensors usable as keys
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None):
+        self.data = _as_array(data, dtype)
+        self.grad = None
+        self._node = None
+        self._out_index = 0
+        self._version_counter = [0]
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @staticmethod
+    def _make(data, requires_grad, node, out_index):
+        t = object.__new__(Tensor)
+        t.data = data
+        t.requires_grad = requires_grad
+        t.grad = None
+        t._node = node
+        t._out_index = out_index
+        t._version_counter = [0]
+        return t
+
+    # ---- metadata -------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def grad_fn(self):
+        return self._node
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._node is None
+
+    @property
+    def _version(self) -> int:
+        return self._version_counter[0]
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self.data)
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item(): the tensor has {self.data.size} elements, expected exactly 1")
+        return self.data.item()
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (shared, not copied)."""
+        return self.data
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor with {self.data.size} elements is ambiguous; use .any() or .all()"
+            )
+        return bool(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        extras = []
+        if self.data.dtype != DEFAULT_FLOAT:
+            extras.append(f"dtype={self.data.dtype}")
+        if self._node is not None:
+            extras.append(f"grad_fn=<{self._node.display_name()}>")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return f"tensor({body}{''.join(', ' + e for e in extras)})"
+
+    # ---- autograd -----------------------------------------------------------------------
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(
+                f"only floating-point tensors can require gradients; this one holds {self.data.dtype}"
+            )
+        if not requires_grad and self._node is not None:
+            raise RuntimeError("requires_grad_(False) on a non-leaf tensor; use .detach() instead")
+        self.requires_grad = requires_grad
+        return self
+
+    def detach(self) -> "Tensor":
+        """Same data, no graph. Shares memory and the version counter with this tensor."""
+        t = Tensor._make(self.data, False, None, 0)
+        t._version_counter = self._version_counter
+        return t
+
+    def clone(self) -> "Tensor":
+        return _P.Clone.apply(self)
+
+    def backward(self, grad=None, retain_graph: bool = False) -> None:
+        from .engine import backward
+
+        backward(self, grad, retain_graph)
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # ---- in-place updates (optimizers, initialisers); each bumps the version counter --------
+    def _check_inplace(self, op: str) -> None:
+        if GradMode.enabled and self.requires_grad:
+            raise RuntimeError(
+                f"{op}: in-place change of a tensor that requires grad while grad mode is on; "
+                "wrap the update in no_grad() or use the out-of-place operation"
+            )
+
+    def _bump(self) -> None:
+        self._version_counter[0] += 1
+
+    def _operand(self, value):
+        return value.data if isinstance(value, Tensor) else value
+
+    def copy_(self, source) -> "Tensor":
+        self._check_inplace("copy_")
+        src = np.asarray(self._operand(source))
+        if src.shape != self.data.shape and np.broadcast_shapes(src.shape, self.data.shape) != self.data.shape:
+            raise ValueError(f"copy_: source shape {src.shape} does not fit tensor shape {self.data.shape}")
+        self.data[...] = src
+        self._bump()
+        return self
+
+    def fill_(self, value) -> "Tensor":
+        self._check_inplace("fill_")
+        self.data.fill(value)
+        self._bump()
+        return self
+
+    def zero_(self) -> "Tensor":
+        return self.fill_(0)
+
+    def add_(self, other, alpha=1) -> "Tensor":
+        self._check_inplace("add_")
+        other = self._operand(other)
+        if alpha != 1:
+            other = other * alpha
+        self.data += other
+        self._bump()
+        return self
+
+    def sub_(self, other, alpha=1) -> "Tensor":
+        return self.add_(self._operand(other), alpha=-alpha)
+
+    def mul_(self, other) -> "Tensor":
+        self._check_inplace("mul_")
+        self.data *= self._operand(other)
+        self._bump()
+        return self
+
+    def __setitem__(self, index, value) -> None:
+        self._check_inplace("__setitem__")
+        self.data[_index_operand(index)] = self._operand(value)
+        self._bump()
+
+    # ---- arithmetic -------------------------------------------------------------------------
+    def __add__(self, other):
+        return _P.Add.apply(self, other)
+
+    def __radd__(self, other):
+        return _P.Add.apply(other, self)
+
+    def __sub__(self, other):
+        return _P.Sub.apply(self, other)
+
+    def __rsub__(self, other):
+        return _P.Sub.apply(other, self)
+
+    def __mul__(self, other):
+        return _P.Mul.apply(self, other)
+
+    def __rmul__(self, other):
+        return _P.Mul.apply(other, self)
+
+    def __truediv__(self, other):
+        return _P.Div.apply(self, other)
+
+    def __rtruediv__(self, other):
+        return _P.Div.apply(other, self)
+
+    def __pow__(self, other):
+        return _P.Pow.apply(self, other)
+
+    def __rpow__(self, other):
+        return _P.Pow.apply(other, self)
+
+    def __neg__(self):
+        return _P.Neg.apply(self)
+
+    def __pos__(self):
+        return self
+
+    def __matmul__(self, other):
+        return _P.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _P.matmul(other, self)
+
+    def exp(self):
+        return _P.Exp.apply(self)
+
+    def log(self):
+        return _P.Log.apply(self)
+
+    def sqrt(self):
+        return _P.Sqrt.apply(self)
+
+    def abs(self):
+        return _P.Abs.apply(self)
+
+    __abs__ = abs
+
+    def maximum(self, other):
+        return _P.Maximum.apply(self, other)
+
+    def minimum(self, other):
+        return _P.Minimum.apply(self, other)
+
+    def clip(self, min=None, max=None):
+        return _P.clip(self, min, max)
+
+    def to(self, dtype) -> "Tensor":
+        """Differentiable cast (float64 for numerical checks, float32 for speed)."""
+        if np.dtype(dtype) == self.data.dtype:
+            return self
+        return _P.Cast.apply(self, np.dtype(dtype))
+
+    # ---- comparisons: bool tensors, never differentiable ------------------------------------
+    def __lt__(self, other):
+        return Tensor._make(self.data < self._operand(other), False, None, 0)
+
+    def __le__(self, other):
+        return Tensor._make(self.data <= self._operand(other), False, None, 0)
+
+    def __gt__(self, other):
+        return Tensor._make(self.data > self._operand(other), False, None, 0)
+
+    def __ge__(self, other):
+        return Tensor._make(self.data >= self._operand(other), False, None, 0)
+
+    def __eq__(self, other):
+        return Tensor._make(np.asarray(self.data == self._operand(other)), False, None, 0)
+
+    def __ne__(self, other):
+        return Tensor._make(np.asarray(self.data != self._operand(other)), False, None, 0)
+
+    def __invert__(self):
+        if self.data.dtype != np.bool_:
+            raise TypeError(f"~ needs a bool tensor, got {self.data.dtype}")
+        return Tensor._make(~self.data, False, None, 0)
+
+    def __and__(self, other):
+        return Tensor._make(np.logical_and(self.data, self._operand(other)), False, None, 0)
+
+    def __or__(self, other):
+        return Tensor._make(np.logical_or(self.data, self._operand(other)), False, None, 0)
+
+    def any(self) -> bool:
+        return bool(self.data.any())
+
+    def all(self) -> bool:
+        return bool(self.data.all())
+
+    def argmax(self, axis=None, keepdims: bool = False):
+        return Tensor._make(np.asarray(self.data.argmax(axis=axis, keepdims=keepdims)), False, None, 0)
+
+    def argmin(self, axis=None, keepdims: bool = False):
+        return Tensor._make(np.asarray(self.data.argmin(axis=axis, keepdims=keepdims)), False, None, 0)
+
+    # ---- reductions -------------------------------------------------------------------------
+    def sum(self, axis=None, keepdims: bool = False):
+        return _P.Sum.apply(self, axis=_P.normalize_axis(axis, self.data.ndim, "sum"), keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims: bool = False):
+        return _P.Mean.apply(self, axis=_P.normalize_axis(axis, self.data.ndim, "mean"), keepdims=keepdims)
+
+    def max(self, axis=None, keepdims: bool = False):
+        return _P.Max.apply(self, axis=_P.normalize_axis(axis, self.data.ndim, "max"), keepdims=keepdims)
+
+    def min(self, axis=None, keepdims: bool = False):
+        return _P.Min.apply(self, axis=_P.normalize_axis(axis, self.data.ndim, "min"), keepdims=keepdims)
+
+    def var(self, axis=None, keepdims: bool = False, ddof: int = 0):
+        return _P.Var.apply(
+            self, axis=_P.normalize_axis(axis, self.data.ndim, "var"), keepdims=keepdims, ddof=ddof
+        )
+
+    # ---- shape ------------------------------------------------------------------------------
+    def reshape(self, *shape):
+        return _P.reshape(self, *shape)
+
+    def flatten(self, start_axis: int = 0):
+        lead = self.data.shape[:start_axis]
+        return _P.reshape(self, *lead, -1)
+
+    def transpose(self, *axes):
+        return _P.transpose(self, *axes)
+
+    def permute(self, *axes):
+        return _P.transpose(self, *axes)
+
+    def swapaxes(self, axis1: int, axis2: int):
+        return _P.swapaxes(self, axis1, axis2)
+
+    @property
+    def T(self):
+        return _P.transpose(self)
+
+    def squeeze(self, axis=None):
+        return _P.squeeze(self, axis)
+
+    def unsqueeze(self, axis: int):
+        return _P.unsqueeze(self, axis)
+
+    def expand_dims(self, axis: int):
+        return _P.unsqueeze(self, axis)
+
+    def broadcast_to(self, shape):
+        return _P.broadcast_to(self, shape)
+
+    def __getitem__(self, index):
+        return _P.GetItem.apply(self, _index_operand(index))
+
+
+def _index_operand(index):
+    """Unwrap tensors inside an index so NumPy sees plain arrays."""
+    if isinstance(index, Tensor):
+        return index.data
+    if type(index) is tuple:
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return index
+
+
+def is_scalar(value) -> bool:
+    return isinstance(value, numbers.Number)
+
+
+# The primitive ops import Function, which imports this module: bind them last.
+from . import primitives as _P  # noqa: E402

@@ -1,0 +1,157 @@
+"""Numerical verification: ``gradcheck`` (float64 central differences) and ``opcheck``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .function import Function
+from .grad_mode import no_grad
+from .tensor import Tensor
+
+
+class GradcheckError(AssertionError):
+    """An analytic gradient disagrees with finite differences (or is missing)."""
+
+
+class OpCheckError(AssertionError):
+    """An op failed its registration checks or a gradcheck on one of its samples."""
+
+
+def _is_float_array(value) -> bool:
+    return isinstance(value, np.ndarray) and value.dtype.kind == "f"
+
+
+def _outputs(result, label):
+    outs = result if isinstance(result, tuple) else (result,)
+    for o in outs:
+        if not isinstance(o, Tensor):
+            raise GradcheckError(f"{label}: returned {type(o).__name__}, expected Tensor output(s)")
+    return outs
+
+
+def gradcheck(fn, *args, eps: float = 1e-6, atol: float = 1e-6, rtol: float = 1e-4,
+              seed: int = 0, label: str | None = None, **kwargs) -> bool:
+    """Compare the gradients ``fn`` computes with central differences, in float64.
+
+    Float ``ndarray`` arguments (and Tensors that require grad) are the differentiable
+    inputs; everything else passes through. The scalar checked is ``sum(out * W)`` with
+    a fixed random ``W`` per output, so every output element contributes. Raises
+    ``GradcheckError`` naming the op, the input and the worst element; returns True.
+    """
+    label = label or getattr(fn, "__qualname__", repr(fn))
+    rng = np.random.default_rng(seed)
+    arrays: dict[int, np.ndarray] = {}
+    call_args = list(args)
+    for i, a in enumerate(args):
+        if _is_float_array(a) or (isinstance(a, Tensor) and a.requires_grad):
+            arr = np.array(a.data if isinstance(a, Tensor) else a, dtype=np.float64)
+            arrays[i] = arr
+            call_args[i] = Tensor(arr, requires_grad=True, dtype=np.float64)
+    if not arrays:
+        raise GradcheckError(f"{label}: no differentiable (float ndarray) argument to check")
+    originals = {i: arrays[i].copy() for i in arrays}
+
+    outs = _outputs(fn(*call_args, **kwargs), label)
+    for i, arr in arrays.items():
+        if not np.array_equal(arr, originals[i]) or not np.array_equal(call_args[i].data, originals[i]):
+            raise GradcheckError(f"{label}: forward modified its input {i} in place")
+    weights = []
+    for k, o in enumerate(outs):
+        if o.data.dtype.kind != "f":
+            weights.append(None)
+            continue
+        if o.data.dtype != np.float64:
+            raise GradcheckError(
+                f"{label}: output {k} is {o.data.dtype} for float64 inputs; an op must keep float64"
+            )
+        if not o.requires_grad:
+            raise GradcheckError(
+                f"{label}: output {k} carries no gradient although its inputs require grad "
+                "(a gradient would silently stop here)"
+            )
+        weights.append(rng.standard_normal(o.data.shape))
+    live = [(o, w) for o, w in zip(outs, weights) if w is not None]
+    if len(live) == 1:
+        live[0][0].backward(live[0][1])
+    else:
+        total = None
+        for o, w in live:
+            term = (o * w).sum()
+            total = term if total is None else total + term
+        total.backward()
+
+    def objective() -> float:
+        with no_grad():
+            res = _outputs(fn(*call_args, **kwargs), label)
+        return float(sum(np.sum(o.data * w) for o, w in zip(res, weights) if w is not None))
+
+    for i, arr in arrays.items():
+        t = call_args[i]
+        numeric = np.zeros_like(arr)
+        flat, num_flat = t.data.reshape(-1), numeric.reshape(-1)
+        for j in range(flat.size):
+            keep = flat[j]
+            flat[j] = keep + eps
+            plus = objective()
+            flat[j] = keep - eps
+            minus = objective()
+            flat[j] = keep
+            num_flat[j] = (plus - minus) / (2 * eps)
+        if t.grad is None:
+            if np.any(np.abs(numeric) > atol):
+                raise GradcheckError(
+                    f"{label}: input {i} {arr.shape} received no gradient, but finite differences "
+                    f"say it matters (max |d| = {np.abs(numeric).max():.3g})"
+                )
+            continue
+        analytic = t.grad.data
+        if analytic.shape != arr.shape:
+            raise GradcheckError(f"{label}: gradient of input {i} has shape {analytic.shape}, expected {arr.shape}")
+        if not np.allclose(analytic, numeric, atol=atol, rtol=rtol):
+            err = np.abs(analytic - numeric)
+            worst = np.unravel_index(np.argmax(err), err.shape)
+            raise GradcheckError(
+                f"{label}: gradient of input {i} {arr.shape} does not match finite differences: "
+                f"max abs error {err.max():.3g} at index {tuple(int(w) for w in worst)} "
+                f"(analytic {analytic[worst]:.6g}, numeric {numeric[worst]:.6g})"
+            )
+    return True
+
+
+@dataclass(frozen=True)
+class OpCheckReport:
+    name: str
+    plugin: str
+    samples_checked: int
+
+
+def opcheck(name: str, runtime=None, seed: int = 0, **tolerances) -> OpCheckReport:
+    """Registration checks plus a gradcheck of every registered sample of op ``name``."""
+    from .host.runtime import default_runtime
+
+    rt = runtime or default_runtime()
+    entry = rt.op(name)
+    fn = entry.function
+    if not (isinstance(fn, type) and issubclass(fn, Function)):
+        raise OpCheckError(f"{entry.name}: not a Function subclass")
+    if entry.differentiable and fn.backward is Function.backward:
+        raise OpCheckError(f"{entry.name}: differentiable but defines no backward")
+    if entry.samples is None:
+        if entry.differentiable:
+            raise OpCheckError(f"{entry.name}: differentiable but registered without samples")
+        return OpCheckReport(entry.name, entry.plugin, 0)
+    samples = list(entry.samples(np.random.default_rng(seed)))
+    if not samples:
+        raise OpCheckError(f"{entry.name}: its samples callable yielded no sample")
+    for k, sample in enumerate(samples):
+        label = f"{entry.name} sample {k} {sample.describe()}"
+        if entry.differentiable:
+            try:
+                gradcheck(entry.call, *sample.args, label=label, seed=seed + k, **tolerances, **sample.kwargs)
+            except GradcheckError as exc:
+                raise OpCheckError(str(exc)) from None
+        else:
+            entry.call(*sample.args, **sample.kwargs)
+    return OpCheckReport(entry.name, entry.plugin, len(samples))
