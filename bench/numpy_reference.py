@@ -108,6 +108,31 @@ class _Fresh:
 _FRESH = _Fresh()
 
 
+_ONES: dict = {}
+
+
+def _col_sum(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Sum over the rows of a 2-D array as a matrix-vector product (much faster than
+    ``a.sum(axis=0)`` for tall, narrow arrays)."""
+    key = (a.shape[0], a.dtype)
+    ones = _ONES.get(key)
+    if ones is None:
+        ones = _ONES[key] = np.ones(a.shape[0], a.dtype)
+    return np.matmul(ones, a, out=out)
+
+
+def _add_bias(z: np.ndarray, b: np.ndarray) -> None:
+    """In-place ``z += b`` for a C-contiguous 2-D ``z``.  Narrow rows are grouped so
+    the broadcast runs over long inner loops instead of many short ones."""
+    rows, cols = z.shape
+    group = math.gcd(rows, 64) if cols < 64 else 1
+    if group > 1:
+        wide = z.reshape(rows // group, group * cols)
+        wide += np.tile(b, group)
+    else:
+        z += b
+
+
 def _uniform(rng: np.random.Generator, shape, bound: float, dtype) -> np.ndarray:
     return rng.uniform(-bound, bound, size=shape).astype(dtype)
 
@@ -249,7 +274,7 @@ class MLP:
             w = params[name + ".weight"]
             h_in = acts[i]
             grads[name + ".weight"] = np.matmul(dz.T, h_in, out=gws.get(name + ".weight", w.shape, dtype))
-            grads[name + ".bias"] = np.sum(dz, axis=0, out=gws.get(name + ".bias", (w.shape[0],), dtype))
+            grads[name + ".bias"] = _col_sum(dz, out=gws.get(name + ".bias", (w.shape[0],), dtype))
             if i > 0:
                 dh = np.matmul(dz, w, out=ws.get(("dh", i), h_in.shape, dtype))
                 dh *= h_in > 0
@@ -291,13 +316,16 @@ def maxpool_quarters_forward(zq: np.ndarray, out: np.ndarray | None = None, idx:
     np.maximum(out, tmp, out=out)
     if idx is None:
         idx = np.empty(out.shape, np.int8)
-    idx.fill(3)
-    hit = np.equal(z2, out)  # later positions first, earlier ones overwrite
-    np.copyto(idx, 2, where=hit)
+    # first max wins: idx = 0 if z0 == out else 1 if z1 == out else 2 if z2 == out else 3,
+    # built from the back with integer arithmetic (much faster than np.where chains)
+    hit = np.equal(z2, out)
+    np.subtract(3, hit, out=idx, dtype=np.int8)  # 2 or 3
     np.equal(z1, out, out=hit)
-    np.copyto(idx, 1, where=hit)
-    np.equal(z0, out, out=hit)
-    np.copyto(idx, 0, where=hit)
+    shift = np.subtract(idx, 1)
+    shift *= hit
+    idx -= shift  # 1 where z1 == out
+    np.not_equal(z0, out, out=hit)
+    idx *= hit  # 0 where z0 == out
     return out, idx
 
 
@@ -390,7 +418,7 @@ class CNN:
             cols = cols8.reshape(4 * m, k * k * c)
             wmat = params[name + ".weight"].transpose(0, 2, 3, 1).reshape(oc, k * k * c)  # (O, kh*kw*C)
             z = np.matmul(cols, wmat.T, out=ws.get(("z", li), (4 * m, oc), dtype))
-            z += params[name + ".bias"]
+            _add_bias(z, params[name + ".bias"])
             pooled, idx = maxpool_quarters_forward(
                 z.reshape(4, m, oc),
                 out=ws.get(("pool", li), (m, oc), dtype),
@@ -409,7 +437,7 @@ class CNN:
         grads: dict = {}
         fc = self.fc_name
         grads[fc + ".weight"] = np.matmul(dlogits.T, flat, out=gws.get(fc + ".weight", wfc.shape, dtype))
-        grads[fc + ".bias"] = np.sum(dlogits, axis=0, out=gws.get(fc + ".bias", (self.n_classes,), dtype))
+        grads[fc + ".bias"] = _col_sum(dlogits, out=gws.get(fc + ".bias", (self.n_classes,), dtype))
         dflat = dlogits @ wfc
         da = dflat.reshape(n, a.shape[3], a.shape[1], a.shape[2]).transpose(0, 2, 3, 1)  # NHWC view
 
@@ -424,7 +452,7 @@ class CNN:
             gout = gws.get(name + ".weight", (oc, c, k, k), dtype)
             np.copyto(gout, gw.reshape(oc, k, k, c).transpose(0, 3, 1, 2))
             grads[name + ".weight"] = gout
-            grads[name + ".bias"] = np.sum(dz, axis=0, out=gws.get(name + ".bias", (oc,), dtype))
+            grads[name + ".bias"] = _col_sum(dz, out=gws.get(name + ".bias", (oc,), dtype))
             if li == 0:
                 break  # no gradient is needed for the input images
             # input gradient: back to natural (n, y, x) row order (cheap: O columns),
@@ -459,33 +487,35 @@ class CNN:
 # --------------------------------------------------------------------------- #
 # Transformer family (W6, W7)
 # --------------------------------------------------------------------------- #
-def _layernorm_forward(x2: np.ndarray, w: np.ndarray, b: np.ndarray):
-    """LayerNorm over the last axis of a 2-D array; returns (y, (xhat, rstd))."""
-    mu = x2.mean(axis=1, keepdims=True)
-    xc = x2 - mu
-    var = np.einsum("ij,ij->i", xc, xc)[:, None]
-    var *= 1.0 / x2.shape[1]
+def _layernorm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, out: np.ndarray, xhat: np.ndarray):
+    """LayerNorm over the last axis of a 2-D array into ``out``; returns (out, (xhat, rstd))."""
+    mu = x.mean(axis=1, keepdims=True)
+    np.subtract(x, mu, out=xhat)
+    var = np.einsum("ij,ij->i", xhat, xhat)[:, None]
+    var *= 1.0 / x.shape[1]
     var += LN_EPS
     rstd = np.sqrt(var)
     np.reciprocal(rstd, out=rstd)
-    xc *= rstd  # xhat
-    y = xc * w
-    y += b
-    return y, (xc, rstd)
+    xhat *= rstd
+    np.multiply(xhat, w, out=out)
+    out += b
+    return out, (xhat, rstd)
 
 
-def _layernorm_backward(dy: np.ndarray, cache, w: np.ndarray):
-    """Returns (dx, dw, db) for ``_layernorm_forward``."""
+def _layernorm_backward(dy: np.ndarray, cache, w: np.ndarray, out: np.ndarray, tmp: np.ndarray):
+    """Gradient of :func:`_layernorm_forward`; returns (dx, dw, db).  ``out`` may alias ``dy``.
+
+    With ``g = dy * w``: ``dx = rstd * (g - mean(g) - xhat * mean(g * xhat))``.
+    """
     xhat, rstd = cache
     dw = np.einsum("ij,ij->j", dy, xhat)
-    db = dy.sum(axis=0)
-    g = dy * w  # dL/dxhat
-    inv_e = 1.0 / dy.shape[1]
+    db = _col_sum(dy)
+    g = np.multiply(dy, w, out=out)
     m1 = g.mean(axis=1, keepdims=True)
     m2 = np.einsum("ij,ij->i", g, xhat)[:, None]
-    m2 *= inv_e
+    m2 *= 1.0 / g.shape[1]
     g -= m1
-    g -= xhat * m2
+    g -= np.multiply(xhat, m2, out=tmp)
     g *= rstd
     return g, dw, db
 
@@ -559,82 +589,93 @@ class Transformer:
         tok_w = params["tok_emb.weight"]
         dtype = tok_w.dtype
         bsz, t = tokens.shape
-        e, nh = self.embed, self.heads
+        e, nh, f = self.embed, self.heads, self.ffn
         hd = e // nh
         bt = bsz * t
         scale = 1.0 / math.sqrt(hd)
         tok_flat = tokens.reshape(-1)
 
+        def buf(key, shape):
+            return ws.get(key, shape, dtype)
+
+        def split_heads(a2d, parts):  # (BT, parts*E) -> (parts, B, H, T, D) view
+            return a2d.reshape(bsz, t, parts, nh, hd).transpose(2, 0, 3, 1, 4)
+
         # ---- forward ------------------------------------------------------ #
-        h = tok_w[tokens]
-        h += params["pos_emb.weight"][:t]
-        h = h.reshape(bt, e)
+        h = buf("h", (bt, e))  # residual stream, updated in place
+        np.take(tok_w, tok_flat, axis=0, out=h)
+        h.reshape(bsz, t, e)[...] += params["pos_emb.weight"][:t]
         caches = []
         for bi in range(self.n_blocks):
             pre = f"blocks.{bi}."
             at = pre + "attn."
-            a1, ln1c = _layernorm_forward(h, params[pre + "ln1.weight"], params[pre + "ln1.bias"])
+            a1, ln1c = _layernorm_forward(
+                h, params[pre + "ln1.weight"], params[pre + "ln1.bias"], buf(("a1", bi), (bt, e)), buf(("x1", bi), (bt, e))
+            )
             w_qkv = np.concatenate(
-                (params[at + "q_proj.weight"], params[at + "k_proj.weight"], params[at + "v_proj.weight"])
+                (params[at + "q_proj.weight"], params[at + "k_proj.weight"], params[at + "v_proj.weight"]),
+                out=buf(("wqkv", bi), (3 * e, e)),
             )
             b_qkv = np.concatenate((params[at + "q_proj.bias"], params[at + "k_proj.bias"], params[at + "v_proj.bias"]))
-            qkv = a1 @ w_qkv.T
+            qkv = np.matmul(a1, w_qkv.T, out=buf(("qkv", bi), (bt, 3 * e)))
             qkv += b_qkv
-            qkv5 = qkv.reshape(bsz, t, 3, nh, hd).transpose(2, 0, 3, 1, 4)  # (3, B, H, T, D) view
-            q, k, v = qkv5[0], qkv5[1], qkv5[2]
-            s = np.matmul(q, k.transpose(0, 1, 3, 2))  # (B, H, T, T)
-            s *= scale
+            q, k, v = split_heads(qkv, 3)  # each (B, H, T, D)
+            p_att = np.matmul(q, k.transpose(0, 1, 3, 2), out=buf(("p", bi), (bsz, nh, t, t)))
+            p_att *= scale
             if self.causal:
-                s += self._causal_mask(t, dtype)
-            s -= s.max(axis=-1, keepdims=True)
-            np.exp(s, out=s)
-            s *= 1.0 / s.sum(axis=-1, keepdims=True)
-            p_att = s
-            o = np.matmul(p_att, v)  # (B, H, T, D)
-            o2 = o.transpose(0, 2, 1, 3).reshape(bt, e)
-            wo = params[at + "out_proj.weight"]
-            att = o2 @ wo.T
+                p_att += self._causal_mask(t, dtype)
+            p_att -= p_att.max(axis=-1, keepdims=True)
+            np.exp(p_att, out=p_att)
+            p_att *= 1.0 / p_att.sum(axis=-1, keepdims=True)
+            o2 = buf(("o2", bi), (bt, e))
+            np.matmul(p_att, v, out=o2.reshape(bsz, t, nh, hd).transpose(0, 2, 1, 3))  # heads merged
+            att = np.matmul(o2, params[at + "out_proj.weight"].T, out=buf("tmp_e", (bt, e)))
             att += params[at + "out_proj.bias"]
-            h = h + att
+            h += att
 
-            a2, ln2c = _layernorm_forward(h, params[pre + "ln2.weight"], params[pre + "ln2.bias"])
-            w1 = params[pre + "ff.fc1.weight"]
-            f1 = a2 @ w1.T
+            a2, ln2c = _layernorm_forward(
+                h, params[pre + "ln2.weight"], params[pre + "ln2.bias"], buf(("a2", bi), (bt, e)), buf(("x2", bi), (bt, e))
+            )
+            f1 = np.matmul(a2, params[pre + "ff.fc1.weight"].T, out=buf(("f1", bi), (bt, f)))
             f1 += params[pre + "ff.fc1.bias"]
-            # GELU, tanh approximation
-            th = f1 * f1
+            # GELU (tanh approximation): g = 0.5 x (1 + tanh(c (x + a x^3)))
+            th = np.multiply(f1, f1, out=buf(("th", bi), (bt, f)))
             th *= GELU_A
             th += 1.0
             th *= f1
             th *= GELU_C
             np.tanh(th, out=th)
-            g = th + 1.0
+            g = np.add(th, 1.0, out=buf(("g", bi), (bt, f)))
             g *= f1
             g *= 0.5
-            w2 = params[pre + "ff.fc2.weight"]
-            f2 = g @ w2.T
+            f2 = np.matmul(g, params[pre + "ff.fc2.weight"].T, out=buf("tmp_e", (bt, e)))
             f2 += params[pre + "ff.fc2.bias"]
-            h = h + f2
+            h += f2
             caches.append((a1, ln1c, w_qkv, q, k, v, p_att, o2, a2, ln2c, f1, th, g))
 
-        zf, lnfc = _layernorm_forward(h, params["ln_f.weight"], params["ln_f.bias"])
+        zf, lnfc = _layernorm_forward(h, params["ln_f.weight"], params["ln_f.bias"], buf("zf", (bt, e)), buf("xf", (bt, e)))
         wh = params["head.weight"]
-        logits = zf @ wh.T
+        logits = np.matmul(zf, wh.T, out=buf("logits", (bt, self.vocab)))
         logits += params["head.bias"]
-        loss, dlogits = cross_entropy(logits, targets.reshape(-1))
+        loss, dlogits = cross_entropy(logits, targets.reshape(-1), inplace=True)
 
         # ---- backward ----------------------------------------------------- #
         grads: dict = {}
 
-        def put(name, value):  # every value below is a freshly computed array (or a view of one)
-            grads[name] = value
+        def gbuf(name, shape):
+            return gws.get(name, shape, dtype)
 
-        put("head.weight", dlogits.T @ zf)
-        put("head.bias", dlogits.sum(axis=0))
-        dzf = dlogits @ wh
-        dh, dw, db = _layernorm_backward(dzf, lnfc, params["ln_f.weight"])
-        put("ln_f.weight", dw)
-        put("ln_f.bias", db)
+        def linear_grads(name, dy, x_in):
+            w = params[name + ".weight"]
+            grads[name + ".weight"] = np.matmul(dy.T, x_in, out=gbuf(name + ".weight", w.shape))
+            grads[name + ".bias"] = _col_sum(dy, out=gbuf(name + ".bias", (w.shape[0],)))
+
+        linear_grads("head", dlogits, zf)
+        dzf = np.matmul(dlogits, wh, out=buf("tmp_e", (bt, e)))
+        dh = buf("dh", (bt, e))
+        _, grads["ln_f.weight"], grads["ln_f.bias"] = _layernorm_backward(
+            dzf, lnfc, params["ln_f.weight"], dh, buf("tmp_e2", (bt, e))
+        )
 
         for bi in range(self.n_blocks - 1, -1, -1):
             pre = f"blocks.{bi}."
@@ -642,67 +683,63 @@ class Transformer:
             a1, ln1c, w_qkv, q, k, v, p_att, o2, a2, ln2c, f1, th, g = caches[bi]
 
             # FFN branch: h = h + fc2(gelu(fc1(ln2(h))))
-            w2 = params[pre + "ff.fc2.weight"]
-            put(pre + "ff.fc2.weight", dh.T @ g)
-            put(pre + "ff.fc2.bias", dh.sum(axis=0))
-            dg = dh @ w2
-            # d gelu / dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2)
-            x2 = f1 * f1
-            x2 *= 3.0 * GELU_A
-            x2 += 1.0
-            x2 *= GELU_C * 0.5
-            x2 *= f1
-            t2 = th * th
-            np.subtract(1.0, t2, out=t2)
-            x2 *= t2
+            linear_grads(pre + "ff.fc2", dh, g)
+            dg = np.matmul(dh, params[pre + "ff.fc2.weight"], out=buf("tmp_f", (bt, f)))
+            # gelu'(x) = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2),  t = tanh(c (x + a x^3))
+            deriv = np.multiply(f1, f1, out=buf("tmp_f2", (bt, f)))
+            deriv *= 3.0 * GELU_A
+            deriv += 1.0
+            deriv *= 0.5 * GELU_C
+            deriv *= f1
+            one_minus_t2 = np.multiply(th, th, out=g)  # g is no longer needed
+            np.subtract(1.0, one_minus_t2, out=one_minus_t2)
+            deriv *= one_minus_t2
             th += 1.0
             th *= 0.5
-            x2 += th
-            dg *= x2
-            w1 = params[pre + "ff.fc1.weight"]
-            put(pre + "ff.fc1.weight", dg.T @ a2)
-            put(pre + "ff.fc1.bias", dg.sum(axis=0))
-            da2 = dg @ w1
-            dx, dw, db = _layernorm_backward(da2, ln2c, params[pre + "ln2.weight"])
-            put(pre + "ln2.weight", dw)
-            put(pre + "ln2.bias", db)
-            dh = dh + dx
+            deriv += th
+            dg *= deriv
+            linear_grads(pre + "ff.fc1", dg, a2)
+            da2 = np.matmul(dg, params[pre + "ff.fc1.weight"], out=buf("tmp_e", (bt, e)))
+            dx, grads[pre + "ln2.weight"], grads[pre + "ln2.bias"] = _layernorm_backward(
+                da2, ln2c, params[pre + "ln2.weight"], da2, buf("tmp_e2", (bt, e))
+            )
+            dh += dx
 
-            # attention branch: h = h + out_proj(attn(ln1(h)))
-            wo = params[at + "out_proj.weight"]
-            put(at + "out_proj.weight", dh.T @ o2)
-            put(at + "out_proj.bias", dh.sum(axis=0))
-            do = (dh @ wo).reshape(bsz, t, nh, hd).transpose(0, 2, 1, 3)  # (B, H, T, D)
-            dqkv = np.empty((3, bsz, nh, t, hd), dtype)
-            np.matmul(p_att.transpose(0, 1, 3, 2), do, out=dqkv[2])  # dV
-            dp = np.matmul(do, v.transpose(0, 1, 3, 2))  # (B, H, T, T)
-            # softmax backward: dS = P * (dP - sum(dP * P))
-            dp -= np.einsum("bhij,bhij->bhi", dp, p_att)[..., None]
-            dp *= p_att
-            dp *= scale
-            np.matmul(dp, k, out=dqkv[0])  # dQ
-            np.matmul(dp.transpose(0, 1, 3, 2), q, out=dqkv[1])  # dK
-            dqkv2 = dqkv.transpose(1, 3, 0, 2, 4).reshape(bt, 3 * e)
-            gw_qkv = dqkv2.T @ a1
-            gb_qkv = dqkv2.sum(axis=0)
+            # attention branch: h = h + out_proj(attention(ln1(h)))
+            linear_grads(at + "out_proj", dh, o2)
+            do2 = np.matmul(dh, params[at + "out_proj.weight"], out=buf("tmp_e", (bt, e)))
+            do = do2.reshape(bsz, t, nh, hd).transpose(0, 2, 1, 3)  # (B, H, T, D)
+            dqkv = buf("dqkv", (bt, 3 * e))
+            dq, dk, dv = split_heads(dqkv, 3)
+            np.matmul(p_att.transpose(0, 1, 3, 2), do, out=dv)
+            ds = np.matmul(do, v.transpose(0, 1, 3, 2), out=buf("ds", (bsz, nh, t, t)))  # dL/dP
+            # softmax backward: dS = P * (dP - sum_j dP * P)
+            ds -= np.einsum("bhij,bhij->bhi", ds, p_att)[..., None]
+            ds *= p_att
+            ds *= scale
+            np.matmul(ds, k, out=dq)
+            np.matmul(ds.transpose(0, 1, 3, 2), q, out=dk)
+            gw_qkv = np.matmul(dqkv.T, a1, out=gbuf(("qkv.weight", bi), (3 * e, e)))
+            gb_qkv = _col_sum(dqkv, out=gbuf(("qkv.bias", bi), (3 * e,)))
             for j, proj in enumerate(("q_proj", "k_proj", "v_proj")):
-                put(at + proj + ".weight", gw_qkv[j * e : (j + 1) * e])
-                put(at + proj + ".bias", gb_qkv[j * e : (j + 1) * e])
-            da1 = dqkv2 @ w_qkv
-            dx, dw, db = _layernorm_backward(da1, ln1c, params[pre + "ln1.weight"])
-            put(pre + "ln1.weight", dw)
-            put(pre + "ln1.bias", db)
-            dh = dh + dx
+                grads[at + proj + ".weight"] = gw_qkv[j * e : (j + 1) * e]
+                grads[at + proj + ".bias"] = gb_qkv[j * e : (j + 1) * e]
+            da1 = np.matmul(dqkv, w_qkv, out=buf("tmp_e", (bt, e)))
+            dx, grads[pre + "ln1.weight"], grads[pre + "ln1.bias"] = _layernorm_backward(
+                da1, ln1c, params[pre + "ln1.weight"], da1, buf("tmp_e2", (bt, e))
+            )
+            dh += dx
 
         # embeddings
-        dh3 = dh.reshape(bsz, t, e)
-        put("pos_emb.weight", dh3.sum(axis=0))
-        onehot = (tok_flat[:, None] == np.arange(self.vocab)).astype(dtype)
-        put("tok_emb.weight", onehot.T @ dh)
+        gpos = gbuf("pos_emb.weight", params["pos_emb.weight"].shape)
+        np.sum(dh.reshape(bsz, t, e), axis=0, out=gpos[:t])
+        gpos[t:] = 0.0
+        grads["pos_emb.weight"] = gpos
+        onehot = buf("onehot", (bt, self.vocab))
+        np.equal(tok_flat[:, None], np.arange(self.vocab), out=onehot)
+        grads["tok_emb.weight"] = np.matmul(onehot.T, dh, out=gbuf("tok_emb.weight", tok_w.shape))
 
-        # order gradients like the parameter dict
-        grads = {name: grads[name] for name in params}
-        return loss, grads
+        return loss, {name: grads[name] for name in params}
 
     def loss_and_grads(self, params: dict, x, y):
         return self._forward_backward(params, x, y, self._ws, _FRESH)

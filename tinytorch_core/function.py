@@ -103,6 +103,9 @@ class Function:
 
         if not any_needs:
             results = tuple(Tensor._make(o, False, None, 0) for o in outputs)
+            for t in results:
+                if t.data.base is not None:
+                    _share_version_with_inputs(t, args)
             return results if type(out) is tuple else results[0]
 
         ctx._parents = tuple(a if n else None for a, n in zip(args, needs))

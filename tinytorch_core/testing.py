@@ -155,3 +155,39 @@ def opcheck(name: str, runtime=None, seed: int = 0, **tolerances) -> OpCheckRepo
         else:
             entry.call(*sample.args, **sample.kwargs)
     return OpCheckReport(entry.name, entry.plugin, len(samples))
+
+
+class _Distribution:
+    def __init__(self, name: str, version: str):
+        self.name = name
+        self.version = version
+        self.metadata = {"Name": name}
+
+
+class FakeEntryPoint:
+    """An in-memory entry point for host tests: ``load()`` returns ``target`` (or calls it when
+    ``call=True``, so a test can make loading raise)."""
+
+    def __init__(self, name: str, target, *, distribution: str | None = None, version: str = "0.0.test",
+                 call: bool = False, value: str | None = None):
+        self.name = name
+        self.value = value or f"<test plugin {name}>"
+        self.group = "tinytorch.stages"
+        self.dist = _Distribution(distribution or f"test-plugin-{name}", version)
+        self._target = target
+        self._call = call
+
+    def load(self):
+        return self._target() if self._call else self._target
+
+
+def plugin_module(name: str, **hooks):
+    """A plugin object whose attributes are the given hook implementations (marked for pluggy)."""
+    import types
+
+    from .host.hookspecs import hookimpl
+
+    module = types.ModuleType(name)
+    for hook_name, fn in hooks.items():
+        setattr(module, hook_name, hookimpl(fn))
+    return module

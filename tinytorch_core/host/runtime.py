@@ -400,6 +400,6 @@ def use_runtime(runtime: Runtime):
     previous = _default
     _default = runtime
     try:
-        yield runtime.load()
+        yield runtime
     finally:
         _default = previous

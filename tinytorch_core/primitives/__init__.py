@@ -104,6 +104,10 @@ def core_op_table():
     ]
 
 
+# Errors name ops by their qualified name even before any runtime has loaded.
+for _short, _function, _samples, _call in core_op_table():
+    _function.name = f"core::{_short}"
+
 __all__ = [
     "Abs", "Add", "BroadcastTo", "Cast", "Clip", "Clone", "Concatenate", "Div", "Exp", "GetItem",
     "Log", "MatMul", "Max", "Maximum", "Mean", "Min", "Minimum", "Mul", "Neg", "Pow", "Reshape",

@@ -1,0 +1,145 @@
+"""The milestones' data: generated toy problems, the bundled digits, MNIST from the user's files,
+and the Zen of Python. Nothing is ever downloaded; every generator is seeded."""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DIGITS_PATH = Path(__file__).parent / "data" / "digits.npz"
+
+
+@dataclass(frozen=True)
+class ImageSplit:
+    """Images (N, H, W) as float32 in [0, 1] and integer labels, with a fixed train/test split."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int = 10
+
+    @property
+    def image_shape(self) -> tuple:
+        return self.x_train.shape[1:]
+
+    def describe(self) -> str:
+        h, w = self.image_shape
+        return f"{self.name}: {len(self.x_train)} train / {len(self.x_test)} test images of {h}x{w}"
+
+
+class DataError(RuntimeError):
+    """Data a milestone needs is missing or malformed (never counted as a pass)."""
+
+
+def load_digits() -> ImageSplit:
+    """The UCI 8x8 handwritten digits bundled with this package (stratified 80/20 split)."""
+    if not DIGITS_PATH.is_file():
+        raise DataError(
+            f"the bundled digits file {DIGITS_PATH} is missing; regenerate it with "
+            "milestones/scripts/make_digits.py (needs scikit-learn) or reinstall tinytorch-milestones"
+        )
+    with np.load(DIGITS_PATH) as npz:
+        missing = {"x_train", "y_train", "x_test", "y_test"} - set(npz.files)
+        if missing:
+            raise DataError(f"{DIGITS_PATH}: missing arrays {sorted(missing)}")
+        arrays = {k: npz[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    scale = max(float(arrays["x_train"].max()), 1.0)  # UCI pixels are counts 0..16
+    return ImageSplit(
+        "digits (UCI 8x8)",
+        (arrays["x_train"] / scale).astype(np.float32),
+        arrays["y_train"].astype(np.int64),
+        (arrays["x_test"] / scale).astype(np.float32),
+        arrays["y_test"].astype(np.int64),
+    )
+
+
+def load_mnist_split(directory) -> ImageSplit:
+    """MNIST from IDX files the user already has (see ``idx.load_mnist``)."""
+    from .idx import load_mnist
+
+    arrays = load_mnist(directory)
+    return ImageSplit(
+        f"MNIST ({directory})",
+        (arrays["x_train"] / 255.0).astype(np.float32),
+        arrays["y_train"].astype(np.int64),
+        (arrays["x_test"] / 255.0).astype(np.float32),
+        arrays["y_test"].astype(np.int64),
+    )
+
+
+def image_data(options) -> ImageSplit:
+    """The image set the MLP and CNN milestones use: MNIST if ``--mnist-dir`` was given, else digits."""
+    if getattr(options, "mnist_dir", None):
+        return load_mnist_split(options.mnist_dir)
+    return load_digits()
+
+
+def two_blobs(rng: np.random.Generator, n: int, *, margin: float = 1.0, spread: float = 0.8):
+    """Two Gaussian blobs in 2-D, linearly separable by construction.
+
+    Points are drawn around (-2, -2) and (2, 2); any point closer than ``margin`` to the
+    separating line x + y = 0 is redrawn, so a perceptron can reach 100 % on any seed.
+    """
+    xs, ys = [], []
+    need = n
+    while need > 0:
+        labels = rng.integers(0, 2, size=2 * need)
+        centres = np.where(labels[:, None] == 1, 2.0, -2.0)
+        points = centres + spread * rng.standard_normal((2 * need, 2))
+        distance = (points[:, 0] + points[:, 1]) / np.sqrt(2.0)
+        keep = np.sign(distance) == np.where(labels == 1, 1.0, -1.0)
+        keep &= np.abs(distance) >= margin
+        xs.append(points[keep][:need])
+        ys.append(labels[keep][:need])
+        need -= len(xs[-1])
+    return np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.float32)
+
+
+def xor_data():
+    """The four XOR points and their labels."""
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+    y = np.array([0, 1, 1, 0], dtype=np.float32)
+    return x, y
+
+
+def sequence_codes(seqs: np.ndarray, vocab: int) -> np.ndarray:
+    """One integer per sequence (base ``vocab``), to tell held-out sequences from training ones."""
+    powers = vocab ** np.arange(seqs.shape[1], dtype=np.int64)
+    return seqs.astype(np.int64) @ powers
+
+
+class ReversalTask:
+    """Random token sequences and their reversal; a fixed held-out set never appears in training."""
+
+    def __init__(self, vocab: int, length: int, n_test: int, seed: int):
+        self.vocab, self.length = vocab, length
+        self.rng = np.random.default_rng(seed)
+        self.x_test = self._draw(n_test)
+        self.y_test = self.x_test[:, ::-1].copy()
+        self._test_codes = np.unique(sequence_codes(self.x_test, vocab))
+
+    def _draw(self, n: int) -> np.ndarray:
+        return self.rng.integers(0, self.vocab, size=(n, self.length), dtype=np.int64)
+
+    def batch(self, n: int):
+        """Training sequences, excluding every held-out sequence."""
+        x = self._draw(n)
+        held_out = np.isin(sequence_codes(x, self.vocab), self._test_codes)
+        while held_out.any():
+            x[held_out] = self._draw(int(held_out.sum()))
+            held_out = np.isin(sequence_codes(x, self.vocab), self._test_codes)
+        return x, x[:, ::-1].copy()
+
+
+def zen_of_python() -> str:
+    """The Zen of Python from CPython's ``this`` module, read without printing it."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        import this
+    return codecs.decode(this.s, "rot13")

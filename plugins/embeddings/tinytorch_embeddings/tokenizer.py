@@ -1,0 +1,182 @@
+"""``CharTokenizer``: one token per character, with an explicit policy for unknown characters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tinytorch_core import Tensor
+
+FORMAT = "tinytorch-char-tokenizer"
+FORMAT_VERSION = 1
+
+
+def _check_char(value, what: str) -> str:
+    if not isinstance(value, str) or len(value) != 1:
+        raise ValueError(f"CharTokenizer: {what} must be a single character, got {value!r}")
+    return value
+
+
+def _show(char: str) -> str:
+    return f"{char!r} (U+{ord(char):04X})"
+
+
+class CharTokenizer:
+    """Maps each character of a fixed vocabulary to an integer id and back.
+
+    Ids are positions in ``chars``. Unknown characters are handled explicitly:
+
+    - ``unk_token=None`` (default): ``encode`` raises ``ValueError`` naming the character
+      and its position, so data never silently loses information;
+    - ``unk_token="?"`` (any single character): that character joins the vocabulary (if it
+      is not already in it) and every unknown character encodes to its id. Such an encoding
+      does not round-trip: decoding gives the ``unk_token`` back, not the original character.
+
+    Encoding and decoding are vectorised through the characters' code points.
+    """
+
+    def __init__(self, chars, unk_token: str | None = None):
+        chars = list(chars)
+        for c in chars:
+            _check_char(c, "every vocabulary entry")
+        if len(set(chars)) != len(chars):
+            repeated = sorted({c for c in chars if chars.count(c) > 1})
+            raise ValueError(f"CharTokenizer: the vocabulary lists {', '.join(map(_show, repeated))} more than once")
+        if unk_token is not None:
+            _check_char(unk_token, "unk_token")
+            if unk_token not in chars:
+                chars.append(unk_token)
+        if not chars:
+            raise ValueError("CharTokenizer: the vocabulary is empty")
+        self._chars = tuple(chars)
+        self.unk_token = unk_token
+        self.unk_id = chars.index(unk_token) if unk_token is not None else None
+        self._code_of_id = np.array([ord(c) for c in chars], dtype=np.uint32)
+        order = np.argsort(self._code_of_id, kind="stable")
+        self._sorted_codes = self._code_of_id[order]
+        self._id_of_sorted = order.astype(np.int64)
+
+    @classmethod
+    def from_text(cls, text: str, unk_token: str | None = None) -> "CharTokenizer":
+        """A vocabulary of every distinct character of ``text``, sorted by code point."""
+        if not isinstance(text, str):
+            raise TypeError(f"CharTokenizer.from_text: expected a str, got {type(text).__name__}")
+        if not text:
+            raise ValueError("CharTokenizer.from_text: the text is empty, so there is no vocabulary")
+        return cls(sorted(set(text)), unk_token=unk_token)
+
+    # ---- vocabulary -----------------------------------------------------------------------
+    @property
+    def chars(self) -> tuple:
+        return self._chars
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._chars)
+
+    def __len__(self) -> int:
+        return len(self._chars)
+
+    def __contains__(self, char) -> bool:
+        return char in self._chars
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, CharTokenizer):
+            return NotImplemented
+        return self._chars == other._chars and self.unk_token == other.unk_token
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        unk = f", unk_token={self.unk_token!r}" if self.unk_token is not None else ""
+        return f"CharTokenizer(vocab_size={self.vocab_size}{unk})"
+
+    # ---- encode / decode ----------------------------------------------------------------------
+    def encode(self, text: str) -> np.ndarray:
+        """The ids of the characters of ``text`` as an int64 array of shape ``(len(text),)``."""
+        if not isinstance(text, str):
+            raise TypeError(f"CharTokenizer.encode: expected a str, got {type(text).__name__}")
+        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        slot = np.minimum(np.searchsorted(self._sorted_codes, codes), len(self._sorted_codes) - 1)
+        known = self._sorted_codes[slot] == codes
+        ids = self._id_of_sorted[slot]
+        if not known.all():
+            if self.unk_id is None:
+                position = int(np.argmin(known))
+                raise ValueError(
+                    f"CharTokenizer.encode: character {_show(text[position])} at position {position} is "
+                    f"not in the vocabulary of {self.vocab_size} characters; build the tokenizer from "
+                    "text that contains it, or pass unk_token= to map unknown characters to one id"
+                )
+            ids[~known] = self.unk_id
+        return ids
+
+    def decode(self, ids) -> str:
+        """The text of a 1-D sequence of ids (list, array or integer tensor)."""
+        arr = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
+        if arr.size == 0:
+            return ""
+        if arr.ndim > 1:
+            raise ValueError(
+                f"CharTokenizer.decode: expected a 1-D sequence of ids, got shape {arr.shape}; "
+                "decode each row separately"
+            )
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"CharTokenizer.decode: ids must be integers, got {arr.dtype} (first value {arr.flat[0]!r})")
+        arr = arr.reshape(-1)
+        bad = (arr < 0) | (arr >= self.vocab_size)
+        if bad.any():
+            position = int(np.argmax(bad))
+            raise IndexError(
+                f"CharTokenizer.decode: id {int(arr[position])} at position {position} is out of range "
+                f"for a vocabulary of size {self.vocab_size} (valid ids are 0..{self.vocab_size - 1})"
+            )
+        return self._code_of_id[arr].tobytes().decode("utf-32-le", "surrogatepass")
+
+    # ---- saving (JSON, never pickle: loading a vocabulary must not run code) -------------------
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "chars": list(self._chars),
+            "unk_token": self.unk_token,
+        }
+
+    @classmethod
+    def from_dict(cls, data, source: str = "the vocabulary") -> "CharTokenizer":
+        def fail(why):
+            raise ValueError(f"CharTokenizer: {source} is not a valid tokenizer vocabulary: {why}")
+
+        if not isinstance(data, dict):
+            fail(f"expected a JSON object, got {type(data).__name__}")
+        if data.get("format") != FORMAT:
+            fail(f"'format' is {data.get('format')!r}, expected {FORMAT!r}")
+        if data.get("version") != FORMAT_VERSION:
+            fail(f"'version' is {data.get('version')!r}, this code reads version {FORMAT_VERSION}")
+        unexpected = sorted(set(data) - {"format", "version", "chars", "unk_token"})
+        if unexpected:
+            fail(f"unexpected keys {unexpected}")
+        chars, unk = data.get("chars"), data.get("unk_token")
+        if not isinstance(chars, list) or not chars:
+            fail("'chars' must be a non-empty list of single characters")
+        if unk is not None and unk not in chars:
+            fail(f"'unk_token' {unk!r} is not one of 'chars'")
+        try:
+            return cls(chars, unk_token=unk)
+        except ValueError as exc:
+            fail(str(exc))
+
+    def save(self, path) -> None:
+        """Write the vocabulary as UTF-8 JSON."""
+        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path) -> "CharTokenizer":
+        """Read a vocabulary written by ``save``, validating it."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"CharTokenizer.load: {path} is not valid JSON: {exc}") from None
+        return cls.from_dict(data, source=str(path))

@@ -1,0 +1,495 @@
+"""Spatial ops: 2-D convolution, max/average pooling and 2-D batch normalisation.
+
+Every op is a ``Function`` with a vectorised forward and backward. Inputs are NCHW.
+
+Layout note (why outputs are often transposed views): the convolution computes its
+output as one GEMM of the im2col matrix, whose rows are output pixels ``(n, y, x)``
+and whose columns are ``(ky, kx, c)``. The result is therefore stored channels-last
+(NHWC) and handed out as an NCHW *view* of that buffer: no transpose copy. Pooling
+and element-wise ops keep whatever memory order they receive (``empty_like`` with
+order 'K'), so in a conv-relu-pool stack the data stays channels-last and the next
+convolution gathers its windows with contiguous channel reads, and its backward gets
+the output gradient as a free reshape.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from tinytorch_core import Function, Tensor, array_module, no_grad
+
+__all__ = [
+    "Conv2dFunction",
+    "MaxPool2dFunction",
+    "AvgPool2dFunction",
+    "BatchNorm2dFunction",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "batch_norm2d",
+    "output_size",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# argument checking (shared by the functions and the layers, which pass their own name)
+# --------------------------------------------------------------------------------------------
+def _pair(value, name: str, who: str, minimum: int) -> tuple[int, int]:
+    """An int or a pair of ints, each at least ``minimum``, as a tuple of two ints."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        pair = (int(value), int(value))
+    elif (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
+    ):
+        pair = (int(value[0]), int(value[1]))
+    else:
+        raise TypeError(f"{who}: {name} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        need = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{who}: {name} must be {need}, got {value!r}")
+    return pair
+
+
+def _shape(value) -> tuple:
+    shape = getattr(value, "shape", None)
+    if shape is None:
+        raise TypeError(f"expected a Tensor or an array, got {type(value).__name__}")
+    return tuple(shape)
+
+
+def _check_nchw(x, who: str) -> tuple:
+    try:
+        shape = _shape(x)
+    except TypeError as exc:
+        raise TypeError(f"{who}: input: {exc}") from None
+    if len(shape) != 4:
+        raise ValueError(
+            f"{who}: expected a 4-D input (N, C, H, W), got shape {shape} ({len(shape)}-D); "
+            "add a batch axis with x.unsqueeze(0) for a single image"
+        )
+    return shape
+
+
+def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
+    """Output length along one axis (floor mode, as PyTorch)."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _check_fits(shape, kernel, padding, dilation, who: str) -> None:
+    _, _, h, w = shape
+    ph, pw = padding
+    reach = (dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1)
+    if reach[0] > h + 2 * ph or reach[1] > w + 2 * pw:
+        extent = f"{kernel[0]}x{kernel[1]}"
+        if dilation != (1, 1):
+            extent += f" with dilation {dilation} (spans {reach[0]}x{reach[1]})"
+        raise ValueError(
+            f"{who}: kernel {extent} is larger than the padded input {h + 2 * ph}x{w + 2 * pw} "
+            f"(input shape {tuple(shape)}, padding {padding})"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# array helpers
+# --------------------------------------------------------------------------------------------
+def _padded(x, ph: int, pw: int, fill):
+    """``x`` with ``ph``/``pw`` rows/columns of ``fill`` on each side, in ``x``'s memory order."""
+    if not ph and not pw:
+        return x
+    n, c, h, w = x.shape
+    out = np.empty_like(x, shape=(n, c, h + 2 * ph, w + 2 * pw))
+    out.fill(fill)
+    out[:, :, ph : ph + h, pw : pw + w] = x
+    return out
+
+
+def _window_view(xp_, out_hw, kernel, stride, dilation):
+    """Read-only (N, Ho, Wo, kh, kw, C) view of the windows of an NCHW array (no copy)."""
+    n, c = xp_.shape[:2]
+    s_n, s_c, s_h, s_w = xp_.strides
+    shape = (n, out_hw[0], out_hw[1], kernel[0], kernel[1], c)
+    strides = (s_n, s_h * stride[0], s_w * stride[1], s_h * dilation[0], s_w * dilation[1], s_c)
+    return as_strided(xp_, shape, strides, writeable=False)
+
+
+def _tap_slice(offset: int, stride: int, count: int) -> slice:
+    """Positions ``offset, offset + stride, ...`` (``count`` of them) along one axis."""
+    return slice(offset, offset + stride * (count - 1) + 1, stride)
+
+
+def _add_bias_rows(z, bias) -> None:
+    """In-place ``z += bias`` for a C-contiguous (M, O) array.
+
+    With few columns a plain broadcast runs M tiny inner loops; folding g rows into one
+    row of g*O columns (and tiling the bias g times) gives NumPy long inner loops.
+    """
+    rows, cols = z.shape
+    if cols < 64:
+        for group in (64, 32, 16, 8, 4, 2):
+            if rows % group == 0:
+                wide = z.reshape(rows // group, group * cols)
+                wide += np.tile(bias, group)
+                return
+    z += bias
+
+
+def _lowest(dtype):
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return -np.inf
+    if dtype.kind in "iu":
+        return np.iinfo(dtype).min
+    return False
+
+
+# --------------------------------------------------------------------------------------------
+# conv2d
+# --------------------------------------------------------------------------------------------
+class Conv2dFunction(Function):
+    """2-D cross-correlation of NCHW ``x`` with (O, C, kh, kw) ``weight``, optional bias (O,).
+
+    Forward: im2col by a strided window view gathered once into an (N*Ho*Wo, kh*kw*C)
+    matrix, then one GEMM. Backward: weight gradient is one GEMM with the saved matrix;
+    input gradient is one GEMM into per-tap blocks followed by col2im, one strided
+    whole-array add per kernel tap.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
+        xp = array_module(x)
+        n, c, h, w = x.shape
+        o, _, kh, kw = weight.shape
+        ph, pw = padding
+        ho = output_size(h, kh, stride[0], ph, dilation[0])
+        wo = output_size(w, kw, stride[1], pw, dilation[1])
+        dtype = np.result_type(x.dtype, weight.dtype)
+
+        windows = _window_view(_padded(x, ph, pw, 0), (ho, wo), (kh, kw), stride, dilation)
+        cols = xp.empty(windows.shape, dtype)
+        np.copyto(cols, windows)
+        cols = cols.reshape(n * ho * wo, kh * kw * c)
+        # weight columns in the same (ky, kx, c) order as the im2col matrix
+        wmat = weight.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)
+        z = cols @ wmat.T
+        if bias is not None:
+            _add_bias_rows(z, bias)
+
+        needs = ctx.needs_input_grad
+        ctx.save_for_backward(
+            cols if len(needs) > 1 and needs[1] else None,
+            wmat if needs and needs[0] else None,
+        )
+        ctx.geometry = (x.shape, weight.shape, (ho, wo), stride, padding, dilation)
+        return z.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
+
+    @staticmethod
+    def backward(ctx, grad):
+        cols, wmat = ctx.saved_tensors
+        (n, c, h, w), (o, _, kh, kw), (ho, wo), stride, (ph, pw), dilation = ctx.geometry
+        needs = ctx.needs_input_grad
+        # (N, O, Ho, Wo) -> (N*Ho*Wo, O): free when the gradient is channels-last already
+        gmat = grad.transpose(0, 2, 3, 1).reshape(n * ho * wo, o)
+        xp = array_module(grad)
+
+        grad_x = grad_w = grad_b = None
+        if len(needs) > 2 and needs[2]:
+            grad_b = xp.ones(gmat.shape[0], gmat.dtype) @ gmat  # column sums as one GEMV
+        if needs[1]:
+            grad_w = (gmat.T @ cols).reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
+        if needs[0]:
+            # one block of (N*Ho*Wo, C) per kernel tap: (kh*kw, O, C) weights, batched GEMM
+            w_taps = wmat.reshape(o, kh * kw, c).transpose(1, 0, 2)
+            taps = np.matmul(gmat, w_taps).reshape(kh, kw, n, ho, wo, c)
+            hp, wp = h + 2 * ph, w + 2 * pw
+            dpad = xp.zeros((n, hp, wp, c), taps.dtype)  # channels-last, like the taps
+            for i in range(kh):
+                rows = _tap_slice(i * dilation[0], stride[0], ho)
+                for j in range(kw):
+                    dpad[:, rows, _tap_slice(j * dilation[1], stride[1], wo), :] += taps[i, j]
+            grad_x = dpad[:, ph : ph + h, pw : pw + w, :].transpose(0, 3, 1, 2)
+        return grad_x, grad_w, grad_b
+
+
+def _conv2d_geometry(x, weight, bias, stride, padding, dilation, who):
+    xs = _check_nchw(x, who)
+    try:
+        ws = _shape(weight)
+    except TypeError as exc:
+        raise TypeError(f"{who}: weight: {exc}") from None
+    if len(ws) != 4:
+        raise ValueError(f"{who}: expected a 4-D weight (out_channels, in_channels, kh, kw), got shape {ws}")
+    if ws[1] != xs[1]:
+        raise ValueError(
+            f"{who}: input has {xs[1]} channel(s) (shape {xs}) but the weight {ws} expects "
+            f"{ws[1]} input channel(s) (weight shape is (out_channels, in_channels, kh, kw))"
+        )
+    if bias is not None:
+        bs = _shape(bias)
+        if bs != (ws[0],):
+            raise ValueError(f"{who}: bias must have shape ({ws[0]},) for weight {ws}, got {bs}")
+    stride = _pair(stride, "stride", who, 1)
+    padding = _pair(padding, "padding", who, 0)
+    dilation = _pair(dilation, "dilation", who, 1)
+    if min(ws[2:]) < 1:
+        raise ValueError(f"{who}: the weight {ws} has an empty kernel")
+    _check_fits(xs, ws[2:], padding, dilation, who)
+    return stride, padding, dilation
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, *, _who: str = "conv2d"):
+    """2-D convolution (cross-correlation, as PyTorch) of NCHW ``x`` with ``weight`` (O, C, kh, kw).
+
+    ``stride``, ``padding`` (zeros) and ``dilation`` are ints or (h, w) pairs.
+    Returns an (N, O, Ho, Wo) tensor.
+    """
+    stride, padding, dilation = _conv2d_geometry(x, weight, bias, stride, padding, dilation, _who)
+    return Conv2dFunction.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation)
+
+
+# --------------------------------------------------------------------------------------------
+# pooling
+# --------------------------------------------------------------------------------------------
+def _pool_geometry(x, kernel_size, stride, padding, who):
+    xs = _check_nchw(x, who)
+    kernel = _pair(kernel_size, "kernel_size", who, 1)
+    stride = kernel if stride is None else _pair(stride, "stride", who, 1)
+    padding = _pair(padding, "padding", who, 0)
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(
+            f"{who}: padding {padding} must be at most half the kernel size {kernel} "
+            "(otherwise a window could lie entirely in the padding)"
+        )
+    _check_fits(xs, kernel, padding, (1, 1), who)
+    return kernel, stride, padding
+
+
+def _pool_out_hw(shape, kernel, stride, padding):
+    return (
+        output_size(shape[2], kernel[0], stride[0], padding[0]),
+        output_size(shape[3], kernel[1], stride[1], padding[1]),
+    )
+
+
+def _taps(kernel, stride, out_hw):
+    """(tap number, row slice, column slice) of every kernel offset, row-major."""
+    for i in range(kernel[0]):
+        rows = _tap_slice(i, stride[0], out_hw[0])
+        for j in range(kernel[1]):
+            yield i * kernel[1] + j, rows, _tap_slice(j, stride[1], out_hw[1])
+
+
+class MaxPool2dFunction(Function):
+    """Max over each window; the gradient goes to the saved arg-max.
+
+    Ties: the first maximum in row-major window order wins (a later tap replaces the
+    running maximum only when strictly greater), so the routing is deterministic.
+    Padding is filled with the lowest value, so it never wins.
+    """
+
+    @staticmethod
+    def forward(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)):
+        xpad = _padded(x, padding[0], padding[1], _lowest(x.dtype))
+        out_hw = _pool_out_hw(x.shape, kernel_size, stride, padding)
+        taps = _taps(kernel_size, stride, out_hw)
+        _, rows, cols = next(taps)
+        out = xpad[:, :, rows, cols].copy(order="K")
+        n_taps = kernel_size[0] * kernel_size[1]
+        index_dtype = np.int8 if n_taps <= 127 else np.int32
+        arg = np.zeros_like(out, dtype=index_dtype)
+        better = np.empty_like(out, dtype=bool)
+        for t, rows, cols in taps:
+            window_tap = xpad[:, :, rows, cols]
+            np.greater(window_tap, out, out=better)
+            np.copyto(arg, t, where=better)
+            np.maximum(out, window_tap, out=out)
+        ctx.save_for_backward(arg)
+        ctx.geometry = (x.shape, xpad.shape, kernel_size, stride, padding, out_hw)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (arg,) = ctx.saved_tensors
+        shape, padded_shape, kernel, stride, (ph, pw), out_hw = ctx.geometry
+        dpad = np.zeros_like(arg, dtype=grad.dtype, shape=padded_shape)
+        hit = np.empty_like(arg, dtype=bool)
+        disjoint = stride[0] >= kernel[0] and stride[1] >= kernel[1]
+        for t, rows, cols in _taps(kernel, stride, out_hw):
+            np.equal(arg, t, out=hit)
+            target = dpad[:, :, rows, cols]
+            if disjoint:  # each input position is in at most one window: write, don't add
+                np.multiply(grad, hit, out=target)
+            else:
+                target += grad * hit
+        if ph or pw:
+            dpad = dpad[:, :, ph : ph + shape[2], pw : pw + shape[3]]
+        return dpad
+
+
+class AvgPool2dFunction(Function):
+    """Mean over each window; zero padding counts in the average (count_include_pad=True)."""
+
+    @staticmethod
+    def forward(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)):
+        xpad = _padded(x, padding[0], padding[1], 0)
+        out_hw = _pool_out_hw(x.shape, kernel_size, stride, padding)
+        taps = _taps(kernel_size, stride, out_hw)
+        _, rows, cols = next(taps)
+        out = xpad[:, :, rows, cols].copy(order="K")
+        if out.dtype.kind != "f":
+            out = out.astype(np.float32)
+        for _, rows, cols in taps:
+            out += xpad[:, :, rows, cols]
+        out *= 1.0 / (kernel_size[0] * kernel_size[1])
+        ctx.geometry = (x.shape, xpad.shape, kernel_size, stride, padding, out_hw)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        shape, padded_shape, kernel, stride, (ph, pw), out_hw = ctx.geometry
+        share = grad * (1.0 / (kernel[0] * kernel[1]))
+        dpad = np.zeros_like(share, shape=padded_shape)
+        disjoint = stride[0] >= kernel[0] and stride[1] >= kernel[1]
+        for _, rows, cols in _taps(kernel, stride, out_hw):
+            if disjoint:
+                dpad[:, :, rows, cols] = share
+            else:
+                dpad[:, :, rows, cols] += share
+        if ph or pw:
+            dpad = dpad[:, :, ph : ph + shape[2], pw : pw + shape[3]]
+        return dpad
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, *, _who: str = "max_pool2d"):
+    """Max pooling of NCHW ``x``; ``stride`` defaults to ``kernel_size``, padding counts as -inf."""
+    kernel, stride, padding = _pool_geometry(x, kernel_size, stride, padding, _who)
+    return MaxPool2dFunction.apply(x, kernel_size=kernel, stride=stride, padding=padding)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, *, _who: str = "avg_pool2d"):
+    """Average pooling of NCHW ``x``; zero padding is included in every average."""
+    kernel, stride, padding = _pool_geometry(x, kernel_size, stride, padding, _who)
+    return AvgPool2dFunction.apply(x, kernel_size=kernel, stride=stride, padding=padding)
+
+
+# --------------------------------------------------------------------------------------------
+# batch_norm2d
+# --------------------------------------------------------------------------------------------
+_BN_AXES = (0, 2, 3)
+
+
+def _per_channel(values):
+    return values.reshape(1, -1, 1, 1)
+
+
+class BatchNorm2dFunction(Function):
+    """``(x - mean) / sqrt(var + eps) * weight + bias`` with per-channel statistics.
+
+    ``batch_stats=True`` (training): ``mean``/``var`` are the batch statistics of ``x`` over
+    (N, H, W), biased variance; they are computed here when not passed in, and the backward
+    accounts for their dependence on ``x``. ``batch_stats=False`` (eval): ``mean``/``var`` are
+    constants (the running statistics). ``weight``/``bias`` may be None (no affine part).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight=None, bias=None, mean=None, var=None, batch_stats=True, eps=1e-5):
+        if batch_stats and mean is None:
+            mean = x.mean(axis=_BN_AXES)
+        if batch_stats and var is None:
+            var = x.var(axis=_BN_AXES)
+        dtype = x.dtype
+        rstd = 1.0 / np.sqrt(np.asarray(var, dtype) + dtype.type(eps))
+        xhat = x - _per_channel(np.asarray(mean, dtype))
+        xhat *= _per_channel(rstd)
+        if weight is not None:
+            y = xhat * _per_channel(weight)
+        else:
+            y = xhat.copy()
+        if bias is not None:
+            y += _per_channel(bias)
+        ctx.save_for_backward(xhat, rstd, weight)
+        ctx.batch_stats = batch_stats
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        xhat, rstd, weight = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        grad_b = grad.sum(axis=_BN_AXES)
+        grad_w = np.einsum("nchw,nchw->c", grad, xhat)
+        grad_x = None
+        if needs[0]:
+            scale = rstd if weight is None else rstd * weight
+            if ctx.batch_stats:
+                count = grad.size // grad.shape[1]
+                # d/dx of the normalised value, with mean and variance depending on x
+                grad_x = grad - _per_channel(grad_b / count)
+                grad_x -= xhat * _per_channel(grad_w / count)
+                grad_x *= _per_channel(scale)
+            else:
+                grad_x = grad * _per_channel(scale)
+        return (
+            grad_x,
+            grad_w if len(needs) > 1 and needs[1] else None,
+            grad_b if len(needs) > 2 and needs[2] else None,
+        )
+
+
+def _data(value):
+    return value.data if isinstance(value, Tensor) else value
+
+
+def _update_running(buffer, batch_value, momentum: float) -> None:
+    """``buffer = (1 - momentum) * buffer + momentum * batch_value``, in place."""
+    if isinstance(buffer, Tensor):
+        with no_grad():
+            buffer.mul_(1.0 - momentum)
+            buffer.add_(batch_value, alpha=momentum)
+    else:
+        buffer *= 1.0 - momentum
+        buffer += momentum * batch_value
+
+
+def batch_norm2d(x, running_mean=None, running_var=None, weight=None, bias=None, training=True,
+                 momentum=0.1, eps=1e-5, *, _who: str = "batch_norm2d"):
+    """Batch normalisation of NCHW ``x`` over (N, H, W) per channel.
+
+    Training: normalises with the batch mean and biased variance, and updates the running
+    buffers in place (when given) with the unbiased variance:
+    ``running = (1 - momentum) * running + momentum * batch``. Eval: uses the running buffers.
+    """
+    shape = _check_nchw(x, _who)
+    channels = shape[1]
+    for name, value in (("running_mean", running_mean), ("running_var", running_var),
+                        ("weight", weight), ("bias", bias)):
+        if value is not None and _shape(value) != (channels,):
+            raise ValueError(
+                f"{_who}: {name} must have shape ({channels},) for an input with {channels} channel(s) "
+                f"(input shape {shape}), got {_shape(value)}"
+            )
+    if not isinstance(momentum, (int, float)) or not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"{_who}: momentum must be a number in [0, 1], got {momentum!r}")
+    if not eps > 0:
+        raise ValueError(f"{_who}: eps must be positive, got {eps!r}")
+    if training:
+        count = shape[0] * shape[2] * shape[3]
+        if count < 2:
+            raise ValueError(
+                f"{_who}: training needs more than one value per channel to compute batch statistics, "
+                f"got input shape {shape}"
+            )
+        xd = _data(x)
+        mean = xd.mean(axis=_BN_AXES)
+        var = xd.var(axis=_BN_AXES)
+        if running_mean is not None:
+            _update_running(running_mean, mean, momentum)
+        if running_var is not None:
+            _update_running(running_var, var * (count / (count - 1)), momentum)
+        return BatchNorm2dFunction.apply(x, weight, bias, mean=mean, var=var, batch_stats=True, eps=eps)
+    if running_mean is None or running_var is None:
+        raise ValueError(f"{_who}: evaluation mode needs running_mean and running_var, got None")
+    return BatchNorm2dFunction.apply(
+        x, weight, bias, mean=_data(running_mean), var=_data(running_var), batch_stats=False, eps=eps
+    )

@@ -1,0 +1,56 @@
+"""The stage catalog is the single source of truth: installed plugins agree with it."""
+
+import importlib.metadata as metadata
+import re
+
+import pytest
+
+from tinytorch_core import catalog, default_runtime
+
+
+def test_stage_orders_are_unique_and_prerequisites_come_earlier():
+    orders = [s.order for s in catalog.STAGES]
+    assert orders == sorted(set(orders))
+    for stage in catalog.STAGES:
+        for required in stage.requires:
+            assert catalog.stage(required).order < stage.order
+
+
+def test_install_commands_include_every_prerequisite_in_order():
+    assert catalog.install_command("core") == "pip install ."
+    assert catalog.install_command("attention") == "pip install . ./plugins/nn ./plugins/embeddings ./plugins/attention"
+    assert catalog.install_command("milestones") == "pip install . ./milestones"
+
+
+def test_no_symbol_is_introduced_by_two_stages():
+    for namespace in catalog.NAMESPACES:
+        names = catalog.names_in(namespace)
+        assert len(names) == len(set(names)), namespace
+
+
+LOADED = [s for s in catalog.STAGES if default_runtime().stage_status(s.name)[0] == "loaded"]
+
+
+@pytest.mark.parametrize("stage", LOADED, ids=lambda s: s.name)
+def test_each_installed_stage_registers_exactly_its_catalog_symbols(stage):
+    record = default_runtime().stages[stage.name]
+    registered_ops = sorted(name.split("::")[1] for name in record.ops)
+    assert registered_ops == sorted(stage.symbols.get("ops", ()))
+    registered = {}
+    for dotted in record.symbols:
+        namespace, name = dotted.split(".", 1)
+        registered.setdefault(namespace, []).append(name)
+    expected = {ns: sorted(names) for ns, names in stage.symbols.items() if ns != "ops"}
+    assert {ns: sorted(v) for ns, v in registered.items()} == expected
+
+
+@pytest.mark.parametrize("stage", [s for s in catalog.STAGES if s.name != "core"], ids=lambda s: s.name)
+def test_declared_package_dependencies_match_the_catalog(stage):
+    try:
+        requirements = metadata.requires(stage.distribution) or []
+    except metadata.PackageNotFoundError:
+        pytest.skip(f"{stage.distribution} is not installed in this environment")
+    declared = {
+        re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0] for r in requirements if r.startswith("tinytorch-")
+    }
+    assert declared == {catalog.stage(r).distribution for r in stage.requires}

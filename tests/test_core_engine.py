@@ -1,0 +1,252 @@
+"""The autograd engine: ordering, accumulation, graph freeing, and every misuse error."""
+
+import numpy as np
+import pytest
+
+import tinytorch_core as tt
+from tinytorch_core import Function, GraphError, Tensor, enable_grad, no_grad
+
+
+def leaf(data, dtype=np.float64):
+    return Tensor(np.asarray(data, dtype=dtype), requires_grad=True, dtype=dtype)
+
+
+class CountingIdentity(Function):
+    calls = 0
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        CountingIdentity.calls += 1
+        return grad
+
+
+def test_long_chain_backpropagates_without_recursion_error():
+    x = leaf([1.5])
+    y = x
+    for _ in range(10_000):
+        y = y * 1.0001
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.data, [1.0001**10_000], rtol=1e-9)
+
+
+def test_diamond_graph_visits_each_node_once_and_sums_gradients():
+    CountingIdentity.calls = 0
+    x = leaf([2.0, 3.0])
+    shared = CountingIdentity.apply(x)  # used by many consumers
+    total = shared * 1.0
+    for k in range(2, 50):
+        total = total + shared * float(k)
+    total.sum().backward()
+    assert CountingIdentity.calls == 1
+    np.testing.assert_allclose(x.grad.data, [sum(range(1, 50))] * 2)
+
+
+def test_deep_diamond_ladder_is_linear_not_exponential():
+    CountingIdentity.calls = 0
+    x = leaf([1.0])
+    y = x
+    for _ in range(60):  # each rung doubles the number of paths: 2**60 if paths were walked
+        y = CountingIdentity.apply(y)
+        y = y + y
+    y.backward()
+    assert CountingIdentity.calls == 60
+    np.testing.assert_allclose(x.grad.data, [2.0**60])
+
+
+def test_leaf_gradients_accumulate_until_zeroed():
+    x = leaf([1.0, 2.0])
+    (x * 3.0).sum().backward()
+    (x * 4.0).sum().backward()
+    np.testing.assert_allclose(x.grad.data, [7.0, 7.0])
+    x.zero_grad()
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad.data, [2.0, 4.0])
+
+
+def test_leaf_gradient_owns_its_memory_when_two_leaves_get_the_same_array():
+    a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    (a + b).sum().backward()
+    assert not np.shares_memory(a.grad.data, b.grad.data)
+    a.grad.data *= 10
+    np.testing.assert_allclose(b.grad.data, [1.0, 1.0])
+
+
+def test_backward_twice_through_freed_graph_names_the_op():
+    x = leaf([1.0, 2.0])
+    y = (x.exp() * 2.0).sum()
+    y.backward()
+    with pytest.raises(GraphError, match=r"core::sum.*second time.*retain_graph"):
+        y.backward()
+
+
+def test_retain_graph_allows_a_second_backward():
+    x = leaf([1.0, 2.0])
+    y = (x.exp()).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad.data, 2 * np.exp([1.0, 2.0]))
+
+
+def test_non_scalar_backward_needs_a_gradient():
+    x = leaf([[1.0, 2.0]])
+    with pytest.raises(GraphError, match=r"non-scalar.*\(1, 2\)"):
+        (x * 2.0).backward()
+    (x * 2.0).backward(np.ones((1, 2)))
+    np.testing.assert_allclose(x.grad.data, [[2.0, 2.0]])
+    with pytest.raises(GraphError, match="shape"):
+        (x * 2.0).backward(np.ones(3))
+
+
+def test_backward_of_tensor_without_grad_is_an_error():
+    with pytest.raises(GraphError, match="does not require grad"):
+        Tensor([1.0]).sum().backward()
+
+
+def test_no_grad_and_enable_grad_as_context_managers_and_decorators():
+    x = leaf([1.0])
+    with no_grad():
+        y = x * 2.0
+        with enable_grad():
+            z = x * 3.0
+    assert not y.requires_grad and y.grad_fn is None
+    assert z.requires_grad and z.grad_fn is not None
+
+    @no_grad()
+    def predict(t):
+        return t * 2.0
+
+    assert not predict(x).requires_grad
+    assert tt.is_grad_enabled()
+
+
+def test_in_place_change_of_saved_input_is_detected_and_names_the_op():
+    x = leaf([1.0, 2.0])
+    w = Tensor([3.0, 4.0], dtype=np.float64)
+    y = (x * w).sum()
+    w.add_(1.0)  # w was saved by core::mul
+    with pytest.raises(GraphError, match=r"core::mul.*modified in place"):
+        y.backward()
+
+
+def test_in_place_change_through_a_view_is_detected():
+    x = leaf([[1.0, 2.0], [3.0, 4.0]])
+    base = Tensor(np.ones((2, 2)), dtype=np.float64)
+    view = base.reshape(4)
+    y = (x.reshape(4) * view).sum()  # mul saved `view`, which shares memory with base
+    base.mul_(2.0)
+    with pytest.raises(GraphError, match="modified in place"):
+        y.backward()
+
+
+def test_in_place_on_leaf_requiring_grad_is_refused_outside_no_grad():
+    p = leaf([1.0])
+    with pytest.raises(RuntimeError, match="no_grad"):
+        p.add_(1.0)
+    with no_grad():
+        p.add_(1.0)
+    np.testing.assert_allclose(p.data, [2.0])
+
+
+class WrongCount(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return a + b
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class WrongShape(Function):
+    @staticmethod
+    def forward(ctx, a):
+        return a * 2
+
+    @staticmethod
+    def backward(ctx, grad):
+        return np.ones((5, 5))
+
+
+class DropsGradient(Function):
+    @staticmethod
+    def forward(ctx, a):
+        return a * 2
+
+    @staticmethod
+    def backward(ctx, grad):
+        return None
+
+
+@pytest.mark.parametrize(
+    "fn, message",
+    [
+        (lambda x: WrongCount.apply(x, x), r"WrongCount returned 1 gradient\(s\) for 2"),
+        (lambda x: WrongShape.apply(x), r"WrongShape returned a gradient of shape \(5, 5\).*\(3,\)"),
+        (lambda x: DropsGradient.apply(x), r"DropsGradient returned None for input 0"),
+    ],
+)
+def test_engine_validates_what_backward_returns_and_names_the_function(fn, message):
+    x = leaf([1.0, 2.0, 3.0])
+    with pytest.raises(GraphError, match=message):
+        fn(x).sum().backward()
+
+
+def test_broadcast_gradients_are_reduced_to_input_shapes():
+    a = leaf(np.arange(3.0).reshape(3, 1))
+    b = leaf(np.arange(4.0).reshape(1, 4))
+    c = leaf(2.0)
+    ((a * b + c) ** 2).sum().backward()
+    assert a.grad.shape == (3, 1) and b.grad.shape == (1, 4) and c.grad.shape == ()
+    full = a.data * b.data + c.data
+    np.testing.assert_allclose(a.grad.data, (2 * full * b.data).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(b.grad.data, (2 * full * a.data).sum(axis=0, keepdims=True))
+    np.testing.assert_allclose(c.grad.data, (2 * full).sum())
+
+
+def test_non_tensor_arguments_pass_through_with_no_gradient():
+    class ScaleBy(Function):
+        @staticmethod
+        def forward(ctx, x, factor):
+            ctx.factor = factor
+            return x * factor
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * ctx.factor, None
+
+    x = leaf([1.0, 2.0])
+    ScaleBy.apply(x, 5.0).sum().backward()
+    np.testing.assert_allclose(x.grad.data, [5.0, 5.0])
+
+
+def test_keyword_tensor_requiring_grad_is_refused():
+    class Opt(Function):
+        @staticmethod
+        def forward(ctx, x, mask=None):
+            return x
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    with pytest.raises(TypeError, match="positionally"):
+        Opt.apply(leaf([1.0]), mask=leaf([1.0]))
+
+
+def test_saved_arrays_are_released_after_backward():
+    x = leaf([1.0, 2.0])
+    y = x.exp()
+    node = y.grad_fn
+    y.sum().backward()
+    with pytest.raises(GraphError, match="freed"):
+        node.saved_tensors
+
+
+def test_integer_results_carry_no_gradient():
+    x = leaf([1.0, 5.0, 2.0])
+    assert not x.argmax().requires_grad
+    assert not (x > 1.0).requires_grad
