@@ -67,16 +67,24 @@ class Function:
     # ---- the only way outputs get a graph node ---------------------------------------------
     @classmethod
     def apply(cls, *args, **kwargs):
+        # Hot path of every op: plain loops and locals, no generators.
         grad_on = GradMode.enabled
-        raw = list(args)
-        needs = [False] * len(args)
+        raw = []
+        parents = []
+        needs = []
         any_needs = False
-        for i, a in enumerate(args):
+        for a in args:
             if isinstance(a, Tensor):
-                raw[i] = a.data
+                raw.append(a.data)
                 if grad_on and a.requires_grad:
-                    needs[i] = True
+                    parents.append(a)
+                    needs.append(True)
                     any_needs = True
+                    continue
+            else:
+                raw.append(a)
+            parents.append(None)
+            needs.append(False)
         if kwargs:
             for key, value in kwargs.items():
                 if isinstance(value, Tensor):
@@ -96,37 +104,49 @@ class Function:
         finally:
             GradMode.enabled = grad_on
 
-        if type(out) is tuple:
-            outputs = tuple(o if type(o) is _ndarray else np.asarray(o) for o in out)
-        else:
-            outputs = (out if type(out) is _ndarray else np.asarray(out),)
-
-        if not any_needs:
-            results = tuple(Tensor._make(o, False, None, 0) for o in outputs)
-            for t in results:
-                if t.data.base is not None:
-                    _share_version_with_inputs(t, args)
-            return results if type(out) is tuple else results[0]
-
-        ctx._parents = tuple(a if n else None for a, n in zip(args, needs))
-        ctx._n_outputs = len(outputs)
-        ctx._output_meta = (
-            None if len(outputs) == 1 else tuple((o.shape, o.dtype) for o in outputs)
-        )
-        results = []
-        for index, o in enumerate(outputs):
-            if o.dtype.kind == "f":
-                t = Tensor._make(o, True, ctx, index)
+        if type(out) is not tuple:
+            if type(out) is not _ndarray:
+                out = np.asarray(out)
+            if not any_needs:
+                result = Tensor._make(out, False, None, 0)
+                if out.base is not None:
+                    _share_version_with_inputs(result, args)
+                return result
+            ctx._parents = tuple(parents)
+            ctx._n_outputs = 1
+            ctx._output_meta = None
+            if out.dtype.kind == "f":
+                result = Tensor._make(out, True, ctx, 0)
             else:  # integer or bool results (arg-max, masks) carry no gradient
-                t = Tensor._make(o, False, None, 0)
-            if o.base is not None or len(outputs) > 1:
-                _share_version_with_inputs(t, args)
-            results.append(t)
-        if ctx._saved:
-            _record_saved_versions(ctx, args, results)
+                result = Tensor._make(out, False, None, 0)
+            if out.base is not None:
+                _share_version_with_inputs(result, args)
+            _record_saved_versions(ctx, args, (result,))
+            return result
+        return _wrap_outputs(ctx, out, args, parents, any_needs)
+
+
+def _wrap_outputs(ctx, out, args, parents, any_needs):
+    """The general case of ``apply``: a forward that returned several arrays."""
+    outputs = tuple(o if type(o) is _ndarray else np.asarray(o) for o in out)
+    if not any_needs:
+        results = tuple(Tensor._make(o, False, None, 0) for o in outputs)
+        for t in results:
+            _share_version_with_inputs(t, args)
+        return results
+    ctx._parents = tuple(parents)
+    ctx._n_outputs = len(outputs)
+    ctx._output_meta = tuple((o.shape, o.dtype) for o in outputs)
+    results = []
+    for index, o in enumerate(outputs):
+        if o.dtype.kind == "f":
+            t = Tensor._make(o, True, ctx, index)
         else:
-            ctx._saved_versions = None
-        return tuple(results) if type(out) is tuple else results[0]
+            t = Tensor._make(o, False, None, 0)
+        _share_version_with_inputs(t, args)
+        results.append(t)
+    _record_saved_versions(ctx, args, results)
+    return tuple(results)
 
 
 def _share_version_with_inputs(output: Tensor, args) -> None:
@@ -139,17 +159,30 @@ def _share_version_with_inputs(output: Tensor, args) -> None:
 
 
 def _record_saved_versions(ctx: Function, args, outputs) -> None:
-    tensors = [a for a in args if isinstance(a, Tensor)]
-    tensors.extend(outputs)
-    recorded = []
-    for arr in ctx._saved:
+    """Remember the version of every tensor whose array ``ctx`` saved, to catch later in-place writes."""
+    saved = ctx._saved
+    if not saved:
+        ctx._saved_versions = None
+        return
+    recorded = None
+    for arr in saved:
         if type(arr) is not _ndarray:
             continue
-        for t in tensors:
-            if _shares_owner(arr, t.data):
-                counter = t._version_counter
-                recorded.append((counter, counter[0]))
+        owner = None
+        for a in args:
+            if isinstance(a, Tensor) and _shares_owner(arr, a.data):
+                owner = a
                 break
+        else:
+            for t in outputs:
+                if _shares_owner(arr, t.data):
+                    owner = t
+                    break
+        if owner is not None:
+            counter = owner._version_counter
+            if recorded is None:
+                recorded = []
+            recorded.append((counter, counter[0]))
     ctx._saved_versions = tuple(recorded) if recorded else None
 
 
