@@ -130,3 +130,18 @@ def test_forward_matches_numpy_and_keeps_float32(op, reference):
 def test_bad_shapes_give_clear_errors(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
         call()
+
+
+def test_as_tensor_shares_memory_and_keeps_dtype():
+    source = np.arange(4.0)
+    t = tt.as_tensor(source)
+    assert t.dtype == np.float64 and np.shares_memory(t.data, source)
+    assert tt.as_tensor([1, 2]).dtype.kind == "i"
+
+
+def test_in_place_updates_bump_the_version_and_apply_alpha():
+    t = Tensor([1.0, 2.0])
+    t.add_(Tensor([1.0, 1.0]), alpha=-2)
+    t.sub_(1.0)
+    np.testing.assert_allclose(t.data, [-2.0, -1.0])
+    assert t._version == 2

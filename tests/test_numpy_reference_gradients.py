@@ -35,7 +35,8 @@ ref = _load_module()
 
 ALL_IDS = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"]
 # smaller batches keep the whole file fast; the model shapes are the real ones
-SMALL_BATCH = {"W1": 16, "W2": 4, "W3": 8, "W4": 4, "W5": 2, "W6": 4, "W7": 2, "W8": 4}
+SMALL_BATCH = {"W1": 16, "W2": 4, "W3": 8, "W4": 4, "W5": 2, "W6": 4, "W7": 1, "W8": 4}
+STEP_BATCH = {**SMALL_BATCH, "W7": 2}  # one 64-token sequence is too noisy for a smooth descent
 
 EXPECTED_NAMES = {
     "W1": ["fc.weight", "fc.bias"],
@@ -63,11 +64,11 @@ EXPECTED_NAMES["W6"] = _transformer_names(1)
 EXPECTED_NAMES["W7"] = _transformer_names(2)
 
 
-def _setup(wid, dtype, seed=0):
+def _setup(wid, dtype, seed=0, batch=SMALL_BATCH):
     spec = ref.WORKLOADS[wid]
     rng = np.random.default_rng(seed)
     params = spec.make_params(rng, dtype=dtype)
-    x, y = spec.make_batch(rng, batch_size=SMALL_BATCH[wid], dtype=dtype)
+    x, y = spec.make_batch(rng, batch_size=batch[wid], dtype=dtype)
     if wid in ("W6", "W7"):
         # LayerNorm affine params start at ones/zeros; perturb them so that their
         # gradients (and the ones that flow through them) are checked in general position
@@ -152,7 +153,7 @@ def test_gradients_match_finite_differences(wid):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("wid", ALL_IDS)
 def test_step_decreases_loss(wid, dtype):
-    spec, params, x, y = _setup(wid, dtype, seed=5)
+    spec, params, x, y = _setup(wid, dtype, seed=5, batch=STEP_BATCH)
     before = {k: v.copy() for k, v in params.items()}
     first, first_grads = spec.loss_and_grads(params, x, y)
     first_grads = {k: v.copy() for k, v in first_grads.items()}
@@ -167,7 +168,7 @@ def test_step_decreases_loss(wid, dtype):
     assert all(p.dtype == np.dtype(dtype) for p in params.values())
 
     # the first update is exactly p - lr * g
-    spec2, params2, x2, y2 = _setup(wid, dtype, seed=5)
+    spec2, params2, x2, y2 = _setup(wid, dtype, seed=5, batch=STEP_BATCH)
     spec2.step(params2, x2, y2, spec.lr)
     tol = 1e-12 if dtype == np.float64 else 1e-5
     for name in params2:

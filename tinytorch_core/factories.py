@@ -12,6 +12,20 @@ def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
+def as_tensor(data, dtype=None) -> Tensor:
+    """Wrap an array without copying and without changing its dtype (batches, loaded weights).
+
+    Unlike ``tensor()``, float64 stays float64 and the tensor shares memory with ``data``
+    when ``data`` already is an ndarray of the requested dtype.
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    arr = np.asarray(data, dtype=dtype)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"as_tensor: unsupported data type {arr.dtype} (expected float, int or bool data)")
+    return Tensor._make(arr, False, None, 0)
+
+
 def _shape(shape):
     return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
 

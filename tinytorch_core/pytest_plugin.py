@@ -16,7 +16,7 @@ def tinytorch_runtime():
 
     runtime = Runtime()
     with use_runtime(runtime):
-        yield runtime
+        yield runtime.load()
 
 
 @pytest.fixture

@@ -183,14 +183,17 @@ class Tensor:
     def add_(self, other, alpha=1) -> "Tensor":
         self._check_inplace("add_")
         other = self._operand(other)
-        if alpha != 1:
-            other = other * alpha
-        self.data += other
+        if alpha == 1:
+            self.data += other
+        elif alpha == -1:
+            self.data -= other
+        else:
+            self.data += other * alpha
         self._bump()
         return self
 
     def sub_(self, other, alpha=1) -> "Tensor":
-        return self.add_(self._operand(other), alpha=-alpha)
+        return self.add_(other, alpha=-alpha)
 
     def mul_(self, other) -> "Tensor":
         self._check_inplace("mul_")

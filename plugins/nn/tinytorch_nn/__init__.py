@@ -1,1 +1,47 @@
-"""TinyTorch stage 'nn' (work in progress)."""
+"""TinyTorch stage 1, ``nn``: layers, activations, losses, optimizers, initialisers, data, saving.
+
+Installing this plugin makes its symbols reachable through the core namespaces
+(``tinytorch_core.nn.Linear``, ``tinytorch_core.optim.SGD``, ``tinytorch_core.ops.cross_entropy``);
+importing ``tinytorch_nn`` directly gives the same objects.
+"""
+
+from . import data, functional, init, io, optim
+from . import functional as F
+from .data import DataLoader, Dataset, TensorDataset
+from .init import (
+    kaiming_normal_,
+    kaiming_uniform_,
+    ones_,
+    xavier_normal_,
+    xavier_uniform_,
+    zeros_,
+)
+from .io import load, save
+from .layers import (
+    GELU,
+    Dropout,
+    Identity,
+    LeakyReLU,
+    Linear,
+    LogSoftmax,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
+from .optim import SGD, Adam, AdamW, CosineAnnealingLR, LinearWarmup, StepLR, clip_grad_norm_
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "F", "data", "functional", "init", "io", "optim",
+    "Linear", "Sequential", "Identity", "Dropout", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU",
+    "Softmax", "LogSoftmax",
+    "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLoss",
+    "SGD", "Adam", "AdamW", "StepLR", "CosineAnnealingLR", "LinearWarmup", "clip_grad_norm_",
+    "Dataset", "TensorDataset", "DataLoader",
+    "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "zeros_", "ones_",
+    "save", "load",
+]

@@ -1,8 +1,169 @@
-"""pluggy hooks of the 'nn' stage."""
+"""pluggy hooks of the 'nn' stage: its ops (with the sample inputs they are gradient-checked
+on) and its layers, optimizers, data, init and io symbols, exactly as the catalog lists them.
 
-from tinytorch_core import hookimpl
+Samples are float64 (the differentiable inputs) and cover the hard points: saturated sigmoid
+and tanh, logits of -1000, probabilities near 0 and 1, ignored targets, label smoothing,
+spatial class layouts, inputs of one and three dimensions. Values stay away from kinks
+(ReLU at 0) so that central differences are meaningful.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinytorch_core import Sample, Tensor, hookimpl
+from tinytorch_core.host.samples import rand_away_from, randn
+
+from . import data, functional as F, init, io, layers, losses, optim
 
 
 @hookimpl
 def tinytorch_declare_stage(declare):
     declare("nn")
+
+
+def _fixed(x) -> Tensor:
+    """A float64 input that is passed through without being gradient-checked."""
+    return Tensor(x, dtype=np.float64)
+
+
+_HARD = np.array([-1000.0, -40.0, -8.0, 8.0, 40.0, 1000.0])
+
+
+def linear_samples(rng):
+    yield Sample(randn(rng, 4, 5), randn(rng, 3, 5), randn(rng, 3))
+    yield Sample(randn(rng, 2, 3, 5), randn(rng, 2, 5))  # batched 3-D input, no bias
+    yield Sample(randn(rng, 5), randn(rng, 2, 5), randn(rng, 2))  # a single vector
+    yield Sample(_fixed(randn(rng, 3, 4)), randn(rng, 2, 4), randn(rng, 2))  # input needs no grad
+
+
+def relu_samples(rng):
+    yield Sample(rand_away_from(rng, (3, 4)))
+    yield Sample(rand_away_from(rng, (2, 2, 3)))
+
+
+def leaky_relu_samples(rng):
+    yield Sample(rand_away_from(rng, (3, 4)))
+    yield Sample(rand_away_from(rng, (2, 5)), negative_slope=0.2)
+
+
+def sigmoid_samples(rng):
+    yield Sample(randn(rng, 3, 4) * 3)
+    yield Sample(_HARD.copy())  # saturated on both sides: no overflow, no NaN
+
+
+def tanh_samples(rng):
+    yield Sample(randn(rng, 3, 4))
+    yield Sample(_HARD.copy())
+
+
+def gelu_samples(rng):
+    yield Sample(randn(rng, 3, 4) * 2)
+    yield Sample(randn(rng, 3, 4) * 2, approximate="tanh")
+    yield Sample(_HARD.copy())
+    yield Sample(_HARD.copy(), approximate="tanh")
+
+
+def _softmax_like_samples(rng):
+    yield Sample(randn(rng, 3, 4))
+    yield Sample(randn(rng, 2, 3, 4), axis=1)
+    yield Sample(np.array([[-1000.0, 0.0, 1.0], [2.0, -1000.0, 3.0]]))  # very negative logits
+    yield Sample(randn(rng, 4) * 50, axis=0)
+
+
+def dropout_samples(rng):
+    # an int seed gives the same mask on every call, so finite differences see one function
+    yield Sample(randn(rng, 4, 5), p=0.3, training=True, generator=7)
+    yield Sample(randn(rng, 2, 3, 2), p=0.6, training=True, generator=11)
+    yield Sample(randn(rng, 3, 3), p=0.5, training=False)
+    yield Sample(randn(rng, 2, 3), p=1.0, training=True)
+
+
+def mse_loss_samples(rng):
+    yield Sample(randn(rng, 3, 4), randn(rng, 3, 4))
+    yield Sample(randn(rng, 5), _fixed(randn(rng, 5)), reduction="sum")
+    yield Sample(randn(rng, 2, 3), randn(rng, 2, 3), reduction="none")
+
+
+def bce_samples(rng):
+    yield Sample(rng.uniform(0.05, 0.95, (3, 4)), rng.uniform(0.1, 0.9, (3, 4)))
+    yield Sample(rng.uniform(0.05, 0.95, 5), rng.uniform(0.1, 0.9, 5), reduction="none")
+    # confident predictions, right and wrong (binary labels are not differentiated)
+    yield Sample(np.array([1e-4, 0.9999, 0.02, 0.97]), _fixed([0.0, 1.0, 1.0, 0.0]), reduction="sum")
+
+
+def bce_with_logits_samples(rng):
+    yield Sample(randn(rng, 3, 4) * 3, rng.uniform(0.1, 0.9, (3, 4)))
+    yield Sample(randn(rng, 6), rng.uniform(0.1, 0.9, 6), reduction="none")
+    yield Sample(_HARD.copy(), _fixed([0.0, 1.0, 0.0, 1.0, 0.0, 1.0]), reduction="sum")
+    yield Sample(_HARD.copy(), rng.uniform(0.1, 0.9, 6))
+
+
+def cross_entropy_samples(rng):
+    yield Sample(randn(rng, 4, 5), rng.integers(0, 5, 4))
+    yield Sample(randn(rng, 5, 4), np.array([0, 3, -100, 1, -100]), ignore_index=-100, label_smoothing=0.2)
+    yield Sample(randn(rng, 3, 4), rng.integers(0, 4, 3), reduction="none")
+    yield Sample(randn(rng, 3, 4), rng.integers(0, 4, 3), reduction="sum", label_smoothing=0.1)
+    yield Sample(randn(rng, 2, 3, 2, 2), rng.integers(0, 3, (2, 2, 2)), ignore_index=1)  # (N, C, d1, d2)
+    yield Sample(np.array([[-1000.0, 0.0, 2.0], [5.0, -1000.0, -1000.0]]), np.array([0, 1]))
+    yield Sample(randn(rng, 4), np.array(2))  # one unbatched sample
+
+
+def nll_loss_samples(rng):
+    yield Sample(randn(rng, 4, 5), rng.integers(0, 5, 4))
+    yield Sample(randn(rng, 5, 3), np.array([2, -1, 0, -1, 1]), ignore_index=-1, reduction="sum")
+    yield Sample(randn(rng, 2, 4, 3), rng.integers(0, 4, (2, 3)), reduction="none")
+
+
+#: (op name, Function, samples, user-facing callable) - the names of the catalog's 'nn' entry
+OPS = (
+    ("linear", F.LinearFunction, linear_samples, F.linear),
+    ("relu", F.ReLUFunction, relu_samples, F.relu),
+    ("leaky_relu", F.LeakyReLUFunction, leaky_relu_samples, F.leaky_relu),
+    ("sigmoid", F.SigmoidFunction, sigmoid_samples, F.sigmoid),
+    ("tanh", F.TanhFunction, tanh_samples, F.tanh),
+    ("gelu", F.GELUFunction, gelu_samples, F.gelu),
+    ("softmax", F.SoftmaxFunction, _softmax_like_samples, F.softmax),
+    ("log_softmax", F.LogSoftmaxFunction, _softmax_like_samples, F.log_softmax),
+    ("dropout", F.DropoutFunction, dropout_samples, F.dropout),
+    ("mse_loss", F.MSELossFunction, mse_loss_samples, F.mse_loss),
+    ("binary_cross_entropy", F.BinaryCrossEntropyFunction, bce_samples, F.binary_cross_entropy),
+    ("binary_cross_entropy_with_logits", F.BinaryCrossEntropyWithLogitsFunction, bce_with_logits_samples,
+     F.binary_cross_entropy_with_logits),
+    ("cross_entropy", F.CrossEntropyFunction, cross_entropy_samples, F.cross_entropy),
+    ("nll_loss", F.NLLLossFunction, nll_loss_samples, F.nll_loss),
+)
+
+#: namespace -> {name: object}
+SYMBOLS = {
+    "nn": {
+        name: getattr(layers, name, None) or getattr(losses, name)
+        for name in (
+            "Linear Sequential Identity Dropout ReLU LeakyReLU Sigmoid Tanh GELU Softmax LogSoftmax "
+            "MSELoss BCELoss BCEWithLogitsLoss CrossEntropyLoss NLLLoss"
+        ).split()
+    },
+    "optim": {
+        name: getattr(optim, name)
+        for name in "SGD Adam AdamW StepLR CosineAnnealingLR LinearWarmup clip_grad_norm_".split()
+    },
+    "data": {name: getattr(data, name) for name in ("Dataset", "TensorDataset", "DataLoader")},
+    "init": {
+        name: getattr(init, name)
+        for name in "xavier_uniform_ xavier_normal_ kaiming_uniform_ kaiming_normal_ zeros_ ones_".split()
+    },
+    "io": {"save": io.save, "load": io.load},
+}
+
+
+@hookimpl
+def tinytorch_register_ops(registry):
+    for name, function, samples, call in OPS:
+        registry.function(f"nn::{name}", function, samples=samples, call=call)
+
+
+@hookimpl
+def tinytorch_register_layers(registry):
+    for namespace, table in SYMBOLS.items():
+        for name, obj in table.items():
+            registry.symbol(namespace, name, obj)

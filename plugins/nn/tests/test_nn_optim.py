@@ -1,0 +1,213 @@
+"""Optimizer updates against hand-computed numbers, parameter groups, state dicts,
+schedulers and gradient clipping."""
+
+import math
+
+import numpy as np
+import pytest
+
+from tinytorch_core import Parameter, Tensor
+from tinytorch_nn import SGD, Adam, AdamW, CosineAnnealingLR, LinearWarmup, StepLR, clip_grad_norm_
+
+
+def _param(*values):
+    return Parameter(np.array(values, dtype=np.float64), dtype=np.float64)
+
+
+def _run(optimizer, p, grads):
+    """Apply one step per gradient value; returns the parameter values after each step."""
+    history = []
+    for g in grads:
+        p.grad = Tensor(np.array(g, dtype=np.float64), dtype=np.float64)
+        optimizer.step()
+        history.append(p.data.copy())
+    return history
+
+
+# ---- SGD ---------------------------------------------------------------------------------------
+def test_sgd_plain_step():
+    p = _param(1.0, -2.0)
+    _run(SGD([p], lr=0.1), p, [[0.5, 0.25]])
+    np.testing.assert_allclose(p.data, [0.95, -2.025], rtol=1e-15)
+
+
+def test_sgd_momentum_by_hand():
+    # step 1: buf = g1 = 0.5          -> p = 1 - 0.1 * 0.5 = 0.95
+    # step 2: buf = 0.9 * 0.5 - 0.25 = 0.2 -> p = 0.95 - 0.1 * 0.2 = 0.93
+    p = _param(1.0)
+    history = _run(SGD([p], lr=0.1, momentum=0.9), p, [[0.5], [-0.25]])
+    np.testing.assert_allclose(np.ravel(history), [0.95, 0.93], rtol=1e-15)
+
+
+def test_sgd_nesterov_by_hand():
+    # step 1: buf = 0.5, g = 0.5 + 0.9 * 0.5 = 0.95    -> p = 1 - 0.095 = 0.905
+    # step 2: buf = 0.45 - 0.25 = 0.2, g = -0.25 + 0.18 = -0.07 -> p = 0.905 + 0.007 = 0.912
+    p = _param(1.0)
+    history = _run(SGD([p], lr=0.1, momentum=0.9, nesterov=True), p, [[0.5], [-0.25]])
+    np.testing.assert_allclose(np.ravel(history), [0.905, 0.912], rtol=1e-15)
+
+
+def test_sgd_weight_decay_is_added_to_the_gradient():
+    # g = 0.5 + 0.1 * 2.0 = 0.7 -> p = 2 - 0.1 * 0.7 = 1.93; momentum buffer starts from that g
+    p = _param(2.0)
+    opt = SGD([p], lr=0.1, momentum=0.5, weight_decay=0.1)
+    _run(opt, p, [[0.5]])
+    np.testing.assert_allclose(p.data, [1.93], rtol=1e-15)
+    np.testing.assert_allclose(opt.state[p]["momentum_buffer"], [0.7], rtol=1e-15)
+
+
+def test_sgd_does_not_change_the_gradient_and_bumps_the_version():
+    p = _param(1.0)
+    p.grad = Tensor(np.array([0.5]), dtype=np.float64)
+    before = p._version
+    SGD([p], lr=0.1, momentum=0.9, weight_decay=0.1).step()
+    assert p._version > before
+    np.testing.assert_array_equal(p.grad.data, [0.5])
+
+
+# ---- Adam / AdamW -----------------------------------------------------------------------------
+def test_adam_two_steps_by_hand():
+    lr, b1, b2, eps = 0.1, 0.9, 0.999, 1e-8
+    p = _param(1.0)
+    history = _run(Adam([p], lr=lr, betas=(b1, b2), eps=eps), p, [[0.5], [-0.25]])
+    # step 1: m = 0.05, v = 0.00025; m_hat = 0.5, v_hat = 0.25
+    p1 = 1.0 - lr * 0.5 / (math.sqrt(0.25) + eps)
+    # step 2: m = 0.9 * 0.05 + 0.1 * -0.25 = 0.02; v = 0.999 * 0.00025 + 0.001 * 0.0625 = 0.00031225
+    m_hat, v_hat = 0.02 / (1 - 0.9**2), 0.00031225 / (1 - 0.999**2)
+    p2 = p1 - lr * m_hat / (math.sqrt(v_hat) + eps)
+    np.testing.assert_allclose(np.ravel(history), [p1, p2], rtol=1e-14)
+    assert abs(p1 - 0.9) < 1e-7  # the first Adam step has size lr
+    assert Adam([p]).defaults == {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
+
+
+def test_adam_weight_decay_is_l2_in_the_gradient():
+    # g = 0.5 + 0.1 * 1.0 = 0.6 -> m_hat = 0.6, v_hat = 0.36 -> p = 1 - 0.1 * 0.6 / (0.6 + eps)
+    p = _param(1.0)
+    _run(Adam([p], lr=0.1, weight_decay=0.1), p, [[0.5]])
+    np.testing.assert_allclose(p.data, [1.0 - 0.1 * 0.6 / (0.6 + 1e-8)], rtol=1e-15)
+
+
+def test_adamw_decay_is_decoupled():
+    # p = 1 * (1 - 0.1 * 0.1) = 0.99, then the plain Adam step of size 0.1 * 0.5 / (0.5 + eps)
+    p = _param(1.0)
+    _run(AdamW([p], lr=0.1, weight_decay=0.1), p, [[0.5]])
+    np.testing.assert_allclose(p.data, [0.99 - 0.1 * 0.5 / (0.5 + 1e-8)], rtol=1e-15)
+    assert AdamW([p]).defaults["weight_decay"] == 1e-2
+
+
+def test_float32_parameters_stay_float32():
+    p = Parameter(np.ones(3, dtype=np.float32))
+    for opt in (SGD([p], lr=0.1, momentum=0.9), Adam([p]), AdamW([p])):
+        p.grad = Tensor(np.full(3, 0.5, dtype=np.float32))
+        opt.step()
+        assert p.data.dtype == np.float32
+
+
+# ---- groups, zero_grad, state dicts ---------------------------------------------------------------
+def test_parameter_groups_use_their_own_lr():
+    a, b = _param(1.0), _param(1.0)
+    opt = SGD([{"params": [a]}, {"params": [b], "lr": 0.5}], lr=0.1, momentum=0.0)
+    a.grad = Tensor([1.0], dtype=np.float64)
+    b.grad = Tensor([1.0], dtype=np.float64)
+    opt.step()
+    np.testing.assert_allclose([a.data[0], b.data[0]], [0.9, 0.5])
+    assert opt.param_groups[1]["momentum"] == 0.0
+
+
+def test_zero_grad_and_parameters_without_gradients():
+    a, b = _param(1.0), _param(2.0)
+    opt = Adam([a, b], lr=0.1)
+    a.grad = Tensor([1.0], dtype=np.float64)
+    opt.step()
+    np.testing.assert_array_equal(b.data, [2.0])  # no gradient, no update, no state
+    assert b not in opt.state
+    opt.zero_grad(set_to_none=False)
+    np.testing.assert_array_equal(a.grad.data, [0.0])
+    opt.zero_grad()
+    assert a.grad is None
+
+
+def test_optimizer_state_dict_round_trip():
+    grads = [[0.5, -1.0], [0.25, 0.5], [-0.75, 0.1]]
+    p, q = _param(1.0, 2.0), _param(1.0, 2.0)
+    first = Adam([p], lr=0.05)
+    _run(first, p, grads[:2])
+    state = first.state_dict()
+    assert state["state"][0]["step"] == 2 and state["param_groups"][0]["params"] == [0]
+    q.data[...] = p.data
+    second = Adam([q], lr=0.5)
+    second.load_state_dict(state)
+    assert second.param_groups[0]["lr"] == 0.05
+    _run(first, p, grads[2:])
+    _run(second, q, grads[2:])
+    np.testing.assert_array_equal(p.data, q.data)
+    state["state"][0]["exp_avg"][:] = 99  # the state dict holds copies
+    assert not np.any(first.state[p]["exp_avg"] == 99)
+    with pytest.raises(ValueError, match="parameter group"):
+        Adam([{"params": [q]}, {"params": [_param(0.0)]}]).load_state_dict(state)
+
+
+def test_optimizer_argument_errors():
+    p = _param(1.0)
+    with pytest.raises(ValueError, match="empty parameter list"):
+        SGD([], lr=0.1)
+    with pytest.raises(TypeError, match="single Tensor"):
+        SGD(p, lr=0.1)
+    with pytest.raises(ValueError, match="lr"):
+        SGD([p], lr=-1.0)
+    with pytest.raises(ValueError, match="nesterov"):
+        SGD([p], lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match=r"betas\[1\]"):
+        Adam([p], betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match="more than one group"):
+        SGD([{"params": [p]}, {"params": [p]}], lr=0.1)
+
+
+# ---- schedulers -----------------------------------------------------------------------------------
+def _lrs(scheduler, steps):
+    lrs = [scheduler.get_last_lr()[0]]
+    for _ in range(steps):
+        scheduler.optimizer.step()
+        scheduler.step()
+        lrs.append(scheduler.get_last_lr()[0])
+    return lrs
+
+
+def test_step_lr():
+    opt = SGD([_param(1.0)], lr=1.0)
+    np.testing.assert_allclose(_lrs(StepLR(opt, step_size=2, gamma=0.5), 5), [1, 1, 0.5, 0.5, 0.25, 0.25])
+    assert opt.param_groups[0]["lr"] == 0.25
+
+
+def test_cosine_annealing():
+    opt = SGD([_param(1.0)], lr=1.0)
+    expected = [0.1 + 0.9 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(5)]
+    np.testing.assert_allclose(_lrs(CosineAnnealingLR(opt, T_max=4, eta_min=0.1), 4), expected)
+    assert abs(expected[-1] - 0.1) < 1e-15
+
+
+def test_linear_warmup_per_group():
+    opt = SGD([{"params": [_param(1.0)]}, {"params": [_param(1.0)], "lr": 0.4}], lr=1.0)
+    sched = LinearWarmup(opt, warmup_steps=4)
+    np.testing.assert_allclose(_lrs(sched, 5), [0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
+    np.testing.assert_allclose(sched.get_last_lr(), [1.0, 0.4])
+    fresh = LinearWarmup(SGD([{"params": [_param(1.0)]}, {"params": [_param(1.0)]}], lr=3.0), warmup_steps=4)
+    fresh.load_state_dict(sched.state_dict())
+    assert fresh.get_last_lr() == [1.0, 0.4] and fresh.last_epoch == 5
+    with pytest.raises(ValueError, match="parameter group"):
+        LinearWarmup(SGD([_param(1.0)], lr=1.0), warmup_steps=4).load_state_dict(sched.state_dict())
+
+
+# ---- gradient clipping ----------------------------------------------------------------------------
+def test_clip_grad_norm():
+    a, b, c = _param(0.0, 0.0), _param(0.0), _param(1.0)
+    a.grad = Tensor([3.0, 0.0], dtype=np.float64)
+    b.grad = Tensor([4.0], dtype=np.float64)
+    total = clip_grad_norm_([a, b, c], max_norm=1.0)
+    assert total == pytest.approx(5.0)
+    np.testing.assert_allclose(np.concatenate([a.grad.data, b.grad.data]), [0.6, 0.0, 0.8], rtol=1e-6)
+    assert clip_grad_norm_([a, b], max_norm=10.0) == pytest.approx(1.0, rel=1e-6)
+    np.testing.assert_allclose(b.grad.data, [0.8], rtol=1e-6)  # below the limit: unchanged
+    b.grad = Tensor([-4.0], dtype=np.float64)
+    assert clip_grad_norm_(b, 2.0, norm_type=float("inf")) == 4.0
+    np.testing.assert_allclose(b.grad.data, [-2.0], rtol=1e-6)

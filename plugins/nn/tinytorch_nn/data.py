@@ -1,0 +1,126 @@
+"""Datasets and the ``DataLoader``.
+
+A ``TensorDataset`` is batched with one fancy-index per stored array: the loader builds the
+batch's index array (a slice of a permutation when shuffling) and gathers every field at
+once, so there is no per-sample Python work. Other datasets are read sample by sample and
+their fields stacked.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from tinytorch_core import Tensor, as_tensor, resolve_generator
+
+__all__ = ["DataLoader", "Dataset", "TensorDataset"]
+
+
+def _wrap(array) -> Tensor:
+    # batches are fresh arrays (fancy indexing copies), so the tensor can own them without a copy
+    return as_tensor(array)
+
+
+class Dataset:
+    """A sized collection: subclasses define ``__len__`` and ``__getitem__(index)``."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError(f"{type(self).__name__} must define __len__")
+
+    def __getitem__(self, index):
+        raise NotImplementedError(f"{type(self).__name__} must define __getitem__")
+
+
+class TensorDataset(Dataset):
+    """Samples are the rows (first axis) of equally long tensors: ``ds[i] == (a[i], b[i], ...)``.
+
+    Arrays and lists are converted as ``Tensor`` converts them (float data becomes float32,
+    integer labels stay integer); Tensors are used as they are, without copying.
+    """
+
+    def __init__(self, *tensors):
+        if not tensors:
+            raise ValueError("TensorDataset needs at least one tensor")
+        arrays = []
+        for k, t in enumerate(tensors):
+            array = t.data if isinstance(t, Tensor) else Tensor(t).data
+            if array.ndim == 0:
+                raise ValueError(f"TensorDataset: tensor {k} is a scalar; every tensor needs a first (sample) axis")
+            arrays.append(array)
+        lengths = [len(a) for a in arrays]
+        if len(set(lengths)) != 1:
+            raise ValueError(f"TensorDataset: all tensors must have the same first dimension, got lengths {lengths}")
+        self.arrays = tuple(arrays)
+
+    @property
+    def tensors(self) -> tuple:
+        return tuple(_wrap(a) for a in self.arrays)
+
+    def __len__(self) -> int:
+        return len(self.arrays[0])
+
+    def __getitem__(self, index):
+        return tuple(_wrap(np.array(a[index])) for a in self.arrays)
+
+    def gather(self, indices) -> tuple:
+        """The batch of samples ``indices`` (an integer array): one fancy-index per tensor."""
+        return tuple(_wrap(a[indices]) for a in self.arrays)
+
+
+def _collate(samples):
+    """Stack a list of samples (tensors, arrays, numbers, or tuples/dicts of them) into Tensors."""
+    first = samples[0]
+    if isinstance(first, (tuple, list)):
+        return tuple(_collate([s[k] for s in samples]) for k in range(len(first)))
+    if isinstance(first, dict):
+        return {key: _collate([s[key] for s in samples]) for key in first}
+    if isinstance(first, Tensor):  # tensors keep their dtype
+        return _wrap(np.stack([s.data for s in samples]))
+    stacked = np.stack([np.asarray(s) for s in samples])
+    if stacked.dtype.kind not in "fiub":
+        raise TypeError(f"DataLoader: cannot batch samples of type {type(first).__name__} (dtype {stacked.dtype})")
+    return Tensor(stacked)  # arrays and numbers convert as Tensor() converts them (float -> float32)
+
+
+class DataLoader:
+    """Iterate over ``dataset`` in batches of ``batch_size``.
+
+    ``shuffle=True`` draws a new permutation every epoch from the loader's own generator
+    (``generator``: a Generator or an int seed, resolved once, so a seed makes the whole
+    sequence of epochs reproducible). ``drop_last`` drops a final incomplete batch.
+    A dataset with a ``gather(indices)`` method (``TensorDataset``) is batched through it in
+    one step; any other is read sample by sample and collated.
+    """
+
+    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, generator=None):
+        if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
+        if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+            raise TypeError(f"DataLoader: the dataset must define __len__ and __getitem__, got {type(dataset).__name__}")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.generator = resolve_generator(generator) if shuffle else None
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def _order(self) -> np.ndarray:
+        n = len(self.dataset)
+        return self.generator.permutation(n) if self.shuffle else np.arange(n)
+
+    def __iter__(self):
+        order = self._order()
+        n, size = len(order), self.batch_size
+        stop = n - n % size if self.drop_last else n
+        gather = getattr(self.dataset, "gather", None)
+        for start in range(0, stop, size):
+            indices = order[start : start + size]
+            if gather is not None:
+                yield gather(indices)
+            else:
+                yield _collate([self.dataset[int(i)] for i in indices])

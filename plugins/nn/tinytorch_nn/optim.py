@@ -1,0 +1,402 @@
+"""Optimizers (SGD, Adam, AdamW), learning-rate schedulers and gradient clipping.
+
+Update rules follow the published algorithms in PyTorch's conventions:
+
+* SGD: ``g = grad + wd * p``; with momentum ``buf = mu * buf + (1 - dampening) * g``
+  (``buf = g`` on the first step), then ``g = g + mu * buf`` (nesterov) or ``g = buf``;
+  ``p -= lr * g``.
+* Adam (Kingma & Ba, 2015): ``g = grad + wd * p`` (L2 penalty), ``m = b1 m + (1 - b1) g``,
+  ``v = b2 v + (1 - b2) g^2``, ``p -= lr * m_hat / (sqrt(v_hat) + eps)`` with
+  ``m_hat = m / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``.
+* AdamW (Loshchilov & Hutter, 2019): decoupled decay ``p -= lr * wd * p`` first, then Adam
+  without the L2 term.
+
+Parameters are changed only through the tensors' in-place methods under ``no_grad()``, so
+their version counters move and a graph that saved a stale value refuses to backpropagate.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from tinytorch_core import Tensor, enable_grad, no_grad
+
+__all__ = [
+    "SGD", "Adam", "AdamW", "CosineAnnealingLR", "LRScheduler", "LinearWarmup", "Optimizer", "StepLR",
+    "clip_grad_norm_",
+]
+
+
+def _number(owner: str, name: str, value, low=0.0, high=None, high_open=False) -> float:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or math.isnan(value):
+        raise TypeError(f"{owner}: {name} must be a number, got {value!r}")
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if value < low or too_high:
+        upper = "" if high is None else (f", below {high}" if high_open else f", at most {high}")
+        raise ValueError(f"{owner}: {name} must be at least {low}{upper}, got {value!r}")
+    return float(value)
+
+
+class Optimizer:
+    """Base class: parameter groups, per-parameter state, ``zero_grad``, ``step``, state dicts.
+
+    ``params`` is an iterable of Parameters, or of dicts ``{"params": [...], "lr": ..., ...}``
+    (parameter groups), each with its own hyperparameters; missing ones come from the defaults.
+    """
+
+    def __init__(self, params, defaults: dict):
+        self.defaults = dict(defaults)
+        self.param_groups: list[dict] = []
+        self.state: dict = {}  # Parameter -> dict of its state (tensors hash by identity)
+        if isinstance(params, Tensor):
+            raise TypeError(
+                f"{type(self).__name__}: params must be an iterable of tensors or of parameter-group "
+                "dicts, got a single Tensor; pass [tensor] or model.parameters()"
+            )
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, group: dict) -> None:
+        name = type(self).__name__
+        if not isinstance(group, dict) or "params" not in group:
+            raise TypeError(f"{name}: a parameter group must be a dict with a 'params' entry, got {group!r}")
+        params = group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        for p in params:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{name}: can only optimize Tensors/Parameters, got {type(p).__name__}")
+            if p.data.dtype.kind != "f":
+                raise TypeError(f"{name}: can only optimize floating-point tensors, got dtype {p.data.dtype}")
+            if id(p) in seen:
+                raise ValueError(f"{name}: a parameter appears in more than one group (or twice in one)")
+            seen.add(id(p))
+        unknown = set(group) - set(self.defaults) - {"params", "initial_lr"}
+        if unknown:
+            raise ValueError(f"{name}: unknown hyperparameter(s) {sorted(unknown)} in a parameter group")
+        full = dict(self.defaults)
+        full.update(group)
+        full["params"] = params
+        self._validate_group(full)
+        self.param_groups.append(full)
+
+    def _validate_group(self, group: dict) -> None:
+        _number(type(self).__name__, "lr", group["lr"])
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients (set to None, or fill with zeros when ``set_to_none=False``)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none:
+                    p.grad = None
+                elif p.grad is not None:
+                    p.grad.zero_()
+
+    def step(self, closure=None):
+        """One update of every parameter that has a gradient. ``closure`` (optional) recomputes
+        and returns the loss, with gradients, before the update."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        with no_grad():
+            for group in self.param_groups:
+                self._update_group(group)
+        return loss
+
+    def _update_group(self, group: dict) -> None:
+        raise NotImplementedError
+
+    # ---- state dicts --------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """``{"state": {index: {...}}, "param_groups": [...]}``, parameters numbered across groups."""
+        index = {}
+        groups = []
+        for group in self.param_groups:
+            entry = {k: v for k, v in group.items() if k != "params"}
+            entry["params"] = []
+            for p in group["params"]:
+                index[id(p)] = len(index)
+                entry["params"].append(index[id(p)])
+            groups.append(entry)
+        state = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p in self.state:
+                    state[index[id(p)]] = {
+                        k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in self.state[p].items()
+                    }
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        name = type(self).__name__
+        try:
+            saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        except (KeyError, TypeError):
+            raise ValueError(f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups'") from None
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(
+                f"{name}.load_state_dict: the state has {len(saved_groups)} parameter group(s), "
+                f"this optimizer has {len(self.param_groups)}"
+            )
+        params = []
+        for k, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    f"{name}.load_state_dict: group {k} has {len(saved['params'])} parameter(s) in the "
+                    f"state, {len(group['params'])} here"
+                )
+            params.extend(zip(saved["params"], group["params"]))
+        new_state = {}
+        for saved_index, p in params:
+            entry = saved_state.get(saved_index)
+            if entry is None:
+                continue
+            restored = {}
+            for key, value in entry.items():
+                if isinstance(value, np.ndarray):
+                    if value.shape != p.data.shape:
+                        raise ValueError(
+                            f"{name}.load_state_dict: state '{key}' of parameter {saved_index} has shape "
+                            f"{value.shape}, the parameter has {p.data.shape}"
+                        )
+                    value = value.astype(p.data.dtype, copy=True)
+                restored[key] = value
+            new_state[p] = restored
+        for saved, group in zip(saved_groups, self.param_groups):
+            for key, value in saved.items():
+                if key != "params":
+                    group[key] = value
+        self.state = new_state
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for k, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {k}")
+            lines.extend(f"    {key}: {value}" for key, value in sorted(group.items()) if key != "params")
+        return "\n".join(lines) + "\n)"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum, Nesterov momentum and weight decay."""
+
+    def __init__(self, params, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+        super().__init__(
+            params,
+            dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay),
+        )
+
+    def _validate_group(self, group):
+        super()._validate_group(group)
+        _number("SGD", "momentum", group["momentum"])
+        _number("SGD", "dampening", group["dampening"])
+        _number("SGD", "weight_decay", group["weight_decay"])
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("SGD: nesterov momentum needs momentum > 0 and dampening = 0")
+
+    def _update_group(self, group):
+        lr, mu, dampening = group["lr"], group["momentum"], group["dampening"]
+        nesterov, wd = group["nesterov"], group["weight_decay"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            g = p.grad.data
+            if wd:
+                g = g + wd * p.data
+            if mu:
+                state = self.state.setdefault(p, {})
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = np.array(g, copy=True)
+                else:
+                    buf *= mu
+                    buf += g if dampening == 0 else (1.0 - dampening) * g
+                g = g + mu * buf if nesterov else buf
+            p.add_(g, alpha=-lr)
+
+
+class Adam(Optimizer):
+    """Adam with bias correction; ``weight_decay`` adds the L2 term ``wd * p`` to the gradient."""
+
+    _decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+
+    def _validate_group(self, group):
+        super()._validate_group(group)
+        name = type(self).__name__
+        betas = group["betas"]
+        if len(betas) != 2:
+            raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
+        group["betas"] = tuple(_number(name, f"betas[{k}]", b, 0.0, 1.0, high_open=True) for k, b in enumerate(betas))
+        _number(name, "eps", group["eps"])
+        _number(name, "weight_decay", group["weight_decay"])
+
+    def _update_group(self, group):
+        lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            g = p.grad.data
+            state = self.state.get(p)
+            if state is None:
+                state = self.state[p] = {
+                    "step": 0,
+                    "exp_avg": np.zeros_like(p.data),
+                    "exp_avg_sq": np.zeros_like(p.data),
+                }
+            state["step"] += 1
+            t = state["step"]
+            if wd:
+                if self._decoupled:
+                    p.mul_(1.0 - lr * wd)
+                else:
+                    g = g + wd * p.data
+            m, v = state["exp_avg"], state["exp_avg_sq"]
+            m *= beta1
+            m += (1.0 - beta1) * g
+            g2 = g * g
+            g2 *= 1.0 - beta2
+            v *= beta2
+            v += g2
+            # lr * m_hat / (sqrt(v_hat) + eps), with the corrections folded into two scalars
+            denom = np.sqrt(v, out=g2)
+            denom *= 1.0 / math.sqrt(1.0 - beta2**t)
+            denom += eps
+            update = np.divide(m, denom, out=denom)
+            update *= -lr / (1.0 - beta1**t)
+            p.add_(update)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: ``p -= lr * weight_decay * p`` before the Adam step."""
+
+    _decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+# ---- learning-rate schedulers ----------------------------------------------------------------
+class LRScheduler:
+    """Sets every group's ``lr`` from its initial value and the number of ``step()`` calls.
+
+    The schedule is applied at construction (step 0) and after each ``step()``; call
+    ``scheduler.step()`` once per epoch (or per iteration), after ``optimizer.step()``.
+    """
+
+    def __init__(self, optimizer: Optimizer):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.last_epoch = 0
+        self._apply()
+
+    def lr_at(self, base_lr: float, epoch: int) -> float:
+        raise NotImplementedError
+
+    def _apply(self) -> None:
+        self._last_lr = [self.lr_at(base, self.last_epoch) for base in self.base_lrs]
+        for group, lr in zip(self.optimizer.param_groups, self._last_lr):
+            group["lr"] = lr
+
+    def step(self) -> None:
+        self.last_epoch += 1
+        self._apply()
+
+    def get_last_lr(self) -> list[float]:
+        return list(self._last_lr)
+
+    def state_dict(self) -> dict:
+        return {"last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs)}
+
+    def load_state_dict(self, state: dict) -> None:
+        base_lrs = list(state["base_lrs"])
+        if len(base_lrs) != len(self.optimizer.param_groups):
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: the state has {len(base_lrs)} base rate(s), "
+                f"the optimizer has {len(self.optimizer.param_groups)} parameter group(s)"
+            )
+        self.last_epoch = int(state["last_epoch"])
+        self.base_lrs = base_lrs
+        self._apply()
+
+
+class StepLR(LRScheduler):
+    """``lr = base_lr * gamma ** (epoch // step_size)``."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        if not isinstance(step_size, numbers.Integral) or step_size < 1:
+            raise ValueError(f"StepLR: step_size must be a positive int, got {step_size!r}")
+        self.step_size = int(step_size)
+        self.gamma = _number("StepLR", "gamma", gamma)
+        super().__init__(optimizer)
+
+    def lr_at(self, base_lr, epoch):
+        return base_lr * self.gamma ** (epoch // self.step_size)
+
+
+class CosineAnnealingLR(LRScheduler):
+    """``lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2`` (SGDR without restarts)."""
+
+    def __init__(self, optimizer, T_max, eta_min=0.0):  # noqa: N803 - the name used in the literature
+        if not isinstance(T_max, numbers.Integral) or T_max < 1:
+            raise ValueError(f"CosineAnnealingLR: T_max must be a positive int, got {T_max!r}")
+        self.T_max = int(T_max)
+        self.eta_min = _number("CosineAnnealingLR", "eta_min", eta_min)
+        super().__init__(optimizer)
+
+    def lr_at(self, base_lr, epoch):
+        return self.eta_min + (base_lr - self.eta_min) * (1.0 + math.cos(math.pi * epoch / self.T_max)) / 2.0
+
+
+class LinearWarmup(LRScheduler):
+    """``lr = base_lr * min(1, (epoch + 1) / warmup_steps)``: base/warmup_steps for the first
+    step, growing linearly to the full rate after ``warmup_steps - 1`` scheduler steps."""
+
+    def __init__(self, optimizer, warmup_steps):
+        if not isinstance(warmup_steps, numbers.Integral) or warmup_steps < 1:
+            raise ValueError(f"LinearWarmup: warmup_steps must be a positive int, got {warmup_steps!r}")
+        self.warmup_steps = int(warmup_steps)
+        super().__init__(optimizer)
+
+    def lr_at(self, base_lr, epoch):
+        return base_lr * min(1.0, (epoch + 1) / self.warmup_steps)
+
+
+# ---- gradient clipping -----------------------------------------------------------------------
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0) -> float:
+    """Scale the gradients in place so that their joint norm is at most ``max_norm``.
+
+    Returns the total norm before clipping (a Python float). Parameters without a gradient
+    are skipped. ``norm_type`` is 2 by default; ``float('inf')`` uses the largest magnitude.
+    """
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    max_norm = _number("clip_grad_norm_", "max_norm", max_norm)
+    norm_type = float(norm_type)
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return 0.0
+    if norm_type == math.inf:
+        total = max(float(np.max(np.abs(g.data))) if g.data.size else 0.0 for g in grads)
+    elif norm_type == 2.0:
+        total = math.sqrt(sum(float(np.vdot(g.data, g.data)) for g in grads))
+    else:
+        total = sum(float(np.sum(np.abs(g.data) ** norm_type)) for g in grads) ** (1.0 / norm_type)
+    coef = max_norm / (total + 1e-6)
+    if coef < 1.0:
+        for g in grads:
+            g.mul_(coef)
+    return total
