@@ -75,8 +75,8 @@ def check_indices(indices, size: int, where: str) -> np.ndarray:
     if arr.dtype.kind not in "iu":
         example = f" (first value {arr.flat[0]!r})" if arr.size else ""
         raise TypeError(
-            f"{where}: indices must be integers, got a {arr.dtype} {kind}{example}; "
-            "convert token ids with .astype(np.int64)"
+            f"{where}: indices into a table of size {size} must be integers, got a {arr.dtype} "
+            f"{kind}{example}; convert token ids with .astype(np.int64)"
         )
     if arr.size:
         low, high = arr.min(), arr.max()

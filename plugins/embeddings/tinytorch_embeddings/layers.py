@@ -84,7 +84,7 @@ class LearnedPositionalEmbedding(Module):
     def forward(self, x):
         x = _as_tensor(x)
         length = _check_sequence(x, self.max_len, self.embedding_dim, "LearnedPositionalEmbedding")
-        return x + self.weight[:length]
+        return x + (self.weight if length == self.max_len else self.weight[:length])
 
     def extra_repr(self) -> str:
         return f"max_len={self.max_len}, embedding_dim={self.embedding_dim}"

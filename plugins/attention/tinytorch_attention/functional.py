@@ -1,0 +1,248 @@
+"""The attention stage's two kernels, each one ``Function`` with a hand-derived backward.
+
+``layer_norm``: normalise over the last axis (biased variance), then scale and shift.
+``scaled_dot_product_attention``: ``softmax(q k^T / sqrt(D) + mask) v`` with batched matmuls
+over every leading (batch, head) axis and the fused softmax backward.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from tinytorch_core import Function, Sample, Tensor, array_module, resolve_generator
+
+
+def _data(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+# ---- layer norm ---------------------------------------------------------------------------------
+class LayerNormFunction(Function):
+    """``(x - mean) / sqrt(var + eps) * weight + bias`` over the last axis.
+
+    Backward, with ``xhat`` the normalised input, ``g = dy * weight`` and means over the last axis:
+    ``dx = rstd * (g - mean(g) - xhat * mean(g * xhat))``, ``dweight = sum(dy * xhat)``,
+    ``dbias = sum(dy)`` (sums over every leading axis).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps=1e-5):
+        inv_size = 1.0 / x.shape[-1]
+        mean = np.add.reduce(x, axis=-1, keepdims=True)  # np.mean's Python wrapper costs more at small sizes
+        mean *= inv_size
+        xhat = x - mean
+        var = np.einsum("...i,...i->...", xhat, xhat)[..., None]
+        var *= inv_size
+        var += eps
+        rstd = np.sqrt(var)
+        np.reciprocal(rstd, out=rstd)
+        xhat *= rstd
+        out = xhat * weight if weight is not None else xhat.copy()
+        if bias is not None:
+            out += bias
+        ctx.save_for_backward(xhat, rstd, weight)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        xhat, rstd, weight = ctx.saved_tensors
+        need_x, need_weight, need_bias = ctx.needs_input_grad
+        size = xhat.shape[-1]
+        inv_size = 1.0 / size
+        grad_x = grad_weight = grad_bias = None
+        if need_weight or need_bias:
+            flat_grad = grad.reshape(-1, size)
+            if need_weight:
+                grad_weight = np.einsum("ij,ij->j", flat_grad, xhat.reshape(-1, size))
+            if need_bias:
+                grad_bias = flat_grad.sum(axis=0)
+        if need_x:
+            g = grad * weight if weight is not None else grad.copy()
+            mean_g = np.add.reduce(g, axis=-1, keepdims=True)
+            mean_g *= inv_size
+            mean_gx = np.einsum("...i,...i->...", g, xhat)[..., None]
+            mean_gx *= inv_size
+            g -= mean_g
+            g -= xhat * mean_gx
+            g *= rstd
+            grad_x = g
+        return grad_x, grad_weight, grad_bias
+
+
+def layer_norm(x, weight=None, bias=None, eps: float = 1e-5):
+    """Normalise ``x`` over its last axis, then ``* weight + bias`` (each of shape ``(E,)``, optional)."""
+    shape = np.shape(_data(x))
+    if len(shape) == 0:
+        raise ValueError("layer_norm: the input needs at least one axis to normalise over")
+    for name, param in (("weight", weight), ("bias", bias)):
+        if param is not None and np.shape(_data(param)) != shape[-1:]:
+            raise ValueError(
+                f"layer_norm: {name} must have shape ({shape[-1]},) to match the last axis of the input "
+                f"{shape}, got {np.shape(_data(param))}"
+            )
+    if not eps > 0:
+        raise ValueError(f"layer_norm: eps must be positive, got {eps!r}")
+    return LayerNormFunction.apply(x, weight, bias, eps=float(eps))
+
+
+def layer_norm_samples(rng):
+    yield Sample(rng.standard_normal((4, 5)), rng.standard_normal(5), rng.standard_normal(5))  # 2-D
+    yield Sample(rng.standard_normal((2, 3, 6)), rng.standard_normal(6), rng.standard_normal(6))  # 3-D
+    yield Sample(3.0 + 0.5 * rng.standard_normal((2, 2, 2, 4)), rng.standard_normal(4), None, eps=1e-3)
+    yield Sample(rng.standard_normal((3, 4)), None, None)  # no affine part
+
+
+# ---- scaled dot-product attention ----------------------------------------------------------------
+class ScaledDotProductAttention(Function):
+    """``P = softmax(q k^T / sqrt(D))`` over keys (``-inf`` where ``mask`` is False), out = ``P v``.
+
+    Inputs are ``(..., Tq, D)``, ``(..., Tk, D)``, ``(..., Tk, Dv)`` with equal leading axes; every
+    product is one batched matmul over those axes. A query row whose keys are all masked has
+    ``P = 0`` there: its output is zero and it passes no gradient (instead of NaN).
+    Backward: ``dV = P^T dO``, ``dP = dO V^T``, ``dS = P * (dP - sum(dP * P, keys))``,
+    ``dq = dS k / sqrt(D)``, ``dk = dS^T q / sqrt(D)``. With dropout, the dropped and rescaled
+    ``P`` multiplies ``v`` and the same keep-mask scales ``dP``.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, mask=None, dropout_p=0.0, generator=None):
+        xp = array_module(q, k, v)
+        scale = 1.0 / math.sqrt(q.shape[-1])
+        scores = q @ k.swapaxes(-1, -2)
+        scores *= scale
+        empty_rows = None
+        if mask is not None:
+            scores += xp.where(mask, 0.0, -xp.inf).astype(scores.dtype, copy=False)
+        row_max = scores.max(axis=-1, keepdims=True)
+        if mask is not None:
+            empty_rows = xp.isneginf(row_max)
+            if empty_rows.any():
+                row_max[empty_rows] = 0.0  # exp(-inf - 0) = 0 for every key: no inf - inf
+            else:
+                empty_rows = None
+        scores -= row_max
+        xp.exp(scores, out=scores)
+        total = scores.sum(axis=-1, keepdims=True)
+        if empty_rows is not None:
+            total[empty_rows] = 1.0  # 0 / 1 = 0: a fully masked row attends to nothing
+        scores /= total
+        probs = scores
+        attn, keep = probs, None
+        if dropout_p > 0.0:
+            keep = generator.random(probs.shape) >= dropout_p
+            attn = probs * keep
+            attn *= 1.0 / (1.0 - dropout_p)
+        ctx.scale, ctx.dropout_p = scale, dropout_p
+        ctx.save_for_backward(q, k, v, probs, attn, keep)
+        return attn @ v
+
+    @staticmethod
+    def backward(ctx, grad):
+        q, k, v, probs, attn, keep = ctx.saved_tensors
+        need_q, need_k, need_v = ctx.needs_input_grad
+        grad_q = grad_k = grad_v = None
+        if need_v:
+            grad_v = attn.swapaxes(-1, -2) @ grad
+        if need_q or need_k:
+            d_scores = grad @ v.swapaxes(-1, -2)
+            if keep is not None:
+                d_scores *= keep
+                d_scores *= 1.0 / (1.0 - ctx.dropout_p)
+            row_dot = np.einsum("...ij,...ij->...i", d_scores, probs)[..., None]
+            d_scores -= row_dot
+            d_scores *= probs
+            d_scores *= ctx.scale
+            if need_q:
+                grad_q = d_scores @ k
+            if need_k:
+                grad_k = d_scores.swapaxes(-1, -2) @ q
+        return grad_q, grad_k, grad_v
+
+
+@functools.lru_cache(maxsize=64)
+def causal_mask(query_len: int, key_len: int) -> np.ndarray:
+    """``(Tq, Tk)`` bool, True where query ``i`` may attend key ``j``: ``j <= i`` (top-left aligned).
+
+    Cached per size (every step of a training loop asks for the same one), hence read-only.
+    """
+    mask = np.tri(query_len, key_len, dtype=bool)
+    mask.setflags(write=False)
+    return mask
+
+
+def check_mask(mask, target_shape: tuple, where: str) -> np.ndarray:
+    """A bool array broadcastable to ``target_shape``, or a clear error."""
+    arr = _data(mask)
+    arr = arr if isinstance(arr, np.ndarray) else np.asarray(arr)
+    if arr.dtype != np.bool_:
+        raise TypeError(
+            f"{where}: mask must be a bool array (True = may attend, False = masked out), got dtype "
+            f"{arr.dtype}; build it with a comparison, e.g. lengths[:, None] > positions"
+        )
+    try:
+        fits = np.broadcast_shapes(arr.shape, target_shape) == tuple(target_shape)
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"{where}: mask of shape {arr.shape} does not broadcast to the attention scores' shape "
+            f"{tuple(target_shape)} (batch..., query_len, key_len)"
+        )
+    return arr
+
+
+def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False, dropout_p: float = 0.0,
+                                 generator=None):
+    """Attention of queries ``q`` over keys ``k`` and values ``v``.
+
+    Shapes: ``q`` (B, H, Tq, D), ``k`` (B, H, Tk, D), ``v`` (B, H, Tk, Dv), or the same without
+    the head axis, (B, T, D). ``mask``: bool, broadcastable to (B, H, Tq, Tk) (or (B, Tq, Tk)),
+    **True where a query may attend a key**. ``causal=True`` also masks every key after the
+    query's own position (``j > i``). A query with no key left attends to nothing: its output
+    row is zero and passes no gradient. ``dropout_p`` drops attention weights (train time) using
+    ``generator``. Returns (B, H, Tq, Dv).
+    """
+    sq, sk, sv = (tuple(np.shape(_data(t))) for t in (q, k, v))
+    where = "scaled_dot_product_attention"
+    if len(sq) not in (3, 4) or len(sk) != len(sq) or len(sv) != len(sq):
+        raise ValueError(
+            f"{where}: q, k and v must all be 4-D (batch, heads, seq, dim) or all 3-D (batch, seq, dim), "
+            f"got shapes {sq}, {sk}, {sv}"
+        )
+    if sq[:-2] != sk[:-2] or sk[:-2] != sv[:-2]:
+        raise ValueError(f"{where}: q, k and v must share their leading axes, got shapes {sq}, {sk}, {sv}")
+    if sq[-1] != sk[-1]:
+        raise ValueError(f"{where}: q and k must have the same feature size, got {sq[-1]} and {sk[-1]}")
+    if sk[-2] != sv[-2]:
+        raise ValueError(f"{where}: k and v must have the same length, got {sk[-2]} and {sv[-2]}")
+    target = sq[:-1] + (sk[-2],)
+    allowed = None if mask is None else check_mask(mask, target, where)
+    if causal:
+        future = causal_mask(sq[-2], sk[-2])
+        allowed = future if allowed is None else allowed & future
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"{where}: dropout_p must be in [0, 1), got {dropout_p!r}")
+    rng = resolve_generator(generator) if dropout_p > 0.0 else None
+    return ScaledDotProductAttention.apply(q, k, v, mask=allowed, dropout_p=float(dropout_p), generator=rng)
+
+
+def attention_samples(rng):
+    def r(*shape):
+        return rng.standard_normal(shape)
+
+    yield Sample(r(2, 2, 3, 4), r(2, 2, 3, 4), r(2, 2, 3, 4))  # 4-D, no mask
+    yield Sample(r(2, 4, 3), r(2, 5, 3), r(2, 5, 2))  # 3-D cross-attention, Dv != D
+    yield Sample(r(1, 2, 4, 3), r(1, 2, 4, 3), r(1, 2, 4, 3), causal=True)
+    padding = np.array([[True, True, True, False, False], [True, True, True, True, True]])
+    yield Sample(r(2, 2, 3, 2), r(2, 2, 5, 2), r(2, 2, 5, 2), mask=padding[:, None, None, :])
+    full = rng.random((2, 2, 4, 4)) > 0.3
+    full[..., 0] = True  # every row keeps at least one key
+    yield Sample(r(2, 2, 4, 3), r(2, 2, 4, 3), r(2, 2, 4, 3), mask=full, causal=True)
+    empty_row = np.ones((3, 4), dtype=bool)
+    empty_row[1] = False  # query 1 sees no key: zero output, zero gradient
+    yield Sample(r(2, 3, 2), r(2, 4, 2), r(2, 4, 2), mask=empty_row)
+    yield Sample(r(1, 2, 3, 5), r(1, 2, 6, 5), r(1, 2, 6, 2), causal=True)  # Tq < Tk
+    yield Sample(r(2, 2, 3, 2), r(2, 2, 3, 2), r(2, 2, 3, 2), dropout_p=0.3, generator=7)  # fixed seed

@@ -1,0 +1,333 @@
+"""Transformer layers: LayerNorm, MultiHeadAttention, FeedForward, TransformerBlock and a small GPT."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinytorch_core import Module, ModuleList, Parameter, Tensor, no_grad, resolve_generator
+from tinytorch_embeddings import Embedding, LearnedPositionalEmbedding
+from tinytorch_embeddings.functional import check_indices
+from tinytorch_nn import GELU, Dropout, Linear, ReLU
+
+from .functional import check_mask, layer_norm, scaled_dot_product_attention
+
+
+def _positive_int(value, what: str, where: str) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{where}: {what} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _probability(value, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not 0.0 <= value < 1.0:
+        raise ValueError(f"{where}: dropout must be a probability in [0, 1), got {value!r}")
+    return float(value)
+
+
+def _shape(x) -> tuple:
+    return tuple(np.shape(x.data if isinstance(x, Tensor) else x))
+
+
+class LayerNorm(Module):
+    """Normalise the last axis to zero mean and unit (biased) variance, then ``* weight + bias``.
+
+    ``weight`` starts at ones and ``bias`` at zeros, both of shape ``(normalized_shape,)``.
+    """
+
+    def __init__(self, normalized_shape, eps: float = 1e-5):
+        super().__init__()
+        if isinstance(normalized_shape, (tuple, list)):
+            if len(normalized_shape) != 1:
+                raise ValueError(
+                    f"LayerNorm normalises the last axis only: normalized_shape must be an int or a "
+                    f"1-tuple, got {tuple(normalized_shape)}"
+                )
+            normalized_shape = normalized_shape[0]
+        self.normalized_shape = _positive_int(normalized_shape, "normalized_shape", "LayerNorm")
+        if not eps > 0:
+            raise ValueError(f"LayerNorm: eps must be positive, got {eps!r}")
+        self.eps = float(eps)
+        self.weight = Parameter(np.ones(self.normalized_shape, dtype=np.float32))
+        self.bias = Parameter(np.zeros(self.normalized_shape, dtype=np.float32))
+
+    def forward(self, x):
+        shape = _shape(x)
+        if not shape or shape[-1] != self.normalized_shape:
+            raise ValueError(
+                f"LayerNorm({self.normalized_shape}): expected input of shape (..., {self.normalized_shape}), "
+                f"got {shape}"
+            )
+        return layer_norm(x, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps:g}"
+
+
+class MultiHeadAttention(Module):
+    """Multi-head scaled dot-product attention with separate query/key/value/output projections.
+
+    ``forward(query, key=None, value=None, mask=None, causal=False, key_padding_mask=None)``:
+
+    - ``query`` (B, Tq, E); ``key``/``value`` (B, Tk, E). ``key=None`` means self-attention
+      (key = value = query); ``value=None`` with a key means value = key (cross-attention).
+    - ``mask``: bool, **True = may attend**; shape (Tq, Tk), (B, Tq, Tk), (B, 1, Tq, Tk) or
+      (B, H, Tq, Tk) (anything broadcastable to (B, H, Tq, Tk); a 3-D mask is read as (B, Tq, Tk)).
+    - ``causal=True``: query ``i`` sees keys ``j <= i`` only.
+    - ``key_padding_mask``: bool (B, Tk), **True = padding** (PyTorch's convention for this
+      argument): those keys are ignored by every query.
+
+    A query left with no key to attend gets a zero vector (before ``out_proj``), not NaN.
+    ``dropout`` drops attention weights in training mode. Returns (B, Tq, E).
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, bias: bool = True, dropout: float = 0.0, generator=None):
+        super().__init__()
+        where = "MultiHeadAttention"
+        self.embed_dim = _positive_int(embed_dim, "embed_dim", where)
+        self.num_heads = _positive_int(num_heads, "num_heads", where)
+        if self.embed_dim % self.num_heads:
+            divisors = [h for h in range(1, self.embed_dim + 1) if self.embed_dim % h == 0]
+            raise ValueError(
+                f"{where}: embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}; "
+                f"each head gets embed_dim // num_heads features, so num_heads must be one of {divisors}"
+            )
+        self.head_dim = self.embed_dim // self.num_heads
+        self.dropout = _probability(dropout, where)
+        # a given generator drives both the initial values and dropout; None means the default
+        # generator, looked up at each use so that manual_seed() takes effect
+        rng = resolve_generator(generator) if generator is not None else None
+        self._dropout_generator = rng
+        self.q_proj = Linear(embed_dim, embed_dim, bias=bias, generator=rng)
+        self.k_proj = Linear(embed_dim, embed_dim, bias=bias, generator=rng)
+        self.v_proj = Linear(embed_dim, embed_dim, bias=bias, generator=rng)
+        self.out_proj = Linear(embed_dim, embed_dim, bias=bias, generator=rng)
+
+    def _check_input(self, name: str, x) -> tuple:
+        shape = _shape(x)
+        if len(shape) != 3 or shape[-1] != self.embed_dim:
+            raise ValueError(
+                f"MultiHeadAttention: {name} must have shape (batch, seq_len, {self.embed_dim}), got {shape}"
+            )
+        return shape
+
+    def _split_heads(self, x, batch: int, length: int):
+        # (B, T, E) -> (B, H, T, D): a view, the matmuls read it strided
+        return x.reshape(batch, length, self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
+
+    def _combined_mask(self, mask, key_padding_mask, batch, query_len, key_len):
+        where = "MultiHeadAttention"
+        target = (batch, self.num_heads, query_len, key_len)
+        allowed = None
+        if mask is not None:
+            arr = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+            if arr.ndim == 3:  # (B, Tq, Tk): the same mask for every head
+                arr = arr[:, None]
+            allowed = check_mask(arr, target, where)
+        if key_padding_mask is not None:
+            pad = key_padding_mask.data if isinstance(key_padding_mask, Tensor) else np.asarray(key_padding_mask)
+            if pad.dtype != np.bool_:
+                raise TypeError(
+                    f"{where}: key_padding_mask must be a bool array (True = padding), got dtype {pad.dtype}"
+                )
+            if pad.shape != (batch, key_len):
+                raise ValueError(
+                    f"{where}: key_padding_mask must have shape (batch, key_len) = {(batch, key_len)}, "
+                    f"got {pad.shape}"
+                )
+            keys_allowed = ~pad[:, None, None, :]
+            allowed = keys_allowed if allowed is None else allowed & keys_allowed
+        return allowed
+
+    def forward(self, query, key=None, value=None, mask=None, causal: bool = False, key_padding_mask=None):
+        if key is None:
+            if value is not None:
+                raise ValueError("MultiHeadAttention: value was given without key")
+            key = value = query
+        elif value is None:
+            value = key
+        batch, query_len, _ = self._check_input("query", query)
+        kb, key_len, _ = self._check_input("key", key)
+        vb, value_len, _ = self._check_input("value", value)
+        if kb != batch or vb != batch or value_len != key_len:
+            raise ValueError(
+                f"MultiHeadAttention: query {_shape(query)}, key {_shape(key)} and value {_shape(value)} must "
+                "share the batch size, and key and value the length"
+            )
+        allowed = self._combined_mask(mask, key_padding_mask, batch, query_len, key_len)
+        q = self._split_heads(self.q_proj(query), batch, query_len)
+        k = self._split_heads(self.k_proj(key), batch, key_len)
+        v = self._split_heads(self.v_proj(value), batch, key_len)
+        attended = scaled_dot_product_attention(
+            q, k, v, mask=allowed, causal=causal,
+            dropout_p=self.dropout if self.training else 0.0, generator=self._dropout_generator,
+        )
+        merged = attended.transpose(0, 2, 1, 3).reshape(batch, query_len, self.embed_dim)
+        return self.out_proj(merged)
+
+    def extra_repr(self) -> str:
+        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout:g}"
+
+
+_ACTIVATIONS = {
+    "gelu_tanh": lambda: GELU(approximate="tanh"),
+    "gelu": lambda: GELU(approximate="none"),
+    "relu": lambda: ReLU(),
+}
+
+
+class FeedForward(Module):
+    """Position-wise MLP: ``fc2(dropout(activation(fc1(x))))``, E -> hidden_dim -> E.
+
+    ``activation``: ``"gelu_tanh"`` (GELU, tanh approximation; the default, as in GPT-2),
+    ``"gelu"`` (exact, erf) or ``"relu"``.
+    """
+
+    def __init__(self, embed_dim: int, hidden_dim: int, dropout: float = 0.0, activation: str = "gelu_tanh",
+                 generator=None):
+        super().__init__()
+        where = "FeedForward"
+        embed_dim = _positive_int(embed_dim, "embed_dim", where)
+        hidden_dim = _positive_int(hidden_dim, "hidden_dim", where)
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"{where}: activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        # a given generator drives both the initial values and dropout; None means the default
+        # generator, looked up at each use so that manual_seed() takes effect
+        rng = resolve_generator(generator) if generator is not None else None
+        self.activation = activation
+        self.fc1 = Linear(embed_dim, hidden_dim, generator=rng)
+        self.act = _ACTIVATIONS[activation]()
+        self.drop = Dropout(_probability(dropout, where), generator=rng)
+        self.fc2 = Linear(hidden_dim, embed_dim, generator=rng)
+
+    def forward(self, x):
+        return self.fc2(self.drop(self.act(self.fc1(x))))
+
+
+class TransformerBlock(Module):
+    """Pre-norm transformer block:
+
+    ``x = x + dropout(attn(ln1(x)))``, then ``x = x + dropout(ff(ln2(x)))``.
+
+    ``causal=True`` makes every attention call causal (decoder block). ``forward(x, mask=None,
+    key_padding_mask=None)`` passes the masks to the attention (see ``MultiHeadAttention``).
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, ff_dim: int, dropout: float = 0.0, causal: bool = False,
+                 generator=None):
+        super().__init__()
+        rng = resolve_generator(generator) if generator is not None else None  # see FeedForward
+        self.causal = bool(causal)
+        self.ln1 = LayerNorm(embed_dim)
+        self.attn = MultiHeadAttention(embed_dim, num_heads, dropout=dropout, generator=rng)
+        self.ln2 = LayerNorm(embed_dim)
+        self.ff = FeedForward(embed_dim, ff_dim, dropout=dropout, generator=rng)
+        self.drop = Dropout(_probability(dropout, "TransformerBlock"), generator=rng)
+
+    def forward(self, x, mask=None, key_padding_mask=None):
+        x = x + self.drop(self.attn(self.ln1(x), mask=mask, causal=self.causal, key_padding_mask=key_padding_mask))
+        return x + self.drop(self.ff(self.ln2(x)))
+
+    def extra_repr(self) -> str:
+        return f"causal={self.causal}"
+
+
+class GPT(Module):
+    """A small decoder-only language model (GPT-2 layout, pre-norm).
+
+    ``logits = head(ln_f(blocks(dropout(tok_emb(idx) + pos_emb))))`` with ``idx`` (B, T) integer
+    token ids, T <= ``max_len``; returns (B, T, vocab_size). The token and position tables start
+    as N(0, 0.02**2) draws (GPT-2's choice); every Linear keeps the nn stage's default init.
+    """
+
+    init_std = 0.02
+
+    def __init__(self, vocab_size: int, max_len: int, embed_dim: int, num_heads: int, num_layers: int,
+                 ff_dim: int, dropout: float = 0.0, causal: bool = True, generator=None):
+        super().__init__()
+        where = "GPT"
+        self.vocab_size = _positive_int(vocab_size, "vocab_size", where)
+        self.max_len = _positive_int(max_len, "max_len", where)
+        self.num_layers = _positive_int(num_layers, "num_layers", where)
+        self.causal = bool(causal)
+        rng = resolve_generator(generator) if generator is not None else None  # see FeedForward
+        self.tok_emb = Embedding(self.vocab_size, embed_dim, generator=rng)
+        with no_grad():
+            self.tok_emb.weight.mul_(self.init_std)  # N(0, 1) -> N(0, 0.02**2)
+        self.pos_emb = LearnedPositionalEmbedding(self.max_len, embed_dim, generator=rng)
+        self.drop = Dropout(_probability(dropout, where), generator=rng)
+        self.blocks = ModuleList(
+            TransformerBlock(embed_dim, num_heads, ff_dim, dropout=dropout, causal=causal, generator=rng)
+            for _ in range(self.num_layers)
+        )
+        self.ln_f = LayerNorm(embed_dim)
+        self.head = Linear(embed_dim, self.vocab_size, generator=rng)
+
+    def forward(self, idx, key_padding_mask=None):
+        shape = _shape(idx)
+        if len(shape) != 2:
+            raise ValueError(f"GPT: expected token ids of shape (batch, seq_len), got {shape}")
+        if shape[1] > self.max_len:
+            raise ValueError(
+                f"GPT: sequence length {shape[1]} exceeds max_len {self.max_len}; crop the input to the "
+                f"last {self.max_len} tokens"
+            )
+        check_indices(idx, self.vocab_size, "GPT")
+        x = self.drop(self.pos_emb(self.tok_emb(idx)))
+        for block in self.blocks:
+            x = block(x, key_padding_mask=key_padding_mask)
+        return self.head(self.ln_f(x))
+
+    def generate(self, prompt_ids, max_new_tokens: int, temperature: float = 1.0, top_k=None, generator=None):
+        """Extend ``prompt_ids`` ((T,) or (B, T) ints) by ``max_new_tokens`` sampled tokens.
+
+        Each step feeds the last ``max_len`` tokens, scales the last position's logits by
+        ``1 / temperature``, keeps the ``top_k`` largest (if given) and samples with ``generator``
+        (a seed or Generator; the default generator otherwise). ``temperature=0`` or ``top_k=1``
+        picks the most likely token (greedy). Runs in eval mode without recording a graph and
+        restores the previous mode. Returns an int64 array: the prompt followed by the new tokens,
+        with the prompt's shape.
+        """
+        ids = prompt_ids.data if isinstance(prompt_ids, Tensor) else np.asarray(prompt_ids)
+        single = ids.ndim == 1
+        if ids.ndim not in (1, 2) or ids.shape[-1] == 0:
+            raise ValueError(f"GPT.generate: prompt_ids must be a non-empty (T,) or (B, T) array, got shape {ids.shape}")
+        check_indices(ids, self.vocab_size, "GPT.generate")
+        if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
+            raise ValueError(f"GPT.generate: max_new_tokens must be a non-negative int, got {max_new_tokens!r}")
+        if not temperature >= 0:
+            raise ValueError(f"GPT.generate: temperature must be >= 0, got {temperature!r}")
+        if top_k is not None and (not isinstance(top_k, (int, np.integer)) or top_k < 1):
+            raise ValueError(f"GPT.generate: top_k must be a positive int or None, got {top_k!r}")
+        rng = resolve_generator(generator)
+        greedy = temperature == 0 or top_k == 1
+        out = ids.astype(np.int64).reshape(1, -1) if single else ids.astype(np.int64)
+        was_training = self.training
+        self.eval()
+        try:
+            with no_grad():
+                for _ in range(int(max_new_tokens)):
+                    logits = self(out[:, -self.max_len :]).data[:, -1, :].astype(np.float64)
+                    if greedy:
+                        nxt = logits.argmax(axis=-1)
+                    else:
+                        nxt = _sample(logits / temperature, top_k, rng)
+                    out = np.concatenate([out, nxt[:, None]], axis=1)
+        finally:
+            self.train(was_training)
+        return out[0] if single else out
+
+    def extra_repr(self) -> str:
+        return f"vocab_size={self.vocab_size}, max_len={self.max_len}, num_layers={self.num_layers}"
+
+
+def _sample(logits: np.ndarray, top_k, rng) -> np.ndarray:
+    """One draw per row from ``softmax(logits)``, restricted to the ``top_k`` largest if given."""
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = np.partition(logits, -top_k, axis=-1)[:, -top_k][:, None]
+        logits = np.where(logits >= kth, logits, -np.inf)
+    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    probs /= probs.sum(axis=-1, keepdims=True)
+    cumulative = np.cumsum(probs, axis=-1)
+    draws = rng.random((logits.shape[0], 1)) * cumulative[:, -1:]
+    return np.minimum((cumulative <= draws).sum(axis=-1), logits.shape[-1] - 1)
