@@ -4,6 +4,7 @@ Later stages are separate distributions that register their layers and ops throu
 pluggy hooks; reach them as ``tinytorch_core.nn.Linear`` or ``tinytorch_core.ops.conv2d``.
 """
 
+from .anomaly import AnomalyError, detect_anomaly
 from . import catalog, data, init, io, nn, ops, optim, text
 from .backend import array_module
 from .factories import arange, as_tensor, full, ones, ones_like, rand, randn, tensor, zeros, zeros_like
@@ -53,6 +54,7 @@ from .tensor import Tensor
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnomalyError", "detect_anomaly",
     "BlockedStageError", "BrokenStageError", "Function", "GraphError", "InactiveStageError", "Milestone",
     "MissingStageError", "Module", "ModuleList", "Parameter", "PluginLoadError", "PluginWarning",
     "RegistrationError", "Runtime", "Sample", "StageUnavailableError", "StateDictError", "Tensor",

@@ -148,6 +148,22 @@ def cmd_check(args, runtime: Runtime) -> int:
     return 1 if failures else 0
 
 
+def cmd_new_plugin(args, runtime: Runtime) -> int:
+    from . import scaffold
+
+    try:
+        created = scaffold.create_plugin(args.name, directory=args.dir, requires=args.requires)
+    except scaffold.ScaffoldError as exc:
+        print(f"tinytorch new-plugin: error: {exc}", file=sys.stderr)
+        return 2
+    print(scaffold.next_steps(created))
+    installed = runtime.stages.get(args.name) or runtime.plugins.get(args.name)
+    if installed is not None:  # legal, but installing the new one next to it would clash
+        print(f"\nnote: {installed.describe()} already provides '{args.name}' in this environment; "
+              "uninstall it before installing the new one", file=sys.stderr)
+    return 0
+
+
 def build_parser(runtime: Runtime) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinytorch", description="TinyTorch, plugin edition")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -160,6 +176,12 @@ def build_parser(runtime: Runtime) -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="gradient-check every registered op (non-zero exit on failure)")
     p.add_argument("stage", nargs="?", help="only the ops of this stage")
     p.set_defaults(handler=cmd_check)
+    p = sub.add_parser("new-plugin", help="create a new plugin project: pyproject, example op and layer, tests")
+    p.add_argument("name", help="the new stage's name, a lower-case Python identifier (e.g. swish)")
+    p.add_argument("--dir", metavar="PATH", help="the folder to create (default: ./tinytorch-NAME)")
+    p.add_argument("--requires", nargs="+", action="extend", metavar="STAGE",
+                   help="the stages it builds on (default: nn)")
+    p.set_defaults(handler=cmd_new_plugin)
     for command in runtime.commands.values():
         p = sub.add_parser(command.name, help=command.help)
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .anomaly import AnomalyMode, check_backward
 from .function import GraphError
 from .grad_mode import GradMode
 from .tensor import Tensor
@@ -132,6 +133,8 @@ def _propagate(n, out_grads, pending, consumers, ready, claimed) -> None:
             g = _unbroadcast(g, target.shape, n, i)
         if g.dtype != target.dtype:
             g = g.astype(target.dtype)
+        if AnomalyMode.enabled:
+            check_backward(n, i, g)
         pn = p._node
         if pn is None:
             _accumulate_leaf(p, g, claimed)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .anomaly import AnomalyMode, check_forward
 from .grad_mode import GradMode
 
 _ndarray = np.ndarray
@@ -103,6 +104,8 @@ class Function:
             out = cls.forward(ctx, *raw, **kwargs)
         finally:
             GradMode.enabled = grad_on
+        if AnomalyMode.enabled:
+            check_forward(cls, ctx, raw, out)
 
         if type(out) is not tuple:
             if type(out) is not _ndarray:
