@@ -6,18 +6,36 @@ Layout note (why outputs are often transposed views): the convolution computes i
 output as one GEMM of the im2col matrix, whose rows are output pixels ``(n, y, x)``
 and whose columns are ``(ky, kx, c)``. The result is therefore stored channels-last
 (NHWC) and handed out as an NCHW *view* of that buffer: no transpose copy. Pooling
-and element-wise ops keep whatever memory order they receive (``empty_like`` with
-order 'K'), so in a conv-relu-pool stack the data stays channels-last and the next
-convolution gathers its windows with contiguous channel reads, and its backward gets
-the output gradient as a free reshape.
+and element-wise ops keep whatever memory order they receive, so in a conv-relu-pool
+stack the data stays channels-last, the next convolution gathers its windows with
+contiguous channel reads, and its backward gets the output gradient as a free reshape.
+
+Large temporaries are plain allocations: core tunes glibc's allocator at import so that
+freed memory is reused by the next step instead of being page-faulted back in.
 """
 
 from __future__ import annotations
+
+import numbers
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from tinytorch_core import Function, Tensor, array_module, no_grad
+
+
+
+def memory_order(a) -> tuple:
+    """The axes of ``a`` from the largest stride to the smallest: its layout in memory."""
+    return tuple(sorted(range(a.ndim), key=lambda k: -abs(a.strides[k])))
+
+
+def inverse_permutation(order) -> tuple:
+    """The axes that undo ``transpose(order)``."""
+    inverse = [0] * len(order)
+    for position, axis in enumerate(order):
+        inverse[axis] = position
+    return tuple(inverse)
 
 __all__ = [
     "Conv2dFunction",
@@ -37,7 +55,9 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 def _pair(value, name: str, who: str, minimum: int) -> tuple[int, int]:
     """An int or a pair of ints, each at least ``minimum``, as a tuple of two ints."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int:
+        pair = value  # the common case (layers pass normalised pairs): no conversion
+    elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         pair = (int(value), int(value))
     elif (
         isinstance(value, (tuple, list))
@@ -100,19 +120,10 @@ def _padded(x, ph: int, pw: int, fill):
     if not ph and not pw:
         return x
     n, c, h, w = x.shape
-    out = np.empty_like(x, shape=(n, c, h + 2 * ph, w + 2 * pw))
+    out = array_module(x).empty_like(x, shape=(n, c, h + 2 * ph, w + 2 * pw))  # order "K": same layout as x
     out.fill(fill)
     out[:, :, ph : ph + h, pw : pw + w] = x
     return out
-
-
-def _window_view(xp_, out_hw, kernel, stride, dilation):
-    """Read-only (N, Ho, Wo, kh, kw, C) view of the windows of an NCHW array (no copy)."""
-    n, c = xp_.shape[:2]
-    s_n, s_c, s_h, s_w = xp_.strides
-    shape = (n, out_hw[0], out_hw[1], kernel[0], kernel[1], c)
-    strides = (s_n, s_h * stride[0], s_w * stride[1], s_h * dilation[0], s_w * dilation[1], s_c)
-    return as_strided(xp_, shape, strides, writeable=False)
 
 
 def _tap_slice(offset: int, stride: int, count: int) -> slice:
@@ -127,13 +138,28 @@ def _add_bias_rows(z, bias) -> None:
     row of g*O columns (and tiling the bias g times) gives NumPy long inner loops.
     """
     rows, cols = z.shape
-    if cols < 64:
+    if cols < 64 and z.size >= 1 << 15:  # (for small arrays the tiling costs more than it saves)
         for group in (64, 32, 16, 8, 4, 2):
             if rows % group == 0:
                 wide = z.reshape(rows // group, group * cols)
                 wide += np.tile(bias, group)
                 return
     z += bias
+
+
+def _pixel_rows(grad):
+    """(N, O, Ho, Wo) -> (N*Ho*Wo, O): free when ``grad`` is channels-last in memory."""
+    n, o, ho, wo = grad.shape
+    nhwc = grad.transpose(0, 2, 3, 1)
+    if not nhwc.flags.c_contiguous:
+        nhwc = _copy(nhwc)
+    return nhwc.reshape(n * ho * wo, o)
+
+
+def _copy(a):
+    out = array_module(a).empty(a.shape, a.dtype)
+    np.copyto(out, a)
+    return out
 
 
 def _lowest(dtype):
@@ -151,10 +177,14 @@ def _lowest(dtype):
 class Conv2dFunction(Function):
     """2-D cross-correlation of NCHW ``x`` with (O, C, kh, kw) ``weight``, optional bias (O,).
 
-    Forward: im2col by a strided window view gathered once into an (N*Ho*Wo, kh*kw*C)
-    matrix, then one GEMM. Backward: weight gradient is one GEMM with the saved matrix;
-    input gradient is one GEMM into per-tap blocks followed by col2im, one strided
-    whole-array add per kernel tap.
+    Forward: im2col by a strided window view gathered once into one matrix, then one
+    GEMM. The matrix holds one row per output pixel, (N*Ho*Wo, kh*kw*C), when the input is
+    channels-last in memory (the gather then reads contiguous channel runs) or its output
+    rows are short; for a row-major (NCHW) input with one channel or wide rows it is stored
+    transposed, (kh*kw*C, N*Ho*Wo), so the gather copies whole image-row runs instead of
+    kh*kw-element scraps. Backward: the weight gradient is one GEMM with the saved
+    matrix; the input gradient is one small GEMM per kernel tap, each added into a
+    strided slice of the padded gradient (col2im), through one reused tap buffer.
     """
 
     @staticmethod
@@ -167,13 +197,22 @@ class Conv2dFunction(Function):
         wo = output_size(w, kw, stride[1], pw, dilation[1])
         dtype = np.result_type(x.dtype, weight.dtype)
 
-        windows = _window_view(_padded(x, ph, pw, 0), (ho, wo), (kh, kw), stride, dilation)
-        cols = xp.empty(windows.shape, dtype)
-        np.copyto(cols, windows)
-        cols = cols.reshape(n * ho * wo, kh * kw * c)
+        xpad = _padded(x, ph, pw, 0)
+        s_n, s_c, s_h, s_w = xpad.strides
+        pixels_major = c > 1 and (s_c < s_w or wo < 16)
+        if pixels_major:  # (N, Ho, Wo, kh, kw, C): one row per output pixel
+            shape = (n, ho, wo, kh, kw, c)
+            strides = (s_n, s_h * stride[0], s_w * stride[1], s_h * dilation[0], s_w * dilation[1], s_c)
+        else:  # (kh, kw, C, N, Ho, Wo): one row per (tap, channel)
+            shape = (kh, kw, c, n, ho, wo)
+            strides = (s_h * dilation[0], s_w * dilation[1], s_c, s_n, s_h * stride[0], s_w * stride[1])
+        cols = xp.empty(shape, dtype)
+        np.copyto(cols, as_strided(xpad, shape, strides, writeable=False))
+        m, k = n * ho * wo, kh * kw * c
+        cols = cols.reshape(m, k) if pixels_major else cols.reshape(k, m)
         # weight columns in the same (ky, kx, c) order as the im2col matrix
-        wmat = weight.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)
-        z = cols @ wmat.T
+        wmat = weight.transpose(0, 2, 3, 1).reshape(o, k)
+        z = np.matmul(cols if pixels_major else cols.T, wmat.T, out=xp.empty((m, o), dtype))
         if bias is not None:
             _add_bias_rows(z, bias)
 
@@ -182,6 +221,7 @@ class Conv2dFunction(Function):
             cols if len(needs) > 1 and needs[1] else None,
             wmat if needs and needs[0] else None,
         )
+        ctx.pixels_major = pixels_major
         ctx.geometry = (x.shape, weight.shape, (ho, wo), stride, padding, dilation)
         return z.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
 
@@ -190,27 +230,44 @@ class Conv2dFunction(Function):
         cols, wmat = ctx.saved_tensors
         (n, c, h, w), (o, _, kh, kw), (ho, wo), stride, (ph, pw), dilation = ctx.geometry
         needs = ctx.needs_input_grad
-        # (N, O, Ho, Wo) -> (N*Ho*Wo, O): free when the gradient is channels-last already
-        gmat = grad.transpose(0, 2, 3, 1).reshape(n * ho * wo, o)
+        m = n * ho * wo
+        gmat = _pixel_rows(grad)
         xp = array_module(grad)
 
         grad_x = grad_w = grad_b = None
         if len(needs) > 2 and needs[2]:
-            grad_b = xp.ones(gmat.shape[0], gmat.dtype) @ gmat  # column sums as one GEMV
+            ones = xp.empty((m,), gmat.dtype)
+            ones.fill(1)
+            grad_b = ones @ gmat  # column sums as one GEMV: much faster than sum(axis=0) here
         if needs[1]:
-            grad_w = (gmat.T @ cols).reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
+            if ctx.pixels_major:
+                grad_w = (gmat.T @ cols).reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
+            else:
+                grad_w = (cols @ gmat).reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
         if needs[0]:
-            # one block of (N*Ho*Wo, C) per kernel tap: (kh*kw, O, C) weights, batched GEMM
-            w_taps = wmat.reshape(o, kh * kw, c).transpose(1, 0, 2)
-            taps = np.matmul(gmat, w_taps).reshape(kh, kw, n, ho, wo, c)
-            hp, wp = h + 2 * ph, w + 2 * pw
-            dpad = xp.zeros((n, hp, wp, c), taps.dtype)  # channels-last, like the taps
+            dtype = np.result_type(gmat.dtype, wmat.dtype)
+            w_taps = wmat.reshape(o, kh * kw, c)
+            # gradient of the padded input, channels-last like the tap blocks
+            dpad = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype)
+            n_taps = kh * kw
+            if m * c * n_taps <= _SMALL_TAPS:
+                # small problem: one batched GEMM for all taps costs fewer calls
+                all_taps = np.matmul(gmat, w_taps.transpose(1, 0, 2)).reshape(n_taps, n, ho, wo, c)
+                tap_images = (all_taps[t] for t in range(n_taps))
+            else:
+                # large problem: one GEMM per tap into one reused, cache-sized buffer
+                tap = xp.empty((m, c), dtype)
+                tap_images = (np.matmul(gmat, w_taps[:, t, :], out=tap).reshape(n, ho, wo, c)
+                              for t in range(n_taps))
             for i in range(kh):
                 rows = _tap_slice(i * dilation[0], stride[0], ho)
                 for j in range(kw):
-                    dpad[:, rows, _tap_slice(j * dilation[1], stride[1], wo), :] += taps[i, j]
+                    dpad[:, rows, _tap_slice(j * dilation[1], stride[1], wo), :] += next(tap_images)
             grad_x = dpad[:, ph : ph + h, pw : pw + w, :].transpose(0, 3, 1, 2)
         return grad_x, grad_w, grad_b
+
+
+_SMALL_TAPS = 1 << 16  # elements of all tap blocks together below which one batched GEMM wins
 
 
 def _conv2d_geometry(x, weight, bias, stride, padding, dilation, who):
@@ -239,13 +296,18 @@ def _conv2d_geometry(x, weight, bias, stride, padding, dilation, who):
     return stride, padding, dilation
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, *, _who: str = "conv2d"):
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
     """2-D convolution (cross-correlation, as PyTorch) of NCHW ``x`` with ``weight`` (O, C, kh, kw).
 
     ``stride``, ``padding`` (zeros) and ``dilation`` are ints or (h, w) pairs.
     Returns an (N, O, Ho, Wo) tensor.
     """
-    stride, padding, dilation = _conv2d_geometry(x, weight, bias, stride, padding, dilation, _who)
+    return _conv2d(x, weight, bias, stride, padding, dilation, "conv2d")
+
+
+def _conv2d(x, weight, bias, stride, padding, dilation, who: str):
+    """``conv2d`` whose errors name ``who`` (the layer that called it, say)."""
+    stride, padding, dilation = _conv2d_geometry(x, weight, bias, stride, padding, dilation, who)
     return Conv2dFunction.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation)
 
 
@@ -284,45 +346,78 @@ def _taps(kernel, stride, out_hw):
 class MaxPool2dFunction(Function):
     """Max over each window; the gradient goes to the saved arg-max.
 
-    Ties: the first maximum in row-major window order wins (a later tap replaces the
-    running maximum only when strictly greater), so the routing is deterministic.
-    Padding is filled with the lowest value, so it never wins.
+    The kh*kw taps (one strided slice of the input per kernel offset) are gathered once
+    into a contiguous (kh*kw, L) block laid out in the input's own memory order, so the
+    reduction and its backward are whole-array operations on contiguous rows, with a
+    loop over the taps only. Ties: the first maximum in row-major window order wins (a
+    later tap replaces the running maximum only when strictly greater), so the routing
+    is deterministic. Padding is filled with the lowest value, so it never wins.
     """
 
     @staticmethod
     def forward(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)):
+        xp = array_module(x)
+        kh, kw = kernel_size
+        n_taps = kh * kw
         xpad = _padded(x, padding[0], padding[1], _lowest(x.dtype))
-        out_hw = _pool_out_hw(x.shape, kernel_size, stride, padding)
-        taps = _taps(kernel_size, stride, out_hw)
-        _, rows, cols = next(taps)
-        out = xpad[:, :, rows, cols].copy(order="K")
-        n_taps = kernel_size[0] * kernel_size[1]
+        ho, wo = _pool_out_hw(x.shape, kernel_size, stride, padding)
+        order = memory_order(xpad)
+        s_n, s_c, s_h, s_w = xpad.strides
+        out_shape = (x.shape[0], x.shape[1], ho, wo)
+        out_strides = (s_n, s_c, s_h * stride[0], s_w * stride[1])
+        stored_shape = tuple(out_shape[k] for k in order)  # the output in the input's memory order
+        windows = as_strided(xpad, (kh, kw) + stored_shape,
+                             (s_h, s_w) + tuple(out_strides[k] for k in order), writeable=False)
+        taps = xp.empty(windows.shape, x.dtype)
+        np.copyto(taps, windows)
+        taps = taps.reshape(n_taps, -1)
+        size = taps.shape[1]
+
         index_dtype = np.int8 if n_taps <= 127 else np.int32
-        arg = np.zeros_like(out, dtype=index_dtype)
-        better = np.empty_like(out, dtype=bool)
-        for t, rows, cols in taps:
-            window_tap = xpad[:, :, rows, cols]
-            np.greater(window_tap, out, out=better)
-            np.copyto(arg, t, where=better)
-            np.maximum(out, window_tap, out=out)
+        out = xp.empty((size,), x.dtype)
+        np.copyto(out, taps[0])
+        arg = xp.zeros((size,), index_dtype)
+        better = xp.empty((size,), bool)
+        candidate = xp.empty((size,), index_dtype)
+        for t in range(1, n_taps):
+            np.greater(taps[t], out, out=better)
+            np.maximum(out, taps[t], out=out)
+            # taps come in increasing order, so arg = where(better, t, arg) = max(arg, better * t);
+            # integer arithmetic is several times faster than copyto(where=) or np.where
+            np.multiply(better, t, out=candidate, dtype=index_dtype)
+            np.maximum(arg, candidate, out=arg)
         ctx.save_for_backward(arg)
-        ctx.geometry = (x.shape, xpad.shape, kernel_size, stride, padding, out_hw)
-        return out
+        ctx.geometry = (x.shape, xpad.shape, kernel_size, stride, padding, (ho, wo), order)
+        return out.reshape(stored_shape).transpose(inverse_permutation(order))
 
     @staticmethod
     def backward(ctx, grad):
         (arg,) = ctx.saved_tensors
-        shape, padded_shape, kernel, stride, (ph, pw), out_hw = ctx.geometry
-        dpad = np.zeros_like(arg, dtype=grad.dtype, shape=padded_shape)
-        hit = np.empty_like(arg, dtype=bool)
+        shape, padded_shape, kernel, stride, (ph, pw), out_hw, order = ctx.geometry
+        xp = array_module(grad)
+        inverse = inverse_permutation(order)
+        stored = grad.transpose(order)  # the forward's memory order
+        if not stored.flags.c_contiguous:
+            stored = _copy(stored)
+        stored_shape = stored.shape
+        flat_grad = stored.reshape(-1)
+
+        dpad = xp.empty(tuple(padded_shape[k] for k in order), grad.dtype).transpose(inverse)
         disjoint = stride[0] >= kernel[0] and stride[1] >= kernel[1]
+        covers_all = (tuple(stride) == tuple(kernel) and out_hw[0] * kernel[0] == padded_shape[2]
+                      and out_hw[1] * kernel[1] == padded_shape[3])
+        if not covers_all:  # when every position is written exactly once, clearing is wasted
+            dpad.fill(0)
+        hit = xp.empty(arg.shape, bool)
+        routed = xp.empty(arg.shape, grad.dtype)
+        routed_image = routed.reshape(stored_shape).transpose(inverse)
         for t, rows, cols in _taps(kernel, stride, out_hw):
             np.equal(arg, t, out=hit)
-            target = dpad[:, :, rows, cols]
+            np.multiply(flat_grad, hit, out=routed)
             if disjoint:  # each input position is in at most one window: write, don't add
-                np.multiply(grad, hit, out=target)
+                dpad[:, :, rows, cols] = routed_image
             else:
-                target += grad * hit
+                dpad[:, :, rows, cols] += routed_image
         if ph or pw:
             dpad = dpad[:, :, ph : ph + shape[2], pw : pw + shape[3]]
         return dpad
@@ -337,9 +432,9 @@ class AvgPool2dFunction(Function):
         out_hw = _pool_out_hw(x.shape, kernel_size, stride, padding)
         taps = _taps(kernel_size, stride, out_hw)
         _, rows, cols = next(taps)
-        out = xpad[:, :, rows, cols].copy(order="K")
-        if out.dtype.kind != "f":
-            out = out.astype(np.float32)
+        first = xpad[:, :, rows, cols]
+        out = array_module(x).empty_like(x, np.result_type(x.dtype, np.float32), shape=first.shape)
+        np.copyto(out, first)
         for _, rows, cols in taps:
             out += xpad[:, :, rows, cols]
         out *= 1.0 / (kernel_size[0] * kernel_size[1])
@@ -350,8 +445,12 @@ class AvgPool2dFunction(Function):
     def backward(ctx, grad):
         shape, padded_shape, kernel, stride, (ph, pw), out_hw = ctx.geometry
         share = grad * (1.0 / (kernel[0] * kernel[1]))
-        dpad = np.zeros_like(share, shape=padded_shape)
         disjoint = stride[0] >= kernel[0] and stride[1] >= kernel[1]
+        covers_all = (stride == kernel and out_hw[0] * kernel[0] == padded_shape[2]
+                      and out_hw[1] * kernel[1] == padded_shape[3])
+        dpad = array_module(share).empty_like(share, shape=padded_shape)
+        if not covers_all:
+            dpad.fill(0)
         for _, rows, cols in _taps(kernel, stride, out_hw):
             if disjoint:
                 dpad[:, :, rows, cols] = share
@@ -362,16 +461,23 @@ class AvgPool2dFunction(Function):
         return dpad
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, *, _who: str = "max_pool2d"):
-    """Max pooling of NCHW ``x``; ``stride`` defaults to ``kernel_size``, padding counts as -inf."""
-    kernel, stride, padding = _pool_geometry(x, kernel_size, stride, padding, _who)
-    return MaxPool2dFunction.apply(x, kernel_size=kernel, stride=stride, padding=padding)
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    """Max pooling of NCHW ``x``; ``stride`` defaults to ``kernel_size``, padding counts as -inf.
+
+    The gradient goes to each window's arg-max; a tie goes to the first maximum in
+    row-major window order.
+    """
+    return _pool2d(MaxPool2dFunction, x, kernel_size, stride, padding, "max_pool2d")
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, *, _who: str = "avg_pool2d"):
+def avg_pool2d(x, kernel_size, stride=None, padding=0):
     """Average pooling of NCHW ``x``; zero padding is included in every average."""
-    kernel, stride, padding = _pool_geometry(x, kernel_size, stride, padding, _who)
-    return AvgPool2dFunction.apply(x, kernel_size=kernel, stride=stride, padding=padding)
+    return _pool2d(AvgPool2dFunction, x, kernel_size, stride, padding, "avg_pool2d")
+
+
+def _pool2d(function, x, kernel_size, stride, padding, who: str):
+    kernel, stride, padding = _pool_geometry(x, kernel_size, stride, padding, who)
+    return function.apply(x, kernel_size=kernel, stride=stride, padding=padding)
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,6 +543,10 @@ class BatchNorm2dFunction(Function):
         )
 
 
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _data(value):
     return value.data if isinstance(value, Tensor) else value
 
@@ -453,25 +563,29 @@ def _update_running(buffer, batch_value, momentum: float) -> None:
 
 
 def batch_norm2d(x, running_mean=None, running_var=None, weight=None, bias=None, training=True,
-                 momentum=0.1, eps=1e-5, *, _who: str = "batch_norm2d"):
+                 momentum=0.1, eps=1e-5):
     """Batch normalisation of NCHW ``x`` over (N, H, W) per channel.
 
     Training: normalises with the batch mean and biased variance, and updates the running
     buffers in place (when given) with the unbiased variance:
     ``running = (1 - momentum) * running + momentum * batch``. Eval: uses the running buffers.
     """
+    return _batch_norm2d(x, running_mean, running_var, weight, bias, training, momentum, eps, "batch_norm2d")
+
+
+def _batch_norm2d(x, running_mean, running_var, weight, bias, training, momentum, eps, _who: str):
     shape = _check_nchw(x, _who)
     channels = shape[1]
     for name, value in (("running_mean", running_mean), ("running_var", running_var),
                         ("weight", weight), ("bias", bias)):
         if value is not None and _shape(value) != (channels,):
             raise ValueError(
-                f"{_who}: {name} must have shape ({channels},) for an input with {channels} channel(s) "
-                f"(input shape {shape}), got {_shape(value)}"
+                f"{_who}: input has {channels} channel(s) (shape {shape}) but {name} has shape "
+                f"{_shape(value)}; expected ({channels},)"
             )
-    if not isinstance(momentum, (int, float)) or not 0.0 <= momentum <= 1.0:
+    if not _is_real(momentum) or not 0.0 <= momentum <= 1.0:
         raise ValueError(f"{_who}: momentum must be a number in [0, 1], got {momentum!r}")
-    if not eps > 0:
+    if not _is_real(eps) or not eps > 0:
         raise ValueError(f"{_who}: eps must be positive, got {eps!r}")
     if training:
         count = shape[0] * shape[2] * shape[3]

@@ -1,8 +1,29 @@
-"""pluggy hooks of the 'spatial' stage."""
+"""pluggy hooks of the 'spatial' stage: its ops (with gradient-check samples) and layers."""
 
 from tinytorch_core import hookimpl
+
+from . import functional as F
+from . import layers
+from . import samples
 
 
 @hookimpl
 def tinytorch_declare_stage(declare):
     declare("spatial")
+
+
+@hookimpl
+def tinytorch_register_ops(registry):
+    registry.function("spatial::conv2d", F.Conv2dFunction, samples=samples.conv2d_samples, call=F.conv2d)
+    registry.function("spatial::max_pool2d", F.MaxPool2dFunction, samples=samples.max_pool2d_samples,
+                      call=F.max_pool2d)
+    registry.function("spatial::avg_pool2d", F.AvgPool2dFunction, samples=samples.avg_pool2d_samples,
+                      call=F.avg_pool2d)
+    registry.function("spatial::batch_norm2d", F.BatchNorm2dFunction, samples=samples.batch_norm2d_samples,
+                      call=F.batch_norm2d)
+
+
+@hookimpl
+def tinytorch_register_layers(registry):
+    for name in ("Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "BatchNorm2d"):
+        registry.layer(name, getattr(layers, name))

@@ -1,0 +1,154 @@
+"""Layers of the spatial stage: Conv2d, MaxPool2d, AvgPool2d, Flatten, BatchNorm2d."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tinytorch_core import Module, Parameter, Tensor, resolve_generator
+
+from . import functional as F
+
+__all__ = ["Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "BatchNorm2d"]
+
+
+def _positive_int(value, name: str, who: str) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{who}: {name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+class Conv2d(Module):
+    """2-D convolution over NCHW input: ``weight`` (out, in, kh, kw) and optional ``bias`` (out,).
+
+    Default init as PyTorch: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with
+    ``fan_in = in_channels * kh * kw``, drawn from ``generator`` (a numpy Generator or a seed).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 bias=True, generator=None):
+        super().__init__()
+        who = "Conv2d"
+        self.in_channels = _positive_int(in_channels, "in_channels", who)
+        self.out_channels = _positive_int(out_channels, "out_channels", who)
+        self.kernel_size = F._pair(kernel_size, "kernel_size", who, 1)
+        self.stride = F._pair(stride, "stride", who, 1)
+        self.padding = F._pair(padding, "padding", who, 0)
+        self.dilation = F._pair(dilation, "dilation", who, 1)
+        rng = resolve_generator(generator)
+        fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+        bound = 1.0 / math.sqrt(fan_in)
+        shape = (self.out_channels, self.in_channels) + self.kernel_size
+        self.weight = Parameter(rng.uniform(-bound, bound, size=shape).astype(np.float32))
+        if bias:
+            self.bias = Parameter(rng.uniform(-bound, bound, size=self.out_channels).astype(np.float32))
+        else:
+            self.bias = None
+
+    def forward(self, x):
+        return F._conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                         f"Conv2d({self.extra_repr()})")
+
+    def extra_repr(self) -> str:
+        text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            text += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            text += f", dilation={self.dilation}"
+        if self.bias is None:
+            text += ", bias=False"
+        return text
+
+
+class _Pool2d(Module):
+    _name = ""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        who = type(self).__name__
+        self.kernel_size = F._pair(kernel_size, "kernel_size", who, 1)
+        self.stride = self.kernel_size if stride is None else F._pair(stride, "stride", who, 1)
+        self.padding = F._pair(padding, "padding", who, 0)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool2d(_Pool2d):
+    """Max pooling; ``stride`` defaults to ``kernel_size``; the gradient goes to each window's arg-max."""
+
+    def forward(self, x):
+        return F._pool2d(F.MaxPool2dFunction, x, self.kernel_size, self.stride, self.padding,
+                         f"MaxPool2d({self.extra_repr()})")
+
+
+class AvgPool2d(_Pool2d):
+    """Average pooling; ``stride`` defaults to ``kernel_size``; zero padding counts in the average."""
+
+    def forward(self, x):
+        return F._pool2d(F.AvgPool2dFunction, x, self.kernel_size, self.stride, self.padding,
+                         f"AvgPool2d({self.extra_repr()})")
+
+
+class Flatten(Module):
+    """Flattens every axis from ``start_axis`` on into one; the default keeps the batch axis."""
+
+    def __init__(self, start_axis: int = 1):
+        super().__init__()
+        if not isinstance(start_axis, (int, np.integer)) or isinstance(start_axis, bool) or start_axis < 0:
+            raise ValueError(f"Flatten: start_axis must be a non-negative int, got {start_axis!r}")
+        self.start_axis = int(start_axis)
+
+    def forward(self, x):
+        if not isinstance(x, Tensor):
+            x = Tensor(x)
+        if x.ndim <= self.start_axis:
+            raise ValueError(
+                f"Flatten(start_axis={self.start_axis}): input of shape {x.shape} has only {x.ndim} "
+                f"axis/axes; expected more than {self.start_axis}"
+            )
+        return x.reshape(*x.shape[: self.start_axis], -1)
+
+    def extra_repr(self) -> str:
+        return f"start_axis={self.start_axis}"
+
+
+class BatchNorm2d(Module):
+    """Batch normalisation of NCHW input per channel.
+
+    Training mode normalises with the batch statistics (biased variance) and updates the
+    buffers ``running_mean`` / ``running_var`` (unbiased variance) with ``momentum``; eval
+    mode normalises with the buffers. ``affine=True`` adds parameters ``weight`` (ones) and
+    ``bias`` (zeros).
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True):
+        super().__init__()
+        who = "BatchNorm2d"
+        self.num_features = _positive_int(num_features, "num_features", who)
+        if not F._is_real(eps) or not eps > 0:
+            raise ValueError(f"{who}: eps must be positive, got {eps!r}")
+        if not F._is_real(momentum) or not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"{who}: momentum must be a number in [0, 1], got {momentum!r}")
+        self.eps = float(eps)
+        self.momentum = float(momentum)
+        self.affine = bool(affine)
+        c = self.num_features
+        if self.affine:
+            self.weight = Parameter(np.ones(c, np.float32))
+            self.bias = Parameter(np.zeros(c, np.float32))
+        else:
+            self.weight = None
+            self.bias = None
+        self.register_buffer("running_mean", Tensor(np.zeros(c, np.float32)))
+        self.register_buffer("running_var", Tensor(np.ones(c, np.float32)))
+
+    def forward(self, x):
+        return F._batch_norm2d(
+            x, self.running_mean, self.running_var, self.weight, self.bias,
+            self.training, self.momentum, self.eps, f"BatchNorm2d({self.num_features})",
+        )
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
