@@ -28,17 +28,25 @@ Conventions
 Implementation notes
 --------------------
 * Everything is vectorised over batch, channels, pixels, heads and tokens; the
-  only Python loops are over layers/blocks and, in the conv input-gradient
-  (col2im), over the kh*kw kernel taps (each tap is one whole-array add).
+  only Python loops are over layers/blocks, over the four 2x2 pooling-window
+  positions, and, in the conv input gradient (col2im), over the kh*kw kernel
+  taps (each tap is one whole-array add).
 * Convolutions run internally in NHWC layout: im2col is a zero-copy
-  ``as_strided`` window view gathered once into a (N*Ho*Wo, kh*kw*C) matrix,
-  followed by one matmul.  Only the public tensors (inputs, weights, gradients)
-  use the NCHW / (O, C, kh, kw) conventions.
-* Attention uses batched matmuls over (batch, heads); q, k and v are produced
-  by one fused matmul against the concatenated projection weights.
-* ``step`` reuses per-model work buffers (activations, im2col matrices and
-  gradient arrays) between calls; ``loss_and_grads`` always returns freshly
-  allocated gradient arrays.
+  ``as_strided`` window view gathered once into a (rows, kh*kw*C) matrix,
+  followed by one matmul.  The rows are gathered in pooling-window order so
+  that MaxPool2d works on four contiguous blocks (see the CNN section).  Only
+  the public tensors (inputs, weights, gradients) use the NCHW / (O, C, kh, kw)
+  conventions.
+* Attention uses batched matmuls over (batch, heads); q, k and v come from one
+  fused matmul against the concatenated projection weights, and the attention
+  output is written straight into the merged-heads (B*T, E) layout.
+* Large intermediates live in per-model work buffers that are reused between
+  calls (fresh large allocations are page-faulted in on every step, which
+  costs more than the arithmetic for some workloads).  ``step`` also reuses the
+  gradient arrays; ``loss_and_grads`` always returns freshly allocated
+  gradients.  Because of the shared buffers a model object is not thread-safe.
+* Column sums (bias gradients) are computed as ``ones @ a``, which is far
+  faster than ``a.sum(axis=0)`` for tall, narrow arrays.
 * The dtype of the parameters decides the compute dtype: float32 for the
   benchmarks, float64 works too (used by the gradient checks).
 
@@ -308,7 +316,7 @@ def maxpool_quarters_forward(zq: np.ndarray, out: np.ndarray | None = None, idx:
     """Max over the leading axis (length 4, window positions in row-major order).
 
     Returns ``(out, idx)``; ``idx`` (int8) is the first position holding the max,
-    which is PyTorch's tie rule for MaxPool2d.
+    i.e. ties go to the earliest window position (row-major), as in PyTorch.
     """
     z0, z1, z2, z3 = zq
     out = np.maximum(z0, z1, out=out)

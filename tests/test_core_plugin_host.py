@@ -246,3 +246,11 @@ def test_core_registers_its_own_ops_through_the_same_hooks():
     runtime = make_runtime().load()
     assert runtime.plugins["core"].status == "loaded"
     assert set(runtime.plugins["core"].ops) == {f"core::{n}" for n in tt.catalog.stage("core").symbols["ops"]}
+
+
+def test_unknown_symbol_mentions_installed_plugins_that_are_not_loaded():
+    dependent = FakeEntryPoint("fancy", swish_plugin(stage="fancy", requires=("nn",)))
+    runtime = make_runtime(dependent)
+    runtime.load()
+    with use_runtime(runtime), pytest.raises(AttributeError, match=r"not loaded.*fancy \(inactive: requires stage 'nn'"):
+        tt.nn.Swish

@@ -114,6 +114,10 @@ def test_param_names_shapes_and_float32(wid):
 @pytest.mark.parametrize("wid", ALL_IDS)
 def test_gradients_match_finite_differences(wid):
     spec, params, x, y = _setup(wid, np.float64, seed=123)
+    if wid == "W7":
+        # the model accepts sequences shorter than its context; 16 of the 64 positions keep
+        # this check fast (full-length behaviour is covered by the tests further down)
+        x, y = x[:, :16].copy(), y[:, :16].copy()
     loss, grads = spec.loss_and_grads(params, x, y)
     grads = {k: v.copy() for k, v in grads.items()}
     assert all(g.dtype == np.float64 for g in grads.values())
@@ -123,7 +127,9 @@ def test_gradients_match_finite_differences(wid):
     n_nonzero = n_checked = 0
     for name, p in params.items():
         flat = p.reshape(-1)  # view: writes go into params[name]
-        picks = rng.choice(flat.size, size=min(5, flat.size), replace=False)
+        # pos_emb rows past the sequence length get no gradient: sample the used rows
+        size = x.shape[1] * p.shape[1] if name == "pos_emb.weight" else flat.size
+        picks = rng.choice(size, size=min(5, size), replace=False)
         if wid in ("W6", "W7") and name == "tok_emb.weight":
             # only rows of tokens present in the batch have non-zero gradients; check some of them too
             e = p.shape[1]

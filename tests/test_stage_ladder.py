@@ -58,7 +58,9 @@ def make_venv(path: Path) -> Path:
 
 
 def uv_install(bin_dir: Path, *targets) -> None:
-    run([uv_binary(), "pip", "install", "--quiet", "--python", bin_dir / "python", *targets], cwd=REPO)
+    # --no-sources: install from the folders as pip would, not as editable workspace members
+    run([uv_binary(), "pip", "install", "--quiet", "--no-sources", "--python", bin_dir / "python", *targets],
+        cwd=REPO)
 
 
 RUNGS = [stage.name for stage in catalog.STAGES]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 
@@ -205,7 +206,11 @@ def main(argv=None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0
-    return int(args.handler(args, runtime) or 0)
+    try:
+        return int(args.handler(args, runtime) or 0)
+    except BrokenPipeError:  # `tinytorch plugins | head`: the reader left; exit quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 __all__ = ["NOT_INSTALLED", "build_parser", "format_table", "main"]

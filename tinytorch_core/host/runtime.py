@@ -377,7 +377,11 @@ class Runtime:
         known = set(self.names(namespace)) | set(catalog.names_in(namespace))
         hint = difflib.get_close_matches(name, sorted(known), n=3)
         suggestion = f"; did you mean {', '.join(hint)}?" if hint else ""
-        return AttributeError(f"{shown}: no stage provides '{name}'{suggestion}")
+        unavailable = [
+            f"{r.name} ({r.status}: {r.reason})" for r in self.plugins.values() if r.status in (FAILED, INACTIVE, BLOCKED)
+        ]
+        note = f". Installed plugins that are not loaded, one of which may provide it: {'; '.join(unavailable)}" if unavailable else ""
+        return AttributeError(f"{shown}: no stage provides '{name}'{suggestion}{note}")
 
 
 _BUILTIN_COMMANDS = {"stages", "plugins", "check", "new-plugin"}

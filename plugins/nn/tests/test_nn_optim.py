@@ -211,3 +211,14 @@ def test_clip_grad_norm():
     b.grad = Tensor([-4.0], dtype=np.float64)
     assert clip_grad_norm_(b, 2.0, norm_type=float("inf")) == 4.0
     np.testing.assert_allclose(b.grad.data, [-2.0], rtol=1e-6)
+
+
+
+@pytest.mark.parametrize("optimizer_class", [Adam, AdamW])
+def test_adam_updates_a_zero_dimensional_parameter(optimizer_class):
+    p = Parameter(np.array(1.0))
+    opt = optimizer_class([p], lr=0.1)
+    (p * p).backward()
+    opt.step()
+    assert p.shape == ()
+    assert p.item() < 1.0

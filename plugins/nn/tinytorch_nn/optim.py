@@ -263,7 +263,7 @@ class Adam(Optimizer):
             m, v = state["exp_avg"], state["exp_avg_sq"]
             m *= beta1
             m += (1.0 - beta1) * g
-            g2 = g * g
+            g2 = np.multiply(g, g, out=np.empty_like(v))  # an array even for 0-d parameters
             g2 *= 1.0 - beta2
             v *= beta2
             v += g2
