@@ -52,10 +52,74 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     ready = [node]
     grad_on = GradMode.enabled
     GradMode.enabled = False
+    anomaly = AnomalyMode.enabled
     try:
+        # The loop body is the hot path of every backward: kept inline, with fast paths
+        # for the common case (gradient already in the input's shape and dtype).
         while ready:
             n = ready.pop()
-            _propagate(n, pending.pop(n), pending, consumers, ready, claimed)
+            out_grads = pending.pop(n)
+            if n._saved is None:
+                raise GraphError(
+                    f"backward through {n.display_name()} a second time: its saved arrays were freed by "
+                    "the first backward(); pass retain_graph=True to that first call"
+                )
+            if n._saved_versions is not None:
+                _check_versions(n)
+            if n._output_meta is not None:
+                out_grads = [
+                    np.zeros(shape, dtype) if g is None else g
+                    for g, (shape, dtype) in zip(out_grads, n._output_meta)
+                ]
+            try:
+                result = n.backward(n, *out_grads)
+            except GraphError:
+                raise
+            except Exception as exc:
+                if hasattr(exc, "add_note"):
+                    exc.add_note(f"raised in the backward of {n.display_name()}")
+                raise
+            if type(result) is not tuple:
+                result = (result,)
+            parents = n._parents
+            if len(result) != len(parents):
+                raise GraphError(
+                    f"backward of {n.display_name()} returned {len(result)} gradient(s) for "
+                    f"{len(parents)} forward input(s); return one per input (None for non-tensors)"
+                )
+            index = -1
+            for p in parents:
+                index += 1
+                if p is None:
+                    continue
+                g = result[index]
+                if type(g) is not _ndarray:
+                    if g is None:
+                        raise GraphError(
+                            f"backward of {n.display_name()} returned None for input {index}, which "
+                            "requires grad; return its gradient (zeros if it truly has none)"
+                        )
+                    g = np.asarray(g)
+                target = p.data
+                if g.shape != target.shape:
+                    g = _unbroadcast(g, target.shape, n, index)
+                if g.dtype != target.dtype:
+                    g = g.astype(target.dtype)
+                if anomaly:
+                    check_backward(n, index, g)
+                pn = p._node
+                if pn is None:
+                    _accumulate_leaf(p, g, claimed)
+                    continue
+                slots = pending.get(pn)
+                if slots is None:
+                    slots = pending[pn] = [None] * pn._n_outputs
+                k = p._out_index
+                slots[k] = g if slots[k] is None else slots[k] + g
+                remaining = consumers[pn] - 1
+                consumers[pn] = remaining
+                if remaining == 0:
+                    ready.append(pn)
             if not retain_graph:
                 n._saved = None
     finally:
@@ -82,72 +146,14 @@ def _count_consumers(root_node) -> dict:
     return consumers
 
 
-def _propagate(n, out_grads, pending, consumers, ready, claimed) -> None:
-    if n._saved is None:
-        raise GraphError(
-            f"backward through {n.display_name()} a second time: its saved arrays were freed by "
-            "the first backward(); pass retain_graph=True to that first call"
-        )
-    if n._saved_versions is not None:
-        for counter, version in n._saved_versions:
-            if counter[0] != version:
-                raise GraphError(
-                    f"{n.display_name()}: an array it saved for backward was modified in place after "
-                    f"the forward (version {version} -> {counter[0]}); gradients would be wrong. "
-                    "Use an out-of-place operation or clone the tensor before modifying it"
-                )
-    if n._output_meta is not None:
-        out_grads = [
-            np.zeros(shape, dtype) if g is None else g
-            for g, (shape, dtype) in zip(out_grads, n._output_meta)
-        ]
-    try:
-        result = n.backward(n, *out_grads)
-    except GraphError:
-        raise
-    except Exception as exc:
-        if hasattr(exc, "add_note"):
-            exc.add_note(f"raised in the backward of {n.display_name()}")
-        raise
-    if type(result) is not tuple:
-        result = (result,)
-    parents = n._parents
-    if len(result) != len(parents):
-        raise GraphError(
-            f"backward of {n.display_name()} returned {len(result)} gradient(s) for "
-            f"{len(parents)} forward input(s); return one per input (None for non-tensors)"
-        )
-    for i, p in enumerate(parents):
-        if p is None:
-            continue
-        g = result[i]
-        if g is None:
+def _check_versions(n) -> None:
+    for counter, version in n._saved_versions:
+        if counter[0] != version:
             raise GraphError(
-                f"backward of {n.display_name()} returned None for input {i}, which requires "
-                "grad; return its gradient (zeros if it truly has none)"
+                f"{n.display_name()}: an array it saved for backward was modified in place after "
+                f"the forward (version {version} -> {counter[0]}); gradients would be wrong. "
+                "Use an out-of-place operation or clone the tensor before modifying it"
             )
-        if type(g) is not _ndarray:
-            g = np.asarray(g)
-        target = p.data
-        if g.shape != target.shape:
-            g = _unbroadcast(g, target.shape, n, i)
-        if g.dtype != target.dtype:
-            g = g.astype(target.dtype)
-        if AnomalyMode.enabled:
-            check_backward(n, i, g)
-        pn = p._node
-        if pn is None:
-            _accumulate_leaf(p, g, claimed)
-            continue
-        slots = pending.get(pn)
-        if slots is None:
-            slots = pending[pn] = [None] * pn._n_outputs
-        k = p._out_index
-        slots[k] = g if slots[k] is None else slots[k] + g
-        remaining = consumers[pn] - 1
-        consumers[pn] = remaining
-        if remaining == 0:
-            ready.append(pn)
 
 
 def _unbroadcast(g, shape, node, index):

@@ -58,6 +58,12 @@ class Function:
             )
         return self._saved
 
+    @property
+    def inputs(self) -> tuple:
+        """The graph node's inputs: the Tensor for each positional argument that requires grad,
+        None for the others (for inspecting and walking a graph)."""
+        return self._parents
+
     @classmethod
     def display_name(cls) -> str:
         return cls.name or cls.__qualname__

@@ -141,9 +141,7 @@ class Tensor:
         return _P.Clone.apply(self)
 
     def backward(self, grad=None, retain_graph: bool = False) -> None:
-        from .engine import backward
-
-        backward(self, grad, retain_graph)
+        _run_backward(self, grad, retain_graph)
 
     def zero_grad(self) -> None:
         self.grad = None
@@ -390,3 +388,4 @@ def is_scalar(value) -> bool:
 
 # The primitive ops import Function, which imports this module: bind them last.
 from . import primitives as _P  # noqa: E402
+from .engine import backward as _run_backward  # noqa: E402

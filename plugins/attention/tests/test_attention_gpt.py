@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-import tinytorch_core.engine as engine
 from tinytorch_core import ModuleList, no_grad
 from tinytorch_attention import GPT
 from tinytorch_embeddings import CharTokenizer, Embedding, LearnedPositionalEmbedding
@@ -74,7 +73,7 @@ def count_graph_nodes(root):
         if id(node) in seen:
             continue
         seen.add(id(node))
-        stack.extend(p.grad_fn for p in node._parents if p is not None and p.grad_fn is not None)
+        stack.extend(p.grad_fn for p in node.inputs if p is not None and p.grad_fn is not None)
     return len(seen)
 
 
@@ -84,16 +83,24 @@ def backward_visits(num_layers, monkeypatch):
     loss = lm_loss(model, batch)
     nodes = count_graph_nodes(loss)
     visits, keep_alive = Counter(), []
-    original = engine._propagate
+    classes, stack, seen = set(), [loss.grad_fn], set()
+    while stack:  # every Function class in the graph
+        node = stack.pop()
+        if id(node) not in seen:
+            seen.add(id(node))
+            classes.add(type(node))
+            stack.extend(p.grad_fn for p in node.inputs if p is not None and p.grad_fn is not None)
+    for cls in classes:  # count each node's backward call through the public Function contract
+        original = cls.backward
 
-    def counting(node, *args):
-        visits[id(node)] += 1
-        keep_alive.append(node)  # ids stay unique while the nodes live
-        return original(node, *args)
+        def counting(ctx, *grads, _original=original):
+            visits[id(ctx)] += 1
+            keep_alive.append(ctx)  # ids stay unique while the nodes live
+            return _original(ctx, *grads)
 
-    monkeypatch.setattr(engine, "_propagate", counting)
+        monkeypatch.setattr(cls, "backward", staticmethod(counting))
     loss.backward()
-    monkeypatch.setattr(engine, "_propagate", original)
+    monkeypatch.undo()
     return nodes, visits
 
 
