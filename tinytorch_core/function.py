@@ -178,20 +178,27 @@ def _record_saved_versions(ctx: Function, args, outputs) -> None:
         if type(arr) is not _ndarray:
             continue
         owner = None
-        for a in args:
-            if isinstance(a, Tensor) and _shares_owner(arr, a.data):
-                owner = a
-                break
+        for a in args:  # fast path: the saved array is an input's or the output's own array
+            if type(a) is Tensor or isinstance(a, Tensor):
+                if a.data is arr:
+                    owner = a
+                    break
         else:
             for t in outputs:
-                if _shares_owner(arr, t.data):
+                if t.data is arr:
                     owner = t
                     break
+            else:  # slow path: a view of an input or output
+                for t in [a for a in args if isinstance(a, Tensor)] + list(outputs):
+                    if _shares_owner(arr, t.data):
+                        owner = t
+                        break
         if owner is not None:
             counter = owner._version_counter
             if recorded is None:
-                recorded = []
-            recorded.append((counter, counter[0]))
+                recorded = [(counter, counter[0])]
+            else:
+                recorded.append((counter, counter[0]))
     ctx._saved_versions = tuple(recorded) if recorded else None
 
 

@@ -179,15 +179,18 @@ class Tensor:
         return self.fill_(0)
 
     def add_(self, other, alpha=1) -> "Tensor":
-        self._check_inplace("add_")
-        other = self._operand(other)
+        # optimizers call this once per parameter per step: checks inlined
+        if self.requires_grad and GradMode.enabled:
+            self._check_inplace("add_")
+        if isinstance(other, Tensor):
+            other = other.data
         if alpha == 1:
             self.data += other
         elif alpha == -1:
             self.data -= other
         else:
             self.data += other * alpha
-        self._bump()
+        self._version_counter[0] += 1
         return self
 
     def sub_(self, other, alpha=1) -> "Tensor":

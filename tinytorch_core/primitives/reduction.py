@@ -45,9 +45,9 @@ class Mean(Function):
     @staticmethod
     def forward(ctx, a, axis=None, keepdims=False):
         ctx.shape, ctx.axis, ctx.keepdims = a.shape, axis, keepdims
-        out = a.mean(axis=axis, keepdims=keepdims)
-        ctx.count = a.size // max(np.size(out), 1) if a.size else 1
-        return out
+        total = a.sum(axis=axis, keepdims=keepdims)  # sum / count: ndarray.mean is ~4x slower on small arrays
+        ctx.count = a.size // max(np.size(total), 1) if a.size else 1
+        return total / ctx.count if a.size else a.mean(axis=axis, keepdims=keepdims)
 
     @staticmethod
     def backward(ctx, grad):
@@ -101,8 +101,8 @@ class Var(Function):
 
     @staticmethod
     def forward(ctx, a, axis=None, keepdims=False, ddof=0):
-        centered = a - a.mean(axis=axis, keepdims=True)
         n = a.size if axis is None else int(np.prod([a.shape[i] for i in axis]))
+        centered = a - a.sum(axis=axis, keepdims=True) / max(n, 1)
         if n - ddof <= 0:
             raise ValueError(f"var: {n} element(s) per reduction is too few for ddof={ddof}")
         ctx.save_for_backward(centered)
