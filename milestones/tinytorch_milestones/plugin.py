@@ -1,1 +1,44 @@
-"""pluggy hooks of the milestone suite (work in progress)."""
+"""pluggy hooks of the milestone suite: the five milestones and the ``tinytorch milestones`` command.
+
+Nothing here imports a later stage: each milestone resolves the layers it needs through the
+registry when it runs, so a milestone whose stages are missing reports itself locked.
+"""
+
+from __future__ import annotations
+
+from tinytorch_core import Milestone, hookimpl
+
+from . import cli, cnn, mlp, perceptron, transformer, xor
+
+#: (module, stages it needs); the catalog adds their prerequisites
+MILESTONES = (
+    (perceptron, ("nn",)),
+    (xor, ("nn",)),
+    (mlp, ("nn",)),
+    (cnn, ("spatial",)),
+    (transformer, ("attention",)),
+)
+
+
+@hookimpl
+def tinytorch_register_milestones(register):
+    for order, (module, requires) in enumerate(MILESTONES):
+        register(Milestone(
+            name=module.NAME,
+            year=module.YEAR,
+            title=module.TITLE,
+            requires=requires,
+            run=module.run,
+            description=module.DESCRIPTION,
+            order=order,
+        ))
+
+
+@hookimpl
+def tinytorch_cli_commands(commands):
+    commands.add(
+        "milestones",
+        help="the milestone suite: list | run NAME | verify [NAMES...]",
+        setup=cli.setup,
+        run=cli.run,
+    )

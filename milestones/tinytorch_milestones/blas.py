@@ -1,0 +1,87 @@
+"""Best-effort control of OpenBLAS threads while milestones train.
+
+The milestones multiply small matrices (tens to hundreds of rows). For those, a
+multi-threaded BLAS mostly synchronises threads, and on a busy 2-core machine the
+threads wait for each other: a full ``verify`` measured 204 s with OpenBLAS's default
+threads against 22 s with one thread on the same loaded machine. So ``run`` and
+``verify`` use one BLAS thread unless the user chose otherwise: an explicit
+``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS`` is respected, and
+``TINYTORCH_BLAS_THREADS`` (a number, or ``auto`` to leave BLAS alone) overrides.
+One thread also makes the numbers independent of the machine's core count.
+
+The thread count is changed through OpenBLAS's own ``*_set_num_threads`` entry point
+(what ``threadpoolctl`` does), found among the libraries this process has loaded.
+Where that is impossible (no OpenBLAS, no ``/proc``), nothing changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+
+_SETTERS = (
+    "openblas_set_num_threads",
+    "openblas_set_num_threads64_",
+    "scipy_openblas_set_num_threads64_",
+    "scipy_openblas_set_num_threads",
+)
+_GETTERS = (
+    "openblas_get_num_threads",
+    "openblas_get_num_threads64_",
+    "scipy_openblas_get_num_threads64_",
+    "scipy_openblas_get_num_threads",
+)
+
+
+def _openblas_functions():
+    """(setter, getter) of the loaded OpenBLAS, or (None, None)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as fh:
+            maps = fh.read()
+    except OSError:
+        return None, None
+    paths = sorted({line.split()[-1] for line in maps.splitlines()
+                    if "openblas" in line.lower() and line.split()[-1].startswith("/")})
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        setter = next((getattr(lib, s) for s in _SETTERS if hasattr(lib, s)), None)
+        getter = next((getattr(lib, g) for g in _GETTERS if hasattr(lib, g)), None)
+        if setter is not None and getter is not None:
+            getter.restype = ctypes.c_int
+            return setter, getter
+    return None, None
+
+
+def requested_threads() -> int | None:
+    """The BLAS thread count to use, or None to leave BLAS as it is."""
+    value = os.environ.get("TINYTORCH_BLAS_THREADS", "").strip().lower()
+    if value == "auto":
+        return None
+    if value:
+        try:
+            return max(1, int(value))
+        except ValueError:
+            return None
+    if any(os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")):
+        return None  # the user already decided
+    return 1
+
+
+@contextlib.contextmanager
+def blas_threads():
+    """Use ``requested_threads()`` BLAS threads inside the block; yields a description."""
+    wanted = requested_threads()
+    setter, getter = _openblas_functions() if wanted is not None else (None, None)
+    if setter is None:
+        yield "BLAS threads unchanged"
+        return
+    previous = int(getter())
+    setter(ctypes.c_int(wanted))
+    try:
+        yield f"OpenBLAS threads: {wanted} (small matrices; TINYTORCH_BLAS_THREADS=auto leaves BLAS alone)"
+    finally:
+        setter(ctypes.c_int(previous))

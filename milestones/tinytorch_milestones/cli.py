@@ -1,0 +1,144 @@
+"""``tinytorch milestones list | run NAME | verify [NAMES...]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+from .blas import blas_threads
+from .runner import DEFAULT_SEED, LOCKED, RunOptions, lock_state, ordered_milestones, run_milestone
+
+TIME_BAR_S = 60.0  # the whole default verify must stay under this on a 2-core machine
+
+
+def setup(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="milestones_action", metavar="ACTION")
+    p = sub.add_parser("list", help="every milestone, its year, the stages it needs, locked or not")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    for name, help_text in (
+        ("run", "train one milestone and show every check"),
+        ("verify", "run milestones (all by default) with every check; non-zero exit if any fails"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        if name == "run":
+            p.add_argument("names", nargs=1, metavar="NAME", help="the milestone to run")
+        else:
+            p.add_argument("names", nargs="*", metavar="NAME", help="milestones to verify (default: all)")
+        p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"seed of every random source (default {DEFAULT_SEED})")
+        p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+        p.add_argument("--plot", metavar="DIR", help="write loss/accuracy curves as PNG into DIR (needs matplotlib)")
+        p.add_argument("--mnist-dir", metavar="DIR",
+                       help="MLP and CNN read MNIST from the IDX files in DIR instead of the bundled digits")
+        p.add_argument("--quiet", action="store_true", help="no progress bars; only tables and failures")
+
+
+def run(args, runtime) -> int:
+    action = getattr(args, "milestones_action", None)
+    if action == "list":
+        return cmd_list(args, runtime)
+    if action in ("run", "verify"):
+        return cmd_verify(args, runtime, single=(action == "run"))
+    print("usage: tinytorch milestones {list,run NAME,verify [NAMES...]}  (see --help)")
+    return 2
+
+
+def cmd_list(args, runtime) -> int:
+    rows = []
+    for m in ordered_milestones(runtime):
+        reason, install = lock_state(m, runtime)
+        rows.append({
+            "name": m.name, "year": m.year, "title": m.title, "requires": list(m.requires),
+            "status": "locked" if reason else "unlocked", "reason": reason, "install": install,
+            "description": m.description,
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    from rich.table import Table  # rich loads only when a milestones command runs
+
+    from .report import make_console
+
+    console = make_console()
+    table = Table(title="Milestones", title_justify="left")
+    for header in ("name", "year", "milestone", "needs", "status", "install (from the repository root)"):
+        table.add_column(header)
+    for r in rows:
+        status = "[green]unlocked[/]" if r["status"] == "unlocked" else "[yellow]locked[/]"
+        table.add_row(r["name"], str(r["year"]), r["title"], ", ".join(r["requires"]), status, r["install"] or "-")
+    console.print(table)
+    for r in rows:
+        if r["reason"]:
+            console.print(f"{r['name']}: {r['reason']}")
+    return 0
+
+
+def cmd_verify(args, runtime, single: bool = False) -> int:
+    with blas_threads() as blas_note:
+        return _verify(args, runtime, single, blas_note)
+
+
+def _verify(args, runtime, single: bool, blas_note: str) -> int:
+    from .report import (
+        PlotUnavailable,
+        make_console,
+        print_milestone,
+        progress_factory,
+        require_matplotlib,
+        results_json,
+        summary_table,
+        write_json,
+        write_plots,
+    )
+
+    console = make_console()
+    available = {m.name: m for m in ordered_milestones(runtime)}
+    names = list(args.names) or list(available)
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        console.print(f"[bold red]unknown milestone(s) {', '.join(unknown)}[/]; known: {', '.join(available)}")
+        return 2
+    if args.plot:
+        try:
+            require_matplotlib()
+        except PlotUnavailable as exc:  # say so before spending time on training
+            console.print(f"[bold red]{exc}[/]")
+            return 2
+    show_progress = console.is_terminal and not args.quiet
+    options = RunOptions(
+        seed=args.seed, mnist_dir=args.mnist_dir, runtime=runtime,
+        progress=progress_factory(console, show_progress),
+    )
+    data_source = f"MNIST from {args.mnist_dir}" if args.mnist_dir else "bundled UCI 8x8 digits"
+    console.print(
+        f"[bold]TinyTorch milestones[/]: seed {args.seed}, image data: {data_source}, "
+        f"{os.cpu_count()} CPU core(s), {blas_note}\n"
+    )
+    results = []
+    start = time.perf_counter()
+    for name in names:
+        result = run_milestone(available[name], options)
+        results.append(result)
+        print_milestone(console, result, verbose=not args.quiet)
+    total = time.perf_counter() - start
+    whole_suite = not (args.mnist_dir or single or args.names)
+    console.print(summary_table(results, total))
+    failed = [r for r in results if r.failed]
+    locked = [r for r in results if r.status == LOCKED]
+    verdict = "[bold red]FAILED[/]" if failed else "[bold green]OK[/]"
+    console.print(
+        f"{verdict}: {sum(r.status == 'passed' for r in results)} passed, {len(failed)} failed, "
+        f"{len(locked)} locked; total time {total:.1f} s"
+        + (f" (bar for the whole default verify: {TIME_BAR_S:.0f} s)" if whole_suite else "")
+    )
+    if whole_suite and total > TIME_BAR_S:
+        console.print(f"[yellow]note: slower than the {TIME_BAR_S:.0f} s this suite is sized for "
+                      "(a busy machine, or BLAS threads left on: see TINYTORCH_BLAS_THREADS)[/]")
+    if args.json:
+        path = write_json(args.json, results_json(results, seed=args.seed, total_s=total, data_source=data_source))
+        console.print(f"results written to {path}")
+    if args.plot:
+        for path in write_plots(results, args.plot):
+            console.print(f"curves written to {path}")
+    return 1 if failed else 0

@@ -1,0 +1,230 @@
+"""Showing results: rich tables, progress bars, JSON and PNG curves."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .runner import ERROR, FAILED, LOCKED, PASSED
+
+STATUS_STYLE = {PASSED: "bold green", FAILED: "bold red", ERROR: "bold red", LOCKED: "yellow"}
+
+
+def make_console(quiet: bool = False) -> Console:
+    console = Console(highlight=False)
+    if not console.is_terminal:  # piped output: wide enough that tables do not wrap
+        console = Console(highlight=False, width=150)
+    return console
+
+
+def progress_factory(console: Console, enabled: bool):
+    """``progress(label, total)`` context managers drawing a rich bar (or nothing)."""
+
+    @contextlib.contextmanager
+    def progress(label: str, total: int):
+        if not enabled:
+            yield _Silent()
+            return
+        columns = (
+            TextColumn("  [cyan]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task(label[:48], total=total, loss="-")
+            yield _Advance(bar, task)
+
+    return progress
+
+
+class _Silent:
+    def advance(self, loss: float) -> None:
+        pass
+
+
+class _Advance:
+    def __init__(self, bar: Progress, task):
+        self.bar, self.task, self.count = bar, task, 0
+
+    def advance(self, loss: float) -> None:
+        self.count += 1
+        if self.count % 5 == 0:  # redrawing every step would cost more than a small step
+            self.bar.update(self.task, advance=5, loss=f"{loss:.4f}")
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:.2f}%"
+
+
+def _loss(value) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.4f}"
+
+
+def _status(status: str) -> str:
+    return f"[{STATUS_STYLE.get(status, '')}]{status.upper()}[/]"
+
+
+def milestone_table(result) -> Table:
+    """One row per trained model: gradients, updates, loss, metric, time, verdict."""
+    table = Table(title=f"{result.title} {result.year} ({result.name})", title_justify="left")
+    for header, justify in (("model", "left"), ("gradients", "right"), ("zero-grad", "right"),
+                            ("updated", "right"), ("loss first -> last", "right"), ("drop", "right"),
+                            ("metric", "left"), ("value", "right"), ("time", "right"), ("", "left")):
+        table.add_column(header, justify=justify)
+    for part in result.parts:
+        g = part.gradients
+        drop = part.loss_drop
+        table.add_row(
+            part.label,
+            "-" if g is None else f"{g.with_gradient}/{g.total} ({g.coordinates} FD)",
+            "-" if g is None else str(len(g.declared_zero)),
+            f"{part.moved}/{part.movable}",
+            f"{_loss(part.loss_first)} -> {_loss(part.loss_last)}",
+            _pct(drop),
+            part.metric_name,
+            _pct(part.metric),
+            f"{part.time_s:.1f}s",
+            _status(PASSED if part.passed else FAILED),
+        )
+    return table
+
+
+def print_milestone(console: Console, result, verbose: bool = False) -> None:
+    if result.status == LOCKED:
+        console.print(f"[yellow]LOCKED[/] {result.title} {result.year} ({result.name}): {result.locked_reason}")
+        if result.install:
+            console.print(f"       install: [bold]{result.install}[/]")
+        console.print()
+        return
+    if result.status == ERROR:
+        console.print(f"[bold red]ERROR[/] {result.title} {result.year} ({result.name}):", end=" ")
+        console.print(result.error, markup=False)
+        console.print()
+        return
+    console.print(milestone_table(result))
+    if result.data:
+        console.print(f"  data: {result.data}", markup=False)
+    for part in result.parts:
+        if verbose and part.architecture:
+            console.print(f"  {part.label}: {part.architecture}", markup=False)
+    for label, check in result.all_checks():
+        if verbose or not check.passed:
+            mark = "[green]ok  [/]" if check.passed else "[bold red]FAIL[/]"
+            console.print(f"  {mark} [{label}] {check.name}: {check.detail}".replace("[" + label + "]", "\\[" + label + "]"))
+    for part in result.parts:
+        g = part.gradients
+        if g is not None and g.declared_zero:
+            console.print(f"  [{part.label}] zero gradient by design (checked to be 0, and against finite "
+                          f"differences): {', '.join(g.declared_zero)}", markup=False)
+        if verbose:
+            for note in part.notes:
+                console.print(f"  [{part.label}] {note}", markup=False)
+    for sample in result.samples:
+        console.print("  generated sample:")
+        for line in sample.splitlines() or [""]:
+            console.print(f"    | {line}", markup=False)
+    console.print()
+
+
+def summary_table(results, total_s: float) -> Table:
+    table = Table(title="Milestones", title_justify="left", caption=f"total {total_s:.1f} s",
+                  caption_justify="left")
+    for header, justify in (("milestone", "left"), ("year", "right"), ("status", "left"),
+                            ("result", "right"), ("checks", "right"), ("time", "right"), ("note", "left")):
+        table.add_column(header, justify=justify)
+    for r in results:
+        checks = r.all_checks()
+        passed = sum(1 for _, c in checks if c.passed)
+        note = r.install if r.status == LOCKED else (r.error.splitlines()[0] if r.error else "")
+        table.add_row(
+            r.title, str(r.year), _status(r.status),
+            "-" if r.status in (LOCKED, ERROR) else _pct(r.headline_metric()),
+            "-" if not checks else f"{passed}/{len(checks)}",
+            f"{r.time_s:.1f}s", note,
+        )
+    return table
+
+
+def results_json(results, *, seed: int, total_s: float, data_source: str) -> dict:
+    return {
+        "seed": seed,
+        "data": data_source,
+        "total_time_s": round(total_s, 3),
+        "passed": not any(r.failed for r in results),
+        "counts": {s: sum(1 for r in results if r.status == s) for s in (PASSED, FAILED, ERROR, LOCKED)},
+        "milestones": [r.to_dict() for r in results],
+    }
+
+
+def write_json(path, payload: dict) -> Path:
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+class PlotUnavailable(RuntimeError):
+    pass
+
+
+def require_matplotlib():
+    """Import matplotlib (only when --plot is given), with a clear message if it is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise PlotUnavailable(
+            "--plot needs matplotlib, which is not installed; install the extra with: "
+            "pip install './milestones[plot]'  (or: pip install matplotlib)"
+        ) from exc
+    return plt
+
+
+def write_plots(results, directory) -> list:
+    """One PNG per milestone: training loss (per step) and the metric (per evaluation)."""
+    plt = require_matplotlib()
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for r in results:
+        if not r.parts:
+            continue
+        fig, axes = plt.subplots(len(r.parts), 2, figsize=(10, 3.2 * len(r.parts)), squeeze=False)
+        for row, part in zip(axes, r.parts):
+            steps, losses = part.curves.get("step", []), part.curves.get("loss", [])
+            row[0].plot(steps, losses, linewidth=0.8)
+            row[0].set_yscale("log")
+            row[0].set_xlabel("step")
+            row[0].set_ylabel("training loss (batch)")
+            row[0].set_title(part.label, fontsize=9)
+            for key, text in (("final_loss_max", "final loss bar"), ("final_loss_min", "loss floor")):
+                if part.bars.get(key) is not None:
+                    row[0].axhline(part.bars[key], color="red", linestyle="--", linewidth=0.8, label=text)
+                    row[0].legend(loc="upper right", fontsize=8)
+            row[1].plot(part.curves.get("eval_step", []), [100 * v for v in part.curves.get("metric", [])],
+                        marker="o", markersize=3)
+            for key, text in (("metric_min", "bar >= {:g}%"), ("metric_max", "bar <= {:g}%")):
+                bar = part.bars.get(key)
+                if bar is not None:
+                    row[1].axhline(100 * bar, color="red", linestyle="--", linewidth=0.8, label=text.format(100 * bar))
+                    row[1].legend(loc="lower right", fontsize=8)
+            row[1].set_xlabel("step")
+            row[1].set_ylabel(f"{part.metric_name} (%)")
+        fig.suptitle(f"{r.title} {r.year}: {r.status}")
+        fig.tight_layout()
+        path = directory / f"{r.name}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written

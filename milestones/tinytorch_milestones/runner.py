@@ -1,0 +1,177 @@
+"""Running milestones: options, lazy access to later stages, locked detection, results."""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable
+
+from tinytorch_core import StageUnavailableError, catalog, manual_seed
+from tinytorch_core.host.runtime import LOADED, default_runtime
+
+from .datasets import DataError
+from .harness import _finite
+from .idx import IDXError
+
+PASSED, FAILED, LOCKED, ERROR = "passed", "failed", "locked", "error"
+DEFAULT_SEED = 0
+
+
+@dataclass
+class RunOptions:
+    """What a milestone's ``run(options)`` receives."""
+
+    seed: int = DEFAULT_SEED
+    mnist_dir: str | None = None
+    runtime: object = None  # a tinytorch Runtime; None: the default one
+    progress: Callable | None = None  # progress(label, total) -> context manager with .advance(loss)
+    shared: dict = field(default_factory=dict)  # results one milestone leaves for another (MLP -> CNN)
+
+    def symbols(self) -> "Symbols":
+        return Symbols(self.runtime or default_runtime())
+
+
+class _Namespace:
+    def __init__(self, runtime, namespace: str):
+        self._runtime, self._namespace = runtime, namespace
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self._runtime.resolve(self._namespace, name)
+
+
+class Symbols:
+    """``tt.nn.Linear``, ``tt.optim.Adam``, ``tt.ops.cross_entropy``: resolved through the registry
+    when a milestone runs (never at import), so a missing stage makes the milestone locked."""
+
+    def __init__(self, runtime):
+        self.runtime = runtime
+        for namespace in catalog.NAMESPACES:
+            setattr(self, namespace, _Namespace(runtime, namespace))
+
+
+@dataclass
+class MilestoneOutcome:
+    """What a milestone's ``run`` returns: its trained parts and any milestone-level checks."""
+
+    parts: list = field(default_factory=list)
+    checks: list = field(default_factory=list)
+    data: str = ""
+    samples: list = field(default_factory=list)  # generated text to show
+    headline: int = -1  # index of the part whose metric is the milestone's headline number
+
+
+@dataclass
+class MilestoneResult:
+    name: str
+    year: int
+    title: str
+    requires: tuple
+    status: str
+    time_s: float = 0.0
+    parts: list = field(default_factory=list)
+    checks: list = field(default_factory=list)
+    data: str = ""
+    samples: list = field(default_factory=list)
+    locked_reason: str = ""
+    install: str = ""
+    error: str = ""
+    headline: int = -1
+
+    @property
+    def failed(self) -> bool:
+        return self.status in (FAILED, ERROR)
+
+    def all_checks(self) -> list:
+        out = [(part.label, c) for part in self.parts for c in part.checks]
+        out += [("milestone", c) for c in self.checks]
+        return out
+
+    def headline_metric(self):
+        """The milestone's main number: the metric of its headline part (the last by default)."""
+        return self.parts[self.headline].metric if self.parts else math.nan
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "year": self.year,
+            "title": self.title,
+            "requires": list(self.requires),
+            "status": self.status,
+            "headline_metric": _finite(self.headline_metric()) if self.parts else None,
+            "time_s": round(self.time_s, 3),
+            "data": self.data,
+            "parts": [p.to_dict() for p in self.parts],
+            "checks": [c.to_dict() for c in self.checks],
+            "samples": list(self.samples),
+            "locked_reason": self.locked_reason,
+            "install": self.install,
+            "error": self.error,
+        }
+
+
+def lock_state(milestone, runtime) -> tuple[str, str]:
+    """("", "") if every stage the milestone needs is loaded, else (reason, install command).
+
+    The install command is the one for the highest missing stage: it installs its
+    prerequisites too.
+    """
+    missing = []
+    for stage in milestone.requires:
+        for pkg in catalog.prerequisites(stage):
+            if pkg.name == "core" or not pkg.is_stage:
+                continue
+            status, record = runtime.stage_status(pkg.name)
+            if status != LOADED and pkg not in [m[0] for m in missing]:
+                missing.append((pkg, status, record.reason if record is not None else ""))
+    if not missing:
+        return "", ""
+    missing.sort(key=lambda m: m[0].order)
+    reason = "; ".join(
+        f"stage '{pkg.name}' is {status}" + (f" ({why})" if why else "") for pkg, status, why in missing
+    )
+    return reason, catalog.install_command(missing[-1][0].name)
+
+
+def run_milestone(milestone, options: RunOptions) -> MilestoneResult:
+    """Run one milestone with every check; a locked milestone is reported, never passed."""
+    runtime = options.runtime or default_runtime()
+    result = MilestoneResult(milestone.name, milestone.year, milestone.title, tuple(milestone.requires), LOCKED)
+    reason, install = lock_state(milestone, runtime)
+    if reason:
+        result.locked_reason, result.install = reason, install
+        return result
+    start = time.perf_counter()
+    manual_seed(options.seed)  # any random source a stage draws without an explicit generator
+    try:
+        outcome = milestone.run(options)
+    except StageUnavailableError as exc:  # a stage vanished or lacks a symbol: locked, not passed
+        result.status = LOCKED
+        result.locked_reason = str(exc)
+        stage = getattr(exc, "stage", None)
+        result.install = catalog.install_command(stage) if stage and catalog.get(stage) else ""
+        result.time_s = time.perf_counter() - start
+        return result
+    except (DataError, IDXError) as exc:
+        result.status, result.error = ERROR, f"{type(exc).__name__}: {exc}"
+        result.time_s = time.perf_counter() - start
+        return result
+    except Exception as exc:  # a crash is a failure with its traceback, never a pass
+        result.status = ERROR
+        result.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
+        result.time_s = time.perf_counter() - start
+        return result
+    result.time_s = time.perf_counter() - start
+    result.parts, result.checks = list(outcome.parts), list(outcome.checks)
+    result.data, result.samples = outcome.data, list(outcome.samples)
+    result.headline = outcome.headline
+    ok = bool(result.parts) and all(p.passed for p in result.parts) and all(c.passed for c in result.checks)
+    result.status = PASSED if ok else FAILED
+    return result
+
+
+def ordered_milestones(runtime) -> list:
+    return sorted(runtime.milestones.values(), key=lambda m: (m.order, m.year, m.name))
