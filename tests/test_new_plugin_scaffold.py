@@ -4,11 +4,8 @@ fresh environment, where its own tests and ``tinytorch check`` pass."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +13,7 @@ import pytest
 from tinytorch_core import catalog, scaffold
 from tinytorch_core.cli import main
 from tinytorch_core.host.runtime import Runtime, use_runtime
-from tinytorch_core.testing import FakeEntryPoint, plugin_module
+from tinytorch_core.testing import FakeEntryPoint, clean_environ, find_uv, make_venv, plugin_module
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -144,40 +141,17 @@ def test_cli_notes_a_plugin_of_the_same_name_already_installed(tmp_path, capsys)
 
 
 # ---- installed in a fresh environment ---------------------------------------------------------------
-def find_uv() -> str:
-    uv = os.environ.get("UV") or shutil.which("uv")
-    if uv:
-        return uv
-    if os.environ.get("CI"):
-        pytest.fail("uv is needed to build the scaffold test's environment, and CI is set: install uv")
-    pytest.skip("uv not found (neither $UV nor uv on PATH): the installed-scaffold test builds its venv with uv")
-
-
-def clean_environment() -> dict:
-    """No active virtualenv, no path tweaks, no plugin switches from the calling shell."""
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith(("TINYTORCH_", "PYTEST_", "PYTHON"))
-            and k not in ("VIRTUAL_ENV", "UV_PYTHON", "UV_SYSTEM_PYTHON", "UV_PROJECT_ENVIRONMENT")}
-
-
 @pytest.fixture(scope="module")
 def scaffold_venv(tmp_path_factory):
     """A fresh venv with tinytorch-core and tinytorch-nn built from this repository, and pytest."""
-    uv = find_uv()
+    uv = find_uv("the installed-scaffold test builds its venv")
     root = tmp_path_factory.mktemp("scaffold-venv")
-    venv = root / "venv"
-    env = clean_environment()
-    subprocess.run([uv, "venv", str(venv), "--python", sys.executable, "--quiet"], check=True, env=env)
-    subprocess.run(
-        # --no-sources: ignore the workspace's [tool.uv.sources], which would link core editable
-        [uv, "pip", "install", "--quiet", "--no-sources", "--python", str(venv / "bin" / "python"),
-         str(REPO), str(REPO / "plugins" / "nn"), "pytest"],
-        check=True, env=env,
-    )
-    where = run([str(venv / "bin" / "python"), "-c", "import tinytorch_core; print(tinytorch_core.__file__)"],
+    env = clean_environ()
+    bin_dir = make_venv(root / "venv", REPO, REPO / "plugins" / "nn", "pytest", uv=uv, env=env)
+    where = run([str(bin_dir / "python"), "-c", "import tinytorch_core; print(tinytorch_core.__file__)"],
                 cwd=root, env=env)
     assert "site-packages" in where.stdout, f"tinytorch-core is not an installed copy: {where.stdout}"
-    return uv, venv, env
+    return uv, root / "venv", env
 
 
 def run(args, **kwargs) -> subprocess.CompletedProcess:

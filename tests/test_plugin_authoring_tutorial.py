@@ -23,13 +23,14 @@ import math
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tinytorch_core.testing import find_uv
 
 REPO = Path(__file__).resolve().parents[1]
 TUTORIAL = REPO / "docs" / "plugin-authoring.md"
@@ -112,15 +113,6 @@ def test_tutorial_blocks_parse_into_the_promised_steps():
 
 
 # ---- running it -------------------------------------------------------------------------------------
-def find_uv() -> str:
-    uv = os.environ.get("UV") or shutil.which("uv")
-    if uv:
-        return uv
-    if os.environ.get("CI"):
-        pytest.fail("uv is needed to run the plugin-authoring tutorial, and CI is set: install uv")
-    pytest.skip("uv not found (neither $UV nor uv on PATH): the tutorial test builds its environment with uv")
-
-
 def reader_environment(tmp: Path, uv: str) -> dict:
     """The environment of a reader's fresh terminal: no active venv, this repo's .venv off PATH,
     ``uv`` and this test's Python interpreter found first, ``$TINYTORCH`` set."""
@@ -180,7 +172,7 @@ def _normalized(text: str) -> str:
 @pytest.fixture(scope="module")
 def tutorial_run(tmp_path_factory):
     """Every step of the tutorial, in order; returns the terminal and each command's result."""
-    uv = find_uv()
+    uv = find_uv("the plugin-authoring tutorial test builds its environment")
     tmp = tmp_path_factory.mktemp("tutorial")
     work = tmp / "work"
     work.mkdir()

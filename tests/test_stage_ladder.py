@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -20,18 +19,10 @@ from pathlib import Path
 import pytest
 
 from tinytorch_core import catalog
+from tinytorch_core.testing import clean_environ, find_uv, make_venv
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.ladder
-
-
-def uv_binary() -> str:
-    found = os.environ.get("UV") or shutil.which("uv")
-    if found:
-        return found
-    if os.environ.get("CI"):
-        pytest.fail("uv is needed for the stage ladder and was not found (CI must run it)")
-    pytest.skip("uv not found: the stage ladder needs it (run the suite with `uv run pytest`)")
 
 
 def run(command, cwd=None, env=None, check=True, timeout=900) -> subprocess.CompletedProcess:
@@ -42,25 +33,6 @@ def run(command, cwd=None, env=None, check=True, timeout=900) -> subprocess.Comp
         pytest.fail(f"command failed ({result.returncode}): {' '.join(map(str, command))}\n"
                     f"--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-6000:]}")
     return result
-
-
-def clean_env() -> dict:
-    """The environment without this test run's virtualenv, so nothing leaks into the rung."""
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    env.pop("TINYTORCH_LOAD_PLUGINS", None)
-    env.pop("TINYTORCH_DISABLE_PLUGINS", None)
-    return env
-
-
-def make_venv(path: Path) -> Path:
-    run([uv_binary(), "venv", "--quiet", "--python", sys.executable, path])
-    return path / "bin"
-
-
-def uv_install(bin_dir: Path, *targets) -> None:
-    # --no-sources: install from the folders as pip would, not as editable workspace members
-    run([uv_binary(), "pip", "install", "--quiet", "--no-sources", "--python", bin_dir / "python", *targets],
-        cwd=REPO)
 
 
 RUNGS = [stage.name for stage in catalog.STAGES]
@@ -109,9 +81,10 @@ def ladder_root(tmp_path_factory):
 @pytest.mark.parametrize("index", range(len(RUNGS)), ids=RUNGS)
 def test_rung(index, ladder_root):
     stage = catalog.STAGES[index]
-    bin_dir = make_venv(ladder_root / f"rung-{index}-{stage.name}")
-    uv_install(bin_dir, "pytest", *folders_up_to(index), str(REPO / catalog.MILESTONES.folder))
-    env = clean_env()
+    uv = find_uv("the stage ladder builds one environment per stage")
+    env = clean_environ()
+    bin_dir = make_venv(ladder_root / f"rung-{index}-{stage.name}", "pytest", *folders_up_to(index),
+                        REPO / catalog.MILESTONES.folder, uv=uv, env=env)
 
     # the stage's own tests pass, against the installed packages (not the source tree)
     run([bin_dir / "pytest", "-q", "-p", "no:cacheprovider", "-m", "not ladder", *stage_test_paths(stage)],
@@ -143,6 +116,8 @@ def check_milestones(bin_dir: Path, index: int, env: dict, workdir: Path) -> Non
             assert m["status"] == "locked", m
             missing = sorted(needed - installed, key=lambda n: catalog.stage(n).order)
             assert catalog.install_command(missing[-1]) in m["install"], m
+    if not newly_unlocked and index > 0:
+        return  # nothing new to verify at this rung; the earlier rungs verified the rest
     result_file = workdir / f"verify-{index}.json"
     verify = run([bin_dir / "tinytorch", "milestones", "verify", *newly_unlocked, "--json", result_file],
                  cwd=workdir, env=env, check=False)
@@ -167,7 +142,7 @@ def test_readme_plain_pip_path(tmp_path):
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", venv])
     bin_dir = venv / "bin"
-    env = clean_env()
+    env = clean_environ()
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(venv)
     outputs = {}

@@ -108,6 +108,12 @@ class Function:
         GradMode.enabled = False  # forward never records
         try:
             out = cls.forward(ctx, *raw, **kwargs)
+        except Exception as exc:
+            # NumPy's own errors (shapes that do not broadcast, an index out of bounds) do not
+            # say which op failed: name it (a traceback note; costs nothing when nothing is raised)
+            if hasattr(exc, "add_note"):
+                exc.add_note(f"raised in the forward of {cls.display_name()}")
+            raise
         finally:
             GradMode.enabled = grad_on
         if AnomalyMode.enabled:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -345,7 +346,8 @@ class Tensor:
 
     def flatten(self, start_axis: int = 0):
         lead = self.data.shape[:start_axis]
-        return _P.reshape(self, *lead, -1)
+        # the size spelled out, not -1: NumPy cannot infer -1 for an empty tensor
+        return _P.reshape(self, *lead, math.prod(self.data.shape[start_axis:]))
 
     def transpose(self, *axes):
         return _P.transpose(self, *axes)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..function import Function
@@ -46,8 +48,17 @@ class Mean(Function):
     def forward(ctx, a, axis=None, keepdims=False):
         ctx.shape, ctx.axis, ctx.keepdims = a.shape, axis, keepdims
         total = a.sum(axis=axis, keepdims=keepdims)  # sum / count: ndarray.mean is ~4x slower on small arrays
-        ctx.count = a.size // max(np.size(total), 1) if a.size else 1
-        return total / ctx.count if a.size else a.mean(axis=axis, keepdims=keepdims)
+        if a.size:
+            ctx.count = a.size // max(np.size(total), 1)
+            return total / ctx.count
+        count = 0 if axis is None else math.prod(a.shape[i] for i in axis)
+        if count == 0:  # NumPy would warn "Mean of empty slice" and give NaN
+            raise ValueError(
+                f"{Mean.display_name()}: the mean over 0 elements is undefined (input shape {a.shape}, "
+                f"axis {axis}); skip empty batches, or use sum"
+            )
+        ctx.count = count  # an empty result of means over non-empty axes
+        return total / count
 
     @staticmethod
     def backward(ctx, grad):

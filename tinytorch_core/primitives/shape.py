@@ -56,16 +56,17 @@ class GetItem(Function):
     @staticmethod
     def backward(ctx, grad):
         full = np.zeros(ctx.shape, dtype=grad.dtype)
-        if _has_integer_array(ctx.index):
-            np.add.at(full, ctx.index, grad)  # repeated indices must add up
+        if _is_basic(ctx.index):
+            full[ctx.index] = grad  # basic indexing never repeats an element
         else:
-            full[ctx.index] = grad
+            np.add.at(full, ctx.index, grad)  # arrays and lists may repeat indices: they must add up
         return full, None
 
 
-def _has_integer_array(index) -> bool:
+def _is_basic(index) -> bool:
+    """Only ints, slices, None and Ellipsis: NumPy basic indexing (a Python list is advanced)."""
     parts = index if type(index) is tuple else (index,)
-    return any(isinstance(p, np.ndarray) and p.dtype.kind in "iu" for p in parts)
+    return all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice)) for p in parts)
 
 
 class Concatenate(Function):

@@ -39,7 +39,7 @@ def naive_attention(q, k, v, allowed):
     """One query row at a time, straight from the definition (the test's independent reference)."""
     out = np.zeros(q.shape[:-1] + (v.shape[-1],))
     for index in np.ndindex(*q.shape[:-1]):
-        batch, i = index[:-1], index[-1]
+        batch = index[:-1]
         scores = np.array([q[index] @ k[batch + (j,)] for j in range(k.shape[-2])]) / math.sqrt(q.shape[-1])
         keep = allowed[index]
         if not keep.any():

@@ -8,6 +8,7 @@ from tinytorch_core import Module, ModuleList, Parameter, Tensor, no_grad, resol
 from tinytorch_embeddings import Embedding, LearnedPositionalEmbedding
 from tinytorch_embeddings.functional import check_indices
 from tinytorch_nn import GELU, Dropout, Linear, ReLU
+from tinytorch_nn.layers import dtype_mismatch
 
 from .functional import check_mask, layer_norm, scaled_dot_product_attention
 
@@ -52,6 +53,8 @@ class LayerNorm(Module):
         self.bias = Parameter(np.zeros(self.normalized_shape, dtype=np.float32))
 
     def forward(self, x):
+        if getattr(x, "dtype", None) != self.weight.dtype:
+            raise dtype_mismatch(self, x, self.weight.dtype)
         shape = _shape(x)
         if not shape or shape[-1] != self.normalized_shape:
             raise ValueError(
@@ -146,6 +149,12 @@ class MultiHeadAttention(Module):
             key = value = query
         elif value is None:
             value = key
+        expected = self.q_proj.weight.dtype
+        if getattr(query, "dtype", None) != expected:
+            raise dtype_mismatch(self, query, expected, "query")
+        if key is not query and (getattr(key, "dtype", None) != expected or getattr(value, "dtype", None) != expected):
+            bad, what = (key, "key") if getattr(key, "dtype", None) != expected else (value, "value")
+            raise dtype_mismatch(self, bad, expected, what)
         batch, query_len, _ = self._check_input("query", query)
         kb, key_len, _ = self._check_input("key", key)
         vb, value_len, _ = self._check_input("value", value)
@@ -153,6 +162,11 @@ class MultiHeadAttention(Module):
             raise ValueError(
                 f"MultiHeadAttention: query {_shape(query)}, key {_shape(key)} and value {_shape(value)} must "
                 "share the batch size, and key and value the length"
+            )
+        if key_len == 0:
+            raise ValueError(
+                f"MultiHeadAttention: key and value have no positions (shapes {_shape(key)}, {_shape(value)}); "
+                "every query needs at least one key to attend to"
             )
         allowed = self._combined_mask(mask, key_padding_mask, batch, query_len, key_len)
         q = self._split_heads(self.q_proj(query), batch, query_len)
@@ -201,6 +215,8 @@ class FeedForward(Module):
         self.fc2 = Linear(hidden_dim, embed_dim, generator=rng)
 
     def forward(self, x):
+        if getattr(x, "dtype", None) != self.fc1.weight.dtype:
+            raise dtype_mismatch(self, x, self.fc1.weight.dtype)
         return self.fc2(self.drop(self.act(self.fc1(x))))
 
 
@@ -225,6 +241,8 @@ class TransformerBlock(Module):
         self.drop = Dropout(_probability(dropout, "TransformerBlock"), generator=rng)
 
     def forward(self, x, mask=None, key_padding_mask=None):
+        if getattr(x, "dtype", None) != self.ln1.weight.dtype:
+            raise dtype_mismatch(self, x, self.ln1.weight.dtype)
         x = x + self.drop(self.attn(self.ln1(x), mask=mask, causal=self.causal, key_padding_mask=key_padding_mask))
         return x + self.drop(self.ff(self.ln2(x)))
 
@@ -267,6 +285,8 @@ class GPT(Module):
         shape = _shape(idx)
         if len(shape) != 2:
             raise ValueError(f"GPT: expected token ids of shape (batch, seq_len), got {shape}")
+        if shape[1] == 0:
+            raise ValueError(f"GPT: expected at least one token per sequence, got token ids of shape {shape}")
         if shape[1] > self.max_len:
             raise ValueError(
                 f"GPT: sequence length {shape[1]} exceeds max_len {self.max_len}; crop the input to the "

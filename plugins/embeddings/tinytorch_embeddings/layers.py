@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from tinytorch_core import Module, Parameter, Tensor, resolve_generator
+from tinytorch_nn.layers import dtype_mismatch
 
 from .functional import embedding, normalize_padding_idx
 
@@ -82,6 +83,10 @@ class LearnedPositionalEmbedding(Module):
         self.weight = Parameter(table.astype(np.float32))
 
     def forward(self, x):
+        if getattr(x, "dtype", None) is None:
+            x = Tensor(x)  # nested lists
+        if x.dtype != self.weight.dtype:  # checked before any conversion: float64 arrays are not cast silently
+            raise dtype_mismatch(self, x, self.weight.dtype)
         x = _as_tensor(x)
         length = _check_sequence(x, self.max_len, self.embedding_dim, "LearnedPositionalEmbedding")
         return x + (self.weight if length == self.max_len else self.weight[:length])

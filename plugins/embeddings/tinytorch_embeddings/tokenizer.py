@@ -1,21 +1,34 @@
-"""``CharTokenizer``: one token per character, with an explicit policy for unknown characters."""
+"""``CharTokenizer``: one token per character, with an explicit policy for unknown characters.
+
+A vocabulary file is JSON, never a pickle: loading one cannot run code. ``CharTokenizer.load``
+treats the file as untrusted (size limit, strict UTF-8 and JSON, every field validated) and
+raises ``VocabularyError`` for anything malformed; ``save`` replaces the file atomically.
+"""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import os
+from collections import Counter
 
 import numpy as np
 
 from tinytorch_core import Tensor
+from tinytorch_nn.io import atomic_write
 
 FORMAT = "tinytorch-char-tokenizer"
 FORMAT_VERSION = 1
+#: default size limit of a vocabulary file (every Unicode code point fits in about 9 MB)
+MAX_VOCABULARY_BYTES = 16 * 2**20
+
+
+class VocabularyError(ValueError):
+    """A tokenizer vocabulary file or mapping that is malformed; the message names the source and the problem."""
 
 
 def _check_char(value, what: str) -> str:
     if not isinstance(value, str) or len(value) != 1:
-        raise ValueError(f"CharTokenizer: {what} must be a single character, got {value!r}")
+        raise ValueError(f"CharTokenizer: {what} must be a single character, got {_excerpt(value)}")
     return value
 
 
@@ -42,7 +55,7 @@ class CharTokenizer:
         for c in chars:
             _check_char(c, "every vocabulary entry")
         if len(set(chars)) != len(chars):
-            repeated = sorted({c for c in chars if chars.count(c) > 1})
+            repeated = sorted(c for c, n in Counter(chars).items() if n > 1)
             raise ValueError(f"CharTokenizer: the vocabulary lists {', '.join(map(_show, repeated))} more than once")
         if unk_token is not None:
             _check_char(unk_token, "unk_token")
@@ -147,36 +160,66 @@ class CharTokenizer:
     @classmethod
     def from_dict(cls, data, source: str = "the vocabulary") -> "CharTokenizer":
         def fail(why):
-            raise ValueError(f"CharTokenizer: {source} is not a valid tokenizer vocabulary: {why}")
+            raise VocabularyError(f"CharTokenizer: {source} is not a valid tokenizer vocabulary: {why}")
 
         if not isinstance(data, dict):
             fail(f"expected a JSON object, got {type(data).__name__}")
         if data.get("format") != FORMAT:
-            fail(f"'format' is {data.get('format')!r}, expected {FORMAT!r}")
-        if data.get("version") != FORMAT_VERSION:
-            fail(f"'version' is {data.get('version')!r}, this code reads version {FORMAT_VERSION}")
+            fail(f"'format' is {_excerpt(data.get('format'))}, expected {FORMAT!r}")
+        version = data.get("version")
+        if type(version) is not int or version != FORMAT_VERSION:  # True == 1, so check the type
+            fail(f"'version' is {_excerpt(version)}, this code reads version {FORMAT_VERSION}")
         unexpected = sorted(set(data) - {"format", "version", "chars", "unk_token"})
         if unexpected:
-            fail(f"unexpected keys {unexpected}")
+            fail(f"unexpected keys {_excerpt(unexpected)}")
         chars, unk = data.get("chars"), data.get("unk_token")
         if not isinstance(chars, list) or not chars:
             fail("'chars' must be a non-empty list of single characters")
         if unk is not None and unk not in chars:
-            fail(f"'unk_token' {unk!r} is not one of 'chars'")
+            fail(f"'unk_token' {_excerpt(unk)} is not one of 'chars'")
         try:
             return cls(chars, unk_token=unk)
         except ValueError as exc:
             fail(str(exc))
 
     def save(self, path) -> None:
-        """Write the vocabulary as UTF-8 JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+        """Write the vocabulary as UTF-8 JSON, atomically (a crash mid-save keeps the old file)."""
+        try:
+            payload = json.dumps(self.to_dict(), ensure_ascii=False, indent=1).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate character: escape it instead
+            payload = json.dumps(self.to_dict(), ensure_ascii=True, indent=1).encode("ascii")
+        with atomic_write(path) as handle:
+            handle.write(payload)
 
     @classmethod
-    def load(cls, path) -> "CharTokenizer":
-        """Read a vocabulary written by ``save``, validating it."""
+    def load(cls, path, *, max_bytes: int = MAX_VOCABULARY_BYTES) -> "CharTokenizer":
+        """Read a vocabulary written by ``save``, validating it.
+
+        Anything malformed (over ``max_bytes``, not UTF-8, not JSON, wrong fields) raises
+        ``VocabularyError``; a missing or unreadable file raises the usual ``OSError``.
+        """
+        where = os.fspath(path)
+        with open(where, "rb") as handle:
+            raw = handle.read(max_bytes + 1)
+        if len(raw) > max_bytes:
+            raise VocabularyError(
+                f"CharTokenizer.load: {where!r} is larger than the limit of {max_bytes} bytes for a vocabulary "
+                "file (pass max_bytes= to allow more)"
+            )
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"CharTokenizer.load: {path} is not valid JSON: {exc}") from None
-        return cls.from_dict(data, source=str(path))
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise VocabularyError(f"CharTokenizer.load: {where!r} is not UTF-8 text: {exc}") from None
+        try:
+            data = json.loads(text)
+        except MemoryError:
+            raise
+        except Exception as exc:  # JSONDecodeError, RecursionError (deep nesting), huge integers
+            raise VocabularyError(f"CharTokenizer.load: {where!r} is not valid JSON: {type(exc).__name__}: {exc}") from None
+        return cls.from_dict(data, source=repr(where))
+
+
+def _excerpt(value, limit: int = 60) -> str:
+    """``repr`` of a value read from a file, cut short: a hostile file may hold huge strings."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."

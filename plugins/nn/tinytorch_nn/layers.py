@@ -18,6 +18,22 @@ __all__ = [
 ]
 
 
+def dtype_mismatch(layer, x, expected, what: str = "input") -> TypeError:
+    """The error a layer raises when its input's dtype differs from its parameters' dtype.
+
+    Layers compare dtypes on every call (one comparison, cheap) and build this message only
+    when they differ: mixing float32 and float64 would otherwise upcast silently and slowly.
+    """
+    name = f"{type(layer).__name__}({layer.extra_repr()})"
+    got = getattr(x, "dtype", None)
+    if got is None:
+        return TypeError(f"{name}: expected the {what} as a Tensor of dtype {expected}, got a {type(x).__name__}")
+    hint = f"cast the {what} to {expected} (x.to(np.{expected}))"
+    if np.dtype(got).kind == "f":
+        hint += f" or the model to {got} (model.to(np.{got}))"
+    return TypeError(f"{name}: {what} dtype {got} does not match the layer's parameters ({expected}); {hint}")
+
+
 def _check_size(layer: str, name: str, value) -> int:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
         raise ValueError(f"{layer}: {name} must be a non-negative int, got {value!r}")
@@ -47,6 +63,8 @@ class Linear(Module):
             self.bias = None
 
     def forward(self, x):
+        if getattr(x, "dtype", None) != self.weight.dtype:
+            raise dtype_mismatch(self, x, self.weight.dtype)
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from tinytorch_core import Module, Parameter, Tensor, resolve_generator
+from tinytorch_nn.layers import dtype_mismatch
 
 from . import functional as F
 
@@ -47,6 +48,8 @@ class Conv2d(Module):
             self.bias = None
 
     def forward(self, x):
+        if getattr(x, "dtype", None) != self.weight.dtype:
+            raise dtype_mismatch(self, x, self.weight.dtype)
         return F._conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
                          f"Conv2d({self.extra_repr()})")
 
@@ -108,7 +111,8 @@ class Flatten(Module):
                 f"Flatten(start_axis={self.start_axis}): input of shape {x.shape} has only {x.ndim} "
                 f"axis/axes; expected more than {self.start_axis}"
             )
-        return x.reshape(*x.shape[: self.start_axis], -1)
+        # the size spelled out, not -1: NumPy cannot infer -1 for an empty batch
+        return x.reshape(*x.shape[: self.start_axis], math.prod(x.shape[self.start_axis :]))
 
     def extra_repr(self) -> str:
         return f"start_axis={self.start_axis}"
@@ -145,6 +149,8 @@ class BatchNorm2d(Module):
         self.register_buffer("running_var", Tensor(np.ones(c, np.float32)))
 
     def forward(self, x):
+        if getattr(x, "dtype", None) != self.running_mean.dtype:
+            raise dtype_mismatch(self, x, self.running_mean.dtype)
         return F._batch_norm2d(
             x, self.running_mean, self.running_var, self.weight, self.bias,
             self.training, self.momentum, self.eps, f"BatchNorm2d({self.num_features})",

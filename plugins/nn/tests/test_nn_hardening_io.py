@@ -1,0 +1,429 @@
+"""Checkpoints as untrusted files, and atomic saving.
+
+``load`` must return validated data or raise ``CheckpointError`` for every malformed, truncated
+or corrupted file (crafted cases, then fuzzing with random bytes, every prefix of a valid file
+and bit flips), without unpickling, without allocating what a header merely claims, and without
+hanging. ``save`` must never leave a partial file in place of the previous one, even when the
+saving process is killed mid-write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import signal
+import struct
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+from tinytorch_nn import io as ckpt
+from tinytorch_nn.io import CheckpointError, load, save
+
+
+def small_state():
+    return OrderedDict(
+        [
+            ("blocks.0.weight", np.arange(6, dtype=np.float32).reshape(2, 3)),
+            ("blocks.0.bias", np.array([0.5, -1.5], dtype=np.float32)),
+            ("steps", np.array(7, dtype=np.int64)),
+            ("mask", np.array([True, False, True])),
+        ]
+    )
+
+
+def assert_same_state(loaded, expected):
+    assert list(loaded) == list(expected)
+    for name, value in expected.items():
+        assert loaded[name].dtype == value.dtype and loaded[name].shape == value.shape, name
+        np.testing.assert_array_equal(loaded[name], value)
+
+
+def npy_bytes(array=None, header: dict | None = None, version=(1, 0), data: bytes | None = None) -> bytes:
+    """A .npy payload; ``header`` overrides what the array would announce."""
+    buffer = io.BytesIO()
+    if header is None:
+        np.lib.format.write_array(buffer, array, allow_pickle=False)
+        return buffer.getvalue()
+    text = repr(header).encode("latin1")
+    pad = 64 - (10 + len(text) + 1) % 64
+    text += b" " * pad + b"\n"
+    head = np.lib.format.magic(*version) + (struct.pack("<H", len(text)) if version == (1, 0) else struct.pack("<I", len(text)))
+    return head + text + (data or b"")
+
+
+def write_zip(path, members, compression=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
+        for name, payload in members:
+            archive.writestr(name, payload)
+    return path
+
+
+# ---- round trip ------------------------------------------------------------------------------------
+def test_round_trip_keeps_names_order_dtypes_shapes_and_zero_d_arrays(tmp_path):
+    state = small_state()
+    state["half"] = np.array([1.5, -2.0], dtype=np.float16)
+    state["bytes"] = np.arange(4, dtype=np.uint8)
+    save(state, tmp_path / "model.ckpt")
+    loaded = load(tmp_path / "model.ckpt")
+    assert_same_state(loaded, state)
+    assert loaded["steps"].ndim == 0
+    assert all(a.flags.writeable for a in loaded.values())
+
+
+def test_numpy_savez_files_load_including_compressed_fortran_and_big_endian(tmp_path):
+    path = tmp_path / "numpy.npz"
+    fortran = np.asfortranarray(np.arange(6.0).reshape(2, 3))
+    np.savez_compressed(path, w=fortran, b=np.arange(3, dtype=">i4"))
+    loaded = load(path)
+    np.testing.assert_array_equal(loaded["w"], fortran)
+    np.testing.assert_array_equal(loaded["b"], [0, 1, 2])
+    assert loaded["b"].dtype.isnative
+
+
+def test_save_refuses_names_that_load_would_refuse(tmp_path):
+    for bad in ("a b", "../escape", "a..b", "w.", "ünïcode", "x" * 600):
+        with pytest.raises(ValueError, match="save: entry name"):
+            save({bad: np.zeros(1)}, tmp_path / "bad.ckpt")
+    assert not (tmp_path / "bad.ckpt").exists()
+
+
+# ---- crafted malformed files ------------------------------------------------------------------------
+def craft(kind: str, tmp_path):
+    path = tmp_path / f"{kind}.ckpt"
+    good = npy_bytes(np.arange(3, dtype=np.float32))
+    if kind == "text":
+        path.write_bytes(b"this is not a checkpoint\n")
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        save(small_state(), path)
+        path.write_bytes(path.read_bytes()[:-30])
+    elif kind == "single_array":
+        path.write_bytes(good)
+    elif kind == "pickled_object":
+        with open(path, "wb") as handle:  # a file object: np.savez adds no .npz suffix
+            np.savez(handle, w=np.array([{"a": 1}, None], dtype=object))
+    elif kind == "structured":
+        write_zip(path, [("w.npy", npy_bytes(np.zeros(2, dtype=[("a", "<f4"), ("b", "<i4")])))])
+    elif kind == "strings":
+        write_zip(path, [("w.npy", npy_bytes(np.array(["ab", "cd"])))])
+    elif kind == "bad_name":
+        write_zip(path, [("../../etc/passwd.npy", good)])
+    elif kind == "not_npy":
+        write_zip(path, [("w.npy", good), ("notes.txt", b"hello")])
+    elif kind == "duplicate":
+        with pytest.warns(UserWarning, match="Duplicate name"):
+            write_zip(path, [("w.npy", good), ("w.npy", good)])
+    elif kind == "absurd_header":
+        header = {"descr": "<f8", "fortran_order": False, "shape": (10**12, 10**6)}
+        write_zip(path, [("w.npy", npy_bytes(header=header, data=b"\0" * 16))])
+    elif kind == "short_data":
+        header = {"descr": "<f4", "fortran_order": False, "shape": (5,)}
+        write_zip(path, [("w.npy", npy_bytes(header=header, data=b"\0" * 12))])
+    elif kind == "long_data":
+        header = {"descr": "<f4", "fortran_order": False, "shape": (2,)}
+        write_zip(path, [("w.npy", npy_bytes(header=header, data=b"\0" * 12))])
+    elif kind == "bad_bool":
+        header = {"descr": "|b1", "fortran_order": False, "shape": (3,)}
+        write_zip(path, [("m.npy", npy_bytes(header=header, data=b"\x01\x00\x07"))])
+    elif kind == "version_3":
+        header = {"descr": "<f4", "fortran_order": False, "shape": (1,)}
+        write_zip(path, [("w.npy", npy_bytes(header=header, version=(3, 0), data=b"\0" * 4))])
+    elif kind == "header_code":
+        header_text = "__import__('os').system('echo pwned')"
+        payload = np.lib.format.magic(1, 0) + struct.pack("<H", len(header_text) + 1) + header_text.encode() + b"\n"
+        write_zip(path, [("w.npy", payload)])
+    elif kind == "bzip2":
+        write_zip(path, [("w.npy", good)], compression=zipfile.ZIP_BZIP2)
+    elif kind == "crc":
+        save({"w": np.arange(64, dtype=np.float32)}, path)
+        data = bytearray(path.read_bytes())
+        data[200] ^= 0x10  # inside the array data of the only member
+        path.write_bytes(bytes(data))
+    return path
+
+
+CRAFTED = {
+    "text": "is not a checkpoint archive",
+    "empty": "is not a checkpoint archive",
+    "truncated": "is not a checkpoint archive",
+    "single_array": "holds a single array",
+    "pickled_object": "no objects, no pickles",
+    "structured": "plain numeric or bool array",
+    "strings": "plain numeric or bool array",
+    "bad_name": "is not a dotted identifier",
+    "not_npy": "'notes.txt' is not a .npy array",
+    "duplicate": "appears twice",
+    "absurd_header": "its header announces shape (1000000000000, 1000000)",
+    "short_data": "holds 12 bytes of data (truncated or corrupted)",
+    "long_data": "holds 12 bytes of data (truncated or corrupted)",
+    "bad_bool": "bool array holding bytes other than 0 and 1",
+    "version_3": "format version (3, 0)",
+    "header_code": "damaged or truncated",
+    "bzip2": "compression method 12",
+    "crc": "Bad CRC-32",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CRAFTED))
+def test_malformed_checkpoints_raise_checkpoint_error_naming_file_and_problem(kind, tmp_path, capfd):
+    path = craft(kind, tmp_path)
+    with pytest.raises(CheckpointError) as info:
+        load(path)
+    message = str(info.value)
+    assert CRAFTED[kind] in message
+    assert os.fspath(path) in message
+    assert isinstance(info.value, ValueError)
+    assert "pwned" not in capfd.readouterr().out  # nothing in a header is ever executed
+
+
+def test_size_limit_refuses_a_valid_file_that_is_too_big(tmp_path):
+    save({"w": np.zeros(1000, dtype=np.float64)}, tmp_path / "big.ckpt")
+    with pytest.raises(CheckpointError, match="over the limit of 4000 bytes"):
+        load(tmp_path / "big.ckpt", max_bytes=4000)
+    assert load(tmp_path / "big.ckpt", max_bytes=8000)["w"].shape == (1000,)
+
+
+def test_missing_file_is_an_os_error_not_a_checkpoint_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "nope.ckpt")
+
+
+# ---- fuzzing --------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def deadline(seconds: float):
+    """Fail instead of hanging (POSIX main thread; elsewhere a no-op)."""
+    if not hasattr(signal, "setitimer") or os.name != "posix":
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise TimeoutError(f"a loader ran for more than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def check_load_outcome(path) -> str:
+    """Load ``path``: validated data, or a CheckpointError; anything else fails the test."""
+    try:
+        with deadline(5.0):
+            state = load(path)
+    except CheckpointError as exc:
+        assert os.fspath(path) in str(exc)
+        return "refused"
+    assert isinstance(state, OrderedDict)
+    for name, array in state.items():
+        assert ckpt.name_problem(name) is None, name
+        assert isinstance(array, np.ndarray) and array.dtype.kind in "biuf" and array.dtype.isnative
+        if array.dtype.kind == "b":
+            assert array.view(np.uint8).max(initial=0) <= 1
+    return "loaded"
+
+
+def test_fuzz_random_bytes(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "random.ckpt"
+    prefixes = [b"", b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY\x01\x00"]
+    for k in range(300):
+        body = rng.integers(0, 256, int(rng.integers(0, 600)), dtype=np.uint8).tobytes()
+        path.write_bytes(prefixes[k % len(prefixes)] + body)
+        assert check_load_outcome(path) == "refused"
+
+
+def test_fuzz_every_truncation_of_a_small_checkpoint(tmp_path):
+    source = tmp_path / "source.ckpt"
+    save(small_state(), source)
+    data = source.read_bytes()
+    path = tmp_path / "cut.ckpt"
+    for length in range(len(data)):  # every proper prefix
+        path.write_bytes(data[:length])
+        assert check_load_outcome(path) == "refused", length
+    path.write_bytes(data)
+    assert_same_state(load(path), small_state())
+
+
+def test_fuzz_sampled_truncations_of_a_larger_compressed_checkpoint(tmp_path):
+    source = tmp_path / "source.npz"
+    rng = np.random.default_rng(1)
+    np.savez_compressed(source, **{"layer.weight": rng.standard_normal((128, 128)), "layer.bias": np.zeros(128)})
+    data = source.read_bytes()
+    path = tmp_path / "cut.npz"
+    lengths = sorted(set(rng.integers(0, len(data), 150).tolist()) | {0, 1, len(data) - 1, len(data) // 2})
+    for length in lengths:
+        path.write_bytes(data[:length])
+        assert check_load_outcome(path) == "refused", length
+
+
+def test_fuzz_bit_flips_of_valid_checkpoints(tmp_path):
+    rng = np.random.default_rng(2)
+    stored = tmp_path / "stored.ckpt"
+    save(small_state(), stored)
+    deflated = tmp_path / "deflated.npz"
+    np.savez_compressed(deflated, w=np.arange(40, dtype=np.float32), n=np.array(3))
+    path = tmp_path / "flipped.ckpt"
+    outcomes = {"loaded": 0, "refused": 0}
+    for source in (stored, deflated):
+        data = source.read_bytes()
+        flips = [(i, 1 << int(rng.integers(8))) for i in range(len(data))]  # one flip at every byte
+        flips += [(int(rng.integers(len(data))), 1 << int(rng.integers(8))) for _ in range(200)]
+        for position, bit in flips:
+            corrupted = bytearray(data)
+            corrupted[position] ^= bit
+            path.write_bytes(bytes(corrupted))
+            outcomes[check_load_outcome(path)] += 1
+    # flips in fields zipfile ignores (timestamps, local-header copies) load; the CRC catches the rest
+    assert outcomes["refused"] > 0 and outcomes["loaded"] > 0
+
+
+# the stale-temporary cleanup and SIGKILL semantics are POSIX's
+posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX process and file semantics")
+
+
+# ---- atomic saving --------------------------------------------------------------------------------------
+def temporaries(directory, target="model.ckpt"):
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith(f".{target}.tmp-"))
+
+
+def test_save_replaces_the_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "model.ckpt"
+    save({"w": np.zeros(3)}, target)
+    save({"w": np.ones(3)}, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.ckpt"]
+    np.testing.assert_array_equal(load(target)["w"], np.ones(3))
+
+
+def test_save_that_fails_midway_keeps_the_previous_file(tmp_path, monkeypatch):
+    target = tmp_path / "model.ckpt"
+    save(small_state(), target)
+    written = []
+
+    def failing_write_array(member, array, **kwargs):
+        if written:
+            raise OSError("disk full (simulated)")
+        written.append(array)
+        original(member, array, **kwargs)
+
+    original = np.lib.format.write_array
+    monkeypatch.setattr(np.lib.format, "write_array", failing_write_array)
+    with pytest.raises(OSError, match="disk full"):
+        save({"a": np.zeros(10), "b": np.zeros(10)}, target)
+    assert_same_state(load(target), small_state())
+    assert temporaries(tmp_path) == []
+
+
+PAUSED_SAVE = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    from tinytorch_nn import io
+
+    target, marker = sys.argv[1], sys.argv[2]
+    original = np.lib.format.write_array
+    count = [0]
+
+    def write_then_pause(member, array, **kwargs):  # test-only hook: freeze after one array
+        original(member, array, **kwargs)
+        count[0] += 1
+        if count[0] == 1:
+            open(marker, "w").close()
+            time.sleep(120)
+
+    np.lib.format.write_array = write_then_pause
+    io.save({"a": np.full(1000, 9.0), "b": np.full(1000, 9.0)}, target)
+    """
+)
+
+BIG_SAVE = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from tinytorch_nn import io
+
+    big = {f"w{k}": np.full(2_000_000, float(k), dtype=np.float64) for k in range(4)}  # 64 MB
+    print("ready", flush=True)
+    io.save(big, sys.argv[1])
+    """
+)
+
+
+def run_child(script, *args):
+    return subprocess.Popen([sys.executable, "-c", script, *map(str, args)], stdout=subprocess.PIPE)
+
+
+def kill(child):
+    child.kill()  # SIGKILL: no cleanup handler runs
+    child.wait(timeout=30)
+    child.stdout.close()
+
+
+@posix_only
+def test_killed_save_keeps_the_previous_checkpoint_deterministic(tmp_path):
+    """The child is frozen mid-write by a test-only hook, then SIGKILLed."""
+    target, marker = tmp_path / "model.ckpt", tmp_path / "paused"
+    save(small_state(), target)
+    before = target.read_bytes()
+    child = run_child(PAUSED_SAVE, target, marker)
+    try:
+        stop = time.monotonic() + 60
+        while not marker.exists():
+            assert child.poll() is None, "the saving child exited early"
+            assert time.monotonic() < stop, "the saving child never reached the pause"
+            time.sleep(0.01)
+        assert len(temporaries(tmp_path)) == 1  # the kill lands while the temporary is being written
+    finally:
+        kill(child)
+    assert target.read_bytes() == before
+    assert_same_state(load(target), small_state())
+    # the killed child's temporary remains until the next save of this target removes it
+    leftover = temporaries(tmp_path)
+    assert len(leftover) == 1 and str(child.pid) in leftover[0]
+    save({"w": np.ones(2)}, target)
+    assert temporaries(tmp_path) == []
+    np.testing.assert_array_equal(load(target)["w"], np.ones(2))
+
+
+def temporary_has_data(directory) -> bool:
+    for name in temporaries(directory):
+        with contextlib.suppress(FileNotFoundError):  # renamed meanwhile
+            if (directory / name).stat().st_size > 0:
+                return True
+    return False
+
+
+@posix_only
+def test_killed_save_of_a_large_checkpoint_keeps_the_previous_one(tmp_path):
+    """No hook: kill the child as soon as its temporary file holds data, retrying until a kill
+    lands mid-write (the temporary file still exists afterwards)."""
+    target = tmp_path / "model.ckpt"
+    save(small_state(), target)
+    for _ in range(10):
+        child = run_child(BIG_SAVE, target)
+        try:
+            assert child.stdout.readline().strip() == b"ready"
+            stop = time.monotonic() + 60
+            while not temporary_has_data(tmp_path) and child.poll() is None:
+                assert time.monotonic() < stop, "the saving child never started writing"
+                time.sleep(0.001)
+        finally:
+            kill(child)
+        state = load(target)  # either checkpoint, complete: never a partial file
+        if temporaries(tmp_path):  # the kill landed mid-write
+            assert_same_state(state, small_state())
+            return
+        assert list(state) == ["w0", "w1", "w2", "w3"]  # the save finished first: try again
+        save(small_state(), target)
+    pytest.fail("no kill landed mid-write in 10 attempts")
