@@ -108,8 +108,12 @@ class ScaledDotProductAttention(Function):
     """
 
     @staticmethod
-    def forward(ctx, q, k, v, mask=None, dropout_p=0.0, generator=None):
+    def forward(ctx, q, k, v, mask=None, dropout_p=0.0, generator=None, num_heads=None):
         xp = array_module(q, k, v)
+        ctx.num_heads = num_heads
+        if num_heads:  # (B, T, E) -> (B, H, T, E/H) views: splitting heads costs no graph nodes
+            ctx.input_shapes = (q.shape, k.shape, v.shape)
+            q, k, v = (_split_heads(t, num_heads) for t in (q, k, v))
         scale = 1.0 / math.sqrt(q.shape[-1])
         scores = q @ k.swapaxes(-1, -2)
         scores *= scale
@@ -137,13 +141,16 @@ class ScaledDotProductAttention(Function):
             attn *= 1.0 / (1.0 - dropout_p)
         ctx.scale, ctx.dropout_p = scale, dropout_p
         ctx.save_for_backward(q, k, v, probs, attn, keep)
-        return attn @ v
+        out = attn @ v
+        return _merge_heads(out) if num_heads else out
 
     @staticmethod
     def backward(ctx, grad):
         q, k, v, probs, attn, keep = ctx.saved_tensors
         need_q, need_k, need_v = ctx.needs_input_grad
         grad_q = grad_k = grad_v = None
+        if ctx.num_heads:
+            grad = _split_heads(grad, ctx.num_heads)
         if need_v:
             grad_v = attn.swapaxes(-1, -2) @ grad
         if need_q or need_k:
@@ -159,7 +166,24 @@ class ScaledDotProductAttention(Function):
                 grad_q = d_scores @ k
             if need_k:
                 grad_k = d_scores.swapaxes(-1, -2) @ q
+        if ctx.num_heads:
+            grad_q, grad_k, grad_v = (
+                None if g is None else _merge_heads(g).reshape(shape)
+                for g, shape in zip((grad_q, grad_k, grad_v), ctx.input_shapes)
+            )
         return grad_q, grad_k, grad_v
+
+
+def _split_heads(x, num_heads: int):
+    """(B, T, E) -> (B, H, T, E / H), a view."""
+    batch, length, width = x.shape
+    return x.reshape(batch, length, num_heads, width // num_heads).transpose(0, 2, 1, 3)
+
+
+def _merge_heads(x):
+    """(B, H, T, D) -> (B, T, H * D)."""
+    batch, heads, length, width = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(batch, length, heads * width)
 
 
 @functools.lru_cache(maxsize=64)
@@ -195,7 +219,7 @@ def check_mask(mask, target_shape: tuple, where: str) -> np.ndarray:
 
 
 def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False, dropout_p: float = 0.0,
-                                 generator=None):
+                                 generator=None, num_heads: int | None = None):
     """Attention of queries ``q`` over keys ``k`` and values ``v``.
 
     Shapes: ``q`` (B, H, Tq, D), ``k`` (B, H, Tk, D), ``v`` (B, H, Tk, Dv), or the same without
@@ -204,9 +228,24 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False, dropo
     query's own position (``j > i``). A query with no key left attends to nothing: its output
     row is zero and passes no gradient. ``dropout_p`` drops attention weights (train time) using
     ``generator``. Returns (B, H, Tq, Dv).
+
+    With ``num_heads=H``, ``q``, ``k`` and ``v`` are (B, T, E) with E divisible by H: the op
+    splits them into H heads of E / H features itself (no reshape/transpose nodes in the graph),
+    the mask broadcasts to (B, H, Tq, Tk), and the result is (B, Tq, H * Dv / H) = (B, Tq, Ev).
     """
     sq, sk, sv = (tuple(np.shape(_data(t))) for t in (q, k, v))
     where = "scaled_dot_product_attention"
+    if num_heads is not None:
+        if not isinstance(num_heads, int) or num_heads < 1:
+            raise ValueError(f"{where}: num_heads must be a positive int, got {num_heads!r}")
+        if len(sq) != 3 or len(sk) != 3 or len(sv) != 3:
+            raise ValueError(f"{where}: with num_heads, q, k and v must be 3-D (batch, seq, embed), "
+                             f"got shapes {sq}, {sk}, {sv}")
+        for name, shape in (("q", sq), ("k", sk), ("v", sv)):
+            if shape[-1] % num_heads:
+                raise ValueError(f"{where}: {name}'s feature size {shape[-1]} is not divisible by "
+                                 f"num_heads={num_heads}")
+        sq, sk, sv = ((s[0], num_heads, s[1], s[2] // num_heads) for s in (sq, sk, sv))
     if len(sq) not in (3, 4) or len(sk) != len(sq) or len(sv) != len(sq):
         raise ValueError(
             f"{where}: q, k and v must all be 4-D (batch, heads, seq, dim) or all 3-D (batch, seq, dim), "
@@ -226,7 +265,9 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False, dropo
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"{where}: dropout_p must be in [0, 1), got {dropout_p!r}")
     rng = resolve_generator(generator) if dropout_p > 0.0 else None
-    return ScaledDotProductAttention.apply(q, k, v, mask=allowed, dropout_p=float(dropout_p), generator=rng)
+    return ScaledDotProductAttention.apply(
+        q, k, v, mask=allowed, dropout_p=float(dropout_p), generator=rng, num_heads=num_heads
+    )
 
 
 def attention_samples(rng):
@@ -246,3 +287,5 @@ def attention_samples(rng):
     yield Sample(r(2, 3, 2), r(2, 4, 2), r(2, 4, 2), mask=empty_row)
     yield Sample(r(1, 2, 3, 5), r(1, 2, 6, 5), r(1, 2, 6, 2), causal=True)  # Tq < Tk
     yield Sample(r(2, 2, 3, 2), r(2, 2, 3, 2), r(2, 2, 3, 2), dropout_p=0.3, generator=7)  # fixed seed
+    yield Sample(r(2, 3, 6), r(2, 4, 6), r(2, 4, 4), num_heads=2)  # heads split inside the op
+    yield Sample(r(1, 4, 6), r(1, 4, 6), r(1, 4, 6), num_heads=3, causal=True, mask=padding[1:, None, None, :4])

@@ -114,10 +114,6 @@ class MultiHeadAttention(Module):
             )
         return shape
 
-    def _split_heads(self, x, batch: int, length: int):
-        # (B, T, E) -> (B, H, T, D): a view, the matmuls read it strided
-        return x.reshape(batch, length, self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
-
     def _combined_mask(self, mask, key_padding_mask, batch, query_len, key_len):
         where = "MultiHeadAttention"
         target = (batch, self.num_heads, query_len, key_len)
@@ -169,15 +165,12 @@ class MultiHeadAttention(Module):
                 "every query needs at least one key to attend to"
             )
         allowed = self._combined_mask(mask, key_padding_mask, batch, query_len, key_len)
-        q = self._split_heads(self.q_proj(query), batch, query_len)
-        k = self._split_heads(self.k_proj(key), batch, key_len)
-        v = self._split_heads(self.v_proj(value), batch, key_len)
-        attended = scaled_dot_product_attention(
-            q, k, v, mask=allowed, causal=causal,
+        attended = scaled_dot_product_attention(  # splits and merges the heads itself: (B, Tq, E)
+            self.q_proj(query), self.k_proj(key), self.v_proj(value), mask=allowed, causal=causal,
             dropout_p=self.dropout if self.training else 0.0, generator=self._dropout_generator,
+            num_heads=self.num_heads,
         )
-        merged = attended.transpose(0, 2, 1, 3).reshape(batch, query_len, self.embed_dim)
-        return self.out_proj(merged)
+        return self.out_proj(attended)
 
     def extra_repr(self) -> str:
         return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout:g}"
