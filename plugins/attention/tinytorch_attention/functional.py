@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from tinytorch_core import Function, Sample, Tensor, array_module, resolve_generator
+from tinytorch_core.backend import column_sums, row_sums
 
 
 def _data(x):
@@ -31,7 +32,7 @@ class LayerNormFunction(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, eps=1e-5):
         inv_size = 1.0 / x.shape[-1]
-        mean = np.add.reduce(x, axis=-1, keepdims=True)  # np.mean's Python wrapper costs more at small sizes
+        mean = row_sums(x)[..., None]  # a GEMV: faster than np.mean or np.add.reduce here
         mean *= inv_size
         xhat = x - mean
         var = np.einsum("...i,...i->...", xhat, xhat)[..., None]
@@ -58,10 +59,10 @@ class LayerNormFunction(Function):
             if need_weight:
                 grad_weight = np.einsum("ij,ij->j", flat_grad, xhat.reshape(-1, size))
             if need_bias:
-                grad_bias = flat_grad.sum(axis=0)
+                grad_bias = column_sums(flat_grad)
         if need_x:
             g = grad * weight if weight is not None else grad.copy()
-            mean_g = np.add.reduce(g, axis=-1, keepdims=True)
+            mean_g = row_sums(g)[..., None]
             mean_g *= inv_size
             mean_gx = np.einsum("...i,...i->...", g, xhat)[..., None]
             mean_gx *= inv_size
@@ -129,7 +130,7 @@ class ScaledDotProductAttention(Function):
                 empty_rows = None
         scores -= row_max
         xp.exp(scores, out=scores)
-        total = scores.sum(axis=-1, keepdims=True)
+        total = row_sums(scores)[..., None]
         if empty_rows is not None:
             total[empty_rows] = 1.0  # 0 / 1 = 0: a fully masked row attends to nothing
         scores /= total

@@ -19,6 +19,7 @@ import numbers
 import numpy as np
 
 from tinytorch_core import Function, Tensor, array_module, resolve_generator
+from tinytorch_core.backend import column_sums, row_sums
 
 from .special import erfc
 
@@ -110,7 +111,7 @@ class LinearFunction(Function):
         if need_w:
             grad_w = g2.T @ x.reshape(-1, x.shape[-1])
         if need_b:
-            grad_b = g2.sum(axis=0)
+            grad_b = column_sums(g2)
         return grad_x, grad_w, grad_b
 
 
@@ -610,7 +611,7 @@ class CrossEntropyFunction(Function):
         if label_smoothing:
             z_sum = z.sum(axis=1)
         np.exp(z, out=z)
-        sums = z.sum(axis=1, keepdims=True)
+        sums = row_sums(z)[:, None] if z.ndim == 2 else z.sum(axis=1, keepdims=True)
         z /= sums  # z now holds the softmax, saved for backward
         lse = np.log(sums.squeeze(1))
         loss += lse
