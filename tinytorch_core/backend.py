@@ -21,18 +21,23 @@ def is_floating(dtype) -> bool:
     return numpy.issubdtype(dtype, numpy.floating)
 
 
-_ONES: dict = {}
+_CONSTANT_VECTORS: dict = {}
+
+
+def _filled(n: int, dtype, value: float):
+    """A cached read-only vector of ``n`` copies of ``value``."""
+    key = (n, dtype, value)
+    vector = _CONSTANT_VECTORS.get(key)
+    if vector is None:
+        if len(_CONSTANT_VECTORS) > 64:  # a handful of sizes in practice; stay bounded anyway
+            _CONSTANT_VECTORS.clear()
+        vector = _CONSTANT_VECTORS[key] = numpy.full(n, value, dtype)
+        vector.setflags(write=False)
+    return vector
 
 
 def _ones(n: int, dtype):
-    key = (n, dtype)
-    ones = _ONES.get(key)
-    if ones is None:
-        if len(_ONES) > 64:  # a handful of batch sizes in practice; stay bounded anyway
-            _ONES.clear()
-        ones = _ONES[key] = numpy.ones(n, dtype)
-        ones.setflags(write=False)
-    return ones
+    return _filled(n, dtype, 1.0)
 
 
 def column_sums(matrix):
@@ -47,3 +52,9 @@ def column_sums(matrix):
 def row_sums(array):
     """``array.sum(axis=-1)`` as one matrix-vector product (see ``column_sums``)."""
     return array @ _ones(array.shape[-1], array.dtype)
+
+
+def row_means(array):
+    """``array.mean(axis=-1)`` as one matrix-vector product with a vector of ``1/n``."""
+    n = array.shape[-1]
+    return array @ _filled(n, array.dtype, 1.0 / n)

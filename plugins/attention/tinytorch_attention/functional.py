@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from tinytorch_core import Function, Sample, Tensor, array_module, resolve_generator
-from tinytorch_core.backend import column_sums, row_sums
+from tinytorch_core.backend import column_sums, row_means, row_sums
 
 
 def _data(x):
@@ -31,14 +31,11 @@ class LayerNormFunction(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps=1e-5):
-        inv_size = 1.0 / x.shape[-1]
-        mean = row_sums(x)[..., None]  # a GEMV: faster than np.mean or np.add.reduce here
-        mean *= inv_size
-        xhat = x - mean
-        var = np.einsum("...i,...i->...", xhat, xhat)[..., None]
-        var *= inv_size
+        # GEMVs with a cached 1/n vector for the two means: fewer, faster calls than np.mean
+        xhat = x - row_means(x)[..., None]
+        var = row_means(xhat * xhat)[..., None]
         var += eps
-        rstd = np.sqrt(var)
+        rstd = np.sqrt(var, out=var)
         np.reciprocal(rstd, out=rstd)
         xhat *= rstd
         out = xhat * weight if weight is not None else xhat.copy()
@@ -52,7 +49,6 @@ class LayerNormFunction(Function):
         xhat, rstd, weight = ctx.saved_tensors
         need_x, need_weight, need_bias = ctx.needs_input_grad
         size = xhat.shape[-1]
-        inv_size = 1.0 / size
         grad_x = grad_weight = grad_bias = None
         if need_weight or need_bias:
             flat_grad = grad.reshape(-1, size)
@@ -62,10 +58,8 @@ class LayerNormFunction(Function):
                 grad_bias = column_sums(flat_grad)
         if need_x:
             g = grad * weight if weight is not None else grad.copy()
-            mean_g = row_sums(g)[..., None]
-            mean_g *= inv_size
-            mean_gx = np.einsum("...i,...i->...", g, xhat)[..., None]
-            mean_gx *= inv_size
+            mean_g = row_means(g)[..., None]
+            mean_gx = row_means(g * xhat)[..., None]
             g -= mean_g
             g -= xhat * mean_gx
             g *= rstd
