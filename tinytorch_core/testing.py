@@ -248,3 +248,31 @@ def make_venv(path, *install, uv: str | None = None, env: dict | None = None):
         if result.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
     return path / "bin"
+
+
+def time_limit(seconds: float):
+    """Context manager: raise ``TimeoutError`` if the block runs longer than ``seconds``
+    (for fuzzing loaders that must refuse bad input instead of hanging). Uses SIGALRM, so it
+    works in the main thread on POSIX; elsewhere it is a no-op."""
+    import contextlib
+    import os
+    import signal
+
+    @contextlib.contextmanager
+    def limit():
+        if not hasattr(signal, "setitimer") or os.name != "posix":
+            yield
+            return
+
+        def on_alarm(signum, frame):
+            raise TimeoutError(f"the block ran for more than {seconds} s")
+
+        previous = signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+    return limit()

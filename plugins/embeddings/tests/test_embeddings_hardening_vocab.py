@@ -8,10 +8,8 @@ keep the previous file when a save fails or is killed before its rename.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -19,6 +17,8 @@ import time
 
 import numpy as np
 import pytest
+
+from tinytorch_core.testing import time_limit
 
 from tinytorch_embeddings import CharTokenizer
 from tinytorch_embeddings.tokenizer import VocabularyError
@@ -76,7 +76,7 @@ def test_size_limit(tmp_path):
 def test_a_huge_vocabulary_with_a_duplicate_is_refused_quickly():
     chars = [chr(c) for c in range(0x4E00, 0x4E00 + 20_000)] + ["a", "a"]
     # a hang guard, not a benchmark: a quadratic duplicate search would take minutes here
-    with deadline(30.0), pytest.raises(VocabularyError, match="more than once"):
+    with time_limit(30.0), pytest.raises(VocabularyError, match="more than once"):
         CharTokenizer.from_dict({"format": "tinytorch-char-tokenizer", "version": 1, "chars": chars})
 
 
@@ -87,27 +87,9 @@ def test_lone_surrogate_vocabulary_round_trips(tmp_path):
 
 
 # ---- fuzzing ----------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def deadline(seconds: float):
-    if os.name != "posix":
-        yield
-        return
-
-    def on_alarm(signum, frame):
-        raise TimeoutError(f"loading ran for more than {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def outcome(path) -> str:
     try:
-        with deadline(5.0):
+        with time_limit(5.0):
             tok = CharTokenizer.load(path)
     except VocabularyError as exc:
         assert os.fspath(path) in str(exc)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import signal
 import struct
 import subprocess
 import sys
@@ -23,6 +22,8 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
+
+from tinytorch_core.testing import time_limit
 
 from tinytorch_nn import io as ckpt
 from tinytorch_nn.io import CheckpointError, load, save
@@ -198,29 +199,10 @@ def test_missing_file_is_an_os_error_not_a_checkpoint_error(tmp_path):
 
 
 # ---- fuzzing --------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def deadline(seconds: float):
-    """Fail instead of hanging (POSIX main thread; elsewhere a no-op)."""
-    if not hasattr(signal, "setitimer") or os.name != "posix":
-        yield
-        return
-
-    def on_alarm(signum, frame):
-        raise TimeoutError(f"a loader ran for more than {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def check_load_outcome(path) -> str:
     """Load ``path``: validated data, or a CheckpointError; anything else fails the test."""
     try:
-        with deadline(5.0):
+        with time_limit(5.0):
             state = load(path)
     except CheckpointError as exc:
         assert os.fspath(path) in str(exc)
