@@ -122,25 +122,9 @@ def _minor_faults() -> int:
 
 def openblas_threads() -> int | None:
     """Threads OpenBLAS will use, asked from the library NumPy loaded (None if not OpenBLAS)."""
-    import ctypes
+    from tinytorch_core.blas import openblas_threads as ask
 
-    try:
-        with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line}
-    except OSError:
-        return None
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for symbol in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
-                       "scipy_openblas_get_num_threads", "openblas_get_num_threads"):
-            fn = getattr(lib, symbol, None)
-            if fn is not None:
-                fn.restype = ctypes.c_int
-                return int(fn())
-    return None
+    return ask()
 
 
 def _setup_numpy(wid, params, x, y):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tinytorch_core.host.runtime import Runtime
-from tinytorch_milestones.blas import blas_threads
+from tinytorch_core.blas import blas_threads
 from tinytorch_milestones.runner import DEFAULT_SEED, RunOptions, lock_state, run_milestone
 
 NAMES = ["perceptron", "xor", "mlp", "cnn", "transformer"]

@@ -7,7 +7,7 @@ import json
 import os
 import time
 
-from .blas import blas_threads
+from tinytorch_core.blas import blas_threads
 from .runner import DEFAULT_SEED, LOCKED, RunOptions, lock_state, ordered_milestones, run_milestone
 
 TIME_BAR_S = 60.0  # the whole default verify must stay under this on a 2-core machine

@@ -1,4 +1,4 @@
-"""Best-effort control of OpenBLAS threads while milestones train.
+"""Best-effort control of OpenBLAS threads (milestones and benchmarks use it).
 
 The milestones multiply small matrices (tens to hundreds of rows). For those, a
 multi-threaded BLAS mostly synchronises threads, and on a busy 2-core machine the
@@ -54,6 +54,12 @@ def _openblas_functions():
             getter.restype = ctypes.c_int
             return setter, getter
     return None, None
+
+
+def openblas_threads() -> int | None:
+    """Threads the loaded OpenBLAS will use, or None where it cannot be asked."""
+    _, getter = _openblas_functions()
+    return None if getter is None else int(getter())
 
 
 def requested_threads() -> int | None:
