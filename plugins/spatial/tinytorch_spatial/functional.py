@@ -222,21 +222,30 @@ class Conv2dFunction(Function):
         else:  # (kh, kw, C, N, Ho, Wo): one row per (tap, channel)
             shape = (kh, kw, c, n, ho, wo)
             strides = (s_h * dilation[0], s_w * dilation[1], s_c, s_n, s_h * stride[0], s_w * stride[1])
-        cols = xp.empty(shape, dtype)
-        np.copyto(cols, _strided_view(xpad, shape, strides))
         m, k = n * ho * wo, kh * kw * c
-        cols = cols.reshape(m, k) if pixels_major else cols.reshape(k, m)
         # weight columns in the same (ky, kx, c) order as the im2col matrix
         wmat = weight.transpose(0, 2, 3, 1).reshape(o, k)
-        z = np.matmul(cols if pixels_major else cols.T, wmat.T, out=xp.empty((m, o), dtype))
-        if bias is not None:
-            _add_bias_rows(z, bias)
+        # In the (k, m) layout the bias rides in the GEMM as one extra row of ones: adding it
+        # to a narrow (m, o) output afterwards costs more than the product itself.
+        fold_bias = not pixels_major and bias is not None
+        cols = xp.empty((k + fold_bias, m) if not pixels_major else shape, dtype)
+        np.copyto(cols[:k].reshape(shape) if not pixels_major else cols, _strided_view(xpad, shape, strides))
+        if pixels_major:
+            cols = cols.reshape(m, k)
+            z = np.matmul(cols, wmat.T, out=xp.empty((m, o), dtype))
+            if bias is not None:
+                _add_bias_rows(z, bias)
+        else:
+            w_used = wmat
+            if fold_bias:
+                cols[k] = 1
+                w_used = np.concatenate([wmat, bias.astype(dtype, copy=False)[:, None]], axis=1)
+            z = np.matmul(cols.T, w_used.T, out=xp.empty((m, o), dtype))
 
         needs = ctx.needs_input_grad
-        ctx.save_for_backward(
-            cols if len(needs) > 1 and needs[1] else None,
-            wmat if needs and needs[0] else None,
-        )
+        keep_cols = len(needs) > 1 and needs[1] or fold_bias and len(needs) > 2 and needs[2]
+        ctx.save_for_backward(cols if keep_cols else None, wmat if needs and needs[0] else None)
+        ctx.fold_bias = fold_bias
         ctx.pixels_major = pixels_major
         ctx.geometry = (x.shape, weight.shape, (ho, wo), stride, padding, dilation)
         return z.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
@@ -251,13 +260,21 @@ class Conv2dFunction(Function):
         xp = array_module(grad)
 
         grad_x = grad_w = grad_b = None
-        if len(needs) > 2 and needs[2]:
-            grad_b = column_sums(gmat)
-        if needs[1]:
-            if ctx.pixels_major:
-                grad_w = (gmat.T @ cols).reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
-            else:
-                grad_w = (cols @ gmat).reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
+        k = kh * kw * c
+        if ctx.fold_bias and (needs[1] or needs[2]):
+            full = cols @ gmat  # (k + 1, o): the weight gradient, then the bias gradient
+            if needs[1]:
+                grad_w = full[:k].reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
+            if needs[2]:
+                grad_b = full[k]
+        else:
+            if len(needs) > 2 and needs[2]:
+                grad_b = column_sums(gmat)
+            if needs[1]:
+                if ctx.pixels_major:
+                    grad_w = (gmat.T @ cols).reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
+                else:
+                    grad_w = (cols @ gmat).reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
         if needs[0]:
             dtype = np.result_type(gmat.dtype, wmat.dtype)
             w_taps = wmat.reshape(o, kh * kw, c)
