@@ -37,6 +37,12 @@ class Function:
     #: False for ops whose outputs never carry gradients (registration skips gradcheck)
     differentiable: bool = True
 
+    # per-node state; class-level defaults spare ``apply`` an attribute store per node
+    _saved = ()
+    _saved_versions = None
+    _n_outputs = 1
+    _output_meta = None
+
     @staticmethod
     def forward(ctx, *args, **kwargs):
         raise NotImplementedError("Function subclasses must define a static forward(ctx, *args)")
@@ -103,7 +109,6 @@ class Function:
                     kwargs[key] = value.data
 
         ctx = object.__new__(cls)
-        ctx._saved = ()
         ctx.needs_input_grad = tuple(needs)
         GradMode.enabled = False  # forward never records
         try:
@@ -128,15 +133,14 @@ class Function:
                     _share_version_with_inputs(result, args)
                 return result
             ctx._parents = tuple(parents)
-            ctx._n_outputs = 1
-            ctx._output_meta = None
             if out.dtype.kind == "f":
                 result = Tensor._make(out, True, ctx, 0)
             else:  # integer or bool results (arg-max, masks) carry no gradient
                 result = Tensor._make(out, False, None, 0)
             if out.base is not None:
                 _share_version_with_inputs(result, args)
-            _record_saved_versions(ctx, args, (result,))
+            if ctx._saved:
+                _record_saved_versions(ctx, args, (result,))
             return result
         return _wrap_outputs(ctx, out, args, parents, any_needs)
 
@@ -177,7 +181,6 @@ def _record_saved_versions(ctx: Function, args, outputs) -> None:
     """Remember the version of every tensor whose array ``ctx`` saved, to catch later in-place writes."""
     saved = ctx._saved
     if not saved:
-        ctx._saved_versions = None
         return
     recorded = None
     for arr in saved:
@@ -205,7 +208,8 @@ def _record_saved_versions(ctx: Function, args, outputs) -> None:
                 recorded = [(counter, counter[0])]
             else:
                 recorded.append((counter, counter[0]))
-    ctx._saved_versions = tuple(recorded) if recorded else None
+    if recorded:
+        ctx._saved_versions = tuple(recorded)
 
 
 # Tensor's operators are built from Functions defined in modules that import this one: bind it last.
