@@ -433,10 +433,13 @@ class MaxPool2dFunction(Function):
         stored_shape = stored.shape
         flat_grad = stored.reshape(-1)
 
-        dpad = xp.empty(tuple(padded_shape[k] for k in order), grad.dtype).transpose(inverse)
+        stored_dpad = xp.empty(tuple(padded_shape[k] for k in order), grad.dtype)
+        dpad = stored_dpad.transpose(inverse)
         disjoint = stride[0] >= kernel[0] and stride[1] >= kernel[1]
         covers_all = (tuple(stride) == tuple(kernel) and out_hw[0] * kernel[0] == padded_shape[2]
                       and out_hw[1] * kernel[1] == padded_shape[3])
+        if covers_all and not (ph or pw):
+            return _route_tiling_windows(arg, flat_grad, stored_dpad, dpad, kernel, out_hw, order)
         if not covers_all:  # when every position is written exactly once, clearing is wasted
             dpad.fill(0)
         hit = xp.empty(arg.shape, bool)
@@ -452,6 +455,30 @@ class MaxPool2dFunction(Function):
         if ph or pw:
             dpad = dpad[:, :, ph : ph + shape[2], pw : pw + shape[3]]
         return dpad
+
+
+def _route_tiling_windows(arg, flat_grad, stored_dpad, dpad, kernel, out_hw, order):
+    """Max-pool backward when the windows tile the input exactly (stride == kernel, no padding):
+    every tap's routed gradient in one broadcast comparison and one product, then a single
+    strided copy into the input gradient, instead of three operations per tap."""
+    kh, kw = kernel
+    routed = (arg == np.arange(kh * kw, dtype=arg.dtype)[:, None]) * flat_grad  # (taps, L)
+    out_stored = tuple((dpad.shape[0], dpad.shape[1], out_hw[0], out_hw[1])[k] for k in order)
+    routed = routed.reshape((kh, kw) + out_stored)
+    # split H into (Ho, kh) and W into (Wo, kw) in memory order; pair each with routed's axes
+    split_shape, perm = [], []
+    for position, axis in enumerate(order):
+        if axis == 2:
+            split_shape += [out_hw[0], kh]
+            perm += [2 + position, 0]
+        elif axis == 3:
+            split_shape += [out_hw[1], kw]
+            perm += [2 + position, 1]
+        else:
+            split_shape.append(stored_dpad.shape[position])
+            perm.append(2 + position)
+    np.copyto(stored_dpad.reshape(split_shape), routed.transpose(perm))
+    return dpad
 
 
 class AvgPool2dFunction(Function):
