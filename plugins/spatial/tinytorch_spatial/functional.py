@@ -22,7 +22,6 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from tinytorch_core import Function, Tensor, array_module, no_grad
-from tinytorch_core.backend import column_sums
 
 
 
@@ -132,22 +131,6 @@ def _tap_slice(offset: int, stride: int, count: int) -> slice:
     return slice(offset, offset + stride * (count - 1) + 1, stride)
 
 
-def _add_bias_rows(z, bias) -> None:
-    """In-place ``z += bias`` for a C-contiguous (M, O) array.
-
-    With few columns a plain broadcast runs M tiny inner loops; folding g rows into one
-    row of g*O columns (and tiling the bias g times) gives NumPy long inner loops.
-    """
-    rows, cols = z.shape
-    if cols < 64 and z.size >= 1 << 15:  # (for small arrays the tiling costs more than it saves)
-        for group in (64, 32, 16, 8, 4, 2):
-            if rows % group == 0:
-                wide = z.reshape(rows // group, group * cols)
-                wide += np.tile(bias, group)
-                return
-    z += bias
-
-
 def _pixel_rows(grad):
     """(N, O, Ho, Wo) -> (N*Ho*Wo, O): free when ``grad`` is channels-last in memory."""
     n, o, ho, wo = grad.shape
@@ -225,22 +208,28 @@ class Conv2dFunction(Function):
         m, k = n * ho * wo, kh * kw * c
         # weight columns in the same (ky, kx, c) order as the im2col matrix
         wmat = weight.transpose(0, 2, 3, 1).reshape(o, k)
-        # In the (k, m) layout the bias rides in the GEMM as one extra row of ones: adding it
-        # to a narrow (m, o) output afterwards costs more than the product itself.
-        fold_bias = not pixels_major and bias is not None
-        cols = xp.empty((k + fold_bias, m) if not pixels_major else shape, dtype)
-        np.copyto(cols[:k].reshape(shape) if not pixels_major else cols, _strided_view(xpad, shape, strides))
-        if pixels_major:
-            cols = cols.reshape(m, k)
-            z = np.matmul(cols, wmat.T, out=xp.empty((m, o), dtype))
-            if bias is not None:
-                _add_bias_rows(z, bias)
-        else:
-            w_used = wmat
-            if fold_bias:
+        # The bias rides in the GEMM as one extra row (or column) of ones in the im2col matrix:
+        # adding it to a narrow (m, o) output afterwards costs more than the product itself,
+        # and in backward its gradient comes out of the weight gradient's product.
+        fold_bias = bias is not None
+        itemsize = np.dtype(dtype).itemsize
+        if pixels_major:  # (m, k [+ 1]): the window block of each row, then the ones column
+            cols = xp.empty((m, k + fold_bias), dtype)
+            row = (k + fold_bias) * itemsize
+            target = np.ndarray(shape, dtype, buffer=cols, strides=(
+                ho * wo * row, wo * row, row, kw * c * itemsize, c * itemsize, itemsize))
+        else:  # (k [+ 1], m): the window rows, then the ones row
+            cols = xp.empty((k + fold_bias, m), dtype)
+            target = cols[:k].reshape(shape)
+        np.copyto(target, _strided_view(xpad, shape, strides))
+        w_used = wmat
+        if fold_bias:
+            if pixels_major:
+                cols[:, k] = 1
+            else:
                 cols[k] = 1
-                w_used = np.concatenate([wmat, bias.astype(dtype, copy=False)[:, None]], axis=1)
-            z = np.matmul(cols.T, w_used.T, out=xp.empty((m, o), dtype))
+            w_used = np.concatenate([wmat, bias.astype(dtype, copy=False)[:, None]], axis=1)
+        z = np.matmul(cols if pixels_major else cols.T, w_used.T, out=xp.empty((m, o), dtype))
 
         needs = ctx.needs_input_grad
         keep_cols = len(needs) > 1 and needs[1] or fold_bias and len(needs) > 2 and needs[2]
@@ -261,20 +250,20 @@ class Conv2dFunction(Function):
 
         grad_x = grad_w = grad_b = None
         k = kh * kw * c
-        if ctx.fold_bias and (needs[1] or needs[2]):
-            full = cols @ gmat  # (k + 1, o): the weight gradient, then the bias gradient
-            if needs[1]:
-                grad_w = full[:k].reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
-            if needs[2]:
-                grad_b = full[k]
-        else:
+        if needs[1] or (len(needs) > 2 and needs[2]):
+            # the weight gradient, plus the bias gradient from the ones row/column when folded
+            if ctx.pixels_major:
+                full = gmat.T @ cols  # (o, k [+ 1])
+                if needs[1]:
+                    grad_w = full[:, :k].reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
+                bias_grad = full[:, k] if ctx.fold_bias else None
+            else:
+                full = cols @ gmat  # (k [+ 1], o)
+                if needs[1]:
+                    grad_w = full[:k].reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
+                bias_grad = full[k] if ctx.fold_bias else None
             if len(needs) > 2 and needs[2]:
-                grad_b = column_sums(gmat)
-            if needs[1]:
-                if ctx.pixels_major:
-                    grad_w = (gmat.T @ cols).reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
-                else:
-                    grad_w = (cols @ gmat).reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
+                grad_b = bias_grad
         if needs[0]:
             dtype = np.result_type(gmat.dtype, wmat.dtype)
             w_taps = wmat.reshape(o, kh * kw, c)
