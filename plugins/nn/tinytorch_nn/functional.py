@@ -13,6 +13,7 @@ functions are the user-facing API: they validate their arguments with a clear er
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -524,17 +525,25 @@ def binary_cross_entropy_with_logits(input, target, reduction="mean"):
 
 
 # ---- classification losses ---------------------------------------------------------------------
+@functools.lru_cache(maxsize=16)
+def _row_index(n: int) -> np.ndarray:
+    """``arange(n)``, cached: every training step indexes the same batch size."""
+    rows = np.arange(n)
+    rows.setflags(write=False)
+    return rows
+
+
 def _pick(a, target):
     """``a[n, target[n, ...], ...]``: the class-axis (axis 1) entry each target names."""
     if a.ndim == 2:
-        return a[np.arange(a.shape[0]), target]
+        return a[_row_index(a.shape[0]), target]
     return np.take_along_axis(a, np.expand_dims(target, 1), axis=1).squeeze(1)
 
 
 def _subtract_at(a, target, values) -> None:
     """``a[n, target[n, ...], ...] -= values`` in place (each position is hit once)."""
     if a.ndim == 2:  # values is 0-d or has the target's shape: both broadcast
-        a[np.arange(a.shape[0]), target] -= values
+        a[_row_index(a.shape[0]), target] -= values
         return
     index = np.expand_dims(target, 1)
     current = np.take_along_axis(a, index, axis=1)
@@ -577,7 +586,7 @@ def _class_targets(op, input, target, ignore_index):
         else:
             t = np.where(valid, t, 0)
     if t.size:
-        lo, hi = t.min(), t.max()
+        lo, hi = np.minimum.reduce(t, axis=None), np.maximum.reduce(t, axis=None)  # no method wrappers
         if lo < 0 or hi >= n_classes:
             bad = lo if lo < 0 else hi
             note = "" if ignore_index is None else f" (ignore_index={ignore_index})"
@@ -606,7 +615,7 @@ class CrossEntropyFunction(Function):
         t = target.reshape(1) if unbatched else target
         v = None if valid is None else (valid.reshape(1) if unbatched else valid)
         n_classes = x.shape[1]
-        z = x - x.max(axis=1, keepdims=True)
+        z = x - np.maximum.reduce(x, axis=1, keepdims=True)
         loss = -_pick(z, t)
         if label_smoothing:
             z_sum = z.sum(axis=1)
