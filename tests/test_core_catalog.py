@@ -6,6 +6,7 @@ import re
 import pytest
 
 from tinytorch_core import catalog, default_runtime
+from tinytorch_core.testing import assert_registers_catalog
 
 
 def test_stage_orders_are_unique_and_prerequisites_come_earlier():
@@ -33,15 +34,7 @@ LOADED = [s for s in catalog.STAGES if default_runtime().stage_status(s.name)[0]
 
 @pytest.mark.parametrize("stage", LOADED, ids=lambda s: s.name)
 def test_each_installed_stage_registers_exactly_its_catalog_symbols(stage):
-    record = default_runtime().stages[stage.name]
-    registered_ops = sorted(name.split("::")[1] for name in record.ops)
-    assert registered_ops == sorted(stage.symbols.get("ops", ()))
-    registered = {}
-    for dotted in record.symbols:
-        namespace, name = dotted.split(".", 1)
-        registered.setdefault(namespace, []).append(name)
-    expected = {ns: sorted(names) for ns, names in stage.symbols.items() if ns != "ops"}
-    assert {ns: sorted(v) for ns, v in registered.items()} == expected
+    assert_registers_catalog(stage.name)
 
 
 @pytest.mark.parametrize("stage", [s for s in catalog.STAGES if s.name != "core"], ids=lambda s: s.name)
@@ -54,3 +47,18 @@ def test_declared_package_dependencies_match_the_catalog(stage):
         re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0] for r in requirements if r.startswith("tinytorch-")
     }
     assert declared == {catalog.stage(r).distribution for r in stage.requires}
+
+
+def test_the_catalog_check_fails_for_a_stage_that_registers_too_little():
+    from tinytorch_core import Module
+    from tinytorch_core.host.runtime import Runtime
+    from tinytorch_core.testing import FakeEntryPoint, plugin_module
+
+    partial_nn = plugin_module(
+        "partial_nn",
+        tinytorch_declare_stage=lambda declare: declare("nn"),
+        tinytorch_register_layers=lambda registry: registry.layer("Linear", Module),
+    )
+    runtime = Runtime([FakeEntryPoint("nn", partial_nn, distribution="tinytorch-nn")], environ={})
+    with pytest.raises(AssertionError, match=r"missing .*'ops': \['linear'"):
+        assert_registers_catalog("nn", runtime)

@@ -276,3 +276,36 @@ def time_limit(seconds: float):
             signal.signal(signal.SIGALRM, previous)
 
     return limit()
+
+
+def registered_symbols(stage: str, runtime=None) -> dict:
+    """What the plugin of ``stage`` registered, as ``{namespace: sorted names}`` (ops by short
+    name), in the catalog's shape; raises AssertionError if the stage is not loaded."""
+    from .host.runtime import default_runtime
+
+    rt = runtime or default_runtime()
+    status, record = rt.stage_status(stage)
+    if status != "loaded":
+        raise AssertionError(f"stage '{stage}' is {status}" + (f": {record.reason}" if record else ""))
+    registered: dict = {}
+    for dotted in record.symbols:
+        namespace, name = dotted.split(".", 1)
+        registered.setdefault(namespace, []).append(name)
+    if record.ops:
+        registered["ops"] = [name.split("::", 1)[1] for name in record.ops]
+    return {namespace: sorted(names) for namespace, names in registered.items()}
+
+
+def assert_registers_catalog(stage: str, runtime=None) -> None:
+    """The plugin of ``stage`` registers exactly the symbols the catalog lists for it."""
+    from . import catalog
+
+    expected = {ns: sorted(names) for ns, names in catalog.stage(stage).symbols.items()}
+    actual = registered_symbols(stage, runtime)
+    if actual != expected:
+        missing = {ns: sorted(set(v) - set(actual.get(ns, ()))) for ns, v in expected.items()}
+        extra = {ns: sorted(set(v) - set(expected.get(ns, ()))) for ns, v in actual.items()}
+        raise AssertionError(
+            f"stage '{stage}' does not register what the catalog lists: missing "
+            f"{ {k: v for k, v in missing.items() if v} }, not in the catalog { {k: v for k, v in extra.items() if v} }"
+        )

@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from tinytorch_core import Tensor, catalog
+from tinytorch_core.testing import assert_registers_catalog
+
+from tinytorch_core import Tensor
 from tinytorch_core.testing import gradcheck
 from tinytorch_attention import layer_norm, scaled_dot_product_attention
 
@@ -23,15 +25,7 @@ def test_opcheck_layer_norm(opcheck):
 
 
 def test_stage_registers_exactly_its_catalog_names(tinytorch_runtime):
-    record = tinytorch_runtime.load().stages["attention"]
-    assert record.status == "loaded", record.reason
-    expected = catalog.stage("attention").symbols
-    registered = {}
-    for qualified in record.symbols:
-        namespace, name = qualified.split(".", 1)
-        registered.setdefault(namespace, set()).add(name)
-    registered["ops"] = {name.split("::", 1)[1] for name in record.ops}
-    assert registered == {ns: set(names) for ns, names in expected.items()}
+    assert_registers_catalog("attention", tinytorch_runtime)
 
 
 # ---- attention --------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinytorch_core import Tensor, catalog
+from tinytorch_core.testing import assert_registers_catalog
+
+from tinytorch_core import Tensor
 from tinytorch_core.testing import gradcheck
 from tinytorch_embeddings import embedding
 from tinytorch_embeddings.functional import ONE_HOT_MAX_ROWS, scatter_add_rows
@@ -17,15 +19,7 @@ def test_opcheck_embedding(opcheck):
 
 
 def test_stage_registers_exactly_its_catalog_names(tinytorch_runtime):
-    record = tinytorch_runtime.load().stages["embeddings"]
-    assert record.status == "loaded", record.reason
-    expected = catalog.stage("embeddings").symbols
-    registered = {}
-    for qualified in record.symbols:
-        namespace, name = qualified.split(".", 1)
-        registered.setdefault(namespace, set()).add(name)
-    registered["ops"] = {name.split("::", 1)[1] for name in record.ops}
-    assert registered == {ns: set(names) for ns, names in expected.items()}
+    assert_registers_catalog("embeddings", tinytorch_runtime)
 
 
 def test_forward_gathers_rows_in_the_index_shape():

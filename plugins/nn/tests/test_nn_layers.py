@@ -5,6 +5,8 @@ import math
 import numpy as np
 import pytest
 
+from tinytorch_core.testing import assert_registers_catalog
+
 import tinytorch_core
 import tinytorch_nn as nn
 from tinytorch_core import Module, Tensor, catalog
@@ -33,12 +35,7 @@ def test_core_namespaces_resolve_to_this_plugin():
 
 
 def test_registers_exactly_the_catalog_names(tinytorch_runtime):
-    status, record = tinytorch_runtime.stage_status("nn")  # loads the runtime lazily
-    assert status == "loaded", record.reason
-    symbols = catalog.stage("nn").symbols
-    assert sorted(record.ops) == sorted(f"nn::{name}" for name in symbols["ops"])
-    expected = {f"{ns}.{name}" for ns, names in symbols.items() if ns != "ops" for name in names}
-    assert set(record.symbols) == expected and len(record.symbols) == len(expected)
+    assert_registers_catalog("nn", tinytorch_runtime)
 
 
 @pytest.mark.parametrize("name", catalog.stage("nn").symbols["ops"])

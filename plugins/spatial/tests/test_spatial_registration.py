@@ -4,6 +4,8 @@ when the stage is blocked or its prerequisite is missing."""
 import numpy as np
 import pytest
 
+from tinytorch_core.testing import assert_registers_catalog
+
 import tinytorch_core
 import tinytorch_spatial as spatial
 from tinytorch_core import BlockedStageError, InactiveStageError, StageUnavailableError, catalog
@@ -26,12 +28,7 @@ def test_core_namespaces_resolve_to_this_plugin():
 
 
 def test_registers_exactly_the_catalog_names(tinytorch_runtime):
-    status, record = tinytorch_runtime.stage_status("spatial")
-    assert status == "loaded", record.reason
-    symbols = catalog.stage("spatial").symbols
-    assert sorted(record.ops) == sorted(f"spatial::{name}" for name in symbols["ops"])
-    expected = {f"{ns}.{name}" for ns, names in symbols.items() if ns != "ops" for name in names}
-    assert set(record.symbols) == expected and len(record.symbols) == len(expected)
+    assert_registers_catalog("spatial", tinytorch_runtime)
 
 
 @pytest.mark.parametrize("name", OPS)
