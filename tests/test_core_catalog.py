@@ -60,5 +60,5 @@ def test_the_catalog_check_fails_for_a_stage_that_registers_too_little():
         tinytorch_register_layers=lambda registry: registry.layer("Linear", Module),
     )
     runtime = Runtime([FakeEntryPoint("nn", partial_nn, distribution="tinytorch-nn")], environ={})
-    with pytest.raises(AssertionError, match=r"missing .*'ops': \['linear'"):
+    with pytest.raises(AssertionError, match=r"missing .*'ops': \[.*'linear'"):
         assert_registers_catalog("nn", runtime)
