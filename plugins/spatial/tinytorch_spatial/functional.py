@@ -266,11 +266,16 @@ class Conv2dFunction(Function):
                 grad_b = bias_grad
         if needs[0]:
             dtype = np.result_type(gmat.dtype, wmat.dtype)
+            n_taps = kh * kw
+            small = m * c * n_taps <= _SMALL_TAPS
+            if small and stride == (1, 1) and dilation == (1, 1) and ph < kh and pw < kw:
+                grad_x = _input_grad_by_transposed_conv(gmat, wmat, (n, c, h, w), (o, kh, kw), (ho, wo),
+                                                        (ph, pw), dtype)
+                return grad_x, grad_w, grad_b
             w_taps = wmat.reshape(o, kh * kw, c)
             # gradient of the padded input, channels-last like the tap blocks
             dpad = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype)
-            n_taps = kh * kw
-            if m * c * n_taps <= _SMALL_TAPS:
+            if small:
                 # small problem: one batched GEMM for all taps costs fewer calls
                 all_taps = np.matmul(gmat, w_taps.transpose(1, 0, 2)).reshape(n_taps, n, ho, wo, c)
                 tap_images = (all_taps[t] for t in range(n_taps))
@@ -288,6 +293,29 @@ class Conv2dFunction(Function):
 
 
 _SMALL_TAPS = 1 << 16  # elements of all tap blocks together below which one batched GEMM wins
+
+
+def _input_grad_by_transposed_conv(gmat, wmat, x_shape, w_shape, out_hw, padding, dtype):
+    """Input gradient of a stride-1 convolution as one more convolution: the output gradient,
+    padded by ``k - 1 - p``, correlated with the flipped kernel. One im2col gather and one GEMM
+    replace the per-tap products and strided scatter-adds, which cost more on small problems.
+    """
+    n, c, h, w = x_shape
+    o, kh, kw = w_shape
+    ho, wo = out_hw
+    ph, pw = padding
+    xp = array_module(gmat)
+    ah, aw = kh - 1 - ph, kw - 1 - pw
+    gpad = xp.zeros((n, ho + 2 * ah, wo + 2 * aw, o), dtype)  # channels-last, like gmat's rows
+    gpad[:, ah : ah + ho, aw : aw + wo, :] = gmat.reshape(n, ho, wo, o)
+    s_n, s_h, s_w, s_o = gpad.strides
+    shape = (n, h, w, kh, kw, o)
+    cols = xp.empty(shape, dtype)
+    np.copyto(cols, _strided_view(gpad.transpose(0, 3, 1, 2), shape, (s_n, s_h, s_w, s_h, s_w, s_o)))
+    # flipped kernel, rows in the gather's (ky, kx, o) order: (kh*kw*o, c)
+    flipped = wmat.reshape(o, kh, kw, c)[:, ::-1, ::-1, :].transpose(1, 2, 0, 3).reshape(kh * kw * o, c)
+    dx = cols.reshape(n * h * w, kh * kw * o) @ flipped
+    return dx.reshape(n, h, w, c).transpose(0, 3, 1, 2)
 
 
 def _conv2d_geometry(x, weight, bias, stride, padding, dilation, who):
