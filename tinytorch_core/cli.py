@@ -10,7 +10,7 @@ import warnings
 
 from . import catalog
 from .host.errors import PluginWarning
-from .host.runtime import LOADED, NOT_INSTALLED, Runtime, default_runtime
+from .host.runtime import LOADED, Runtime, default_runtime
 
 
 def format_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -213,4 +213,4 @@ def main(argv=None) -> int:
         return 1
 
 
-__all__ = ["NOT_INSTALLED", "build_parser", "format_table", "main"]
+__all__ = ["build_parser", "format_table", "main"]
