@@ -36,8 +36,17 @@ def _filled(n: int, dtype, value: float):
     return vector
 
 
+_ONES: dict = {}
+
+
 def _ones(n: int, dtype):
-    return _filled(n, dtype, 1.0)
+    # called by every column/row sum: one dict lookup on the hot path
+    ones = _ONES.get((n, dtype))
+    if ones is None:
+        if len(_ONES) > 64:
+            _ONES.clear()
+        ones = _ONES[(n, dtype)] = _filled(n, dtype, 1.0)
+    return ones
 
 
 def column_sums(matrix):

@@ -18,6 +18,23 @@ from .tensor import Tensor
 _ndarray = np.ndarray
 
 
+_UNIT_SEEDS: dict = {}
+
+
+def _seed_for(root: Tensor):
+    """The implicit gradient of a one-element root: ones of its shape and dtype. The 0-d case
+    (every loss) is one cached, read-only array: a backward that wrongly wrote into its
+    incoming gradient fails loudly instead of corrupting the next seed."""
+    data = root.data
+    if data.ndim:
+        return np.ones_like(data)
+    seed = _UNIT_SEEDS.get(data.dtype)
+    if seed is None:
+        seed = _UNIT_SEEDS[data.dtype] = np.ones((), data.dtype)
+        seed.setflags(write=False)
+    return seed
+
+
 def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     if not root.requires_grad:
         raise GraphError(
@@ -31,7 +48,7 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                 "argument of the same shape, e.g. t.backward(np.ones_like(t.data)), or reduce "
                 "it first (t.sum().backward())"
             )
-        seed = np.ones_like(root.data)
+        seed = _seed_for(root)
     else:
         seed = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=root.data.dtype)
         if seed.shape != root.data.shape:
@@ -40,16 +57,35 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                 f"expected the tensor's shape {root.data.shape}"
             )
 
-    claimed: set[int] = set()
+    claimed: set[int] = set()  # ids of arrays already stored as some leaf's .grad
     node = root._node
     if node is None:
         _accumulate_leaf(root, seed, claimed)
         return
 
-    consumers = _count_consumers(node)
-    pending = {node: [None] * node._n_outputs}
-    pending[node][root._out_index] = seed
+    # how many inputs of graph nodes each node feeds: a node runs once all of them reported
+    consumers = {node: 0}
+    stack = [node]
+    while stack:
+        for p in stack.pop()._parents:
+            if p is not None:
+                pn = p._node
+                if pn is not None:
+                    count = consumers.get(pn)
+                    if count is None:
+                        consumers[pn] = 1
+                        stack.append(pn)
+                    else:
+                        consumers[pn] = count + 1
+
+    # pending gradients: the array itself for single-output nodes, a list of slots otherwise
+    if node._output_meta is None:
+        pending = {node: seed}
+    else:
+        pending = {node: [None] * node._n_outputs}
+        pending[node][root._out_index] = seed
     ready = [node]
+    make_tensor = Tensor._make
     grad_on = GradMode.enabled
     GradMode.enabled = False
     anomaly = AnomalyMode.enabled
@@ -65,14 +101,17 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                     "the first backward(); pass retain_graph=True to that first call"
                 )
             if n._saved_versions is not None:
-                _check_versions(n)
-            if n._output_meta is not None:
-                out_grads = [
-                    np.zeros(shape, dtype) if g is None else g
-                    for g, (shape, dtype) in zip(out_grads, n._output_meta)
-                ]
+                for counter, version in n._saved_versions:
+                    if counter[0] != version:
+                        _raise_modified_in_place(n, version, counter[0])
             try:
-                result = n.backward(n, *out_grads)
+                if n._output_meta is None:
+                    result = n.backward(n, out_grads)
+                else:  # several outputs: the ones that got no gradient contribute zeros
+                    result = n.backward(n, *[
+                        np.zeros(shape, dtype) if g is None else g
+                        for g, (shape, dtype) in zip(out_grads, n._output_meta)
+                    ])
             except GraphError:
                 raise
             except Exception as exc:
@@ -103,19 +142,31 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                 target = p.data
                 if g.shape != target.shape:
                     g = _unbroadcast(g, target.shape, n, index)
-                if g.dtype != target.dtype:
+                if g.dtype is not target.dtype and g.dtype != target.dtype:  # identity: the cheap common case
                     g = g.astype(target.dtype)
                 if anomaly:
                     check_backward(n, index, g)
                 pn = p._node
-                if pn is None:
-                    _accumulate_leaf(p, g, claimed)
+                if pn is None:  # a leaf (inlined _accumulate_leaf)
+                    existing = p.grad
+                    if existing is None:
+                        # a stored gradient owns its memory: users and optimizers modify .grad in place
+                        if g.base is not None or id(g) in claimed or not g.flags.writeable:
+                            g = g.copy()
+                        claimed.add(id(g))
+                        p.grad = make_tensor(g, False, None, 0)
+                    else:  # out of place: g may still be pending elsewhere in this backward pass
+                        p.grad = make_tensor(existing.data + g, False, None, 0)
                     continue
-                slots = pending.get(pn)
-                if slots is None:
-                    slots = pending[pn] = [None] * pn._n_outputs
-                k = p._out_index
-                slots[k] = g if slots[k] is None else slots[k] + g
+                if pn._output_meta is None:
+                    waiting = pending.get(pn)
+                    pending[pn] = g if waiting is None else waiting + g
+                else:
+                    slots = pending.get(pn)
+                    if slots is None:
+                        slots = pending[pn] = [None] * pn._n_outputs
+                    k = p._out_index
+                    slots[k] = g if slots[k] is None else slots[k] + g
                 remaining = consumers[pn] - 1
                 consumers[pn] = remaining
                 if remaining == 0:
@@ -126,34 +177,12 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
         GradMode.enabled = grad_on
 
 
-def _count_consumers(root_node) -> dict:
-    consumers = {root_node: 0}
-    stack = [root_node]
-    while stack:
-        n = stack.pop()
-        for p in n._parents:
-            if p is None:
-                continue
-            pn = p._node
-            if pn is None:
-                continue
-            count = consumers.get(pn)
-            if count is None:
-                consumers[pn] = 1
-                stack.append(pn)
-            else:
-                consumers[pn] = count + 1
-    return consumers
-
-
-def _check_versions(n) -> None:
-    for counter, version in n._saved_versions:
-        if counter[0] != version:
-            raise GraphError(
-                f"{n.display_name()}: an array it saved for backward was modified in place after "
-                f"the forward (version {version} -> {counter[0]}); gradients would be wrong. "
-                "Use an out-of-place operation or clone the tensor before modifying it"
-            )
+def _raise_modified_in_place(n, version: int, now: int) -> None:
+    raise GraphError(
+        f"{n.display_name()}: an array it saved for backward was modified in place after "
+        f"the forward (version {version} -> {now}); gradients would be wrong. "
+        "Use an out-of-place operation or clone the tensor before modifying it"
+    )
 
 
 def _unbroadcast(g, shape, node, index):

@@ -127,16 +127,13 @@ class Function:
         if type(out) is not tuple:
             if type(out) is not _ndarray:
                 out = np.asarray(out)
-            if not any_needs:
+            if not any_needs or out.dtype.kind != "f":  # integer/bool results carry no gradient
                 result = Tensor._make(out, False, None, 0)
                 if out.base is not None:
                     _share_version_with_inputs(result, args)
                 return result
             ctx._parents = tuple(parents)
-            if out.dtype.kind == "f":
-                result = Tensor._make(out, True, ctx, 0)
-            else:  # integer or bool results (arg-max, masks) carry no gradient
-                result = Tensor._make(out, False, None, 0)
+            result = Tensor._make(out, True, ctx, 0)
             if out.base is not None:
                 _share_version_with_inputs(result, args)
             if ctx._saved:
@@ -179,26 +176,24 @@ def _share_version_with_inputs(output: Tensor, args) -> None:
 
 def _record_saved_versions(ctx: Function, args, outputs) -> None:
     """Remember the version of every tensor whose array ``ctx`` saved, to catch later in-place writes."""
-    saved = ctx._saved
-    if not saved:
-        return
     recorded = None
-    for arr in saved:
+    for arr in ctx._saved:
         if type(arr) is not _ndarray:
             continue
         owner = None
         for a in args:  # fast path: the saved array is an input's or the output's own array
-            if type(a) is Tensor or isinstance(a, Tensor):
-                if a.data is arr:
-                    owner = a
-                    break
+            if isinstance(a, Tensor) and a.data is arr:
+                owner = a
+                break
         else:
             for t in outputs:
                 if t.data is arr:
                     owner = t
                     break
-            else:  # slow path: a view of an input or output
-                for t in [a for a in args if isinstance(a, Tensor)] + list(outputs):
+            else:
+                if arr.base is None:  # owns its memory: a private intermediate, nobody can change it
+                    continue
+                for t in [a for a in args if isinstance(a, Tensor)] + list(outputs):  # a view
                     if _shares_owner(arr, t.data):
                         owner = t
                         break

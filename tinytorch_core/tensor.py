@@ -180,17 +180,18 @@ class Tensor:
         return self.fill_(0)
 
     def add_(self, other, alpha=1) -> "Tensor":
-        # optimizers call this once per parameter per step: checks inlined
+        # optimizers call this once per parameter per step: checks inlined, no attribute stores
         if self.requires_grad and GradMode.enabled:
             self._check_inplace("add_")
-        if isinstance(other, Tensor):
+        if type(other) is not np.ndarray and isinstance(other, Tensor):
             other = other.data
+        data = self.data
         if alpha == 1:
-            self.data += other
+            data += other
         elif alpha == -1:
-            self.data -= other
+            data -= other
         else:
-            self.data += other * alpha
+            data += other * alpha
         self._version_counter[0] += 1
         return self
 

@@ -36,6 +36,10 @@ __all__ = [
 
 _REDUCTIONS = ("mean", "sum", "none")
 
+# whole-array reductions as direct ufunc calls: the ndarray methods add a Python-level wrapper
+# that costs more than the reduction itself on the small arrays losses see
+_array_min, _array_max, _array_sum = np.minimum.reduce, np.maximum.reduce, np.add.reduce
+
 
 def _data(x):
     return x.data if isinstance(x, Tensor) else x
@@ -69,9 +73,9 @@ def _normalize_axis(op: str, axis, ndim: int) -> int:
 def _reduce(loss, reduction):
     if reduction == "mean":
         # sum / size: ndarray.mean is ~4x slower on the small arrays losses usually reduce
-        return loss.sum() / loss.size if loss.size else np.array(np.nan, dtype=loss.dtype)
+        return _array_sum(loss, axis=None) / loss.size if loss.size else np.array(np.nan, dtype=loss.dtype)
     if reduction == "sum":
-        return loss.sum()
+        return _array_sum(loss, axis=None)
     return loss
 
 
@@ -118,7 +122,8 @@ class LinearFunction(Function):
 
 def linear(x, weight, bias=None):
     """``x @ weight.T + bias``: x (..., in_features), weight (out_features, in_features), bias (out_features,)."""
-    xs, ws = _shape(x), _shape(weight)
+    xs = x.data.shape if isinstance(x, Tensor) else _shape(x)
+    ws = weight.data.shape if isinstance(weight, Tensor) else _shape(weight)
     if len(ws) != 2:
         raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {ws}")
     if len(xs) == 0 or xs[-1] != ws[1]:
@@ -126,7 +131,7 @@ def linear(x, weight, bias=None):
             f"linear: input of shape {xs} does not fit weight {ws}: the input's last dimension "
             f"must be in_features={ws[1]}"
         )
-    if bias is not None and _shape(bias) != (ws[0],):
+    if bias is not None and (bias.data.shape if isinstance(bias, Tensor) else _shape(bias)) != (ws[0],):
         raise ValueError(f"linear: bias must have shape ({ws[0]},) to match weight {ws}, got {_shape(bias)}")
     return LinearFunction.apply(x, weight, bias)
 
@@ -375,12 +380,12 @@ def _check_same_shape(op, input, target):
         raise ValueError(f"{op}: input shape {a} and target shape {b} must be equal")
 
 
-def _check_probabilities(op, what, p, hint=""):
+def _check_probabilities(op, what, p):
     if p.size == 0:
         return
-    lo, hi = p.min(), p.max()
+    lo, hi = _array_min(p, axis=None), _array_max(p, axis=None)
     if not (lo >= 0 and hi <= 1):  # also catches NaN
-        raise ValueError(f"{op}: {what} must be probabilities in [0, 1], found values in [{lo}, {hi}]{hint}")
+        raise ValueError(f"{op}: {what} must be probabilities in [0, 1], found values in [{lo}, {hi}]")
 
 
 class MSELossFunction(Function):
@@ -439,20 +444,42 @@ BCE_EPS = {"float32": _bce_eps(np.float32), "float64": _bce_eps(np.float64)}
 
 
 class BinaryCrossEntropyFunction(Function):
-    """``-(t log p + (1 - t) log(1 - p))`` on probabilities ``p`` clamped to ``[eps, 1 - eps]``."""
+    """``-(t log p + (1 - t) log(1 - p))`` on probabilities ``p`` clamped to ``[eps, 1 - eps]``.
+
+    The forward rejects an input outside [0, 1] (or NaN) itself, so the registered op is safe
+    to call directly; the input's min and max, taken for that check, also say whether the
+    clamp has anything to do (usually not, and then it costs nothing).
+    """
 
     @staticmethod
     def forward(ctx, input, target, reduction="mean"):
-        eps = _bce_eps(input.dtype)
-        p = np.minimum(np.maximum(input, eps), 1.0 - eps)  # np.clip, without its dispatch cost
-        log_p = np.log(p)
+        p = input
+        if p.size:
+            lo, hi = _array_min(p, axis=None), _array_max(p, axis=None)
+            if not (lo >= 0 and hi <= 1):  # also catches NaN
+                raise ValueError(
+                    f"binary_cross_entropy: input must be probabilities in [0, 1], found values in "
+                    f"[{lo}, {hi}] (apply sigmoid first, or use binary_cross_entropy_with_logits "
+                    "on raw scores)"
+                )
+            eps = _bce_eps(p.dtype)
+            if lo < eps or hi > 1.0 - eps:
+                p = np.minimum(np.maximum(p, eps), 1.0 - eps)  # np.clip, without its dispatch cost
         log_q = np.log1p(-p)
-        log_ratio = log_p - log_q
+        log_ratio = np.log(p)
+        log_ratio -= log_q  # log(p / (1 - p)); the loss is -(t * log_ratio + log_q)
+        ctx.save_for_backward(p, target, log_ratio if ctx.needs_input_grad[1] else None)
+        ctx.reduction = reduction
+        if reduction != "none" and type(target) is np.ndarray and target.shape == p.shape and target.dtype == p.dtype:
+            # the reduced loss without the per-element array: one dot product and one sum
+            total = np.dot(target.reshape(-1), log_ratio.reshape(-1)) + _array_sum(log_q, axis=None)
+            total = -total
+            if reduction == "sum":
+                return total
+            return total / p.size if p.size else np.array(np.nan, dtype=p.dtype)
         loss = target * log_ratio
         loss += log_q
         np.negative(loss, out=loss)
-        ctx.save_for_backward(p, target, log_ratio)
-        ctx.reduction = reduction
         return _reduce(loss, reduction)
 
     @staticmethod
@@ -463,7 +490,11 @@ class BinaryCrossEntropyFunction(Function):
         grad_input = grad_target = None
         if need_input:
             # d/dp at the clamped p: a saturated wrong prediction still gets a (large) push back
-            grad_input = (p - target) / (p * (1.0 - p)) * scale
+            variance = 1.0 - p
+            variance *= p
+            grad_input = p - target
+            grad_input /= variance
+            grad_input *= scale
         if need_target:
             grad_target = -log_ratio * scale
         return grad_input, grad_target
@@ -479,10 +510,6 @@ def binary_cross_entropy(input, target, reduction="mean"):
     """
     _check_reduction("binary_cross_entropy", reduction)
     target = _loss_operands("binary_cross_entropy", input, target)
-    _check_probabilities(
-        "binary_cross_entropy", "input", _as_array(input),
-        " (apply sigmoid first, or use binary_cross_entropy_with_logits on raw scores)",
-    )
     _check_probabilities("binary_cross_entropy", "target", _as_array(target))
     return BinaryCrossEntropyFunction.apply(input, target, reduction=reduction)
 
@@ -616,14 +643,14 @@ class CrossEntropyFunction(Function):
         v = None if valid is None else (valid.reshape(1) if unbatched else valid)
         n_classes = x.shape[1]
         z = x - np.maximum.reduce(x, axis=1, keepdims=True)
-        loss = -_pick(z, t)
+        picked = _pick(z, t)
         if label_smoothing:
             z_sum = z.sum(axis=1)
         np.exp(z, out=z)
-        sums = row_sums(z)[:, None] if z.ndim == 2 else z.sum(axis=1, keepdims=True)
-        z /= sums  # z now holds the softmax, saved for backward
-        lse = np.log(sums.squeeze(1))
-        loss += lse
+        sums = row_sums(z) if z.ndim == 2 else np.add.reduce(z, axis=1)
+        z /= sums[:, None]  # z now holds the softmax, saved for backward
+        lse = np.log(sums, out=sums)
+        loss = lse - picked
         if label_smoothing:
             # PyTorch's definition: (1 - eps) * nll + eps * mean over classes of -log p
             loss *= 1.0 - label_smoothing
@@ -639,9 +666,10 @@ class CrossEntropyFunction(Function):
         ctx.label_smoothing, ctx.reduction, ctx.unbatched = label_smoothing, reduction, unbatched
         if reduction == "none":
             return loss[0] if unbatched else loss
+        total = _array_sum(loss, axis=None)
         if reduction == "sum":
-            return loss.sum()
-        return loss.sum() / count if count else np.array(np.nan, dtype=loss.dtype)
+            return total
+        return total / count if count else np.array(np.nan, dtype=loss.dtype)
 
     @staticmethod
     def backward(ctx, grad):
@@ -668,7 +696,9 @@ def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduct
     """
     op = "cross_entropy"
     _check_reduction(op, reduction)
-    if not isinstance(label_smoothing, numbers.Real) or not 0.0 <= label_smoothing <= 1.0:
+    if type(label_smoothing) is not float and not isinstance(label_smoothing, numbers.Real) or not (
+        0.0 <= label_smoothing <= 1.0
+    ):  # the float test first: an ABC isinstance check costs more than the whole comparison
         raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
     t, valid = _class_targets(op, logits, target, ignore_index)
     return CrossEntropyFunction.apply(

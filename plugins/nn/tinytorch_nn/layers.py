@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-from tinytorch_core import Module, Parameter, resolve_generator
+from tinytorch_core import Module, Parameter, Tensor, resolve_generator
 
 from . import functional as F
 from . import init
@@ -32,6 +32,11 @@ def dtype_mismatch(layer, x, expected, what: str = "input") -> TypeError:
     if np.dtype(got).kind == "f":
         hint += f" or the model to {got} (model.to(np.{got}))"
     return TypeError(f"{name}: {what} dtype {got} does not match the layer's parameters ({expected}); {hint}")
+
+
+def _dtype_of(x):
+    """The dtype of a Tensor or array input (None for anything else), without property calls."""
+    return x.data.dtype if isinstance(x, Tensor) else getattr(x, "dtype", None)
 
 
 def _check_size(layer: str, name: str, value) -> int:
@@ -63,9 +68,10 @@ class Linear(Module):
             self.bias = None
 
     def forward(self, x):
-        if getattr(x, "dtype", None) != self.weight.dtype:
-            raise dtype_mismatch(self, x, self.weight.dtype)
-        return F.linear(x, self.weight, self.bias)
+        weight = self.weight
+        if _dtype_of(x) is not weight.data.dtype and _dtype_of(x) != weight.data.dtype:
+            raise dtype_mismatch(self, x, weight.dtype)
+        return F.linear(x, weight, self.bias)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

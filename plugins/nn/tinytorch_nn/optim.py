@@ -204,6 +204,12 @@ class SGD(Optimizer):
     def _update_group(self, group):
         lr, mu, dampening = group["lr"], group["momentum"], group["dampening"]
         nesterov, wd = group["nesterov"], group["weight_decay"]
+        if not mu and not wd:  # plain SGD, the common case: nothing but p -= lr * grad
+            for p in group["params"]:
+                grad = p.grad
+                if grad is not None:
+                    p.add_(grad.data, alpha=-lr)
+            return
         for p in group["params"]:
             if p.grad is None:
                 continue
