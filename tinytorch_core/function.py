@@ -136,8 +136,29 @@ class Function:
             result = Tensor._make(out, True, ctx, 0)
             if out.base is not None:
                 _share_version_with_inputs(result, args)
-            if ctx._saved:
-                _record_saved_versions(ctx, args, (result,))
+            saved = ctx._saved
+            if saved:  # remember the versions of the tensors whose arrays were saved (inlined
+                # _record_saved_versions: most saved arrays are an input's, the output's or private)
+                recorded = []
+                for arr in saved:
+                    if arr is out:
+                        owner = result
+                    elif type(arr) is not _ndarray:
+                        continue
+                    else:
+                        for owner in args:
+                            if isinstance(owner, Tensor) and owner.data is arr:
+                                break
+                        else:
+                            if arr.base is None:  # owns its memory: private to this node
+                                continue
+                            owner = _view_owner(arr, args, (result,))
+                            if owner is None:
+                                continue
+                    counter = owner._version_counter
+                    recorded.append((counter, counter[0]))
+                if recorded:
+                    ctx._saved_versions = tuple(recorded)
             return result
         return _wrap_outputs(ctx, out, args, parents, any_needs)
 
@@ -176,35 +197,35 @@ def _share_version_with_inputs(output: Tensor, args) -> None:
 
 def _record_saved_versions(ctx: Function, args, outputs) -> None:
     """Remember the version of every tensor whose array ``ctx`` saved, to catch later in-place writes."""
-    recorded = None
+    recorded = []
     for arr in ctx._saved:
         if type(arr) is not _ndarray:
             continue
-        owner = None
-        for a in args:  # fast path: the saved array is an input's or the output's own array
-            if isinstance(a, Tensor) and a.data is arr:
-                owner = a
+        for owner in args:  # fast path: the saved array is an input's or an output's own array
+            if isinstance(owner, Tensor) and owner.data is arr:
                 break
         else:
-            for t in outputs:
-                if t.data is arr:
-                    owner = t
+            for owner in outputs:
+                if owner.data is arr:
                     break
             else:
-                if arr.base is None:  # owns its memory: a private intermediate, nobody can change it
+                if arr.base is None:  # owns its memory: private to this node
                     continue
-                for t in [a for a in args if isinstance(a, Tensor)] + list(outputs):  # a view
-                    if _shares_owner(arr, t.data):
-                        owner = t
-                        break
-        if owner is not None:
-            counter = owner._version_counter
-            if recorded is None:
-                recorded = [(counter, counter[0])]
-            else:
-                recorded.append((counter, counter[0]))
+                owner = _view_owner(arr, args, outputs)
+                if owner is None:
+                    continue
+        counter = owner._version_counter
+        recorded.append((counter, counter[0]))
     if recorded:
         ctx._saved_versions = tuple(recorded)
+
+
+def _view_owner(arr, args, outputs):
+    """The input or output tensor whose memory the view ``arr`` shares, or None."""
+    for t in [a for a in args if isinstance(a, Tensor)] + list(outputs):
+        if _shares_owner(arr, t.data):
+            return t
+    return None
 
 
 # Tensor's operators are built from Functions defined in modules that import this one: bind it last.

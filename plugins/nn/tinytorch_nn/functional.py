@@ -108,13 +108,17 @@ class LinearFunction(Function):
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad
-        out_features = weight.shape[0]
-        g2 = grad.reshape(-1, out_features)
+        if grad.ndim == 2:  # (batch, features): no reshapes needed
+            g2, x2 = grad, x
+        else:
+            g2, x2 = grad.reshape(-1, weight.shape[0]), x.reshape(-1, x.shape[-1])
         grad_x = grad_w = grad_b = None
         if need_x:
-            grad_x = (g2 @ weight).reshape(x.shape)
+            grad_x = g2 @ weight
+            if grad_x.shape != x.shape:
+                grad_x = grad_x.reshape(x.shape)
         if need_w:
-            grad_w = g2.T @ x.reshape(-1, x.shape[-1])
+            grad_w = g2.T @ x2
         if need_b:
             grad_b = column_sums(g2)
         return grad_x, grad_w, grad_b
@@ -677,6 +681,11 @@ class CrossEntropyFunction(Function):
         t, smoothing = ctx.target, ctx.label_smoothing
         if ctx.reduction == "none":
             grad = grad.reshape(t.shape)
+        if ctx.valid is None and not smoothing and probs.ndim == 2 and ctx.reduction == "mean" and ctx.count:
+            coef = grad / ctx.count  # the common case, inline: softmax / n, minus 1 / n at the target
+            g = probs * coef
+            g[_row_index(probs.shape[0]), t] -= coef
+            return g[0] if ctx.unbatched else g
         coef = _class_grad_scale(grad, ctx.reduction, ctx.count, ctx.valid)
         coef_c = np.expand_dims(coef, 1) if coef.ndim else coef
         g = probs * coef_c
