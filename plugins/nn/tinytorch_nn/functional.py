@@ -36,6 +36,8 @@ __all__ = [
 
 _REDUCTIONS = ("mean", "sum", "none")
 
+_UNSIGNED = {size: np.dtype(f"u{size}") for size in (1, 2, 4, 8)}
+
 # whole-array reductions as direct ufunc calls: the ndarray methods add a Python-level wrapper
 # that costs more than the reduction itself on the small arrays losses see
 _array_min, _array_max, _array_sum = np.minimum.reduce, np.maximum.reduce, np.add.reduce
@@ -189,22 +191,30 @@ def _exp_neg_abs(x):
 
 
 class SigmoidFunction(Function):
-    """``1 / (1 + exp(-x))`` computed from ``e = exp(-|x|)`` (no overflow at any x)."""
+    """``1 / (1 + exp(-x))``, accurate to the last bit in both tails.
+
+    ``exp(-x)`` overflows to inf for very negative x, and ``1 / (1 + inf)`` is the correct 0:
+    the overflow is expected, so it is not reported (four array operations instead of the
+    seven a branch-free ``exp(-|x|)`` form needs). Backward ``s (1 - s)``, as in PyTorch.
+    """
 
     @staticmethod
     def forward(ctx, x):
-        e = _exp_neg_abs(x)
-        ctx.save_for_backward(e)
-        # x >= 0: 1 / (1 + e); x < 0: e / (1 + e)  (exact in both tails)
-        return np.where(x >= 0, 1.0, e) / (1.0 + e)
+        with np.errstate(over="ignore"):
+            s = np.negative(x)
+            np.exp(s, out=s)
+        s += 1.0
+        np.reciprocal(s, out=s)
+        ctx.save_for_backward(s)
+        return s
 
     @staticmethod
     def backward(ctx, grad):
-        (e,) = ctx.saved_tensors
-        # sigmoid'(x) = e / (1 + e)^2 with e = exp(-|x|): accurate even where sigmoid rounds to 1
-        d = 1.0 + e
-        d *= d
-        return grad * e / d
+        (s,) = ctx.saved_tensors
+        slope = 1.0 - s
+        slope *= s
+        slope *= grad
+        return slope
 
 
 def sigmoid(x):
@@ -384,9 +394,19 @@ def _check_same_shape(op, input, target):
         raise ValueError(f"{op}: input shape {a} and target shape {b} must be equal")
 
 
+# IEEE floats from +0 up to +inf sort like their bit patterns read as unsigned integers, while
+# negative numbers (sign bit set) and NaNs read as larger: "bits <= bits of 1.0" is "in [0, 1]"
+_UNIT_INTERVAL_BITS = {
+    np.dtype(t): (np.dtype(u), np.array(1, t).view(u)[()]) for t, u in ((np.float32, np.uint32), (np.float64, np.uint64))
+}
+
+
 def _check_probabilities(op, what, p):
     if p.size == 0:
         return
+    bits = _UNIT_INTERVAL_BITS.get(p.dtype)
+    if bits is not None and _array_max(p.view(bits[0]), axis=None) <= bits[1]:
+        return  # one reduction instead of two (-0.0 misses this path and takes the exact check)
     lo, hi = _array_min(p, axis=None), _array_max(p, axis=None)
     if not (lo >= 0 and hi <= 1):  # also catches NaN
         raise ValueError(f"{op}: {what} must be probabilities in [0, 1], found values in [{lo}, {hi}]")
@@ -616,8 +636,9 @@ def _class_targets(op, input, target, ignore_index):
             valid = None
         else:
             t = np.where(valid, t, 0)
-    if t.size:
-        lo, hi = np.minimum.reduce(t, axis=None), np.maximum.reduce(t, axis=None)  # no method wrappers
+    # one reduction checks both bounds: seen as unsigned, a negative index is larger than any class
+    if t.size and _array_max(t.view(_UNSIGNED[t.dtype.itemsize]), axis=None) >= n_classes:
+        lo, hi = _array_min(t, axis=None), _array_max(t, axis=None)
         if lo < 0 or hi >= n_classes:
             bad = lo if lo < 0 else hi
             note = "" if ignore_index is None else f" (ignore_index={ignore_index})"
