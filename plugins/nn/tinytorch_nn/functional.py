@@ -584,6 +584,15 @@ def _row_index(n: int) -> np.ndarray:
     return rows
 
 
+@functools.lru_cache(maxsize=16)
+def _row_starts(rows: int, width: int) -> np.ndarray:
+    """Where each row of a C-contiguous (rows, width) array starts in its flat view, cached.
+    One flat index array is about twice as fast to gather and scatter with as a (row, column) pair."""
+    starts = np.arange(0, rows * width, width)
+    starts.setflags(write=False)
+    return starts
+
+
 def _pick(a, target):
     """``a[n, target[n, ...], ...]``: the class-axis (axis 1) entry each target names."""
     if a.ndim == 2:
@@ -668,7 +677,12 @@ class CrossEntropyFunction(Function):
         v = None if valid is None else (valid.reshape(1) if unbatched else valid)
         n_classes = x.shape[1]
         z = x - np.maximum.reduce(x, axis=1, keepdims=True)
-        picked = _pick(z, t)
+        if z.ndim == 2:  # z is a fresh C-contiguous array: gather through its flat view
+            flat = _row_starts(*z.shape) + t
+            picked = z.reshape(-1)[flat]
+        else:
+            flat = None
+            picked = _pick(z, t)
         if label_smoothing:
             z_sum = z.sum(axis=1)
         np.exp(z, out=z)
@@ -687,7 +701,7 @@ class CrossEntropyFunction(Function):
             loss *= v
         count = t.size if v is None else int(np.count_nonzero(v))
         ctx.save_for_backward(z)
-        ctx.target, ctx.valid, ctx.count = t, v, count
+        ctx.target, ctx.flat_target, ctx.valid, ctx.count = t, flat, v, count
         ctx.label_smoothing, ctx.reduction, ctx.unbatched = label_smoothing, reduction, unbatched
         if reduction == "none":
             return loss[0] if unbatched else loss
@@ -705,7 +719,7 @@ class CrossEntropyFunction(Function):
         if ctx.valid is None and not smoothing and probs.ndim == 2 and ctx.reduction == "mean" and ctx.count:
             coef = grad / ctx.count  # the common case, inline: softmax / n, minus 1 / n at the target
             g = probs * coef
-            g[_row_index(probs.shape[0]), t] -= coef
+            g.reshape(-1)[ctx.flat_target] -= coef
             return g[0] if ctx.unbatched else g
         coef = _class_grad_scale(grad, ctx.reduction, ctx.count, ctx.valid)
         coef_c = np.expand_dims(coef, 1) if coef.ndim else coef
