@@ -496,8 +496,7 @@ class BinaryCrossEntropyFunction(Function):
         ctx.reduction = reduction
         if reduction != "none" and type(target) is np.ndarray and target.shape == p.shape and target.dtype == p.dtype:
             # the reduced loss without the per-element array: one dot product and one sum
-            total = np.dot(target.reshape(-1), log_ratio.reshape(-1)) + _array_sum(log_q, axis=None)
-            total = -total
+            total = -(np.vdot(target, log_ratio) + _array_sum(log_q, axis=None))
             if reduction == "sum":
                 return total
             return total / p.size if p.size else np.array(np.nan, dtype=p.dtype)
