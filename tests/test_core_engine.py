@@ -250,3 +250,54 @@ def test_integer_results_carry_no_gradient():
     x = leaf([1.0, 5.0, 2.0])
     assert not x.argmax().requires_grad
     assert not (x > 1.0).requires_grad
+
+
+def test_scalar_seed_reaching_leaves_directly_is_copied_into_writable_gradients():
+    # a + b passes the implicit 0-d seed straight through to both leaves
+    a, b = leaf(1.0), leaf(2.0)
+    (a + b).backward()
+    assert a.grad.data.flags.writeable and b.grad.data.flags.writeable
+    assert not np.shares_memory(a.grad.data, b.grad.data)
+    a.grad.data += 5.0  # must not leak into b or into the next backward's seed
+    c = leaf(3.0)
+    (c * 1.0).backward()
+    assert b.grad.item() == 1.0 and c.grad.item() == 1.0
+
+
+class WritesIntoIncomingGradient(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.sum()
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad *= 2.0  # a bug: the incoming gradient may be shared
+        return np.full((2,), grad)
+
+
+def test_backward_that_writes_into_the_scalar_seed_fails_loudly():
+    x = leaf([1.0, 2.0])
+    with pytest.raises(ValueError, match="read-only"):
+        WritesIntoIncomingGradient.apply(x).backward()
+
+
+def test_saved_private_intermediates_are_not_version_tracked_but_inputs_and_outputs_are():
+    class SavesAll(Function):
+        @staticmethod
+        def forward(ctx, x, w):
+            out = x * w
+            ctx.save_for_backward(x, w, out, out * 2.0)  # the last one is private to the node
+            return out
+
+        @staticmethod
+        def backward(ctx, grad):
+            x, w, _, _ = ctx.saved_tensors
+            return grad * w, grad * x
+
+    x, w = leaf([1.0, 2.0]), Tensor([3.0, 4.0], dtype=np.float64)
+    y = SavesAll.apply(x, w)
+    assert len(y._node._saved_versions) == 3  # x, w and the output
+    with no_grad():
+        y.add_(1.0)  # the output was saved: changing it invalidates the graph
+    with pytest.raises(GraphError, match="modified in place"):
+        y.sum().backward()

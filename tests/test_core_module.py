@@ -130,3 +130,25 @@ def test_repr_is_a_readable_tree():
 def test_module_list_holds_only_modules():
     with pytest.raises(TypeError, match="Modules"):
         ModuleList([1])
+
+
+def test_calling_a_module_runs_the_most_derived_forward_and_keeps_an_explicit_call():
+    class Double(Module):
+        def forward(self, x):
+            return 2 * x
+
+    class Quadruple(Double):
+        def forward(self, x):
+            return 4 * x
+
+    class Inherits(Quadruple):
+        pass
+
+    class Logged(Double):
+        def __call__(self, x):
+            return ("called", super().__call__(x))
+
+    assert Double()(1) == 2 and Quadruple()(1) == 4 and Inherits()(1) == 4
+    assert Logged()(1) == ("called", 2)
+    with pytest.raises(NotImplementedError, match="forward"):
+        Module()(1)

@@ -200,6 +200,15 @@ def test_binary_cross_entropy_rejects_values_outside_0_1():
         F.binary_cross_entropy(Tensor([0.2, 0.5]), np.array([-1.0, 1.0]))
     with pytest.raises(ValueError, match=r"input must be probabilities.*nan"):
         F.binary_cross_entropy(Tensor([np.nan, 0.5]), np.array([0.0, 1.0]))
+    # the registered op checks its input itself, for callers that skip the functional wrapper
+    with pytest.raises(ValueError, match=r"input must be probabilities.*-0\.5"):
+        F.BinaryCrossEntropyFunction.apply(Tensor([-0.5, 0.5]), np.array([0.0, 1.0]))
+    # the one-reduction fast check sends edge values to the exact one: -0.0 is a fine probability,
+    # the smallest negative number and the float just above 1 are not
+    F.binary_cross_entropy(Tensor([0.5, 0.5]), np.array([-0.0, 1.0]))
+    for bad in (-np.finfo(np.float64).tiny, np.nextafter(1.0, 2.0), np.inf):
+        with pytest.raises(ValueError, match="target must be probabilities"):
+            F.binary_cross_entropy(Tensor([0.5, 0.5], dtype=np.float64), np.array([bad, 1.0]))
 
 
 def test_bce_with_logits_equals_bce_of_sigmoid_and_is_stable(rng):
@@ -291,6 +300,18 @@ def test_cross_entropy_unbatched_sample(rng):
     out = F.cross_entropy(Tensor(x, dtype=np.float64), np.array(3))
     np.testing.assert_allclose(out.data, -_log_softmax(x, axis=0)[3])
     assert gradcheck(F.cross_entropy, x, np.array(3), reduction="none")
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint64])
+def test_cross_entropy_accepts_every_integer_target_dtype_and_range_checks_it(dtype, rng):
+    x = rng.standard_normal((3, 4))
+    expected = F.cross_entropy(Tensor(x, dtype=np.float64), np.array([0, 3, 1])).item()
+    assert F.cross_entropy(Tensor(x, dtype=np.float64), np.array([0, 3, 1], dtype=dtype)).item() == expected
+    with pytest.raises(IndexError, match=r"class index 4.*C=4"):
+        F.cross_entropy(Tensor(x), np.array([0, 4, 1], dtype=dtype))
+    if np.issubdtype(dtype, np.signedinteger):  # negative: reads as huge when seen as unsigned
+        with pytest.raises(IndexError, match=r"class index -1.*C=4"):
+            F.cross_entropy(Tensor(x), np.array([0, -1, 1], dtype=dtype))
 
 
 def test_cross_entropy_errors_name_the_problem():
