@@ -654,6 +654,8 @@ def _class_targets(op, input, target, ignore_index):
                 f"{op}: target holds class index {int(bad)}, but the input has C={n_classes} classes "
                 f"(valid indices 0..{n_classes - 1}){note}"
             )
+    if t.dtype == np.uint64:  # with int64 row offsets uint64 would promote to float64
+        t = t.astype(np.intp)  # safe: every index is below n_classes by now
     return t, valid
 
 
