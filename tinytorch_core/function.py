@@ -141,17 +141,17 @@ class Function:
                 # _record_saved_versions: most saved arrays are an input's, the output's or private)
                 recorded = []
                 for arr in saved:
-                    if arr is out:
-                        owner = result
-                    elif type(arr) is not _ndarray:
+                    if type(arr) is not _ndarray:
                         continue
+                    for owner in args:
+                        if isinstance(owner, Tensor) and owner.data is arr:
+                            break
                     else:
-                        for owner in args:
-                            if isinstance(owner, Tensor) and owner.data is arr:
-                                break
+                        if arr is out:
+                            owner = result
+                        elif arr.base is None:  # owns its memory: private to this node
+                            continue
                         else:
-                            if arr.base is None:  # owns its memory: private to this node
-                                continue
                             owner = _view_owner(arr, args, (result,))
                             if owner is None:
                                 continue
