@@ -85,7 +85,6 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
         pending = {node: [None] * node._n_outputs}
         pending[node][root._out_index] = seed
     ready = [node]
-    make_tensor = Tensor._make
     grad_on = GradMode.enabled
     GradMode.enabled = False
     anomaly = AnomalyMode.enabled
@@ -147,16 +146,8 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                 if anomaly:
                     check_backward(n, index, g)
                 pn = p._node
-                if pn is None:  # a leaf (inlined _accumulate_leaf)
-                    existing = p.grad
-                    if existing is None:
-                        # a stored gradient owns its memory: users and optimizers modify .grad in place
-                        if g.base is not None or id(g) in claimed or not g.flags.writeable:
-                            g = g.copy()
-                        claimed.add(id(g))
-                        p.grad = make_tensor(g, False, None, 0)
-                    else:  # out of place: g may still be pending elsewhere in this backward pass
-                        p.grad = make_tensor(existing.data + g, False, None, 0)
+                if pn is None:
+                    _accumulate_leaf(p, g, claimed)
                     continue
                 if pn._output_meta is None:
                     waiting = pending.get(pn)
@@ -207,7 +198,7 @@ def _accumulate_leaf(leaf: Tensor, g, claimed: set) -> None:
     # A stored gradient must own its memory: users and optimizers modify .grad in place.
     existing = leaf.grad
     if existing is None:
-        if g.base is not None or not g.flags.writeable or id(g) in claimed:
+        if g.base is not None or id(g) in claimed or not g.flags.writeable:
             g = g.copy()
         claimed.add(id(g))
         leaf.grad = Tensor._make(g, False, None, 0)

@@ -136,29 +136,8 @@ class Function:
             result = Tensor._make(out, True, ctx, 0)
             if out.base is not None:
                 _share_version_with_inputs(result, args)
-            saved = ctx._saved
-            if saved:  # remember the versions of the tensors whose arrays were saved (inlined
-                # _record_saved_versions: most saved arrays are an input's, the output's or private)
-                recorded = []
-                for arr in saved:
-                    if type(arr) is not _ndarray:
-                        continue
-                    for owner in args:
-                        if isinstance(owner, Tensor) and owner.data is arr:
-                            break
-                    else:
-                        if arr is out:
-                            owner = result
-                        elif arr.base is None:  # owns its memory: private to this node
-                            continue
-                        else:
-                            owner = _view_owner(arr, args, (result,))
-                            if owner is None:
-                                continue
-                    counter = owner._version_counter
-                    recorded.append((counter, counter[0]))
-                if recorded:
-                    ctx._saved_versions = tuple(recorded)
+            if ctx._saved:
+                _record_saved_versions(ctx, args, (result,))
             return result
         return _wrap_outputs(ctx, out, args, parents, any_needs)
 

@@ -69,7 +69,8 @@ class Linear(Module):
 
     def forward(self, x):
         weight = self.weight
-        if _dtype_of(x) is not weight.data.dtype and _dtype_of(x) != weight.data.dtype:
+        dtype = _dtype_of(x)
+        if dtype is not weight.data.dtype and dtype != weight.data.dtype:
             raise dtype_mismatch(self, x, weight.dtype)
         return F.linear(x, weight, self.bias)
 
