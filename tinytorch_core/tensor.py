@@ -7,6 +7,7 @@ import numbers
 
 import numpy as np
 
+from .backend import scalar
 from .grad_mode import GradMode
 
 DEFAULT_FLOAT = np.float32
@@ -190,6 +191,8 @@ class Tensor:
             data += other
         elif alpha == -1:
             data -= other
+        elif type(other) is np.ndarray and other.dtype is data.dtype:
+            data += np.multiply(other, scalar(alpha, data.dtype))  # no Python-number conversion
         else:
             data += other * alpha
         self._version_counter[0] += 1

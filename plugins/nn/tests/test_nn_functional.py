@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from tinytorch_core import Tensor
+from tinytorch_core import GraphError, Tensor, no_grad
 from tinytorch_core.testing import gradcheck
 from tinytorch_nn import functional as F
 
@@ -86,9 +86,14 @@ def test_activations_keep_float32_and_stay_finite_at_1000(name):
 def test_sigmoid_values_in_both_tails():
     x = np.array([-1000.0, -700.0, -40.0, -1.0, 0.0, 1.0, 40.0, 1000.0])
     y = F.sigmoid(Tensor(x, dtype=np.float64)).data
-    expected = [0.0, math.exp(-700), 1 / (1 + math.exp(40)), 1 / (1 + math.e), 0.5,
-                1 / (1 + math.exp(-1)), 1.0, 1.0]
-    np.testing.assert_allclose(y, expected, rtol=1e-14, atol=0)
+    expected = [math.exp(-700), 1 / (1 + math.exp(40)), 1 / (1 + math.e), 0.5, 1 / (1 + math.exp(-1)), 1.0, 1.0]
+    np.testing.assert_allclose(y[1:], expected, rtol=1e-14, atol=0)
+    # below the smallest normal number the result stops at 1 / (1 + largest float), no warning
+    # (a subnormal number: a few digits fewer)
+    np.testing.assert_allclose(y[0], 1 / (1 + np.finfo(np.float64).max), rtol=1e-12, atol=0)
+    y32 = F.sigmoid(Tensor([-1000.0, -80.0, -40.0, 40.0])).data
+    np.testing.assert_allclose(y32[1:], [math.exp(-80), math.exp(-40), 1.0], rtol=1e-6)
+    np.testing.assert_allclose(y32[0], 1 / (1 + np.finfo(np.float32).max), rtol=1e-4)
 
 
 def test_gelu_exact_matches_erf_formula_and_tanh_form_differs():
@@ -225,6 +230,69 @@ def test_bce_with_logits_equals_bce_of_sigmoid_and_is_stable(rng):
     loss.backward()
     np.testing.assert_allclose(hard.grad.data, [1.0, -1.0])
     assert gradcheck(F.binary_cross_entropy_with_logits, HARD.copy(), Tensor(np.tile([0.0, 1.0], 4), dtype=np.float64))
+
+
+def _bce_two_nodes(p, t, reduction):
+    """The registered BCE op itself, which never fuses with the sigmoid that made ``p``."""
+    return F.BinaryCrossEntropyFunction.apply(p, t, reduction=reduction)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("scale", [3.0, 40.0])  # 40: most probabilities saturate and get clamped
+def test_bce_of_a_sigmoid_output_is_one_node_with_the_two_node_value_and_gradients(rng, dtype, reduction, scale):
+    x, t = rng.standard_normal((4, 3)) * scale, rng.uniform(0, 1, (4, 3))
+    results = []
+    for loss_of in (F.binary_cross_entropy, _bce_two_nodes):
+        logits = Tensor(x, requires_grad=True, dtype=dtype)
+        target = Tensor(t, requires_grad=True, dtype=dtype)
+        loss = loss_of(F.sigmoid(logits), target, reduction=reduction)
+        loss.sum().backward()
+        results.append((loss, logits.grad.data, target.grad.data))
+    (fused, fused_dx, fused_dt), (chain, chain_dx, chain_dt) = results
+    assert type(fused.grad_fn) is F.SigmoidBinaryCrossEntropyFunction
+    assert type(chain.grad_fn) is F.BinaryCrossEntropyFunction
+    np.testing.assert_array_equal(fused.data, chain.data)  # the same kernel on the same probabilities
+    tol = dict(rtol=1e-5, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(fused_dx, chain_dx, **tol)
+    np.testing.assert_array_equal(fused_dt, chain_dt)
+
+
+def test_bce_of_a_sigmoid_output_matches_finite_differences(rng):
+    def bce_of_sigmoid(x, t):
+        return F.binary_cross_entropy(F.sigmoid(x), t)
+
+    assert gradcheck(bce_of_sigmoid, rng.standard_normal((3, 4)) * 3, rng.uniform(0.1, 0.9, (3, 4)))
+    assert gradcheck(bce_of_sigmoid, np.array([-12.0, -5.0, 5.0, 12.0]), Tensor([1.0, 0.0, 1.0, 0.0], dtype=np.float64))
+
+
+def test_bce_of_a_sigmoid_output_keeps_in_place_changes_loud(rng):
+    x, t = rng.standard_normal(5), rng.uniform(0, 1, 5)
+    # changed before the loss: not the sigmoid's value any more, so no fusion, and the
+    # sigmoid's own check refuses to backpropagate
+    logits = Tensor(x, requires_grad=True)
+    p = F.sigmoid(logits)
+    with no_grad():
+        p.mul_(0.5)
+    loss = F.binary_cross_entropy(p, t)
+    assert type(loss.grad_fn) is F.BinaryCrossEntropyFunction
+    with pytest.raises(GraphError, match="modified in place"):
+        loss.backward()
+    # changed after the loss, before backward: the fused node saved it, and notices
+    logits = Tensor(x, requires_grad=True)
+    p = F.sigmoid(logits)
+    loss = F.binary_cross_entropy(p, t)
+    assert type(loss.grad_fn) is F.SigmoidBinaryCrossEntropyFunction
+    with no_grad():
+        p.mul_(0.5)
+    with pytest.raises(GraphError, match="modified in place"):
+        loss.backward()
+
+
+def test_sigmoid_binary_cross_entropy_refuses_probabilities_that_require_grad():
+    logits = Tensor([0.5, -1.0], requires_grad=True)
+    with pytest.raises(ValueError, match="probabilities must be sigmoid.*detached"):
+        F.SigmoidBinaryCrossEntropyFunction.apply(logits, np.array([0.0, 1.0]), F.sigmoid(logits))
 
 
 # ---- classification losses ---------------------------------------------------------------------

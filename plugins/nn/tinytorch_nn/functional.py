@@ -20,7 +20,7 @@ import numbers
 import numpy as np
 
 from tinytorch_core import Function, Tensor, array_module, resolve_generator
-from tinytorch_core.backend import column_sums, row_sums
+from tinytorch_core.backend import column_sums, row_sums, scalar
 
 from .special import erfc
 
@@ -28,8 +28,8 @@ __all__ = [
     "BCE_EPS",
     "BinaryCrossEntropyFunction", "BinaryCrossEntropyWithLogitsFunction", "CrossEntropyFunction",
     "DropoutFunction", "GELUFunction", "LeakyReLUFunction", "LinearFunction", "LogSoftmaxFunction",
-    "MSELossFunction", "NLLLossFunction", "ReLUFunction", "SigmoidFunction", "SoftmaxFunction",
-    "TanhFunction",
+    "MSELossFunction", "NLLLossFunction", "ReLUFunction", "SigmoidBinaryCrossEntropyFunction",
+    "SigmoidFunction", "SoftmaxFunction", "TanhFunction",
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "dropout", "gelu",
     "leaky_relu", "linear", "log_softmax", "mse_loss", "nll_loss", "relu", "sigmoid", "softmax", "tanh",
 ]
@@ -84,7 +84,8 @@ def _reduce(loss, reduction):
 def _grad_scale(grad, reduction, n):
     """The factor a per-element loss gradient is multiplied by (0-d, or elementwise for 'none')."""
     if reduction == "mean":
-        return grad / n if n else grad * 0
+        # Python arithmetic on the one number: a 0-d NumPy division costs several times more
+        return np.array(float(grad) / n, grad.dtype) if n else grad * 0
     return grad
 
 
@@ -146,14 +147,14 @@ def linear(x, weight, bias=None):
 class ReLUFunction(Function):
     @staticmethod
     def forward(ctx, x):
-        out = np.maximum(x, 0)
+        out = np.maximum(x, scalar(0, x.dtype))
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_tensors
-        return grad * (out > 0)
+        return grad * (out > scalar(0, out.dtype))
 
 
 def relu(x):
@@ -193,29 +194,55 @@ def _exp_neg_abs(x):
 class SigmoidFunction(Function):
     """``1 / (1 + exp(-x))``: a few ulps of relative error in both tails, no cancellation.
 
-    ``exp(-x)`` overflows to inf for very negative x, and ``1 / (1 + inf)`` is the correct 0:
-    the overflow is expected, so it is not reported (four array operations instead of the
-    seven a branch-free ``exp(-|x|)`` form needs). Backward ``s (1 - s)``, as in PyTorch: zero
-    where s rounds to 1 (x above about 17 in float32, 37 in float64).
+    ``-x`` is capped where ``exp`` would overflow, so nothing overflows or warns: where the
+    true sigmoid is below the smallest normal number (x below about -87 in float32, -708 in
+    float64) the result stops at ``1 / (1 + largest float)``, about 3e-39 and 6e-309.
+    Five array operations, fewer than the seven of a branch-free ``exp(-|x|)`` form. Backward
+    ``s (1 - s)``, as in PyTorch: zero where s rounds to 1 (x above about 17 in float32, 37 in
+    float64).
     """
 
     @staticmethod
     def forward(ctx, x):
-        with np.errstate(over="ignore"):
-            s = np.negative(x)
-            np.exp(s, out=s)
-        s += 1.0
-        np.reciprocal(s, out=s)
+        s = _sigmoid(x)
         ctx.save_for_backward(s)
         return s
 
     @staticmethod
     def backward(ctx, grad):
         (s,) = ctx.saved_tensors
-        slope = 1.0 - s
-        slope *= s
+        slope = _sigmoid_slope(s)
         slope *= grad
         return slope
+
+
+@functools.lru_cache(maxsize=None)
+def _largest_exp_argument(dtype):
+    """The largest x whose exp(x) is finite in ``dtype`` (88.72 float32, 709.78 float64)."""
+    bound = np.log(np.finfo(dtype).max).astype(dtype)
+    with np.errstate(over="ignore"):
+        while not np.isfinite(np.exp(bound)):  # log rounded up: step down into range
+            bound = np.nextafter(bound, dtype.type(0))
+    return scalar(bound, dtype)
+
+
+def _sigmoid(x):
+    dtype = x.dtype
+    s = np.negative(x)
+    # capped where exp would overflow: a true sigmoid below ~1e-38 (float32) comes out as
+    # ~3e-39, and nothing warns; cheaper than silencing the overflow with np.errstate
+    np.minimum(s, _largest_exp_argument(dtype), out=s)
+    np.exp(s, out=s)
+    s += scalar(1, dtype)
+    np.reciprocal(s, out=s)
+    return s
+
+
+def _sigmoid_slope(s):
+    """``s (1 - s)``: the derivative of the sigmoid, from its output."""
+    slope = scalar(1, s.dtype) - s
+    slope *= s
+    return slope
 
 
 def sigmoid(x):
@@ -468,60 +495,118 @@ def _bce_eps(dtype) -> float:
 BCE_EPS = {"float32": _bce_eps(np.float32), "float64": _bce_eps(np.float64)}
 
 
-class BinaryCrossEntropyFunction(Function):
-    """``-(t log p + (1 - t) log(1 - p))`` on probabilities ``p`` clamped to ``[eps, 1 - eps]``.
+def _bce_forward(p, target, reduction):
+    """Clamped BCE of probabilities ``p``: returns ``(loss, clamped p, log(p / (1 - p)))``, where
+    the clamped p *is* ``p`` when the clamp has nothing to do.
 
-    The forward rejects an input outside [0, 1] (or NaN) itself, so the registered op is safe
-    to call directly; the input's min and max, taken for that check, also say whether the
-    clamp has anything to do (usually not, and then it costs nothing).
+    It rejects ``p`` outside [0, 1] (or NaN) itself, so the registered ops are safe to call
+    directly; the min and max taken for that check also say whether the clamp has anything
+    to do (usually not, and then it costs nothing).
     """
+    if p.size:
+        lo, hi = _array_min(p, axis=None), _array_max(p, axis=None)
+        if not (lo >= 0 and hi <= 1):  # also catches NaN
+            raise ValueError(
+                f"binary_cross_entropy: input must be probabilities in [0, 1], found values in "
+                f"[{lo}, {hi}] (apply sigmoid first, or use binary_cross_entropy_with_logits "
+                "on raw scores)"
+            )
+        eps = _bce_eps(p.dtype)
+        if lo < eps or hi > 1.0 - eps:
+            p = np.minimum(np.maximum(p, eps), 1.0 - eps)  # np.clip, without its dispatch cost
+    log_q = np.log1p(-p)
+    log_ratio = np.log(p)
+    log_ratio -= log_q  # log(p / (1 - p)); the loss is -(t * log_ratio + log_q)
+    if reduction != "none" and type(target) is np.ndarray and target.shape == p.shape and target.dtype == p.dtype:
+        # the reduced loss without the per-element array: one dot product and one sum
+        total = -(np.vdot(target, log_ratio) + _array_sum(log_q, axis=None))
+        if reduction == "mean":
+            total = total / p.size if p.size else np.array(np.nan, dtype=p.dtype)
+        return total, p, log_ratio
+    loss = target * log_ratio
+    loss += log_q
+    np.negative(loss, out=loss)
+    return _reduce(loss, reduction), p, log_ratio
+
+
+def _bce_probability_grad(p, target, scale):
+    """d loss / d p at the clamped ``p``: a saturated wrong prediction still gets a (large) push back."""
+    variance = 1.0 - p
+    variance *= p
+    grad = p - target
+    grad /= variance
+    grad *= scale
+    return grad
+
+
+class BinaryCrossEntropyFunction(Function):
+    """``-(t log p + (1 - t) log(1 - p))`` on probabilities ``p`` clamped to ``[eps, 1 - eps]``."""
 
     @staticmethod
     def forward(ctx, input, target, reduction="mean"):
-        p = input
-        if p.size:
-            lo, hi = _array_min(p, axis=None), _array_max(p, axis=None)
-            if not (lo >= 0 and hi <= 1):  # also catches NaN
-                raise ValueError(
-                    f"binary_cross_entropy: input must be probabilities in [0, 1], found values in "
-                    f"[{lo}, {hi}] (apply sigmoid first, or use binary_cross_entropy_with_logits "
-                    "on raw scores)"
-                )
-            eps = _bce_eps(p.dtype)
-            if lo < eps or hi > 1.0 - eps:
-                p = np.minimum(np.maximum(p, eps), 1.0 - eps)  # np.clip, without its dispatch cost
-        log_q = np.log1p(-p)
-        log_ratio = np.log(p)
-        log_ratio -= log_q  # log(p / (1 - p)); the loss is -(t * log_ratio + log_q)
+        loss, p, log_ratio = _bce_forward(input, target, reduction)
         ctx.save_for_backward(p, target, log_ratio if ctx.needs_input_grad[1] else None)
         ctx.reduction = reduction
-        if reduction != "none" and type(target) is np.ndarray and target.shape == p.shape and target.dtype == p.dtype:
-            # the reduced loss without the per-element array: one dot product and one sum
-            total = -(np.vdot(target, log_ratio) + _array_sum(log_q, axis=None))
-            if reduction == "sum":
-                return total
-            return total / p.size if p.size else np.array(np.nan, dtype=p.dtype)
-        loss = target * log_ratio
-        loss += log_q
-        np.negative(loss, out=loss)
-        return _reduce(loss, reduction)
+        return loss
 
     @staticmethod
     def backward(ctx, grad):
         p, target, log_ratio = ctx.saved_tensors
         scale = _grad_scale(grad, ctx.reduction, p.size)
         need_input, need_target = ctx.needs_input_grad
-        grad_input = grad_target = None
-        if need_input:
-            # d/dp at the clamped p: a saturated wrong prediction still gets a (large) push back
-            variance = 1.0 - p
-            variance *= p
-            grad_input = p - target
-            grad_input /= variance
-            grad_input *= scale
+        grad_input = _bce_probability_grad(p, target, scale) if need_input else None
+        grad_target = -log_ratio * scale if need_target else None
+        return grad_input, grad_target
+
+
+class SigmoidBinaryCrossEntropyFunction(Function):
+    """``binary_cross_entropy(sigmoid(logits), target)`` as one node, clamp included: the same
+    value, with the chain rule's gradient computed in one step.
+
+    Where the clamp is inactive (almost always) that gradient is ``(s - t)`` times the
+    reduction's scale: two array operations instead of the eight the two separate backwards
+    take, and one graph node less. ``binary_cross_entropy`` records this node by itself when
+    its input is the fresh output of ``sigmoid``, passing that output as ``probabilities``
+    (a detached tensor: not differentiated, but its in-place changes are still caught), so
+    the sigmoid is not computed twice. Without ``probabilities`` the forward computes them.
+    """
+
+    @staticmethod
+    def forward(ctx, logits, target, probabilities=None, reduction="mean"):
+        if probabilities is None:
+            probabilities = _sigmoid(logits)
+        elif ctx.needs_input_grad[2] or probabilities.shape != logits.shape:
+            raise ValueError(
+                "sigmoid_binary_cross_entropy: probabilities must be sigmoid(logits), detached "
+                f"and of the logits' shape {logits.shape}; got shape {probabilities.shape}"
+            )
+        loss, p, log_ratio = _bce_forward(probabilities, target, reduction)
+        # the probabilities are needed again only where the clamp changed some
+        ctx.save_for_backward(
+            p, target, log_ratio if ctx.needs_input_grad[1] else None, None if p is probabilities else probabilities
+        )
+        ctx.reduction = reduction
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):
+        p, target, log_ratio, s = ctx.saved_tensors
+        scale = _grad_scale(grad, ctx.reduction, p.size)
+        need = ctx.needs_input_grad
+        need_logits, need_target = need[0], need[1]
+        grad_logits = grad_target = None
+        if need_logits:
+            if s is None:  # the clamp did nothing: dL/dp * ds/dx = (p - t) / (p (1 - p)) * p (1 - p)
+                grad_logits = p - target
+                grad_logits *= scale
+            else:  # through the clamped p, as the two separate backwards would go
+                grad_logits = _bce_probability_grad(p, target, scale)
+                grad_logits *= _sigmoid_slope(s)
         if need_target:
             grad_target = -log_ratio * scale
-        return grad_input, grad_target
+        if len(need) == 2:
+            return grad_logits, grad_target
+        return grad_logits, grad_target, None  # none for the probabilities
 
 
 def binary_cross_entropy(input, target, reduction="mean"):
@@ -535,6 +620,11 @@ def binary_cross_entropy(input, target, reduction="mean"):
     _check_reduction("binary_cross_entropy", reduction)
     target = _loss_operands("binary_cross_entropy", input, target)
     _check_probabilities("binary_cross_entropy", "target", _as_array(target))
+    producer = input._node if isinstance(input, Tensor) else None
+    if type(producer) is SigmoidFunction and input._version == 0:
+        # the fresh output of sigmoid: one node from the logits, gradient (s - t) * scale
+        logits = producer.inputs[0]
+        return SigmoidBinaryCrossEntropyFunction.apply(logits, target, input.detach(), reduction=reduction)
     return BinaryCrossEntropyFunction.apply(input, target, reduction=reduction)
 
 

@@ -99,6 +99,16 @@ def bce_with_logits_samples(rng):
     yield Sample(_HARD.copy(), rng.uniform(0.1, 0.9, 6))
 
 
+def sigmoid_bce_samples(rng):
+    yield Sample(randn(rng, 3, 4) * 3, rng.uniform(0.1, 0.9, (3, 4)))
+    yield Sample(randn(rng, 6) * 3, _fixed([0.0, 1.0, 1.0, 0.0, 1.0, 0.0]), reduction="none")
+    # confident both ways, right and wrong; at +-1000 the clamp is active and the sigmoid's
+    # slope is exactly 0. (Between, e.g. at +-40, the clamped chain's gradient is the
+    # convention BCE documents, not the derivative of the clamped loss: no sample there.)
+    yield Sample(np.array([-1000.0, -12.0, -5.0, 5.0, 12.0, 1000.0]), _fixed([0.0, 1.0, 0.0, 1.0, 0.0, 1.0]),
+                 reduction="sum")
+
+
 def cross_entropy_samples(rng):
     yield Sample(randn(rng, 4, 5), rng.integers(0, 5, 4))
     yield Sample(randn(rng, 5, 4), np.array([0, 3, -100, 1, -100]), ignore_index=-100, label_smoothing=0.2)
@@ -130,6 +140,8 @@ OPS = (
     ("binary_cross_entropy", F.BinaryCrossEntropyFunction, bce_samples, F.binary_cross_entropy),
     ("binary_cross_entropy_with_logits", F.BinaryCrossEntropyWithLogitsFunction, bce_with_logits_samples,
      F.binary_cross_entropy_with_logits),
+    ("sigmoid_binary_cross_entropy", F.SigmoidBinaryCrossEntropyFunction, sigmoid_bce_samples,
+     F.SigmoidBinaryCrossEntropyFunction.apply),
     ("cross_entropy", F.CrossEntropyFunction, cross_entropy_samples, F.cross_entropy),
     ("nll_loss", F.NLLLossFunction, nll_loss_samples, F.nll_loss),
 )
