@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinytorch_core import Function, Sample, Tensor, array_module
+from tinytorch_core.backend import extremes
 
 #: up to this vocabulary size the backward builds a one-hot matrix and does one matmul;
 #: above it, sorting the indices and summing runs of equal ones is cheaper
@@ -79,7 +80,7 @@ def check_indices(indices, size: int, where: str) -> np.ndarray:
             f"{kind}{example}; convert token ids with .astype(np.int64)"
         )
     if arr.size:
-        low, high = arr.min(), arr.max()
+        low, high = extremes(arr)
         if low < 0 or high >= size:
             bad = high if high >= size else low
             position = tuple(int(p) for p in np.argwhere(arr == bad)[0])

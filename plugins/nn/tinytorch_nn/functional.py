@@ -20,7 +20,7 @@ import numbers
 import numpy as np
 
 from tinytorch_core import Function, Tensor, array_module, resolve_generator
-from tinytorch_core.backend import column_sums, row_sums, scalar
+from tinytorch_core.backend import column_sums, extremes, row_sums, scalar, sum_all
 
 from .special import erfc
 
@@ -38,9 +38,9 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 _UNSIGNED = {size: np.dtype(f"u{size}") for size in (1, 2, 4, 8)}
 
-# whole-array reductions as direct ufunc calls: the ndarray methods add a Python-level wrapper
-# that costs more than the reduction itself on the small arrays losses see
-_array_min, _array_max, _array_sum = np.minimum.reduce, np.maximum.reduce, np.add.reduce
+# whole-array sum as a direct ufunc call: the ndarray method adds a Python-level wrapper that
+# costs more than the reduction itself on the small arrays losses see
+_array_sum = np.add.reduce
 
 
 def _data(x):
@@ -422,22 +422,14 @@ def _check_same_shape(op, input, target):
         raise ValueError(f"{op}: input shape {a} and target shape {b} must be equal")
 
 
-# IEEE floats from +0 up to +inf sort like their bit patterns read as unsigned integers, while
-# negative numbers (sign bit set) and NaNs read as larger: "bits <= bits of 1.0" is "in [0, 1]"
-_UNIT_INTERVAL_BITS = {
-    np.dtype(t): (np.dtype(u), np.array(1, t).view(u)[()]) for t, u in ((np.float32, np.uint32), (np.float64, np.uint64))
-}
-
-
 def _check_probabilities(op, what, p):
-    if p.size == 0:
-        return
-    bits = _UNIT_INTERVAL_BITS.get(p.dtype)
-    if bits is not None and _array_max(p.view(bits[0]), axis=None) <= bits[1]:
-        return  # one reduction instead of two (-0.0 misses this path and takes the exact check)
-    lo, hi = _array_min(p, axis=None), _array_max(p, axis=None)
-    if not (lo >= 0 and hi <= 1):  # also catches NaN
-        raise ValueError(f"{op}: {what} must be probabilities in [0, 1], found values in [{lo}, {hi}]")
+    if p.size:
+        lo, hi = extremes(p)
+        if not (lo >= 0 and hi <= 1):  # also catches NaN
+            raise ValueError(
+                f"{op}: {what} must be probabilities in [0, 1], found values in "
+                f"[{p.dtype.type(lo)}, {p.dtype.type(hi)}]"
+            )
 
 
 class MSELossFunction(Function):
@@ -504,12 +496,12 @@ def _bce_forward(p, target, reduction):
     to do (usually not, and then it costs nothing).
     """
     if p.size:
-        lo, hi = _array_min(p, axis=None), _array_max(p, axis=None)
+        lo, hi = extremes(p)
         if not (lo >= 0 and hi <= 1):  # also catches NaN
             raise ValueError(
                 f"binary_cross_entropy: input must be probabilities in [0, 1], found values in "
-                f"[{lo}, {hi}] (apply sigmoid first, or use binary_cross_entropy_with_logits "
-                "on raw scores)"
+                f"[{p.dtype.type(lo)}, {p.dtype.type(hi)}] (apply sigmoid first, or use "
+                "binary_cross_entropy_with_logits on raw scores)"
             )
         eps = _bce_eps(p.dtype)
         if lo < eps or hi > 1.0 - eps:
@@ -519,7 +511,7 @@ def _bce_forward(p, target, reduction):
     log_ratio -= log_q  # log(p / (1 - p)); the loss is -(t * log_ratio + log_q)
     if reduction != "none" and type(target) is np.ndarray and target.shape == p.shape and target.dtype == p.dtype:
         # the reduced loss without the per-element array: one dot product and one sum
-        total = -(np.vdot(target, log_ratio) + _array_sum(log_q, axis=None))
+        total = -(np.vdot(target, log_ratio) + sum_all(log_q))
         if reduction == "mean":
             total = total / p.size if p.size else np.array(np.nan, dtype=p.dtype)
         return total, p, log_ratio
@@ -735,9 +727,10 @@ def _class_targets(op, input, target, ignore_index):
             valid = None
         else:
             t = np.where(valid, t, 0)
-    # one reduction checks both bounds: seen as unsigned, a negative index is larger than any class
-    if t.size and _array_max(t.view(_UNSIGNED[t.dtype.itemsize]), axis=None) >= n_classes:
-        lo, hi = _array_min(t, axis=None), _array_max(t, axis=None)
+    # one arg-max checks both bounds: seen as unsigned, a negative index is larger than any class
+    unsigned = t.view(_UNSIGNED[t.dtype.itemsize])
+    if t.size and unsigned.item(unsigned.argmax()) >= n_classes:
+        lo, hi = extremes(t)
         if lo < 0 or hi >= n_classes:
             bad = lo if lo < 0 else hi
             note = "" if ignore_index is None else f" (ignore_index={ignore_index})"
@@ -797,7 +790,7 @@ class CrossEntropyFunction(Function):
         ctx.label_smoothing, ctx.reduction, ctx.unbatched = label_smoothing, reduction, unbatched
         if reduction == "none":
             return loss[0] if unbatched else loss
-        total = _array_sum(loss, axis=None)
+        total = sum_all(loss)
         if reduction == "sum":
             return total
         return total / count if count else np.array(np.nan, dtype=loss.dtype)
