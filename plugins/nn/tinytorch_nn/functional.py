@@ -509,12 +509,15 @@ def _bce_forward(p, target, reduction):
     log_q = np.log1p(-p)
     log_ratio = np.log(p)
     log_ratio -= log_q  # log(p / (1 - p)); the loss is -(t * log_ratio + log_q)
+    # (not the logits, even after a sigmoid: near p = 1, log_q carries p's rounding, and only
+    # this form cancels it for a target of 1)
     if reduction != "none" and type(target) is np.ndarray and target.shape == p.shape and target.dtype == p.dtype:
-        # the reduced loss without the per-element array: one dot product and one sum
-        total = -(np.vdot(target, log_ratio) + sum_all(log_q))
+        # the reduced loss without the per-element array: two dot products, added as Python
+        # floats (0-d NumPy arithmetic costs more than the dot products)
+        total = -(float(np.vdot(target, log_ratio)) + float(sum_all(log_q)))
         if reduction == "mean":
-            total = total / p.size if p.size else np.array(np.nan, dtype=p.dtype)
-        return total, p, log_ratio
+            total = total / p.size if p.size else math.nan
+        return np.array(total, p.dtype), p, log_ratio
     loss = target * log_ratio
     loss += log_q
     np.negative(loss, out=loss)

@@ -23,6 +23,7 @@ import numbers
 import numpy as np
 
 from tinytorch_core import Tensor, enable_grad, no_grad
+from tinytorch_core.backend import scalar
 
 __all__ = [
     "SGD", "Adam", "AdamW", "CosineAnnealingLR", "LRScheduler", "LinearWarmup", "Optimizer", "StepLR",
@@ -204,11 +205,15 @@ class SGD(Optimizer):
     def _update_group(self, group):
         lr, mu, dampening = group["lr"], group["momentum"], group["dampening"]
         nesterov, wd = group["nesterov"], group["weight_decay"]
-        if not mu and not wd:  # plain SGD, the common case: nothing but p -= lr * grad
+        if not mu and not wd:  # plain SGD, the common case: nothing but p += (-lr) * grad
+            step = None  # -lr as a 0-d array of the gradients' dtype: no Python-number conversion
             for p in group["params"]:
                 grad = p.grad
                 if grad is not None:
-                    p.add_(grad.data, alpha=-lr)
+                    g = grad.data
+                    if step is None or step.dtype is not g.dtype:
+                        step = scalar(-lr, g.dtype)
+                    p.add_(np.multiply(g, step))
             return
         for p in group["params"]:
             if p.grad is None:
