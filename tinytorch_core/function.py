@@ -112,7 +112,7 @@ class Function:
         ctx.needs_input_grad = tuple(needs)
         GradMode.enabled = False  # forward never records
         try:
-            out = cls.forward(ctx, *raw, **kwargs)
+            out = cls.forward(ctx, *raw, **kwargs) if kwargs else cls.forward(ctx, *raw)
         except Exception as exc:
             # NumPy's own errors (shapes that do not broadcast, an index out of bounds) do not
             # say which op failed: name it (a traceback note; costs nothing when nothing is raised)
@@ -128,12 +128,12 @@ class Function:
             if type(out) is not _ndarray:
                 out = np.asarray(out)
             if not any_needs or out.dtype.kind != "f":  # integer/bool results carry no gradient
-                result = Tensor._make(out, False, None, 0)
+                result = _make_tensor(out, False, None, 0)
                 if out.base is not None:
                     _share_version_with_inputs(result, args)
                 return result
             ctx._parents = tuple(parents)
-            result = Tensor._make(out, True, ctx, 0)
+            result = _make_tensor(out, True, ctx, 0)
             if out.base is not None:
                 _share_version_with_inputs(result, args)
             if ctx._saved:
@@ -209,3 +209,5 @@ def _view_owner(arr, args, outputs):
 
 # Tensor's operators are built from Functions defined in modules that import this one: bind it last.
 from .tensor import Tensor  # noqa: E402
+
+_make_tensor = Tensor._make

@@ -211,7 +211,8 @@ class SigmoidFunction(Function):
     @staticmethod
     def backward(ctx, grad):
         (s,) = ctx.saved_tensors
-        slope = _sigmoid_slope(s)
+        slope = scalar(1, s.dtype) - s
+        slope *= s
         slope *= grad
         return slope
 
@@ -236,13 +237,6 @@ def _sigmoid(x):
     s += scalar(1, dtype)
     np.reciprocal(s, out=s)
     return s
-
-
-def _sigmoid_slope(s):
-    """``s (1 - s)``: the derivative of the sigmoid, from its output."""
-    slope = scalar(1, s.dtype) - s
-    slope *= s
-    return slope
 
 
 def sigmoid(x):
@@ -504,8 +498,9 @@ def _bce_forward(p, target, reduction):
                 "binary_cross_entropy_with_logits on raw scores)"
             )
         eps = _bce_eps(p.dtype)
-        if lo < eps or hi > 1.0 - eps:
-            p = np.minimum(np.maximum(p, eps), 1.0 - eps)  # np.clip, without its dispatch cost
+        if lo < eps or hi > 1.0 - eps:  # np.clip, without its dispatch cost
+            p = np.maximum(p, scalar(eps, p.dtype))
+            np.minimum(p, scalar(1.0 - eps, p.dtype), out=p)
     log_q = np.log1p(-p)
     log_ratio = np.log(p)
     log_ratio -= log_q  # log(p / (1 - p)); the loss is -(t * log_ratio + log_q)
@@ -524,16 +519,6 @@ def _bce_forward(p, target, reduction):
     return _reduce(loss, reduction), p, log_ratio
 
 
-def _bce_probability_grad(p, target, scale):
-    """d loss / d p at the clamped ``p``: a saturated wrong prediction still gets a (large) push back."""
-    variance = 1.0 - p
-    variance *= p
-    grad = p - target
-    grad /= variance
-    grad *= scale
-    return grad
-
-
 class BinaryCrossEntropyFunction(Function):
     """``-(t log p + (1 - t) log(1 - p))`` on probabilities ``p`` clamped to ``[eps, 1 - eps]``."""
 
@@ -549,21 +534,33 @@ class BinaryCrossEntropyFunction(Function):
         p, target, log_ratio = ctx.saved_tensors
         scale = _grad_scale(grad, ctx.reduction, p.size)
         need_input, need_target = ctx.needs_input_grad
-        grad_input = _bce_probability_grad(p, target, scale) if need_input else None
-        grad_target = -log_ratio * scale if need_target else None
+        grad_input = grad_target = None
+        if need_input:
+            # d/dp at the clamped p: a saturated wrong prediction still gets a (large) push back
+            variance = scalar(1, p.dtype) - p
+            variance *= p
+            grad_input = p - target
+            grad_input /= variance
+            grad_input *= scale
+        if need_target:
+            grad_target = -log_ratio * scale
         return grad_input, grad_target
 
 
 class SigmoidBinaryCrossEntropyFunction(Function):
-    """``binary_cross_entropy(sigmoid(logits), target)`` as one node, clamp included: the same
-    value, with the chain rule's gradient computed in one step.
+    """``binary_cross_entropy(sigmoid(logits), target)`` as one node: the same clamped value,
+    with the gradient ``(s - t)`` times the reduction's scale.
 
-    Where the clamp is inactive (almost always) that gradient is ``(s - t)`` times the
-    reduction's scale: two array operations instead of the eight the two separate backwards
-    take, and one graph node less. ``binary_cross_entropy`` records this node by itself when
-    its input is the fresh output of ``sigmoid``, passing that output as ``probabilities``
-    (a detached tensor: not differentiated, but its in-place changes are still caught), so
-    the sigmoid is not computed twice. Without ``probabilities`` the forward computes them.
+    That is the chain rule's gradient wherever the clamp is inactive, in two array operations
+    instead of the eight of the two separate backwards, and one graph node less. Where the
+    clamp is active (s within eps of 0 or 1) the gradient goes straight through it, as BCE's
+    own does: a confident wrong prediction keeps a push back of about 1 per element, where
+    the two-node chain multiplies BCE's push back by the sigmoid's vanishing slope.
+
+    ``binary_cross_entropy`` records this node by itself when its input is the fresh output
+    of ``sigmoid``, passing that output as ``probabilities`` (a detached tensor: not
+    differentiated, but its in-place changes are still caught), so the sigmoid is not computed
+    twice. Without ``probabilities`` the forward computes them.
     """
 
     @staticmethod
@@ -575,29 +572,21 @@ class SigmoidBinaryCrossEntropyFunction(Function):
                 "sigmoid_binary_cross_entropy: probabilities must be sigmoid(logits), detached "
                 f"and of the logits' shape {logits.shape}; got shape {probabilities.shape}"
             )
-        loss, p, log_ratio = _bce_forward(probabilities, target, reduction)
-        # the probabilities are needed again only where the clamp changed some
-        ctx.save_for_backward(
-            p, target, log_ratio if ctx.needs_input_grad[1] else None, None if p is probabilities else probabilities
-        )
+        loss, _, log_ratio = _bce_forward(probabilities, target, reduction)
+        ctx.save_for_backward(probabilities, target, log_ratio if ctx.needs_input_grad[1] else None)
         ctx.reduction = reduction
         return loss
 
     @staticmethod
     def backward(ctx, grad):
-        p, target, log_ratio, s = ctx.saved_tensors
-        scale = _grad_scale(grad, ctx.reduction, p.size)
+        s, target, log_ratio = ctx.saved_tensors
+        scale = _grad_scale(grad, ctx.reduction, s.size)
         need = ctx.needs_input_grad
-        need_logits, need_target = need[0], need[1]
         grad_logits = grad_target = None
-        if need_logits:
-            if s is None:  # the clamp did nothing: dL/dp * ds/dx = (p - t) / (p (1 - p)) * p (1 - p)
-                grad_logits = p - target
-                grad_logits *= scale
-            else:  # through the clamped p, as the two separate backwards would go
-                grad_logits = _bce_probability_grad(p, target, scale)
-                grad_logits *= _sigmoid_slope(s)
-        if need_target:
+        if need[0]:  # dL/dp * ds/dx = (s - t) / (s (1 - s)) * s (1 - s)
+            grad_logits = s - target
+            grad_logits *= scale
+        if need[1]:
             grad_target = -log_ratio * scale
         if len(need) == 2:
             return grad_logits, grad_target
