@@ -281,23 +281,37 @@ def test_backward_that_writes_into_the_scalar_seed_fails_loudly():
         WritesIntoIncomingGradient.apply(x).backward()
 
 
-def test_saved_private_intermediates_are_not_version_tracked_but_inputs_and_outputs_are():
-    class SavesAll(Function):
-        @staticmethod
-        def forward(ctx, x, w):
-            out = x * w
-            ctx.save_for_backward(x, w, out, out * 2.0)  # the last one is private to the node
-            return out
+class SavesAll(Function):
+    @staticmethod
+    def forward(ctx, x, w):
+        out = x * w
+        ctx.save_for_backward(x, w, out, out * 2.0)  # the last one is private to the node
+        return out
 
-        @staticmethod
-        def backward(ctx, grad):
-            x, w, _, _ = ctx.saved_tensors
-            return grad * w, grad * x
+    @staticmethod
+    def backward(ctx, grad):
+        x, w, _, _ = ctx.saved_tensors
+        return grad * w, grad * x
 
+
+@pytest.mark.parametrize("changed", ["input that requires grad", "input without grad", "output"])
+def test_changing_any_saved_tensor_in_place_invalidates_the_graph(changed):
     x, w = leaf([1.0, 2.0]), Tensor([3.0, 4.0], dtype=np.float64)
     y = SavesAll.apply(x, w)
-    assert len(y._node._saved_versions) == 3  # x, w and the output
+    target = {"input that requires grad": x, "input without grad": w, "output": y}[changed]
     with no_grad():
-        y.add_(1.0)  # the output was saved: changing it invalidates the graph
+        target.add_(1.0)
     with pytest.raises(GraphError, match="modified in place"):
         y.sum().backward()
+
+
+def test_in_place_changes_to_other_tensors_leave_the_graph_usable():
+    x, w = leaf([1.0, 2.0]), Tensor([3.0, 4.0], dtype=np.float64)
+    y = SavesAll.apply(x, w)
+    unrelated = Tensor([5.0], dtype=np.float64)
+    version = unrelated._version
+    with no_grad():
+        unrelated.add_(1.0)  # moves the in-place clock: backward looks, and finds nothing of its own
+    assert unrelated._version > version
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [3.0, 4.0])

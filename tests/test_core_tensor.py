@@ -144,4 +144,6 @@ def test_in_place_updates_bump_the_version_and_apply_alpha():
     t.add_(Tensor([1.0, 1.0]), alpha=-2)
     t.sub_(1.0)
     np.testing.assert_allclose(t.data, [-2.0, -1.0])
-    assert t._version == 2
+    first = t._version
+    t.add_(1.0)
+    assert 0 < first < t._version  # 0 until changed, larger after every change

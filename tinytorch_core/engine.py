@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from .anomaly import AnomalyMode, check_backward
-from .function import GraphError
+from .function import GraphError, _saved_changed_in_place
 from .grad_mode import GradMode
-from .tensor import Tensor
+from .tensor import IN_PLACE_CLOCK, Tensor
 
 _ndarray = np.ndarray
 
@@ -88,6 +88,7 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     grad_on = GradMode.enabled
     GradMode.enabled = False
     anomaly = AnomalyMode.enabled
+    clock = IN_PLACE_CLOCK[0]  # nothing changes in place during backward
     try:
         # The loop body is the hot path of every backward: kept inline, with fast paths
         # for the common case (gradient already in the input's shape and dtype).
@@ -99,10 +100,13 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                     f"backward through {n.display_name()} a second time: its saved arrays were freed by "
                     "the first backward(); pass retain_graph=True to that first call"
                 )
-            if n._saved_versions is not None:
-                for counter, version in n._saved_versions:
-                    if counter[0] != version:
-                        _raise_modified_in_place(n, version, counter[0])
+            recorded_at = n._recorded_at
+            if recorded_at is not None and recorded_at != clock and _saved_changed_in_place(n):
+                raise GraphError(
+                    f"{n.display_name()}: an array it saved for backward was modified in place after "
+                    "the forward; gradients would be wrong. Use an out-of-place operation or clone "
+                    "the tensor before modifying it"
+                )
             try:
                 if n._output_meta is None:
                     result = n.backward(n, out_grads)
@@ -164,16 +168,9 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                     ready.append(pn)
             if not retain_graph:
                 n._saved = None
+                n._args = ()
     finally:
         GradMode.enabled = grad_on
-
-
-def _raise_modified_in_place(n, version: int, now: int) -> None:
-    raise GraphError(
-        f"{n.display_name()}: an array it saved for backward was modified in place after "
-        f"the forward (version {version} -> {now}); gradients would be wrong. "
-        "Use an out-of-place operation or clone the tensor before modifying it"
-    )
 
 
 def _unbroadcast(g, shape, node, index):

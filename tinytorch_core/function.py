@@ -39,7 +39,8 @@ class Function:
 
     # per-node state; class-level defaults spare ``apply`` an attribute store per node
     _saved = ()
-    _saved_versions = None
+    _recorded_at = None  # IN_PLACE_CLOCK when the node was recorded (set if it saved arrays)
+    _args = ()
     _n_outputs = 1
     _output_meta = None
 
@@ -137,7 +138,12 @@ class Function:
             if out.base is not None:
                 _share_version_with_inputs(result, args)
             if ctx._saved:
-                _record_saved_versions(ctx, args, (result,))
+                # what backward needs to tell whether a saved array was changed in place; it
+                # looks only if the in-place clock moved (see _saved_changed_in_place)
+                ctx._recorded_at = IN_PLACE_CLOCK[0]
+                ctx._args = args
+                ctx._out = out
+                ctx._out_counter = result._version_counter
             return result
         return _wrap_outputs(ctx, out, args, parents, any_needs)
 
@@ -161,7 +167,11 @@ def _wrap_outputs(ctx, out, args, parents, any_needs):
             t = Tensor._make(o, False, None, 0)
         _share_version_with_inputs(t, args)
         results.append(t)
-    _record_saved_versions(ctx, args, results)
+    if ctx._saved:
+        ctx._recorded_at = IN_PLACE_CLOCK[0]
+        ctx._args = args
+        ctx._out = outputs
+        ctx._out_counter = tuple(t._version_counter for t in results)
     return tuple(results)
 
 
@@ -174,40 +184,38 @@ def _share_version_with_inputs(output: Tensor, args) -> None:
             return
 
 
-def _record_saved_versions(ctx: Function, args, outputs) -> None:
-    """Remember the version of every tensor whose array ``ctx`` saved, to catch later in-place writes."""
-    recorded = []
+def _saved_changed_in_place(ctx: Function) -> bool:
+    """Whether a tensor whose array ``ctx`` saved was changed in place after ``ctx`` was recorded.
+
+    A saved array belongs to the input or output tensor whose array it is (inputs first: an op
+    that returns its input keeps the input's tracking) or whose memory it views; an array that
+    owns its memory and is nobody's is private to the node and cannot be changed from outside.
+    """
+    if ctx._output_meta is None:
+        owners = [(ctx._out, ctx._out_counter)]
+    else:
+        owners = list(zip(ctx._out, ctx._out_counter))
+    owners[:0] = [(a.data, a._version_counter) for a in ctx._args if isinstance(a, Tensor)]
     for arr in ctx._saved:
         if type(arr) is not _ndarray:
             continue
-        for owner in args:  # fast path: the saved array is an input's or an output's own array
-            if isinstance(owner, Tensor) and owner.data is arr:
+        for data, counter in owners:
+            if data is arr:
                 break
         else:
-            for owner in outputs:
-                if owner.data is arr:
+            if arr.base is None:  # owns its memory: private to this node
+                continue
+            for data, counter in owners:
+                if _shares_owner(arr, data):
                     break
             else:
-                if arr.base is None:  # owns its memory: private to this node
-                    continue
-                owner = _view_owner(arr, args, outputs)
-                if owner is None:
-                    continue
-        counter = owner._version_counter
-        recorded.append((counter, counter[0]))
-    if recorded:
-        ctx._saved_versions = tuple(recorded)
-
-
-def _view_owner(arr, args, outputs):
-    """The input or output tensor whose memory the view ``arr`` shares, or None."""
-    for t in [a for a in args if isinstance(a, Tensor)] + list(outputs):
-        if _shares_owner(arr, t.data):
-            return t
-    return None
+                continue
+        if counter[0] > ctx._recorded_at:
+            return True
+    return False
 
 
 # Tensor's operators are built from Functions defined in modules that import this one: bind it last.
-from .tensor import Tensor  # noqa: E402
+from .tensor import IN_PLACE_CLOCK, Tensor  # noqa: E402
 
 _make_tensor = Tensor._make

@@ -12,6 +12,12 @@ from .grad_mode import GradMode
 
 DEFAULT_FLOAT = np.float32
 
+#: In-place changes made to any tensor so far. Each change stamps the changed tensor's version
+#: with the new count: "changed since graph node N was recorded" is "version above the count
+#: then", and while the count has not moved nothing changed at all, which backward checks in
+#: one comparison per node.
+IN_PLACE_CLOCK = [0]
+
 
 def _as_array(data, dtype):
     if isinstance(data, Tensor):
@@ -79,6 +85,7 @@ class Tensor:
 
     @property
     def _version(self) -> int:
+        """0 until the data is changed in place; then larger after every in-place change."""
         return self._version_counter[0]
 
     def __len__(self) -> int:
@@ -157,7 +164,8 @@ class Tensor:
             )
 
     def _bump(self) -> None:
-        self._version_counter[0] += 1
+        IN_PLACE_CLOCK[0] += 1
+        self._version_counter[0] = IN_PLACE_CLOCK[0]
 
     def _operand(self, value):
         return value.data if isinstance(value, Tensor) else value
@@ -195,7 +203,8 @@ class Tensor:
             data += np.multiply(other, scalar(alpha, data.dtype))  # no Python-number conversion
         else:
             data += other * alpha
-        self._version_counter[0] += 1
+        IN_PLACE_CLOCK[0] += 1
+        self._version_counter[0] = IN_PLACE_CLOCK[0]
         return self
 
     def sub_(self, other, alpha=1) -> "Tensor":
