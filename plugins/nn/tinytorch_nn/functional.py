@@ -410,22 +410,6 @@ def dropout(x, p=0.5, training=True, generator=None):
 
 
 # ---- regression and binary losses ----------------------------------------------------------------
-def _check_same_shape(op, input, target):
-    a, b = _shape(input), _shape(target)
-    if a != b:
-        raise ValueError(f"{op}: input shape {a} and target shape {b} must be equal")
-
-
-def _check_probabilities(op, what, p):
-    if p.size:
-        lo, hi = extremes(p)
-        if not (lo >= 0 and hi <= 1):  # also catches NaN
-            raise ValueError(
-                f"{op}: {what} must be probabilities in [0, 1], found values in "
-                f"[{p.dtype.type(lo)}, {p.dtype.type(hi)}]"
-            )
-
-
 class MSELossFunction(Function):
     @staticmethod
     def forward(ctx, input, target, reduction="mean"):
@@ -448,14 +432,30 @@ class MSELossFunction(Function):
         return (g if need_input else None), (-g if need_target else None)
 
 
-def _loss_operands(op, input, target):
-    """Target as an array of the input's float dtype (integer 0/1 labels are fine)."""
-    _check_same_shape(op, input, target)
-    if isinstance(target, Tensor) and target.requires_grad:
-        return target  # a differentiable target keeps its own dtype
-    t = _as_array(target)
-    dtype = _data(input).dtype
-    if t.dtype != dtype and dtype.kind == "f":
+def _loss_operands(op, input, target, probabilities=False):
+    """The target as an array of the input's float dtype (integer 0/1 labels are fine), or as
+    itself when it is a tensor that requires grad (it keeps its own dtype); with
+    ``probabilities``, checked to lie in [0, 1]. One function without helpers: every training
+    step of a small model runs it."""
+    data = input.data if isinstance(input, Tensor) else np.asarray(input)
+    differentiable = False
+    if isinstance(target, Tensor):
+        t, differentiable = target.data, target.requires_grad
+    else:
+        t = target if isinstance(target, np.ndarray) else np.asarray(target)
+    if t.shape != data.shape:
+        raise ValueError(f"{op}: input shape {data.shape} and target shape {t.shape} must be equal")
+    if probabilities and t.size:
+        lo, hi = extremes(t)
+        if not (lo >= 0 and hi <= 1):  # also catches NaN
+            raise ValueError(
+                f"{op}: target must be probabilities in [0, 1], found values in "
+                f"[{t.dtype.type(lo)}, {t.dtype.type(hi)}]"
+            )
+    if differentiable:
+        return target
+    dtype = data.dtype
+    if t.dtype is not dtype and t.dtype != dtype and dtype.kind == "f":
         t = t.astype(dtype)  # e.g. integer 0/1 labels: compute in the input's precision
     return t
 
@@ -602,8 +602,7 @@ def binary_cross_entropy(input, target, reduction="mean"):
     ``binary_cross_entropy_with_logits``: it is exact where the probability saturates.
     """
     _check_reduction("binary_cross_entropy", reduction)
-    target = _loss_operands("binary_cross_entropy", input, target)
-    _check_probabilities("binary_cross_entropy", "target", _as_array(target))
+    target = _loss_operands("binary_cross_entropy", input, target, probabilities=True)
     producer = input._node if isinstance(input, Tensor) else None
     if type(producer) is SigmoidFunction and input._version == 0:
         # the fresh output of sigmoid: one node from the logits, gradient (s - t) * scale
@@ -644,8 +643,7 @@ def binary_cross_entropy_with_logits(input, target, reduction="mean"):
     """Binary cross-entropy of ``sigmoid(input)`` against ``target`` in [0, 1], computed from
     the raw scores in the overflow-free form."""
     _check_reduction("binary_cross_entropy_with_logits", reduction)
-    target = _loss_operands("binary_cross_entropy_with_logits", input, target)
-    _check_probabilities("binary_cross_entropy_with_logits", "target", _as_array(target))
+    target = _loss_operands("binary_cross_entropy_with_logits", input, target, probabilities=True)
     return BinaryCrossEntropyWithLogitsFunction.apply(input, target, reduction=reduction)
 
 
