@@ -100,8 +100,8 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                     f"backward through {n.display_name()} a second time: its saved arrays were freed by "
                     "the first backward(); pass retain_graph=True to that first call"
                 )
-            recorded_at = n._recorded_at
-            if recorded_at is not None and recorded_at != clock and _saved_changed_in_place(n):
+            recorded = n._recorded
+            if recorded is not None and recorded[0] != clock and _saved_changed_in_place(n):
                 raise GraphError(
                     f"{n.display_name()}: an array it saved for backward was modified in place after "
                     "the forward; gradients would be wrong. Use an out-of-place operation or clone "
@@ -168,7 +168,7 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                     ready.append(pn)
             if not retain_graph:
                 n._saved = None
-                n._args = ()
+                n._recorded = None  # and the inputs it kept for that check
     finally:
         GradMode.enabled = grad_on
 

@@ -39,8 +39,9 @@ class Function:
 
     # per-node state; class-level defaults spare ``apply`` an attribute store per node
     _saved = ()
-    _recorded_at = None  # IN_PLACE_CLOCK when the node was recorded (set if it saved arrays)
-    _args = ()
+    # (IN_PLACE_CLOCK then, inputs, output array(s), output version counter(s)), set when the
+    # node saved arrays: what backward needs to tell whether one was changed in place
+    _recorded = None
     _n_outputs = 1
     _output_meta = None
 
@@ -137,13 +138,8 @@ class Function:
             result = _make_tensor(out, True, ctx, 0)
             if out.base is not None:
                 _share_version_with_inputs(result, args)
-            if ctx._saved:
-                # what backward needs to tell whether a saved array was changed in place; it
-                # looks only if the in-place clock moved (see _saved_changed_in_place)
-                ctx._recorded_at = IN_PLACE_CLOCK[0]
-                ctx._args = args
-                ctx._out = out
-                ctx._out_counter = result._version_counter
+            if ctx._saved:  # backward looks only if the in-place clock moves (_saved_changed_in_place)
+                ctx._recorded = (IN_PLACE_CLOCK[0], args, out, result._version_counter)
             return result
         return _wrap_outputs(ctx, out, args, parents, any_needs)
 
@@ -168,10 +164,7 @@ def _wrap_outputs(ctx, out, args, parents, any_needs):
         _share_version_with_inputs(t, args)
         results.append(t)
     if ctx._saved:
-        ctx._recorded_at = IN_PLACE_CLOCK[0]
-        ctx._args = args
-        ctx._out = outputs
-        ctx._out_counter = tuple(t._version_counter for t in results)
+        ctx._recorded = (IN_PLACE_CLOCK[0], args, outputs, tuple(t._version_counter for t in results))
     return tuple(results)
 
 
@@ -191,11 +184,12 @@ def _saved_changed_in_place(ctx: Function) -> bool:
     that returns its input keeps the input's tracking) or whose memory it views; an array that
     owns its memory and is nobody's is private to the node and cannot be changed from outside.
     """
+    recorded_at, args, out, out_counter = ctx._recorded
     if ctx._output_meta is None:
-        owners = [(ctx._out, ctx._out_counter)]
+        owners = [(out, out_counter)]
     else:
-        owners = list(zip(ctx._out, ctx._out_counter))
-    owners[:0] = [(a.data, a._version_counter) for a in ctx._args if isinstance(a, Tensor)]
+        owners = list(zip(out, out_counter))
+    owners[:0] = [(a.data, a._version_counter) for a in args if isinstance(a, Tensor)]
     for arr in ctx._saved:
         if type(arr) is not _ndarray:
             continue
@@ -210,7 +204,7 @@ def _saved_changed_in_place(ctx: Function) -> bool:
                     break
             else:
                 continue
-        if counter[0] > ctx._recorded_at:
+        if counter[0] > recorded_at:
             return True
     return False
 
