@@ -315,3 +315,47 @@ def test_in_place_changes_to_other_tensors_leave_the_graph_usable():
     assert unrelated._version > version
     y.sum().backward()
     np.testing.assert_array_equal(x.grad.data, [3.0, 4.0])
+
+
+class ScaledHalves(Function):
+    """Two outputs: each half of ``x`` times ``w``; saves ``w`` and the first output."""
+
+    @staticmethod
+    def forward(ctx, x, w):
+        n = x.shape[0] // 2
+        first, second = x[:n] * w, x[n:] * w
+        ctx.save_for_backward(w, first)
+        return first, second
+
+    @staticmethod
+    def backward(ctx, g_first, g_second):
+        w, _ = ctx.saved_tensors
+        return np.concatenate([g_first, g_second]) * w, None
+
+
+def test_a_node_with_two_outputs_gets_zeros_for_the_output_nobody_used():
+    x, w = leaf([1.0, 2.0, 3.0, 4.0]), Tensor(3.0, dtype=np.float64)
+    first, second = ScaledHalves.apply(x, w)
+    (first.sum() + second.sum() * 2.0).backward()
+    np.testing.assert_array_equal(x.grad.data, [3.0, 3.0, 6.0, 6.0])
+    x.grad = None
+    first, _ = ScaledHalves.apply(x, w)
+    first.sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [3.0, 3.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("changed, fails", [("first output (saved)", True), ("second output", False),
+                                            ("w (saved input)", True)])
+def test_a_node_with_two_outputs_notices_in_place_changes_of_what_it_saved(changed, fails):
+    x, w = leaf([1.0, 2.0, 3.0, 4.0]), Tensor(3.0, dtype=np.float64)
+    first, second = ScaledHalves.apply(x, w)
+    target = {"first output (saved)": first, "second output": second, "w (saved input)": w}[changed]
+    with no_grad():
+        target.add_(1.0)
+    loss = first.sum() + second.sum()
+    if fails:
+        with pytest.raises(GraphError, match="modified in place"):
+            loss.backward()
+    else:
+        loss.backward()
+        np.testing.assert_array_equal(x.grad.data, [3.0, 3.0, 3.0, 3.0])
