@@ -792,7 +792,8 @@ class CrossEntropyFunction(Function):
         if ctx.reduction == "none":
             grad = grad.reshape(t.shape)
         if ctx.valid is None and not smoothing and probs.ndim == 2 and ctx.reduction == "mean" and ctx.count:
-            coef = grad / ctx.count  # the common case, inline: softmax / n, minus 1 / n at the target
+            # the common case, inline: softmax / n, minus 1 / n at the target
+            coef = _grad_scale(grad, "mean", ctx.count)
             g = probs * coef
             g.reshape(-1)[ctx.flat_target] -= coef
             return g[0] if ctx.unbatched else g
