@@ -16,6 +16,7 @@ from .grad_mode import GradMode
 from .tensor import IN_PLACE_CLOCK, Tensor
 
 _ndarray = np.ndarray
+_make_tensor = Tensor._make
 
 
 _UNIT_SEEDS: dict = {}
@@ -151,7 +152,11 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                     check_backward(n, index, g)
                 pn = p._node
                 if pn is None:
-                    _accumulate_leaf(p, g, claimed)
+                    if p.grad is None and g.base is None and id(g) not in claimed and g.flags.writeable:
+                        claimed.add(id(g))  # the first gradient of this leaf, an array of its own
+                        p.grad = _make_tensor(g, False, None, 0)
+                    else:
+                        _accumulate_leaf(p, g, claimed)
                     continue
                 if pn._output_meta is None:
                     waiting = pending.get(pn)
