@@ -9,8 +9,18 @@ from __future__ import annotations
 import functools
 
 
-class GradMode:
-    enabled = True
+class _GradMode:
+    """The process-wide recording switch. An attribute of one instance, not of a class:
+    ``apply`` flips it around every forward, and assigning a class attribute costs more (it
+    invalidates the interpreter's caches of everything looked up on that class)."""
+
+    __slots__ = ("enabled",)
+
+    def __init__(self):
+        self.enabled = True
+
+
+GradMode = _GradMode()
 
 
 class _GradModeSwitch:
