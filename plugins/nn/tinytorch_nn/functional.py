@@ -504,8 +504,8 @@ def _bce_forward(p, target, reduction):
     log_q = np.log1p(-p)
     log_ratio = np.log(p)
     log_ratio -= log_q  # log(p / (1 - p)); the loss is -(t * log_ratio + log_q)
-    # (not the logits, even after a sigmoid: near p = 1, log_q carries p's rounding, and only
-    # this form cancels it for a target of 1)
+    # (from p even when p is a sigmoid's output: taking the logits as log_ratio would leave
+    # log_q's rounding near p = 1 in the loss of a target of 1, which this form cancels)
     if reduction != "none" and type(target) is np.ndarray and target.shape == p.shape and target.dtype == p.dtype:
         # the reduced loss without the per-element array: two dot products, added as Python
         # floats (0-d NumPy arithmetic costs more than the dot products)
@@ -599,6 +599,10 @@ def binary_cross_entropy(input, target, reduction="mean"):
     (1.19e-7 float32, 2.22e-16 float64; see ``BCE_EPS``), so each element's loss is at most
     about 15.9 (float32) / 36.0 (float64) and never infinite. Prefer
     ``binary_cross_entropy_with_logits``: it is exact where the probability saturates.
+
+    On the fresh output of ``sigmoid`` (not changed in place since) it records one node from
+    the logits, ``nn::sigmoid_binary_cross_entropy``: the same value, the gradient ``s - t``
+    (see ``SigmoidBinaryCrossEntropyFunction``).
     """
     _check_reduction("binary_cross_entropy", reduction)
     target = _loss_operands("binary_cross_entropy", input, target, probabilities=True)
