@@ -359,3 +359,28 @@ def test_a_node_with_two_outputs_notices_in_place_changes_of_what_it_saved(chang
     else:
         loss.backward()
         np.testing.assert_array_equal(x.grad.data, [3.0, 3.0, 3.0, 3.0])
+
+
+class SavesItsInput(Function):
+    """Returns its input array itself, and saves it: input and output tensors share the array."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * (x > 0)
+
+
+@pytest.mark.parametrize("changed", ["input", "output"])
+def test_an_array_shared_by_input_and_output_is_watched_through_both(changed):
+    x = leaf([1.0, -2.0])
+    y = SavesItsInput.apply(x)
+    assert y.data is x.data
+    with no_grad():
+        (x if changed == "input" else y).mul_(2.0)
+    with pytest.raises(GraphError, match="modified in place"):
+        (y * 1.0).sum().backward()

@@ -89,7 +89,6 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     grad_on = GradMode.enabled
     GradMode.enabled = False
     anomaly = AnomalyMode.enabled
-    clock = IN_PLACE_CLOCK[0]  # nothing changes in place during backward
     try:
         # The loop body is the hot path of every backward: kept inline, with fast paths
         # for the common case (gradient already in the input's shape and dtype).
@@ -102,7 +101,7 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                     "the first backward(); pass retain_graph=True to that first call"
                 )
             recorded = n._recorded
-            if recorded is not None and recorded[0] != clock and _saved_changed_in_place(n):
+            if recorded is not None and recorded[0] != IN_PLACE_CLOCK[0] and _saved_changed_in_place(n):
                 raise GraphError(
                     f"{n.display_name()}: an array it saved for backward was modified in place after "
                     "the forward; gradients would be wrong. Use an out-of-place operation or clone "

@@ -180,32 +180,23 @@ def _share_version_with_inputs(output: Tensor, args) -> None:
 def _saved_changed_in_place(ctx: Function) -> bool:
     """Whether a tensor whose array ``ctx`` saved was changed in place after ``ctx`` was recorded.
 
-    A saved array belongs to the input or output tensor whose array it is (inputs first: an op
-    that returns its input keeps the input's tracking) or whose memory it views; an array that
-    owns its memory and is nobody's is private to the node and cannot be changed from outside.
+    A saved array belongs to every input or output tensor whose array it is, or whose memory it
+    views; an array that owns its memory and is nobody's is private to the node and cannot be
+    changed from outside.
     """
     recorded_at, args, out, out_counter = ctx._recorded
     if ctx._output_meta is None:
         owners = [(out, out_counter)]
     else:
         owners = list(zip(out, out_counter))
-    owners[:0] = [(a.data, a._version_counter) for a in args if isinstance(a, Tensor)]
+    owners += [(a.data, a._version_counter) for a in args if isinstance(a, Tensor)]
+    changed = [data for data, counter in owners if counter[0] > recorded_at]
     for arr in ctx._saved:
         if type(arr) is not _ndarray:
             continue
-        for data, counter in owners:
-            if data is arr:
-                break
-        else:
-            if arr.base is None:  # owns its memory: private to this node
-                continue
-            for data, counter in owners:
-                if _shares_owner(arr, data):
-                    break
-            else:
-                continue
-        if counter[0] > recorded_at:
-            return True
+        for data in changed:
+            if data is arr or (arr.base is not None and _shares_owner(arr, data)):
+                return True
     return False
 
 
