@@ -102,9 +102,9 @@ def bce_with_logits_samples(rng):
 def sigmoid_bce_samples(rng):
     yield Sample(randn(rng, 3, 4) * 3, rng.uniform(0.1, 0.9, (3, 4)))
     yield Sample(randn(rng, 6) * 3, _fixed([0.0, 1.0, 1.0, 0.0, 1.0, 0.0]), reduction="none")
-    # confident both ways, right and wrong; at +-1000 the clamp is active and the sigmoid's
-    # slope is exactly 0. (Between, e.g. at +-40, the clamped chain's gradient is the
-    # convention BCE documents, not the derivative of the clamped loss: no sample there.)
+    # confident both ways and right: at +-1000 the clamp is active, and s - t (the gradient
+    # passed straight through it) is 0 like the clamped loss's slope. Confident and wrong, s - t
+    # is about +-1 there: a convention, not that slope, so no sample (a test covers it).
     yield Sample(np.array([-1000.0, -12.0, -5.0, 5.0, 12.0, 1000.0]), _fixed([0.0, 1.0, 0.0, 1.0, 0.0, 1.0]),
                  reduction="sum")
 
