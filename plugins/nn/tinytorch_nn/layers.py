@@ -68,17 +68,11 @@ class Linear(Module):
             self.bias = None
 
     def forward(self, x):
-        weight, bias = self.weight, self.bias
-        w = weight.data
-        if isinstance(x, Tensor):  # the usual call, checked inline (two calls fewer per step)
-            data = x.data
-            if (data.dtype is w.dtype and data.ndim and data.shape[-1] == w.shape[-1] and w.ndim == 2
-                    and (bias is None or bias.data.shape == w.shape[:1])):
-                return F.LinearFunction.apply(x, weight, bias)
+        weight = self.weight
         dtype = _dtype_of(x)
-        if dtype is not w.dtype and dtype != w.dtype:
+        if dtype is not weight.data.dtype and dtype != weight.data.dtype:
             raise dtype_mismatch(self, x, weight.dtype)
-        return F.linear(x, weight, bias)  # its checks name whatever else does not fit
+        return F.linear(x, weight, self.bias)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
