@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tinytorch_core as tt
-from tinytorch_core.testing import GradcheckError, gradcheck
+from tinytorch_core.testing import GradcheckError, central_difference, gradcheck
 
 rng = np.random.default_rng(1)
 
@@ -101,3 +101,10 @@ def test_cast_gradient_comes_back_in_the_input_dtype():
     (x.to(np.float64) * 3.0).sum().backward()
     assert x.grad.dtype == np.float32
     np.testing.assert_allclose(x.grad.data, [3.0, 3.0])
+
+
+def test_central_difference_estimates_the_slope_and_restores_the_entry():
+    a = np.array([[1.0, 2.0], [3.0, 4.0]])
+    slope = central_difference(lambda: float(np.sum(a**3)), a, (1, 0), eps=1e-5)
+    assert slope == pytest.approx(3 * 3.0**2, rel=1e-8)  # d(x^3)/dx at x = 3
+    np.testing.assert_array_equal(a, [[1.0, 2.0], [3.0, 4.0]])

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tinytorch_core.testing import central_difference
+
 _PATH = Path(__file__).resolve().parents[1] / "bench" / "numpy_reference.py"
 
 
@@ -136,13 +138,7 @@ def test_gradients_match_finite_differences(wid):
             rows = rng.choice(np.unique(x), size=3, replace=False)
             picks = np.concatenate([picks, rows * e + rng.integers(0, e, size=3)])
         for idx in picks:
-            orig = flat[idx]
-            flat[idx] = orig + eps
-            lp, _ = spec.loss_and_grads(params, x, y)
-            flat[idx] = orig - eps
-            lm, _ = spec.loss_and_grads(params, x, y)
-            flat[idx] = orig
-            numeric = (lp - lm) / (2 * eps)
+            numeric = central_difference(lambda: spec.loss_and_grads(params, x, y)[0], flat, idx, eps)
             analytic = grads[name].reshape(-1)[idx]
             assert analytic == pytest.approx(numeric, rel=1e-4, abs=1e-6), (name, int(idx), analytic, numeric)
             n_nonzero += abs(numeric) > 1e-6

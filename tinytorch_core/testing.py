@@ -19,6 +19,19 @@ class OpCheckError(AssertionError):
     """An op failed its registration checks or a gradcheck on one of its samples."""
 
 
+def central_difference(objective, array, index, eps: float = 1e-6) -> float:
+    """``(f(a + eps) - f(a - eps)) / (2 eps)`` for entry ``index`` of ``array``: the entry is
+    changed in place, ``objective()`` (a float) is evaluated at both points, and the entry is
+    restored. The one finite-difference step every gradient check here is built on."""
+    keep = array[index]
+    array[index] = keep + eps
+    plus = objective()
+    array[index] = keep - eps
+    minus = objective()
+    array[index] = keep
+    return (plus - minus) / (2 * eps)
+
+
 def _is_float_array(value) -> bool:
     return isinstance(value, np.ndarray) and value.dtype.kind == "f"
 
@@ -92,13 +105,7 @@ def gradcheck(fn, *args, eps: float = 1e-6, atol: float = 1e-6, rtol: float = 1e
         numeric = np.zeros_like(arr)
         flat, num_flat = t.data.reshape(-1), numeric.reshape(-1)
         for j in range(flat.size):
-            keep = flat[j]
-            flat[j] = keep + eps
-            plus = objective()
-            flat[j] = keep - eps
-            minus = objective()
-            flat[j] = keep
-            num_flat[j] = (plus - minus) / (2 * eps)
+            num_flat[j] = central_difference(objective, flat, j, eps)
         if t.grad is None:
             if np.any(np.abs(numeric) > atol):
                 raise GradcheckError(

@@ -23,6 +23,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from tinytorch_core import Module, Tensor, no_grad
+from tinytorch_core.testing import central_difference
 
 
 # ---- results ----------------------------------------------------------------------------------
@@ -265,15 +266,6 @@ def check_gradient_flow(
         with no_grad():
             return float(loss_fn(model64, *inputs64).item())
 
-    def numeric(p64: Tensor, index, step: float) -> float:
-        keep = p64.data[index]
-        p64.data[index] = keep + step
-        plus = objective()
-        p64.data[index] = keep - step
-        minus = objective()
-        p64.data[index] = keep
-        return (plus - minus) / (2 * step)
-
     reports = []
     for name, p32 in named:
         p64 = params64[name]
@@ -318,7 +310,7 @@ def check_gradient_flow(
                 analytic = float(g64[index])
                 ratio = math.inf
                 for step in (eps, eps / 10):
-                    estimate = numeric(p64, index, step)
+                    estimate = central_difference(objective, p64.data, index, step)
                     ratio = abs(analytic - estimate) / (atol + rtol * max(abs(analytic), abs(estimate)))
                     if ratio <= 1.0:
                         break

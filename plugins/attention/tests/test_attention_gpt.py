@@ -9,6 +9,7 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
 from tinytorch_core import ModuleList, no_grad
+from tinytorch_core.testing import central_difference
 from tinytorch_attention import GPT
 from tinytorch_embeddings import CharTokenizer, Embedding, LearnedPositionalEmbedding
 from tinytorch_nn.functional import cross_entropy
@@ -54,13 +55,7 @@ def test_two_block_gpt_loss_gradient_matches_finite_differences_for_every_parame
         flat = param.data.reshape(-1)
         analytic = param.grad.data.reshape(-1)
         for j in rng.choice(flat.size, size=min(3, flat.size), replace=False):
-            keep = flat[j]
-            flat[j] = keep + eps
-            plus = loss_value()
-            flat[j] = keep - eps
-            minus = loss_value()
-            flat[j] = keep
-            numeric = (plus - minus) / (2 * eps)
+            numeric = central_difference(loss_value, flat, j, eps)
             assert analytic[j] == pytest.approx(numeric, rel=1e-5, abs=1e-8), f"{name}[{j}]"
             checked += 1
     assert checked >= 3 * 30

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tinytorch_core import Tensor
+from tinytorch_core.testing import central_difference
 from tinytorch_spatial import avg_pool2d, batch_norm2d, conv2d, max_pool2d
 
 
@@ -102,13 +103,7 @@ def numeric_gradient(f, array, grad_out, eps=1e-6):
     result = np.zeros_like(array)
     flat, grad_flat = array.reshape(-1), result.reshape(-1)
     for k in range(flat.size):
-        keep = flat[k]
-        flat[k] = keep + eps
-        plus = np.sum(f() * grad_out)
-        flat[k] = keep - eps
-        minus = np.sum(f() * grad_out)
-        flat[k] = keep
-        grad_flat[k] = (plus - minus) / (2 * eps)
+        grad_flat[k] = central_difference(lambda: np.sum(f() * grad_out), flat, k, eps)
     return result
 
 
