@@ -9,8 +9,8 @@ import sys
 import warnings
 
 from . import catalog
-from .host.errors import PluginWarning
-from .host.runtime import LOADED, Runtime, default_runtime
+from .host.errors import PluginLoadError, PluginWarning
+from .host.runtime import LOADED, Runtime, current_runtime
 
 
 def format_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -140,7 +140,9 @@ def cmd_check(args, runtime: Runtime) -> int:
     for name in names:
         try:
             report = opcheck(name, runtime=runtime)
-        except Exception as exc:  # report every op, not just the first failure
+        except BaseException as exc:  # report every op, not just the first failure (sys.exit in a plugin too)
+            if isinstance(exc, KeyboardInterrupt):
+                raise
             failures += 1
             print(f"FAIL  {name}: {type(exc).__name__}: {exc}")
         else:
@@ -187,7 +189,9 @@ def build_parser(runtime: Runtime) -> argparse.ArgumentParser:
         p = sub.add_parser(command.name, help=command.help)
         try:
             command.setup(p)
-        except Exception as exc:  # a broken plugin command must not take the CLI down
+        except BaseException as exc:  # a broken plugin command (even one calling sys.exit) must not take the CLI down
+            if isinstance(exc, KeyboardInterrupt):
+                raise
             print(f"tinytorch: command '{command.name}' from plugin '{command.plugin}' is broken: {exc}",
                   file=sys.stderr)
             continue
@@ -195,18 +199,34 @@ def build_parser(runtime: Runtime) -> argparse.ArgumentParser:
     return parser
 
 
+#: commands that show the plugins' state: in strict mode they still print it, then exit 1
+_DIAGNOSTIC_COMMANDS = {"stages", "plugins"}
+
+
 def main(argv=None) -> int:
+    runtime = current_runtime()
+    load_error = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PluginWarning)
-        runtime = default_runtime()
+        try:
+            runtime.load()
+        except PluginLoadError as exc:  # TINYTORCH_STRICT_PLUGINS=1 and a plugin failed
+            load_error = exc
     for w in caught:  # one line per broken plugin, then carry on
         print(str(w.message), file=sys.stderr)
+    if load_error is not None:
+        print(f"tinytorch: error: {load_error}", file=sys.stderr)
     parser = build_parser(runtime)
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
-        return 0
+        return 1 if load_error is not None else 0
     try:
+        if load_error is not None:
+            if args.command in _DIAGNOSTIC_COMMANDS:
+                with runtime.inspecting():
+                    args.handler(args, runtime)
+            return 1
         return int(args.handler(args, runtime) or 0)
     except BrokenPipeError:  # `tinytorch plugins | head`: the reader left; exit quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -59,7 +59,16 @@ class RegistrationError(ValueError):
 
 
 class PluginLoadError(RuntimeError):
-    """Raised instead of a warning when TINYTORCH_STRICT_PLUGINS=1."""
+    """Raised instead of a warning when TINYTORCH_STRICT_PLUGINS=1.
+
+    Chained (``__cause__``) from what the plugin raised, ``SystemExit`` included. ``record`` is the
+    first failed plugin's ``PluginRecord``, ``records`` every failed one.
+    """
+
+    def __init__(self, message: str, *, record=None, records=()):
+        super().__init__(message)
+        self.record = record
+        self.records = list(records)
 
 
 class PluginWarning(UserWarning):

@@ -65,15 +65,42 @@ class PluginRecord:
         return f"plugin '{self.name}' ({self.distribution} {self.version})"
 
 
+def _fatal(exc: BaseException) -> bool:
+    """Whether a plugin's exception must propagate instead of being isolated.
+
+    Only ``KeyboardInterrupt`` (the user's Ctrl-C) does. ``SystemExit``, ``GeneratorExit`` and any
+    other ``BaseException`` a plugin raises (``sys.exit()`` at import, say) is that plugin's
+    failure: the host records it and carries on with the others.
+    """
+    return isinstance(exc, KeyboardInterrupt)
+
+
+def _describe_exception(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"SystemExit({exc.code!r}) (the plugin called sys.exit)"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def _split_list(value: str) -> set[str]:
     return {item for item in re.split(r"[,\s]+", value.strip()) if item}
 
 
 def _distribution_of(ep) -> tuple[str, str]:
-    dist = getattr(ep, "dist", None)
-    if dist is None:
+    try:
+        dist = getattr(ep, "dist", None)
+        if dist is None:
+            return "unknown distribution", "?"
+        return str(dist.metadata["Name"] or dist.name), str(dist.version)
+    except BaseException as exc:  # broken metadata must not stop the host from naming the plugin
+        if _fatal(exc):
+            raise
         return "unknown distribution", "?"
-    return dist.metadata["Name"] or dist.name, dist.version
+
+
+def _normalised(distribution: str) -> str:
+    """PEP 503 normalised distribution name (``Tinytorch_Spatial`` -> ``tinytorch-spatial``)."""
+    return re.sub(r"[-_.]+", "-", distribution).lower()
 
 
 def core_version() -> str:
@@ -89,7 +116,13 @@ class Runtime:
     def __init__(self, entry_points=None, *, environ=None):
         self._entry_points = entry_points  # None: discover installed distributions
         self._environ = os.environ if environ is None else environ
+        self._inspecting = 0  # inside ``inspecting()``: no strict-mode error
+        self._reset()
+
+    def _reset(self) -> None:
+        """Empty state: nothing loaded, nothing registered (also after an interrupted load)."""
         self._loaded = False
+        self._loading = False
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginRecord] = {}
@@ -98,6 +131,9 @@ class Runtime:
         self.symbols: dict[str, dict] = {ns: {} for ns in catalog.NAMESPACES if ns != "ops"}
         self.milestones: dict = {}
         self.commands: dict = {}
+        #: every plugin failure of this load, in order: (record, the original exception or None)
+        self.failures: list[tuple[PluginRecord, BaseException | None]] = []
+        self._strict_error: PluginLoadError | None = None
 
     # ---- loading --------------------------------------------------------------------------
     @property
@@ -105,9 +141,63 @@ class Runtime:
         return self._environ.get("TINYTORCH_STRICT_PLUGINS", "") not in ("", "0")
 
     def load(self) -> "Runtime":
-        if self._loaded:
-            return self
-        self._loaded = True
+        """Load every plugin once; every later call returns the same state.
+
+        In strict mode (``TINYTORCH_STRICT_PLUGINS=1``) every call, the first and each later one,
+        raises the same ``PluginLoadError`` while a plugin has failed: loading always runs to the
+        end and records every plugin's state first, so the error, ``stage_status`` and the
+        ``tinytorch stages`` table agree on what is installed and what is broken.
+        """
+        if not self._loaded:
+            self._loaded = True
+            self._loading = True
+            try:
+                self._load_all()
+            except BaseException:  # interrupted (Ctrl-C): the next access starts again from scratch
+                self._reset()
+                raise
+            finally:
+                self._loading = False
+            if not self.strict:
+                for record, _exc in self.failures:
+                    warnings.warn(self._failure_message(record), PluginWarning, stacklevel=2)
+        self.raise_if_strict()
+        return self
+
+    def strict_error(self) -> PluginLoadError | None:
+        """The ``PluginLoadError`` strict mode raises (the same object every time), or None."""
+        if not (self.strict and self.failures and self._loaded):
+            return None
+        if self._strict_error is None:
+            record, exc = self.failures[0]
+            message = self._failure_message(record)
+            others = [r.describe() for r, _ in self.failures[1:]]
+            if others:
+                message += f" {len(others)} more plugin(s) failed too: {'; '.join(others)}."
+            error = PluginLoadError(message, record=record, records=[r for r, _ in self.failures])
+            error.__cause__ = exc
+            self._strict_error = error
+        return self._strict_error
+
+    def raise_if_strict(self) -> None:
+        """Raise the strict-mode ``PluginLoadError`` (unless loading or inspecting)."""
+        if self._loading or self._inspecting:
+            return
+        error = self.strict_error()
+        if error is not None:
+            raise error.with_traceback(None)
+
+    @contextlib.contextmanager
+    def inspecting(self):
+        """Read the recorded state without the strict-mode error (``tinytorch stages`` shows what failed)."""
+        self._inspecting += 1
+        try:
+            self.load()
+            yield self
+        finally:
+            self._inspecting -= 1
+
+    def _load_all(self) -> None:
         from .. import builtin
 
         core = PluginRecord("core", "tinytorch-core", core_version(), "tinytorch_core.builtin")
@@ -140,8 +230,10 @@ class Runtime:
                         f"unknown hook {unknown[0]}" + (f" (did you mean {hint[0]}?)" if hint else "")
                     )
                 self.pm.register(obj, name=ep.name)
-            except Exception as exc:  # a broken plugin must never take the others down
-                self._fail(record, f"failed to load '{ep.value}': {type(exc).__name__}: {exc}", exc)
+            except BaseException as exc:  # a broken plugin must never take the others down
+                if _fatal(exc):
+                    raise
+                self._fail(record, f"failed to load '{ep.value}': {_describe_exception(exc)}", exc)
                 continue
             objects[ep.name] = obj
         for name in objects:
@@ -152,7 +244,6 @@ class Runtime:
         )
         for record in ordered:
             self._activate(record)
-        return self
 
     def _blocked_reason(self, name: str, dist: str) -> str:
         disabled = _split_list(self._environ.get("TINYTORCH_DISABLE_PLUGINS", ""))
@@ -196,10 +287,14 @@ class Runtime:
         try:
             for impl in self._impls("tinytorch_declare_stage", record.name):
                 impl.function(declare=declare)
-        except Exception as exc:
-            self._fail(record, f"failed to declare its stage: {type(exc).__name__}: {exc}", exc)
+        except BaseException as exc:
+            if _fatal(exc):
+                raise
+            # keep the stage name on the record (so the stage reads "failed", never "not installed"),
+            # but free the stage for nobody: a failed declaration leaves no active stage behind
             if record.stage is not None and self.stages.get(record.stage) is record:
                 del self.stages[record.stage]
+            self._fail(record, f"failed to declare its stage: {_describe_exception(exc)}", exc)
 
     def _stage_rank(self, record: PluginRecord, depth: int = 0) -> int:
         if record.order is not None:
@@ -229,8 +324,10 @@ class Runtime:
                 for impl in self._impls(hook_name, record.name):
                     impl.function(**kwargs)
             self._commit(record, staged)
-        except Exception as exc:
-            self._fail(record, f"failed to register: {type(exc).__name__}: {exc}", exc)
+        except BaseException as exc:
+            if _fatal(exc):
+                raise
+            self._fail(record, f"failed to register: {_describe_exception(exc)}", exc)
             return
         record.status = LOADED
 
@@ -288,23 +385,36 @@ class Runtime:
         record.commands = [c.name for c in staged.commands]
 
     def _fail(self, record: PluginRecord, reason: str, exc: BaseException | None = None) -> None:
+        """Record a plugin's failure; ``load`` warns (or, strict, raises) once every plugin is done."""
         record.status, record.reason = FAILED, reason
         with contextlib.suppress(Exception):
             if self.pm.get_plugin(record.name) is not None and record.name != "core":
                 self.pm.unregister(name=record.name)
-        stage = record.stage or record.name
-        message = (
-            f"tinytorch: {record.describe()} for stage '{stage}' {reason}. "
-            "Everything else still works; set TINYTORCH_STRICT_PLUGINS=1 to raise instead."
-        )
+        self.failures.append((record, exc))
+
+    def _failure_message(self, record: PluginRecord) -> str:
+        stage = self._stage_of(record)
         if self.strict:
-            raise PluginLoadError(message) from exc
-        warnings.warn(message, PluginWarning, stacklevel=3)
+            tail = "TINYTORCH_STRICT_PLUGINS=1 makes this an error; unset it to load the other plugins with a warning."
+        else:
+            tail = "Everything else still works; set TINYTORCH_STRICT_PLUGINS=1 to raise instead."
+        return f"tinytorch: {record.describe()} for stage '{stage}' {record.reason}. {tail}"
+
+    def _stage_of(self, record: PluginRecord) -> str:
+        """The stage a plugin provides, or would have: declared, else known from its distribution."""
+        if record.stage is not None:
+            return record.stage
+        for pkg in catalog.STAGES:
+            if _normalised(record.distribution) == _normalised(pkg.distribution):
+                return pkg.name
+        return record.name
 
     # ---- queries ----------------------------------------------------------------------------
     def stage_status(self, stage: str) -> tuple[str, PluginRecord | None]:
         self.load()
         record = self.stages.get(stage) or self.plugins.get(stage)
+        if record is None:  # installed but failed before (or while) declaring its stage
+            record = next((r for r in self.plugins.values() if r.status != LOADED and self._stage_of(r) == stage), None)
         if record is None:
             return NOT_INSTALLED, None
         return record.status, record
@@ -389,12 +499,17 @@ _BUILTIN_COMMANDS = {"stages", "plugins", "check", "new-plugin"}
 _default: Runtime | None = None
 
 
-def default_runtime() -> Runtime:
-    """The process-wide runtime, created and loaded on first use."""
+def current_runtime() -> Runtime:
+    """The process-wide runtime, created (not loaded) on first use."""
     global _default
     if _default is None:
         _default = Runtime()
-    return _default.load()
+    return _default
+
+
+def default_runtime() -> Runtime:
+    """The process-wide runtime, created and loaded on first use."""
+    return current_runtime().load()
 
 
 @contextlib.contextmanager

@@ -1,0 +1,348 @@
+"""Hostile plugins: ``sys.exit()`` and other ``BaseException``s at import or in any hook, and strict
+mode (``TINYTORCH_STRICT_PLUGINS=1``) telling the truth on every access, not only the first.
+
+Each test builds its own Runtime from in-memory entry points, except the last ones, which run the
+real command in a subprocess with a broken plugin installed (a dist-info on ``PYTHONPATH``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import pytest
+
+import tinytorch_core as tt
+from tinytorch_core import Function, Sample
+from tinytorch_core.cli import main
+from tinytorch_core.host.runtime import Runtime, use_runtime
+from tinytorch_core.testing import FakeEntryPoint, plugin_module
+
+
+class Double(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return 2 * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return 2 * grad
+
+
+class SwishLayer(tt.Module):
+    def forward(self, x):
+        return Double.apply(x)
+
+
+def swish_plugin(stage="swish"):
+    """A well-behaved plugin that must keep working next to a hostile one."""
+    return plugin_module(
+        f"plugin_{stage}",
+        tinytorch_declare_stage=lambda declare: declare(stage, requires=("core",), title="Swish"),
+        tinytorch_register_ops=lambda registry: registry.function(
+            f"{stage}::swish", Double, samples=lambda rng: [Sample(rng.standard_normal(3))]),
+        tinytorch_register_layers=lambda registry: registry.layer("Swish", SwishLayer),
+    )
+
+
+class CustomBaseException(BaseException):
+    """Not an Exception: ``except Exception`` lets it through."""
+
+
+def _raiser(make_exc):
+    def raise_it(*args, **kwargs):
+        raise make_exc()
+
+    return raise_it
+
+
+BASE_EXCEPTIONS = {
+    "sys.exit()": lambda: SystemExit(),
+    "sys.exit(3)": lambda: SystemExit(3),
+    "sys.exit(msg)": lambda: SystemExit("bye from the plugin"),
+    "GeneratorExit": lambda: GeneratorExit("closed"),
+    "custom-BaseException": lambda: CustomBaseException("custom"),
+}
+
+HOOKS = (
+    "tinytorch_declare_stage", "tinytorch_register_ops", "tinytorch_register_layers",
+    "tinytorch_register_milestones", "tinytorch_cli_commands",
+)
+
+
+def _plugin_raising_in(hook: str, make_exc):
+    """A spatial-stage impostor whose ``hook`` raises; the other hooks behave."""
+    hooks = {name: (lambda *a, **k: None) for name in HOOKS}
+    hooks["tinytorch_declare_stage"] = lambda declare: declare("evil", requires=("core",), title="Evil")
+    hooks[hook] = _raiser(make_exc)
+    return plugin_module("evil_plugin", **hooks)
+
+
+def _broken_entry_point(where: str, make_exc, name="evil", distribution="tinytorch-evil", version="6.6.6"):
+    if where == "import":
+        return FakeEntryPoint(name, _raiser(make_exc), call=True, distribution=distribution, version=version)
+    return FakeEntryPoint(name, _plugin_raising_in(where, make_exc), distribution=distribution, version=version)
+
+
+def _load(runtime):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        runtime.load()
+    return [str(w.message) for w in caught]
+
+
+# ---- BaseException is a plugin failure like any other -------------------------------------------------
+@pytest.mark.parametrize("kind", sorted(BASE_EXCEPTIONS))
+@pytest.mark.parametrize("where", ["import", *HOOKS])
+def test_base_exceptions_from_a_plugin_are_isolated_and_named(where, kind):
+    runtime = Runtime([_broken_entry_point(where, BASE_EXCEPTIONS[kind]), FakeEntryPoint("swish", swish_plugin())],
+                      environ={})
+    messages = _load(runtime)  # does not raise SystemExit & co.
+    assert len(messages) == 1, messages
+    assert "plugin 'evil' (tinytorch-evil 6.6.6) for stage 'evil'" in messages[0]
+    assert type(BASE_EXCEPTIONS[kind]()).__name__ in messages[0]
+    assert runtime.plugins["evil"].status == "failed"
+    assert runtime.plugins["swish"].status == "loaded"
+    with use_runtime(runtime):
+        assert tt.nn.Swish is SwishLayer
+
+
+def test_sys_exit_message_says_the_plugin_called_sys_exit():
+    runtime = Runtime([_broken_entry_point("import", lambda: SystemExit(3))], environ={})
+    (message,) = _load(runtime)
+    assert "SystemExit(3) (the plugin called sys.exit)" in message
+
+
+@pytest.mark.parametrize("where", ["import", *HOOKS])
+def test_keyboard_interrupt_still_propagates_and_the_next_load_starts_afresh(where):
+    interrupt = {"on": True}
+
+    def maybe_interrupt(*args, **kwargs):
+        if interrupt["on"]:
+            raise KeyboardInterrupt
+
+    if where == "import":
+        fine = plugin_module("evil_plugin", tinytorch_declare_stage=lambda declare: declare("evil", requires=("core",)))
+        ep = FakeEntryPoint("evil", lambda: (maybe_interrupt(), fine)[1], call=True)
+    else:
+        hooks = {name: (lambda *a, **k: None) for name in HOOKS}
+        hooks["tinytorch_declare_stage"] = lambda declare: declare("evil", requires=("core",))
+        hooks[where] = maybe_interrupt
+        ep = FakeEntryPoint("evil", plugin_module("evil_plugin", **hooks))
+    runtime = Runtime([ep, FakeEntryPoint("swish", swish_plugin())], environ={})
+    with pytest.raises(KeyboardInterrupt):
+        runtime.load()
+    interrupt["on"] = False
+    assert _load(runtime) == []  # a complete load, not the half-done state of the interrupted one
+    assert runtime.plugins["evil"].status == "loaded" and runtime.plugins["swish"].status == "loaded"
+
+
+def test_broken_distribution_metadata_still_gives_a_named_failure():
+    class BadDist:
+        version = "1.0"
+
+        @property
+        def metadata(self):
+            raise SystemExit("metadata exploded")
+
+    ep = FakeEntryPoint("evil", _raiser(lambda: ImportError("nope")), call=True)
+    ep.dist = BadDist()
+    runtime = Runtime([ep], environ={})
+    (message,) = _load(runtime)
+    assert "plugin 'evil' (unknown distribution ?)" in message
+
+
+# ---- strict mode: the same PluginLoadError on every access -------------------------------------------
+@pytest.mark.parametrize("kind", sorted(BASE_EXCEPTIONS))
+@pytest.mark.parametrize("where", ["import", "tinytorch_declare_stage", "tinytorch_register_layers"])
+def test_strict_mode_raises_plugin_load_error_chained_from_the_base_exception(where, kind):
+    runtime = Runtime([_broken_entry_point(where, BASE_EXCEPTIONS[kind])], environ={"TINYTORCH_STRICT_PLUGINS": "1"})
+    with pytest.raises(tt.PluginLoadError) as info:
+        runtime.load()
+    assert type(info.value.__cause__) is type(BASE_EXCEPTIONS[kind]())
+    assert "tinytorch-evil 6.6.6" in str(info.value) and info.value.record.name == "evil"
+
+
+def test_strict_mode_keeps_raising_on_every_access():
+    broken = FakeEntryPoint("spatial", _raiser(lambda: SystemExit(1)), call=True,
+                            distribution="tinytorch-spatial", version="9.9")
+    runtime = Runtime([broken, FakeEntryPoint("swish", swish_plugin())], environ={"TINYTORCH_STRICT_PLUGINS": "1"})
+    with pytest.raises(tt.PluginLoadError) as first:
+        runtime.load()
+    for _ in range(3):
+        with pytest.raises(tt.PluginLoadError) as again:
+            runtime.load()
+        assert again.value is first.value
+        with pytest.raises(tt.PluginLoadError):
+            runtime.stage_status("spatial")
+    with use_runtime(runtime):
+        for _ in range(2):  # symbols of the broken stage, of a working plugin, and ops: never "not installed"
+            for access in (lambda: tt.nn.Conv2d, lambda: tt.nn.Swish, lambda: tt.ops.conv2d, lambda: tt.ops.swish):
+                with pytest.raises(tt.PluginLoadError, match="tinytorch-spatial 9.9"):
+                    access()
+    # the loading went to the end: every plugin's state is recorded, and tells the truth
+    with runtime.inspecting():
+        assert runtime.stage_status("spatial")[0] == "failed"
+        assert runtime.plugins["swish"].status == "loaded"
+    # a runtime reloaded in the same process fails the same way
+    with pytest.raises(tt.PluginLoadError, match="tinytorch-spatial 9.9"):
+        Runtime([broken], environ={"TINYTORCH_STRICT_PLUGINS": "1"}).load()
+
+
+def test_strict_mode_turned_on_after_a_lenient_load_raises_too():
+    environ = {}
+    broken = FakeEntryPoint("spatial", _raiser(lambda: SystemExit(1)), call=True, distribution="tinytorch-spatial")
+    runtime = Runtime([broken], environ=environ)
+    assert len(_load(runtime)) == 1
+    environ["TINYTORCH_STRICT_PLUGINS"] = "1"
+    with pytest.raises(tt.PluginLoadError, match="TINYTORCH_STRICT_PLUGINS=1 makes this an error"):
+        runtime.load()
+
+
+def test_strict_error_names_every_failed_plugin():
+    runtime = Runtime([_broken_entry_point("import", lambda: SystemExit(1)),
+                       _broken_entry_point("tinytorch_register_ops", lambda: ValueError("x"), name="evil2",
+                                           distribution="tinytorch-evil2")],
+                      environ={"TINYTORCH_STRICT_PLUGINS": "1"})
+    with pytest.raises(tt.PluginLoadError, match=r"1 more plugin\(s\) failed too: plugin 'evil2'") as info:
+        runtime.load()
+    assert [r.name for r in info.value.records] == ["evil", "evil2"]
+
+
+def test_a_stage_whose_entry_point_has_another_name_is_broken_not_missing():
+    """The stage was never declared (its import failed); its distribution says which stage it is."""
+    broken = FakeEntryPoint("my_spatial_fork", _raiser(lambda: SystemExit(2)), call=True,
+                            distribution="tinytorch_Spatial", version="0.3")
+    runtime = Runtime([broken], environ={})
+    (message,) = _load(runtime)
+    assert "for stage 'spatial'" in message
+    assert runtime.stage_status("spatial")[0] == "failed"
+    with use_runtime(runtime), pytest.raises(tt.BrokenStageError, match="installed \\(tinytorch_Spatial 0.3\\)"):
+        tt.nn.Conv2d
+
+
+def test_a_failed_declaration_reads_failed_not_missing():
+    def declare_then_exit(declare):
+        declare("spatial")
+        raise SystemExit(1)
+
+    plugin = plugin_module("half", tinytorch_declare_stage=declare_then_exit)
+    runtime = Runtime([FakeEntryPoint("half", plugin, distribution="tinytorch-half")], environ={})
+    _load(runtime)
+    assert runtime.stage_status("spatial")[0] == "failed"
+    assert "spatial" not in runtime.stages  # no active provider left behind
+
+
+# ---- the command line ----------------------------------------------------------------------------------
+def test_cli_keeps_working_with_a_plugin_that_exits_in_a_hook(capsys):
+    broken = _broken_entry_point("tinytorch_register_ops", lambda: SystemExit(0))
+    with use_runtime(Runtime([broken], environ={})):
+        assert main(["stages"]) == 0
+        assert main(["plugins", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "tinytorch-evil 6.6.6" in captured.err and "SystemExit" in captured.err
+
+
+def test_cli_survives_a_plugin_command_whose_setup_exits(capsys):
+    def commands(commands):
+        commands.add("boom", help="exits in setup", setup=_raiser(lambda: SystemExit(4)), run=lambda a, r: 0)
+
+    plugin = plugin_module(
+        "cmd_plugin",
+        tinytorch_declare_stage=lambda declare: declare("cmdp", requires=("core",)),
+        tinytorch_cli_commands=commands,
+    )
+    with use_runtime(Runtime([FakeEntryPoint("cmdp", plugin)], environ={})):
+        assert main(["stages"]) == 0
+    assert "command 'boom' from plugin 'cmdp' is broken" in capsys.readouterr().err
+
+
+def test_cli_check_survives_samples_that_exit(capsys):
+    plugin = plugin_module(
+        "exits",
+        tinytorch_declare_stage=lambda declare: declare("exits", requires=("core",)),
+        tinytorch_register_ops=lambda registry: registry.function(
+            "exits::twice", Double, samples=_raiser(lambda: SystemExit(0))),
+    )
+    with use_runtime(Runtime([FakeEntryPoint("exits", plugin)], environ={})):
+        assert main(["check", "exits"]) == 1
+    assert "FAIL  exits::twice: SystemExit" in capsys.readouterr().out
+
+
+def test_cli_in_strict_mode_reports_the_broken_stage_on_every_call(capsys):
+    broken = FakeEntryPoint("spatial", _raiser(lambda: SystemExit(1)), call=True,
+                            distribution="tinytorch-spatial", version="9.9")
+    with use_runtime(Runtime([broken], environ={"TINYTORCH_STRICT_PLUGINS": "1"})):
+        for _ in range(2):
+            assert main(["stages", "--json"]) == 1
+            captured = capsys.readouterr()
+            assert "tinytorch: error: tinytorch: plugin 'spatial' (tinytorch-spatial 9.9)" in captured.err
+            rows = {r["stage"]: r for r in json.loads(captured.out)}
+            assert rows["spatial"]["status"] == "failed" and "SystemExit" in rows["spatial"]["reason"]
+            assert main(["plugins"]) == 1
+            captured = capsys.readouterr()
+            assert "spatial: failed: failed to load" in captured.out and "PluginLoadError" not in captured.out
+            assert main(["check", "core"]) == 1  # any other command: the error, then a non-zero exit
+            assert "tinytorch-spatial 9.9" in capsys.readouterr().err
+
+
+# ---- the real command, with a broken plugin installed ----------------------------------------------------
+def _install_broken_plugin(root, body: str, name="evilplugin", version="1.0"):
+    (root / f"{name}.py").write_text(textwrap.dedent(body), encoding="utf-8")
+    info = root / f"{name}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text(f"[tinytorch.stages]\n{name} = {name}\n", encoding="utf-8")
+
+
+def _run_cli(root, *args, **extra_env):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TINYTORCH_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.update(extra_env)
+    return subprocess.run([sys.executable, "-m", "tinytorch_core", *args], capture_output=True, text=True,
+                          env=env, timeout=120, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("body", [
+    "import sys\nsys.exit(3)\n",
+    "raise SystemExit('plugin says bye')\n",
+    "from tinytorch_core import hookimpl\n\n@hookimpl\ndef tinytorch_register_ops(registry):\n    raise SystemExit(5)\n",
+], ids=["sys.exit-at-import", "SystemExit-at-import", "SystemExit-in-a-hook"])
+def test_real_cli_with_an_installed_plugin_that_calls_sys_exit(tmp_path, body):
+    _install_broken_plugin(tmp_path, body)
+    result = _run_cli(tmp_path, "stages")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "plugin 'evilplugin' (evilplugin 1.0)" in result.stderr and "SystemExit" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "core" in result.stdout and "nn" in result.stdout
+
+    strict = _run_cli(tmp_path, "stages", TINYTORCH_STRICT_PLUGINS="1")
+    assert strict.returncode == 1, strict.stdout + strict.stderr
+    assert "tinytorch: error:" in strict.stderr and "plugin 'evilplugin' (evilplugin 1.0)" in strict.stderr
+    assert "Traceback" not in strict.stderr
+
+    listed = _run_cli(tmp_path, "plugins", "--json")
+    assert listed.returncode == 0
+    record = next(p for p in json.loads(listed.stdout) if p["name"] == "evilplugin")
+    assert record["status"] == "failed" and "SystemExit" in record["reason"]
+
+
+def test_real_python_import_in_strict_mode_raises_plugin_load_error_not_system_exit(tmp_path):
+    _install_broken_plugin(tmp_path, "import sys\nsys.exit(3)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TINYTORCH_")}
+    env.update(PYTHONPATH=str(tmp_path), TINYTORCH_STRICT_PLUGINS="1")
+    code = textwrap.dedent("""
+        import tinytorch_core as tt
+        for attempt in range(2):
+            try:
+                tt.nn.Linear
+            except tt.PluginLoadError as exc:
+                print("PluginLoadError", type(exc.__cause__).__name__, exc.__cause__.code)
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["PluginLoadError SystemExit 3"] * 2
