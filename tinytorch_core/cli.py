@@ -3,14 +3,167 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
+import stat
 import sys
+import tempfile
 import warnings
+from pathlib import Path
 
 from . import catalog
 from .host.errors import PluginLoadError, PluginWarning
 from .host.runtime import LOADED, Runtime, current_runtime
+
+
+# ---- checks of option values, shared by every subcommand (plugins' commands too) -----------------------
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser; a check whose message starts with the option's name is not prefixed again
+    ("argument --seed: --seed must be ..." reads "--seed must be ...")."""
+
+    def error(self, message):
+        match = re.match(r"argument (\S+): (.*)\Z", message, re.S)
+        if match and any(match.group(2).startswith(name + " ") for name in match.group(1).split("/")):
+            message = match.group(2)
+        super().error(message)
+
+
+def shown_value(text, limit: int = 60) -> str:
+    """A user's value as a message quotes it: short and printable as is, anything else as a cut repr."""
+    text = str(text)
+    if text and text.isprintable() and len(text) <= limit and text.strip() == text:
+        return text
+    return repr(text[:limit]) + ("..." if len(text) > limit else "")
+
+
+def integer_option(option: str, low: int, high: int | None = None, *, high_text: str | None = None):
+    """An argparse ``type=``: an integer from ``low`` to ``high``, else a message saying what is allowed."""
+    allowed = f"from {low} to {high_text or high}" if high is not None else f"of at least {low}"
+
+    def parse(text):
+        try:
+            value = int(str(text), 10)
+        except ValueError:  # not an integer, or too many digits to convert
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{option} must be an integer {allowed}, got {shown_value(text)}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _name_max(directory: str) -> int:
+    try:
+        return os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
+def _probe_directory(directory: Path) -> str:
+    """'' if a new file can be created in ``directory`` (tried, then removed), else why not."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".tinytorch-probe-")
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return ""
+
+
+def check_output_path(path, *, directory: bool = False, option: str = "the output path") -> Path:
+    """``path`` as a ``Path`` if a file (``directory=False``) or a directory of files could be written
+    there; else ``ValueError`` saying why. Missing parent folders are fine (they are created) as long
+    as the nearest existing one is a writable directory. Nothing is left behind by the check."""
+    what = "a directory that can be written" if directory else "a file that can be written"
+    text = os.fspath(path) if isinstance(path, os.PathLike) else str(path)
+
+    def refuse(why: str):
+        return ValueError(f"{option} must name {what}: {why}")
+
+    if not text:
+        raise refuse("got an empty path")
+    if "\0" in text:
+        raise refuse(f"{shown_value(text)} contains a NUL character")
+    target = os.path.abspath(text)
+    if len(os.fsencode(target)) >= 4096:
+        raise refuse(f"{shown_value(text)} is longer than the 4096 bytes a path may have")
+    # os.path's exists/isdir/islink answer False on any OSError (a name too long, a loop, ...)
+    existing = target
+    while not os.path.lexists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    to_create = Path(target).relative_to(existing).parts if existing != target else ()
+    name_max = _name_max(existing if os.path.isdir(existing) else os.path.dirname(existing))
+    for part in to_create:
+        if len(os.fsencode(part)) > name_max:
+            raise refuse(f"the name {shown_value(part)} is longer than the {name_max} bytes the file system allows")
+    if existing == target:
+        if directory:
+            if not os.path.isdir(target):
+                raise refuse(f"{shown_value(text)} exists and is not a directory")
+            why = _probe_directory(target)
+            if why:
+                raise refuse(f"cannot create files in {shown_value(text)} ({why})")
+            return Path(text)
+        if os.path.isdir(target):
+            raise refuse(f"{shown_value(text)} is a directory; give the path of a file")
+        if not os.path.exists(target):
+            raise refuse(f"{shown_value(text)} is a broken symbolic link")
+        mode = os.stat(target).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode)):  # a FIFO would block, a socket cannot be opened
+            raise refuse(f"{shown_value(text)} is not a regular file")
+        try:
+            with open(target, "ab"):  # opening to append changes nothing
+                pass
+        except OSError as exc:
+            raise refuse(f"{shown_value(text)} cannot be written ({exc.strerror or type(exc).__name__})") from None
+        return Path(text)
+    if not os.path.isdir(existing):
+        raise refuse(f"{shown_value(existing)} is not a directory, so {shown_value(text)} cannot be created")
+    why = _probe_directory(existing)
+    if why:
+        raise refuse(f"cannot create {shown_value(text)}: the directory {shown_value(existing)} is not writable ({why})")
+    return Path(text)
+
+
+def output_file_option(option: str):
+    """An argparse ``type=`` for an output file (``--json PATH``), checked before any work starts."""
+    return _path_type(option, directory=False)
+
+
+def output_directory_option(option: str):
+    """An argparse ``type=`` for an output directory (``--plot DIR``), checked before any work starts."""
+    return _path_type(option, directory=True)
+
+
+def _path_type(option: str, directory: bool):
+    def parse(text):
+        try:
+            check_output_path(text, directory=directory, option=option)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    parse.__name__ = "directory" if directory else "path"
+    return parse
+
+
+def input_directory_option(option: str):
+    """An argparse ``type=`` for a directory to read (``--mnist-dir DIR``): it must exist."""
+
+    def parse(text):
+        if not text:
+            raise argparse.ArgumentTypeError(f"{option} must name an existing directory: got an empty path")
+        if not os.path.isdir(text):
+            why = "is not a directory" if os.path.exists(text) else "does not exist"
+            raise argparse.ArgumentTypeError(f"{option} must name an existing directory: {shown_value(text)} {why}")
+        return text
+
+    parse.__name__ = "directory"
+    return parse
 
 
 def format_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -168,7 +321,7 @@ def cmd_new_plugin(args, runtime: Runtime) -> int:
 
 
 def build_parser(runtime: Runtime) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tinytorch", description="TinyTorch, plugin edition")
+    parser = ArgumentParser(prog="tinytorch", description="TinyTorch, plugin edition")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("stages", help="the curriculum: every stage, its status and install command")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -233,4 +386,7 @@ def main(argv=None) -> int:
         return 1
 
 
-__all__ = ["build_parser", "format_table", "main"]
+__all__ = [
+    "ArgumentParser", "build_parser", "check_output_path", "format_table", "input_directory_option",
+    "integer_option", "main", "output_directory_option", "output_file_option", "shown_value",
+]

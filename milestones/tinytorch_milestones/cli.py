@@ -8,9 +8,18 @@ import os
 import time
 
 from tinytorch_core.blas import blas_threads
+from tinytorch_core.cli import (
+    input_directory_option,
+    integer_option,
+    output_directory_option,
+    output_file_option,
+    shown_value,
+)
+
 from .runner import DEFAULT_SEED, LOCKED, RunOptions, lock_state, ordered_milestones, run_milestone
 
 TIME_BAR_S = 60.0  # the whole default verify must stay under this on a 2-core machine
+SEED_MAX = 2**32 - 1  # the widest seed every random source accepts
 
 
 def setup(parser: argparse.ArgumentParser) -> None:
@@ -26,10 +35,13 @@ def setup(parser: argparse.ArgumentParser) -> None:
             p.add_argument("names", nargs=1, metavar="NAME", help="the milestone to run")
         else:
             p.add_argument("names", nargs="*", metavar="NAME", help="milestones to verify (default: all)")
-        p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"seed of every random source (default {DEFAULT_SEED})")
-        p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
-        p.add_argument("--plot", metavar="DIR", help="write loss/accuracy curves as PNG into DIR (needs matplotlib)")
-        p.add_argument("--mnist-dir", metavar="DIR",
+        p.add_argument("--seed", type=integer_option("--seed", 0, SEED_MAX, high_text="2**32-1"), default=DEFAULT_SEED,
+                       help=f"seed of every random source, 0 to 2**32-1 (default {DEFAULT_SEED})")
+        p.add_argument("--json", metavar="PATH", type=output_file_option("--json"),
+                       help="also write the results as JSON to PATH (checked before training)")
+        p.add_argument("--plot", metavar="DIR", type=output_directory_option("--plot"),
+                       help="write loss/accuracy curves as PNG into DIR (needs matplotlib; checked before training)")
+        p.add_argument("--mnist-dir", metavar="DIR", type=input_directory_option("--mnist-dir"),
                        help="MLP and CNN read MNIST from the IDX files in DIR instead of the bundled digits")
         p.add_argument("--quiet", action="store_true", help="no progress bars; only tables and failures")
 
@@ -56,6 +68,7 @@ def cmd_list(args, runtime) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    from rich.markup import escape
     from rich.table import Table  # rich loads only when a milestones command runs
 
     from .report import make_console
@@ -66,11 +79,12 @@ def cmd_list(args, runtime) -> int:
         table.add_column(header)
     for r in rows:
         status = "[green]unlocked[/]" if r["status"] == "unlocked" else "[yellow]locked[/]"
-        table.add_row(r["name"], str(r["year"]), r["title"], ", ".join(r["requires"]), status, r["install"] or "-")
+        table.add_row(escape(str(r["name"])), str(r["year"]), escape(str(r["title"])),
+                      escape(", ".join(map(str, r["requires"]))), status, escape(r["install"] or "-"))
     console.print(table)
     for r in rows:
         if r["reason"]:
-            console.print(f"{r['name']}: {r['reason']}")
+            console.print(f"{r['name']}: {r['reason']}", markup=False)
     return 0
 
 
@@ -80,6 +94,8 @@ def cmd_verify(args, runtime, single: bool = False) -> int:
 
 
 def _verify(args, runtime, single: bool, blas_note: str) -> int:
+    from rich.markup import escape
+
     from .report import (
         PlotUnavailable,
         make_console,
@@ -97,14 +113,19 @@ def _verify(args, runtime, single: bool, blas_note: str) -> int:
     names = list(args.names) or list(available)
     unknown = [n for n in names if n not in available]
     if unknown:
-        console.print(f"[bold red]unknown milestone(s) {', '.join(unknown)}[/]; known: {', '.join(available)}")
+        console.print(f"[bold red]{escape('unknown milestone(s) ' + ', '.join(map(shown_value, unknown)))}[/]; "
+                      f"known: {escape(', '.join(available))}")
         return 2
     if args.plot:
         try:
             require_matplotlib()
         except PlotUnavailable as exc:  # say so before spending time on training
-            console.print(f"[bold red]{exc}[/]")
+            console.print(f"[bold red]{escape(str(exc))}[/]")
             return 2
+    clash = _same_place(args.json, args.plot)
+    if clash:  # both options were checked alone at parse time; together they must not collide
+        console.print(f"[bold red]{escape(clash)}[/]")
+        return 2
     show_progress = console.is_terminal and not args.quiet
     options = RunOptions(
         seed=args.seed, mnist_dir=args.mnist_dir, runtime=runtime,
@@ -112,8 +133,8 @@ def _verify(args, runtime, single: bool, blas_note: str) -> int:
     )
     data_source = f"MNIST from {args.mnist_dir}" if args.mnist_dir else "bundled UCI 8x8 digits"
     console.print(
-        f"[bold]TinyTorch milestones[/]: seed {args.seed}, image data: {data_source}, "
-        f"{os.cpu_count()} CPU core(s), {blas_note}\n"
+        f"[bold]TinyTorch milestones[/]: seed {args.seed}, image data: {escape(data_source)}, "
+        f"{os.cpu_count()} CPU core(s), {escape(blas_note)}\n"
     )
     results = []
     start = time.perf_counter()
@@ -135,10 +156,30 @@ def _verify(args, runtime, single: bool, blas_note: str) -> int:
     if whole_suite and total > TIME_BAR_S:
         console.print(f"[yellow]note: slower than the {TIME_BAR_S:.0f} s this suite is sized for "
                       "(a busy machine, or BLAS threads left on: see TINYTORCH_BLAS_THREADS)[/]")
+    written_ok = True
     if args.json:
-        path = write_json(args.json, results_json(results, seed=args.seed, total_s=total, data_source=data_source))
-        console.print(f"results written to {path}")
+        try:
+            path = write_json(args.json, results_json(results, seed=args.seed, total_s=total, data_source=data_source))
+        except OSError as exc:  # checked before training, but the disk may have changed since
+            console.print(f"[bold red]could not write the results to {escape(str(args.json))}:[/] {escape(str(exc))}")
+            written_ok = False
+        else:
+            console.print(f"results written to {path}", markup=False)
     if args.plot:
-        for path in write_plots(results, args.plot):
-            console.print(f"curves written to {path}")
-    return 1 if failed else 0
+        try:
+            for path in write_plots(results, args.plot):
+                console.print(f"curves written to {path}", markup=False)
+        except OSError as exc:
+            console.print(f"[bold red]could not write the curves to {escape(str(args.plot))}:[/] {escape(str(exc))}")
+            written_ok = False
+    return 1 if failed or not written_ok else 0
+
+
+def _same_place(json_path, plot_dir) -> str:
+    """Why ``--json PATH`` and ``--plot DIR`` collide ('' if they do not)."""
+    if not (json_path and plot_dir):
+        return ""
+    json_at, plot_at = os.path.abspath(json_path), os.path.abspath(plot_dir)
+    if json_at == plot_at or plot_at.startswith(json_at + os.sep):
+        return f"--json {json_path} and --plot {plot_dir}: the JSON file would be where the curves' directory goes"
+    return ""

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -17,9 +18,15 @@ STATUS_STYLE = {PASSED: "bold green", FAILED: "bold red", ERROR: "bold red", LOC
 
 
 def make_console(quiet: bool = False) -> Console:
-    console = Console(highlight=False)
+    """The console every milestones command prints to.
+
+    Text from users and plugins (names, titles, reasons, errors, install commands such as
+    ``pip install './milestones[plot]'``) goes through ``rich.markup.escape`` or ``markup=False``,
+    so it prints literally; ``emoji=False`` keeps ``:name:`` literal too.
+    """
+    console = Console(highlight=False, emoji=False)
     if not console.is_terminal:  # piped output: wide enough that tables do not wrap
-        console = Console(highlight=False, width=150)
+        console = Console(highlight=False, emoji=False, width=150)
     return console
 
 
@@ -39,7 +46,7 @@ def progress_factory(console: Console, enabled: bool):
             TimeElapsedColumn(),
         )
         with Progress(*columns, console=console, transient=True) as bar:
-            task = bar.add_task(label[:48], total=total, loss="-")
+            task = bar.add_task(escape(str(label)[:48]), total=total, loss="-")
             yield _Advance(bar, task)
 
     return progress
@@ -69,12 +76,14 @@ def _loss(value) -> str:
 
 
 def _status(status: str) -> str:
-    return f"[{STATUS_STYLE.get(status, '')}]{status.upper()}[/]"
+    style = STATUS_STYLE.get(status)
+    text = escape(str(status).upper())
+    return f"[{style}]{text}[/]" if style else text
 
 
 def milestone_table(result) -> Table:
     """One row per trained model: gradients, updates, loss, metric, time, verdict."""
-    table = Table(title=f"{result.title} {result.year} ({result.name})", title_justify="left")
+    table = Table(title=escape(f"{result.title} {result.year} ({result.name})"), title_justify="left")
     for header, justify in (("model", "left"), ("gradients", "right"), ("zero-grad", "right"),
                             ("updated", "right"), ("loss first -> last", "right"), ("drop", "right"),
                             ("metric", "left"), ("value", "right"), ("time", "right"), ("", "left")):
@@ -83,13 +92,13 @@ def milestone_table(result) -> Table:
         g = part.gradients
         drop = part.loss_drop
         table.add_row(
-            part.label,
+            escape(str(part.label)),
             "-" if g is None else f"{g.with_gradient}/{g.total} ({g.coordinates} FD)",
             "-" if g is None else str(len(g.declared_zero)),
             f"{part.moved}/{part.movable}",
             f"{_loss(part.loss_first)} -> {_loss(part.loss_last)}",
             _pct(drop),
-            part.metric_name,
+            escape(str(part.metric_name)),
             _pct(part.metric),
             f"{part.time_s:.1f}s",
             _status(PASSED if part.passed else FAILED),
@@ -99,13 +108,13 @@ def milestone_table(result) -> Table:
 
 def print_milestone(console: Console, result, verbose: bool = False) -> None:
     if result.status == LOCKED:
-        console.print(f"[yellow]LOCKED[/] {result.title} {result.year} ({result.name}): {result.locked_reason}")
+        console.print(f"[yellow]LOCKED[/] {escape(f'{result.title} {result.year} ({result.name}): {result.locked_reason}')}")
         if result.install:
-            console.print(f"       install: [bold]{result.install}[/]")
+            console.print(f"       install: [bold]{escape(str(result.install))}[/]")
         console.print()
         return
     if result.status == ERROR:
-        console.print(f"[bold red]ERROR[/] {result.title} {result.year} ({result.name}):", end=" ")
+        console.print(f"[bold red]ERROR[/] {escape(f'{result.title} {result.year} ({result.name}):')}", end=" ")
         console.print(result.error, markup=False)
         console.print()
         return
@@ -118,7 +127,7 @@ def print_milestone(console: Console, result, verbose: bool = False) -> None:
     for label, check in result.all_checks():
         if verbose or not check.passed:
             mark = "[green]ok  [/]" if check.passed else "[bold red]FAIL[/]"
-            console.print(f"  {mark} [{label}] {check.name}: {check.detail}".replace("[" + label + "]", "\\[" + label + "]"))
+            console.print(f"  {mark} {escape(f'[{label}] {check.name}: {check.detail}')}")
     for part in result.parts:
         g = part.gradients
         if g is not None and g.declared_zero:
@@ -145,10 +154,10 @@ def summary_table(results, total_s: float) -> Table:
         passed = sum(1 for _, c in checks if c.passed)
         note = r.install if r.status == LOCKED else (r.error.splitlines()[0] if r.error else "")
         table.add_row(
-            r.title, str(r.year), _status(r.status),
+            escape(str(r.title)), str(r.year), _status(r.status),
             "-" if r.status in (LOCKED, ERROR) else _pct(r.headline_metric()),
             "-" if not checks else f"{passed}/{len(checks)}",
-            f"{r.time_s:.1f}s", note,
+            f"{r.time_s:.1f}s", escape(str(note)),
         )
     return table
 
