@@ -1,0 +1,184 @@
+"""Hostile checkpoint files: nothing but a regular file is opened, and no announced size costs memory.
+
+Each load runs in a fresh interpreter, which reports the error and how much its peak resident
+memory grew during the load. The bound is the data the file legitimately holds, times 1.2, plus a
+small allowance for interpreter noise: a file that announces more than it holds, more than the
+budget, or more entries than a checkpoint may have must be refused before memory is spent on it.
+The hostile files are small on disk; special files (a FIFO, ``/dev/zero``) run under a timeout
+so that a regression fails instead of hanging.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import textwrap
+import zipfile
+
+import numpy as np
+import pytest
+
+from tinytorch_nn.io import MAX_ENTRIES
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="measures peak memory with resource, uses FIFOs")
+
+MiB = 2**20
+ALLOWANCE = 8 * MiB  # interpreter noise in a child's peak resident memory
+
+CHILD = textwrap.dedent(
+    """
+    import json, resource, sys
+    from tinytorch_nn.io import load
+
+    path, options = sys.argv[1], json.loads(sys.argv[2])
+    unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        state = load(path, **options)
+        error, message = None, f"loaded {len(state)} arrays"
+    except Exception as exc:
+        error, message = type(exc).__name__, str(exc)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"error": error, "message": message, "growth": (after - before) * unit}))
+    """
+)
+
+
+def load_in_child(path, **options) -> dict:
+    """Load ``path`` in a fresh interpreter: its error class, message and peak-memory growth."""
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, os.fspath(path), json.dumps(options)],
+        capture_output=True, text=True, timeout=10,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def assert_refused(outcome: dict, excerpt: str, *, legitimate: int = 0) -> None:
+    assert outcome["error"] == "CheckpointError", outcome
+    assert excerpt in outcome["message"], outcome["message"]
+    assert outcome["growth"] <= 1.2 * legitimate + ALLOWANCE, f"grew by {outcome['growth'] / MiB:.0f} MiB"
+
+
+# ---- hostile files, built small ------------------------------------------------------------------------
+def npy_header(shape, descr="|u1", version=(1, 0)) -> bytes:
+    text = repr({"descr": descr, "fortran_order": False, "shape": tuple(shape)}).encode("latin1")
+    text += b" " * (64 - (12 + len(text) + 1) % 64) + b"\n"
+    length = struct.pack("<H", len(text)) if version == (1, 0) else struct.pack("<I", len(text))
+    return np.lib.format.magic(*version) + length + text
+
+
+def deflated_zeros_checkpoint(path, data_bytes: int, header: bytes | None = None):
+    """One deflated member ``w.npy`` whose header announces ``data_bytes`` of uint8 zeros, which follow:
+    about a thousandth of that on disk."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("w.npy", "w", force_zip64=True) as member:
+            member.write(header if header is not None else npy_header((data_bytes,)))
+            chunk = bytes(MiB)
+            for start in range(0, data_bytes, MiB):
+                member.write(chunk[: min(MiB, data_bytes - start)])
+    return path
+
+
+def spoil_central_crc(path) -> None:
+    """Change the CRC-32 the central directory records for the first member (zipfile checks that one)."""
+    data = bytearray(path.read_bytes())
+    at = data.rindex(b"PK\x01\x02") + 16
+    data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+CENTRAL_RECORD = struct.Struct("<4s4B4HL2L5H2L")  # the zip format's central-directory file header
+
+
+def central_directory_bomb(path, records: int, announced: int):
+    """A zip of nothing but a central directory: ``records`` entries named ``w.npy`` (51 bytes each)
+    behind a ZIP64 end record that announces ``announced`` entries."""
+    name = b"w.npy"
+    record = CENTRAL_RECORD.pack(b"PK\x01\x02", 45, 3, 45, 0, 0, 0, 0, 0x21, 0, 0, 0, len(name), 0, 0, 0, 0, 0, 0)
+    directory = (record + name) * records
+    zip64_end = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, announced, announced, len(directory), 0)
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, len(directory), 1)
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    path.write_bytes(directory + zip64_end + locator + end)
+    return path
+
+
+# ---- special files ----------------------------------------------------------------------------------------
+def special_file(kind: str, tmp_path) -> str:
+    if kind == "fifo":
+        path = tmp_path / "model.ckpt"
+        os.mkfifo(path)
+        return os.fspath(path)
+    if kind == "directory":
+        return os.fspath(tmp_path)
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero here")
+    return "/dev/zero"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev_zero", "directory"])
+def test_load_refuses_anything_but_a_regular_file_at_once(kind, tmp_path):
+    path = special_file(kind, tmp_path)
+    outcome = load_in_child(path)  # a FIFO used to block forever in open(), /dev/zero to read zeros
+    assert_refused(outcome, "is not a regular file")
+    assert repr(path) in outcome["message"]
+
+
+# ---- announced sizes ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("crc", ["right", "wrong"])
+def test_a_deflated_member_costs_no_more_than_the_data_it_holds(crc, tmp_path):
+    size = 48 * MiB  # 48 KiB on disk
+    path = deflated_zeros_checkpoint(tmp_path / "bomb.ckpt", size)
+    assert path.stat().st_size < MiB
+    if crc == "right":
+        outcome = load_in_child(path)
+        assert outcome["error"] is None, outcome
+        assert outcome["growth"] <= 1.2 * size + ALLOWANCE, f"grew by {outcome['growth'] / MiB:.0f} MiB"
+    else:  # inflated into the result array in chunks, then refused: never held twice
+        spoil_central_crc(path)
+        assert_refused(load_in_child(path), "Bad CRC-32", legitimate=size)
+
+
+def test_a_member_over_the_budget_is_refused_before_it_is_inflated(tmp_path):
+    path = deflated_zeros_checkpoint(tmp_path / "bomb.ckpt", 48 * MiB)
+    assert_refused(load_in_child(path, max_bytes=MiB), f"over the limit of {MiB} bytes")
+
+
+def test_a_member_holding_more_than_its_npy_header_declares_is_refused_before_it_is_inflated(tmp_path):
+    path = deflated_zeros_checkpoint(tmp_path / "bomb.ckpt", 48 * MiB, header=npy_header((10,)))
+    assert_refused(load_in_child(path), "its header announces shape (10,)")
+
+
+def test_a_huge_npy_header_length_is_refused_before_the_header_is_read(tmp_path):
+    # a version 2.0 header may announce up to 4 GiB of header text; NumPy would read it all first
+    length = 48 * MiB
+    header = np.lib.format.magic(2, 0) + struct.pack("<I", length)
+    path = deflated_zeros_checkpoint(tmp_path / "header.ckpt", length, header=header)
+    assert_refused(load_in_child(path), f"announces a .npy header of {length} bytes, over the limit of")
+
+
+# ---- announced entries ----------------------------------------------------------------------------------
+def test_a_directory_of_more_entries_than_a_checkpoint_may_hold_is_refused_before_it_is_built(tmp_path):
+    records = 2 * MAX_ENTRIES  # 10 MB on disk; zipfile would build 200,000 ZipInfo objects (about 80 MB)
+    path = central_directory_bomb(tmp_path / "entries.ckpt", records, announced=records)
+    outcome = load_in_child(path)
+    assert_refused(outcome, f"announces {records} entries, over the limit of {MAX_ENTRIES} entries")
+
+
+def test_a_directory_holding_more_entries_than_its_end_record_announces_is_refused(tmp_path):
+    # zipfile reads the directory by its size and never looks at the count: the scan must count
+    path = central_directory_bomb(tmp_path / "entries.ckpt", 2 * MAX_ENTRIES, announced=3)
+    assert_refused(load_in_child(path), "holds more than the 3 entries its end record announces")
+
+
+def test_oversized_extra_fields_in_the_directory_are_refused(tmp_path):
+    path = tmp_path / "extra.ckpt"
+    with zipfile.ZipFile(path, "w") as archive:
+        info = zipfile.ZipInfo("w.npy")
+        info.extra = struct.pack("<HH", 0xCAFE, 60_000) + bytes(60_000)
+        archive.writestr(info, npy_header((0,)))
+    assert_refused(load_in_child(path), "extra fields and comment of")
