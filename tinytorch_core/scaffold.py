@@ -10,7 +10,9 @@ README. The file templates live in ``tinytorch_core/templates/new_plugin/``.
 from __future__ import annotations
 
 import keyword
+import os
 import re
+import shlex
 import shutil
 from dataclasses import dataclass
 from importlib import resources
@@ -20,7 +22,12 @@ from . import catalog
 
 DEFAULT_REQUIRES = ("nn",)
 
-_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*\Z")
+#: a lower-case identifier whose '_' only separate words: then ``tinytorch-<name with - for _>`` is a
+#: valid distribution name (PEP 508: letters or digits at both ends), ``tinytorch_<name>`` a package
+#: and ``test_<name>_ops.py`` a file name
+_NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*\Z")
+NAME_MAX_LENGTH = 64  # well under the 255 bytes of a file name, with room for prefixes and suffixes
+_DISTRIBUTION_PATTERN = re.compile(r"([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])\Z", re.IGNORECASE)  # PEP 508
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 #: template (relative to templates/new_plugin) -> path in the new project, itself a template
@@ -67,26 +74,71 @@ class CreatedPlugin:
     files: tuple[str, ...]  # relative to ``path``, in creation order
 
 
+#: the curriculum's later stages in the design (orders 5 to 9), not yet in the catalog: a plugin of that
+#: name would collide with the reference plugin once it ships
+PLANNED_STAGES = ("profiling", "compression", "acceleration", "generation", "distributed")
+
+_ALLOWED = (
+    f"a lower-case Python identifier of at most {NAME_MAX_LENGTH} characters (a-z and digits, words "
+    "joined by single '_', starting with a letter and ending with a letter or digit)"
+)
+
+
+def _shown(name: str) -> str:
+    """``name`` quoted for a message, cut short if long."""
+    return repr(name if len(name) <= 40 else name[:40] + "...")
+
+
+def _shown_path(path) -> str:
+    text = str(path)
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
 def validate_name(name: str) -> str:
-    """``name`` if it can name a new stage, else a ``ScaffoldError`` that says what would."""
+    """``name`` if it can name a new stage, else a ``ScaffoldError`` that says what would.
+
+    The name becomes the stage, the entry point, the package ``tinytorch_<name>``, file names
+    (``tests/test_<name>_ops.py``) and the distribution ``tinytorch-<name>``, so it must be valid as
+    each: see ``_NAME_PATTERN`` and ``NAME_MAX_LENGTH``.
+    """
     if not isinstance(name, str) or not name:
-        raise ScaffoldError("the plugin name is empty; give a lower-case Python identifier such as 'swish'")
+        raise ScaffoldError(f"the plugin name is empty; give {_ALLOWED}, such as 'swish'")
+    if len(name) > NAME_MAX_LENGTH:
+        raise ScaffoldError(
+            f"{_shown(name)} is not a valid plugin name: it is {len(name)} characters long; give {_ALLOWED}"
+        )
     if not _NAME_PATTERN.match(name):
-        candidate = re.sub(r"[^a-z0-9_]", "_", name.lower()).strip("_")
+        candidate = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
         hint = f"; try '{candidate}'" if candidate and _NAME_PATTERN.match(candidate) else ""
         raise ScaffoldError(
-            f"'{name}' is not a valid plugin name: it names the stage, the entry point and the package "
-            f"tinytorch_<name>, so it must be a lower-case Python identifier (a-z, digits, '_', starting "
-            f"with a letter){hint}"
+            f"{_shown(name)} is not a valid plugin name: it names the stage, the entry point, the package "
+            f"tinytorch_<name> and the distribution tinytorch-<name>, so it must be {_ALLOWED}{hint}"
         )
     if keyword.iskeyword(name):
         raise ScaffoldError(f"'{name}' is a Python keyword; choose another plugin name")
+    if name in PLANNED_STAGES:
+        raise ScaffoldError(
+            f"'{name}' is a planned stage of the TinyTorch curriculum (tinytorch-{name}); choose a name not in: "
+            + ", ".join([p.name for p in catalog.PACKAGES] + list(PLANNED_STAGES))
+        )
     existing = catalog.get(name)
     if existing is not None:
         kind = "a stage of the TinyTorch curriculum" if existing.is_stage else "a TinyTorch package"
         taken = ", ".join(p.name for p in catalog.PACKAGES)
         raise ScaffoldError(f"'{name}' is {kind} ({existing.distribution}); choose a name not in: {taken}")
+    spec = PluginSpec(name, ())
+    clash = next((p for p in catalog.PACKAGES if _normalised(p.distribution) == _normalised(spec.distribution)
+                  or p.package == spec.package), None)
+    if clash is not None:  # unreachable with today's catalog; kept so a new catalog entry cannot slip through
+        raise ScaffoldError(f"'{name}' would clash with {clash.distribution} ({clash.package}); choose another name")
+    if not _DISTRIBUTION_PATTERN.match(spec.distribution):  # guaranteed by _NAME_PATTERN; checked all the same
+        raise ScaffoldError(f"'{name}' gives the distribution name {spec.distribution}, which is not valid")
     return name
+
+
+def _normalised(distribution: str) -> str:
+    """PEP 503 normalised distribution name."""
+    return re.sub(r"[-_.]+", "-", distribution).lower()
 
 
 def validate_requires(requires) -> tuple[str, ...]:
@@ -130,7 +182,7 @@ def _context(spec: PluginSpec, folder: str) -> dict[str, str]:
         "name": spec.name,
         "package": spec.package,
         "distribution": spec.distribution,
-        "folder": folder,
+        "folder": shlex.quote(folder),  # the README's commands must work for a folder such as 'my plugin'
         "requires": _tuple_literal(spec.requires),
         "requires_text": ", ".join(f"`{r}`" for r in spec.requires),
         "dependencies": ", ".join(f'"{d}"' for d in dependencies(spec)),
@@ -161,21 +213,42 @@ def render(spec: PluginSpec, folder: str | None = None) -> dict[str, str]:
 
 
 def create_plugin(name: str, directory=None, requires=None) -> CreatedPlugin:
-    """Write the project of plugin ``name`` into ``directory`` (default ``./tinytorch-<name>``)."""
+    """Write the project of plugin ``name`` into ``directory`` (default ``./tinytorch-<name>``).
+
+    Every problem is a ``ScaffoldError``: a bad name or stage, a folder (or file, or link) already
+    there, a parent that is a file or cannot be written, a name the file system refuses. A failure
+    half-way removes what was created, parent folders included.
+    """
     spec = PluginSpec(validate_name(name), validate_requires(requires))
-    path = Path(directory) if directory is not None else Path(spec.default_folder)
-    if path.exists():
+    if directory is not None and not isinstance(directory, (str, os.PathLike)):
+        raise ScaffoldError(f"--dir must be a path, got {directory!r}")
+    if directory is not None and not os.fspath(directory):
+        raise ScaffoldError("--dir is empty; give the folder to create")
+    if directory is not None and "\0" in os.fspath(directory):
+        raise ScaffoldError("--dir contains a NUL character")
+    # "new/.." names the current folder, not a new one: judge the path as the OS will resolve it
+    path = Path(os.path.normpath(directory)) if directory is not None else Path(spec.default_folder)
+    if os.path.lexists(path):
         raise ScaffoldError(
-            f"'{path}' already exists; new-plugin only creates a new folder (remove it, or pass --dir PATH)"
+            f"'{_shown_path(path)}' already exists; new-plugin only creates a new folder (remove it, or pass --dir PATH)"
         )
+    first_new = path  # the outermost folder this call creates: removed again if anything fails
+    while not os.path.lexists(first_new.parent) and first_new.parent != first_new:
+        first_new = first_new.parent
+    parent = first_new.parent
+    if not os.path.isdir(parent):
+        raise ScaffoldError(f"cannot create '{_shown_path(path)}': '{_shown_path(parent)}' is not a folder")
     files = render(spec, folder=path.name)
     try:
         for relative, text in files.items():
             target = path / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
-    except BaseException:
-        shutil.rmtree(path, ignore_errors=True)  # no half-written project left behind
+            with open(target, "x", encoding="utf-8") as handle:  # never overwrite
+                handle.write(text)
+    except BaseException as exc:
+        shutil.rmtree(first_new, ignore_errors=True)  # no half-written project left behind
+        if isinstance(exc, OSError):
+            raise ScaffoldError(f"cannot create '{_shown_path(path)}': {exc.strerror or exc}") from exc
         raise
     return CreatedPlugin(spec, path, tuple(files))
 
@@ -183,7 +256,7 @@ def create_plugin(name: str, directory=None, requires=None) -> CreatedPlugin:
 def _as_install_path(path: Path) -> str:
     """``path`` as pip reads it as a folder, not as a package name (``./tinytorch-x``)."""
     text = str(path)
-    return text if path.is_absolute() or text.startswith(".") else f"./{text}"
+    return shlex.quote(text if path.is_absolute() or text.startswith(".") else f"./{text}")
 
 
 def next_steps(created: CreatedPlugin) -> str:
@@ -210,6 +283,8 @@ def next_steps(created: CreatedPlugin) -> str:
 __all__ = [
     "CreatedPlugin",
     "DEFAULT_REQUIRES",
+    "NAME_MAX_LENGTH",
+    "PLANNED_STAGES",
     "PluginSpec",
     "ScaffoldError",
     "create_plugin",
