@@ -10,31 +10,33 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 import numpy as np
 
-from .grad_mode import _GradModeSwitch
+from .grad_mode import _ModeSwitch
 
 
-class AnomalyMode:
-    enabled = os.environ.get("TINYTORCH_DETECT_ANOMALY", "") not in ("", "0")
+class _AnomalyMode(threading.local):
+    """Whether the calling thread checks for NaN/Inf: per thread, like grad mode. Every thread
+    starts from ``TINYTORCH_DETECT_ANOMALY``."""
+
+    def __init__(self):
+        self.enabled = os.environ.get("TINYTORCH_DETECT_ANOMALY", "") not in ("", "0")
+
+
+AnomalyMode = _AnomalyMode()
 
 
 class AnomalyError(FloatingPointError):
     """A NaN or Inf appeared; the message names the op, its plugin and the calling line."""
 
 
-class detect_anomaly(_GradModeSwitch):
-    """Check every op's outputs and gradients for NaN/Inf inside the block."""
+class detect_anomaly(_ModeSwitch):
+    """Check every op's outputs and gradients for NaN/Inf inside the block (this thread only)."""
 
-    def __enter__(self):
-        self._previous = AnomalyMode.enabled
-        AnomalyMode.enabled = True
-        return self
-
-    def __exit__(self, *exc_info):
-        AnomalyMode.enabled = self._previous
-        return False
+    _mode = AnomalyMode
+    _target = True
 
 
 _FRAMEWORK_DIRS: tuple[str, ...] | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .anomaly import AnomalyMode, check_backward
+from .backend import floating_point_errors_ignored, floating_point_errors_restored
 from .function import GraphError, _saved_changed_in_place
 from .grad_mode import GradMode
 from .tensor import IN_PLACE_CLOCK, Tensor
@@ -88,6 +89,7 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     ready = [node]
     grad_on = GradMode.enabled
     GradMode.enabled = False
+    quiet = floating_point_errors_ignored()  # IEEE results (inf, nan), no RuntimeWarning
     anomaly = AnomalyMode.enabled
     try:
         # The loop body is the hot path of every backward: kept inline, with fast paths
@@ -174,6 +176,7 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                 n._saved = None
                 n._recorded = None  # and the inputs it kept for that check
     finally:
+        floating_point_errors_restored(quiet)
         GradMode.enabled = grad_on
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .anomaly import AnomalyMode, check_forward
+from .backend import floating_point_errors_ignored, floating_point_errors_restored
 from .grad_mode import GradMode
 
 _ndarray = np.ndarray
@@ -96,6 +97,8 @@ class Function:
                     needs.append(True)
                     any_needs = True
                     continue
+            elif isinstance(a, np.generic):
+                raw.append(a.item())  # a NumPy scalar acts as the Python number it holds (dtypes.py)
             else:
                 raw.append(a)
             parents.append(None)
@@ -109,10 +112,13 @@ class Function:
                             "grad; pass differentiable inputs positionally so they get a gradient"
                         )
                     kwargs[key] = value.data
+                elif isinstance(value, np.generic):
+                    kwargs[key] = value.item()
 
         ctx = object.__new__(cls)
         ctx.needs_input_grad = tuple(needs)
         GradMode.enabled = False  # forward never records
+        quiet = floating_point_errors_ignored()  # IEEE results (inf, nan), no RuntimeWarning
         try:
             out = cls.forward(ctx, *raw, **kwargs) if kwargs else cls.forward(ctx, *raw)
         except Exception as exc:
@@ -122,6 +128,7 @@ class Function:
                 exc.add_note(f"raised in the forward of {cls.display_name()}")
             raise
         finally:
+            floating_point_errors_restored(quiet)
             GradMode.enabled = grad_on
         if AnomalyMode.enabled:
             check_forward(cls, ctx, raw, out)

@@ -79,14 +79,23 @@ class Module:
             registry.pop(name, None)
         object.__delattr__(self, name)
 
-    def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
-        """A non-trainable state tensor (running statistics) saved in the state dict."""
+    def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True, rebuild=None) -> None:
+        """A non-trainable state tensor (running statistics) saved in the state dict.
+
+        ``rebuild(dtype)``, for a buffer computed from a formula (a table of sines), returns its
+        array computed in ``dtype``: ``Module.to`` calls it instead of casting, so a float32
+        table moved to float64 is float64-accurate rather than float32 values widened.
+        """
         _, buffers, _ = self._registries()
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"register_buffer('{name}'): expected a Tensor, got {type(tensor).__name__}")
+        if rebuild is not None and not callable(rebuild):
+            raise TypeError(f"register_buffer('{name}'): rebuild must be a function of a dtype")
         buffers[name] = tensor
         if not persistent:
             self.__dict__.setdefault("_non_persistent", set()).add(name)
+        if rebuild is not None:
+            self.__dict__.setdefault("_buffer_rebuilders", {})[name] = rebuild
         object.__setattr__(self, name, tensor)
 
     # ---- traversal ------------------------------------------------------------------------
@@ -168,6 +177,12 @@ class Module:
         dtype = np.dtype(dtype)
         if dtype.kind != "f":
             raise TypeError(f"Module.to: expected a floating dtype, got {dtype}")
+        for module in self.modules():
+            rebuilders = module.__dict__.get("_buffer_rebuilders", {})
+            for name, buffer in module._buffers.items():
+                if name in rebuilders and buffer is not None and buffer.data.dtype.kind == "f":
+                    buffer.data = np.asarray(rebuilders[name](dtype), dtype=dtype)
+                    buffer._bump()
         for t in list(self.parameters()) + list(self.buffers()):
             if t.data.dtype.kind == "f" and t.data.dtype != dtype:
                 t.data = t.data.astype(dtype)

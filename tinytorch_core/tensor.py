@@ -223,34 +223,34 @@ class Tensor:
 
     # ---- arithmetic -------------------------------------------------------------------------
     def __add__(self, other):
-        return _P.Add.apply(self, other)
+        return _P.add(self, other)
 
     def __radd__(self, other):
-        return _P.Add.apply(other, self)
+        return _P.add(other, self)
 
     def __sub__(self, other):
-        return _P.Sub.apply(self, other)
+        return _P.sub(self, other)
 
     def __rsub__(self, other):
-        return _P.Sub.apply(other, self)
+        return _P.sub(other, self)
 
     def __mul__(self, other):
-        return _P.Mul.apply(self, other)
+        return _P.mul(self, other)
 
     def __rmul__(self, other):
-        return _P.Mul.apply(other, self)
+        return _P.mul(other, self)
 
     def __truediv__(self, other):
-        return _P.Div.apply(self, other)
+        return _P.div(self, other)
 
     def __rtruediv__(self, other):
-        return _P.Div.apply(other, self)
+        return _P.div(other, self)
 
     def __pow__(self, other):
-        return _P.Pow.apply(self, other)
+        return _P.pow(self, other)
 
     def __rpow__(self, other):
-        return _P.Pow.apply(other, self)
+        return _P.pow(other, self)
 
     def __neg__(self):
         return _P.Neg.apply(self)
@@ -279,10 +279,10 @@ class Tensor:
     __abs__ = abs
 
     def maximum(self, other):
-        return _P.Maximum.apply(self, other)
+        return _P.maximum(self, other)
 
     def minimum(self, other):
-        return _P.Minimum.apply(self, other)
+        return _P.minimum(self, other)
 
     def clip(self, min=None, max=None):
         return _P.clip(self, min, max)

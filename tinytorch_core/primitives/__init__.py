@@ -21,13 +21,18 @@ from .arithmetic import (
     Sub,
     Where,
     abs,
+    add,
     clip,
+    div,
     exp,
     log,
     matmul,
     maximum,
     minimum,
+    mul,
+    pow,
     sqrt,
+    sub,
     where,
 )
 from .reduction import Max, Mean, Min, Sum, Var, normalize_axis
@@ -73,11 +78,11 @@ def core_op_table():
     from . import shape as sh
 
     return [
-        ("add", Add, ar.binary_samples, None),
-        ("sub", Sub, ar.binary_samples, None),
-        ("mul", Mul, ar.binary_samples, None),
-        ("div", Div, ar.div_samples, None),
-        ("pow", Pow, ar.pow_samples, None),
+        ("add", Add, ar.binary_samples, add),
+        ("sub", Sub, ar.binary_samples, sub),
+        ("mul", Mul, ar.binary_samples, mul),
+        ("div", Div, ar.div_samples, div),
+        ("pow", Pow, ar.pow_samples, pow),
         ("neg", Neg, ar.unary_samples, None),
         ("exp", Exp, ar.unary_samples, exp),
         ("log", Log, ar.positive_samples, log),
@@ -112,7 +117,7 @@ __all__ = [
     "Abs", "Add", "BroadcastTo", "Cast", "Clip", "Clone", "Concatenate", "Div", "Exp", "GetItem",
     "Log", "MatMul", "Max", "Maximum", "Mean", "Min", "Minimum", "Mul", "Neg", "Pow", "Reshape",
     "Sqrt", "Stack", "Sub", "Sum", "Transpose", "Var", "Where",
-    "abs", "broadcast_to", "clip", "concatenate", "exp", "log", "matmul", "max", "maximum", "mean",
-    "min", "minimum", "normalize_axis", "reshape", "sqrt", "squeeze", "stack", "sum", "swapaxes",
+    "abs", "add", "broadcast_to", "clip", "concatenate", "div", "exp", "log", "matmul", "max", "maximum", "mean",
+    "min", "minimum", "mul", "normalize_axis", "pow", "reshape", "sqrt", "squeeze", "stack", "sub", "sum", "swapaxes",
     "transpose", "unsqueeze", "var", "where",
 ]

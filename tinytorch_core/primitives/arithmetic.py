@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..dtypes import not_floating, promote
 from ..function import Function
 from ..host.samples import Sample, rand_away_from, randn
 from ..tensor import Tensor
@@ -63,9 +64,13 @@ class Div(Function):
 
 
 class Pow(Function):
+    """``a ** b``. Where the power is undefined (a negative base, a fractional exponent) the
+    result is NaN, and 0 to a negative power is inf, as in PyTorch; neither warns."""
+
     @staticmethod
     def forward(ctx, a, b):
-        out = a**b
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = a**b
         ctx.save_for_backward(a, b, out)
         return out
 
@@ -73,11 +78,19 @@ class Pow(Function):
     def backward(ctx, grad):
         a, b, out = ctx.saved_tensors
         need_a, need_b = ctx.needs_input_grad
-        ga = grad * b * a ** (b - 1) if need_a else None
-        gb = None
-        if need_b:
-            positive = np.asarray(a) > 0
-            gb = grad * out * np.log(np.where(positive, a, 1)) * positive
+        ga = gb = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if need_a:
+                # d(a**b)/da = b * a**(b-1), and 0 where b == 0: a**0 is the constant 1, also at
+                # a = 0, where the formula alone gives 0 * inf = NaN
+                slope = b * a ** (b - 1)
+                ga = grad * np.where(np.equal(b, 0), 0, slope)
+            if need_b:
+                # d(a**b)/db = a**b * log(a): NaN for a < 0 (undefined there), and 0 at a = 0 for
+                # b >= 0, where a**b is 0 or 1 to the right of the exponent
+                slope = out * np.log(a)
+                flat_at_zero = np.logical_and(np.equal(a, 0), np.greater_equal(b, 0))
+                gb = grad * np.where(flat_at_zero, 0, slope)
         return ga, gb
 
 
@@ -94,6 +107,8 @@ class Neg(Function):
 class Exp(Function):
     @staticmethod
     def forward(ctx, a):
+        if a.dtype.kind != "f":
+            raise not_floating(ctx, a)
         out = np.exp(a)
         ctx.save_for_backward(out)
         return out
@@ -107,6 +122,8 @@ class Exp(Function):
 class Log(Function):
     @staticmethod
     def forward(ctx, a):
+        if a.dtype.kind != "f":
+            raise not_floating(ctx, a)
         ctx.save_for_backward(a)
         return np.log(a)
 
@@ -119,6 +136,8 @@ class Log(Function):
 class Sqrt(Function):
     @staticmethod
     def forward(ctx, a):
+        if a.dtype.kind != "f":
+            raise not_floating(ctx, a)
         out = np.sqrt(a)
         ctx.save_for_backward(out)
         return out
@@ -265,6 +284,28 @@ class MatMul(Function):
 
 
 # ---- front-ends that validate before applying --------------------------------------------------
+# Elementwise ops with two or more value operands first bring them to one dtype (see dtypes.py:
+# a number or a 0-d tensor never widens a tensor); Tensor's operators call these.
+def add(a, b):
+    return Add.apply(*promote(a, b))
+
+
+def sub(a, b):
+    return Sub.apply(*promote(a, b))
+
+
+def mul(a, b):
+    return Mul.apply(*promote(a, b))
+
+
+def div(a, b):
+    return Div.apply(*promote(a, b, floating=True))  # true division: int / int is float32
+
+
+def pow(a, b):  # noqa: A001 - mirrors the NumPy name on purpose
+    return Pow.apply(*promote(a, b))
+
+
 def matmul(a, b):
     sa, sb = np.shape(_data(a)), np.shape(_data(b))
     if len(sa) == 0 or len(sb) == 0:
@@ -281,7 +322,9 @@ def matmul(a, b):
 def clip(a, low=None, high=None):
     if low is None and high is None:
         raise ValueError("clip: give at least one of min and max")
-    return Clip.apply(a, low, high)
+    bounds = [bound for bound in (low, high) if bound is not None]
+    promoted = promote(a, *bounds)  # the bounds take part in the dtype like any operand
+    return Clip.apply(promoted[0], low, high)
 
 
 def where(condition, a, b):
@@ -289,7 +332,7 @@ def where(condition, a, b):
     cond = np.asarray(cond)
     if cond.dtype != np.bool_:
         raise TypeError(f"where: the condition must be a bool tensor, got {cond.dtype}")
-    return Where.apply(cond, a, b)
+    return Where.apply(cond, *promote(a, b))
 
 
 def exp(x):
@@ -309,11 +352,11 @@ def abs(x):  # noqa: A001 - mirrors the NumPy name on purpose
 
 
 def maximum(a, b):
-    return Maximum.apply(a, b)
+    return Maximum.apply(*promote(a, b))
 
 
 def minimum(a, b):
-    return Minimum.apply(a, b)
+    return Minimum.apply(*promote(a, b))
 
 
 # ---- sample inputs for opcheck ---------------------------------------------------------------

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from ..dtypes import not_floating
 from ..function import Function
 from ..host.samples import Sample, randn
 
@@ -46,6 +47,8 @@ class Sum(Function):
 class Mean(Function):
     @staticmethod
     def forward(ctx, a, axis=None, keepdims=False):
+        if a.dtype.kind != "f":
+            raise not_floating(ctx, a)
         ctx.shape, ctx.axis, ctx.keepdims = a.shape, axis, keepdims
         total = a.sum(axis=axis, keepdims=keepdims)  # sum / count: ndarray.mean is ~4x slower on small arrays
         if a.size:
@@ -112,6 +115,8 @@ class Var(Function):
 
     @staticmethod
     def forward(ctx, a, axis=None, keepdims=False, ddof=0):
+        if a.dtype.kind != "f":
+            raise not_floating(ctx, a)
         n = a.size if axis is None else int(np.prod([a.shape[i] for i in axis]))
         centered = a - a.sum(axis=axis, keepdims=True) / max(n, 1)
         if n - ddof <= 0:

@@ -112,22 +112,27 @@ class SinusoidalPositionalEncoding(Module):
 
     ``forward(x)`` takes ``x`` of shape ``(..., T, embedding_dim)`` and returns ``x + pe[:T]``.
     The table ``pe`` is a non-persistent buffer: not trained, not in the state dict (it is
-    recomputed from ``max_len`` and ``embedding_dim``), but cast by ``Module.to``.
+    recomputed from ``max_len`` and ``embedding_dim``), and ``Module.to`` recomputes it in the
+    new dtype, so a model moved to float64 gets a float64-accurate table.
     """
 
     def __init__(self, max_len: int, embedding_dim: int):
         super().__init__()
         self.max_len = _positive_int(max_len, "max_len", "SinusoidalPositionalEncoding")
         self.embedding_dim = _positive_int(embedding_dim, "embedding_dim", "SinusoidalPositionalEncoding")
-        table = sinusoidal_table(self.max_len, self.embedding_dim).astype(np.float32)
-        self.register_buffer("pe", Tensor(table), persistent=False)
+        self.register_buffer("pe", Tensor(self._table(np.float32)), persistent=False, rebuild=self._table)
+
+    def _table(self, dtype):
+        return sinusoidal_table(self.max_len, self.embedding_dim).astype(dtype)
 
     def forward(self, x):
         x = _as_tensor(x)
         length = _check_sequence(x, self.max_len, self.embedding_dim, "SinusoidalPositionalEncoding")
         table = self.pe.data[:length]
-        if x.dtype.kind == "f":
-            table = table.astype(x.dtype, copy=False)  # a float32 model stays float32
+        if x.dtype.kind == "f" and table.dtype != x.dtype:
+            # computed in the input's dtype: a float32 model stays float32, a float64 input gets
+            # float64-accurate positions rather than float32 values widened
+            table = sinusoidal_table(length, self.embedding_dim).astype(x.dtype)
         return x + table
 
     def extra_repr(self) -> str:

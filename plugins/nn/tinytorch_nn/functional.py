@@ -21,6 +21,7 @@ import numpy as np
 
 from tinytorch_core import Function, Tensor, array_module, resolve_generator
 from tinytorch_core.backend import column_sums, extremes, row_sums, scalar, sum_all
+from tinytorch_core.dtypes import not_floating
 
 from .special import erfc
 
@@ -95,6 +96,8 @@ class LinearFunction(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias=None):
+        if x.dtype.kind != "f" or weight.dtype.kind != "f":
+            raise not_floating(ctx, x if x.dtype.kind != "f" else weight)
         ctx.save_for_backward(x, weight)
         if x.ndim > 2:  # one 2-D matrix product is faster than a broadcast batched matmul
             out = (x.reshape(-1, x.shape[-1]) @ weight.T).reshape(*x.shape[:-1], weight.shape[0])
@@ -165,6 +168,8 @@ def relu(x):
 class LeakyReLUFunction(Function):
     @staticmethod
     def forward(ctx, x, negative_slope=0.01):
+        if x.dtype.kind != "f":
+            raise not_floating(ctx, x)
         positive = x > 0
         ctx.save_for_backward(positive)
         ctx.negative_slope = negative_slope
@@ -204,6 +209,8 @@ class SigmoidFunction(Function):
 
     @staticmethod
     def forward(ctx, x):
+        if x.dtype.kind != "f":
+            raise not_floating(ctx, x)
         s = _sigmoid(x)
         ctx.save_for_backward(s)
         return s
@@ -246,6 +253,8 @@ def sigmoid(x):
 class TanhFunction(Function):
     @staticmethod
     def forward(ctx, x):
+        if x.dtype.kind != "f":
+            raise not_floating(ctx, x)
         out = np.tanh(x)
         ctx.save_for_backward(out)
         return out
@@ -273,6 +282,8 @@ class GELUFunction(Function):
 
     @staticmethod
     def forward(ctx, x, approximate="none"):
+        if x.dtype.kind != "f":
+            raise not_floating(ctx, x)
         ctx.approximate = approximate
         if approximate == "tanh":
             inner = x * x
@@ -326,6 +337,8 @@ def gelu(x, approximate="none"):
 class SoftmaxFunction(Function):
     @staticmethod
     def forward(ctx, x, axis=-1):
+        if x.dtype.kind != "f":
+            raise not_floating(ctx, x)
         y = x - x.max(axis=axis, keepdims=True)  # max-subtraction: exp never overflows
         np.exp(y, out=y)
         y /= y.sum(axis=axis, keepdims=True)
@@ -349,6 +362,8 @@ def softmax(x, axis=-1):
 class LogSoftmaxFunction(Function):
     @staticmethod
     def forward(ctx, x, axis=-1):
+        if x.dtype.kind != "f":
+            raise not_floating(ctx, x)
         z = x - x.max(axis=axis, keepdims=True)
         z -= np.log(np.exp(z).sum(axis=axis, keepdims=True))
         ctx.save_for_backward(z)
@@ -375,6 +390,8 @@ class DropoutFunction(Function):
 
     @staticmethod
     def forward(ctx, x, mask=None):
+        if x.dtype.kind != "f":
+            raise not_floating(ctx, x)
         ctx.save_for_backward(mask)
         return x * mask
 
@@ -413,6 +430,8 @@ def dropout(x, p=0.5, training=True, generator=None):
 class MSELossFunction(Function):
     @staticmethod
     def forward(ctx, input, target, reduction="mean"):
+        if input.dtype.kind != "f":
+            raise not_floating(ctx, input)
         diff = input - target
         ctx.save_for_backward(diff)
         ctx.reduction = reduction
@@ -524,6 +543,8 @@ class BinaryCrossEntropyFunction(Function):
 
     @staticmethod
     def forward(ctx, input, target, reduction="mean"):
+        if input.dtype.kind != "f":
+            raise not_floating(ctx, input)
         loss, p, log_ratio = _bce_forward(input, target, reduction)
         ctx.save_for_backward(p, target, log_ratio if ctx.needs_input_grad[1] else None)
         ctx.reduction = reduction
@@ -565,6 +586,8 @@ class SigmoidBinaryCrossEntropyFunction(Function):
 
     @staticmethod
     def forward(ctx, logits, target, probabilities=None, reduction="mean"):
+        if logits.dtype.kind != "f":
+            raise not_floating(ctx, logits)
         if probabilities is None:
             probabilities = _sigmoid(logits)
         elif ctx.needs_input_grad[2] or probabilities.shape != logits.shape:
@@ -620,6 +643,8 @@ class BinaryCrossEntropyWithLogitsFunction(Function):
 
     @staticmethod
     def forward(ctx, input, target, reduction="mean"):
+        if input.dtype.kind != "f":
+            raise not_floating(ctx, input)
         e = _exp_neg_abs(input)
         loss = np.maximum(input, 0)
         loss -= input * target
@@ -750,6 +775,8 @@ class CrossEntropyFunction(Function):
 
     @staticmethod
     def forward(ctx, logits, target=None, valid=None, label_smoothing=0.0, reduction="mean"):
+        if logits.dtype.kind != "f":
+            raise not_floating(ctx, logits)
         unbatched = logits.ndim == 1
         x = logits[None] if unbatched else logits
         t = target.reshape(1) if unbatched else target
@@ -835,6 +862,8 @@ class NLLLossFunction(Function):
 
     @staticmethod
     def forward(ctx, input, target=None, valid=None, reduction="mean"):
+        if input.dtype.kind != "f":
+            raise not_floating(ctx, input)
         unbatched = input.ndim == 1
         x = input[None] if unbatched else input
         t = target.reshape(1) if unbatched else target

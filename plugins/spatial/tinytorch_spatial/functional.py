@@ -22,6 +22,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from tinytorch_core import Function, Tensor, array_module, no_grad
+from tinytorch_core.dtypes import not_floating
 
 
 
@@ -434,6 +435,8 @@ class MaxPool2dFunction(Function):
             # integer arithmetic is several times faster than copyto(where=) or np.where
             np.multiply(better, t, out=candidate, dtype=index_dtype)
             np.maximum(arg, candidate, out=arg)
+        if padding[0] or padding[1]:
+            _route_padded_ties_to_real_entries(arg, out, xpad, padding, x.shape, windows.shape, windows.strides)
         ctx.save_for_backward(arg)
         ctx.geometry = (x.shape, xpad.shape, kernel_size, stride, padding, (ho, wo), order)
         return out.reshape(stored_shape).transpose(inverse_permutation(order))
@@ -474,6 +477,26 @@ class MaxPool2dFunction(Function):
         return dpad
 
 
+def _route_padded_ties_to_real_entries(arg, out, xpad, padding, shape, window_shape, window_strides):
+    """A window whose real entries are all -inf ties with its padding (filled with -inf), and the
+    first tap may be padding: point such a window's arg-max at its first real entry instead (as
+    PyTorch does), so its gradient is not routed into the padding and dropped. The padding is
+    at most half the kernel, so every window holds a real entry. Costs one comparison unless
+    such a window exists."""
+    tied = np.flatnonzero(out == xpad.dtype.type(_lowest(xpad.dtype)))
+    if not tied.size:
+        return
+    # a mask of real positions laid out like the padded input, gathered into the same taps
+    real = np.empty_like(xpad, dtype=np.uint8)  # same memory order as xpad, one byte an element
+    real.fill(0)
+    real[:, :, padding[0] : padding[0] + shape[2], padding[1] : padding[1] + shape[3]] = 1
+    scale = xpad.itemsize
+    real_windows = _strided_view(real, window_shape, tuple(s // scale for s in window_strides))
+    real_taps = np.ascontiguousarray(real_windows).reshape(window_shape[0] * window_shape[1], -1)[:, tied]
+    on_padding = real_taps[arg[tied], np.arange(tied.size)] == 0
+    arg[tied[on_padding]] = real_taps[:, on_padding].argmax(axis=0)  # the first real tap
+
+
 def _route_tiling_windows(arg, flat_grad, stored_dpad, dpad, kernel, out_hw, order):
     """Max-pool backward when the windows tile the input exactly (stride == kernel, no padding):
     every tap's routed gradient in one broadcast comparison and one product, then a single
@@ -503,6 +526,8 @@ class AvgPool2dFunction(Function):
 
     @staticmethod
     def forward(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)):
+        if x.dtype.kind != "f":
+            raise not_floating(ctx, x)
         xpad = _padded(x, padding[0], padding[1], 0)
         out_hw = _pool_out_hw(x.shape, kernel_size, stride, padding)
         taps = _taps(kernel_size, stride, out_hw)
@@ -670,8 +695,9 @@ def _batch_norm2d(x, running_mean, running_var, weight, bias, training, momentum
                 f"got input shape {shape}"
             )
         xd = _data(x)
-        mean = xd.mean(axis=_BN_AXES)
-        var = xd.var(axis=_BN_AXES)
+        with np.errstate(all="ignore"):  # outside apply: inf input gives inf/NaN stats silently, as in the op
+            mean = xd.mean(axis=_BN_AXES)
+            var = xd.var(axis=_BN_AXES)
         if running_mean is not None:
             _update_running(running_mean, mean, momentum)
         if running_var is not None:

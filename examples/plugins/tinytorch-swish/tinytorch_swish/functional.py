@@ -18,6 +18,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from tinytorch_core import Function, Tensor, array_module
+from tinytorch_core.dtypes import not_floating
 
 __all__ = ["DepthwiseConv2dFunction", "SwishFunction", "depthwise_conv2d", "swish"]
 
@@ -32,6 +33,9 @@ class SwishFunction(Function):
 
     @staticmethod
     def forward(ctx, x, beta):
+        for operand in (x, np.asarray(beta)):
+            if operand.dtype.kind != "f":
+                raise not_floating(ctx, operand)
         # sigmoid through tanh: no overflow and no warning for any input
         t = np.tanh(0.5 * (beta * x))
         y = x * (0.5 + 0.5 * t)
@@ -127,6 +131,9 @@ class DepthwiseConv2dFunction(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias=None, *, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
+        for operand in (x, weight):
+            if operand.dtype.kind != "f":
+                raise not_floating(ctx, operand)
         n, c = x.shape[:2]
         out_channels, _, kh, kw = weight.shape
         filters = weight.reshape(c, out_channels // c, kh, kw)
