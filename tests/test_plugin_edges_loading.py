@@ -171,8 +171,9 @@ def test_strict_mode_keeps_raising_on_every_access():
     broken = FakeEntryPoint("spatial", _raiser(lambda: SystemExit(1)), call=True,
                             distribution="tinytorch-spatial", version="9.9")
     runtime = Runtime([broken, FakeEntryPoint("swish", swish_plugin())], environ={"TINYTORCH_STRICT_PLUGINS": "1"})
-    with pytest.raises(tt.PluginLoadError) as first:
+    with pytest.raises(tt.PluginLoadError, match="TINYTORCH_STRICT_PLUGINS=1 makes this an error") as first:
         runtime.load()
+    assert isinstance(first.value.__cause__, SystemExit)
     for _ in range(3):
         with pytest.raises(tt.PluginLoadError) as again:
             runtime.load()
