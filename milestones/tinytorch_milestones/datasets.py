@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinytorch_core.files import open_regular_file
+
 DIGITS_PATH = Path(__file__).parent / "data" / "digits.npz"
 
 
@@ -40,12 +42,14 @@ class DataError(RuntimeError):
 
 def load_digits() -> ImageSplit:
     """The UCI 8x8 handwritten digits bundled with this package (stratified 80/20 split)."""
-    if not DIGITS_PATH.is_file():
+    try:  # a regular file only, like every file the package reads (see tinytorch_core.files)
+        handle = open_regular_file(DIGITS_PATH, error=DataError, context="load_digits: ")
+    except FileNotFoundError:
         raise DataError(
             f"the bundled digits file {DIGITS_PATH} is missing; regenerate it with "
             "milestones/scripts/make_digits.py (needs scikit-learn) or reinstall tinytorch-milestones"
-        )
-    with np.load(DIGITS_PATH) as npz:
+        ) from None
+    with handle, np.load(handle, allow_pickle=False) as npz:
         missing = {"x_train", "y_train", "x_test", "y_test"} - set(npz.files)
         if missing:
             raise DataError(f"{DIGITS_PATH}: missing arrays {sorted(missing)}")
