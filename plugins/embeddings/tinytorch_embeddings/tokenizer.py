@@ -1,8 +1,9 @@
 """``CharTokenizer``: one token per character, with an explicit policy for unknown characters.
 
 A vocabulary file is JSON, never a pickle: loading one cannot run code. ``CharTokenizer.load``
-treats the file as untrusted (size limit, strict UTF-8 and JSON, every field validated) and
-raises ``VocabularyError`` for anything malformed; ``save`` replaces the file atomically.
+treats the file as untrusted (a regular file only, size limit checked before reading, strict
+UTF-8 and JSON, every field validated) and raises ``VocabularyError`` for anything malformed;
+``save`` replaces the file atomically.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from collections import Counter
 import numpy as np
 
 from tinytorch_core import Tensor
+from tinytorch_core.files import open_regular_file
 from tinytorch_nn.io import atomic_write
 
 FORMAT = "tinytorch-char-tokenizer"
 FORMAT_VERSION = 1
 #: default size limit of a vocabulary file (every Unicode code point fits in about 9 MB)
 MAX_VOCABULARY_BYTES = 16 * 2**20
+_CODE_POINTS = 0x110000  # no vocabulary of distinct characters is longer
 
 
 class VocabularyError(ValueError):
@@ -175,6 +178,8 @@ class CharTokenizer:
         chars, unk = data.get("chars"), data.get("unk_token")
         if not isinstance(chars, list) or not chars:
             fail("'chars' must be a non-empty list of single characters")
+        if len(chars) > _CODE_POINTS:  # refused before the list is copied and scanned
+            fail(f"'chars' lists {len(chars)} entries, more than the {_CODE_POINTS} Unicode code points there are")
         if unk is not None and unk not in chars:
             fail(f"'unk_token' {_excerpt(unk)} is not one of 'chars'")
         try:
@@ -195,21 +200,28 @@ class CharTokenizer:
     def load(cls, path, *, max_bytes: int = MAX_VOCABULARY_BYTES) -> "CharTokenizer":
         """Read a vocabulary written by ``save``, validating it.
 
-        Anything malformed (over ``max_bytes``, not UTF-8, not JSON, wrong fields) raises
-        ``VocabularyError``; a missing or unreadable file raises the usual ``OSError``.
+        Anything malformed (not a regular file, over ``max_bytes``, not UTF-8, not JSON, wrong
+        fields) raises ``VocabularyError``; a missing or unreadable file raises the usual ``OSError``.
         """
         where = os.fspath(path)
-        with open(where, "rb") as handle:
-            raw = handle.read(max_bytes + 1)
-        if len(raw) > max_bytes:
-            raise VocabularyError(
+
+        def too_large():
+            return VocabularyError(
                 f"CharTokenizer.load: {where!r} is larger than the limit of {max_bytes} bytes for a vocabulary "
                 "file (pass max_bytes= to allow more)"
             )
+
+        with open_regular_file(where, error=VocabularyError, context="CharTokenizer.load: ") as handle:
+            if os.fstat(handle.fileno()).st_size > max_bytes:  # refused before a byte is read
+                raise too_large()
+            raw = handle.read(max_bytes + 1)  # bounded even if the file grows meanwhile
+        if len(raw) > max_bytes:
+            raise too_large()
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise VocabularyError(f"CharTokenizer.load: {where!r} is not UTF-8 text: {exc}") from None
+        del raw  # the text replaces the bytes: never both while the JSON is parsed
         try:
             data = json.loads(text)
         except MemoryError:
