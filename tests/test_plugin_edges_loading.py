@@ -19,6 +19,7 @@ import pytest
 import tinytorch_core as tt
 from tinytorch_core import Function, Sample
 from tinytorch_core.cli import main
+from tinytorch_core.host.registry import Milestone
 from tinytorch_core.host.runtime import Runtime, use_runtime
 from tinytorch_core.testing import FakeEntryPoint, plugin_module
 
@@ -347,3 +348,54 @@ def test_real_python_import_in_strict_mode_raises_plugin_load_error_not_system_e
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["PluginLoadError SystemExit 3"] * 2
+
+
+# ---- registrations that would break everyone else's lookups ------------------------------------------------
+def _registering(**hooks):
+    hooks.setdefault("tinytorch_declare_stage", lambda declare: declare("odd", requires=("core",)))
+    return plugin_module("odd_plugin", **hooks)
+
+
+HOSTILE_REGISTRATIONS = {
+    "symbol-name-not-a-string": dict(tinytorch_register_layers=lambda registry: registry.layer(123, SwishLayer)),
+    "symbol-name-dunder": dict(tinytorch_register_layers=lambda registry: registry.layer("__class__", SwishLayer)),
+    "stage-name-not-a-string": dict(tinytorch_declare_stage=lambda declare: declare(7, requires=("core",))),
+    "stage-name-with-colons": dict(tinytorch_declare_stage=lambda declare: declare("a::b", requires=("core",))),
+    "stage-requires-a-string": dict(tinytorch_declare_stage=lambda declare: declare("odd", requires="core")),
+    "milestone-order-not-an-int": dict(tinytorch_register_milestones=lambda register: register(
+        Milestone(name="m", year=1, title="t", requires=(), run=print, order="first"))),
+    "milestone-name-not-a-string": dict(tinytorch_register_milestones=lambda register: register(
+        Milestone(name=None, year=1, title="t", requires=(), run=print))),
+    "command-name-with-spaces": dict(tinytorch_cli_commands=lambda commands: commands.add(
+        "two words", help="h", setup=print, run=print)),
+    "command-help-not-a-string": dict(tinytorch_cli_commands=lambda commands: commands.add(
+        "fine", help=42, setup=print, run=print)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_REGISTRATIONS))
+def test_registrations_that_would_break_other_lookups_are_refused(case, capsys):
+    plugin = _registering(**HOSTILE_REGISTRATIONS[case])
+    runtime = Runtime([FakeEntryPoint("odd", plugin), FakeEntryPoint("swish", swish_plugin())], environ={})
+    (message,) = _load(runtime)
+    assert "RegistrationError" in message
+    assert runtime.plugins["odd"].status == "failed" and runtime.plugins["swish"].status == "loaded"
+    with use_runtime(runtime):
+        assert "Swish" in dir(tt.nn)
+        with pytest.raises(AttributeError, match="did you mean Swish"):
+            tt.nn.Swissh
+        assert main(["stages"]) == 0 and main(["plugins", "--json"]) == 0
+    sorted(runtime.milestones.values(), key=lambda m: (m.order, m.year, m.name))  # as `milestones list` sorts
+    capsys.readouterr()
+
+
+def test_running_a_plugin_command_whose_setup_failed_says_why(capsys):
+    plugin = plugin_module(
+        "cmd_plugin",
+        tinytorch_declare_stage=lambda declare: declare("cmdp", requires=("core",)),
+        tinytorch_cli_commands=lambda commands: commands.add(
+            "boom", help="exits in setup", setup=_raiser(lambda: SystemExit(4)), run=lambda a, r: 0),
+    )
+    with use_runtime(Runtime([FakeEntryPoint("cmdp", plugin)], environ={})):
+        assert main(["boom"]) == 1
+    assert "command 'boom' from plugin 'cmdp' is broken: SystemExit: 4" in capsys.readouterr().err

@@ -339,14 +339,18 @@ def build_parser(runtime: Runtime) -> argparse.ArgumentParser:
                    help="the stages it builds on (default: nn)")
     p.set_defaults(handler=cmd_new_plugin)
     for command in runtime.commands.values():
-        p = sub.add_parser(command.name, help=command.help)
+        p = None
         try:
+            p = sub.add_parser(command.name, help=command.help)
             command.setup(p)
         except BaseException as exc:  # a broken plugin command (even one calling sys.exit) must not take the CLI down
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            print(f"tinytorch: command '{command.name}' from plugin '{command.plugin}' is broken: {exc}",
-                  file=sys.stderr)
+            problem = (f"tinytorch: command '{command.name}' from plugin '{command.plugin}' is broken: "
+                       f"{type(exc).__name__}: {exc}")
+            print(problem, file=sys.stderr)
+            if p is not None:  # running it says why instead of doing nothing
+                p.set_defaults(handler=lambda args, runtime, problem=problem: print(problem, file=sys.stderr) or 1)
             continue
         p.set_defaults(handler=command.run)
     return parser

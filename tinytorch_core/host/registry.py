@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -135,6 +136,11 @@ class Registrar:
                 f"{self._owner.describe()}: unknown namespace {namespace!r}; use one of "
                 f"{[n for n in catalog.NAMESPACES if n != 'ops']} (ops go through registry.function)"
             )
+        if not isinstance(name, str) or not name.isidentifier() or name.startswith("__"):
+            raise RegistrationError(
+                f"{self._owner.describe()}: {namespace} symbol name {name!r} must be a Python identifier "
+                "not starting with '__' (it is reached as an attribute)"
+            )
         self._staged.symbols.append(
             SymbolEntry(namespace, name, obj, self._owner.name, self._owner.distribution, self._owner.version)
         )
@@ -146,9 +152,29 @@ class MilestoneRegistrar:
         self._staged = staged
 
     def __call__(self, milestone: Milestone) -> None:
+        who = self._owner.describe()
         if not isinstance(milestone, Milestone):
-            raise RegistrationError(f"{self._owner.describe()}: register() takes a Milestone, got {milestone!r}")
+            raise RegistrationError(f"{who}: register() takes a Milestone, got {milestone!r}")
+        problems = [
+            f"{field} must be {kind}"
+            for field, ok, kind in (
+                ("name", isinstance(milestone.name, str) and milestone.name.strip() != "", "a non-empty string"),
+                ("year", isinstance(milestone.year, int) and not isinstance(milestone.year, bool), "an int"),
+                ("title", isinstance(milestone.title, str), "a string"),
+                ("description", isinstance(milestone.description, str), "a string"),
+                ("order", isinstance(milestone.order, int) and not isinstance(milestone.order, bool), "an int"),
+                ("requires", isinstance(milestone.requires, tuple)
+                 and all(isinstance(r, str) for r in milestone.requires), "a tuple of stage names"),
+                ("run", callable(milestone.run), "callable"),
+            )
+            if not ok
+        ]
+        if problems:
+            raise RegistrationError(f"{who}: milestone {milestone.name!r}: {'; '.join(problems)}")
         self._staged.milestones.append(milestone)
+
+
+_COMMAND_NAME = re.compile(r"[a-z][a-z0-9-]{0,63}\Z")
 
 
 class CommandRegistrar:
@@ -157,4 +183,13 @@ class CommandRegistrar:
         self._staged = staged
 
     def add(self, name: str, *, help: str, setup, run) -> None:  # noqa: A002 - argparse's word
+        who = self._owner.describe()
+        if not isinstance(name, str) or not _COMMAND_NAME.match(name):
+            raise RegistrationError(
+                f"{who}: command name {name!r} must be lower-case letters, digits and '-', starting with a letter"
+            )
+        if not isinstance(help, str):
+            raise RegistrationError(f"{who}: command '{name}': help must be a string, got {type(help).__name__}")
+        if not (callable(setup) and callable(run)):
+            raise RegistrationError(f"{who}: command '{name}': setup and run must be callable")
         self._staged.commands.append(Command(name, help, setup, run, self._owner.name))

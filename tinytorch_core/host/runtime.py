@@ -37,6 +37,7 @@ from .registry import (
 )
 
 LOADED, FAILED, BLOCKED, INACTIVE, NOT_INSTALLED = "loaded", "failed", "blocked", "inactive", "not installed"
+_STAGE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 _HOOK_NAMES = {
     name for name in dir(hookspecs) if name.startswith("tinytorch_") and callable(getattr(hookspecs, name))
 }
@@ -260,6 +261,16 @@ class Runtime:
 
     def _declare(self, record: PluginRecord) -> None:
         def declare(name, *, requires=None, title=None, order=None):
+            if not isinstance(name, str) or not _STAGE_NAME.match(name):
+                raise RegistrationError(
+                    f"{record.describe()}: stage name {name!r} must be a Python identifier (it prefixes op names)"
+                )
+            if requires is not None and (isinstance(requires, str) or not all(isinstance(r, str) for r in requires)):
+                raise RegistrationError(f"{record.describe()}: requires= must be a tuple of stage names, got {requires!r}")
+            if title is not None and not isinstance(title, str):
+                raise RegistrationError(f"{record.describe()}: title= must be a string, got {type(title).__name__}")
+            if order is not None and (not isinstance(order, int) or isinstance(order, bool)):
+                raise RegistrationError(f"{record.describe()}: order= must be an int, got {order!r}")
             if record.stage is not None:
                 raise RegistrationError(f"{record.describe()} declares two stages: {record.stage!r} and {name!r}")
             if name in self.stages:
