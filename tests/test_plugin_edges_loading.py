@@ -338,16 +338,28 @@ def test_real_python_import_in_strict_mode_raises_plugin_load_error_not_system_e
     env = {k: v for k, v in os.environ.items() if not k.startswith("TINYTORCH_")}
     env.update(PYTHONPATH=str(tmp_path), TINYTORCH_STRICT_PLUGINS="1")
     code = textwrap.dedent("""
+        import importlib
         import tinytorch_core as tt
-        for attempt in range(2):
+        import tinytorch_core.host.runtime as host_runtime
+
+        def attempt(access):
             try:
-                tt.nn.Linear
+                access()
             except tt.PluginLoadError as exc:
                 print("PluginLoadError", type(exc.__cause__).__name__, exc.__cause__.code)
+            else:
+                print("no error")
+
+        attempt(lambda: tt.nn.Linear)
+        attempt(lambda: tt.nn.Linear)
+        attempt(lambda: tt.ops.relu)
+        importlib.reload(host_runtime)  # a runtime reloaded in the same process
+        attempt(lambda: tt.nn.Linear)
+        attempt(lambda: host_runtime.Runtime().load())
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["PluginLoadError SystemExit 3"] * 2
+    assert result.stdout.splitlines() == ["PluginLoadError SystemExit 3"] * 5
 
 
 # ---- registrations that would break everyone else's lookups ------------------------------------------------

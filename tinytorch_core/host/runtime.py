@@ -182,7 +182,7 @@ class Runtime:
 
     def raise_if_strict(self) -> None:
         """Raise the strict-mode ``PluginLoadError`` (unless loading or inspecting)."""
-        if self._loading or self._inspecting:
+        if not self.failures or self._loading or self._inspecting:  # the usual case: one cheap test
             return
         error = self.strict_error()
         if error is not None:
