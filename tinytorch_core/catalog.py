@@ -54,7 +54,7 @@ STAGES: tuple[Package, ...] = (
         introduces="Tensor, Function, autograd, primitive ops, Module, Parameter, plugin host, gradcheck",
         symbols=_symbols(
             ops="add sub mul div pow neg exp log sqrt abs maximum minimum clip where cast clone matmul "
-            "sum mean max min var reshape transpose broadcast_to getitem concatenate stack",
+            "sum mean max min var reshape transpose broadcast_to getitem setitem concatenate stack",
         ),
     ),
     Package(

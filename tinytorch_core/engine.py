@@ -69,9 +69,10 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     consumers = {node: 0}
     stack = [node]
     while stack:
-        for p in stack.pop()._parents:
+        consumer = stack.pop()
+        for p in consumer._parents:
             if p is not None:
-                pn = p._node
+                pn = p._node if p._history is None else _edge_seen_by(consumer, p)[0]
                 if pn is not None:
                     count = consumers.get(pn)
                     if count is None:
@@ -151,7 +152,10 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                     g = g.astype(target.dtype)
                 if anomaly:
                     check_backward(n, index, g)
-                pn = p._node
+                if p._history is None:
+                    pn, out_index = p._node, p._out_index
+                else:  # p was written in place after n was recorded: n consumed its earlier value
+                    pn, out_index = _edge_seen_by(n, p)
                 if pn is None:
                     if p.grad is None and g.base is None and id(g) not in claimed and g.flags.writeable:
                         claimed.add(id(g))  # the first gradient of this leaf, an array of its own
@@ -166,8 +170,7 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                     slots = pending.get(pn)
                     if slots is None:
                         slots = pending[pn] = [None] * pn._n_outputs
-                    k = p._out_index
-                    slots[k] = g if slots[k] is None else slots[k] + g
+                    slots[out_index] = g if slots[out_index] is None else slots[out_index] + g
                 remaining = consumers[pn] - 1
                 consumers[pn] = remaining
                 if remaining == 0:
@@ -178,6 +181,16 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     finally:
         floating_point_errors_restored(quiet)
         GradMode.enabled = grad_on
+
+
+def _edge_seen_by(consumer, tensor):
+    """``(node, output index)`` that ``tensor`` had when ``consumer`` was recorded: a tensor
+    written in place afterwards has a newer node, and ``tensor._history`` lists the ones before
+    (with the clock tick of each write)."""
+    for tick, node, out_index in tensor._history:
+        if consumer._created_at < tick:
+            return node, out_index
+    return tensor._node, tensor._out_index
 
 
 def _unbroadcast(g, shape, node, index):

@@ -45,6 +45,9 @@ class Function:
     _recorded = None
     _n_outputs = 1
     _output_meta = None
+    # the in-place clock when the node was recorded: which node an input written in place since
+    # then had at that time (Tensor._history)
+    _created_at = 0
 
     @staticmethod
     def forward(ctx, *args, **kwargs):
@@ -142,6 +145,7 @@ class Function:
                     _share_version_with_inputs(result, args)
                 return result
             ctx._parents = tuple(parents)
+            ctx._created_at = IN_PLACE_CLOCK[0]
             result = _make_tensor(out, True, ctx, 0)
             if out.base is not None:
                 _share_version_with_inputs(result, args)
@@ -160,6 +164,7 @@ def _wrap_outputs(ctx, out, args, parents, any_needs):
             _share_version_with_inputs(t, args)
         return results
     ctx._parents = tuple(parents)
+    ctx._created_at = IN_PLACE_CLOCK[0]
     ctx._n_outputs = len(outputs)
     ctx._output_meta = tuple((o.shape, o.dtype) for o in outputs)
     results = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 
@@ -17,6 +18,7 @@ DEFAULT_FLOAT = np.float32
 #: then", and while the count has not moved nothing changed at all, which backward checks in
 #: one comparison per node.
 IN_PLACE_CLOCK = [0]
+_CLOCK_TICKS = itertools.count(1)
 
 
 def _as_array(data, dtype):
@@ -33,7 +35,8 @@ def _as_array(data, dtype):
 class Tensor:
     """A NumPy array with autograd. Float data defaults to float32; integer data stays integer."""
 
-    __slots__ = ("data", "requires_grad", "grad", "_node", "_out_index", "_version_counter", "__weakref__")
+    __slots__ = ("data", "requires_grad", "grad", "_node", "_out_index", "_version_counter", "_history",
+                 "__weakref__")
     __array_ufunc__ = None  # make `ndarray + tensor` call Tensor.__radd__ instead of looping
     __hash__ = object.__hash__  # __eq__ is elementwise; identity hashing keeps tensors usable as keys
 
@@ -43,6 +46,7 @@ class Tensor:
         self._node = None
         self._out_index = 0
         self._version_counter = [0]
+        self._history = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -56,6 +60,7 @@ class Tensor:
         t._node = node
         t._out_index = out_index
         t._version_counter = [0]
+        t._history = None
         return t
 
     # ---- metadata -------------------------------------------------------------------------
@@ -155,71 +160,138 @@ class Tensor:
     def zero_grad(self) -> None:
         self.grad = None
 
-    # ---- in-place updates (optimizers, initialisers); each bumps the version counter --------
-    def _check_inplace(self, op: str) -> None:
-        if GradMode.enabled and self.requires_grad:
+    # ---- in-place changes: x[i] = v, copy_, fill_, add_, x += v ... ------------------------------
+    def _bump(self) -> int:
+        """Stamp this tensor's version with a new tick of the in-place clock; returns the tick."""
+        tick = IN_PLACE_CLOCK[0] = next(_CLOCK_TICKS)  # next() is atomic: threads never share a tick
+        self._version_counter[0] = tick
+        return tick
+
+    def _change_in_place(self, op: str, operand, write, recorded_result):
+        """The one path of every in-place change.
+
+        When no gradient is involved (grad mode off, as in an optimizer step, or neither this
+        tensor nor ``operand`` requires grad) the change is ``write(data)``, plain NumPy.
+
+        Otherwise the change is recorded in the graph, as in PyTorch, so that no gradient is
+        silently lost (``x = zeros(3); x[0:1] = w`` must give ``w`` a gradient):
+        1. ``before``: a snapshot of the current value, carrying this tensor's graph node;
+        2. ``after = recorded_result(before)``: the new value, computed by ordinary ops;
+        3. ``after`` is copied into this tensor's memory, and the tensor takes ``after``'s node.
+        Nodes recorded earlier that consumed this tensor keep the node it had then
+        (``_history``, read by the engine), so their gradients still reach the old graph.
+        """
+        if not (GradMode.enabled and (self.requires_grad or (isinstance(operand, Tensor) and operand.requires_grad))):
+            write(self.data)
+            self._bump()
+            return self
+        if self._node is None and self.requires_grad:
             raise RuntimeError(
-                f"{op}: in-place change of a tensor that requires grad while grad mode is on; "
-                "wrap the update in no_grad() or use the out-of-place operation"
+                f"{op}: in-place change of a leaf tensor that requires grad while grad mode is on "
+                "(a parameter, say); wrap the update in no_grad() or use the out-of-place operation"
             )
+        if self.data.dtype.kind != "f":
+            raise TypeError(
+                f"{op}: cannot write a value that requires grad into a {self.data.dtype} tensor; "
+                "only floating-point tensors carry gradients"
+            )
+        if self.data.base is not None:
+            raise GraphError(
+                f"{op}: recording an in-place change of a view (a slice, reshape or detach of another "
+                "tensor) is not supported: the tensor it views would not see the gradient. Write into "
+                "the tensor that owns the memory, or clone() the view first"
+            )
+        before = Tensor._make(self.data.copy(), self.requires_grad, self._node, self._out_index)
+        after = recorded_result(before)
+        if after.data.shape != self.data.shape:
+            raise ValueError(f"{op}: the result has shape {after.data.shape}, the tensor {self.data.shape}")
+        if after.data.dtype != self.data.dtype:
+            after = after.to(self.data.dtype)
+        self.data[...] = after.data
+        tick = self._bump()
+        if self._node is not None:  # earlier consumers still see the node this tensor had before
+            self._history = (self._history or ()) + ((tick, self._node, self._out_index),)
+        self._node, self._out_index, self.requires_grad = after._node, after._out_index, after.requires_grad
+        return self
 
-    def _bump(self) -> None:
-        IN_PLACE_CLOCK[0] += 1
-        self._version_counter[0] = IN_PLACE_CLOCK[0]
+    def __setitem__(self, index, value) -> None:
+        index = _index_operand(index)
 
-    def _operand(self, value):
-        return value.data if isinstance(value, Tensor) else value
+        def write(data):
+            data[index] = value.data if isinstance(value, Tensor) else value
+
+        self._change_in_place("__setitem__", value, write, lambda before: _P.SetItem.apply(before, value, index))
 
     def copy_(self, source) -> "Tensor":
-        self._check_inplace("copy_")
-        src = np.asarray(self._operand(source))
-        if src.shape != self.data.shape and np.broadcast_shapes(src.shape, self.data.shape) != self.data.shape:
-            raise ValueError(f"copy_: source shape {src.shape} does not fit tensor shape {self.data.shape}")
-        self.data[...] = src
-        self._bump()
-        return self
+        src_shape = np.shape(self._operand(source))
+        if src_shape != self.data.shape and np.broadcast_shapes(src_shape, self.data.shape) != self.data.shape:
+            raise ValueError(f"copy_: source shape {src_shape} does not fit tensor shape {self.data.shape}")
+
+        def write(data):
+            data[...] = self._operand(source)
+
+        return self._change_in_place("copy_", source, write, lambda before: _P.SetItem.apply(before, source, Ellipsis))
 
     def fill_(self, value) -> "Tensor":
-        self._check_inplace("fill_")
-        self.data.fill(value)
-        self._bump()
-        return self
+        value = self._operand(value)
+        return self._change_in_place("fill_", None, lambda data: data.fill(value),
+                                     lambda before: _P.SetItem.apply(before, value, Ellipsis))
 
     def zero_(self) -> "Tensor":
         return self.fill_(0)
 
     def add_(self, other, alpha=1) -> "Tensor":
-        # optimizers call this once per parameter per step: checks inlined, no attribute stores
-        if self.requires_grad and GradMode.enabled:
-            self._check_inplace("add_")
-        if type(other) is not np.ndarray and isinstance(other, Tensor):
-            other = other.data
-        data = self.data
-        if alpha == 1:
-            data += other
-        elif alpha == -1:
-            data -= other
-        elif type(other) is np.ndarray and other.dtype is data.dtype:
-            data += np.multiply(other, scalar(alpha, data.dtype))  # no Python-number conversion
-        else:
-            data += other * alpha
-        IN_PLACE_CLOCK[0] += 1
-        self._version_counter[0] = IN_PLACE_CLOCK[0]
-        return self
+        if not GradMode.enabled:  # an optimizer step: the plain write, without the general path
+            data = self.data
+            if type(other) is not np.ndarray and isinstance(other, Tensor):
+                other = other.data
+            if alpha == 1:
+                data += other
+            elif alpha == -1:
+                data -= other
+            elif type(other) is np.ndarray and other.dtype is data.dtype:
+                data += np.multiply(other, scalar(alpha, data.dtype))  # no Python-number conversion
+            else:
+                data += other * alpha
+            self._bump()
+            return self
+
+        def write(data):
+            data += self._operand(other) * alpha if alpha != 1 else self._operand(other)
+
+        return self._change_in_place("add_", other, write,
+                                     lambda before: before + (other * alpha if alpha != 1 else other))
 
     def sub_(self, other, alpha=1) -> "Tensor":
         return self.add_(other, alpha=-alpha)
 
     def mul_(self, other) -> "Tensor":
-        self._check_inplace("mul_")
-        self.data *= self._operand(other)
-        self._bump()
-        return self
+        def write(data):
+            data *= self._operand(other)
 
-    def __setitem__(self, index, value) -> None:
-        self._check_inplace("__setitem__")
-        self.data[_index_operand(index)] = self._operand(value)
-        self._bump()
+        return self._change_in_place("mul_", other, write, lambda before: before * other)
+
+    def div_(self, other) -> "Tensor":
+        def write(data):
+            data /= self._operand(other)
+
+        return self._change_in_place("div_", other, write, lambda before: before / other)
+
+    # ``x += v`` acts on x itself, as in PyTorch and NumPy (a parameter stays the same object)
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return self.div_(other)
+
+    def _operand(self, value):
+        return value.data if isinstance(value, Tensor) else value
 
     # ---- arithmetic -------------------------------------------------------------------------
     def __add__(self, other):
@@ -407,3 +479,4 @@ def is_scalar(value) -> bool:
 # The primitive ops import Function, which imports this module: bind them last.
 from . import primitives as _P  # noqa: E402
 from .engine import backward as _run_backward  # noqa: E402
+from .function import GraphError  # noqa: E402

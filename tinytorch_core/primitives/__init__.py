@@ -41,6 +41,7 @@ from .shape import (
     Concatenate,
     GetItem,
     Reshape,
+    SetItem,
     Stack,
     Transpose,
     broadcast_to,
@@ -104,6 +105,7 @@ def core_op_table():
         ("transpose", Transpose, sh.transpose_samples, None),
         ("broadcast_to", BroadcastTo, sh.broadcast_samples, broadcast_to),
         ("getitem", GetItem, sh.getitem_samples, None),
+        ("setitem", SetItem, sh.setitem_samples, None),
         ("concatenate", Concatenate, sh.concatenate_samples, None),
         ("stack", Stack, sh.stack_samples, None),
     ]
@@ -116,7 +118,7 @@ for _short, _function, _samples, _call in core_op_table():
 __all__ = [
     "Abs", "Add", "BroadcastTo", "Cast", "Clip", "Clone", "Concatenate", "Div", "Exp", "GetItem",
     "Log", "MatMul", "Max", "Maximum", "Mean", "Min", "Minimum", "Mul", "Neg", "Pow", "Reshape",
-    "Sqrt", "Stack", "Sub", "Sum", "Transpose", "Var", "Where",
+    "SetItem", "Sqrt", "Stack", "Sub", "Sum", "Transpose", "Var", "Where",
     "abs", "add", "broadcast_to", "clip", "concatenate", "div", "exp", "log", "matmul", "max", "maximum", "mean",
     "min", "minimum", "mul", "normalize_axis", "pow", "reshape", "sqrt", "squeeze", "stack", "sub", "sum", "swapaxes",
     "transpose", "unsqueeze", "var", "where",

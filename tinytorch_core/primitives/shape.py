@@ -63,6 +63,34 @@ class GetItem(Function):
         return full, None
 
 
+class SetItem(Function):
+    """``a`` with ``a[index] = value``, as a new array: how an in-place write into a tensor is
+    recorded when a gradient is involved (``Tensor.__setitem__``, ``copy_``, ``fill_``).
+
+    Backward: the written positions got their value from ``value``, so ``a``'s gradient is zero
+    there and ``value``'s is the gradient at those positions (summed back to ``value``'s shape
+    by the engine when it was broadcast).
+    """
+
+    @staticmethod
+    def forward(ctx, a, value, index):
+        out = a.copy()
+        out[index] = value
+        ctx.index = index
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        need_a, need_value = ctx.needs_input_grad[:2]
+        grad_a = grad_value = None
+        if need_a:
+            grad_a = grad.copy()
+            grad_a[ctx.index] = 0
+        if need_value:
+            grad_value = grad[ctx.index]
+        return grad_a, grad_value, None
+
+
 def _is_basic(index) -> bool:
     """Only ints, slices, None and Ellipsis: NumPy basic indexing (a Python list is advanced)."""
     parts = index if type(index) is tuple else (index,)
@@ -219,6 +247,13 @@ def getitem_samples(rng):
     yield Sample(x, x > 0)  # boolean mask
     yield Sample(randn(rng, 2, 3, 4), (Ellipsis, np.array([1, 0, 1])))
     yield Sample(x, 2)
+
+
+def setitem_samples(rng):
+    yield Sample(randn(rng, 4, 5), randn(rng, 2, 5), (slice(1, 3),))
+    yield Sample(randn(rng, 4, 5), randn(rng, 5), np.array([0, 2]))  # a row broadcast into two rows
+    yield Sample(randn(rng, 3, 4), randn(rng, 1), (slice(None), 1))  # broadcast into a column
+    yield Sample(randn(rng, 2, 3), 0.5, Ellipsis)  # fill with a number
 
 
 def concatenate_samples(rng):
