@@ -142,6 +142,19 @@ def test_keyboard_interrupt_still_propagates_and_the_next_load_starts_afresh(whe
     assert runtime.plugins["evil"].status == "loaded" and runtime.plugins["swish"].status == "loaded"
 
 
+class Unprintable(Exception):
+    def __str__(self):
+        raise SystemExit("even printing me exits")
+
+
+@pytest.mark.parametrize("where", ["import", *HOOKS])
+def test_an_exception_that_cannot_be_printed_is_still_isolated(where):
+    runtime = Runtime([_broken_entry_point(where, Unprintable), FakeEntryPoint("swish", swish_plugin())], environ={})
+    (message,) = _load(runtime)
+    assert "Unprintable (its message could not be shown: SystemExit)" in message
+    assert runtime.plugins["swish"].status == "loaded"
+
+
 def test_broken_distribution_metadata_still_gives_a_named_failure():
     class BadDist:
         version = "1.0"
@@ -410,4 +423,4 @@ def test_running_a_plugin_command_whose_setup_failed_says_why(capsys):
     )
     with use_runtime(Runtime([FakeEntryPoint("cmdp", plugin)], environ={})):
         assert main(["boom"]) == 1
-    assert "command 'boom' from plugin 'cmdp' is broken: SystemExit: 4" in capsys.readouterr().err
+    assert "command 'boom' from plugin 'cmdp' is broken: SystemExit(4)" in capsys.readouterr().err

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import catalog
 from .host.errors import PluginLoadError, PluginWarning
-from .host.runtime import LOADED, Runtime, current_runtime
+from .host.runtime import LOADED, Runtime, current_runtime, describe_exception
 
 
 # ---- checks of option values, shared by every subcommand (plugins' commands too) -----------------------
@@ -297,7 +297,7 @@ def cmd_check(args, runtime: Runtime) -> int:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             failures += 1
-            print(f"FAIL  {name}: {type(exc).__name__}: {exc}")
+            print(f"FAIL  {name}: {describe_exception(exc)}")
         else:
             print(f"ok    {name}  ({report.samples_checked} samples)")
     print(f"\n{len(names)} op(s) checked, {failures} failure(s)")
@@ -347,7 +347,7 @@ def build_parser(runtime: Runtime) -> argparse.ArgumentParser:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             problem = (f"tinytorch: command '{command.name}' from plugin '{command.plugin}' is broken: "
-                       f"{type(exc).__name__}: {exc}")
+                       f"{describe_exception(exc)}")
             print(problem, file=sys.stderr)
             if p is not None:  # running it says why instead of doing nothing
                 p.set_defaults(handler=lambda args, runtime, problem=problem: print(problem, file=sys.stderr) or 1)

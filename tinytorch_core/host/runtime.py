@@ -76,11 +76,18 @@ def _fatal(exc: BaseException) -> bool:
     return isinstance(exc, KeyboardInterrupt)
 
 
-def _describe_exception(exc: BaseException) -> str:
-    if isinstance(exc, SystemExit):
-        return f"SystemExit({exc.code!r}) (the plugin called sys.exit)"
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message`` of what a plugin raised, even when its ``__str__`` or ``__repr__`` raises too."""
+    name = type(exc).__name__
+    try:
+        if isinstance(exc, SystemExit):
+            return f"SystemExit({exc.code!r}) (the plugin called sys.exit)"
+        text = str(exc)
+    except BaseException as inner:  # a hostile exception: say so instead of crashing on it
+        if _fatal(inner):
+            raise
+        return f"{name} (its message could not be shown: {type(inner).__name__})"
+    return f"{name}: {text}" if text else name
 
 
 def _split_list(value: str) -> set[str]:
@@ -234,7 +241,7 @@ class Runtime:
             except BaseException as exc:  # a broken plugin must never take the others down
                 if _fatal(exc):
                     raise
-                self._fail(record, f"failed to load '{ep.value}': {_describe_exception(exc)}", exc)
+                self._fail(record, f"failed to load '{ep.value}': {describe_exception(exc)}", exc)
                 continue
             objects[ep.name] = obj
         for name in objects:
@@ -305,7 +312,7 @@ class Runtime:
             # but free the stage for nobody: a failed declaration leaves no active stage behind
             if record.stage is not None and self.stages.get(record.stage) is record:
                 del self.stages[record.stage]
-            self._fail(record, f"failed to declare its stage: {_describe_exception(exc)}", exc)
+            self._fail(record, f"failed to declare its stage: {describe_exception(exc)}", exc)
 
     def _stage_rank(self, record: PluginRecord, depth: int = 0) -> int:
         if record.order is not None:
@@ -338,7 +345,7 @@ class Runtime:
         except BaseException as exc:
             if _fatal(exc):
                 raise
-            self._fail(record, f"failed to register: {_describe_exception(exc)}", exc)
+            self._fail(record, f"failed to register: {describe_exception(exc)}", exc)
             return
         record.status = LOADED
 
