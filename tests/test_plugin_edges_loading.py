@@ -424,3 +424,16 @@ def test_running_a_plugin_command_whose_setup_failed_says_why(capsys):
     with use_runtime(Runtime([FakeEntryPoint("cmdp", plugin)], environ={})):
         assert main(["boom"]) == 1
     assert "command 'boom' from plugin 'cmdp' is broken: SystemExit(4)" in capsys.readouterr().err
+
+
+def test_core_commands_print_plugin_text_with_markup_literally(capsys):
+    markup = "[red]T[/] [/]"
+    plugin = plugin_module(
+        "markup",
+        tinytorch_declare_stage=lambda declare: declare("markup", requires=("core",), title=markup),
+        tinytorch_register_layers=_raiser(lambda: RuntimeError(markup)),
+    )
+    with use_runtime(Runtime([FakeEntryPoint("markup", plugin)], environ={})):
+        assert main(["stages"]) == 0 and main(["plugins"]) == 0
+    captured = capsys.readouterr()
+    assert markup in captured.out and f"RuntimeError: {markup}" in captured.err

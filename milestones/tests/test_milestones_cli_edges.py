@@ -225,3 +225,17 @@ def test_verify_output_does_not_wrap_markup_into_json(hostile, tmp_path):
     main(["milestones", "verify", "trained", "--quiet", "--json", str(out)])
     payload = json.loads(out.read_text())
     assert payload["milestones"][0]["title"] == f"T {MARKUP}"
+
+
+def test_progress_bar_labels_with_markup_do_not_crash():
+    import io
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=120, emoji=False)
+    progress = report.progress_factory(console, enabled=True)
+    with progress("model [/][/][plot]", total=10) as bar:  # more closing tags than the column opens
+        for _ in range(10):
+            bar.advance(0.5)
+    assert "model [/][/][plot]" in out.getvalue()
