@@ -94,7 +94,10 @@ def _read_idx_stream(stream, path: Path, max_bytes: int, file_size: int | None) 
             raise IDXError(f"{path}: truncated: {described}, but only {got} bytes follow")
         got += n
     if stream.read(1):  # for gzip this also checks the stream's CRC and length
-        raise IDXError(f"{path}: unexpected trailing bytes after the data of shape {shape} (the file holds more than its header declares)")
+        raise IDXError(
+            f"{path}: unexpected trailing bytes after the data of shape {shape} (the file holds more than "
+            "its header declares)"
+        )
 
     # 3. native byte order, swapped in place rather than copied
     values = raw.view(dtype).reshape(shape)

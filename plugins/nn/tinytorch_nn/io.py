@@ -1,11 +1,14 @@
 """Saving and loading state dicts as ``.npz`` archives: named numeric arrays only, never pickles.
 
-A checkpoint may come from anywhere, so ``load`` treats it as untrusted input. It parses the zip
-directory and every ``.npy`` header itself and checks them before allocating anything: entry
-names must be dotted identifiers (``blocks.0.attn.weight``), dtypes plain numeric or bool, the
-size each header announces must match the bytes the entry holds, and the total stays under a
-limit. Nothing is unpickled and no code runs. Whatever is malformed, truncated or corrupted
-raises ``CheckpointError`` (a ``ValueError``) naming the file and the problem.
+A checkpoint may come from anywhere, so ``load`` treats it as untrusted input. It opens regular
+files only (a FIFO or ``/dev/zero`` is refused at once), reads the zip end record and scans the
+central directory itself before ``zipfile`` builds its directory, and checks every ``.npy``
+header before allocating anything: at most ``MAX_ENTRIES`` entries, names that are dotted
+identifiers (``blocks.0.attn.weight``), dtypes plain numeric or bool, the size each header
+announces equal to the bytes the entry holds, and the total under a limit. The data is then
+inflated in 1 MiB chunks straight into each result array, so loading costs the data the file
+really holds and little more. Nothing is unpickled and no code runs. Whatever is malformed,
+truncated or corrupted raises ``CheckpointError`` (a ``ValueError``) naming the file and the problem.
 
 ``save`` is atomic: it writes a temporary file in the target's directory, flushes and fsyncs it,
 then renames it onto the target, so a crash mid-save leaves the previous checkpoint intact. A
