@@ -170,8 +170,14 @@ def test_no_grad_in_one_thread_does_not_switch_recording_off_in_another():
 
 def test_two_threads_train_their_own_models_at_once():
     def train(seed, results):
+        try:
+            results[seed] = fit(seed)
+        except BaseException as exc:  # a thread's exception would otherwise vanish
+            results[seed] = exc
+
+    def fit(seed):
         rng = np.random.default_rng(seed)
-        model = tt.nn.Linear(3, 1)
+        model = tt.nn.Linear(3, 1, generator=seed)
         x = tt.tensor(rng.standard_normal((16, 3)).astype(np.float32))
         y = tt.tensor(rng.standard_normal((16, 1)).astype(np.float32))
         losses = []
@@ -184,7 +190,7 @@ def test_two_threads_train_their_own_models_at_once():
                 for p in model.parameters():
                     p -= 0.05 * p.grad.data
             losses.append(loss.item())
-        results[seed] = losses
+        return losses
 
     results = {}
     threads = [threading.Thread(target=train, args=(seed, results)) for seed in (1, 2, 3, 4)]
@@ -194,6 +200,7 @@ def test_two_threads_train_their_own_models_at_once():
         t.join(60)
     assert sorted(results) == [1, 2, 3, 4]
     for losses in results.values():
+        assert isinstance(losses, list), repr(losses)
         assert losses[-1] < 0.8 * losses[0]
 
 
@@ -347,3 +354,30 @@ def test_floating_point_ops_refuse_integer_tensors_with_type_error(op):
 def test_core_floating_point_ops_refuse_integer_tensors_with_type_error(method):
     with pytest.raises(TypeError, match="expected a floating-point tensor, got int64"):
         getattr(tt.tensor([1, 2, 3]), method)()
+
+
+def test_threads_that_first_touch_the_stages_at_once_all_see_them_installed():
+    """The runtime loads plugins once: a thread arriving while another is loading waits for it
+    instead of seeing a half-loaded runtime (\"stage 'nn' is not installed\")."""
+    import subprocess
+    import sys
+
+    script = (
+        "import threading, tinytorch_core as tt\n"
+        "start = threading.Barrier(6)\n"
+        "errors = []\n"
+        "def use():\n"
+        "    start.wait()\n"
+        "    try:\n"
+        "        tt.nn.Linear(2, 1)\n"
+        "    except Exception as exc:\n"
+        "        errors.append(repr(exc))\n"
+        "threads = [threading.Thread(target=use) for _ in range(6)]\n"
+        "[t.start() for t in threads]\n"
+        "[t.join() for t in threads]\n"
+        "print(errors)\n"
+    )
+    for _ in range(3):
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "[]", done.stdout

@@ -1,8 +1,8 @@
 """Anomaly mode: the first NaN or Inf produced in forward or backward raises an error that names
 the op (qualified name and registering plugin) and the line of user code that called it.
 
-Turn it on with ``with tinytorch_core.detect_anomaly():`` (also a decorator) or for a whole run
-with ``TINYTORCH_DETECT_ANOMALY=1``. It costs a finiteness scan of every op's output, so it is
+Turn it on with ``with tinytorch_core.detect_anomaly():`` (also a decorator; this thread only, like
+grad mode) or for a whole run with ``TINYTORCH_DETECT_ANOMALY=1``. It costs a finiteness scan of every op's output, so it is
 off by default; when off, the hot path pays one attribute read per op.
 """
 
@@ -10,22 +10,10 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 
 import numpy as np
 
 from .grad_mode import _ModeSwitch
-
-
-class _AnomalyMode(threading.local):
-    """Whether the calling thread checks for NaN/Inf: per thread, like grad mode. Every thread
-    starts from ``TINYTORCH_DETECT_ANOMALY``."""
-
-    def __init__(self):
-        self.enabled = os.environ.get("TINYTORCH_DETECT_ANOMALY", "") not in ("", "0")
-
-
-AnomalyMode = _AnomalyMode()
 
 
 class AnomalyError(FloatingPointError):
@@ -35,7 +23,7 @@ class AnomalyError(FloatingPointError):
 class detect_anomaly(_ModeSwitch):
     """Check every op's outputs and gradients for NaN/Inf inside the block (this thread only)."""
 
-    _mode = AnomalyMode
+    _mode = "anomaly"
     _target = True
 
 

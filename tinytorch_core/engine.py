@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .anomaly import AnomalyMode, check_backward
-from .backend import floating_point_errors_ignored, floating_point_errors_restored
+from .anomaly import check_backward
+from .backend import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
 from .function import GraphError, _saved_changed_in_place
-from .grad_mode import GradMode
+from .grad_mode import current_modes
 from .tensor import IN_PLACE_CLOCK, Tensor
 
 _ndarray = np.ndarray
@@ -88,10 +88,11 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
         pending = {node: [None] * node._n_outputs}
         pending[node][root._out_index] = seed
     ready = [node]
-    grad_on = GradMode.enabled
-    GradMode.enabled = False
-    quiet = floating_point_errors_ignored()  # IEEE results (inf, nan), no RuntimeWarning
-    anomaly = AnomalyMode.enabled
+    modes = current_modes()
+    grad_on = modes.grad
+    modes.grad = False
+    errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)  # IEEE results (inf, nan), no RuntimeWarning
+    anomaly = modes.anomaly
     try:
         # The loop body is the hot path of every backward: kept inline, with fast paths
         # for the common case (gradient already in the input's shape and dtype).
@@ -179,8 +180,8 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                 n._saved = None
                 n._recorded = None  # and the inputs it kept for that check
     finally:
-        floating_point_errors_restored(quiet)
-        GradMode.enabled = grad_on
+        reset_errstate(errstate)
+        modes.grad = grad_on
 
 
 def _edge_seen_by(consumer, tensor):

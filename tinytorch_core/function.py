@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .anomaly import AnomalyMode, check_forward
-from .backend import floating_point_errors_ignored, floating_point_errors_restored
-from .grad_mode import GradMode
+from .anomaly import check_forward
+from .backend import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
+from .grad_mode import _per_thread
 
 _ndarray = np.ndarray
 
@@ -87,7 +87,8 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         # Hot path of every op: plain loops and locals, no generators.
-        grad_on = GradMode.enabled
+        modes = _per_thread.modes  # this thread's grad and anomaly modes
+        grad_on = modes.grad
         raw = []
         parents = []
         needs = []
@@ -120,8 +121,8 @@ class Function:
 
         ctx = object.__new__(cls)
         ctx.needs_input_grad = tuple(needs)
-        GradMode.enabled = False  # forward never records
-        quiet = floating_point_errors_ignored()  # IEEE results (inf, nan), no RuntimeWarning
+        modes.grad = False  # forward never records
+        errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)  # IEEE results (inf, nan), no RuntimeWarning
         try:
             out = cls.forward(ctx, *raw, **kwargs) if kwargs else cls.forward(ctx, *raw)
         except Exception as exc:
@@ -131,9 +132,9 @@ class Function:
                 exc.add_note(f"raised in the forward of {cls.display_name()}")
             raise
         finally:
-            floating_point_errors_restored(quiet)
-            GradMode.enabled = grad_on
-        if AnomalyMode.enabled:
+            reset_errstate(errstate)
+            modes.grad = grad_on
+        if modes.anomaly:
             check_forward(cls, ctx, raw, out)
 
         if type(out) is not tuple:

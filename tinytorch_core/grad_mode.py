@@ -1,41 +1,58 @@
-"""Gradient recording switch: ``no_grad()`` and ``enable_grad()``.
+"""Per-thread modes: gradient recording (``no_grad()``, ``enable_grad()``) and anomaly checks.
 
-Grad mode belongs to a thread, as in PyTorch: ``no_grad()`` in one thread never turns recording
-off in another, so two threads can each train their own model. ``GradMode`` is a
-``threading.local``: every thread that reads ``GradMode.enabled`` sees its own flag, which starts
-out True. Both managers work as context managers and as decorators.
+Modes belong to a thread, as in PyTorch: ``no_grad()`` in one thread never turns recording off
+in another, so two threads can each train their own model. Each thread gets its own ``Modes``
+object the first time it asks (a ``threading.local`` holds it); ``Function.apply`` fetches it
+once per op and then reads and flips plain attributes, which costs far less than going through
+the thread-local on every access.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import threading
 
 
-class _GradMode(threading.local):
-    """The recording switch of the calling thread (``__init__`` runs once in every thread that
-    touches it, so each thread starts with recording on)."""
+class Modes:
+    """The switches of one thread: ``grad`` (record the graph) and ``anomaly`` (check every op's
+    outputs for NaN/Inf; starts from ``TINYTORCH_DETECT_ANOMALY``)."""
+
+    __slots__ = ("grad", "anomaly")
 
     def __init__(self):
-        self.enabled = True
+        self.grad = True
+        self.anomaly = os.environ.get("TINYTORCH_DETECT_ANOMALY", "") not in ("", "0")
 
 
-GradMode = _GradMode()
+class _PerThread(threading.local):
+    def __init__(self):  # runs once in every thread that touches it
+        self.modes = Modes()
+
+
+_per_thread = _PerThread()
+
+
+def current_modes() -> Modes:
+    """The calling thread's modes."""
+    return _per_thread.modes
 
 
 class _ModeSwitch:
-    """A context manager (and decorator) that sets one per-thread flag and restores it after."""
+    """A context manager (and decorator) that sets one mode of the calling thread and restores
+    it on exit."""
 
-    _mode = GradMode
+    _mode: str  # the Modes attribute it sets
     _target: bool
 
     def __enter__(self):
-        self._previous = self._mode.enabled
-        self._mode.enabled = self._target
+        modes = _per_thread.modes
+        self._previous = getattr(modes, self._mode)
+        setattr(modes, self._mode, self._target)
         return self
 
     def __exit__(self, *exc_info):
-        self._mode.enabled = self._previous
+        setattr(_per_thread.modes, self._mode, self._previous)
         return False
 
     def __call__(self, fn):
@@ -52,14 +69,16 @@ class _ModeSwitch:
 class no_grad(_ModeSwitch):
     """Results computed inside record no graph and never require grad."""
 
+    _mode = "grad"
     _target = False
 
 
 class enable_grad(_ModeSwitch):
     """Turn recording back on inside a ``no_grad`` region."""
 
+    _mode = "grad"
     _target = True
 
 
 def is_grad_enabled() -> bool:
-    return GradMode.enabled
+    return _per_thread.modes.grad

@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 
 from .backend import scalar
-from .grad_mode import GradMode
+from .grad_mode import current_modes
 
 DEFAULT_FLOAT = np.float32
 
@@ -181,7 +181,7 @@ class Tensor:
         Nodes recorded earlier that consumed this tensor keep the node it had then
         (``_history``, read by the engine), so their gradients still reach the old graph.
         """
-        if not (GradMode.enabled and (self.requires_grad or (isinstance(operand, Tensor) and operand.requires_grad))):
+        if not (current_modes().grad and (self.requires_grad or (isinstance(operand, Tensor) and operand.requires_grad))):
             write(self.data)
             self._bump()
             return self
@@ -241,7 +241,7 @@ class Tensor:
         return self.fill_(0)
 
     def add_(self, other, alpha=1) -> "Tensor":
-        if not GradMode.enabled:  # an optimizer step: the plain write, without the general path
+        if not current_modes().grad:  # an optimizer step: the plain write, without the general path
             data = self.data
             if type(other) is not np.ndarray and isinstance(other, Tensor):
                 other = other.data

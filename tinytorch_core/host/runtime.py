@@ -12,6 +12,7 @@ import difflib
 import importlib.metadata as metadata
 import os
 import re
+import threading
 import warnings
 from dataclasses import dataclass, field
 
@@ -125,6 +126,8 @@ class Runtime:
         self._entry_points = entry_points  # None: discover installed distributions
         self._environ = os.environ if environ is None else environ
         self._inspecting = 0  # inside ``inspecting()``: no strict-mode error
+        # one thread loads while the others wait (reentrant: a plugin's import may use the runtime)
+        self._load_lock = threading.RLock()
         self._reset()
 
     def _reset(self) -> None:
@@ -156,21 +159,26 @@ class Runtime:
         end and records every plugin's state first, so the error, ``stage_status`` and the
         ``tinytorch stages`` table agree on what is installed and what is broken.
         """
-        if not self._loaded:
-            self._loaded = True
-            self._loading = True
-            try:
-                self._load_all()
-            except BaseException:  # interrupted (Ctrl-C): the next access starts again from scratch
-                self._reset()
-                raise
-            finally:
-                self._loading = False
-            if not self.strict:
-                for record, _exc in self.failures:
-                    warnings.warn(self._failure_message(record), PluginWarning, stacklevel=2)
+        if not self._loaded or self._loading:  # not loaded yet, or another thread is loading
+            with self._load_lock:
+                if not self._loaded:
+                    self._load_once()
         self.raise_if_strict()
         return self
+
+    def _load_once(self) -> None:
+        self._loading = True  # before _loaded: other threads then wait for the lock
+        self._loaded = True
+        try:
+            self._load_all()
+        except BaseException:  # interrupted (Ctrl-C): the next access starts again from scratch
+            self._reset()
+            raise
+        finally:
+            self._loading = False
+        if not self.strict:
+            for record, _exc in self.failures:
+                warnings.warn(self._failure_message(record), PluginWarning, stacklevel=3)
 
     def strict_error(self) -> PluginLoadError | None:
         """The ``PluginLoadError`` strict mode raises (the same object every time), or None."""
@@ -517,11 +525,16 @@ _BUILTIN_COMMANDS = {"stages", "plugins", "check", "new-plugin"}
 _default: Runtime | None = None
 
 
+_default_lock = threading.Lock()
+
+
 def current_runtime() -> Runtime:
     """The process-wide runtime, created (not loaded) on first use."""
     global _default
     if _default is None:
-        _default = Runtime()
+        with _default_lock:  # two threads asking first still share one runtime
+            if _default is None:
+                _default = Runtime()
     return _default
 
 
