@@ -20,7 +20,7 @@ from tinytorch_core import Tensor
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "errors.md"
-SOURCES = [REPO / "tinytorch_core", *sorted((REPO / "plugins").glob("*/tinytorch_*"))]
+SOURCES = [REPO / "tinytorch_core", *sorted((REPO / "plugins").glob("*/tinytorch_*")), REPO / "milestones" / "tinytorch_milestones"]
 
 f32 = np.float32
 

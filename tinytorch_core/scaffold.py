@@ -74,10 +74,6 @@ class CreatedPlugin:
     files: tuple[str, ...]  # relative to ``path``, in creation order
 
 
-#: the curriculum's later stages in the design (orders 5 to 9), not yet in the catalog: a plugin of that
-#: name would collide with the reference plugin once it ships
-PLANNED_STAGES = ("profiling", "compression", "acceleration", "generation", "distributed")
-
 _ALLOWED = (
     f"a lower-case Python identifier of at most {NAME_MAX_LENGTH} characters (a-z and digits, words "
     "joined by single '_', starting with a letter and ending with a letter or digit)"
@@ -116,11 +112,6 @@ def validate_name(name: str) -> str:
         )
     if keyword.iskeyword(name):
         raise ScaffoldError(f"'{name}' is a Python keyword; choose another plugin name")
-    if name in PLANNED_STAGES:
-        raise ScaffoldError(
-            f"'{name}' is a planned stage of the TinyTorch curriculum (tinytorch-{name}); choose a name not in: "
-            + ", ".join([p.name for p in catalog.PACKAGES] + list(PLANNED_STAGES))
-        )
     existing = catalog.get(name)
     if existing is not None:
         kind = "a stage of the TinyTorch curriculum" if existing.is_stage else "a TinyTorch package"
@@ -284,7 +275,6 @@ __all__ = [
     "CreatedPlugin",
     "DEFAULT_REQUIRES",
     "NAME_MAX_LENGTH",
-    "PLANNED_STAGES",
     "PluginSpec",
     "ScaffoldError",
     "create_plugin",

@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 
 from .backend import scalar
-from .grad_mode import current_modes
+from .grad_mode import _per_thread
 
 DEFAULT_FLOAT = np.float32
 
@@ -181,7 +181,7 @@ class Tensor:
         Nodes recorded earlier that consumed this tensor keep the node it had then
         (``_history``, read by the engine), so their gradients still reach the old graph.
         """
-        if not (current_modes().grad and (self.requires_grad or (isinstance(operand, Tensor) and operand.requires_grad))):
+        if not (_per_thread.modes.grad and (self.requires_grad or (isinstance(operand, Tensor) and operand.requires_grad))):
             write(self.data)
             self._bump()
             return self
@@ -241,7 +241,7 @@ class Tensor:
         return self.fill_(0)
 
     def add_(self, other, alpha=1) -> "Tensor":
-        if not current_modes().grad:  # an optimizer step: the plain write, without the general path
+        if not _per_thread.modes.grad:  # an optimizer step: the plain write, inline (~0.2 us a parameter)
             data = self.data
             if type(other) is not np.ndarray and isinstance(other, Tensor):
                 other = other.data
@@ -253,7 +253,7 @@ class Tensor:
                 data += np.multiply(other, scalar(alpha, data.dtype))  # no Python-number conversion
             else:
                 data += other * alpha
-            self._bump()
+            self._version_counter[0] = IN_PLACE_CLOCK[0] = next(_CLOCK_TICKS)  # self._bump(), inline
             return self
 
         def write(data):

@@ -316,3 +316,76 @@ def assert_registers_catalog(stage: str, runtime=None) -> None:
             f"stage '{stage}' does not register what the catalog lists: missing "
             f"{ {k: v for k, v in missing.items() if v} }, not in the catalog { {k: v for k, v in extra.items() if v} }"
         )
+
+
+# ---- untrusted files: what a load costs, and files that are not files --------------------------------
+_LOAD_IN_CHILD = """
+import importlib, json, resource, sys
+module, name = sys.argv[1].split(":")
+function = importlib.import_module(module)
+for part in name.split("."):
+    function = getattr(function, part)
+path, options = sys.argv[2], json.loads(sys.argv[3])
+unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    result = function(path, **options)
+    error, message = None, repr(result)[:200]
+except Exception as exc:
+    error, message = type(exc).__name__, str(exc)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"error": error, "message": message, "growth": (after - before) * unit}))
+"""
+
+
+def load_in_fresh_interpreter(loader: str, path, timeout: float = 10, **options) -> dict:
+    """Call ``loader`` (``"package.module:function"`` or ``"...:Class.method"``) on ``path`` in a
+    fresh interpreter: ``{"error": class name or None, "message": the error's message or the
+    result's repr, "growth": bytes}``, where
+    ``growth`` is how much the peak resident memory grew during the call. A loader of untrusted
+    files is tested with it: the growth must stay near what the file legitimately holds, and a
+    load that hangs (a FIFO) fails by the timeout instead of hanging the test run. POSIX only."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _LOAD_IN_CHILD, loader, os.fspath(path), json.dumps(options)],
+                          capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise AssertionError(f"{loader}({path!r}) crashed its interpreter: {done.stderr}")
+    return json.loads(done.stdout)
+
+
+def special_file(kind: str, folder, name: str = "file") -> str:
+    """A path that is not a regular file, for loader tests: ``"fifo"`` (a named pipe ``name`` made
+    in ``folder``: opening it for reading blocks), ``"directory"`` (``folder``) or ``"dev_zero"``
+    (endless zeros; the test is skipped where it does not exist)."""
+    import os
+
+    if kind == "fifo":
+        path = os.path.join(folder, name)
+        os.mkfifo(path)
+        return path
+    if kind == "directory":
+        return os.fspath(folder)
+    if kind == "dev_zero":
+        if not os.path.exists("/dev/zero"):
+            import pytest
+
+            pytest.skip("no /dev/zero here")
+        return "/dev/zero"
+    raise ValueError(f"special_file: kind must be 'fifo', 'directory' or 'dev_zero', got {kind!r}")
+
+
+#: interpreter noise in a fresh interpreter's peak resident memory
+LOAD_MEMORY_ALLOWANCE = 8 * 2**20
+
+
+def assert_load_cost(outcome: dict, legitimate: int = 0) -> None:
+    """A load measured by ``load_in_fresh_interpreter`` grew its peak memory by at most 1.2 times
+    the data the file legitimately holds (plus interpreter noise)."""
+    limit = 1.2 * legitimate + LOAD_MEMORY_ALLOWANCE
+    if outcome["growth"] > limit:
+        raise AssertionError(f"the load grew peak memory by {outcome['growth'] / 2**20:.0f} MiB, "
+                             f"over {limit / 2**20:.0f} MiB")

@@ -11,55 +11,28 @@ under a timeout so that a regression fails instead of hanging.
 from __future__ import annotations
 
 import gzip
-import json
 import math
 import os
 import struct
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 
+from tinytorch_core.testing import assert_load_cost, load_in_fresh_interpreter, special_file
 from tinytorch_milestones.idx import MAX_DIMENSIONS, write_idx
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="measures peak memory with resource, uses FIFOs")
 
 MiB = 2**20
-ALLOWANCE = 8 * MiB  # interpreter noise in a child's peak resident memory
-
-CHILD = textwrap.dedent(
-    """
-    import json, resource, sys
-    from tinytorch_milestones import idx
-
-    function, path, options = getattr(idx, sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
-    unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    try:
-        result = function(path, **options)
-        error, message = None, "read"
-    except Exception as exc:
-        error, message = type(exc).__name__, str(exc)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"error": error, "message": message, "growth": (after - before) * unit}))
-    """
-)
 
 
 def read_in_child(path, function: str = "read_idx", **options) -> dict:
     """``idx.<function>(path, **options)`` in a fresh interpreter: its error class, message and peak-memory growth."""
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, function, os.fspath(path), json.dumps(options)],
-        capture_output=True, text=True, timeout=10,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return load_in_fresh_interpreter(f"tinytorch_milestones.idx:{function}", path, **options)
 
 
 def assert_growth(outcome: dict, legitimate: int = 0) -> None:
-    assert outcome["growth"] <= 1.2 * legitimate + ALLOWANCE, f"grew by {outcome['growth'] / MiB:.0f} MiB"
+    assert_load_cost(outcome, legitimate)
 
 
 def assert_refused(outcome: dict, excerpt: str, *, legitimate: int = 0) -> None:
@@ -91,21 +64,9 @@ def sparse_file(path, header: bytes, zeros: int):
 
 
 # ---- special files ----------------------------------------------------------------------------------------
-def special_file(kind: str, tmp_path) -> str:
-    if kind == "fifo":
-        path = tmp_path / "train-images-idx3-ubyte"
-        os.mkfifo(path)
-        return os.fspath(path)
-    if kind == "directory":
-        return os.fspath(tmp_path)
-    if not os.path.exists("/dev/zero"):
-        pytest.skip("no /dev/zero here")
-    return "/dev/zero"
-
-
 @pytest.mark.parametrize("kind", ["fifo", "dev_zero", "directory"])
 def test_read_idx_refuses_anything_but_a_regular_file_at_once(kind, tmp_path):
-    path = special_file(kind, tmp_path)
+    path = special_file(kind, tmp_path, "train-images-idx3-ubyte")
     outcome = read_in_child(path)
     assert_refused(outcome, "is not a regular file")
     assert path in outcome["message"]

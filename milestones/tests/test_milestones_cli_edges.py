@@ -239,3 +239,21 @@ def test_progress_bar_labels_with_markup_do_not_crash():
         for _ in range(10):
             bar.advance(0.5)
     assert "model [/][/][plot]" in out.getvalue()
+
+
+def test_a_milestone_that_calls_sys_exit_is_an_error_and_the_others_still_run(capsys):
+    def exits(options):
+        raise SystemExit(3)
+
+    def register(register):
+        register(Milestone(name="exits", year=1, title="Exits", requires=(), run=exits))
+        register(Milestone(name="trained", year=2, title="Trained", requires=(), run=_trained))
+
+    runtime = Runtime([FakeEntryPoint("milestones", milestones_plugin),
+                       FakeEntryPoint("exiting", plugin_module("exiting", tinytorch_register_milestones=register))],
+                      environ={})
+    with use_runtime(runtime):
+        code = main(["milestones", "verify"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "SystemExit" in out and "Trained" in out

@@ -159,7 +159,9 @@ def run_milestone(milestone, options: RunOptions) -> MilestoneResult:
         result.status, result.error = ERROR, f"{type(exc).__name__}: {exc}"
         result.time_s = time.perf_counter() - start
         return result
-    except Exception as exc:  # a crash is a failure with its traceback, never a pass
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # a crash (even a plugin's sys.exit()) is a failure with its traceback, never a pass
         result.status = ERROR
         result.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
         result.time_s = time.perf_counter() - start

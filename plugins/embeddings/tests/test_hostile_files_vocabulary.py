@@ -8,69 +8,31 @@ of hanging. The hostile files are small on disk (sparse files).
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
+
+from tinytorch_core.testing import assert_load_cost, load_in_fresh_interpreter, special_file
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="measures peak memory with resource, uses FIFOs")
 
 MiB = 2**20
-ALLOWANCE = 8 * MiB  # interpreter noise in a child's peak resident memory
-
-CHILD = textwrap.dedent(
-    """
-    import json, resource, sys
-    from tinytorch_embeddings import CharTokenizer
-
-    path, options = sys.argv[1], json.loads(sys.argv[2])
-    unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    try:
-        tokenizer = CharTokenizer.load(path, **options)
-        error, message = None, repr(tokenizer)
-    except Exception as exc:
-        error, message = type(exc).__name__, str(exc)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"error": error, "message": message, "growth": (after - before) * unit}))
-    """
-)
 
 
 def load_in_child(path, **options) -> dict:
     """``CharTokenizer.load(path, **options)`` in a fresh interpreter: its error class, message and peak-memory growth."""
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, os.fspath(path), json.dumps(options)],
-        capture_output=True, text=True, timeout=10,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return load_in_fresh_interpreter("tinytorch_embeddings.tokenizer:CharTokenizer.load", path, **options)
 
 
 def assert_refused(outcome: dict, excerpt: str, *, legitimate: int = 0) -> None:
     assert outcome["error"] == "VocabularyError", outcome
     assert excerpt in outcome["message"], outcome["message"]
-    assert outcome["growth"] <= 1.2 * legitimate + ALLOWANCE, f"grew by {outcome['growth'] / MiB:.0f} MiB"
-
-
-def special_file(kind: str, tmp_path) -> str:
-    if kind == "fifo":
-        path = tmp_path / "vocab.json"
-        os.mkfifo(path)
-        return os.fspath(path)
-    if kind == "directory":
-        return os.fspath(tmp_path)
-    if not os.path.exists("/dev/zero"):
-        pytest.skip("no /dev/zero here")
-    return "/dev/zero"
+    assert_load_cost(outcome, legitimate)
 
 
 @pytest.mark.parametrize("kind", ["fifo", "dev_zero", "directory"])
 def test_load_refuses_anything_but_a_regular_file_at_once(kind, tmp_path):
-    path = special_file(kind, tmp_path)
+    path = special_file(kind, tmp_path, "vocab.json")
     outcome = load_in_child(path)  # a FIFO used to block forever in open(), /dev/zero to read to the limit
     assert_refused(outcome, "is not a regular file")
     assert repr(path) in outcome["message"]

@@ -10,57 +10,30 @@ so that a regression fails instead of hanging.
 
 from __future__ import annotations
 
-import json
 import os
 import struct
-import subprocess
-import sys
-import textwrap
 import zipfile
 
 import numpy as np
 import pytest
 
+from tinytorch_core.testing import assert_load_cost, load_in_fresh_interpreter, special_file
 from tinytorch_nn.io import MAX_ENTRIES
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="measures peak memory with resource, uses FIFOs")
 
 MiB = 2**20
-ALLOWANCE = 8 * MiB  # interpreter noise in a child's peak resident memory
-
-CHILD = textwrap.dedent(
-    """
-    import json, resource, sys
-    from tinytorch_nn.io import load
-
-    path, options = sys.argv[1], json.loads(sys.argv[2])
-    unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    try:
-        state = load(path, **options)
-        error, message = None, f"loaded {len(state)} arrays"
-    except Exception as exc:
-        error, message = type(exc).__name__, str(exc)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"error": error, "message": message, "growth": (after - before) * unit}))
-    """
-)
 
 
 def load_in_child(path, **options) -> dict:
     """Load ``path`` in a fresh interpreter: its error class, message and peak-memory growth."""
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, os.fspath(path), json.dumps(options)],
-        capture_output=True, text=True, timeout=10,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return load_in_fresh_interpreter("tinytorch_nn.io:load", path, **options)
 
 
 def assert_refused(outcome: dict, excerpt: str, *, legitimate: int = 0) -> None:
     assert outcome["error"] == "CheckpointError", outcome
     assert excerpt in outcome["message"], outcome["message"]
-    assert outcome["growth"] <= 1.2 * legitimate + ALLOWANCE, f"grew by {outcome['growth'] / MiB:.0f} MiB"
+    assert_load_cost(outcome, legitimate)
 
 
 # ---- hostile files, built small ------------------------------------------------------------------------
@@ -108,21 +81,9 @@ def central_directory_bomb(path, records: int, announced: int):
 
 
 # ---- special files ----------------------------------------------------------------------------------------
-def special_file(kind: str, tmp_path) -> str:
-    if kind == "fifo":
-        path = tmp_path / "model.ckpt"
-        os.mkfifo(path)
-        return os.fspath(path)
-    if kind == "directory":
-        return os.fspath(tmp_path)
-    if not os.path.exists("/dev/zero"):
-        pytest.skip("no /dev/zero here")
-    return "/dev/zero"
-
-
 @pytest.mark.parametrize("kind", ["fifo", "dev_zero", "directory"])
 def test_load_refuses_anything_but_a_regular_file_at_once(kind, tmp_path):
-    path = special_file(kind, tmp_path)
+    path = special_file(kind, tmp_path, "model.ckpt")
     outcome = load_in_child(path)  # a FIFO used to block forever in open(), /dev/zero to read zeros
     assert_refused(outcome, "is not a regular file")
     assert repr(path) in outcome["message"]
@@ -137,7 +98,7 @@ def test_a_deflated_member_costs_no_more_than_the_data_it_holds(crc, tmp_path):
     if crc == "right":
         outcome = load_in_child(path)
         assert outcome["error"] is None, outcome
-        assert outcome["growth"] <= 1.2 * size + ALLOWANCE, f"grew by {outcome['growth'] / MiB:.0f} MiB"
+        assert_load_cost(outcome, size)
     else:  # inflated into the result array in chunks, then refused: never held twice
         spoil_central_crc(path)
         assert_refused(load_in_child(path), "Bad CRC-32", legitimate=size)
