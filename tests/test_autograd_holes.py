@@ -381,3 +381,32 @@ def test_threads_that_first_touch_the_stages_at_once_all_see_them_installed():
         done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_assigning_a_plain_tensor_to_a_parameter_name_is_refused():
+    m = tt.nn.Linear(2, 2)
+    weight = m.weight
+    with pytest.raises(TypeError, match="cannot assign a Tensor to 'weight', a parameter of Linear"):
+        m.weight = m.weight - 0.1
+    assert m.weight is weight and any(p is weight for p in m.parameters())
+    m.bias = None  # removing a parameter stays allowed
+    assert len(list(m.parameters())) == 1
+
+
+def test_augmented_assignment_into_an_indexed_position_records_the_value():
+    w = tt.tensor([2.0, 3.0], requires_grad=True)
+    x = tt.ones(3)
+    x[0] += w[0] * 2.0
+    x[1:3] *= w
+    (x * tt.tensor([1.0, 10.0, 100.0])).sum().backward()
+    np.testing.assert_allclose(x.data, [5.0, 2.0, 3.0])
+    np.testing.assert_allclose(w.grad.data, [2.0 + 10.0, 100.0])
+
+
+def test_a_leaf_that_requires_grad_may_stand_in_for_a_parameter():
+    m = tt.nn.Linear(2, 1)
+    stand_in = tt.tensor(np.ones((1, 2), np.float32), requires_grad=True)
+    m.weight = stand_in  # a gradient check swaps the weight this way
+    assert any(p is stand_in for p in m.parameters())
+    with pytest.raises(TypeError, match="a parameter of Linear"):
+        m.weight = tt.zeros(1, 2)  # does not require grad: it could never train

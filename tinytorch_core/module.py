@@ -59,9 +59,19 @@ class Module:
     def __setattr__(self, name, value):
         if isinstance(value, (Parameter, Module)) or "_parameters" in self.__dict__:
             params, buffers, modules = self._registries()
-            params.pop(name, None)
+            # a trainable leaf (a Parameter, or a tensor requiring grad swapped in for a gradient
+            # check) takes the parameter's place; anything else would silently drop out of
+            # parameters(): ``m.weight = m.weight - 0.1`` is refused
+            trainable_leaf = isinstance(value, Tensor) and value.requires_grad and value.is_leaf
+            if name in params and value is not None and not trainable_leaf:
+                raise TypeError(
+                    f"cannot assign a {type(value).__name__} to '{name}', a parameter of "
+                    f"{type(self).__name__}: assign a Parameter (or None), or change the values in place "
+                    f"under no_grad() (with no_grad(): m.{name} -= 0.1)"
+                )
+            was_parameter = params.pop(name, None) is not None
             modules.pop(name, None)
-            if isinstance(value, Parameter):
+            if isinstance(value, Parameter) or (was_parameter and trainable_leaf):
                 params[name] = value
                 buffers.pop(name, None)
             elif isinstance(value, Module):

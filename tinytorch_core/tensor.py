@@ -277,18 +277,26 @@ class Tensor:
 
         return self._change_in_place("div_", other, write, lambda before: before / other)
 
-    # ``x += v`` acts on x itself, as in PyTorch and NumPy (a parameter stays the same object)
+    # ``x += v`` acts on x itself, as in PyTorch and NumPy (a parameter stays the same object).
+    # One exception: ``x[i] += w`` with w requiring grad. Python runs it as
+    # ``x[i] = x[i].__iadd__(w)``, and ``x[i]`` is a view, whose in-place change could not be
+    # recorded; the sum is then computed out of place, and the write into ``x`` records it.
+    def _augmented(self, in_place, out_of_place, other):
+        if self.data.base is not None and isinstance(other, Tensor) and other.requires_grad and _per_thread.modes.grad:
+            return out_of_place(self.clone(), other)  # a clone: the write that follows changes the view's memory
+        return in_place(other)
+
     def __iadd__(self, other):
-        return self.add_(other)
+        return self._augmented(self.add_, Tensor.__add__, other)
 
     def __isub__(self, other):
-        return self.sub_(other)
+        return self._augmented(self.sub_, Tensor.__sub__, other)
 
     def __imul__(self, other):
-        return self.mul_(other)
+        return self._augmented(self.mul_, Tensor.__mul__, other)
 
     def __itruediv__(self, other):
-        return self.div_(other)
+        return self._augmented(self.div_, Tensor.__truediv__, other)
 
     def _operand(self, value):
         return value.data if isinstance(value, Tensor) else value
