@@ -410,3 +410,14 @@ def test_a_leaf_that_requires_grad_may_stand_in_for_a_parameter():
     assert any(p is stand_in for p in m.parameters())
     with pytest.raises(TypeError, match="a parameter of Linear"):
         m.weight = tt.zeros(1, 2)  # does not require grad: it could never train
+
+
+def _add_into_positions(a):
+    h = a * 2.0
+    h[0] += 1.0  # h requires grad: recorded, as in PyTorch
+    h[1:] *= a[1:]
+    return h
+
+
+def test_augmented_assignment_into_a_tensor_that_requires_grad_matches_finite_differences():
+    assert gradcheck(_add_into_positions, np.array([0.5, -1.5, 2.0]))
