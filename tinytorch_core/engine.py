@@ -14,7 +14,7 @@ from .anomaly import check_backward
 from .backend import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
 from .function import GraphError, _saved_changed_in_place
 from .grad_mode import current_modes
-from .tensor import IN_PLACE_CLOCK, Tensor
+from .tensor import IN_PLACE_CLOCK, REWRITTEN, Tensor
 
 _ndarray = np.ndarray
 _make_tensor = Tensor._make
@@ -66,13 +66,17 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
         return
 
     # how many inputs of graph nodes each node feeds: a node runs once all of them reported
+    # tensors written in place after joining a graph (usually none): which node each consumer saw
+    rewritten = REWRITTEN if REWRITTEN else None
     consumers = {node: 0}
     stack = [node]
     while stack:
         consumer = stack.pop()
         for p in consumer._parents:
             if p is not None:
-                pn = p._node if p._history is None else _edge_seen_by(consumer, p)[0]
+                pn = p._node
+                if rewritten is not None and id(p) in rewritten:
+                    pn = _edge_seen_by(consumer, p)[0]
                 if pn is not None:
                     count = consumers.get(pn)
                     if count is None:
@@ -153,10 +157,9 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                     g = g.astype(target.dtype)
                 if anomaly:
                     check_backward(n, index, g)
-                if p._history is None:
-                    pn, out_index = p._node, p._out_index
-                else:  # p was written in place after n was recorded: n consumed its earlier value
-                    pn, out_index = _edge_seen_by(n, p)
+                pn = p._node
+                if rewritten is not None and id(p) in rewritten:  # n may have consumed an earlier value of p
+                    pn = _edge_seen_by(n, p)[0]
                 if pn is None:
                     if p.grad is None and g.base is None and id(g) not in claimed and g.flags.writeable:
                         claimed.add(id(g))  # the first gradient of this leaf, an array of its own
@@ -171,7 +174,8 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                     slots = pending.get(pn)
                     if slots is None:
                         slots = pending[pn] = [None] * pn._n_outputs
-                    slots[out_index] = g if slots[out_index] is None else slots[out_index] + g
+                    k = p._out_index if pn is p._node else _edge_seen_by(n, p)[1]
+                    slots[k] = g if slots[k] is None else slots[k] + g
                 remaining = consumers[pn] - 1
                 consumers[pn] = remaining
                 if remaining == 0:
@@ -186,9 +190,9 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
 
 def _edge_seen_by(consumer, tensor):
     """``(node, output index)`` that ``tensor`` had when ``consumer`` was recorded: a tensor
-    written in place afterwards has a newer node, and ``tensor._history`` lists the ones before
+    written in place afterwards has a newer node, and ``REWRITTEN[id(tensor)]`` lists the ones before
     (with the clock tick of each write)."""
-    for tick, node, out_index in tensor._history:
+    for tick, node, out_index in REWRITTEN[id(tensor)]:
         if consumer._created_at < tick:
             return node, out_index
     return tensor._node, tensor._out_index

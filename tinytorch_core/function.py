@@ -46,7 +46,7 @@ class Function:
     _n_outputs = 1
     _output_meta = None
     # the in-place clock when the node was recorded: which node an input written in place since
-    # then had at that time (Tensor._history)
+    # then had at that time (tensor.REWRITTEN)
     _created_at = 0
 
     @staticmethod

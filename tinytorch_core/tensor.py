@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
+import weakref
 
 import numpy as np
 
@@ -19,6 +20,12 @@ DEFAULT_FLOAT = np.float32
 #: one comparison per node.
 IN_PLACE_CLOCK = [0]
 _CLOCK_TICKS = itertools.count(1)
+
+#: Tensors whose graph node was replaced by a recorded in-place change (``x[i] = w`` on a tensor
+#: in a graph), by ``id``: ``(clock tick of the change, node before it, output index before it)``
+#: per change. Nodes recorded before a change consumed the earlier value: the engine looks their
+#: input's node up here. Rare, so kept out of every tensor; an entry goes with its tensor.
+REWRITTEN: dict = {}
 
 
 def _as_array(data, dtype):
@@ -35,8 +42,7 @@ def _as_array(data, dtype):
 class Tensor:
     """A NumPy array with autograd. Float data defaults to float32; integer data stays integer."""
 
-    __slots__ = ("data", "requires_grad", "grad", "_node", "_out_index", "_version_counter", "_history",
-                 "__weakref__")
+    __slots__ = ("data", "requires_grad", "grad", "_node", "_out_index", "_version_counter", "__weakref__")
     __array_ufunc__ = None  # make `ndarray + tensor` call Tensor.__radd__ instead of looping
     __hash__ = object.__hash__  # __eq__ is elementwise; identity hashing keeps tensors usable as keys
 
@@ -46,7 +52,6 @@ class Tensor:
         self._node = None
         self._out_index = 0
         self._version_counter = [0]
-        self._history = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -60,7 +65,6 @@ class Tensor:
         t._node = node
         t._out_index = out_index
         t._version_counter = [0]
-        t._history = None
         return t
 
     # ---- metadata -------------------------------------------------------------------------
@@ -179,7 +183,7 @@ class Tensor:
         2. ``after = recorded_result(before)``: the new value, computed by ordinary ops;
         3. ``after`` is copied into this tensor's memory, and the tensor takes ``after``'s node.
         Nodes recorded earlier that consumed this tensor keep the node it had then
-        (``_history``, read by the engine), so their gradients still reach the old graph.
+        (``REWRITTEN``, read by the engine), so their gradients still reach the old graph.
         """
         if not (_per_thread.modes.grad and (self.requires_grad or (isinstance(operand, Tensor) and operand.requires_grad))):
             write(self.data)
@@ -210,7 +214,9 @@ class Tensor:
         self.data[...] = after.data
         tick = self._bump()
         if self._node is not None:  # earlier consumers still see the node this tensor had before
-            self._history = (self._history or ()) + ((tick, self._node, self._out_index),)
+            if id(self) not in REWRITTEN:
+                weakref.finalize(self, REWRITTEN.pop, id(self), None)
+            REWRITTEN[id(self)] = REWRITTEN.get(id(self), ()) + ((tick, self._node, self._out_index),)
         self._node, self._out_index, self.requires_grad = after._node, after._out_index, after.requires_grad
         return self
 
