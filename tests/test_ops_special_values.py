@@ -89,3 +89,21 @@ def test_integer_input_is_refused_with_type_error_or_never_widened(op_name):
         outputs = out if isinstance(out, tuple) else (out,)
         for o in outputs:
             assert o.dtype != np.float64, f"{op_name} turned integer input into float64 instead of refusing it"
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: tt.optim.SGD(ps, lr=0.1),
+    lambda ps: tt.optim.SGD(ps, lr=0.1, momentum=0.9),
+    lambda ps: tt.optim.Adam(ps, lr=0.1),
+    lambda ps: tt.optim.AdamW(ps, lr=0.1),
+], ids=["sgd", "sgd-momentum", "adam", "adamw"])
+def test_optimizers_do_not_warn_on_non_finite_gradients(make):
+    m = tt.nn.Linear(2, 1)
+    opt = make(m.parameters())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(2):
+            m.weight.grad = Tensor(np.array([[np.inf, np.nan]], np.float32))
+            m.bias.grad = Tensor(np.array([-np.inf], np.float32))
+            opt.step()
+    assert not np.isfinite(m.weight.data).any()

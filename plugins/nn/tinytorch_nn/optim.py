@@ -23,6 +23,7 @@ import numbers
 import numpy as np
 
 from tinytorch_core import Tensor, enable_grad, no_grad
+from tinytorch_core.backend import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
 from tinytorch_core.backend import scalar
 
 __all__ = [
@@ -107,9 +108,15 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        with no_grad():
-            for group in self.param_groups:
-                self._update_group(group)
+        # IEEE arithmetic without warnings, as in every op: an inf or NaN gradient gives inf or NaN
+        # parameters silently (anomaly mode finds where it came from)
+        errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)
+        try:
+            with no_grad():
+                for group in self.param_groups:
+                    self._update_group(group)
+        finally:
+            reset_errstate(errstate)
         return loss
 
     def _update_group(self, group: dict) -> None:
