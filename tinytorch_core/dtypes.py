@@ -75,6 +75,9 @@ def result_dtype(*operands, floating: bool = False) -> np.dtype | None:
     return _DEFAULT_OF_CATEGORY[2 if floating else category]
 
 
+_PYTHON_NUMBERS = (int, float)
+
+
 def _already_common(a, b) -> bool:
     """The usual case, with nothing to promote: two float tensors of one dtype, or a float tensor
     and a Python number."""
@@ -84,9 +87,6 @@ def _already_common(a, b) -> bool:
             return False
         return (type(b) is Tensor and b.data.dtype == dtype) or type(b) in _PYTHON_NUMBERS
     return type(b) is Tensor and type(a) in _PYTHON_NUMBERS and b.data.dtype.kind == "f"
-
-
-_PYTHON_NUMBERS = (int, float)
 
 
 def promote(*operands, floating: bool = False) -> tuple:
