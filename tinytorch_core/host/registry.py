@@ -95,6 +95,7 @@ class Registrar:
             raise RegistrationError(
                 f"{who}: op {name!r} must be named after its stage: '{self._stage or self._owner.name}::...'"
             )
+        self._check_ownership("ops", name.split("::")[1], f"op {name!r}")
         if not (isinstance(function, type) and issubclass(function, Function)):
             raise RegistrationError(f"{who}: op {name!r} must be a Function subclass, got {function!r}")
         if differentiable is None:
@@ -141,9 +142,32 @@ class Registrar:
                 f"{self._owner.describe()}: {namespace} symbol name {name!r} must be a Python identifier "
                 "not starting with '__' (it is reached as an attribute)"
             )
+        self._check_ownership(namespace, name, f"{namespace}.{name}")
         self._staged.symbols.append(
             SymbolEntry(namespace, name, obj, self._owner.name, self._owner.distribution, self._owner.version)
         )
+
+    def _check_ownership(self, namespace: str, name: str, shown: str) -> None:
+        """A curriculum stage's provider registers exactly that stage's catalog names; any other
+        stage registers only symbols no curriculum stage owns (no plugin can take over
+        ``tt.nn.Linear``: it would break every stage and milestone built on it), and ops under
+        its own prefix."""
+        own_stage = catalog.get(self._stage) if self._stage else None
+        is_curriculum = own_stage is not None and own_stage.is_stage
+        if namespace == "ops":  # ops are qualified by their stage: ``advop::relu`` is not ``nn::relu``
+            owner = own_stage if is_curriculum and own_stage.provides("ops", name) else None
+        else:
+            owner = catalog.stage_providing(namespace, name)
+        if owner is not None and owner.name != self._stage:
+            raise RegistrationError(
+                f"{self._owner.describe()} registers {shown}, which belongs to curriculum stage "
+                f"'{owner.name}': only the provider of that stage may register it"
+            )
+        if is_curriculum and owner is None:
+            raise RegistrationError(
+                f"{self._owner.describe()} provides curriculum stage '{self._stage}', whose contract does not "
+                f"include {shown}; a stage's provider registers exactly its catalog names"
+            )
 
 
 class MilestoneRegistrar:

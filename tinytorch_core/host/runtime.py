@@ -144,6 +144,8 @@ class Runtime:
         self.commands: dict = {}
         #: every plugin failure of this load, in order: (record, the original exception or None)
         self.failures: list[tuple[PluginRecord, BaseException | None]] = []
+        #: curriculum stages two unchosen providers claimed: nobody gets them (stage -> who)
+        self._contested: dict[str, str] = {}
         self._strict_error: PluginLoadError | None = None
 
     # ---- loading --------------------------------------------------------------------------
@@ -216,6 +218,7 @@ class Runtime:
     def _load_all(self) -> None:
         from .. import builtin
 
+        self._core_classes = _core_class_attributes()  # plugins register; they never patch these
         core = PluginRecord("core", "tinytorch-core", core_version(), "tinytorch_core.builtin")
         self.plugins["core"] = core
         self.pm.register(builtin, name="core")
@@ -246,6 +249,7 @@ class Runtime:
                         f"unknown hook {unknown[0]}" + (f" (did you mean {hint[0]}?)" if hint else "")
                     )
                 self.pm.register(obj, name=ep.name)
+                self._refuse_core_patches(record, "when imported")
             except BaseException as exc:  # a broken plugin must never take the others down
                 if _fatal(exc):
                     raise
@@ -288,11 +292,13 @@ class Runtime:
                 raise RegistrationError(f"{record.describe()}: order= must be an int, got {order!r}")
             if record.stage is not None:
                 raise RegistrationError(f"{record.describe()} declares two stages: {record.stage!r} and {name!r}")
-            if name in self.stages:
+            pkg = catalog.get(name)
+            if pkg is not None and pkg.is_stage:
+                self._claim_curriculum_stage(name, record)  # raises for a provider that is not chosen
+            elif name in self.stages:
                 raise RegistrationError(
                     f"stage '{name}' is declared by both {self.stages[name].describe()} and {record.describe()}"
                 )
-            pkg = catalog.get(name)
             if pkg is not None:
                 if not pkg.is_stage:
                     raise RegistrationError(f"{record.describe()}: '{name}' is not a stage name")
@@ -313,6 +319,7 @@ class Runtime:
         try:
             for impl in self._impls("tinytorch_declare_stage", record.name):
                 impl.function(declare=declare)
+            self._refuse_core_patches(record, "while declaring its stage")
         except BaseException as exc:
             if _fatal(exc):
                 raise
@@ -321,6 +328,62 @@ class Runtime:
             if record.stage is not None and self.stages.get(record.stage) is record:
                 del self.stages[record.stage]
             self._fail(record, f"failed to declare its stage: {describe_exception(exc)}", exc)
+
+    # ---- who provides a curriculum stage ----------------------------------------------------
+    def chosen_provider(self, stage: str) -> str | None:
+        """The distribution (or entry-point name) ``TINYTORCH_PROVIDERS=stage=dist,...`` names for ``stage``."""
+        for item in _split_list(self._environ.get("TINYTORCH_PROVIDERS", "")):
+            key, _, value = item.partition("=")
+            if key == stage and value:
+                return value
+        return None
+
+    def _is_preferred_provider(self, stage: str, record: PluginRecord) -> bool | None:
+        """True: the user chose this plugin (or chose none, and it is the reference provider);
+        False: the user chose another one; None: no choice was made and it is not the reference."""
+        chosen = self.chosen_provider(stage)
+        if chosen is not None:
+            return chosen in (record.distribution, record.name)
+        if record.distribution == catalog.stage(stage).distribution:
+            return True
+        return None
+
+    def _claim_curriculum_stage(self, stage: str, record: PluginRecord) -> None:
+        """One provider per curriculum stage, chosen the same way whatever the entry points are
+        called: the one named by ``TINYTORCH_PROVIDERS``, else the reference distribution, else
+        the only candidate. Two candidates and no choice: both are refused, naming each other."""
+        how = f"choose one with TINYTORCH_PROVIDERS={stage}=<distribution>"
+        mine = self._is_preferred_provider(stage, record)
+        if mine is False:
+            raise RegistrationError(
+                f"{record.describe()} provides stage '{stage}', but TINYTORCH_PROVIDERS chooses "
+                f"{self.chosen_provider(stage)!r} for it"
+            )
+        current = self.stages.get(stage)
+        if current is None:
+            if mine is None and stage in self._contested:
+                raise RegistrationError(
+                    f"{record.describe()} provides stage '{stage}', which {self._contested[stage]} "
+                    f"also provide; {how}"
+                )
+            return
+        theirs = self._is_preferred_provider(stage, current)
+        if mine and not theirs:  # the chosen or reference provider takes the stage back
+            del self.stages[stage]
+            self._fail(current, f"provides stage '{stage}', which {record.describe()} provides as the "
+                                f"{'chosen' if self.chosen_provider(stage) else 'reference'} provider; {how}")
+            return
+        if theirs and not mine:
+            raise RegistrationError(
+                f"{record.describe()} provides stage '{stage}', which {current.describe()} provides as the "
+                f"{'chosen' if self.chosen_provider(stage) else 'reference'} provider; {how}"
+            )
+        # neither (or, impossibly, both) preferred: no silent pick by entry-point name
+        del self.stages[stage]
+        self._contested[stage] = f"{current.describe()} and {record.describe()}"
+        self._fail(current, f"provides stage '{stage}', which {record.describe()} also provides; {how}")
+        raise RegistrationError(f"{record.describe()} provides stage '{stage}', which {current.describe()} "
+                                f"also provides; {how}")
 
     def _stage_rank(self, record: PluginRecord, depth: int = 0) -> int:
         if record.order is not None:
@@ -349,6 +412,7 @@ class Runtime:
             for hook_name, kwargs in calls:
                 for impl in self._impls(hook_name, record.name):
                     impl.function(**kwargs)
+            self._refuse_core_patches(record, "while registering")
             self._commit(record, staged)
         except BaseException as exc:
             if _fatal(exc):
@@ -372,6 +436,7 @@ class Runtime:
     def _commit(self, record: PluginRecord, staged: StagedRegistrations) -> None:
         # validate everything first so a refused plugin leaves no trace
         seen_ops: dict = {}
+        registered_classes = {id(e.function): e for e in self.ops.values()}
         for entry in staged.ops:
             owner = self.ops.get(entry.name) or seen_ops.get(entry.name)
             if owner is not None:
@@ -379,6 +444,14 @@ class Runtime:
                     f"op '{entry.name}' is registered twice: by plugin '{owner.plugin}' "
                     f"({owner.distribution} {owner.version}) and by {record.describe()}"
                 )
+            other = registered_classes.get(id(entry.function))
+            if other is not None:  # registering it again would rename the other plugin's op
+                raise RegistrationError(
+                    f"{record.describe()} registers {entry.function.__qualname__} as '{entry.name}', but that "
+                    f"Function class is already op '{other.name}' of plugin '{other.plugin}'; a Function class "
+                    "is registered under one name only (subclass it to register a variant)"
+                )
+            registered_classes[id(entry.function)] = entry
             seen_ops[entry.name] = entry
         seen_symbols: dict = {}
         for sym in staged.symbols:
@@ -409,6 +482,16 @@ class Runtime:
         record.symbols = [f"{s.namespace}.{s.name}" for s in staged.symbols]
         record.milestones = [m.name for m in staged.milestones]
         record.commands = [c.name for c in staged.commands]
+
+    def _refuse_core_patches(self, record: PluginRecord, when: str) -> None:
+        """A plugin that changed core's classes (``Tensor.__add__ = ...``) could make every op drop
+        its gradient: undo the change and refuse the plugin, naming what it changed."""
+        patched = _undo_changes(self._core_classes)
+        if patched:
+            raise RegistrationError(
+                f"{record.describe()} changed core's classes {when} ({', '.join(patched)}); the change "
+                "was undone. Plugins register ops and layers through the hooks; they never patch Tensor"
+            )
 
     def _fail(self, record: PluginRecord, reason: str, exc: BaseException | None = None) -> None:
         """Record a plugin's failure; ``load`` warns (or, strict, raises) once every plugin is done."""
@@ -455,6 +538,10 @@ class Runtime:
                 raise self._unavailable("ops", name.split("::")[1], qualified=name, stage_hint=stage)
             return entry
         matches = [e for e in self.ops.values() if e.short_name == name]
+        curriculum = [e for e in matches if catalog.stage_providing("ops", name) is not None
+                      and e.stage == catalog.stage_providing("ops", name).name]
+        if curriculum:  # a short name is the curriculum's: a third-party op of that name needs its qualified name
+            return curriculum[0]
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
@@ -521,6 +608,35 @@ class Runtime:
 
 
 _BUILTIN_COMMANDS = {"stages", "plugins", "check", "new-plugin"}
+
+_ABSENT = object()
+
+
+def _core_class_attributes() -> dict:
+    """Every attribute of core's classes, as loading found them."""
+    from ..function import Function
+    from ..module import Module, Parameter
+    from ..tensor import Tensor
+
+    return {cls: dict(vars(cls)) for cls in (Tensor, Parameter, Function, Module)}
+
+
+def _undo_changes(recorded: dict) -> list[str]:
+    """Put back every attribute of the recorded classes that was replaced, added or deleted since;
+    returns their names (``Tensor.__add__``)."""
+    changed = []
+    for cls, attributes in recorded.items():
+        now = vars(cls)
+        for name in sorted(set(attributes) | set(now)):
+            before, after = attributes.get(name, _ABSENT), now.get(name, _ABSENT)
+            if before is after:
+                continue
+            changed.append(f"{cls.__name__}.{name}")
+            if before is _ABSENT:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, before)
+    return changed
 
 _default: Runtime | None = None
 

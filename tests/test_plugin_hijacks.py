@@ -1,0 +1,192 @@
+"""No plugin can take over what a curriculum stage provides (issue 15, "No hijacks").
+
+Each hostile plugin below is installed next to the real stages (their real entry points plus a
+fake one) and must be refused with a warning naming it and what it tried, while every real
+stage keeps working.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as metadata
+import warnings
+
+import numpy as np
+import pytest
+
+from tinytorch_core import Function, Tensor, catalog
+from tinytorch_core.host import hookspecs
+from tinytorch_core.host.runtime import FAILED, LOADED, Runtime, use_runtime
+from tinytorch_core.primitives import Add
+from tinytorch_core.testing import FakeEntryPoint, plugin_module
+
+REAL = sorted(metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+
+
+def _declaring(stage, requires=None):
+    def declare(declare):
+        declare(stage, requires=requires) if requires is not None else declare(stage)
+
+    return declare
+
+
+def stage_thief(entry_name="aaa_hijack"):
+    """Declares the curriculum stage 'nn' without being its provider (named to load first)."""
+    module = plugin_module(entry_name, tinytorch_declare_stage=_declaring("nn"))
+    return FakeEntryPoint(entry_name, module, distribution="hijack-nn")
+
+
+def layer_thief():
+    """A third-party stage needing only core that registers a layer called Linear."""
+    module = plugin_module("impostor", tinytorch_declare_stage=_declaring("impostor", ("core",)),
+                           tinytorch_register_layers=lambda registry: registry.layer("Linear", object))
+    return FakeEntryPoint("impostor", module, distribution="impostor")
+
+
+class _AdvancedRelu(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return np.maximum(x, 0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+def short_name_twin():
+    """A third-party op with the short name of nn's relu."""
+    def register(registry):
+        registry.function("advop::relu", _AdvancedRelu, differentiable=False)
+
+    module = plugin_module("advop", tinytorch_declare_stage=_declaring("advop", ("core",)),
+                           tinytorch_register_ops=register)
+    return FakeEntryPoint("advop", module, distribution="advop")
+
+
+def class_thief():
+    """Registers core's Add class under its own name (which used to rename core::add)."""
+    def register(registry):
+        registry.function("thief::add", Add, samples=lambda rng: iter(()))
+
+    module = plugin_module("thief", tinytorch_declare_stage=_declaring("thief", ("core",)),
+                           tinytorch_register_ops=register)
+    return FakeEntryPoint("thief", module, distribution="thief")
+
+
+def tensor_patcher():
+    """Replaces Tensor.__add__ with a version that drops the gradient."""
+    def register(registry):
+        Tensor.__add__ = lambda self, other: Tensor(self.data + getattr(other, "data", other))
+
+    module = plugin_module("patcher", tinytorch_declare_stage=_declaring("patcher", ("core",)),
+                           tinytorch_register_layers=register)
+    return FakeEntryPoint("patcher", module, distribution="patcher")
+
+
+def _runtime(*extra, environ=None):
+    return Runtime(REAL + list(extra), environ=environ or {})
+
+
+def _loaded(runtime):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        runtime.load()
+    return [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize("entry_name", ["aaa_hijack", "zzz_hijack"])
+def test_a_plugin_declaring_a_curriculum_stage_does_not_take_it_from_its_provider(entry_name):
+    runtime = _runtime(stage_thief(entry_name))
+    said = _loaded(runtime)
+    thief = runtime.plugins[entry_name]
+    assert thief.status == FAILED
+    assert "provides stage 'nn', which plugin 'nn' (tinytorch-nn" in thief.reason
+    assert "TINYTORCH_PROVIDERS=nn=" in thief.reason
+    assert any(entry_name in message for message in said)
+    status, record = runtime.stage_status("nn")
+    assert status == LOADED and record.distribution == "tinytorch-nn"
+    assert runtime.resolve("nn", "Linear").__module__.startswith("tinytorch_nn")
+    assert all(runtime.stage_status(s)[0] == LOADED for s in ("spatial", "embeddings", "attention"))
+
+
+def test_the_user_can_choose_another_provider_and_the_reference_then_steps_aside():
+    runtime = _runtime(stage_thief(), environ={"TINYTORCH_PROVIDERS": "nn=hijack-nn"})
+    _loaded(runtime)
+    status, record = runtime.stage_status("nn")
+    assert record.distribution == "hijack-nn"
+    assert runtime.plugins["nn"].status == FAILED
+    assert "TINYTORCH_PROVIDERS chooses 'hijack-nn'" in runtime.plugins["nn"].reason
+
+
+@pytest.mark.parametrize("names", [("first", "second"), ("second", "first")])
+def test_two_providers_and_no_choice_is_an_error_naming_both_in_either_order(names):
+    candidates = [FakeEntryPoint(n, plugin_module(n, tinytorch_declare_stage=_declaring("spatial")),
+                                 distribution=f"my-{n}") for n in names]
+    runtime = Runtime(candidates, environ={})
+    _loaded(runtime)
+    for n in names:
+        assert runtime.plugins[n].status == FAILED
+        assert "also provides" in runtime.plugins[n].reason
+    assert runtime.stage_status("spatial")[1].status == FAILED
+
+
+def test_a_third_party_stage_cannot_register_a_curriculum_layer():
+    runtime = _runtime(layer_thief())
+    said = _loaded(runtime)
+    impostor = runtime.plugins["impostor"]
+    assert impostor.status == FAILED
+    assert "registers nn.Linear, which belongs to curriculum stage 'nn'" in impostor.reason
+    assert any("impostor" in message for message in said)
+    assert runtime.resolve("nn", "Linear").__module__.startswith("tinytorch_nn")
+    assert all(runtime.stage_status(s)[0] == LOADED for s in ("nn", "spatial", "embeddings", "attention"))
+
+
+def test_a_short_op_name_always_means_the_curriculum_op():
+    runtime = _runtime(short_name_twin())
+    _loaded(runtime)
+    assert runtime.plugins["advop"].status == LOADED
+    assert runtime.op("relu").name == "nn::relu"
+    assert runtime.op("advop::relu").function is _AdvancedRelu
+
+
+def test_a_function_class_is_registered_under_one_name_only():
+    runtime = _runtime(class_thief())
+    _loaded(runtime)
+    thief = runtime.plugins["thief"]
+    assert thief.status == FAILED
+    assert "already op 'core::add'" in thief.reason
+    assert Add.name == "core::add" and runtime.op("add").function is Add
+
+
+def test_a_plugin_that_patches_tensor_is_refused_and_the_patch_undone():
+    original = Tensor.__add__
+    try:
+        runtime = _runtime(tensor_patcher())
+        said = _loaded(runtime)
+    finally:
+        patched_left = Tensor.__add__ is not original
+        Tensor.__add__ = original
+    assert not patched_left
+    patcher = runtime.plugins["patcher"]
+    assert patcher.status == FAILED
+    assert "changed core's classes while registering (Tensor.__add__)" in patcher.reason
+    assert any("patcher" in message for message in said)
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    (x + 1.0).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [1.0, 1.0])
+
+
+def test_verify_passes_every_milestone_with_all_the_hijackers_installed(capsys):
+    from tinytorch_core.cli import main
+
+    runtime = _runtime(stage_thief(), layer_thief(), short_name_twin(), class_thief(), tensor_patcher())
+    original = Tensor.__add__
+    try:
+        with use_runtime(runtime), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            code = main(["milestones", "verify"])
+    finally:
+        Tensor.__add__ = original
+    out = capsys.readouterr().out
+    assert code == 0, out
+    passed = len([s for s in catalog.STAGES if s.is_stage]) and "5 passed, 0 failed, 0 locked" in out
+    assert passed, out
