@@ -190,3 +190,44 @@ def test_verify_passes_every_milestone_with_all_the_hijackers_installed(capsys):
     assert code == 0, out
     passed = len([s for s in catalog.STAGES if s.is_stage]) and "5 passed, 0 failed, 0 locked" in out
     assert passed, out
+
+
+# ---- who provides what, as the stages table and the milestone report say ---------------------------------
+def learner_nn():
+    """A learner's own provider of stage 'nn' that has only built Linear so far."""
+    from tinytorch_nn.layers import Linear
+
+    module = plugin_module("my_nn", tinytorch_declare_stage=_declaring("nn"),
+                           tinytorch_register_layers=lambda registry: registry.layer("Linear", Linear))
+    return FakeEntryPoint("my_nn", module, distribution="my-nn", version="0.1.0")
+
+
+def test_stages_name_the_active_provider_other_candidates_and_what_is_missing(capsys):
+    from tinytorch_core.cli import main, stages_rows
+
+    runtime = _runtime(learner_nn(), environ={"TINYTORCH_PROVIDERS": "nn=my-nn"})
+    _loaded(runtime)
+    row = next(r for r in stages_rows(runtime) if r["stage"] == "nn")
+    assert (row["provider"], row["distribution"], row["candidates"]) == ("my-nn", "tinytorch-nn", ["tinytorch-nn"])
+    assert "nn.Linear" not in row["missing"] and "nn.ReLU" in row["missing"] and "ops.relu" in row["missing"]
+    with use_runtime(runtime), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["stages"]) == 0
+    out = capsys.readouterr().out
+    assert "nn: also installed, not active: tinytorch-nn" in out
+    assert "nn: my-nn does not provide" in out and "nn.ReLU" in out
+
+
+def test_a_milestone_report_names_a_provider_that_is_not_the_reference(capsys):
+    from tinytorch_core import Milestone
+    from tinytorch_milestones.runner import MilestoneOutcome, RunOptions, run_milestone
+
+    runtime = _runtime(learner_nn(), environ={"TINYTORCH_PROVIDERS": "nn=my-nn"})
+    _loaded(runtime)
+    milestone = Milestone(name="tiny", year=1, title="Tiny", requires=("nn",),
+                          run=lambda options: MilestoneOutcome(parts=[], checks=[]))
+    result = run_milestone(milestone, RunOptions(runtime=runtime))
+    assert result.providers == {"nn": "my-nn 0.1.0"}
+    from tinytorch_milestones.report import milestone_table
+
+    assert milestone_table(result).title.endswith("on my-nn 0.1.0")

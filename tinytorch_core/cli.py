@@ -179,14 +179,18 @@ def stages_rows(runtime: Runtime) -> list[dict]:
     rows = []
     for pkg in catalog.STAGES:
         status, record = runtime.stage_status(pkg.name)
+        active = record if status == LOADED else None
         rows.append(
             {
                 "order": pkg.order,
                 "stage": pkg.name,
-                "distribution": pkg.distribution,
+                "distribution": pkg.distribution,  # the reference provider: what to install
+                "provider": active.distribution if active else "",
                 "version": record.version if record else "",
                 "status": status,
                 "reason": record.reason if record else "",
+                "candidates": [r.distribution for r in runtime.candidates.get(pkg.name, []) if r is not active],
+                "missing": runtime.missing_symbols(pkg.name) if active else [],
                 "introduces": pkg.introduces,
                 "install": catalog.install_command(pkg.name),
             }
@@ -198,6 +202,9 @@ def stages_rows(runtime: Runtime) -> list[dict]:
                     "order": runtime._stage_rank(record),
                     "stage": name,
                     "distribution": record.distribution,
+                    "provider": record.distribution if record.status == LOADED else "",
+                    "candidates": [],
+                    "missing": [],
                     "version": record.version,
                     "status": record.status,
                     "reason": record.reason,
@@ -215,10 +222,10 @@ def cmd_stages(args, runtime: Runtime) -> int:
         return 0
     print(
         format_table(
-            ["#", "stage", "distribution", "version", "status", "introduces", "install (from the repo root)"],
+            ["#", "stage", "provider", "version", "status", "introduces", "install (from the repo root)"],
             [
-                [r["order"], r["stage"], r["distribution"], r["version"] or "-", r["status"], r["introduces"],
-                 "installed" if r["status"] == LOADED else r["install"]]
+                [r["order"], r["stage"], r["provider"] or r["distribution"], r["version"] or "-", r["status"],
+                 r["introduces"], "installed" if r["status"] == LOADED else r["install"]]
                 for r in rows
             ],
         )
@@ -226,6 +233,12 @@ def cmd_stages(args, runtime: Runtime) -> int:
     problems = [r for r in rows if r["reason"]]
     for r in problems:
         print(f"\n{r['stage']}: {r['status']}: {r['reason']}")
+    for r in rows:
+        if r["candidates"]:
+            print(f"\n{r['stage']}: also installed, not active: {', '.join(r['candidates'])} "
+                  f"(choose with TINYTORCH_PROVIDERS={r['stage']}=<distribution>)")
+        if r["missing"]:
+            print(f"\n{r['stage']}: {r['provider']} does not provide {', '.join(r['missing'])}")
     return 0
 
 

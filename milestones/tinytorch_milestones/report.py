@@ -81,9 +81,20 @@ def _status(status: str) -> str:
     return f"[{style}]{text}[/]" if style else text
 
 
+def _provided_by(result) -> str:
+    """`` on my-spatial 0.1.0``: the providers of the stages a milestone ran on, where one is not
+    the reference distribution (the report then says whose code was verified)."""
+    from tinytorch_core import catalog
+
+    own = [f"{provider}" for stage, provider in result.providers.items()
+           if catalog.get(stage) is not None and not provider.startswith(catalog.get(stage).distribution + " ")]
+    return f" on {', '.join(own)}" if own else ""
+
+
 def milestone_table(result) -> Table:
     """One row per trained model: gradients, updates, loss, metric, time, verdict."""
-    table = Table(title=escape(f"{result.title} {result.year} ({result.name})"), title_justify="left")
+    table = Table(title=escape(f"{result.title} {result.year} ({result.name}){_provided_by(result)}"),
+                  title_justify="left")
     for header, justify in (("model", "left"), ("gradients", "right"), ("zero-grad", "right"),
                             ("updated", "right"), ("loss first -> last", "right"), ("drop", "right"),
                             ("metric", "left"), ("value", "right"), ("time", "right"), ("", "left")):

@@ -80,6 +80,8 @@ class MilestoneResult:
     install: str = ""
     error: str = ""
     headline: int = -1
+    #: "distribution version" of the plugin that provided each stage the milestone ran on
+    providers: dict = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -110,6 +112,7 @@ class MilestoneResult:
             "locked_reason": self.locked_reason,
             "install": self.install,
             "error": self.error,
+            "providers": dict(self.providers),
         }
 
 
@@ -144,6 +147,9 @@ def run_milestone(milestone, options: RunOptions) -> MilestoneResult:
     if reason:
         result.locked_reason, result.install = reason, install
         return result
+    for stage in milestone.requires:  # whatever provides the stage: the reference, or a learner's own
+        _, record = runtime.stage_status(stage)
+        result.providers[stage] = f"{record.distribution} {record.version}"
     start = time.perf_counter()
     manual_seed(options.seed)  # any random source a stage draws without an explicit generator
     try:

@@ -146,6 +146,8 @@ class Runtime:
         self.failures: list[tuple[PluginRecord, BaseException | None]] = []
         #: curriculum stages two unchosen providers claimed: nobody gets them (stage -> who)
         self._contested: dict[str, str] = {}
+        #: every installed plugin that declared a curriculum stage, chosen or not (stage -> records)
+        self.candidates: dict[str, list[PluginRecord]] = {}
         self._strict_error: PluginLoadError | None = None
 
     # ---- loading --------------------------------------------------------------------------
@@ -353,6 +355,7 @@ class Runtime:
         called: the one named by ``TINYTORCH_PROVIDERS``, else the reference distribution, else
         the only candidate. Two candidates and no choice: both are refused, naming each other."""
         how = f"choose one with TINYTORCH_PROVIDERS={stage}=<distribution>"
+        self.candidates.setdefault(stage, []).append(record)
         mine = self._is_preferred_provider(stage, record)
         if mine is False:
             raise RegistrationError(
@@ -527,6 +530,17 @@ class Runtime:
         if record is None:
             return NOT_INSTALLED, None
         return record.status, record
+
+    def missing_symbols(self, stage: str) -> list[str]:
+        """The catalog names of curriculum ``stage`` that its active provider did not register."""
+        self.load()
+        missing = []
+        for namespace, names in catalog.stage(stage).symbols.items():
+            have = {e.short_name for e in self.ops.values() if e.stage == stage} if namespace == "ops" \
+                else {n for n, e in self.symbols[namespace].items() if catalog.stage_providing(namespace, n)
+                      and catalog.stage_providing(namespace, n).name == stage}
+            missing += [f"{namespace}.{n}" for n in names if n not in have]
+        return missing
 
     def op(self, name: str) -> OpEntry:
         """An op by qualified (``spatial::conv2d``) or short (``conv2d``) name."""
