@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tinytorch_core import Milestone, hookimpl
 
-from . import cli, cnn, mlp, perceptron, transformer, xor
+from . import cli, cnn, grade, mlp, perceptron, transformer, xor
 
 #: (module, stages it needs); the catalog adds their prerequisites
 MILESTONES = (
@@ -41,4 +41,10 @@ def tinytorch_cli_commands(commands):
         help="the milestone suite: list | run NAME | verify [NAMES...]",
         setup=cli.setup,
         run=cli.run,
+    )
+    commands.add(
+        "grade",
+        help="run a stage's conformance suite against whatever provides it; a score per symbol",
+        setup=grade.setup,
+        run=grade.run,
     )

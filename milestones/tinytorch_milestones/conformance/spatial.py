@@ -1,0 +1,230 @@
+"""The contract of stage ``spatial`` (convolution and pooling), checked through the public API.
+
+References are written here, independently of any provider: plain loops over output positions
+(clarity over speed: the arrays are tiny), in float64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import tinytorch_core as tt
+from tinytorch_core import Tensor
+
+from . import Check, ConformanceError, check_gradients, expect_close, expect_error
+
+
+# ---- independent references -------------------------------------------------------------------------
+def _pad(x, padding, value=0.0):
+    p = padding
+    return np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=value)
+
+
+def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    xp = _pad(x, padding)
+    n, _, h, w = xp.shape
+    o, _, kh, kw = weight.shape
+    span_h, span_w = dilation * (kh - 1) + 1, dilation * (kw - 1) + 1
+    ho, wo = (h - span_h) // stride + 1, (w - span_w) // stride + 1
+    out = np.zeros((n, o, ho, wo))
+    for i in range(ho):
+        for j in range(wo):
+            patch = xp[:, :, i * stride : i * stride + span_h : dilation, j * stride : j * stride + span_w : dilation]
+            out[:, :, i, j] = np.tensordot(patch, weight, axes=([1, 2, 3], [1, 2, 3]))
+    if bias is not None:
+        out += bias[None, :, None, None]
+    return out
+
+
+def pool_reference(x, kernel, stride, padding, reduce):
+    fill = -np.inf if reduce is np.max else 0.0
+    xp = _pad(x, padding, fill)
+    n, c, h, w = xp.shape
+    ho, wo = (h - kernel) // stride + 1, (w - kernel) // stride + 1
+    out = np.zeros((n, c, ho, wo))
+    for i in range(ho):
+        for j in range(wo):
+            out[:, :, i, j] = reduce(xp[:, :, i * stride : i * stride + kernel, j * stride : j * stride + kernel],
+                                     axis=(2, 3))
+    return out
+
+
+def batch_norm_reference(x, weight, bias, eps):
+    mean = x.mean(axis=(0, 2, 3), keepdims=True)
+    var = x.var(axis=(0, 2, 3), keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * weight[None, :, None, None] + bias[None, :, None, None]
+
+
+def _data(shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def _distinct(shape, seed=0):
+    """Values with no ties (max-pool's gradient is defined)."""
+    rng = np.random.default_rng(seed)
+    return (rng.permutation(int(np.prod(shape))).reshape(shape) / 10.0) - 1.0
+
+
+def _f32(array):
+    return Tensor(np.asarray(array, dtype=np.float32))
+
+
+# ---- ops.conv2d -------------------------------------------------------------------------------------
+def conv2d_forward():
+    x, w, b = _data((2, 3, 7, 6)), _data((4, 3, 3, 2), 1), _data((4,), 2)
+    for stride, padding, dilation in ((1, 0, 1), (2, 1, 1), (1, 1, 2)):
+        out = tt.ops.conv2d(_f32(x), _f32(w), _f32(b), stride=stride, padding=padding, dilation=dilation)
+        expect_close(f"conv2d(stride={stride}, padding={padding}, dilation={dilation})", out,
+                     conv2d_reference(x, w, b, stride, padding, dilation), rtol=1e-4, atol=1e-4)
+    expect_close("conv2d without bias", tt.ops.conv2d(_f32(x), _f32(w)), conv2d_reference(x, w), rtol=1e-4, atol=1e-4)
+
+
+def conv2d_backward():
+    check_gradients(lambda x, weight, bias: tt.ops.conv2d(x, weight, bias, stride=2, padding=1),
+                    {"x": _data((2, 2, 5, 5)), "weight": _data((3, 2, 3, 3), 1), "bias": _data((3,), 2)})
+
+
+def conv2d_contract():
+    out = tt.ops.conv2d(_f32(_data((1, 2, 5, 5))), _f32(_data((3, 2, 3, 3))))
+    if out.dtype != np.float32 or out.shape != (1, 3, 3, 3):
+        raise ConformanceError(f"conv2d of float32 (1, 2, 5, 5) by (3, 2, 3, 3) gave {out.dtype} {out.shape}, "
+                               "expected float32 (1, 3, 3, 3)")
+    expect_error(ValueError, lambda: tt.ops.conv2d(_f32(_data((1, 1, 5, 5))), _f32(_data((3, 2, 3, 3)))),
+                 "conv2d with 1 input channel for a weight expecting 2")
+    expect_error(ValueError, lambda: tt.ops.conv2d(_f32(_data((2, 5, 5))), _f32(_data((3, 2, 3, 3)))),
+                 "conv2d of a 3-D input")
+
+
+# ---- ops.max_pool2d / ops.avg_pool2d ------------------------------------------------------------------
+def max_pool2d_forward():
+    x = _distinct((2, 3, 6, 7))
+    for kernel, stride, padding in ((2, 2, 0), (3, 2, 1), (3, 1, 0)):
+        out = tt.ops.max_pool2d(_f32(x), kernel, stride=stride, padding=padding)
+        expect_close(f"max_pool2d(kernel={kernel}, stride={stride}, padding={padding})", out,
+                     pool_reference(x, kernel, stride, padding, np.max))
+
+
+def max_pool2d_backward():
+    check_gradients(lambda x: tt.ops.max_pool2d(x, 3, stride=2, padding=1), {"x": _distinct((2, 2, 6, 6))})
+
+
+def avg_pool2d_forward():
+    x = _data((2, 3, 6, 7))
+    for kernel, stride, padding in ((2, 2, 0), (3, 2, 1)):
+        out = tt.ops.avg_pool2d(_f32(x), kernel, stride=stride, padding=padding)
+        expect_close(f"avg_pool2d(kernel={kernel}, stride={stride}, padding={padding})", out,
+                     pool_reference(x, kernel, stride, padding, np.mean))
+
+
+def avg_pool2d_backward():
+    check_gradients(lambda x: tt.ops.avg_pool2d(x, 3, stride=2, padding=1), {"x": _data((2, 2, 6, 6))})
+
+
+# ---- ops.batch_norm2d ----------------------------------------------------------------------------------
+def batch_norm2d_forward():
+    x, w, b = _data((4, 3, 5, 5)), _data((3,), 1), _data((3,), 2)
+    running_mean, running_var = _f32(np.zeros(3)), _f32(np.ones(3))
+    out = tt.ops.batch_norm2d(_f32(x), running_mean, running_var, _f32(w), _f32(b), training=True,
+                              momentum=0.1, eps=1e-5)
+    expect_close("batch_norm2d (training)", out, batch_norm_reference(x, w, b, 1e-5), rtol=1e-4, atol=1e-4)
+    count = x.shape[0] * x.shape[2] * x.shape[3]
+    expect_close("running_mean after one step", running_mean, 0.1 * x.mean(axis=(0, 2, 3)), rtol=1e-4, atol=1e-5)
+    expect_close("running_var after one step", running_var,
+                 0.9 + 0.1 * x.var(axis=(0, 2, 3)) * count / (count - 1), rtol=1e-4, atol=1e-5)
+    evaluated = tt.ops.batch_norm2d(_f32(x), running_mean, running_var, _f32(w), _f32(b), training=False, eps=1e-5)
+    mean, var = running_mean.data.astype(np.float64), running_var.data.astype(np.float64)
+    expected = (x - mean[None, :, None, None]) / np.sqrt(var[None, :, None, None] + 1e-5)
+    expect_close("batch_norm2d (evaluation, running statistics)", evaluated,
+                 expected * w[None, :, None, None] + b[None, :, None, None], rtol=1e-4, atol=1e-4)
+
+
+def batch_norm2d_backward():
+    check_gradients(lambda x, weight, bias: tt.ops.batch_norm2d(x, None, None, weight, bias, training=True),
+                    {"x": _data((4, 2, 3, 3)), "weight": _data((2,), 1), "bias": _data((2,), 2)})
+
+
+# ---- the layers ---------------------------------------------------------------------------------------
+def conv2d_layer():
+    layer = tt.nn.Conv2d(3, 4, kernel_size=3, stride=2, padding=1)
+    shapes = {name: tuple(p.shape) for name, p in layer.named_parameters()}
+    if shapes != {"weight": (4, 3, 3, 3), "bias": (4,)}:
+        raise ConformanceError(f"Conv2d(3, 4, kernel_size=3) has parameters {shapes}, "
+                               "expected weight (4, 3, 3, 3) and bias (4,)")
+    x = _data((2, 3, 8, 8))
+    expected = conv2d_reference(x, layer.weight.data.astype(np.float64), layer.bias.data.astype(np.float64), 2, 1)
+    expect_close("Conv2d forward", layer(_f32(x)), expected, rtol=1e-4, atol=1e-4)
+    expect_error((ValueError, TypeError), lambda: layer(_f32(_data((2, 2, 8, 8)))), "Conv2d(3, ...) given 2 channels")
+
+
+def pool_layers():
+    x = _distinct((2, 3, 6, 6))
+    expect_close("MaxPool2d(2) forward", tt.nn.MaxPool2d(2)(_f32(x)), pool_reference(x, 2, 2, 0, np.max))
+    expect_close("AvgPool2d(2) forward", tt.nn.AvgPool2d(2)(_f32(x)), pool_reference(x, 2, 2, 0, np.mean))
+
+
+def flatten_layer():
+    x = Tensor(np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5), requires_grad=True)
+    out = tt.nn.Flatten()(x)
+    expect_close("Flatten forward", out, x.data.reshape(2, 60))
+    out.sum().backward()
+    expect_close("Flatten's gradient", x.grad, np.ones((2, 3, 4, 5)))
+
+
+def batch_norm_layer():
+    layer = tt.nn.BatchNorm2d(3)
+    shapes = {name: tuple(p.shape) for name, p in layer.named_parameters()}
+    if shapes != {"weight": (3,), "bias": (3,)}:
+        raise ConformanceError(f"BatchNorm2d(3) has parameters {shapes}, expected weight (3,) and bias (3,)")
+    x = _data((4, 3, 5, 5))
+    expect_close("BatchNorm2d forward (training)", layer(_f32(x)),
+                 batch_norm_reference(x, np.ones(3), np.zeros(3), 1e-5), rtol=1e-4, atol=1e-4)
+    layer.eval()
+    first = layer(_f32(x)).data.copy()
+    second = layer(_f32(x)).data
+    expect_close("BatchNorm2d in evaluation mode (running statistics, no update)", second, first)
+
+
+# ---- training: a small CNN learns ------------------------------------------------------------------------
+def cnn_learns():
+    """Which half of an 8x8 image holds a bright 2x2 spot: a convolutional model must learn it."""
+    rng = np.random.default_rng(0)
+    n = 64
+    images = rng.normal(0.0, 0.1, (n, 1, 8, 8)).astype(np.float32)
+    labels = rng.integers(0, 2, n)
+    for k in range(n):
+        row, col = rng.integers(0, 7), rng.integers(0, 3) + 4 * labels[k]
+        images[k, 0, row : row + 2, col : col + 2] += 1.0
+    model = tt.nn.Sequential(tt.nn.Conv2d(1, 4, 3, padding=1), tt.nn.ReLU(), tt.nn.MaxPool2d(2),
+                             tt.nn.Flatten(), tt.nn.Linear(64, 2))
+    optimizer = tt.optim.SGD(model.parameters(), lr=0.1)
+    loss_fn = tt.nn.CrossEntropyLoss()
+    x, y = Tensor(images), Tensor(labels)
+    first = None
+    for _ in range(60):
+        loss = loss_fn(model(x), y)
+        first = loss.item() if first is None else first
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    accuracy = float((model(x).data.argmax(axis=1) == labels).mean())
+    if not (loss.item() < 0.5 * first and accuracy >= 0.9):
+        raise ConformanceError(f"a small CNN did not learn: loss {first:.3f} -> {loss.item():.3f}, "
+                               f"accuracy {accuracy:.0%} (needs half the loss and 90 %)")
+
+
+CHECKS = [
+    Check("ops.conv2d", "forward", conv2d_forward),
+    Check("ops.conv2d", "backward", conv2d_backward),
+    Check("ops.conv2d", "contract", conv2d_contract),
+    Check("ops.max_pool2d", "forward", max_pool2d_forward),
+    Check("ops.max_pool2d", "backward", max_pool2d_backward),
+    Check("ops.avg_pool2d", "forward", avg_pool2d_forward),
+    Check("ops.avg_pool2d", "backward", avg_pool2d_backward),
+    Check("ops.batch_norm2d", "forward", batch_norm2d_forward),
+    Check("ops.batch_norm2d", "backward", batch_norm2d_backward),
+    Check("nn.Conv2d", "contract", conv2d_layer),
+    Check("nn.MaxPool2d, nn.AvgPool2d", "forward", pool_layers),
+    Check("nn.Flatten", "contract", flatten_layer),
+    Check("nn.BatchNorm2d", "contract", batch_norm_layer),
+    Check("spatial", "training", cnn_learns),
+]
