@@ -132,3 +132,56 @@ def test_a_stub_provider_scores_zero_and_fails_cleanly(capsys):
     assert {o.status for o in report.outcomes} == {NOT_IMPLEMENTED}
     assert code == 1 and "score: 0/14 (0%) for stage spatial on stub-spatial 0.1.0" in out
     assert "Traceback" not in out
+
+
+# ---- learner mode: the generated skeleton ----------------------------------------------------------------
+def _skeleton_runtime(tmp_path, monkeypatch, name="my_spatial"):
+    import importlib
+
+    from tinytorch_milestones.skeleton import write
+
+    root = write("spatial", name, tmp_path / name)
+    monkeypatch.syspath_prepend(str(root))
+    plugin = importlib.import_module(f"{name}.plugin")
+    return _runtime_with(FakeEntryPoint(name, plugin, distribution=name.replace("_", "-"), version="0.1.0")), root
+
+
+def test_the_generated_skeleton_provides_the_stage_and_scores_zero_cleanly(tmp_path, monkeypatch, capsys):
+    runtime, root = _skeleton_runtime(tmp_path, monkeypatch)
+    status, record = runtime.stage_status("spatial")
+    assert (status, record.distribution) == ("loaded", "my-spatial")
+    assert runtime.missing_symbols("spatial") == []  # every contract name is there, as a stub
+    with use_runtime(runtime):
+        report = grade("spatial", runtime)
+        code = main(["grade", "spatial"])
+    out = capsys.readouterr().out
+    assert report.passed == 0 and {o.status for o in report.outcomes} == {NOT_IMPLEMENTED}
+    assert code == 1 and "score: 0/14 (0%) for stage spatial on my-spatial 0.1.0" in out
+    assert "TODO: conv2d forward" in out and "Traceback" not in out
+    text = (root / "my_spatial" / "functional.py").read_text()
+    assert "Ho = (H + 2 padding - dilation (kh - 1) - 1) // stride + 1" in text  # the contract, as docstring
+    assert "TINYTORCH_PROVIDERS=spatial=my-spatial" in (root / "README.md").read_text()
+
+
+def test_a_filled_in_stub_turns_its_checks_green(tmp_path, monkeypatch):
+    runtime, root = _skeleton_runtime(tmp_path, monkeypatch, name="learner_spatial")
+    layers = root / "learner_spatial" / "layers.py"
+    text = layers.read_text()
+    stub = ('    def __init__(self, start_axis=1):\n        super().__init__()\n'
+            '        raise NotImplementedError("TODO: Flatten.__init__")\n\n'
+            '    def forward(self, x):\n        raise NotImplementedError("TODO: Flatten.forward")\n')
+    assert stub in text
+    layers.write_text(text.replace(stub, '    def __init__(self, start_axis=1):\n        super().__init__()\n'
+                                         '        self.start_axis = start_axis\n\n'
+                                         '    def forward(self, x):\n'
+                                         '        return x.reshape(*x.shape[: self.start_axis], -1)\n'))
+    import importlib
+    import sys
+
+    for module in [m for m in sys.modules if m.startswith("learner_spatial")]:
+        del sys.modules[module]
+    plugin = importlib.import_module("learner_spatial.plugin")
+    runtime = _runtime_with(FakeEntryPoint("learner_spatial", plugin, distribution="learner-spatial"))
+    with use_runtime(runtime):
+        report = grade("spatial", runtime)
+    assert [(o.check.symbol, o.status) for o in report.outcomes if o.status == PASSED] == [("nn.Flatten", PASSED)]

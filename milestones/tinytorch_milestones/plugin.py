@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tinytorch_core import Milestone, hookimpl
 
-from . import cli, cnn, grade, mlp, perceptron, transformer, xor
+from . import cli, cnn, grade, mlp, perceptron, skeleton, transformer, xor
 
 #: (module, stages it needs); the catalog adds their prerequisites
 MILESTONES = (
@@ -41,6 +41,12 @@ def tinytorch_cli_commands(commands):
         help="the milestone suite: list | run NAME | verify [NAMES...]",
         setup=cli.setup,
         run=cli.run,
+    )
+    commands.add(
+        "implement",
+        help="write a skeleton of a curriculum stage for you to implement: every op and layer as a stub",
+        setup=skeleton.setup,
+        run=skeleton.run,
     )
     commands.add(
         "grade",

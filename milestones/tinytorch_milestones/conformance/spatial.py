@@ -228,3 +228,63 @@ CHECKS = [
     Check("nn.BatchNorm2d", "contract", batch_norm_layer),
     Check("spatial", "training", cnn_learns),
 ]
+
+
+# ---- the contract a learner's skeleton starts from (``tinytorch implement spatial NAME``) --------------
+from .contract import Layer, Op  # noqa: E402
+
+CONTRACT = [
+    Op("conv2d", "x, weight, bias=None, stride=1, padding=0, dilation=1", inputs=("x", "weight", "bias"),
+       doc="""2-D cross-correlation (what deep learning calls convolution) of an NCHW batch.
+
+    x (N, C, H, W) float; weight (O, C, kh, kw); bias (O,) or None; stride, padding (zeros on every
+    side) and dilation are ints. Output (N, O, Ho, Wo) in x's dtype, with
+    Ho = (H + 2 padding - dilation (kh - 1) - 1) // stride + 1 (Wo alike) and
+    out[n, o, i, j] = bias[o] + sum over c, p, q of
+                      x_padded[n, c, i stride + p dilation, j stride + q dilation] * weight[o, c, p, q].
+    Errors: ValueError for an input that is not 4-D, channels that do not match the weight, or a
+    kernel larger than the padded input. Backward: the gradient of x, weight and bias.""",
+       sample="Sample(randn(rng, 2, 2, 5, 5), randn(rng, 3, 2, 3, 3), randn(rng, 3), 1, 1)"),
+    Op("max_pool2d", "x, kernel_size, stride=None, padding=0", inputs=("x",),
+       doc="""Max pooling of an NCHW batch over kernel_size x kernel_size windows.
+
+    stride defaults to kernel_size; padding counts as -inf (it never wins). Output
+    (N, C, Ho, Wo), Ho = (H + 2 padding - kernel_size) // stride + 1. Backward: each window's
+    gradient goes to the position of its maximum (the first one, in row-major order, on a tie).""",
+       sample="Sample(rng.permutation(72).reshape(2, 1, 6, 6) / 10.0, 2)"),
+    Op("avg_pool2d", "x, kernel_size, stride=None, padding=0", inputs=("x",),
+       doc="""Average pooling of an NCHW batch over kernel_size x kernel_size windows.
+
+    stride defaults to kernel_size; zero padding counts in every average (divide by
+    kernel_size**2). Output (N, C, Ho, Wo) as for max_pool2d. Backward: each window spreads
+    its gradient evenly over its kernel_size**2 positions.""",
+       sample="Sample(randn(rng, 2, 1, 6, 6), 2)"),
+    Op("batch_norm2d", "x, running_mean=None, running_var=None, weight=None, bias=None, training=True, "
+                       "momentum=0.1, eps=1e-5", inputs=("x", "weight", "bias"),
+       doc="""Batch normalisation of an NCHW batch per channel.
+
+    Training: mean and biased variance over (N, H, W) per channel; out = (x - mean) /
+    sqrt(var + eps) * weight + bias (weight and bias (C,), or None for 1 and 0); the running
+    buffers, when given, are updated in place: running = (1 - momentum) running + momentum batch,
+    with the unbiased variance for running_var. Evaluation (training=False): normalise with the
+    running buffers instead. Backward: the gradient of x, weight and bias.""",
+       sample="Sample(randn(rng, 4, 2, 3, 3), None, None, randn(rng, 2), randn(rng, 2))"),
+    Layer("Conv2d", "in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True, "
+                    "generator=None",
+          doc="""A 2-D convolution layer: parameters weight (out_channels, in_channels, k, k) and
+    bias (out_channels,) (None with bias=False), initialised U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    with fan_in = in_channels k k; forward(x) = conv2d(x, weight, bias, stride, padding, dilation).
+    An input whose channels do not match is a ValueError (or TypeError for the wrong dtype)."""),
+    Layer("MaxPool2d", "kernel_size, stride=None, padding=0",
+          doc="""forward(x) = max_pool2d(x, kernel_size, stride, padding); no parameters."""),
+    Layer("AvgPool2d", "kernel_size, stride=None, padding=0",
+          doc="""forward(x) = avg_pool2d(x, kernel_size, stride, padding); no parameters."""),
+    Layer("Flatten", "start_axis=1",
+          doc="""forward(x) reshapes x to keep the axes before start_axis and join the rest:
+    (N, C, H, W) -> (N, C H W). The gradient passes through unchanged (reshaped back)."""),
+    Layer("BatchNorm2d", "num_features, eps=1e-5, momentum=0.1, affine=True",
+          doc="""Batch normalisation layer: parameters weight (ones) and bias (zeros) of shape
+    (num_features,) when affine, buffers running_mean (zeros) and running_var (ones) registered
+    with register_buffer; forward(x) = batch_norm2d(x, running_mean, running_var, weight, bias,
+    self.training, momentum, eps): batch statistics while training, running ones after eval()."""),
+]

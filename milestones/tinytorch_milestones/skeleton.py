@@ -1,0 +1,186 @@
+"""``tinytorch implement STAGE NAME``: a learner's own provider of a curriculum stage, as stubs.
+
+The project has every op and layer of the stage's contract, each with its contract as the
+docstring and a body that raises ``NotImplementedError("TODO: ...")``; the hooks that declare it
+a provider of the stage; a pyproject; and a README that says how to build, install, select and
+grade it. Graded as generated, it scores 0 (every check "not implemented"); each stub the
+learner fills in turns its checks green.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import re
+import sys
+import textwrap
+from pathlib import Path
+
+from tinytorch_core import catalog
+
+from .conformance import SUITES
+from .conformance.contract import Layer, Op
+
+_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*\Z")
+
+
+class SkeletonError(ValueError):
+    """The skeleton cannot be written as asked."""
+
+
+def contract(stage: str) -> list:
+    if stage not in SUITES:
+        raise SkeletonError(f"no contract for stage {stage!r} yet; learner skeletons exist for: "
+                            f"{', '.join(sorted(SUITES))}")
+    return importlib.import_module(SUITES[stage]).CONTRACT
+
+
+def _signature_call(signature: str) -> str:
+    """``x, weight, bias=None`` -> ``x, weight, bias`` (the arguments to pass on)."""
+    return ", ".join(part.split("=")[0].strip() for part in signature.split(","))
+
+
+def _function_class(op: Op) -> str:
+    return "".join(word.capitalize() for word in op.name.split("_")) + "Function"
+
+
+def render(stage: str, name: str) -> dict:
+    """``{relative path: text}`` of the skeleton of ``stage`` named ``name`` (a package name)."""
+    if not _NAME.match(name) or len(name) > 64:
+        raise SkeletonError(f"{name!r} is not a valid name: lower-case letters, digits and single '_' "
+                            "between words, starting with a letter (it names the package)")
+    if catalog.get(name) is not None:
+        raise SkeletonError(f"{name!r} is a TinyTorch package name; choose your own, e.g. my_{stage}")
+    items = contract(stage)
+    pkg = catalog.stage(stage)
+    distribution = name.replace("_", "-")
+    ops = [i for i in items if isinstance(i, Op)]
+    layers = [i for i in items if isinstance(i, Layer)]
+    requires = [catalog.get(r).distribution for r in pkg.requires]
+
+    functional = [f'"""Stage {stage}: the ops, as stubs for you to implement (contract in each docstring)."""',
+                  "", "import numpy as np", "", "from tinytorch_core import Function", ""]
+    for op in ops:
+        cls = _function_class(op)
+        functional += ["", f"class {cls}(Function):",
+                       f'    """The Function of {op.name}: forward on arrays, backward with one gradient per input."""',
+                       "", "    @staticmethod", f"    def forward(ctx, {op.signature}):",
+                       f'        raise NotImplementedError("TODO: {op.name} forward (save what backward needs with '
+                       f'ctx.save_for_backward)")', "", "    @staticmethod", "    def backward(ctx, grad):",
+                       f'        raise NotImplementedError("TODO: {op.name} backward (return one gradient per '
+                       f'forward input, None for non-tensors)")', "", "",
+                       f"def {op.name}({op.signature}):", f'    """{op.doc}\n    """',
+                       f"    return {cls}.apply({_signature_call(op.signature)})", ""]
+    samples = ['"""Inputs each op is gradient-checked on (``tinytorch check ' + stage + '``)."""', "",
+               "from tinytorch_core import Sample", "from tinytorch_core.host.samples import randn", ""]
+    for op in ops:
+        samples += ["", f"def {op.name}_samples(rng):", f"    yield {op.sample}", ""]
+    layer_lines = [f'"""Stage {stage}: the layers, as stubs for you to implement."""', "",
+                   "from tinytorch_core import Module, Parameter, Tensor  # noqa: F401", "",
+                   "from . import functional as F  # noqa: F401", ""]
+    for layer in layers:
+        layer_lines += ["", f"class {layer.name}(Module):", f'    """{layer.doc}\n    """', "",
+                        f"    def __init__(self, {layer.signature}):", "        super().__init__()",
+                        f'        raise NotImplementedError("TODO: {layer.name}.__init__")', "",
+                        "    def forward(self, x):", f'        raise NotImplementedError("TODO: {layer.name}.forward")',
+                        ""]
+    registrations = "\n".join(
+        f'    registry.function("{stage}::{op.name}", F.{_function_class(op)}, '
+        f"samples=samples.{op.name}_samples, call=F.{op.name})" for op in ops)
+    plugin = textwrap.dedent(f'''\
+        """The hooks that make this package a provider of stage '{stage}'."""
+
+        from tinytorch_core import hookimpl
+
+        from . import functional as F
+        from . import layers, samples
+
+
+        @hookimpl
+        def tinytorch_declare_stage(declare):
+            declare("{stage}")
+
+
+        @hookimpl
+        def tinytorch_register_ops(registry):
+        {{registrations}}
+
+
+        @hookimpl
+        def tinytorch_register_layers(registry):
+            for name in {json.dumps([layer.name for layer in layers])}:
+                registry.layer(name, getattr(layers, name))
+        ''').replace("{registrations}", registrations)
+    pyproject = textwrap.dedent(f'''\
+        [build-system]
+        requires = ["hatchling>=1.18"]
+        build-backend = "hatchling.build"
+
+        [project]
+        name = "{distribution}"
+        version = "0.1.0"
+        description = "My own implementation of TinyTorch stage '{stage}'"
+        requires-python = ">=3.10"
+        dependencies = {json.dumps(["numpy>=1.24", *requires])}
+
+        # the host finds the provider through this entry point (any name but the stage's own)
+        [project.entry-points."tinytorch.stages"]
+        {name} = "{name}.plugin"
+
+        [tool.hatch.build.targets.wheel]
+        packages = ["{name}"]
+        ''')
+    readme = textwrap.dedent(f'''\
+        # {distribution}: my own stage '{stage}'
+
+        Every op and layer of stage '{stage}' is here as a stub whose docstring is its contract.
+        Fill them in (`{name}/functional.py`, then `{name}/layers.py`), then:
+
+        ```bash
+        pip install -e .                          # install it (from this folder)
+        tinytorch stages                          # '{stage}' provided by {distribution}?
+        tinytorch grade {stage}                   # the conformance suite, a line per check, a score
+        ```
+
+        If the reference `{pkg.distribution}` is installed too, choose yours:
+        `export TINYTORCH_PROVIDERS={stage}={distribution}`. The milestones then run on your code,
+        and their report names it.
+        ''')
+    return {
+        "pyproject.toml": pyproject,
+        "README.md": readme,
+        f"{name}/__init__.py": f'"""My own provider of TinyTorch stage \'{stage}\'."""\n',
+        f"{name}/functional.py": "\n".join(functional).rstrip() + "\n",
+        f"{name}/samples.py": "\n".join(samples).rstrip() + "\n",
+        f"{name}/layers.py": "\n".join(layer_lines).rstrip() + "\n",
+        f"{name}/plugin.py": plugin,
+    }
+
+
+def write(stage: str, name: str, directory=None) -> Path:
+    files = render(stage, name)
+    root = Path(directory or name)
+    if root.exists():
+        raise SkeletonError(f"{str(root)!r} already exists; choose another --dir")
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+def setup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("stage", help=f"the curriculum stage to implement ({', '.join(sorted(SUITES))})")
+    parser.add_argument("name", help="your package name, e.g. my_spatial (its distribution is my-spatial)")
+    parser.add_argument("--dir", default=None, help="where to write the project (default: ./NAME)")
+
+
+def run(args, runtime) -> int:
+    try:
+        root = write(args.stage, args.name, args.dir)
+    except (SkeletonError, OSError) as exc:
+        print(f"tinytorch implement: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote the skeleton of stage '{args.stage}' to {root}; next: see {root / 'README.md'}")
+    return 0
