@@ -536,10 +536,10 @@ class Runtime:
         self.load()
         missing = []
         for namespace, names in catalog.stage(stage).symbols.items():
-            have = {e.short_name for e in self.ops.values() if e.stage == stage} if namespace == "ops" \
-                else {n for n, e in self.symbols[namespace].items() if catalog.stage_providing(namespace, n)
-                      and catalog.stage_providing(namespace, n).name == stage}
-            missing += [f"{namespace}.{n}" for n in names if n not in have]
+            for name in names:  # only the stage's provider may register these names (Registrar)
+                present = f"{stage}::{name}" in self.ops if namespace == "ops" else name in self.symbols[namespace]
+                if not present:
+                    missing.append(f"{namespace}.{name}")
         return missing
 
     def op(self, name: str) -> OpEntry:
@@ -551,11 +551,11 @@ class Runtime:
                 stage = name.split("::")[0]
                 raise self._unavailable("ops", name.split("::")[1], qualified=name, stage_hint=stage)
             return entry
+        owner = catalog.stage_providing("ops", name)
+        if owner is not None and f"{owner.name}::{name}" in self.ops:
+            # a short name is the curriculum's: a third-party op of that name needs its qualified name
+            return self.ops[f"{owner.name}::{name}"]
         matches = [e for e in self.ops.values() if e.short_name == name]
-        curriculum = [e for e in matches if catalog.stage_providing("ops", name) is not None
-                      and e.stage == catalog.stage_providing("ops", name).name]
-        if curriculum:  # a short name is the curriculum's: a third-party op of that name needs its qualified name
-            return curriculum[0]
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
