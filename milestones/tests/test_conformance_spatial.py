@@ -88,7 +88,7 @@ def test_grade_command_prints_the_score_and_exits_zero_when_everything_passes(ca
 
 def test_grade_of_a_stage_without_a_suite_says_which_exist(capsys):
     assert main(["grade", "nosuch"]) == 2
-    assert "suites exist for: spatial" in capsys.readouterr().err
+    assert "suites exist for: embeddings, spatial" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("planted", OPS)

@@ -73,18 +73,25 @@ def render(stage: str, name: str) -> dict:
                        f"def {op.name}({op.signature}):", f'    """{op.doc}\n    """',
                        f"    return {cls}.apply({_signature_call(op.signature)})", ""]
     samples = ['"""Inputs each op is gradient-checked on (``tinytorch check ' + stage + '``)."""', "",
-               "from tinytorch_core import Sample", "from tinytorch_core.host.samples import randn", ""]
+               "import numpy as np  # noqa: F401", "", "from tinytorch_core import Sample",
+               "from tinytorch_core.host.samples import randn", ""]
     for op in ops:
         samples += ["", f"def {op.name}_samples(rng):", f"    yield {op.sample}", ""]
     layer_lines = [f'"""Stage {stage}: the layers, as stubs for you to implement."""', "",
                    "from tinytorch_core import Module, Parameter, Tensor  # noqa: F401", "",
                    "from . import functional as F  # noqa: F401", ""]
     for layer in layers:
-        layer_lines += ["", f"class {layer.name}(Module):", f'    """{layer.doc}\n    """', "",
-                        f"    def __init__(self, {layer.signature}):", "        super().__init__()",
-                        f'        raise NotImplementedError("TODO: {layer.name}.__init__")', "",
-                        "    def forward(self, x):", f'        raise NotImplementedError("TODO: {layer.name}.forward")',
-                        ""]
+        layer_lines += ["", f"class {layer.name}({layer.base}):", f'    """{layer.doc}\n    """', "",
+                        f"    def __init__(self, {layer.signature}):"]
+        if layer.base != "object":
+            layer_lines.append("        super().__init__()")
+        layer_lines += [f'        raise NotImplementedError("TODO: {layer.name}.__init__")', ""]
+        for method in layer.methods:
+            *decorators, definition = method.splitlines()
+            method_name = definition.split("(")[0].replace("def ", "").strip()
+            layer_lines += [f"    {line}" for line in decorators]
+            layer_lines += [f"    {definition}:",
+                            f'        raise NotImplementedError("TODO: {layer.name}.{method_name}")', ""]
     registrations = "\n".join(
         f'    registry.function("{stage}::{op.name}", F.{_function_class(op)}, '
         f"samples=samples.{op.name}_samples, call=F.{op.name})" for op in ops)
@@ -109,8 +116,8 @@ def render(stage: str, name: str) -> dict:
 
         @hookimpl
         def tinytorch_register_layers(registry):
-            for name in {json.dumps([layer.name for layer in layers])}:
-                registry.layer(name, getattr(layers, name))
+            for namespace, name in {json.dumps([[layer.namespace, layer.name] for layer in layers])}:
+                registry.symbol(namespace, name, getattr(layers, name))
         ''').replace("{registrations}", registrations)
     pyproject = textwrap.dedent(f'''\
         [build-system]

@@ -32,7 +32,10 @@ from tinytorch_core.testing import central_difference
 PASSED, FAILED, NOT_IMPLEMENTED = "ok", "FAIL", "not implemented"
 
 #: the stages with a suite, and the module that holds each (``CHECKS``: a list of ``Check``)
-SUITES = {"spatial": "tinytorch_milestones.conformance.spatial"}
+SUITES = {
+    "spatial": "tinytorch_milestones.conformance.spatial",
+    "embeddings": "tinytorch_milestones.conformance.embeddings",
+}
 
 
 class ConformanceError(AssertionError):

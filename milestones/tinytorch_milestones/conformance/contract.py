@@ -20,3 +20,7 @@ class Layer:
     name: str  # the layer's name in the catalog (``Conv2d``)
     signature: str  # ``__init__``'s parameters after self
     doc: str
+    namespace: str = "nn"  # where the catalog lists it (``text`` for a tokenizer)
+    base: str = "Module"  # the class it derives from (``object`` for a plain class)
+    #: the methods to stub besides ``__init__``, each ``"def name(self, ...)"`` (decorators on the lines before)
+    methods: tuple = ("def forward(self, x)",)

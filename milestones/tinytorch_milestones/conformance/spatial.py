@@ -12,6 +12,7 @@ import tinytorch_core as tt
 from tinytorch_core import Tensor
 
 from . import Check, ConformanceError, check_gradients, expect_close, expect_error
+from .contract import Layer, Op
 
 
 # ---- independent references -------------------------------------------------------------------------
@@ -231,8 +232,6 @@ CHECKS = [
 
 
 # ---- the contract a learner's skeleton starts from (``tinytorch implement spatial NAME``) --------------
-from .contract import Layer, Op  # noqa: E402
-
 CONTRACT = [
     Op("conv2d", "x, weight, bias=None, stride=1, padding=0, dilation=1", inputs=("x", "weight", "bias"),
        doc="""2-D cross-correlation (what deep learning calls convolution) of an NCHW batch.
