@@ -20,7 +20,7 @@ from pathlib import Path
 from tinytorch_core import catalog
 
 from .conformance import SUITES
-from .conformance.contract import Layer, Op
+from .conformance.contract import Helper, Layer, Op
 
 _NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*\Z")
 
@@ -57,6 +57,7 @@ def render(stage: str, name: str) -> dict:
     distribution = name.replace("_", "-")
     ops = [i for i in items if isinstance(i, Op)]
     layers = [i for i in items if isinstance(i, Layer)]
+    helpers = [i for i in items if isinstance(i, Helper)]
     requires = [catalog.get(r).distribution for r in pkg.requires]
 
     functional = [f'"""Stage {stage}: the ops, as stubs for you to implement (contract in each docstring)."""',
@@ -82,7 +83,7 @@ def render(stage: str, name: str) -> dict:
                    "from . import functional as F  # noqa: F401", ""]
     for layer in layers:
         layer_lines += ["", f"class {layer.name}({layer.base}):", f'    """{layer.doc}\n    """', "",
-                        f"    def __init__(self, {layer.signature}):"]
+                        f"    def __init__({', '.join(filter(None, ['self', layer.signature]))}):"]
         if layer.base != "object":
             layer_lines.append("        super().__init__()")
         layer_lines += [f'        raise NotImplementedError("TODO: {layer.name}.__init__")', ""]
@@ -92,6 +93,9 @@ def render(stage: str, name: str) -> dict:
             layer_lines += [f"    {line}" for line in decorators]
             layer_lines += [f"    {definition}:",
                             f'        raise NotImplementedError("TODO: {layer.name}.{method_name}")', ""]
+    for helper in helpers:
+        layer_lines += ["", f"def {helper.name}({helper.signature}):", f'    """{helper.doc}"""',
+                        f'    raise NotImplementedError("TODO: {helper.namespace}.{helper.name}")', ""]
     registrations = "\n".join(
         f'    registry.function("{stage}::{op.name}", F.{_function_class(op)}, '
         f"samples=samples.{op.name}_samples, call=F.{op.name})" for op in ops)
@@ -116,7 +120,7 @@ def render(stage: str, name: str) -> dict:
 
         @hookimpl
         def tinytorch_register_layers(registry):
-            for namespace, name in {json.dumps([[layer.namespace, layer.name] for layer in layers])}:
+            for namespace, name in {json.dumps([[item.namespace, item.name] for item in layers + helpers])}:
                 registry.symbol(namespace, name, getattr(layers, name))
         ''').replace("{registrations}", registrations)
     pyproject = textwrap.dedent(f'''\

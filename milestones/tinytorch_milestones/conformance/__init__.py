@@ -36,6 +36,7 @@ SUITES = {
     "spatial": "tinytorch_milestones.conformance.spatial",
     "embeddings": "tinytorch_milestones.conformance.embeddings",
     "attention": "tinytorch_milestones.conformance.attention",
+    "nn": "tinytorch_milestones.conformance.nn",
 }
 
 

@@ -24,3 +24,11 @@ class Layer:
     base: str = "Module"  # the class it derives from (``object`` for a plain class)
     #: the methods to stub besides ``__init__``, each ``"def name(self, ...)"`` (decorators on the lines before)
     methods: tuple = ("def forward(self, x)",)
+
+
+@dataclass(frozen=True)
+class Helper:
+    namespace: str  # where the catalog lists it (``init``, ``io``, ``optim``)
+    name: str
+    signature: str
+    doc: str
