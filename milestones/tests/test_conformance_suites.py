@@ -26,7 +26,20 @@ def test_the_reference_provider_scores_everything(stage):
     assert report.complete
 
 
-@pytest.mark.parametrize("stage", STAGES)
+def test_every_curriculum_stage_has_a_suite():
+    from tinytorch_core import catalog
+
+    assert STAGES == sorted(s.name for s in catalog.STAGES)
+
+
+def test_core_has_no_skeleton():
+    from tinytorch_milestones.skeleton import SkeletonError
+
+    with pytest.raises(SkeletonError, match="the framework itself"):
+        write("core", "my_core")
+
+
+@pytest.mark.parametrize("stage", [s for s in STAGES if s != "core"])
 def test_the_skeleton_provides_every_name_and_scores_zero(stage, tmp_path, monkeypatch):
     name = f"skeleton_{stage}"
     root = write(stage, name, tmp_path / name)

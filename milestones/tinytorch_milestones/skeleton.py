@@ -33,7 +33,11 @@ def contract(stage: str) -> list:
     if stage not in SUITES:
         raise SkeletonError(f"no contract for stage {stage!r} yet; learner skeletons exist for: "
                             f"{', '.join(sorted(SUITES))}")
-    return importlib.import_module(SUITES[stage]).CONTRACT
+    items = importlib.import_module(SUITES[stage]).CONTRACT
+    if items is None:
+        raise SkeletonError(f"stage {stage!r} is the framework itself and has no other provider; "
+                            "implement one of: " + ", ".join(s for s in sorted(SUITES) if s != stage))
+    return items
 
 
 def _signature_call(signature: str) -> str:

@@ -33,6 +33,7 @@ PASSED, FAILED, NOT_IMPLEMENTED = "ok", "FAIL", "not implemented"
 
 #: the stages with a suite, and the module that holds each (``CHECKS``: a list of ``Check``)
 SUITES = {
+    "core": "tinytorch_milestones.conformance.core",
     "spatial": "tinytorch_milestones.conformance.spatial",
     "embeddings": "tinytorch_milestones.conformance.embeddings",
     "attention": "tinytorch_milestones.conformance.attention",
