@@ -198,3 +198,15 @@ def check_parameter_gradients(module, forward: Callable, *, coordinates: int = 3
                 raise ConformanceError(f"grad of {name} off by {abs(analytic - numeric):.3g} at "
                                        f"{tuple(int(i) for i in index)} (backward {analytic:.6g}, "
                                        f"finite differences {numeric:.6g})")
+
+
+def train(loss_of_step: Callable, optimizer, steps: int) -> tuple[float, float]:
+    """``steps`` optimizer steps on ``loss_of_step()``; returns the first and the last loss."""
+    losses = []
+    for _ in range(steps):
+        loss = loss_of_step()
+        losses.append(loss.item())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return losses[0], losses[-1]

@@ -10,7 +10,8 @@ import numpy as np
 import tinytorch_core as tt
 from tinytorch_core import Tensor
 
-from . import Check, ConformanceError, check_gradients, check_parameter_gradients, expect_close, expect_error
+from . import (Check, ConformanceError, check_gradients, check_parameter_gradients, expect_close, expect_error,
+               train)
 from .contract import Layer, Op
 
 
@@ -152,17 +153,10 @@ def gpt_learns():
     model = tt.nn.GPT(6, 17, 16, 2, 1, 32, generator=0)
     optimizer = tt.optim.Adam(model.parameters(), lr=0.01)
     loss_fn = tt.nn.CrossEntropyLoss()
-    first = None
-    for _ in range(80):
-        logits = model(x)
-        loss = loss_fn(logits.reshape(-1, 6), y.reshape(-1))
-        first = loss.item() if first is None else first
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    first, last = train(lambda: loss_fn(model(x).reshape(-1, 6), y.reshape(-1)), optimizer, 80)
     accuracy = float((model(x).data.argmax(axis=-1) == y.data).mean())
-    if not (loss.item() < 0.2 * first and accuracy >= 0.9):
-        raise ConformanceError(f"a tiny GPT did not learn a repeating sequence: loss {first:.3f} -> {loss.item():.3f}, "
+    if not (last < 0.2 * first and accuracy >= 0.9):
+        raise ConformanceError(f"a tiny GPT did not learn a repeating sequence: loss {first:.3f} -> {last:.3f}, "
                                f"accuracy {accuracy:.0%}")
 
 

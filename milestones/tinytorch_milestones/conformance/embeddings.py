@@ -12,7 +12,7 @@ import numpy as np
 import tinytorch_core as tt
 from tinytorch_core import Tensor
 
-from . import Check, ConformanceError, check_gradients, expect_close, expect_error
+from . import Check, ConformanceError, check_gradients, expect_close, expect_error, train
 from .contract import Layer, Op
 
 INDICES = np.array([[1, 3, 3, 0], [9, 2, 1, 1]])
@@ -120,17 +120,11 @@ def next_token_learns():
     optimizer = tt.optim.Adam(model.parameters(), lr=0.05)
     loss_fn = tt.nn.CrossEntropyLoss()
     x, y = Tensor(ids), Tensor((ids + 1) % 5)
-    first = None
-    for _ in range(100):
-        loss = loss_fn(model(x), y)
-        first = loss.item() if first is None else first
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    first, last = train(lambda: loss_fn(model(x), y), optimizer, 100)
     predicted = model(x).data.argmax(axis=1)
-    if not (loss.item() < 0.2 * first and np.array_equal(predicted, (ids + 1) % 5)):
+    if not (last < 0.2 * first and np.array_equal(predicted, (ids + 1) % 5)):
         raise ConformanceError(f"Embedding + Linear did not learn i -> i + 1 (mod 5): loss {first:.3f} -> "
-                               f"{loss.item():.3f}, predicted {predicted.tolist()}")
+                               f"{last:.3f}, predicted {predicted.tolist()}")
 
 
 CHECKS = [

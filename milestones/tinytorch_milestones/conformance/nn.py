@@ -12,7 +12,7 @@ import numpy as np
 import tinytorch_core as tt
 from tinytorch_core import Tensor
 
-from . import Check, ConformanceError, check_gradients, expect_close, expect_error
+from . import Check, ConformanceError, check_gradients, expect_close, expect_error, train
 from .contract import Helper, Layer, Op
 
 
@@ -292,16 +292,10 @@ def xor_learns():
     model = tt.nn.Sequential(tt.nn.Linear(2, 8, generator=0), tt.nn.Tanh(), tt.nn.Linear(8, 1, generator=1))
     optimizer = tt.optim.Adam(model.parameters(), lr=0.05)
     loss_fn = tt.nn.BCEWithLogitsLoss()
-    first = None
-    for _ in range(300):
-        loss = loss_fn(model(x), y)
-        first = loss.item() if first is None else first
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    first, last = train(lambda: loss_fn(model(x), y), optimizer, 300)
     predicted = (model(x).data > 0).astype(np.float32)
-    if not (loss.item() < 0.2 * first and np.array_equal(predicted, y.data)):
-        raise ConformanceError(f"an MLP did not learn XOR: loss {first:.3f} -> {loss.item():.3f}, "
+    if not (last < 0.2 * first and np.array_equal(predicted, y.data)):
+        raise ConformanceError(f"an MLP did not learn XOR: loss {first:.3f} -> {last:.3f}, "
                                f"predictions {predicted.ravel().tolist()}")
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import tinytorch_core as tt
 from tinytorch_core import Tensor
 
-from . import Check, ConformanceError, check_gradients, expect_close, expect_error
+from . import Check, ConformanceError, check_gradients, expect_close, expect_error, train
 from .contract import Layer, Op
 
 
@@ -200,16 +200,10 @@ def cnn_learns():
     optimizer = tt.optim.SGD(model.parameters(), lr=0.1)
     loss_fn = tt.nn.CrossEntropyLoss()
     x, y = Tensor(images), Tensor(labels)
-    first = None
-    for _ in range(60):
-        loss = loss_fn(model(x), y)
-        first = loss.item() if first is None else first
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    first, last = train(lambda: loss_fn(model(x), y), optimizer, 60)
     accuracy = float((model(x).data.argmax(axis=1) == labels).mean())
-    if not (loss.item() < 0.5 * first and accuracy >= 0.9):
-        raise ConformanceError(f"a small CNN did not learn: loss {first:.3f} -> {loss.item():.3f}, "
+    if not (last < 0.5 * first and accuracy >= 0.9):
+        raise ConformanceError(f"a small CNN did not learn: loss {first:.3f} -> {last:.3f}, "
                                f"accuracy {accuracy:.0%} (needs half the loss and 90 %)")
 
 
