@@ -12,6 +12,7 @@ import pytest
 
 import tinytorch_core as tt
 from tinytorch_core import GraphError, Tensor
+from tinytorch_core.grad_mode import current_modes
 from tinytorch_core.testing import gradcheck
 
 # ---- writing a tensor that requires grad into another tensor ------------------------------------
@@ -138,33 +139,44 @@ def test_in_place_operator_on_a_parameter_under_no_grad_acts_in_place():
 # ---- grad mode and anomaly mode are per thread ---------------------------------------------------
 
 
-def test_no_grad_in_one_thread_does_not_switch_recording_off_in_another():
-    inside_no_grad = threading.Event()
-    checked = threading.Event()
+def _while_another_thread_holds(mode, action):
+    """Run ``action()`` in one thread while a second thread sits inside ``with mode():``;
+    returns what ``action`` returned and whether the mode was still set in the holding thread."""
+    entered, done = threading.Event(), threading.Event()
     seen = {}
 
-    def quiet_thread():
-        with tt.no_grad():
-            inside_no_grad.set()
-            checked.wait(10)
-            seen["quiet"] = tt.is_grad_enabled()
+    def holder():
+        with mode():
+            entered.set()
+            done.wait(10)
+            seen["held"] = (tt.is_grad_enabled(), current_modes().anomaly)
 
-    def training_thread():
-        inside_no_grad.wait(10)
-        x = tt.tensor([1.0, 2.0], requires_grad=True)
-        y = (x * x).sum()
-        seen["enabled"] = tt.is_grad_enabled()
-        seen["records"] = y.requires_grad
-        y.backward()
-        seen["grad"] = x.grad.data.copy()
-        checked.set()
+    def actor():
+        entered.wait(10)
+        try:
+            seen["result"] = action()
+        finally:
+            done.set()
 
-    threads = [threading.Thread(target=quiet_thread), threading.Thread(target=training_thread)]
+    threads = [threading.Thread(target=holder), threading.Thread(target=actor)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(20)
-    assert seen == {"quiet": False, "enabled": True, "records": True, "grad": pytest.approx(np.array([2.0, 4.0]))}
+    return seen["result"], seen["held"]
+
+
+def test_no_grad_in_one_thread_does_not_switch_recording_off_in_another():
+    def train_a_little():
+        x = tt.tensor([1.0, 2.0], requires_grad=True)
+        y = (x * x).sum()
+        enabled, records = tt.is_grad_enabled(), y.requires_grad
+        y.backward()
+        return enabled, records, x.grad.data.copy()
+
+    (enabled, records, grad), (grad_held, _) = _while_another_thread_holds(tt.no_grad, train_a_little)
+    assert (enabled, records, grad_held) == (True, True, False)
+    np.testing.assert_array_equal(grad, [2.0, 4.0])
     assert tt.is_grad_enabled()
 
 
@@ -205,28 +217,13 @@ def test_two_threads_train_their_own_models_at_once():
 
 
 def test_anomaly_mode_is_per_thread():
-    entered = threading.Event()
-    done = threading.Event()
-    seen = {}
-
-    def anomalous():
-        with tt.detect_anomaly():
-            entered.set()
-            done.wait(10)
-
-    def ordinary():
-        entered.wait(10)
+    def log_of_zero():
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            seen["log0"] = tt.tensor([0.0]).log().data[0]  # -inf, no AnomalyError in this thread
-        done.set()
+            return tt.tensor([0.0]).log().data[0]  # -inf, and no AnomalyError in this thread
 
-    threads = [threading.Thread(target=anomalous), threading.Thread(target=ordinary)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(20)
-    assert seen["log0"] == -np.inf
+    value, (_, anomaly_held) = _while_another_thread_holds(tt.detect_anomaly, log_of_zero)
+    assert value == -np.inf and anomaly_held
 
 
 # ---- pow's gradient at the edges -------------------------------------------------------------------

@@ -97,24 +97,21 @@ def conv2d_contract():
 
 
 # ---- ops.max_pool2d / ops.avg_pool2d ------------------------------------------------------------------
-def max_pool2d_forward():
-    x = _distinct((2, 3, 6, 7))
-    for kernel, stride, padding in ((2, 2, 0), (3, 2, 1), (3, 1, 0)):
-        out = tt.ops.max_pool2d(_f32(x), kernel, stride=stride, padding=padding)
-        expect_close(f"max_pool2d(kernel={kernel}, stride={stride}, padding={padding})", out,
-                     pool_reference(x, kernel, stride, padding, np.max))
+def _pool_forward(op: str, reduce, x, cases):
+    def check():
+        for kernel, stride, padding in cases:
+            out = getattr(tt.ops, op)(_f32(x), kernel, stride=stride, padding=padding)
+            expect_close(f"{op}(kernel={kernel}, stride={stride}, padding={padding})", out,
+                         pool_reference(x, kernel, stride, padding, reduce))
+    return check
+
+
+max_pool2d_forward = _pool_forward("max_pool2d", np.max, _distinct((2, 3, 6, 7)), ((2, 2, 0), (3, 2, 1), (3, 1, 0)))
+avg_pool2d_forward = _pool_forward("avg_pool2d", np.mean, _data((2, 3, 6, 7)), ((2, 2, 0), (3, 2, 1)))
 
 
 def max_pool2d_backward():
     check_gradients(lambda x: tt.ops.max_pool2d(x, 3, stride=2, padding=1), {"x": _distinct((2, 2, 6, 6))})
-
-
-def avg_pool2d_forward():
-    x = _data((2, 3, 6, 7))
-    for kernel, stride, padding in ((2, 2, 0), (3, 2, 1)):
-        out = tt.ops.avg_pool2d(_f32(x), kernel, stride=stride, padding=padding)
-        expect_close(f"avg_pool2d(kernel={kernel}, stride={stride}, padding={padding})", out,
-                     pool_reference(x, kernel, stride, padding, np.mean))
 
 
 def avg_pool2d_backward():
