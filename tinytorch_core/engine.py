@@ -17,7 +17,7 @@ from .grad_mode import current_modes
 from .tensor import IN_PLACE_CLOCK, REWRITTEN, Tensor
 
 _ndarray = np.ndarray
-_make_tensor = Tensor._make
+_make_tensor = Tensor._wrap
 
 
 _UNIT_SEEDS: dict = {}
@@ -109,7 +109,7 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                     "the first backward(); pass retain_graph=True to that first call"
                 )
             recorded = n._recorded
-            if recorded is not None and recorded[0] != IN_PLACE_CLOCK[0] and _saved_changed_in_place(n):
+            if recorded is not None and recorded[0] != IN_PLACE_CLOCK.now and _saved_changed_in_place(n):
                 raise GraphError(
                     f"{n.display_name()}: an array it saved for backward was modified in place after "
                     "the forward; gradients would be wrong. Use an out-of-place operation or clone "
@@ -132,7 +132,9 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
             if type(result) is not tuple:
                 result = (result,)
             parents = n._parents
-            if len(result) != len(parents):
+            if len(result) != len(parents) and not (
+                len(result) > len(parents) and all(g is None for g in result[len(parents):])
+            ):  # one per input; None for the inputs of forward the caller did not pass is fine
                 raise GraphError(
                     f"backward of {n.display_name()} returned {len(result)} gradient(s) for "
                     f"{len(parents)} forward input(s); return one per input (None for non-tensors)"
@@ -163,7 +165,7 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                 if pn is None:
                     if p.grad is None and g.base is None and id(g) not in claimed and g.flags.writeable:
                         claimed.add(id(g))  # the first gradient of this leaf, an array of its own
-                        p.grad = _make_tensor(g, False, None, 0)
+                        p.grad = _make_tensor(g)
                     else:
                         _accumulate_leaf(p, g, claimed)
                     continue
@@ -223,7 +225,7 @@ def _accumulate_leaf(leaf: Tensor, g, claimed: set) -> None:
         if g.base is not None or id(g) in claimed or not g.flags.writeable:
             g = g.copy()
         claimed.add(id(g))
-        leaf.grad = Tensor._make(g, False, None, 0)
+        leaf.grad = Tensor._wrap(g)
     else:
         # out of place: g may still be pending elsewhere in this backward pass
-        leaf.grad = Tensor._make(existing.data + g, False, None, 0)
+        leaf.grad = Tensor._wrap(existing.data + g)

@@ -23,7 +23,7 @@ def as_tensor(data, dtype=None) -> Tensor:
     arr = np.asarray(data, dtype=dtype)
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"as_tensor: unsupported data type {arr.dtype} (expected float, int or bool data)")
-    return Tensor._make(arr, False, None, 0)
+    return Tensor._wrap(arr)
 
 
 def _shape(shape):
@@ -31,15 +31,15 @@ def _shape(shape):
 
 
 def zeros(*shape, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
-    return Tensor._make(np.zeros(_shape(shape), dtype), False, None, 0).requires_grad_(requires_grad)
+    return Tensor._wrap(np.zeros(_shape(shape), dtype)).requires_grad_(requires_grad)
 
 
 def ones(*shape, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
-    return Tensor._make(np.ones(_shape(shape), dtype), False, None, 0).requires_grad_(requires_grad)
+    return Tensor._wrap(np.ones(_shape(shape), dtype)).requires_grad_(requires_grad)
 
 
 def full(shape, value, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
-    return Tensor._make(np.full(shape, value, dtype), False, None, 0).requires_grad_(requires_grad)
+    return Tensor._wrap(np.full(shape, value, dtype)).requires_grad_(requires_grad)
 
 
 def zeros_like(t: Tensor, requires_grad: bool = False) -> Tensor:
@@ -51,14 +51,14 @@ def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
 
 
 def arange(*args, dtype=None) -> Tensor:
-    return Tensor._make(np.arange(*args, dtype=dtype), False, None, 0)
+    return Tensor._wrap(np.arange(*args, dtype=dtype))
 
 
 def randn(*shape, generator=None, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
     data = resolve_generator(generator).standard_normal(_shape(shape)).astype(dtype)
-    return Tensor._make(data, False, None, 0).requires_grad_(requires_grad)
+    return Tensor._wrap(data).requires_grad_(requires_grad)
 
 
 def rand(*shape, generator=None, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
     data = resolve_generator(generator).random(_shape(shape)).astype(dtype)
-    return Tensor._make(data, False, None, 0).requires_grad_(requires_grad)
+    return Tensor._wrap(data).requires_grad_(requires_grad)

@@ -9,6 +9,8 @@ by hand, so no op can return a result that silently drops its gradient.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from .anomaly import check_forward
@@ -48,6 +50,10 @@ class Function:
     # the in-place clock when the node was recorded: which node an input written in place since
     # then had at that time (tensor.REWRITTEN)
     _created_at = 0
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._n_forward_inputs = _count_positional_inputs(cls.forward)
 
     @staticmethod
     def forward(ctx, *args, **kwargs):
@@ -120,6 +126,8 @@ class Function:
                     kwargs[key] = value.item()
 
         ctx = object.__new__(cls)
+        if len(needs) < cls._n_forward_inputs:  # one entry per forward input, passed or not
+            needs += [False] * (cls._n_forward_inputs - len(needs))
         ctx.needs_input_grad = tuple(needs)
         modes.grad = False  # forward never records
         errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)  # IEEE results (inf, nan), no RuntimeWarning
@@ -141,43 +149,51 @@ class Function:
             if type(out) is not _ndarray:
                 out = np.asarray(out)
             if not any_needs or out.dtype.kind != "f":  # integer/bool results carry no gradient
-                result = _make_tensor(out, False, None, 0)
+                result = _make_tensor(out)
                 if out.base is not None:
                     _share_version_with_inputs(result, args)
                 return result
             ctx._parents = tuple(parents)
-            ctx._created_at = IN_PLACE_CLOCK[0]
+            ctx._created_at = IN_PLACE_CLOCK.now
             result = _make_tensor(out, True, ctx, 0)
             if out.base is not None:
                 _share_version_with_inputs(result, args)
             if ctx._saved:  # backward looks only if the in-place clock moves (_saved_changed_in_place)
-                ctx._recorded = (IN_PLACE_CLOCK[0], args, out, result._version_counter)
+                ctx._recorded = (IN_PLACE_CLOCK.now, args, out, result._version_counter)
             return result
         return _wrap_outputs(ctx, out, args, parents, any_needs)
+
+
+def _count_positional_inputs(forward) -> int:
+    """How many inputs ``forward(ctx, ...)`` takes positionally (0 with ``*args``: no fixed count)."""
+    parameters = list(inspect.signature(forward).parameters.values())[1:]  # after ctx
+    if any(p.kind is p.VAR_POSITIONAL for p in parameters):
+        return 0
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters)
 
 
 def _wrap_outputs(ctx, out, args, parents, any_needs):
     """The general case of ``apply``: a forward that returned several arrays."""
     outputs = tuple(o if type(o) is _ndarray else np.asarray(o) for o in out)
     if not any_needs:
-        results = tuple(Tensor._make(o, False, None, 0) for o in outputs)
+        results = tuple(Tensor._wrap(o) for o in outputs)
         for t in results:
             _share_version_with_inputs(t, args)
         return results
     ctx._parents = tuple(parents)
-    ctx._created_at = IN_PLACE_CLOCK[0]
+    ctx._created_at = IN_PLACE_CLOCK.now
     ctx._n_outputs = len(outputs)
     ctx._output_meta = tuple((o.shape, o.dtype) for o in outputs)
     results = []
     for index, o in enumerate(outputs):
         if o.dtype.kind == "f":
-            t = Tensor._make(o, True, ctx, index)
+            t = Tensor._wrap(o, True, ctx, index)
         else:
-            t = Tensor._make(o, False, None, 0)
+            t = Tensor._wrap(o)
         _share_version_with_inputs(t, args)
         results.append(t)
     if ctx._saved:
-        ctx._recorded = (IN_PLACE_CLOCK[0], args, outputs, tuple(t._version_counter for t in results))
+        ctx._recorded = (IN_PLACE_CLOCK.now, args, outputs, tuple(t._version_counter for t in results))
     return tuple(results)
 
 
@@ -216,4 +232,4 @@ def _saved_changed_in_place(ctx: Function) -> bool:
 # Tensor's operators are built from Functions defined in modules that import this one: bind it last.
 from .tensor import IN_PLACE_CLOCK, Tensor  # noqa: E402
 
-_make_tensor = Tensor._make
+_make_tensor = Tensor._wrap

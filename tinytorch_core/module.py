@@ -198,7 +198,7 @@ class Module:
                 t.data = t.data.astype(dtype)
                 t._bump()
                 if t.grad is not None:
-                    t.grad = Tensor._make(t.grad.data.astype(dtype), False, None, 0)
+                    t.grad = Tensor._wrap(t.grad.data.astype(dtype))
         return self
 
     # ---- state ---------------------------------------------------------------------------

@@ -14,12 +14,25 @@ from .grad_mode import _per_thread
 
 DEFAULT_FLOAT = np.float32
 
-#: In-place changes made to any tensor so far. Each change stamps the changed tensor's version
-#: with the new count: "changed since graph node N was recorded" is "version above the count
-#: then", and while the count has not moved nothing changed at all, which backward checks in
-#: one comparison per node.
-IN_PLACE_CLOCK = [0]
-_CLOCK_TICKS = itertools.count(1)
+class InPlaceClock:
+    """Counts the in-place changes made to any tensor so far.
+
+    Each change stamps the changed tensor's version with a new tick: "changed since graph node
+    N was recorded" is "version above the clock's time then", and while the clock has not moved
+    nothing changed at all, which backward checks in one comparison per node.
+    """
+
+    def __init__(self):
+        self.now = 0
+        self._ticks = itertools.count(1)
+
+    def tick(self) -> int:
+        """Advance the clock; returns the new time (``next()`` is atomic: threads never share one)."""
+        self.now = next(self._ticks)
+        return self.now
+
+
+IN_PLACE_CLOCK = InPlaceClock()
 
 #: Tensors whose graph node was replaced by a recorded in-place change (``x[i] = w`` on a tensor
 #: in a graph), by ``id``: ``(clock tick of the change, node before it, output index before it)``
@@ -57,7 +70,9 @@ class Tensor:
             self.requires_grad_(True)
 
     @staticmethod
-    def _make(data, requires_grad, node, out_index):
+    def _wrap(data, requires_grad=False, node=None, out_index=0) -> "Tensor":
+        """A tensor around an array the framework computed: no copy, no checks. ``node`` is the
+        graph node (the Function) that produced it, ``out_index`` which of its outputs it is."""
         t = object.__new__(Tensor)
         t.data = data
         t.requires_grad = requires_grad
@@ -151,7 +166,7 @@ class Tensor:
 
     def detach(self) -> "Tensor":
         """Same data, no graph. Shares memory and the version counter with this tensor."""
-        t = Tensor._make(self.data, False, None, 0)
+        t = Tensor._wrap(self.data)
         t._version_counter = self._version_counter
         return t
 
@@ -167,7 +182,7 @@ class Tensor:
     # ---- in-place changes: x[i] = v, copy_, fill_, add_, x += v ... ------------------------------
     def _bump(self) -> int:
         """Stamp this tensor's version with a new tick of the in-place clock; returns the tick."""
-        tick = IN_PLACE_CLOCK[0] = next(_CLOCK_TICKS)  # next() is atomic: threads never share a tick
+        tick = IN_PLACE_CLOCK.tick()
         self._version_counter[0] = tick
         return tick
 
@@ -205,7 +220,7 @@ class Tensor:
                 "tensor) is not supported: the tensor it views would not see the gradient. Write into "
                 "the tensor that owns the memory, or clone() the view first"
             )
-        before = Tensor._make(self.data.copy(), self.requires_grad, self._node, self._out_index)
+        before = Tensor._wrap(self.data.copy(), self.requires_grad, self._node, self._out_index)
         after = recorded_result(before)
         if after.data.shape != self.data.shape:
             raise ValueError(f"{op}: the result has shape {after.data.shape}, the tensor {self.data.shape}")
@@ -259,7 +274,7 @@ class Tensor:
                 data += np.multiply(other, scalar(alpha, data.dtype))  # no Python-number conversion
             else:
                 data += other * alpha
-            self._version_counter[0] = IN_PLACE_CLOCK[0] = next(_CLOCK_TICKS)  # self._bump(), inline
+            self._bump()
             return self
 
         def write(data):
@@ -382,33 +397,33 @@ class Tensor:
 
     # ---- comparisons: bool tensors, never differentiable ------------------------------------
     def __lt__(self, other):
-        return Tensor._make(self.data < self._operand(other), False, None, 0)
+        return Tensor._wrap(self.data < self._operand(other))
 
     def __le__(self, other):
-        return Tensor._make(self.data <= self._operand(other), False, None, 0)
+        return Tensor._wrap(self.data <= self._operand(other))
 
     def __gt__(self, other):
-        return Tensor._make(self.data > self._operand(other), False, None, 0)
+        return Tensor._wrap(self.data > self._operand(other))
 
     def __ge__(self, other):
-        return Tensor._make(self.data >= self._operand(other), False, None, 0)
+        return Tensor._wrap(self.data >= self._operand(other))
 
     def __eq__(self, other):
-        return Tensor._make(np.asarray(self.data == self._operand(other)), False, None, 0)
+        return Tensor._wrap(np.asarray(self.data == self._operand(other)))
 
     def __ne__(self, other):
-        return Tensor._make(np.asarray(self.data != self._operand(other)), False, None, 0)
+        return Tensor._wrap(np.asarray(self.data != self._operand(other)))
 
     def __invert__(self):
         if self.data.dtype != np.bool_:
             raise TypeError(f"~ needs a bool tensor, got {self.data.dtype}")
-        return Tensor._make(~self.data, False, None, 0)
+        return Tensor._wrap(~self.data)
 
     def __and__(self, other):
-        return Tensor._make(np.logical_and(self.data, self._operand(other)), False, None, 0)
+        return Tensor._wrap(np.logical_and(self.data, self._operand(other)))
 
     def __or__(self, other):
-        return Tensor._make(np.logical_or(self.data, self._operand(other)), False, None, 0)
+        return Tensor._wrap(np.logical_or(self.data, self._operand(other)))
 
     def any(self) -> bool:
         return bool(self.data.any())
@@ -417,10 +432,10 @@ class Tensor:
         return bool(self.data.all())
 
     def argmax(self, axis=None, keepdims: bool = False):
-        return Tensor._make(np.asarray(self.data.argmax(axis=axis, keepdims=keepdims)), False, None, 0)
+        return Tensor._wrap(np.asarray(self.data.argmax(axis=axis, keepdims=keepdims)))
 
     def argmin(self, axis=None, keepdims: bool = False):
-        return Tensor._make(np.asarray(self.data.argmin(axis=axis, keepdims=keepdims)), False, None, 0)
+        return Tensor._wrap(np.asarray(self.data.argmin(axis=axis, keepdims=keepdims)))
 
     # ---- reductions -------------------------------------------------------------------------
     def sum(self, axis=None, keepdims: bool = False):

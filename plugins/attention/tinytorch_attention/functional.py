@@ -47,7 +47,7 @@ class LayerNormFunction(Function):
     @staticmethod
     def backward(ctx, grad):
         xhat, rstd, weight = ctx.saved_tensors
-        need_x, need_weight, need_bias = ctx.needs_input_grad
+        need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
         size = xhat.shape[-1]
         grad_x = grad_weight = grad_bias = None
         if need_weight or need_bias:
@@ -142,7 +142,7 @@ class ScaledDotProductAttention(Function):
     @staticmethod
     def backward(ctx, grad):
         q, k, v, probs, attn, keep = ctx.saved_tensors
-        need_q, need_k, need_v = ctx.needs_input_grad
+        need_q, need_k, need_v = ctx.needs_input_grad[:3]
         grad_q = grad_k = grad_v = None
         if ctx.num_heads:
             grad = _split_heads(grad, ctx.num_heads)

@@ -447,7 +447,7 @@ class MSELossFunction(Function):
     def backward(ctx, grad):
         (diff,) = ctx.saved_tensors
         g = diff * (2.0 * _grad_scale(grad, ctx.reduction, diff.size))
-        need_input, need_target = ctx.needs_input_grad
+        need_input, need_target = ctx.needs_input_grad[:2]
         return (g if need_input else None), (-g if need_target else None)
 
 
@@ -554,7 +554,7 @@ class BinaryCrossEntropyFunction(Function):
     def backward(ctx, grad):
         p, target, log_ratio = ctx.saved_tensors
         scale = _grad_scale(grad, ctx.reduction, p.size)
-        need_input, need_target = ctx.needs_input_grad
+        need_input, need_target = ctx.needs_input_grad[:2]
         grad_input = grad_target = None
         if need_input:
             # d/dp at the clamped p: a saturated wrong prediction still gets a (large) push back
@@ -611,8 +611,6 @@ class SigmoidBinaryCrossEntropyFunction(Function):
             grad_logits *= scale
         if need[1]:
             grad_target = -log_ratio * scale
-        if len(need) == 2:
-            return grad_logits, grad_target
         return grad_logits, grad_target, None  # none for the probabilities
 
 
@@ -657,7 +655,7 @@ class BinaryCrossEntropyWithLogitsFunction(Function):
     def backward(ctx, grad):
         x, target, e = ctx.saved_tensors
         scale = _grad_scale(grad, ctx.reduction, x.size)
-        need_input, need_target = ctx.needs_input_grad
+        need_input, need_target = ctx.needs_input_grad[:2]
         grad_input = grad_target = None
         if need_input:
             sig = np.where(x >= 0, 1.0, e) / (1.0 + e)

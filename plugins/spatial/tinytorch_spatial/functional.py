@@ -233,7 +233,7 @@ class Conv2dFunction(Function):
         z = np.matmul(cols if pixels_major else cols.T, w_used.T, out=xp.empty((m, o), dtype))
 
         needs = ctx.needs_input_grad
-        keep_cols = len(needs) > 1 and needs[1] or fold_bias and len(needs) > 2 and needs[2]
+        keep_cols = needs[1] or fold_bias and needs[2]
         ctx.save_for_backward(cols if keep_cols else None, wmat if needs and needs[0] else None)
         ctx.fold_bias = fold_bias
         ctx.pixels_major = pixels_major
@@ -251,7 +251,7 @@ class Conv2dFunction(Function):
 
         grad_x = grad_w = grad_b = None
         k = kh * kw * c
-        if needs[1] or (len(needs) > 2 and needs[2]):
+        if needs[1] or (needs[2]):
             # the weight gradient, plus the bias gradient from the ones row/column when folded
             if ctx.pixels_major:
                 full = gmat.T @ cols  # (o, k [+ 1])
@@ -263,7 +263,7 @@ class Conv2dFunction(Function):
                 if needs[1]:
                     grad_w = full[:k].reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
                 bias_grad = full[k] if ctx.fold_bias else None
-            if len(needs) > 2 and needs[2]:
+            if needs[2]:
                 grad_b = bias_grad
         if needs[0]:
             dtype = np.result_type(gmat.dtype, wmat.dtype)
@@ -638,8 +638,8 @@ class BatchNorm2dFunction(Function):
                 grad_x = grad * _per_channel(scale)
         return (
             grad_x,
-            grad_w if len(needs) > 1 and needs[1] else None,
-            grad_b if len(needs) > 2 and needs[2] else None,
+            grad_w if needs[1] else None,
+            grad_b if needs[2] else None,
         )
 
 

@@ -1,0 +1,99 @@
+"""Argument checks shared by core and every stage: one meaning per name.
+
+An op or layer that gets bad input raises a clear error that says what was expected, what
+came, and where (``where`` is the op or layer name the message starts with). Stages import
+these instead of writing their own copies.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .dtypes import not_floating  # noqa: F401  (re-exported: the float-op rule lives in dtypes)
+
+
+def tensor_data(value):
+    """The ndarray a Tensor holds (its ``.data``); None for anything that is not a Tensor.
+
+    Duck-typed (an object whose ``.data`` is an ndarray) so that this module needs nothing
+    from ``tensor.py``, which itself uses these checks.
+    """
+    if isinstance(value, np.ndarray):
+        return None  # an ndarray's own .data is a memoryview, never an ndarray
+    data = getattr(value, "data", None)
+    return data if isinstance(data, np.ndarray) else None
+
+
+def array_of(value) -> np.ndarray:
+    """The array behind ``value``: a Tensor's data, an ndarray itself, anything else converted."""
+    data = tensor_data(value)
+    if data is not None:
+        return data
+    return value if isinstance(value, np.ndarray) else np.asarray(value)
+
+
+def shape_of(value) -> tuple:
+    """The shape of a Tensor, an array, or a (nested) sequence of numbers."""
+    data = tensor_data(value)
+    if data is not None:
+        return data.shape
+    return value.shape if isinstance(value, np.ndarray) else np.shape(value)
+
+
+def dtype_of(value):
+    """The dtype of a Tensor or an array; None for anything else (a list, a number)."""
+    data = tensor_data(value)
+    if data is not None:
+        return data.dtype
+    return value.dtype if isinstance(value, (np.ndarray, np.generic)) else None
+
+
+def positive_int(value, what: str, where: str) -> int:
+    """``value`` as an int > 0 (bools are refused: ``True`` is not a size)."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{where}: {what} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def non_negative_int(value, what: str, where: str) -> int:
+    """``value`` as an int >= 0 (bools are refused)."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{where}: {what} must be a non-negative int, got {value!r}")
+    return int(value)
+
+
+def normalize_axis(axis, ndim: int, where: str) -> int:
+    """One axis as a non-negative index into ``ndim`` dimensions (``-1`` is the last)."""
+    if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):
+        raise TypeError(f"{where}: axis must be an int, got {type(axis).__name__}")
+    if not -ndim <= axis < max(ndim, 1):
+        raise ValueError(f"{where}: axis {axis} is out of range for an input with {ndim} dimension(s)")
+    return int(axis) % max(ndim, 1)
+
+
+def normalize_axes(axis, ndim: int, where: str) -> tuple | None:
+    """None (every axis) stays None; an int or a sequence of ints becomes a tuple of distinct
+    non-negative axes."""
+    if axis is None:
+        return None
+    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    normalized = tuple(normalize_axis(a, ndim, where) for a in axes)
+    if len(set(normalized)) != len(normalized):
+        raise ValueError(f"{where}: repeated axis in {axis}")
+    return normalized
+
+
+def dtype_mismatch(layer, x, expected, what: str = "input") -> TypeError:
+    """The error a layer raises when its input's dtype differs from its parameters' dtype
+    (mixing float32 and float64 would otherwise upcast silently and slowly)."""
+    name = f"{type(layer).__name__}({layer.extra_repr()})"
+    got = getattr(x, "dtype", None)
+    if got is None:
+        return TypeError(f"{name}: expected the {what} as a Tensor of dtype {expected}, got a {type(x).__name__}")
+    hint = f"cast the {what} to {expected} (x.to(np.{expected}))"
+    if np.dtype(got).kind == "f":
+        hint += f" or the model to {got} (model.to(np.{got}))"
+    return TypeError(f"{name}: {what} dtype {got} does not match the layer's parameters ({expected}); {hint}")
+
