@@ -1,9 +1,15 @@
 """The backward engine: iterative, one visit per node, validated gradients.
 
-Nodes are processed in topological order (Kahn's algorithm over the number of
-consumers each node has inside the graph), so every node runs its backward once
-with the sum of all gradients that reach it, and depth is limited only by memory,
-never by Python's recursion limit.
+``backward(root)`` runs in four steps:
+
+1. seed: the gradient of the root (ones for a one-element loss);
+2. count: how many edges lead into each node from the nodes above it (``_count_consumers``);
+3. walk: nodes run in topological order (Kahn's algorithm): a node runs its backward once
+   every consumer has sent its gradient, so it runs once, with their sum;
+4. deliver: each input's gradient is checked and fitted to the input (``_fit``), then either
+   stored as a leaf's ``.grad`` or added to the pending gradient of the input's node.
+
+Depth is limited only by memory, never by Python's recursion limit.
 """
 
 from __future__ import annotations
@@ -12,32 +18,51 @@ import numpy as np
 
 from .anomaly import check_backward
 from .backend import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
-from .function import GraphError, _saved_changed_in_place
+from .function import GraphError
 from .grad_mode import current_modes
-from .tensor import IN_PLACE_CLOCK, REWRITTEN, Tensor
-
-_ndarray = np.ndarray
-_make_tensor = Tensor._wrap
-
-
-_UNIT_SEEDS: dict = {}
-
-
-def _seed_for(root: Tensor):
-    """The implicit gradient of a one-element root: ones of its shape and dtype. The 0-d case
-    (every loss) is one cached, read-only array: a backward that wrongly wrote into its
-    incoming gradient fails loudly instead of corrupting the next seed."""
-    data = root.data
-    if data.ndim:
-        return np.ones_like(data)
-    seed = _UNIT_SEEDS.get(data.dtype)
-    if seed is None:
-        seed = _UNIT_SEEDS[data.dtype] = np.ones((), data.dtype)
-        seed.setflags(write=False)
-    return seed
+from .inplace import IN_PLACE_CLOCK, REWRITTEN, node_seen_by, saved_array_changed_in_place
+from .tensor import Tensor
 
 
 def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
+    seed = _seed(root, grad)
+    claimed: set[int] = set()  # ids of arrays already stored as some leaf's .grad
+    if root._node is None:
+        _accumulate_leaf(root, seed, claimed)
+        return
+    consumers = _count_consumers(root._node)
+    pending = {root._node: [None] * root._node._n_outputs}  # node -> the gradient of each output
+    pending[root._node][root._out_index] = seed
+    ready = [root._node]
+    with _BackwardModes() as modes:
+        while ready:
+            node = ready.pop()
+            input_grads = _run_node(node, pending.pop(node))
+            for index, tensor in enumerate(node._parents):
+                if tensor is None:
+                    continue
+                g = input_grads[index]
+                if type(g) is not np.ndarray or g.shape != tensor.data.shape or g.dtype != tensor.data.dtype:
+                    g = _fit(g, tensor, node, index)
+                if modes.anomaly:
+                    check_backward(node, index, g)
+                source, out_index = node_seen_by(node, tensor) if REWRITTEN else (tensor._node, tensor._out_index)
+                if source is None:
+                    _accumulate_leaf(tensor, g, claimed)
+                    continue
+                if source not in pending:
+                    pending[source] = [None] * source._n_outputs
+                slots = pending[source]
+                slots[out_index] = g if slots[out_index] is None else slots[out_index] + g
+                consumers[source] -= 1
+                if consumers[source] == 0:
+                    ready.append(source)
+            if not retain_graph:  # free what the node kept for backward
+                node._saved, node._inputs, node._outputs = None, (), ()
+
+
+def _seed(root: Tensor, grad) -> np.ndarray:
+    """Step 1: the gradient backward starts from."""
     if not root.requires_grad:
         raise GraphError(
             "backward() was called on a tensor that does not require grad: it was not created with "
@@ -50,154 +75,86 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                 "argument of the same shape, e.g. t.backward(np.ones_like(t.data)), or reduce "
                 "it first (t.sum().backward())"
             )
-        seed = _seed_for(root)
-    else:
-        seed = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=root.data.dtype)
-        if seed.shape != root.data.shape:
-            raise GraphError(
-                f"backward(): the gradient argument has shape {seed.shape}, "
-                f"expected the tensor's shape {root.data.shape}"
-            )
+        seed = np.ones(root.data.shape, root.data.dtype)
+        seed.flags.writeable = False  # a backward must never write into its incoming gradient
+        return seed
+    seed = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=root.data.dtype)
+    if seed.shape != root.data.shape:
+        raise GraphError(
+            f"backward(): the gradient argument has shape {seed.shape}, expected the tensor's "
+            f"shape {root.data.shape}"
+        )
+    return seed
 
-    claimed: set[int] = set()  # ids of arrays already stored as some leaf's .grad
-    node = root._node
-    if node is None:
-        _accumulate_leaf(root, seed, claimed)
-        return
 
-    # how many inputs of graph nodes each node feeds: a node runs once all of them reported
-    # tensors written in place after joining a graph (usually none): which node each consumer saw
-    rewritten = REWRITTEN if REWRITTEN else None
-    consumers = {node: 0}
-    stack = [node]
+def _count_consumers(root_node) -> dict:
+    """Step 2: for every node reachable from ``root_node``, how many edges lead into it."""
+    consumers = {root_node: 0}
+    stack = [root_node]
     while stack:
-        consumer = stack.pop()
-        for p in consumer._parents:
-            if p is not None:
-                pn = p._node
-                if rewritten is not None and id(p) in rewritten:
-                    pn = _edge_seen_by(consumer, p)[0]
-                if pn is not None:
-                    count = consumers.get(pn)
-                    if count is None:
-                        consumers[pn] = 1
-                        stack.append(pn)
-                    else:
-                        consumers[pn] = count + 1
+        node = stack.pop()
+        for tensor in node._parents:
+            if tensor is None:
+                continue
+            source = node_seen_by(node, tensor)[0] if REWRITTEN else tensor._node
+            if source is None:
+                continue
+            if source not in consumers:
+                consumers[source] = 0
+                stack.append(source)
+            consumers[source] += 1
+    return consumers
 
-    # pending gradients: the array itself for single-output nodes, a list of slots otherwise
-    if node._output_meta is None:
-        pending = {node: seed}
-    else:
-        pending = {node: [None] * node._n_outputs}
-        pending[node][root._out_index] = seed
-    ready = [node]
-    modes = current_modes()
-    grad_on = modes.grad
-    modes.grad = False
-    errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)  # IEEE results (inf, nan), no RuntimeWarning
-    anomaly = modes.anomaly
+
+def _run_node(node, output_grads: list) -> tuple:
+    """Step 3, for one node: its backward, given the summed gradient of each output."""
+    if node._saved is None:
+        raise GraphError(
+            f"backward through {node.display_name()} a second time: its saved arrays were freed by "
+            "the first backward(); pass retain_graph=True to that first call"
+        )
+    if node._recorded_at != IN_PLACE_CLOCK.now and saved_array_changed_in_place(node):
+        raise GraphError(
+            f"{node.display_name()}: an array it saved for backward was modified in place after "
+            "the forward; gradients would be wrong. Use an out-of-place operation or clone the "
+            "tensor before modifying it"
+        )
+    if node._output_specs is not None:  # outputs that got no gradient contribute zeros
+        output_grads = [np.zeros(shape, dtype) if g is None else g
+                        for g, (shape, dtype) in zip(output_grads, node._output_specs)]
     try:
-        # The loop body is the hot path of every backward: kept inline, with fast paths
-        # for the common case (gradient already in the input's shape and dtype).
-        while ready:
-            n = ready.pop()
-            out_grads = pending.pop(n)
-            if n._saved is None:
-                raise GraphError(
-                    f"backward through {n.display_name()} a second time: its saved arrays were freed by "
-                    "the first backward(); pass retain_graph=True to that first call"
-                )
-            recorded = n._recorded
-            if recorded is not None and recorded[0] != IN_PLACE_CLOCK.now and _saved_changed_in_place(n):
-                raise GraphError(
-                    f"{n.display_name()}: an array it saved for backward was modified in place after "
-                    "the forward; gradients would be wrong. Use an out-of-place operation or clone "
-                    "the tensor before modifying it"
-                )
-            try:
-                if n._output_meta is None:
-                    result = n.backward(n, out_grads)
-                else:  # several outputs: the ones that got no gradient contribute zeros
-                    result = n.backward(n, *[
-                        np.zeros(shape, dtype) if g is None else g
-                        for g, (shape, dtype) in zip(out_grads, n._output_meta)
-                    ])
-            except GraphError:
-                raise
-            except Exception as exc:
-                if hasattr(exc, "add_note"):
-                    exc.add_note(f"raised in the backward of {n.display_name()}")
-                raise
-            if type(result) is not tuple:
-                result = (result,)
-            parents = n._parents
-            if len(result) != len(parents) and not (
-                len(result) > len(parents) and all(g is None for g in result[len(parents):])
-            ):  # one per input; None for the inputs of forward the caller did not pass is fine
-                raise GraphError(
-                    f"backward of {n.display_name()} returned {len(result)} gradient(s) for "
-                    f"{len(parents)} forward input(s); return one per input (None for non-tensors)"
-                )
-            index = -1
-            for p in parents:
-                index += 1
-                if p is None:
-                    continue
-                g = result[index]
-                if type(g) is not _ndarray:
-                    if g is None:
-                        raise GraphError(
-                            f"backward of {n.display_name()} returned None for input {index}, which "
-                            "requires grad; return its gradient (zeros if it truly has none)"
-                        )
-                    g = np.asarray(g)
-                target = p.data
-                if g.shape != target.shape:
-                    g = _unbroadcast(g, target.shape, n, index)
-                if g.dtype is not target.dtype and g.dtype != target.dtype:  # identity: the cheap common case
-                    g = g.astype(target.dtype)
-                if anomaly:
-                    check_backward(n, index, g)
-                pn = p._node
-                if rewritten is not None and id(p) in rewritten:  # n may have consumed an earlier value of p
-                    pn = _edge_seen_by(n, p)[0]
-                if pn is None:
-                    if p.grad is None and g.base is None and id(g) not in claimed and g.flags.writeable:
-                        claimed.add(id(g))  # the first gradient of this leaf, an array of its own
-                        p.grad = _make_tensor(g)
-                    else:
-                        _accumulate_leaf(p, g, claimed)
-                    continue
-                if pn._output_meta is None:
-                    waiting = pending.get(pn)
-                    pending[pn] = g if waiting is None else waiting + g
-                else:
-                    slots = pending.get(pn)
-                    if slots is None:
-                        slots = pending[pn] = [None] * pn._n_outputs
-                    k = p._out_index if pn is p._node else _edge_seen_by(n, p)[1]
-                    slots[k] = g if slots[k] is None else slots[k] + g
-                remaining = consumers[pn] - 1
-                consumers[pn] = remaining
-                if remaining == 0:
-                    ready.append(pn)
-            if not retain_graph:
-                n._saved = None
-                n._recorded = None  # and the inputs it kept for that check
-    finally:
-        reset_errstate(errstate)
-        modes.grad = grad_on
+        result = node.backward(node, *output_grads)
+    except GraphError:
+        raise
+    except Exception as exc:
+        if hasattr(exc, "add_note"):  # Python >= 3.11
+            exc.add_note(f"raised in the backward of {node.display_name()}")
+        raise
+    result = result if type(result) is tuple else (result,)
+    n_inputs = len(node._parents)  # extra Nones: for forward inputs the caller did not pass
+    if len(result) < n_inputs or any(g is not None for g in result[n_inputs:]):
+        raise GraphError(
+            f"backward of {node.display_name()} returned {len(result)} gradient(s) for "
+            f"{n_inputs} forward input(s); return one per input (None for non-tensors)"
+        )
+    return result
 
 
-def _edge_seen_by(consumer, tensor):
-    """``(node, output index)`` that ``tensor`` had when ``consumer`` was recorded: a tensor
-    written in place afterwards has a newer node, and ``REWRITTEN[id(tensor)]`` lists the ones before
-    (with the clock tick of each write)."""
-    for tick, node, out_index in REWRITTEN[id(tensor)]:
-        if consumer._created_at < tick:
-            return node, out_index
-    return tensor._node, tensor._out_index
+def _fit(g, tensor: Tensor, node, index: int) -> np.ndarray:
+    """Step 4, when a gradient does not already fit its input: check it and fit it to the
+    input's shape (un-broadcasting) and dtype."""
+    if g is None:
+        raise GraphError(
+            f"backward of {node.display_name()} returned None for input {index}, which requires "
+            "grad; return its gradient (zeros if it truly has none)"
+        )
+    g = np.asarray(g)
+    target = tensor.data
+    if g.shape != target.shape:
+        g = _unbroadcast(g, target.shape, node, index)
+    if g.dtype != target.dtype:
+        g = g.astype(target.dtype)
+    return g
 
 
 def _unbroadcast(g, shape, node, index):
@@ -219,13 +176,27 @@ def _unbroadcast(g, shape, node, index):
 
 
 def _accumulate_leaf(leaf: Tensor, g, claimed: set) -> None:
-    # A stored gradient must own its memory: users and optimizers modify .grad in place.
-    existing = leaf.grad
-    if existing is None:
+    """Add ``g`` to a leaf's ``.grad``. A stored gradient owns its memory (users and optimizers
+    change ``.grad`` in place), so ``g`` is copied unless it is a fresh array no one else holds."""
+    if leaf.grad is None:
         if g.base is not None or id(g) in claimed or not g.flags.writeable:
             g = g.copy()
         claimed.add(id(g))
         leaf.grad = Tensor._wrap(g)
-    else:
-        # out of place: g may still be pending elsewhere in this backward pass
-        leaf.grad = Tensor._wrap(existing.data + g)
+    else:  # out of place: g may still be pending elsewhere in this backward pass
+        leaf.grad = Tensor._wrap(leaf.grad.data + g)
+
+
+class _BackwardModes:
+    """Inside a backward pass: no recording, no floating-point warnings (IEEE results)."""
+
+    def __enter__(self):
+        self.modes = current_modes()
+        self._grad_on, self.modes.grad = self.modes.grad, False
+        self._errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)
+        return self.modes
+
+    def __exit__(self, *exc_info):
+        reset_errstate(self._errstate)
+        self.modes.grad = self._grad_on
+        return False

@@ -32,14 +32,6 @@ class Module:
     while staying plain attributes so that reading ``self.weight`` in ``forward`` is fast.
     """
 
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        # ``model(x)`` runs ``forward`` with no intermediate frame: a class that defines forward
-        # (and no __call__ of its own) gets it as its __call__, which saves a Python call per
-        # layer per step on small models
-        if "forward" in cls.__dict__ and "__call__" not in cls.__dict__:
-            cls.__call__ = cls.__dict__["forward"]
-
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())

@@ -2,43 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
 import math
-import numbers
-import weakref
 
 import numpy as np
 
 from .backend import scalar
 from .grad_mode import _per_thread
+from .inplace import IN_PLACE_CLOCK, remember_node_before_write
 
 DEFAULT_FLOAT = np.float32
 
-class InPlaceClock:
-    """Counts the in-place changes made to any tensor so far.
-
-    Each change stamps the changed tensor's version with a new tick: "changed since graph node
-    N was recorded" is "version above the clock's time then", and while the clock has not moved
-    nothing changed at all, which backward checks in one comparison per node.
-    """
-
-    def __init__(self):
-        self.now = 0
-        self._ticks = itertools.count(1)
-
-    def tick(self) -> int:
-        """Advance the clock; returns the new time (``next()`` is atomic: threads never share one)."""
-        self.now = next(self._ticks)
-        return self.now
-
-
-IN_PLACE_CLOCK = InPlaceClock()
-
-#: Tensors whose graph node was replaced by a recorded in-place change (``x[i] = w`` on a tensor
-#: in a graph), by ``id``: ``(clock tick of the change, node before it, output index before it)``
-#: per change. Nodes recorded before a change consumed the earlier value: the engine looks their
-#: input's node up here. Rare, so kept out of every tensor; an entry goes with its tensor.
-REWRITTEN: dict = {}
 
 
 def _as_array(data, dtype):
@@ -198,7 +171,7 @@ class Tensor:
         2. ``after = recorded_result(before)``: the new value, computed by ordinary ops;
         3. ``after`` is copied into this tensor's memory, and the tensor takes ``after``'s node.
         Nodes recorded earlier that consumed this tensor keep the node it had then
-        (``REWRITTEN``, read by the engine), so their gradients still reach the old graph.
+        (``inplace.REWRITTEN``, read by the engine), so their gradients still reach the old graph.
         """
         if not (_per_thread.modes.grad and (self.requires_grad or (isinstance(operand, Tensor) and operand.requires_grad))):
             write(self.data)
@@ -229,9 +202,7 @@ class Tensor:
         self.data[...] = after.data
         tick = self._bump()
         if self._node is not None:  # earlier consumers still see the node this tensor had before
-            if id(self) not in REWRITTEN:
-                weakref.finalize(self, REWRITTEN.pop, id(self), None)
-            REWRITTEN[id(self)] = REWRITTEN.get(id(self), ()) + ((tick, self._node, self._out_index),)
+            remember_node_before_write(self, tick)
         self._node, self._out_index, self.requires_grad = after._node, after._out_index, after.requires_grad
         return self
 
@@ -262,21 +233,6 @@ class Tensor:
         return self.fill_(0)
 
     def add_(self, other, alpha=1) -> "Tensor":
-        if not _per_thread.modes.grad:  # an optimizer step: the plain write, inline as it always was
-            data = self.data
-            if type(other) is not np.ndarray and isinstance(other, Tensor):
-                other = other.data
-            if alpha == 1:
-                data += other
-            elif alpha == -1:
-                data -= other
-            elif type(other) is np.ndarray and other.dtype is data.dtype:
-                data += np.multiply(other, scalar(alpha, data.dtype))  # no Python-number conversion
-            else:
-                data += other * alpha
-            self._bump()
-            return self
-
         def write(data):
             data += self._operand(other) * alpha if alpha != 1 else self._operand(other)
 
@@ -502,11 +458,9 @@ def _index_operand(index):
     return index
 
 
-def is_scalar(value) -> bool:
-    return isinstance(value, numbers.Number)
-
-
-# The primitive ops import Function, which imports this module: bind them last.
+# The one import cycle in core, by design: Tensor's operators are Functions (primitives/),
+# a Function's outputs are Tensors, and backward() is the engine's. Bound last, so that those
+# modules find Tensor defined when they import it (docs/architecture.md, "Import order").
 from . import primitives as _P  # noqa: E402
 from .engine import backward as _run_backward  # noqa: E402
 from .function import GraphError  # noqa: E402
