@@ -200,63 +200,6 @@ def plugin_module(name: str, **hooks):
     return module
 
 
-# ---- fresh environments, for tests that install packages the way a user does ---------------------
-def find_uv(purpose: str = "this test builds a fresh environment") -> str:
-    """The uv binary: ``$UV`` (``uv run`` sets it for its children) or ``uv`` on PATH.
-
-    Without one, the calling test fails when ``CI`` is set (CI must run it) and is skipped
-    elsewhere, with ``purpose`` in the message.
-    """
-    import os
-    import shutil
-
-    import pytest
-
-    uv = os.environ.get("UV") or shutil.which("uv")
-    if uv:
-        return uv
-    if os.environ.get("CI"):
-        pytest.fail(f"uv not found, and CI is set: {purpose} with uv")
-    pytest.skip(f"uv not found (neither $UV nor uv on PATH): {purpose} with uv")
-
-
-def clean_environ() -> dict:
-    """The calling environment minus what would leak into a fresh one: an active virtualenv,
-    Python path tweaks, uv project settings and TinyTorch plugin switches."""
-    import os
-
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TINYTORCH_", "PYTEST_", "PYTHON"))
-        and k not in ("VIRTUAL_ENV", "UV_PYTHON", "UV_SYSTEM_PYTHON", "UV_PROJECT_ENVIRONMENT")
-    }
-
-
-def make_venv(path, *install, uv: str | None = None, env: dict | None = None):
-    """Create a virtualenv at ``path`` with uv and install ``install`` (folders or requirements)
-    into it as pip would: ``--no-sources`` ignores ``[tool.uv.sources]``, which would otherwise
-    link workspace members editable. Returns the environment's ``bin`` folder."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    uv = uv or find_uv()
-    env = clean_environ() if env is None else env
-    path = Path(path)
-    for command in (
-        [uv, "venv", "--quiet", "--python", sys.executable, str(path)],
-        [uv, "pip", "install", "--quiet", "--no-sources", "--python", str(path / "bin" / "python"),
-         *map(str, install)],
-    ):
-        if not install and command[1] == "pip":
-            continue
-        result = subprocess.run(command, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
-        if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
-    return path / "bin"
-
-
 def time_limit(seconds: float):
     """Context manager: raise ``TimeoutError`` if the block runs longer than ``seconds``
     (for fuzzing loaders that must refuse bad input instead of hanging). Uses SIGALRM, so it
