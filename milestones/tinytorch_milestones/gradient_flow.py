@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from tinytorch_core import Module, Tensor, no_grad
+from tinytorch_core.checks import array_of
 from tinytorch_core.testing import central_difference
 
 from .results import GradientReport, ParameterGradient
@@ -26,7 +27,7 @@ def as_arrays(batch) -> tuple:
     """A batch (tuple of arrays or Tensors) as a tuple of NumPy arrays."""
     if isinstance(batch, (np.ndarray, Tensor)):
         batch = (batch,)
-    return tuple(b.data if isinstance(b, Tensor) else np.asarray(b) for b in batch)
+    return tuple(array_of(b) for b in batch)
 
 
 def to_tensors(arrays, dtype=np.float32) -> tuple:
