@@ -12,8 +12,8 @@ from tinytorch_core import StageUnavailableError, catalog, manual_seed
 from tinytorch_core.host.runtime import LOADED, default_runtime
 
 from .datasets import DataError
-from .results import finite_or_none
 from .idx import IDXError
+from .results import finite_or_none
 
 PASSED, FAILED, LOCKED, ERROR = "passed", "failed", "locked", "error"
 DEFAULT_SEED = 0
