@@ -31,6 +31,10 @@ BLAS threads: the workers inherit the environment.  ``--blas-threads N`` sets
 before NumPy is imported, which is why it is an option here and not inside a worker);
 ``--torch-threads N`` calls ``torch.set_num_threads(N)`` in the torch worker.  Without
 either, every library uses its own default.  See docs/performance.md.
+
+Allocator: every worker, whatever its implementation, first calls the milestones'
+``tune_malloc()`` (glibc keeps large temporaries in the heap; ``TINYTORCH_MALLOC_TUNING=0``
+turns it off for all of them), so no implementation pays page faults the others do not.
 """
 
 from __future__ import annotations
@@ -122,9 +126,17 @@ def _minor_faults() -> int:
 
 def openblas_threads() -> int | None:
     """Threads OpenBLAS will use, asked from the library NumPy loaded (None if not OpenBLAS)."""
-    from tinytorch_core.blas import openblas_threads as ask
+    from tinytorch_milestones.blas import openblas_threads as ask
 
     return ask()
+
+
+def tune_allocator() -> bool:
+    """Keep large temporaries in the heap (glibc), as the milestones do: called in every worker,
+    whatever the implementation, so that no implementation pays page faults the others do not."""
+    from tinytorch_milestones.allocator import tune_malloc
+
+    return tune_malloc()
 
 
 def _setup_numpy(wid, params, x, y):
@@ -173,6 +185,7 @@ def _setup_torch(wid, params, x, y, torch_threads=None):
 
 def worker(wid: str, impl: str, steps: int, warmup: int, max_seconds: float, seed: int,
            torch_threads: int | None) -> dict:
+    malloc_tuned = tune_allocator()
     import numpy as np
 
     ref = _load("tinytorch_bench_numpy_reference", "numpy_reference.py")
@@ -180,7 +193,7 @@ def worker(wid: str, impl: str, steps: int, warmup: int, max_seconds: float, see
     rng = np.random.default_rng(seed)
     params = spec.make_params(rng)  # float32; identical in every worker for a given seed
     x, y = spec.make_batch(rng)
-    info = {"workload": wid, "implementation": impl}
+    info = {"workload": wid, "implementation": impl, "malloc_tuned": malloc_tuned}
     try:
         if impl == "numpy":
             run, extra = _setup_numpy(wid, params, x, y)
@@ -248,6 +261,7 @@ def profile(wid: str, impl: str, steps: int, warmup: int, seed: int, sort: str, 
     import cProfile
     import pstats
 
+    tune_allocator()  # as in the workers
     import numpy as np
 
     ref = _load("tinytorch_bench_numpy_reference", "numpy_reference.py")

@@ -15,8 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from tinytorch_core.testing import clean_environ, find_uv, make_venv
-
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.ladder
 
@@ -26,9 +24,9 @@ def _run(bin_dir, *args, env):
                           timeout=600, stdin=subprocess.DEVNULL)
 
 
-def test_a_learner_provider_is_graded_and_runs_the_cnn_milestone(tmp_path):
+def test_a_learner_provider_is_graded_and_runs_the_cnn_milestone(tmp_path, uv, clean_environ, make_venv):
     env = clean_environ()
-    bin_dir = make_venv(tmp_path / "venv", REPO, REPO / "plugins" / "nn", REPO / "milestones")
+    bin_dir = make_venv(tmp_path / "venv", REPO, REPO / "plugins" / "nn", REPO / "milestones", env=env)
 
     written = _run(bin_dir, "implement", "spatial", "my_spatial", "--dir", str(tmp_path / "my_spatial"), env=env)
     assert written.returncode == 0, written.stderr
@@ -36,7 +34,7 @@ def test_a_learner_provider_is_graded_and_runs_the_cnn_milestone(tmp_path):
     for module in ("functional", "layers", "samples"):  # the learner's implementation replaces the stubs
         source = (REPO / "plugins" / "spatial" / "tinytorch_spatial" / f"{module}.py").read_text(encoding="utf-8")
         (package / f"{module}.py").write_text(re.sub(r"\btinytorch_spatial\b", "my_spatial", source), encoding="utf-8")
-    installed = subprocess.run([find_uv(), "pip", "install", "--quiet", "--no-sources", "--python",
+    installed = subprocess.run([uv, "pip", "install", "--quiet", "--no-sources", "--python",
                                 str(bin_dir / "python"), str(tmp_path / "my_spatial")],
                                capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
     assert installed.returncode == 0, installed.stderr

@@ -13,7 +13,7 @@ import pytest
 from tinytorch_core import catalog, scaffold
 from tinytorch_core.cli import main
 from tinytorch_core.host.runtime import Runtime, use_runtime
-from tinytorch_core.testing import FakeEntryPoint, clean_environ, find_uv, make_venv, plugin_module
+from tinytorch_core.testing import FakeEntryPoint, plugin_module
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -142,12 +142,11 @@ def test_cli_notes_a_plugin_of_the_same_name_already_installed(tmp_path, capsys)
 
 # ---- installed in a fresh environment ---------------------------------------------------------------
 @pytest.fixture(scope="module")
-def scaffold_venv(tmp_path_factory):
+def scaffold_venv(tmp_path_factory, uv, clean_environ, make_venv):
     """A fresh venv with tinytorch-core and tinytorch-nn built from this repository, and pytest."""
-    uv = find_uv("the installed-scaffold test builds its venv")
     root = tmp_path_factory.mktemp("scaffold-venv")
     env = clean_environ()
-    bin_dir = make_venv(root / "venv", REPO, REPO / "plugins" / "nn", "pytest", uv=uv, env=env)
+    bin_dir = make_venv(root / "venv", REPO, REPO / "plugins" / "nn", "pytest", env=env)
     where = run([str(bin_dir / "python"), "-c", "import tinytorch_core; print(tinytorch_core.__file__)"],
                 cwd=root, env=env)
     assert "site-packages" in where.stdout, f"tinytorch-core is not an installed copy: {where.stdout}"

@@ -30,8 +30,6 @@ from pathlib import Path
 
 import pytest
 
-from tinytorch_core.testing import find_uv
-
 REPO = Path(__file__).resolve().parents[1]
 TUTORIAL = REPO / "docs" / "plugin-authoring.md"
 _FENCE = re.compile(r"^```(.*)$")
@@ -170,9 +168,8 @@ def _normalized(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def tutorial_run(tmp_path_factory):
+def tutorial_run(tmp_path_factory, uv):
     """Every step of the tutorial, in order; returns the terminal and each command's result."""
-    uv = find_uv("the plugin-authoring tutorial test builds its environment")
     tmp = tmp_path_factory.mktemp("tutorial")
     work = tmp / "work"
     work.mkdir()

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from tinytorch_core import catalog
-from tinytorch_core.testing import clean_environ, find_uv, make_venv
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.ladder
@@ -79,12 +78,11 @@ def ladder_root(tmp_path_factory):
 
 
 @pytest.mark.parametrize("index", range(len(RUNGS)), ids=RUNGS)
-def test_rung(index, ladder_root):
+def test_rung(index, ladder_root, clean_environ, make_venv):
     stage = catalog.STAGES[index]
-    uv = find_uv("the stage ladder builds one environment per stage")
     env = clean_environ()
     bin_dir = make_venv(ladder_root / f"rung-{index}-{stage.name}", "pytest", *folders_up_to(index),
-                        REPO / catalog.MILESTONES.folder, uv=uv, env=env)
+                        REPO / catalog.MILESTONES.folder, env=env)
 
     # the stage's own tests pass, against the installed packages (not the source tree)
     run([bin_dir / "pytest", "-q", "-p", "no:cacheprovider", "-m", "not ladder", *stage_test_paths(stage)],
@@ -136,7 +134,7 @@ def readme_pip_commands() -> list[str]:
     return [c for c in commands if c]
 
 
-def test_readme_plain_pip_path(tmp_path):
+def test_readme_plain_pip_path(tmp_path, clean_environ):
     commands = readme_pip_commands()
     assert commands[0].startswith("python -m venv") and commands[1].startswith(". ")
     venv = tmp_path / "venv"

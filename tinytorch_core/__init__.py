@@ -4,7 +4,6 @@ Later stages are separate distributions that register their layers and ops throu
 pluggy hooks; reach them as ``tinytorch_core.nn.Linear`` or ``tinytorch_core.ops.conv2d``.
 """
 
-from .allocator import tune_malloc
 from .anomaly import AnomalyError, detect_anomaly
 from . import catalog, data, init, io, nn, ops, optim, text
 from .backend import array_module
@@ -53,8 +52,6 @@ from .random import default_generator, manual_seed, resolve_generator
 from .tensor import Tensor
 
 __version__ = "0.1.0"
-
-tune_malloc()  # large temporaries stay in the heap between training steps (see allocator.py)
 
 __all__ = [
     "AnomalyError", "detect_anomaly",

@@ -74,59 +74,91 @@ def _probe_directory(directory: Path) -> str:
     return ""
 
 
+class _Unwritable(Exception):
+    """Why a path cannot be written; ``check_output_path`` adds what the option expected."""
+
+
 def check_output_path(path, *, directory: bool = False, option: str = "the output path") -> Path:
     """``path`` as a ``Path`` if a file (``directory=False``) or a directory of files could be written
     there; else ``ValueError`` saying why. Missing parent folders are fine (they are created) as long
     as the nearest existing one is a writable directory. Nothing is left behind by the check."""
     what = "a directory that can be written" if directory else "a file that can be written"
     text = os.fspath(path) if isinstance(path, os.PathLike) else str(path)
+    try:
+        target = _absolute_path(text)
+        existing = _nearest_existing(target)
+        _check_new_names(target, existing)
+        if existing != target:
+            _check_creatable(text, existing)
+        elif directory:
+            _check_existing_directory(text, target)
+        else:
+            _check_existing_file(text, target)
+    except _Unwritable as why:
+        raise ValueError(f"{option} must name {what}: {why}") from None
+    return Path(text)
 
-    def refuse(why: str):
-        return ValueError(f"{option} must name {what}: {why}")
 
+def _absolute_path(text: str) -> str:
+    """The absolute form of a path the operating system could accept at all."""
     if not text:
-        raise refuse("got an empty path")
+        raise _Unwritable("got an empty path")
     if "\0" in text:
-        raise refuse(f"{shown_value(text)} contains a NUL character")
+        raise _Unwritable(f"{shown_value(text)} contains a NUL character")
     target = os.path.abspath(text)
     if len(os.fsencode(target)) >= 4096:
-        raise refuse(f"{shown_value(text)} is longer than the 4096 bytes a path may have")
+        raise _Unwritable(f"{shown_value(text)} is longer than the 4096 bytes a path may have")
+    return target
+
+
+def _nearest_existing(target: str) -> str:
+    """``target`` itself if it exists (a broken link counts), else its nearest existing parent."""
     # os.path's exists/isdir/islink answer False on any OSError (a name too long, a loop, ...)
     existing = target
     while not os.path.lexists(existing) and os.path.dirname(existing) != existing:
         existing = os.path.dirname(existing)
+    return existing
+
+
+def _check_new_names(target: str, existing: str) -> None:
+    """Every folder or file name still to be created fits the file system's name limit."""
     to_create = Path(target).relative_to(existing).parts if existing != target else ()
     name_max = _name_max(existing if os.path.isdir(existing) else os.path.dirname(existing))
     for part in to_create:
         if len(os.fsencode(part)) > name_max:
-            raise refuse(f"the name {shown_value(part)} is longer than the {name_max} bytes the file system allows")
-    if existing == target:
-        if directory:
-            if not os.path.isdir(target):
-                raise refuse(f"{shown_value(text)} exists and is not a directory")
-            why = _probe_directory(target)
-            if why:
-                raise refuse(f"cannot create files in {shown_value(text)} ({why})")
-            return Path(text)
-        if os.path.isdir(target):
-            raise refuse(f"{shown_value(text)} is a directory; give the path of a file")
-        if not os.path.exists(target):
-            raise refuse(f"{shown_value(text)} is a broken symbolic link")
-        mode = os.stat(target).st_mode
-        if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode)):  # a FIFO would block, a socket cannot be opened
-            raise refuse(f"{shown_value(text)} is not a regular file")
-        try:
-            with open(target, "ab"):  # opening to append changes nothing
-                pass
-        except OSError as exc:
-            raise refuse(f"{shown_value(text)} cannot be written ({exc.strerror or type(exc).__name__})") from None
-        return Path(text)
+            raise _Unwritable(f"the name {shown_value(part)} is longer than the {name_max} bytes the file system allows")
+
+
+def _check_creatable(text: str, existing: str) -> None:
+    """A missing path can be created: its nearest existing parent is a writable directory."""
     if not os.path.isdir(existing):
-        raise refuse(f"{shown_value(existing)} is not a directory, so {shown_value(text)} cannot be created")
+        raise _Unwritable(f"{shown_value(existing)} is not a directory, so {shown_value(text)} cannot be created")
     why = _probe_directory(existing)
     if why:
-        raise refuse(f"cannot create {shown_value(text)}: the directory {shown_value(existing)} is not writable ({why})")
-    return Path(text)
+        raise _Unwritable(f"cannot create {shown_value(text)}: the directory {shown_value(existing)} is not writable ({why})")
+
+
+def _check_existing_directory(text: str, target: str) -> None:
+    if not os.path.isdir(target):
+        raise _Unwritable(f"{shown_value(text)} exists and is not a directory")
+    why = _probe_directory(target)
+    if why:
+        raise _Unwritable(f"cannot create files in {shown_value(text)} ({why})")
+
+
+def _check_existing_file(text: str, target: str) -> None:
+    if os.path.isdir(target):
+        raise _Unwritable(f"{shown_value(text)} is a directory; give the path of a file")
+    if not os.path.exists(target):
+        raise _Unwritable(f"{shown_value(text)} is a broken symbolic link")
+    mode = os.stat(target).st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode)):  # a FIFO would block, a socket cannot be opened
+        raise _Unwritable(f"{shown_value(text)} is not a regular file")
+    try:
+        with open(target, "ab"):  # opening to append changes nothing
+            pass
+    except OSError as exc:
+        raise _Unwritable(f"{shown_value(text)} cannot be written ({exc.strerror or type(exc).__name__})") from None
 
 
 def output_file_option(option: str):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .primitives.shape import tuple_argument
 from .random import resolve_generator
 from .tensor import DEFAULT_FLOAT, Tensor
 
@@ -26,16 +27,12 @@ def as_tensor(data, dtype=None) -> Tensor:
     return Tensor._wrap(arr)
 
 
-def _shape(shape):
-    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-
-
 def zeros(*shape, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
-    return Tensor._wrap(np.zeros(_shape(shape), dtype)).requires_grad_(requires_grad)
+    return Tensor._wrap(np.zeros(tuple_argument(shape), dtype)).requires_grad_(requires_grad)
 
 
 def ones(*shape, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
-    return Tensor._wrap(np.ones(_shape(shape), dtype)).requires_grad_(requires_grad)
+    return Tensor._wrap(np.ones(tuple_argument(shape), dtype)).requires_grad_(requires_grad)
 
 
 def full(shape, value, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
@@ -55,10 +52,10 @@ def arange(*args, dtype=None) -> Tensor:
 
 
 def randn(*shape, generator=None, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
-    data = resolve_generator(generator).standard_normal(_shape(shape)).astype(dtype)
+    data = resolve_generator(generator).standard_normal(tuple_argument(shape)).astype(dtype)
     return Tensor._wrap(data).requires_grad_(requires_grad)
 
 
 def rand(*shape, generator=None, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
-    data = resolve_generator(generator).random(_shape(shape)).astype(dtype)
+    data = resolve_generator(generator).random(tuple_argument(shape)).astype(dtype)
     return Tensor._wrap(data).requires_grad_(requires_grad)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import array_of
 from .function import Function
 from .grad_mode import no_grad
 from .tensor import Tensor
@@ -54,22 +55,52 @@ def gradcheck(fn, *args, eps: float = 1e-6, atol: float = 1e-6, rtol: float = 1e
     ``GradcheckError`` naming the op, the input and the worst element; returns True.
     """
     label = label or getattr(fn, "__qualname__", repr(fn))
-    rng = np.random.default_rng(seed)
-    arrays: dict[int, np.ndarray] = {}
+    call_args, inputs = _float64_inputs(args, label)
+
+    # 1. analytic: one forward, then backward of sum(out * W)
+    originals = {i: arr.copy() for i, arr in inputs.items()}
+    outs = _outputs(fn(*call_args, **kwargs), label)
+    _check_inputs_unchanged(label, inputs, originals, call_args)
+    weights = _output_weights(label, outs, np.random.default_rng(seed))
+    _backward_weighted_sum(outs, weights)
+
+    # 2. numeric: central differences of the same scalar, one input entry at a time
+    def objective() -> float:
+        with no_grad():
+            res = _outputs(fn(*call_args, **kwargs), label)
+        return float(sum(np.sum(o.data * w) for o, w in zip(res, weights) if w is not None))
+
+    # 3. compare, input by input
+    for i, arr in inputs.items():
+        numeric = _numeric_gradient(objective, call_args[i].data, eps)
+        _compare_gradient(label, i, call_args[i].grad, numeric, atol, rtol)
+    return True
+
+
+def _float64_inputs(args, label) -> tuple[list, dict[int, np.ndarray]]:
+    """The call's arguments with every differentiable one replaced by a float64 Tensor that
+    requires grad, and ``{position: that tensor's array}``."""
     call_args = list(args)
+    inputs: dict[int, np.ndarray] = {}
     for i, a in enumerate(args):
         if _is_float_array(a) or (isinstance(a, Tensor) and a.requires_grad):
-            arr = np.array(a.data if isinstance(a, Tensor) else a, dtype=np.float64)
-            arrays[i] = arr
+            arr = np.array(array_of(a), dtype=np.float64)
+            inputs[i] = arr
             call_args[i] = Tensor(arr, requires_grad=True, dtype=np.float64)
-    if not arrays:
+    if not inputs:
         raise GradcheckError(f"{label}: no differentiable (float ndarray) argument to check")
-    originals = {i: arrays[i].copy() for i in arrays}
+    return call_args, inputs
 
-    outs = _outputs(fn(*call_args, **kwargs), label)
-    for i, arr in arrays.items():
+
+def _check_inputs_unchanged(label, inputs, originals, call_args) -> None:
+    for i, arr in inputs.items():
         if not np.array_equal(arr, originals[i]) or not np.array_equal(call_args[i].data, originals[i]):
             raise GradcheckError(f"{label}: forward modified its input {i} in place")
+
+
+def _output_weights(label, outs, rng) -> list:
+    """A random weight array per float output (None for the others, which are not checked);
+    a float output must stay float64 and carry a gradient."""
     weights = []
     for k, o in enumerate(outs):
         if o.data.dtype.kind != "f":
@@ -85,46 +116,52 @@ def gradcheck(fn, *args, eps: float = 1e-6, atol: float = 1e-6, rtol: float = 1e
                 "(a gradient would silently stop here)"
             )
         weights.append(rng.standard_normal(o.data.shape))
+    return weights
+
+
+def _backward_weighted_sum(outs, weights) -> None:
+    """Backward of ``sum(out * W)`` over the checked outputs (one output: seed it with W)."""
     live = [(o, w) for o, w in zip(outs, weights) if w is not None]
     if len(live) == 1:
         live[0][0].backward(live[0][1])
-    else:
-        total = None
-        for o, w in live:
-            term = (o * w).sum()
-            total = term if total is None else total + term
-        total.backward()
+        return
+    total = None
+    for o, w in live:
+        term = (o * w).sum()
+        total = term if total is None else total + term
+    total.backward()
 
-    def objective() -> float:
-        with no_grad():
-            res = _outputs(fn(*call_args, **kwargs), label)
-        return float(sum(np.sum(o.data * w) for o, w in zip(res, weights) if w is not None))
 
-    for i, arr in arrays.items():
-        t = call_args[i]
-        numeric = np.zeros_like(arr)
-        flat, num_flat = t.data.reshape(-1), numeric.reshape(-1)
-        for j in range(flat.size):
-            num_flat[j] = central_difference(objective, flat, j, eps)
-        if t.grad is None:
-            if np.any(np.abs(numeric) > atol):
-                raise GradcheckError(
-                    f"{label}: input {i} {arr.shape} received no gradient, but finite differences "
-                    f"say it matters (max |d| = {np.abs(numeric).max():.3g})"
-                )
-            continue
-        analytic = t.grad.data
-        if analytic.shape != arr.shape:
-            raise GradcheckError(f"{label}: gradient of input {i} has shape {analytic.shape}, expected {arr.shape}")
-        if not np.allclose(analytic, numeric, atol=atol, rtol=rtol):
-            err = np.abs(analytic - numeric)
-            worst = np.unravel_index(np.argmax(err), err.shape)
+def _numeric_gradient(objective, array: np.ndarray, eps: float) -> np.ndarray:
+    """d objective / d array by central differences, entry by entry (``array`` is changed in
+    place and restored)."""
+    numeric = np.zeros_like(array)
+    flat, num_flat = array.reshape(-1), numeric.reshape(-1)
+    for j in range(flat.size):
+        num_flat[j] = central_difference(objective, flat, j, eps)
+    return numeric
+
+
+def _compare_gradient(label, i, grad, numeric, atol, rtol) -> None:
+    shape = numeric.shape
+    if grad is None:
+        if np.any(np.abs(numeric) > atol):
             raise GradcheckError(
-                f"{label}: gradient of input {i} {arr.shape} does not match finite differences: "
-                f"max abs error {err.max():.3g} at index {tuple(int(w) for w in worst)} "
-                f"(analytic {analytic[worst]:.6g}, numeric {numeric[worst]:.6g})"
+                f"{label}: input {i} {shape} received no gradient, but finite differences "
+                f"say it matters (max |d| = {np.abs(numeric).max():.3g})"
             )
-    return True
+        return
+    analytic = grad.data
+    if analytic.shape != shape:
+        raise GradcheckError(f"{label}: gradient of input {i} has shape {analytic.shape}, expected {shape}")
+    if not np.allclose(analytic, numeric, atol=atol, rtol=rtol):
+        err = np.abs(analytic - numeric)
+        worst = np.unravel_index(np.argmax(err), err.shape)
+        raise GradcheckError(
+            f"{label}: gradient of input {i} {shape} does not match finite differences: "
+            f"max abs error {err.max():.3g} at index {tuple(int(w) for w in worst)} "
+            f"(analytic {analytic[worst]:.6g}, numeric {numeric[worst]:.6g})"
+        )
 
 
 @dataclass(frozen=True)
@@ -198,63 +235,6 @@ def plugin_module(name: str, **hooks):
     for hook_name, fn in hooks.items():
         setattr(module, hook_name, hookimpl(fn))
     return module
-
-
-# ---- fresh environments, for tests that install packages the way a user does ---------------------
-def find_uv(purpose: str = "this test builds a fresh environment") -> str:
-    """The uv binary: ``$UV`` (``uv run`` sets it for its children) or ``uv`` on PATH.
-
-    Without one, the calling test fails when ``CI`` is set (CI must run it) and is skipped
-    elsewhere, with ``purpose`` in the message.
-    """
-    import os
-    import shutil
-
-    import pytest
-
-    uv = os.environ.get("UV") or shutil.which("uv")
-    if uv:
-        return uv
-    if os.environ.get("CI"):
-        pytest.fail(f"uv not found, and CI is set: {purpose} with uv")
-    pytest.skip(f"uv not found (neither $UV nor uv on PATH): {purpose} with uv")
-
-
-def clean_environ() -> dict:
-    """The calling environment minus what would leak into a fresh one: an active virtualenv,
-    Python path tweaks, uv project settings and TinyTorch plugin switches."""
-    import os
-
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TINYTORCH_", "PYTEST_", "PYTHON"))
-        and k not in ("VIRTUAL_ENV", "UV_PYTHON", "UV_SYSTEM_PYTHON", "UV_PROJECT_ENVIRONMENT")
-    }
-
-
-def make_venv(path, *install, uv: str | None = None, env: dict | None = None):
-    """Create a virtualenv at ``path`` with uv and install ``install`` (folders or requirements)
-    into it as pip would: ``--no-sources`` ignores ``[tool.uv.sources]``, which would otherwise
-    link workspace members editable. Returns the environment's ``bin`` folder."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    uv = uv or find_uv()
-    env = clean_environ() if env is None else env
-    path = Path(path)
-    for command in (
-        [uv, "venv", "--quiet", "--python", sys.executable, str(path)],
-        [uv, "pip", "install", "--quiet", "--no-sources", "--python", str(path / "bin" / "python"),
-         *map(str, install)],
-    ):
-        if not install and command[1] == "pip":
-            continue
-        result = subprocess.run(command, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
-        if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
-    return path / "bin"
 
 
 def time_limit(seconds: float):

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from tinytorch_core.host.runtime import Runtime
-from tinytorch_core.blas import blas_threads
+from tinytorch_milestones.allocator import tune_malloc
+from tinytorch_milestones.blas import blas_threads
 from tinytorch_milestones.runner import DEFAULT_SEED, RunOptions, lock_state, run_milestone
 
 NAMES = ["perceptron", "xor", "mlp", "cnn", "transformer"]
@@ -31,8 +32,9 @@ def shared():
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_blas_thread():
-    with blas_threads():  # as the CLI does; the numbers do not depend on it
+def set_up_as_the_cli_does():
+    tune_malloc()  # speed only: the numbers depend on neither
+    with blas_threads():
         yield
 
 

@@ -7,7 +7,6 @@ import json
 import os
 import time
 
-from tinytorch_core.blas import blas_threads
 from tinytorch_core.cli import (
     input_directory_option,
     integer_option,
@@ -16,6 +15,8 @@ from tinytorch_core.cli import (
     shown_value,
 )
 
+from .allocator import tune_malloc
+from .blas import blas_threads
 from .runner import DEFAULT_SEED, LOCKED, RunOptions, lock_state, ordered_milestones, run_milestone
 
 TIME_BAR_S = 60.0  # the whole default verify must stay under this on a 2-core machine
@@ -89,6 +90,7 @@ def cmd_list(args, runtime) -> int:
 
 
 def cmd_verify(args, runtime, single: bool = False) -> int:
+    tune_malloc()  # training reuses large temporaries: keep them in the heap (see allocator.py)
     with blas_threads() as blas_note:
         return _verify(args, runtime, single, blas_note)
 
@@ -96,40 +98,18 @@ def cmd_verify(args, runtime, single: bool = False) -> int:
 def _verify(args, runtime, single: bool, blas_note: str) -> int:
     from rich.markup import escape
 
-    from .report import (
-        PlotUnavailable,
-        make_console,
-        print_milestone,
-        progress_factory,
-        require_matplotlib,
-        results_json,
-        summary_table,
-        write_json,
-        write_plots,
-    )
+    from .report import make_console, print_milestone, progress_factory
 
     console = make_console()
     available = {m.name: m for m in ordered_milestones(runtime)}
     names = list(args.names) or list(available)
-    unknown = [n for n in names if n not in available]
-    if unknown:
-        console.print(f"[bold red]{escape('unknown milestone(s) ' + ', '.join(map(shown_value, unknown)))}[/]; "
-                      f"known: {escape(', '.join(available))}")
+    refusal = _refusal(args, available, names)
+    if refusal:  # said before any time is spent on training
+        console.print(f"[bold red]{escape(refusal)}[/]")
         return 2
-    if args.plot:
-        try:
-            require_matplotlib()
-        except PlotUnavailable as exc:  # say so before spending time on training
-            console.print(f"[bold red]{escape(str(exc))}[/]")
-            return 2
-    clash = _same_place(args.json, args.plot)
-    if clash:  # both options were checked alone at parse time; together they must not collide
-        console.print(f"[bold red]{escape(clash)}[/]")
-        return 2
-    show_progress = console.is_terminal and not args.quiet
     options = RunOptions(
         seed=args.seed, mnist_dir=args.mnist_dir, runtime=runtime,
-        progress=progress_factory(console, show_progress),
+        progress=progress_factory(console, console.is_terminal and not args.quiet),
     )
     data_source = f"MNIST from {args.mnist_dir}" if args.mnist_dir else "bundled UCI 8x8 digits"
     console.print(
@@ -143,7 +123,32 @@ def _verify(args, runtime, single: bool, blas_note: str) -> int:
         results.append(result)
         print_milestone(console, result, verbose=not args.quiet)
     total = time.perf_counter() - start
-    whole_suite = not (args.mnist_dir or single or args.names)
+    failed = _print_verdict(console, results, total, whole_suite=not (args.mnist_dir or single or args.names))
+    written_ok = _write_outputs(console, args, results, total, data_source)
+    return 1 if failed or not written_ok else 0
+
+
+def _refusal(args, available: dict, names: list) -> str:
+    """Why the command cannot run as asked ('' if it can): unknown names, plots without
+    matplotlib, ``--json`` and ``--plot`` in each other's way."""
+    from .report import PlotUnavailable, require_matplotlib
+
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        return f"unknown milestone(s) {', '.join(map(shown_value, unknown))}; known: {', '.join(available)}"
+    if args.plot:
+        try:
+            require_matplotlib()
+        except PlotUnavailable as exc:
+            return str(exc)
+    # both options were checked alone at parse time; together they must not collide
+    return _same_place(args.json, args.plot)
+
+
+def _print_verdict(console, results: list, total: float, whole_suite: bool) -> bool:
+    """The summary table and the one-line verdict; returns whether any milestone failed."""
+    from .report import summary_table
+
     console.print(summary_table(results, total))
     failed = [r for r in results if r.failed]
     locked = [r for r in results if r.status == LOCKED]
@@ -156,11 +161,21 @@ def _verify(args, runtime, single: bool, blas_note: str) -> int:
     if whole_suite and total > TIME_BAR_S:
         console.print(f"[yellow]note: slower than the {TIME_BAR_S:.0f} s this suite is sized for "
                       "(a busy machine, or BLAS threads left on: see TINYTORCH_BLAS_THREADS)[/]")
+    return bool(failed)
+
+
+def _write_outputs(console, args, results: list, total: float, data_source: str) -> bool:
+    """The ``--json`` file and the ``--plot`` curves, if asked for; returns whether all were written
+    (both were checked before training, but the disk may have changed since)."""
+    from rich.markup import escape
+
+    from .report import results_json, write_json, write_plots
+
     written_ok = True
     if args.json:
         try:
             path = write_json(args.json, results_json(results, seed=args.seed, total_s=total, data_source=data_source))
-        except OSError as exc:  # checked before training, but the disk may have changed since
+        except OSError as exc:
             console.print(f"[bold red]could not write the results to {escape(str(args.json))}:[/] {escape(str(exc))}")
             written_ok = False
         else:
@@ -172,7 +187,7 @@ def _verify(args, runtime, single: bool, blas_note: str) -> int:
         except OSError as exc:
             console.print(f"[bold red]could not write the curves to {escape(str(args.plot))}:[/] {escape(str(exc))}")
             written_ok = False
-    return 1 if failed or not written_ok else 0
+    return written_ok
 
 
 def _same_place(json_path, plot_dir) -> str:

@@ -12,8 +12,8 @@ from tinytorch_core import StageUnavailableError, catalog, manual_seed
 from tinytorch_core.host.runtime import LOADED, default_runtime
 
 from .datasets import DataError
-from .harness import _finite
 from .idx import IDXError
+from .results import finite_or_none
 
 PASSED, FAILED, LOCKED, ERROR = "passed", "failed", "locked", "error"
 DEFAULT_SEED = 0
@@ -103,7 +103,7 @@ class MilestoneResult:
             "title": self.title,
             "requires": list(self.requires),
             "status": self.status,
-            "headline_metric": _finite(self.headline_metric()) if self.parts else None,
+            "headline_metric": finite_or_none(self.headline_metric()) if self.parts else None,
             "time_s": round(self.time_s, 3),
             "data": self.data,
             "parts": [p.to_dict() for p in self.parts],

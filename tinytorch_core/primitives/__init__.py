@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..checks import normalize_axes, shape_of
 from .arithmetic import (
     Abs,
     Add,
@@ -35,7 +36,7 @@ from .arithmetic import (
     sub,
     where,
 )
-from .reduction import Max, Mean, Min, Sum, Var, normalize_axis
+from .reduction import Max, Mean, Min, Sum, Var
 from .shape import (
     BroadcastTo,
     Concatenate,
@@ -57,8 +58,8 @@ from .shape import (
 
 def _reducer(fn_class, op):
     def reduce(x, axis=None, keepdims=False, **kwargs):
-        ndim = len(getattr(x, "shape", ()))
-        return fn_class.apply(x, axis=normalize_axis(axis, ndim, op), keepdims=keepdims, **kwargs)
+        ndim = len(shape_of(x))
+        return fn_class.apply(x, axis=normalize_axes(axis, ndim, op), keepdims=keepdims, **kwargs)
 
     reduce.__name__ = reduce.__qualname__ = op
     reduce.__doc__ = f"{op} over ``axis`` (int, tuple or None) with optional ``keepdims``."
@@ -111,6 +112,9 @@ def core_op_table():
     ]
 
 
+# The old name of checks.normalize_axes, still read by tensor.py's reductions (remove with that use).
+normalize_axis = normalize_axes
+
 # Errors name ops by their qualified name even before any runtime has loaded.
 for _short, _function, _samples, _call in core_op_table():
     _function.name = f"core::{_short}"
@@ -120,6 +124,6 @@ __all__ = [
     "Log", "MatMul", "Max", "Maximum", "Mean", "Min", "Minimum", "Mul", "Neg", "Pow", "Reshape",
     "SetItem", "Sqrt", "Stack", "Sub", "Sum", "Transpose", "Var", "Where",
     "abs", "add", "broadcast_to", "clip", "concatenate", "div", "exp", "log", "matmul", "max", "maximum", "mean",
-    "min", "minimum", "mul", "normalize_axis", "pow", "reshape", "sqrt", "squeeze", "stack", "sub", "sum", "swapaxes",
+    "min", "minimum", "mul", "pow", "reshape", "sqrt", "squeeze", "stack", "sub", "sum", "swapaxes",
     "transpose", "unsqueeze", "var", "where",
 ]

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import array_of, shape_of
 from ..dtypes import not_floating, promote
 from ..function import Function
 from ..host.samples import Sample, rand_away_from, randn
-from ..tensor import Tensor
-
-
-def _data(x):
-    return x.data if isinstance(x, Tensor) else x
 
 
 class Add(Function):
@@ -197,9 +193,7 @@ class Clip(Function):
     def forward(ctx, a, low, high):
         ctx.save_for_backward(a)
         ctx.low, ctx.high = low, high
-        # maximum/minimum: np.clip's Python-level dispatch costs more than the work on small arrays
-        out = a if low is None else np.maximum(a, low)
-        return out if high is None else np.minimum(out, high)
+        return np.clip(a, low, high)
 
     @staticmethod
     def backward(ctx, grad):
@@ -221,7 +215,7 @@ class Where(Function):
     @staticmethod
     def backward(ctx, grad):
         cond = ctx.condition
-        need_a, need_b = ctx.needs_input_grad[1:]
+        _, need_a, need_b = ctx.needs_input_grad
         zero = np.zeros((), dtype=grad.dtype)
         ga = np.where(cond, grad, zero) if need_a else None
         gb = np.where(cond, zero, grad) if need_b else None
@@ -307,7 +301,7 @@ def pow(a, b):  # noqa: A001 - mirrors the NumPy name on purpose
 
 
 def matmul(a, b):
-    sa, sb = np.shape(_data(a)), np.shape(_data(b))
+    sa, sb = shape_of(a), shape_of(b)
     if len(sa) == 0 or len(sb) == 0:
         raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {sa} and {sb}")
     inner_b = sb[0] if len(sb) == 1 else sb[-2]
@@ -328,8 +322,7 @@ def clip(a, low=None, high=None):
 
 
 def where(condition, a, b):
-    cond = _data(condition)
-    cond = np.asarray(cond)
+    cond = array_of(condition)
     if cond.dtype != np.bool_:
         raise TypeError(f"where: the condition must be a bool tensor, got {cond.dtype}")
     return Where.apply(cond, *promote(a, b))

@@ -11,21 +11,6 @@ from ..function import Function
 from ..host.samples import Sample, randn
 
 
-def normalize_axis(axis, ndim: int, op: str):
-    """None stays None; ints and tuples become a tuple of non-negative axes, validated."""
-    if axis is None:
-        return None
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    out = []
-    for a in axes:
-        if not -ndim <= a < max(ndim, 1):
-            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimension(s)")
-        out.append(int(a) % max(ndim, 1))
-    if len(set(out)) != len(out):
-        raise ValueError(f"{op}: repeated axis in {axis}")
-    return tuple(out)
-
-
 def _expand(grad, axis, keepdims):
     """Reinsert reduced axes so ``grad`` broadcasts against the input."""
     if keepdims or axis is None:
@@ -50,18 +35,13 @@ class Mean(Function):
         if a.dtype.kind != "f":
             raise not_floating(ctx, a)
         ctx.shape, ctx.axis, ctx.keepdims = a.shape, axis, keepdims
-        total = a.sum(axis=axis, keepdims=keepdims)  # sum / count: ndarray.mean is ~4x slower on small arrays
-        if a.size:
-            ctx.count = a.size // max(np.size(total), 1)
-            return total / ctx.count
-        count = 0 if axis is None else math.prod(a.shape[i] for i in axis)
-        if count == 0:  # NumPy would warn "Mean of empty slice" and give NaN
+        ctx.count = a.size if axis is None else math.prod(a.shape[i] for i in axis)
+        if ctx.count == 0:  # NumPy would warn "Mean of empty slice" and give NaN
             raise ValueError(
                 f"{Mean.display_name()}: the mean over 0 elements is undefined (input shape {a.shape}, "
                 f"axis {axis}); skip empty batches, or use sum"
             )
-        ctx.count = count  # an empty result of means over non-empty axes
-        return total / count
+        return a.mean(axis=axis, keepdims=keepdims)
 
     @staticmethod
     def backward(ctx, grad):

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import shape_of
 from ..function import Function
 from ..host.samples import Sample, randn
-from ..tensor import Tensor
-
-
-def _shape_of(x):
-    return np.shape(x.data if isinstance(x, Tensor) else x)
 
 
 class Reshape(Function):
@@ -121,10 +117,14 @@ class Stack(Function):
 
 
 # ---- front-ends ---------------------------------------------------------------------------------
+def tuple_argument(args: tuple) -> tuple:
+    """``f(2, 3)`` and ``f((2, 3))`` (or ``f([2, 3])``) mean the same: the numbers as one tuple."""
+    return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+
+
 def reshape(x, *shape):
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
-    src = _shape_of(x)
+    shape = tuple_argument(shape)
+    src = shape_of(x)
     try:
         target = np.empty(src, dtype=np.bool_).reshape(shape).shape  # validates -1 and sizes cheaply
     except ValueError:
@@ -135,9 +135,8 @@ def reshape(x, *shape):
 
 
 def transpose(x, *axes):
-    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-        axes = tuple(axes[0])
-    ndim = len(_shape_of(x))
+    axes = tuple_argument(axes)
+    ndim = len(shape_of(x))
     if not axes:
         return Transpose.apply(x, None)
     if sorted(a % ndim if -ndim <= a < ndim else -1 for a in axes) != list(range(ndim)):
@@ -146,7 +145,7 @@ def transpose(x, *axes):
 
 
 def swapaxes(x, axis1: int, axis2: int):
-    ndim = len(_shape_of(x))
+    ndim = len(shape_of(x))
     for a in (axis1, axis2):
         if not -ndim <= a < ndim:
             raise ValueError(f"swapaxes: axis {a} is out of range for a tensor with {ndim} dimension(s)")
@@ -156,7 +155,7 @@ def swapaxes(x, axis1: int, axis2: int):
 
 
 def squeeze(x, axis=None):
-    shape = _shape_of(x)
+    shape = shape_of(x)
     if axis is None:
         return Reshape.apply(x, tuple(s for s in shape if s != 1))
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
@@ -171,7 +170,7 @@ def squeeze(x, axis=None):
 
 
 def unsqueeze(x, axis: int):
-    shape = _shape_of(x)
+    shape = shape_of(x)
     ndim = len(shape) + 1
     if not -ndim <= axis < ndim:
         raise ValueError(f"unsqueeze: axis {axis} is out of range for a result with {ndim} dimensions")
@@ -181,7 +180,7 @@ def unsqueeze(x, axis: int):
 
 def broadcast_to(x, shape):
     shape = tuple(shape)
-    src = _shape_of(x)
+    src = shape_of(x)
     try:
         np.broadcast_shapes(src, shape)
         if len(src) > len(shape) or np.broadcast_shapes(src, shape) != shape:
@@ -194,7 +193,7 @@ def broadcast_to(x, shape):
 def _check_joinable(op: str, tensors, axis: int, same_axis: bool):
     if not tensors:
         raise ValueError(f"{op}: needs at least one tensor")
-    shapes = [_shape_of(t) for t in tensors]
+    shapes = [shape_of(t) for t in tensors]
     ndim = len(shapes[0])
     limit = ndim + (0 if same_axis else 1)
     if not -limit <= axis < max(limit, 1):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tinytorch_core import blas
+from tinytorch_milestones import blas
 
 
 def test_blas_threads_limits_and_restores(monkeypatch):

@@ -3,10 +3,13 @@
 glibc serves big allocations (im2col matrices, activations, gradients) with ``mmap`` and
 unmaps them on free, so a training loop that allocates the same large arrays every step
 page-faults all of that memory back in each step. On a small machine this costs as much as
-the arithmetic. Raising the mmap threshold and the trim threshold once, at import, makes
-glibc reuse freed heap memory instead. Nothing changes on other C libraries or platforms.
+the arithmetic. Raising the mmap threshold and the trim threshold once makes glibc reuse
+freed heap memory instead. Nothing changes on other C libraries or platforms.
 
-Set ``TINYTORCH_MALLOC_TUNING=0`` to leave the allocator alone.
+It changes the whole process, so it is opt-in: importing TinyTorch never calls it. The
+milestones CLI calls ``tune_malloc()`` before training, and every worker of bench/run.py calls
+it (for each implementation, so the comparison stays fair). Your own training script may call
+it too. Set ``TINYTORCH_MALLOC_TUNING=0`` to make it leave the allocator alone.
 """
 
 from __future__ import annotations
