@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from .backend import scalar
+from .checks import normalize_axes
 from .grad_mode import _per_thread
 from .inplace import IN_PLACE_CLOCK, remember_node_before_write
 
@@ -395,20 +396,20 @@ class Tensor:
 
     # ---- reductions -------------------------------------------------------------------------
     def sum(self, axis=None, keepdims: bool = False):
-        return _P.Sum.apply(self, axis=_P.normalize_axis(axis, self.data.ndim, "sum"), keepdims=keepdims)
+        return _P.Sum.apply(self, axis=normalize_axes(axis, self.data.ndim, "sum"), keepdims=keepdims)
 
     def mean(self, axis=None, keepdims: bool = False):
-        return _P.Mean.apply(self, axis=_P.normalize_axis(axis, self.data.ndim, "mean"), keepdims=keepdims)
+        return _P.Mean.apply(self, axis=normalize_axes(axis, self.data.ndim, "mean"), keepdims=keepdims)
 
     def max(self, axis=None, keepdims: bool = False):
-        return _P.Max.apply(self, axis=_P.normalize_axis(axis, self.data.ndim, "max"), keepdims=keepdims)
+        return _P.Max.apply(self, axis=normalize_axes(axis, self.data.ndim, "max"), keepdims=keepdims)
 
     def min(self, axis=None, keepdims: bool = False):
-        return _P.Min.apply(self, axis=_P.normalize_axis(axis, self.data.ndim, "min"), keepdims=keepdims)
+        return _P.Min.apply(self, axis=normalize_axes(axis, self.data.ndim, "min"), keepdims=keepdims)
 
     def var(self, axis=None, keepdims: bool = False, ddof: int = 0):
         return _P.Var.apply(
-            self, axis=_P.normalize_axis(axis, self.data.ndim, "var"), keepdims=keepdims, ddof=ddof
+            self, axis=normalize_axes(axis, self.data.ndim, "var"), keepdims=keepdims, ddof=ddof
         )
 
     # ---- shape ------------------------------------------------------------------------------

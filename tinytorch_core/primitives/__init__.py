@@ -112,9 +112,6 @@ def core_op_table():
     ]
 
 
-# The old name of checks.normalize_axes, still read by tensor.py's reductions (remove with that use).
-normalize_axis = normalize_axes
-
 # Errors name ops by their qualified name even before any runtime has loaded.
 for _short, _function, _samples, _call in core_op_table():
     _function.name = f"core::{_short}"
