@@ -11,7 +11,6 @@ import numbers
 
 import numpy as np
 
-from .dtypes import not_floating  # noqa: F401  (re-exported: the float-op rule lives in dtypes)
 
 
 def tensor_data(value):
@@ -97,3 +96,15 @@ def dtype_mismatch(layer, x, expected, what: str = "input") -> TypeError:
         hint += f" or the model to {got} (model.to(np.{got}))"
     return TypeError(f"{name}: {what} dtype {got} does not match the layer's parameters ({expected}); {hint}")
 
+
+def not_floating(op, array) -> TypeError:
+    """The error of a floating-point op (exp, sigmoid, softmax, a loss) given integer or bool data.
+
+    One rule for every such op: it refuses the input instead of answering in float64 (NumPy's
+    choice) or failing somewhere inside its kernel. ``op`` is the op's node or its name.
+    """
+    name = op if isinstance(op, str) else op.display_name()
+    return TypeError(
+        f"{name}: expected a floating-point tensor, got {np.asarray(array).dtype} data; "
+        "cast it first, e.g. x.to(np.float32)"
+    )

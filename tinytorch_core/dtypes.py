@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
+
+from .checks import not_floating  # noqa: F401  (its old home: plugins of the first release import it from here)
 from .tensor import DEFAULT_FLOAT, Tensor
 
 DEFAULT_INT = np.dtype(np.int64)
@@ -106,16 +108,3 @@ def promote(*operands, floating: bool = False) -> tuple:
                 value = value.astype(target)
         promoted.append(value)
     return tuple(promoted)
-
-
-def not_floating(op, array) -> TypeError:
-    """The error of a floating-point op (exp, sigmoid, softmax, a loss) given integer or bool data.
-
-    One rule for every such op: it refuses the input instead of answering in float64 (NumPy's
-    choice) or failing somewhere inside its kernel. ``op`` is the op's node or its name.
-    """
-    name = op if isinstance(op, str) else op.display_name()
-    return TypeError(
-        f"{name}: expected a floating-point tensor, got {np.asarray(array).dtype} data; "
-        "cast it first, e.g. x.to(np.float32)"
-    )

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import array_of, shape_of
-from ..dtypes import not_floating, promote
+from ..checks import not_floating
+from ..dtypes import promote
 from ..function import Function
 from ..host.samples import Sample, rand_away_from, randn
 

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..dtypes import not_floating
+from ..checks import not_floating
 from ..function import Function
 from ..host.samples import Sample, randn
 
