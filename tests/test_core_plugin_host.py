@@ -54,8 +54,8 @@ def swish_plugin(stage="swish", function=Swish, samples=swish_samples, requires=
     return plugin_module(
         f"plugin_{stage}",
         tinytorch_declare_stage=lambda declare: declare(stage, requires=requires, title="Swish activation"),
-        tinytorch_register_ops=lambda registry: registry.function(f"{stage}::swish", function, samples=samples),
-        tinytorch_register_layers=lambda registry: registry.layer("Swish", SwishLayer),
+        tinytorch_register_ops=lambda registry: registry.op(f"{stage}::swish", function, samples=samples),
+        tinytorch_register_symbols=lambda registry: registry.layer("Swish", SwishLayer),
     )
 
 
@@ -151,8 +151,8 @@ def test_duplicate_op_name_names_both_plugins_and_rolls_back_the_second():
     # extension plugin that happens to be called 'swish' tries to register the same name
     extension = plugin_module(
         "ext",
-        tinytorch_register_ops=lambda registry: registry.function("swish::swish", Swish, samples=swish_samples),
-        tinytorch_register_layers=lambda registry: registry.layer("SwishTwo", SwishLayer),
+        tinytorch_register_ops=lambda registry: registry.op("swish::swish", Swish, samples=swish_samples),
+        tinytorch_register_symbols=lambda registry: registry.layer("SwishTwo", SwishLayer),
     )
     runtime = make_runtime(
         FakeEntryPoint("swish", extension, distribution="ext-dist", version="0.1"),
@@ -172,11 +172,23 @@ def test_duplicate_op_name_names_both_plugins_and_rolls_back_the_second():
         (swish_plugin(function=NoBackward), "defines no backward"),
         (swish_plugin(samples=None), "needs samples"),
         (plugin_module("typo", tinytorch_register_op=lambda registry: None), "did you mean tinytorch_register_ops"),
+        (  # the hook's old name: it registered optimizers, data, init and io too, not only layers
+            plugin_module("old", tinytorch_register_layers=lambda registry: None),
+            "it was renamed: did you mean tinytorch_register_symbols",
+        ),
+        (
+            plugin_module(
+                "old_method",
+                tinytorch_declare_stage=lambda declare: declare("mine", requires=("core",)),
+                tinytorch_register_ops=lambda registry: registry.function("mine::swish", Swish, samples=swish_samples),
+            ),
+            "is now registry.op",
+        ),
         (
             plugin_module(
                 "wrong_prefix",
                 tinytorch_declare_stage=lambda declare: declare("mine", requires=("core",)),
-                tinytorch_register_ops=lambda registry: registry.function("nn::swish", Swish, samples=swish_samples),
+                tinytorch_register_ops=lambda registry: registry.op("nn::swish", Swish, samples=swish_samples),
             ),
             "must be named after its stage",
         ),

@@ -101,7 +101,7 @@ def render(stage: str, name: str) -> dict:
         layer_lines += ["", f"def {helper.name}({helper.signature}):", f'    """{helper.doc}"""',
                         f'    raise NotImplementedError("TODO: {helper.namespace}.{helper.name}")', ""]
     registrations = "\n".join(
-        f'    registry.function("{stage}::{op.name}", F.{_function_class(op)}, '
+        f'    registry.op("{stage}::{op.name}", F.{_function_class(op)}, '
         f"samples=samples.{op.name}_samples, call=F.{op.name})" for op in ops)
     plugin = textwrap.dedent(f'''\
         """The hooks that make this package a provider of stage '{stage}'."""
@@ -123,9 +123,8 @@ def render(stage: str, name: str) -> dict:
 
 
         @hookimpl
-        def tinytorch_register_layers(registry):
-            for namespace, name in {json.dumps([[item.namespace, item.name] for item in layers + helpers])}:
-                registry.symbol(namespace, name, getattr(layers, name))
+        def tinytorch_register_symbols(registry):
+            registry.symbols_from(layers)  # every catalog name of stage '{stage}' outside ops, from layers.py
         ''').replace("{registrations}", registrations)
     pyproject = textwrap.dedent(f'''\
         [build-system]
