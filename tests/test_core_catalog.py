@@ -57,7 +57,7 @@ def test_the_catalog_check_fails_for_a_stage_that_registers_too_little():
     partial_nn = plugin_module(
         "partial_nn",
         tinytorch_declare_stage=lambda declare: declare("nn"),
-        tinytorch_register_layers=lambda registry: registry.layer("Linear", Module),
+        tinytorch_register_symbols=lambda registry: registry.layer("Linear", Module),
     )
     runtime = Runtime([FakeEntryPoint("nn", partial_nn, distribution="tinytorch-nn")], environ={})
     with pytest.raises(AssertionError, match=r"missing .*'ops': \[.*'linear'"):

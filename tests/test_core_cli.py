@@ -59,7 +59,7 @@ def test_check_fails_with_non_zero_exit_on_a_wrong_backward(capsys):
     plugin = plugin_module(
         "cube",
         tinytorch_declare_stage=lambda declare: declare("cube", requires=("core",)),
-        tinytorch_register_ops=lambda registry: registry.function(
+        tinytorch_register_ops=lambda registry: registry.op(
             "cube::cube", Cube, samples=lambda rng: [Sample(rng.standard_normal(3))]
         ),
     )

@@ -54,8 +54,8 @@ def swish_plugin(stage="swish", function=Swish, samples=swish_samples, requires=
     return plugin_module(
         f"plugin_{stage}",
         tinytorch_declare_stage=lambda declare: declare(stage, requires=requires, title="Swish activation"),
-        tinytorch_register_ops=lambda registry: registry.function(f"{stage}::swish", function, samples=samples),
-        tinytorch_register_layers=lambda registry: registry.layer("Swish", SwishLayer),
+        tinytorch_register_ops=lambda registry: registry.op(f"{stage}::swish", function, samples=samples),
+        tinytorch_register_symbols=lambda registry: registry.layer("Swish", SwishLayer),
     )
 
 
@@ -151,8 +151,8 @@ def test_duplicate_op_name_names_both_plugins_and_rolls_back_the_second():
     # extension plugin that happens to be called 'swish' tries to register the same name
     extension = plugin_module(
         "ext",
-        tinytorch_register_ops=lambda registry: registry.function("swish::swish", Swish, samples=swish_samples),
-        tinytorch_register_layers=lambda registry: registry.layer("SwishTwo", SwishLayer),
+        tinytorch_register_ops=lambda registry: registry.op("swish::swish", Swish, samples=swish_samples),
+        tinytorch_register_symbols=lambda registry: registry.layer("SwishTwo", SwishLayer),
     )
     runtime = make_runtime(
         FakeEntryPoint("swish", extension, distribution="ext-dist", version="0.1"),
@@ -172,11 +172,23 @@ def test_duplicate_op_name_names_both_plugins_and_rolls_back_the_second():
         (swish_plugin(function=NoBackward), "defines no backward"),
         (swish_plugin(samples=None), "needs samples"),
         (plugin_module("typo", tinytorch_register_op=lambda registry: None), "did you mean tinytorch_register_ops"),
+        (  # the hook's old name: it registered optimizers, data, init and io too, not only layers
+            plugin_module("old", tinytorch_register_layers=lambda registry: None),
+            "it was renamed: did you mean tinytorch_register_symbols",
+        ),
+        (
+            plugin_module(
+                "old_method",
+                tinytorch_declare_stage=lambda declare: declare("mine", requires=("core",)),
+                tinytorch_register_ops=lambda registry: registry.function("mine::swish", Swish, samples=swish_samples),
+            ),
+            "is now registry.op",
+        ),
         (
             plugin_module(
                 "wrong_prefix",
                 tinytorch_declare_stage=lambda declare: declare("mine", requires=("core",)),
-                tinytorch_register_ops=lambda registry: registry.function("nn::swish", Swish, samples=swish_samples),
+                tinytorch_register_ops=lambda registry: registry.op("nn::swish", Swish, samples=swish_samples),
             ),
             "must be named after its stage",
         ),
@@ -254,3 +266,50 @@ def test_unknown_symbol_mentions_installed_plugins_that_are_not_loaded():
     runtime.load()
     with use_runtime(runtime), pytest.raises(AttributeError, match=r"not loaded.*fancy \(inactive: requires stage 'nn'"):
         tt.nn.Swish
+
+
+def test_an_entry_point_named_after_a_curriculum_stage_provides_it_without_declaring():
+    import tinytorch_nn
+
+    plugin = plugin_module("nn_by_name", tinytorch_register_symbols=lambda registry: registry.symbols_from(tinytorch_nn))
+    runtime = make_runtime(FakeEntryPoint("nn", plugin))
+    assert load_quietly(runtime) == []
+    record = runtime.plugins["nn"]
+    assert (record.status, record.stage, record.requires) == ("loaded", "nn", ("core",))
+    assert runtime.resolve("optim", "SGD") is tinytorch_nn.SGD  # symbols_from: every catalog name of nn
+    assert set(record.symbols) == {f"{ns}.{name}" for ns, name in tt.catalog.stage("nn").symbol_names()}
+
+
+@pytest.mark.parametrize(
+    "stage, source, message",
+    [
+        ("nn", object(), "the catalog lists nn.Linear for stage 'nn', but"),
+        ("mine", object(), "'mine' is not a curriculum stage; register with registry.symbol"),
+    ],
+)
+def test_symbols_from_refuses_a_missing_name_or_a_stage_outside_the_catalog(stage, source, message):
+    plugin = plugin_module(
+        "partial",
+        tinytorch_declare_stage=lambda declare: declare(stage, **({} if stage == "nn" else {"requires": ("core",)})),
+        tinytorch_register_symbols=lambda registry: registry.symbols_from(source),
+    )
+    runtime = make_runtime(FakeEntryPoint("partial", plugin))
+    messages = load_quietly(runtime)
+    assert len(messages) == 1 and message in messages[0]
+    assert runtime.plugins["partial"].status == "failed"
+    assert runtime.symbols["nn"] == {}  # nothing of the refused plugin was committed
+
+
+def test_short_op_names_are_looked_up_once_and_follow_what_is_loaded():
+    runtime = make_runtime(FakeEntryPoint("swish", swish_plugin()))
+    assert runtime.op("swish").name == "swish::swish" and runtime.op("add").name == "core::add"
+    assert runtime.op("swish") is runtime.op("swish::swish")
+    other = plugin_module(  # a second 'swish' op, in a stage of its own
+        "other",
+        tinytorch_declare_stage=lambda declare: declare("other", requires=("core",)),
+        tinytorch_register_ops=lambda registry: registry.op("other::swish", SwishWrongBackward, samples=swish_samples),
+    )
+    both = make_runtime(FakeEntryPoint("swish", swish_plugin()), FakeEntryPoint("other", other))
+    with pytest.raises(AttributeError, match=r"op 'swish' is ambiguous: \['other::swish', 'swish::swish'\]"):
+        both.op("swish")
+    assert both.op("other::swish").function is SwishWrongBackward

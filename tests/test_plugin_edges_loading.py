@@ -44,9 +44,9 @@ def swish_plugin(stage="swish"):
     return plugin_module(
         f"plugin_{stage}",
         tinytorch_declare_stage=lambda declare: declare(stage, requires=("core",), title="Swish"),
-        tinytorch_register_ops=lambda registry: registry.function(
+        tinytorch_register_ops=lambda registry: registry.op(
             f"{stage}::swish", Double, samples=lambda rng: [Sample(rng.standard_normal(3))]),
-        tinytorch_register_layers=lambda registry: registry.layer("Swish", SwishLayer),
+        tinytorch_register_symbols=lambda registry: registry.layer("Swish", SwishLayer),
     )
 
 
@@ -70,7 +70,7 @@ BASE_EXCEPTIONS = {
 }
 
 HOOKS = (
-    "tinytorch_declare_stage", "tinytorch_register_ops", "tinytorch_register_layers",
+    "tinytorch_declare_stage", "tinytorch_register_ops", "tinytorch_register_symbols",
     "tinytorch_register_milestones", "tinytorch_cli_commands",
 )
 
@@ -172,7 +172,7 @@ def test_broken_distribution_metadata_still_gives_a_named_failure():
 
 # ---- strict mode: the same PluginLoadError on every access -------------------------------------------
 @pytest.mark.parametrize("kind", sorted(BASE_EXCEPTIONS))
-@pytest.mark.parametrize("where", ["import", "tinytorch_declare_stage", "tinytorch_register_layers"])
+@pytest.mark.parametrize("where", ["import", "tinytorch_declare_stage", "tinytorch_register_symbols"])
 def test_strict_mode_raises_plugin_load_error_chained_from_the_base_exception(where, kind):
     runtime = Runtime([_broken_entry_point(where, BASE_EXCEPTIONS[kind])], environ={"TINYTORCH_STRICT_PLUGINS": "1"})
     with pytest.raises(tt.PluginLoadError) as info:
@@ -280,7 +280,7 @@ def test_cli_check_survives_samples_that_exit(capsys):
     plugin = plugin_module(
         "exits",
         tinytorch_declare_stage=lambda declare: declare("exits", requires=("core",)),
-        tinytorch_register_ops=lambda registry: registry.function(
+        tinytorch_register_ops=lambda registry: registry.op(
             "exits::twice", Double, samples=_raiser(lambda: SystemExit(0))),
     )
     with use_runtime(Runtime([FakeEntryPoint("exits", plugin)], environ={})):
@@ -382,8 +382,8 @@ def _registering(**hooks):
 
 
 HOSTILE_REGISTRATIONS = {
-    "symbol-name-not-a-string": dict(tinytorch_register_layers=lambda registry: registry.layer(123, SwishLayer)),
-    "symbol-name-dunder": dict(tinytorch_register_layers=lambda registry: registry.layer("__class__", SwishLayer)),
+    "symbol-name-not-a-string": dict(tinytorch_register_symbols=lambda registry: registry.layer(123, SwishLayer)),
+    "symbol-name-dunder": dict(tinytorch_register_symbols=lambda registry: registry.layer("__class__", SwishLayer)),
     "stage-name-not-a-string": dict(tinytorch_declare_stage=lambda declare: declare(7, requires=("core",))),
     "stage-name-with-colons": dict(tinytorch_declare_stage=lambda declare: declare("a::b", requires=("core",))),
     "stage-requires-a-string": dict(tinytorch_declare_stage=lambda declare: declare("odd", requires="core")),
@@ -431,7 +431,7 @@ def test_core_commands_print_plugin_text_with_markup_literally(capsys):
     plugin = plugin_module(
         "markup",
         tinytorch_declare_stage=lambda declare: declare("markup", requires=("core",), title=markup),
-        tinytorch_register_layers=_raiser(lambda: RuntimeError(markup)),
+        tinytorch_register_symbols=_raiser(lambda: RuntimeError(markup)),
     )
     with use_runtime(Runtime([FakeEntryPoint("markup", plugin)], environ={})):
         assert main(["stages"]) == 0 and main(["plugins"]) == 0

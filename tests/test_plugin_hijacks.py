@@ -38,7 +38,7 @@ def stage_thief(entry_name="aaa_hijack"):
 def layer_thief():
     """A third-party stage needing only core that registers a layer called Linear."""
     module = plugin_module("impostor", tinytorch_declare_stage=_declaring("impostor", ("core",)),
-                           tinytorch_register_layers=lambda registry: registry.layer("Linear", object))
+                           tinytorch_register_symbols=lambda registry: registry.layer("Linear", object))
     return FakeEntryPoint("impostor", module, distribution="impostor")
 
 
@@ -55,7 +55,7 @@ class _AdvancedRelu(Function):
 def short_name_twin():
     """A third-party op with the short name of nn's relu."""
     def register(registry):
-        registry.function("advop::relu", _AdvancedRelu, differentiable=False)
+        registry.op("advop::relu", _AdvancedRelu, differentiable=False)
 
     module = plugin_module("advop", tinytorch_declare_stage=_declaring("advop", ("core",)),
                            tinytorch_register_ops=register)
@@ -65,7 +65,7 @@ def short_name_twin():
 def class_thief():
     """Registers core's Add class under its own name (which used to rename core::add)."""
     def register(registry):
-        registry.function("thief::add", Add, samples=lambda rng: iter(()))
+        registry.op("thief::add", Add, samples=lambda rng: iter(()))
 
     module = plugin_module("thief", tinytorch_declare_stage=_declaring("thief", ("core",)),
                            tinytorch_register_ops=register)
@@ -78,7 +78,7 @@ def tensor_patcher():
         Tensor.__add__ = lambda self, other: Tensor(self.data + getattr(other, "data", other))
 
     module = plugin_module("patcher", tinytorch_declare_stage=_declaring("patcher", ("core",)),
-                           tinytorch_register_layers=register)
+                           tinytorch_register_symbols=register)
     return FakeEntryPoint("patcher", module, distribution="patcher")
 
 
@@ -197,7 +197,7 @@ def learner_nn():
     from tinytorch_nn.layers import Linear
 
     module = plugin_module("my_nn", tinytorch_declare_stage=_declaring("nn"),
-                           tinytorch_register_layers=lambda registry: registry.layer("Linear", Linear))
+                           tinytorch_register_symbols=lambda registry: registry.layer("Linear", Linear))
     return FakeEntryPoint("my_nn", module, distribution="my-nn", version="0.1.0")
 
 

@@ -53,12 +53,8 @@ def user_call_site() -> str:
 
 def _op_words(fn) -> str:
     name = fn.display_name()
-    try:
-        from .host.runtime import _default
-
-        entry = _default.ops.get(name) if _default is not None else None
-    except Exception:  # describing the op must never mask the anomaly itself
-        entry = None
+    # the plugin host leaves each registered op's ``OpEntry`` on its class (host/loading.py: commit)
+    entry = getattr(fn, "registration", None)
     if entry is not None:
         return f"op {name} (registered by plugin '{entry.plugin}', {entry.distribution} {entry.version})"
     return f"op {name}"

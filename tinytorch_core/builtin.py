@@ -1,4 +1,7 @@
-"""Core registers its own primitives through the same hooks as every plugin."""
+"""Core registers its own primitives through the same hooks as every plugin.
+
+It declares no stage: its plugin name, ``core``, is the catalog's stage 0.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +10,6 @@ from .primitives import core_op_table
 
 
 @hookimpl
-def tinytorch_declare_stage(declare):
-    declare("core")
-
-
-@hookimpl
 def tinytorch_register_ops(registry):
     for short_name, function, samples, call in core_op_table():
-        registry.function(f"core::{short_name}", function, samples=samples, call=call)
+        registry.op(f"core::{short_name}", function, samples=samples, call=call)

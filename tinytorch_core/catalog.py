@@ -35,6 +35,11 @@ class Package:
     def provides(self, namespace: str, name: str) -> bool:
         return name in self.symbols.get(namespace, ())
 
+    def symbol_names(self) -> list[tuple[str, str]]:
+        """(namespace, name) of every symbol the stage provides outside ``ops``: its layers,
+        optimizers, data, init, io and text names."""
+        return [(ns, name) for ns, names in self.symbols.items() if ns != "ops" for name in names]
+
 
 def _symbols(**namespaces) -> MappingProxyType:
     unknown = set(namespaces) - set(NAMESPACES)

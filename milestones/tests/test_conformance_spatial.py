@@ -43,14 +43,14 @@ def _provider(name, op_call, layer):
         for op in OPS:
             # a subclass per provider: a Function class has one op name only
             function = type(f"{name}_{op}", (getattr(functional, _FUNCTIONS[op]),), {})
-            registry.function(f"spatial::{op}", function, call=op_call(op), differentiable=False)
+            registry.op(f"spatial::{op}", function, call=op_call(op), differentiable=False)
 
     def register_layers(registry):
         for layer_name in LAYERS:
             registry.layer(layer_name, layer(layer_name))
 
     module = plugin_module(name, tinytorch_declare_stage=declare, tinytorch_register_ops=register_ops,
-                           tinytorch_register_layers=register_layers)
+                           tinytorch_register_symbols=register_layers)
     return FakeEntryPoint(name, module, distribution=name.replace("_", "-"), version="0.1.0")
 
 

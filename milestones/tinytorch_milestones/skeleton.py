@@ -57,13 +57,22 @@ def render(stage: str, name: str) -> dict:
     if catalog.get(name) is not None:
         raise SkeletonError(f"{name!r} is a TinyTorch package name; choose your own, e.g. my_{stage}")
     items = contract(stage)
-    pkg = catalog.stage(stage)
-    distribution = name.replace("_", "-")
     ops = [i for i in items if isinstance(i, Op)]
     layers = [i for i in items if isinstance(i, Layer)]
     helpers = [i for i in items if isinstance(i, Helper)]
-    requires = [catalog.get(r).distribution for r in pkg.requires]
+    return {
+        "pyproject.toml": _pyproject(stage, name),
+        "README.md": _readme(stage, name),
+        f"{name}/__init__.py": f'"""My own provider of TinyTorch stage \'{stage}\'."""\n',
+        f"{name}/functional.py": _functional(stage, ops),
+        f"{name}/samples.py": _samples(stage, ops),
+        f"{name}/layers.py": _layers(stage, layers, helpers),
+        f"{name}/plugin.py": _plugin(stage, ops),
+    }
 
+
+def _functional(stage: str, ops: list) -> str:
+    """One Function stub and one user-facing function per op."""
     functional = [f'"""Stage {stage}: the ops, as stubs for you to implement (contract in each docstring)."""',
                   "", "import numpy as np", "", "from tinytorch_core import Function", ""]
     for op in ops:
@@ -77,11 +86,21 @@ def render(stage: str, name: str) -> dict:
                        f'forward input, None for non-tensors)")', "", "",
                        f"def {op.name}({op.signature}):", f'    """{op.doc}\n    """',
                        f"    return {cls}.apply({_signature_call(op.signature)})", ""]
+    return "\n".join(functional).rstrip() + "\n"
+
+
+def _samples(stage: str, ops: list) -> str:
+    """A samples function per op, from the contract's sample inputs."""
     samples = ['"""Inputs each op is gradient-checked on (``tinytorch check ' + stage + '``)."""', "",
                "import numpy as np  # noqa: F401", "", "from tinytorch_core import Sample",
                "from tinytorch_core.host.samples import randn", ""]
     for op in ops:
         samples += ["", f"def {op.name}_samples(rng):", f"    yield {op.sample}", ""]
+    return "\n".join(samples).rstrip() + "\n"
+
+
+def _layers(stage: str, layers: list, helpers: list) -> str:
+    """A stub class per layer and a stub function per helper (optimizers, init, ...)."""
     layer_lines = [f'"""Stage {stage}: the layers, as stubs for you to implement."""', "",
                    "from tinytorch_core import Module, Parameter, Tensor  # noqa: F401", "",
                    "from . import functional as F  # noqa: F401", ""]
@@ -100,8 +119,13 @@ def render(stage: str, name: str) -> dict:
     for helper in helpers:
         layer_lines += ["", f"def {helper.name}({helper.signature}):", f'    """{helper.doc}"""',
                         f'    raise NotImplementedError("TODO: {helper.namespace}.{helper.name}")', ""]
+    return "\n".join(layer_lines).rstrip() + "\n"
+
+
+def _plugin(stage: str, ops: list) -> str:
+    """The hooks: declare the stage, register each op and every catalog name of the stage."""
     registrations = "\n".join(
-        f'    registry.function("{stage}::{op.name}", F.{_function_class(op)}, '
+        f'    registry.op("{stage}::{op.name}", F.{_function_class(op)}, '
         f"samples=samples.{op.name}_samples, call=F.{op.name})" for op in ops)
     plugin = textwrap.dedent(f'''\
         """The hooks that make this package a provider of stage '{stage}'."""
@@ -123,10 +147,15 @@ def render(stage: str, name: str) -> dict:
 
 
         @hookimpl
-        def tinytorch_register_layers(registry):
-            for namespace, name in {json.dumps([[item.namespace, item.name] for item in layers + helpers])}:
-                registry.symbol(namespace, name, getattr(layers, name))
+        def tinytorch_register_symbols(registry):
+            registry.symbols_from(layers)  # every catalog name of stage '{stage}' outside ops, from layers.py
         ''').replace("{registrations}", registrations)
+    return plugin
+
+
+def _pyproject(stage: str, name: str) -> str:
+    distribution = name.replace("_", "-")
+    requires = [catalog.get(r).distribution for r in catalog.stage(stage).requires]
     pyproject = textwrap.dedent(f'''\
         [build-system]
         requires = ["hatchling>=1.18"]
@@ -146,6 +175,12 @@ def render(stage: str, name: str) -> dict:
         [tool.hatch.build.targets.wheel]
         packages = ["{name}"]
         ''')
+    return pyproject
+
+
+def _readme(stage: str, name: str) -> str:
+    distribution = name.replace("_", "-")
+    pkg = catalog.stage(stage)
     readme = textwrap.dedent(f'''\
         # {distribution}: my own stage '{stage}'
 
@@ -162,15 +197,7 @@ def render(stage: str, name: str) -> dict:
         `export TINYTORCH_PROVIDERS={stage}={distribution}`. The milestones then run on your code,
         and their report names it.
         ''')
-    return {
-        "pyproject.toml": pyproject,
-        "README.md": readme,
-        f"{name}/__init__.py": f'"""My own provider of TinyTorch stage \'{stage}\'."""\n',
-        f"{name}/functional.py": "\n".join(functional).rstrip() + "\n",
-        f"{name}/samples.py": "\n".join(samples).rstrip() + "\n",
-        f"{name}/layers.py": "\n".join(layer_lines).rstrip() + "\n",
-        f"{name}/plugin.py": plugin,
-    }
+    return readme
 
 
 def write(stage: str, name: str, directory=None) -> Path:

@@ -14,23 +14,31 @@ ENTRY_POINT_GROUP = "tinytorch.stages"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
+#: hooks that were renamed, and their names now (a plugin still using an old name is told)
+RENAMED = {"tinytorch_register_layers": "tinytorch_register_symbols"}
+
 
 @hookspec
 def tinytorch_declare_stage(declare):
-    """Say which stage this plugin provides: ``declare("spatial")`` for a curriculum stage
-    (its order and prerequisites come from the catalog), or
-    ``declare("swish", requires=("nn",), title="...")`` for a stage of your own."""
+    """Say which stage this plugin provides: ``declare("swish", requires=("nn",), title="...")``.
+
+    Optional for a curriculum stage's reference plugin: an entry point named after a catalog stage
+    (``spatial = "tinytorch_spatial.plugin"``) provides that stage, with the catalog's order and
+    prerequisites. Another provider of a curriculum stage (a learner's own) says ``declare("spatial")``.
+    """
 
 
 @hookspec
 def tinytorch_register_ops(registry):
-    """Register differentiable ops: ``registry.function("stage::name", FunctionClass, samples=...)``."""
+    """Register differentiable ops: ``registry.op("stage::name", FunctionClass, samples=...)``."""
 
 
 @hookspec
-def tinytorch_register_layers(registry):
-    """Register layers (``registry.layer("Conv2d", Conv2d)``) and other public symbols
-    (``registry.symbol("optim", "SGD", SGD)``)."""
+def tinytorch_register_symbols(registry):
+    """Register the public objects reached through ``tinytorch_core.<namespace>``: layers
+    (``registry.layer("Conv2d", Conv2d)``), optimizers, data, init, io and text symbols
+    (``registry.symbol("optim", "SGD", SGD)``), or every catalog name of a curriculum stage at
+    once (``registry.symbols_from(package)``)."""
 
 
 @hookspec

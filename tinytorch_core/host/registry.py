@@ -10,6 +10,8 @@ from .. import catalog
 from ..function import Function
 from .errors import RegistrationError
 
+_MISSING = object()
+
 
 @dataclass(frozen=True)
 class OpEntry:
@@ -64,8 +66,8 @@ class Command:
 
 
 @dataclass
-class StagedRegistrations:
-    """What one plugin registered during one hook call; committed only if the hook succeeds."""
+class Registrations:
+    """What one plugin registers: staged while its hooks run, kept on its ``PluginRecord`` once committed."""
 
     ops: list = field(default_factory=list)
     symbols: list = field(default_factory=list)
@@ -73,46 +75,33 @@ class StagedRegistrations:
     commands: list = field(default_factory=list)
 
 
-class Registrar:
-    """The object a plugin's ``tinytorch_register_*`` hooks receive."""
+#: methods a plugin may still call by their old names, and what they are called now
+_RENAMED = {"function": "op"}
 
-    def __init__(self, owner, stage: str | None, staged: StagedRegistrations):
+
+class Registrar:
+    """The object a plugin's ``tinytorch_register_ops`` / ``tinytorch_register_symbols`` hooks receive."""
+
+    def __init__(self, owner, stage: str | None, staged: Registrations):
         self._owner = owner  # PluginRecord
-        self._stage = stage
+        self._stage = stage or owner.name  # what op names are prefixed with
         self._staged = staged
 
-    def function(self, name: str, function, *, samples=None, call=None, differentiable=None) -> None:
+    def __getattr__(self, name: str):
+        if name in _RENAMED:
+            raise AttributeError(f"registry.{name}(...) is now registry.{_RENAMED[name]}(...), same arguments")
+        raise AttributeError(f"the registry has no method {name!r}; it has op, layer, symbol and symbols_from")
+
+    def op(self, name: str, function, *, samples=None, call=None, differentiable=None) -> None:
         """Register a ``Function`` subclass as op ``name`` (``stage::short``).
 
         ``samples(rng)`` yields ``Sample`` argument sets (float64) for the automatic gradcheck;
         ``call`` is the user-facing callable (default ``function.apply``) the samples are passed to.
         """
-        who = self._owner.describe()
-        if not isinstance(name, str) or name.count("::") != 1 or not all(name.split("::")):
-            raise RegistrationError(f"{who}: op name {name!r} must be qualified as 'stage::name'")
-        prefix = name.split("::")[0]
-        if prefix != (self._stage or self._owner.name):
-            raise RegistrationError(
-                f"{who}: op {name!r} must be named after its stage: '{self._stage or self._owner.name}::...'"
-            )
-        self._check_ownership("ops", name.split("::")[1], f"op {name!r}")
-        if not (isinstance(function, type) and issubclass(function, Function)):
-            raise RegistrationError(f"{who}: op {name!r} must be a Function subclass, got {function!r}")
+        self._check_op_name(name)
         if differentiable is None:
-            differentiable = function.differentiable
-        if function.forward is Function.forward:
-            raise RegistrationError(f"{who}: op {name!r} ({function.__qualname__}) defines no forward")
-        if differentiable:
-            if function.backward is Function.backward:
-                raise RegistrationError(
-                    f"{who}: differentiable op {name!r} ({function.__qualname__}) defines no backward; "
-                    "gradients would silently stop there"
-                )
-            if samples is None or not callable(samples):
-                raise RegistrationError(
-                    f"{who}: differentiable op {name!r} needs samples=callable(rng) yielding Sample "
-                    "inputs, so it can be gradient-checked"
-                )
+            differentiable = getattr(function, "differentiable", True)
+        self._check_op_class(name, function, differentiable, samples)
         self._staged.ops.append(
             OpEntry(
                 name=name,
@@ -126,16 +115,63 @@ class Registrar:
             )
         )
 
+    def _check_op_name(self, name) -> None:
+        who = self._owner.describe()
+        if not isinstance(name, str) or name.count("::") != 1 or not all(name.split("::")):
+            raise RegistrationError(f"{who}: op name {name!r} must be qualified as 'stage::name'")
+        if name.split("::")[0] != self._stage:
+            raise RegistrationError(f"{who}: op {name!r} must be named after its stage: '{self._stage}::...'")
+        self._check_ownership("ops", name.split("::")[1], f"op {name!r}")
+
+    def _check_op_class(self, name: str, function, differentiable: bool, samples) -> None:
+        """A forward always; for a differentiable op also a backward and samples to gradient-check it on."""
+        who = self._owner.describe()
+        if not (isinstance(function, type) and issubclass(function, Function)):
+            raise RegistrationError(f"{who}: op {name!r} must be a Function subclass, got {function!r}")
+        if function.forward is Function.forward:
+            raise RegistrationError(f"{who}: op {name!r} ({function.__qualname__}) defines no forward")
+        if not differentiable:
+            return
+        if function.backward is Function.backward:
+            raise RegistrationError(
+                f"{who}: differentiable op {name!r} ({function.__qualname__}) defines no backward; "
+                "gradients would silently stop there"
+            )
+        if samples is None or not callable(samples):
+            raise RegistrationError(
+                f"{who}: differentiable op {name!r} needs samples=callable(rng) yielding Sample "
+                "inputs, so it can be gradient-checked"
+            )
+
     def layer(self, name: str, obj) -> None:
         """Register a layer (reached as ``tinytorch_core.nn.<name>``)."""
         self.symbol("nn", name, obj)
+
+    def symbols_from(self, source) -> None:
+        """Register every name the catalog lists for this curriculum stage outside ``ops``, each
+        taken from ``source`` (the stage's package or module): the catalog says *which* names, the
+        package *what* they are. A listed name ``source`` lacks fails the registration."""
+        stage = catalog.get(self._stage)
+        if stage is None or not stage.is_stage:
+            raise RegistrationError(
+                f"{self._owner.describe()}: symbols_from() registers a curriculum stage's catalog names, and "
+                f"'{self._stage}' is not a curriculum stage; register with registry.symbol(namespace, name, obj)"
+            )
+        for namespace, name in stage.symbol_names():
+            obj = getattr(source, name, _MISSING)
+            if obj is _MISSING:
+                raise RegistrationError(
+                    f"{self._owner.describe()}: the catalog lists {namespace}.{name} for stage '{stage.name}', "
+                    f"but {getattr(source, '__name__', source)!r} has no attribute {name!r}"
+                )
+            self.symbol(namespace, name, obj)
 
     def symbol(self, namespace: str, name: str, obj) -> None:
         """Register any public object under ``tinytorch_core.<namespace>.<name>``."""
         if namespace not in catalog.NAMESPACES or namespace == "ops":
             raise RegistrationError(
                 f"{self._owner.describe()}: unknown namespace {namespace!r}; use one of "
-                f"{[n for n in catalog.NAMESPACES if n != 'ops']} (ops go through registry.function)"
+                f"{[n for n in catalog.NAMESPACES if n != 'ops']} (ops go through registry.op)"
             )
         if not isinstance(name, str) or not name.isidentifier() or name.startswith("__"):
             raise RegistrationError(
@@ -152,7 +188,7 @@ class Registrar:
         stage registers only symbols no curriculum stage owns (no plugin can take over
         ``tt.nn.Linear``: it would break every stage and milestone built on it), and ops under
         its own prefix."""
-        own_stage = catalog.get(self._stage) if self._stage else None
+        own_stage = catalog.get(self._stage)
         is_curriculum = own_stage is not None and own_stage.is_stage
         if namespace == "ops":  # ops are qualified by their stage: ``advop::relu`` is not ``nn::relu``
             owner = own_stage if is_curriculum and own_stage.provides("ops", name) else None
@@ -171,7 +207,7 @@ class Registrar:
 
 
 class MilestoneRegistrar:
-    def __init__(self, owner, staged: StagedRegistrations):
+    def __init__(self, owner, staged: Registrations):
         self._owner = owner
         self._staged = staged
 
@@ -202,7 +238,7 @@ _COMMAND_NAME = re.compile(r"[a-z][a-z0-9-]{0,63}\Z")
 
 
 class CommandRegistrar:
-    def __init__(self, owner, staged: StagedRegistrations):
+    def __init__(self, owner, staged: Registrations):
         self._owner = owner
         self._staged = staged
 

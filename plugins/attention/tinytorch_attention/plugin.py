@@ -1,7 +1,9 @@
-"""pluggy hooks of the 'attention' stage: what it registers with the TinyTorch host."""
+"""pluggy hooks of the 'attention' stage: what it registers with the TinyTorch host.
+The entry point's name, ``attention``, says which stage this plugin provides."""
 
 from tinytorch_core import hookimpl
 
+from . import layers
 from .functional import (
     LayerNormFunction,
     ScaledDotProductAttention,
@@ -10,29 +12,19 @@ from .functional import (
     layer_norm_samples,
     scaled_dot_product_attention,
 )
-from .layers import GPT, FeedForward, LayerNorm, MultiHeadAttention, TransformerBlock
-
-
-@hookimpl
-def tinytorch_declare_stage(declare):
-    declare("attention")
 
 
 @hookimpl
 def tinytorch_register_ops(registry):
-    registry.function(
+    registry.op(
         "attention::scaled_dot_product_attention",
         ScaledDotProductAttention,
         samples=attention_samples,
         call=scaled_dot_product_attention,
     )
-    registry.function("attention::layer_norm", LayerNormFunction, samples=layer_norm_samples, call=layer_norm)
+    registry.op("attention::layer_norm", LayerNormFunction, samples=layer_norm_samples, call=layer_norm)
 
 
 @hookimpl
-def tinytorch_register_layers(registry):
-    registry.layer("MultiHeadAttention", MultiHeadAttention)
-    registry.layer("LayerNorm", LayerNorm)
-    registry.layer("FeedForward", FeedForward)
-    registry.layer("TransformerBlock", TransformerBlock)
-    registry.layer("GPT", GPT)
+def tinytorch_register_symbols(registry):
+    registry.symbols_from(layers)  # MultiHeadAttention, LayerNorm, ...: the catalog's names for the stage

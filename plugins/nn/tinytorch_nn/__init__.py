@@ -5,6 +5,8 @@ Installing this plugin makes its symbols reachable through the core namespaces
 importing ``tinytorch_nn`` directly gives the same objects.
 """
 
+from tinytorch_core import catalog
+
 from . import data, functional, init, io, optim
 from . import functional as F
 from .data import DataLoader, Dataset, TensorDataset
@@ -35,13 +37,5 @@ from .optim import SGD, Adam, AdamW, CosineAnnealingLR, LinearWarmup, StepLR, cl
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "F", "data", "functional", "init", "io", "optim",
-    "Linear", "Sequential", "Identity", "Dropout", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU",
-    "Softmax", "LogSoftmax",
-    "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLoss",
-    "SGD", "Adam", "AdamW", "StepLR", "CosineAnnealingLR", "LinearWarmup", "clip_grad_norm_",
-    "Dataset", "TensorDataset", "DataLoader",
-    "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "zeros_", "ones_",
-    "save", "load",
-]
+#: the submodules, and every name the catalog lists for stage nn (the catalog is the one list)
+__all__ = ["F", "data", "functional", "init", "io", "optim", *(name for _, name in catalog.stage("nn").symbol_names())]

@@ -1,5 +1,6 @@
 """pluggy hooks of the 'nn' stage: its ops (with the sample inputs they are gradient-checked
 on) and its layers, optimizers, data, init and io symbols, exactly as the catalog lists them.
+The entry point's name, ``nn``, says which stage this plugin provides.
 
 Samples are float64 (the differentiable inputs) and cover the hard points: saturated sigmoid
 and tanh, logits of -1000, probabilities near 0 and 1, ignored targets, label smoothing,
@@ -14,12 +15,9 @@ import numpy as np
 from tinytorch_core import Sample, Tensor, hookimpl
 from tinytorch_core.host.samples import rand_away_from, randn
 
-from . import data, functional as F, init, io, layers, losses, optim
+import tinytorch_nn
 
-
-@hookimpl
-def tinytorch_declare_stage(declare):
-    declare("nn")
+from . import functional as F
 
 
 def _fixed(x) -> Tensor:
@@ -146,36 +144,12 @@ OPS = (
     ("nll_loss", F.NLLLossFunction, nll_loss_samples, F.nll_loss),
 )
 
-#: namespace -> {name: object}
-SYMBOLS = {
-    "nn": {
-        name: getattr(layers, name, None) or getattr(losses, name)
-        for name in (
-            "Linear Sequential Identity Dropout ReLU LeakyReLU Sigmoid Tanh GELU Softmax LogSoftmax "
-            "MSELoss BCELoss BCEWithLogitsLoss CrossEntropyLoss NLLLoss"
-        ).split()
-    },
-    "optim": {
-        name: getattr(optim, name)
-        for name in "SGD Adam AdamW StepLR CosineAnnealingLR LinearWarmup clip_grad_norm_".split()
-    },
-    "data": {name: getattr(data, name) for name in ("Dataset", "TensorDataset", "DataLoader")},
-    "init": {
-        name: getattr(init, name)
-        for name in "xavier_uniform_ xavier_normal_ kaiming_uniform_ kaiming_normal_ zeros_ ones_".split()
-    },
-    "io": {"save": io.save, "load": io.load},
-}
-
-
 @hookimpl
 def tinytorch_register_ops(registry):
     for name, function, samples, call in OPS:
-        registry.function(f"nn::{name}", function, samples=samples, call=call)
+        registry.op(f"nn::{name}", function, samples=samples, call=call)
 
 
 @hookimpl
-def tinytorch_register_layers(registry):
-    for namespace, table in SYMBOLS.items():
-        for name, obj in table.items():
-            registry.symbol(namespace, name, obj)
+def tinytorch_register_symbols(registry):
+    registry.symbols_from(tinytorch_nn)  # every layer, optimizer, data, init and io name of the catalog

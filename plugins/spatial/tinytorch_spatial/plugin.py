@@ -1,4 +1,5 @@
-"""pluggy hooks of the 'spatial' stage: its ops (with gradient-check samples) and layers."""
+"""pluggy hooks of the 'spatial' stage: its ops (with gradient-check samples) and layers.
+The entry point's name, ``spatial``, says which stage this plugin provides."""
 
 from tinytorch_core import hookimpl
 
@@ -8,22 +9,14 @@ from . import samples
 
 
 @hookimpl
-def tinytorch_declare_stage(declare):
-    declare("spatial")
-
-
-@hookimpl
 def tinytorch_register_ops(registry):
-    registry.function("spatial::conv2d", F.Conv2dFunction, samples=samples.conv2d_samples, call=F.conv2d)
-    registry.function("spatial::max_pool2d", F.MaxPool2dFunction, samples=samples.max_pool2d_samples,
-                      call=F.max_pool2d)
-    registry.function("spatial::avg_pool2d", F.AvgPool2dFunction, samples=samples.avg_pool2d_samples,
-                      call=F.avg_pool2d)
-    registry.function("spatial::batch_norm2d", F.BatchNorm2dFunction, samples=samples.batch_norm2d_samples,
-                      call=F.batch_norm2d)
+    registry.op("spatial::conv2d", F.Conv2dFunction, samples=samples.conv2d_samples, call=F.conv2d)
+    registry.op("spatial::max_pool2d", F.MaxPool2dFunction, samples=samples.max_pool2d_samples, call=F.max_pool2d)
+    registry.op("spatial::avg_pool2d", F.AvgPool2dFunction, samples=samples.avg_pool2d_samples, call=F.avg_pool2d)
+    registry.op("spatial::batch_norm2d", F.BatchNorm2dFunction, samples=samples.batch_norm2d_samples,
+                call=F.batch_norm2d)
 
 
 @hookimpl
-def tinytorch_register_layers(registry):
-    for name in ("Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "BatchNorm2d"):
-        registry.layer(name, getattr(layers, name))
+def tinytorch_register_symbols(registry):
+    registry.symbols_from(layers)  # Conv2d, MaxPool2d, ...: the catalog's names for the stage

@@ -18,12 +18,12 @@ def tinytorch_declare_stage(declare):
 
 @hookimpl
 def tinytorch_register_ops(registry):
-    registry.function("swish::swish", F.SwishFunction, samples=samples.swish_samples, call=F.swish)
-    registry.function("swish::depthwise_conv2d", F.DepthwiseConv2dFunction,
-                      samples=samples.depthwise_conv2d_samples, call=F.depthwise_conv2d)
+    registry.op("swish::swish", F.SwishFunction, samples=samples.swish_samples, call=F.swish)
+    registry.op("swish::depthwise_conv2d", F.DepthwiseConv2dFunction,
+                samples=samples.depthwise_conv2d_samples, call=F.depthwise_conv2d)
 
 
 @hookimpl
-def tinytorch_register_layers(registry):
+def tinytorch_register_symbols(registry):
     registry.layer("Swish", layers.Swish)
     registry.layer("DepthwiseConv2d", layers.DepthwiseConv2d)
