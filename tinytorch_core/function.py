@@ -33,8 +33,10 @@ class GraphError(RuntimeError):
 class Function:
     """Base class of differentiable operations. Each call's ``ctx`` is also its graph node."""
 
-    #: qualified op name (``stage::name``), set when the op is registered
+    #: qualified op name (``stage::name``) and its ``OpEntry`` (who registered it), both set when
+    #: the op is registered
     name: str | None = None
+    registration = None
     #: False for ops whose outputs never carry gradients (registration skips gradcheck)
     differentiable: bool = True
 

@@ -33,16 +33,6 @@ class RunOptions:
         return Symbols(self.runtime or default_runtime())
 
 
-class _Namespace:
-    def __init__(self, runtime, namespace: str):
-        self._runtime, self._namespace = runtime, namespace
-
-    def __getattr__(self, name: str):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return self._runtime.resolve(self._namespace, name)
-
-
 class Symbols:
     """``tt.nn.Linear``, ``tt.optim.Adam``, ``tt.ops.cross_entropy``: resolved through the registry
     when a milestone runs (never at import), so a missing stage makes the milestone locked."""
@@ -50,7 +40,7 @@ class Symbols:
     def __init__(self, runtime):
         self.runtime = runtime
         for namespace in catalog.NAMESPACES:
-            setattr(self, namespace, _Namespace(runtime, namespace))
+            setattr(self, namespace, runtime.namespace(namespace))
 
 
 @dataclass

@@ -112,7 +112,9 @@ def core_op_table():
     ]
 
 
-# Errors name ops by their qualified name even before any runtime has loaded.
+# Core's ops are named from this table at import, so that errors and anomaly reports name them
+# (``core::log``) before any runtime has loaded; registration later writes the same names (the
+# one exception to "registration names an op": every other op gets its name only there).
 for _short, _function, _samples, _call in core_op_table():
     _function.name = f"core::{_short}"
 
