@@ -7,17 +7,14 @@ import math
 import numpy as np
 
 from tinytorch_core import Module, Parameter, Tensor, resolve_generator
-from tinytorch_nn.layers import dtype_mismatch
+from tinytorch_core.checks import dtype_mismatch, non_negative_int, positive_int
 
-from . import functional as F
+from .batchnorm import check_momentum_and_eps, checked_batch_norm2d
+from .conv import checked_conv2d
+from .geometry import pair
+from .pooling import AvgPool2dFunction, MaxPool2dFunction, checked_pool2d
 
 __all__ = ["Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "BatchNorm2d"]
-
-
-def _positive_int(value, name: str, who: str) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{who}: {name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 class Conv2d(Module):
@@ -31,12 +28,12 @@ class Conv2d(Module):
                  bias=True, generator=None):
         super().__init__()
         who = "Conv2d"
-        self.in_channels = _positive_int(in_channels, "in_channels", who)
-        self.out_channels = _positive_int(out_channels, "out_channels", who)
-        self.kernel_size = F._pair(kernel_size, "kernel_size", who, 1)
-        self.stride = F._pair(stride, "stride", who, 1)
-        self.padding = F._pair(padding, "padding", who, 0)
-        self.dilation = F._pair(dilation, "dilation", who, 1)
+        self.in_channels = positive_int(in_channels, "in_channels", who)
+        self.out_channels = positive_int(out_channels, "out_channels", who)
+        self.kernel_size = pair(kernel_size, "kernel_size", who, 1)
+        self.stride = pair(stride, "stride", who, 1)
+        self.padding = pair(padding, "padding", who, 0)
+        self.dilation = pair(dilation, "dilation", who, 1)
         rng = resolve_generator(generator)
         fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
         bound = 1.0 / math.sqrt(fan_in)
@@ -50,8 +47,8 @@ class Conv2d(Module):
     def forward(self, x):
         if getattr(x, "dtype", None) != self.weight.dtype:
             raise dtype_mismatch(self, x, self.weight.dtype)
-        return F._conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                         f"Conv2d({self.extra_repr()})")
+        return checked_conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                              f"Conv2d({self.extra_repr()})")
 
     def extra_repr(self) -> str:
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
@@ -65,14 +62,20 @@ class Conv2d(Module):
 
 
 class _Pool2d(Module):
-    _name = ""
+    """What the pooling layers share: the window geometry, checked once; ``pooling`` does the work."""
+
+    pooling = None  # the Function of the subclass
 
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
         who = type(self).__name__
-        self.kernel_size = F._pair(kernel_size, "kernel_size", who, 1)
-        self.stride = self.kernel_size if stride is None else F._pair(stride, "stride", who, 1)
-        self.padding = F._pair(padding, "padding", who, 0)
+        self.kernel_size = pair(kernel_size, "kernel_size", who, 1)
+        self.stride = self.kernel_size if stride is None else pair(stride, "stride", who, 1)
+        self.padding = pair(padding, "padding", who, 0)
+
+    def forward(self, x):
+        return checked_pool2d(self.pooling, x, self.kernel_size, self.stride, self.padding,
+                              f"{type(self).__name__}({self.extra_repr()})")
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -81,17 +84,13 @@ class _Pool2d(Module):
 class MaxPool2d(_Pool2d):
     """Max pooling; ``stride`` defaults to ``kernel_size``; the gradient goes to each window's arg-max."""
 
-    def forward(self, x):
-        return F._pool2d(F.MaxPool2dFunction, x, self.kernel_size, self.stride, self.padding,
-                         f"MaxPool2d({self.extra_repr()})")
+    pooling = MaxPool2dFunction
 
 
 class AvgPool2d(_Pool2d):
     """Average pooling; ``stride`` defaults to ``kernel_size``; zero padding counts in the average."""
 
-    def forward(self, x):
-        return F._pool2d(F.AvgPool2dFunction, x, self.kernel_size, self.stride, self.padding,
-                         f"AvgPool2d({self.extra_repr()})")
+    pooling = AvgPool2dFunction
 
 
 class Flatten(Module):
@@ -99,9 +98,7 @@ class Flatten(Module):
 
     def __init__(self, start_axis: int = 1):
         super().__init__()
-        if not isinstance(start_axis, (int, np.integer)) or isinstance(start_axis, bool) or start_axis < 0:
-            raise ValueError(f"Flatten: start_axis must be a non-negative int, got {start_axis!r}")
-        self.start_axis = int(start_axis)
+        self.start_axis = non_negative_int(start_axis, "start_axis", "Flatten")
 
     def forward(self, x):
         if not isinstance(x, Tensor):
@@ -130,11 +127,8 @@ class BatchNorm2d(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True):
         super().__init__()
         who = "BatchNorm2d"
-        self.num_features = _positive_int(num_features, "num_features", who)
-        if not F._is_real(eps) or not eps > 0:
-            raise ValueError(f"{who}: eps must be positive, got {eps!r}")
-        if not F._is_real(momentum) or not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"{who}: momentum must be a number in [0, 1], got {momentum!r}")
+        self.num_features = positive_int(num_features, "num_features", who)
+        check_momentum_and_eps(momentum, eps, who)
         self.eps = float(eps)
         self.momentum = float(momentum)
         self.affine = bool(affine)
@@ -151,7 +145,7 @@ class BatchNorm2d(Module):
     def forward(self, x):
         if getattr(x, "dtype", None) != self.running_mean.dtype:
             raise dtype_mismatch(self, x, self.running_mean.dtype)
-        return F._batch_norm2d(
+        return checked_batch_norm2d(
             x, self.running_mean, self.running_var, self.weight, self.bias,
             self.training, self.momentum, self.eps, f"BatchNorm2d({self.num_features})",
         )

@@ -1,0 +1,134 @@
+"""2-D convolution as one matrix product: im2col, GEMM, and col2im for the input gradient.
+
+im2col copies every window of the (padded) input into one matrix of shape (N*Ho*Wo, kh*kw*C):
+a row per output pixel, a column per (kernel offset, channel). The convolution is then one
+GEMM for the whole batch, ``columns @ filters.T`` with the weight as an (O, kh*kw*C) matrix.
+Its backward is two more products: the weight gradient against the saved columns, and the
+columns' gradient, which col2im adds back onto the input pixels each entry was copied from.
+
+Layout: the output comes out of the GEMM channels-last, (N*Ho*Wo, O), and is handed out as an
+NCHW view of that buffer (no transpose copy). Pooling and element-wise ops keep that layout, so
+the next im2col reads whole runs of contiguous channels, and the output gradient reaches the
+backward as a free reshape.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from tinytorch_core import Function
+
+from .geometry import WindowGeometry, array_shape, check_fits, check_nchw, pair
+
+__all__ = ["Conv2dFunction", "conv2d", "im2col", "col2im"]
+
+
+def im2col(x, geo: WindowGeometry):
+    """(N, C, H, W) input -> (N*Ho*Wo, kh*kw*C) columns: row (n, y, x) holds the window that
+    output pixel (y, x) of image n sees, column (i, j, c) its channel c at kernel offset (i, j)."""
+    n, c, _, _ = geo.input_shape
+    (kh, kw), (sh, sw), (dh, dw) = geo.kernel, geo.stride, geo.dilation
+    ho, wo = geo.out_hw
+    span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)  # a dilated kernel covers this many pixels
+    # every span-sized patch at every position (a view, nothing copied), keeping every stride-th
+    # patch and, inside a patch, every dilation-th pixel: (N, C, Ho, Wo, kh, kw)
+    windows = sliding_window_view(geo.pad(x, 0), span, axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
+    # the one copy, into rows (n, y, x) and columns (i, j, c)
+    return windows.transpose(0, 2, 3, 4, 5, 1).reshape(n * ho * wo, kh * kw * c)
+
+
+def col2im(per_offset, geo: WindowGeometry):
+    """The adjoint of ``im2col``: every column entry is added onto the input pixel it was copied
+    from (overlapping windows add up); returns (N, C, H, W).
+
+    ``per_offset`` holds im2col's columns grouped by kernel offset, (kh*kw, N*Ho*Wo, C): the
+    block of offset t is ``columns[:, t*C : (t+1)*C]``, stored contiguously.
+    """
+    n, c, _, _ = geo.input_shape
+    _, _, hp, wp = geo.padded_shape
+    blocks = per_offset.reshape((len(per_offset), n) + geo.out_hw + (c,))  # (kh*kw, N, Ho, Wo, C)
+    padded = np.zeros((n, hp, wp, c), per_offset.dtype)  # channels-last, like the blocks
+    for t, rows, cols in geo.offsets():  # one strided block per kernel offset, all pixels at once
+        padded[:, rows, cols, :] += blocks[t]
+    return geo.unpad(padded.transpose(0, 3, 1, 2))
+
+
+def filter_matrix(weight):
+    """(O, C, kh, kw) weight -> (O, kh*kw*C): one row per output channel, columns in im2col's order."""
+    return weight.transpose(0, 2, 3, 1).reshape(weight.shape[0], -1)
+
+
+class Conv2dFunction(Function):
+    """2-D cross-correlation of NCHW ``x`` with (O, C, kh, kw) ``weight``, optional bias (O,)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
+        geo = WindowGeometry.of(x.shape, weight.shape[2:], stride, padding, dilation)
+        n, o = x.shape[0], weight.shape[0]
+        columns = im2col(x, geo)  # (N*Ho*Wo, kh*kw*C)
+        filters = filter_matrix(weight)  # (O, kh*kw*C)
+        out = columns @ filters.T  # (N*Ho*Wo, O)
+        if bias is not None:
+            out += bias
+        needs = ctx.needs_input_grad
+        ctx.save_for_backward(columns if needs[1] else None, filters if needs[0] else None)
+        ctx.geometry = geo
+        return out.reshape((n,) + geo.out_hw + (o,)).transpose(0, 3, 1, 2)  # NCHW view, channels-last
+
+    @staticmethod
+    def backward(ctx, grad):
+        columns, filters = ctx.saved_tensors
+        geo = ctx.geometry
+        needs = ctx.needs_input_grad
+        n, o, ho, wo = grad.shape
+        (kh, kw), c = geo.kernel, geo.input_shape[1]
+        grad_rows = grad.transpose(0, 2, 3, 1).reshape(n * ho * wo, o)  # like the forward's out
+        grad_x = grad_w = grad_b = None
+        if needs[0]:
+            # the columns' gradient grad_rows @ filters, computed grouped by kernel offset:
+            # (N*Ho*Wo, O) @ (kh*kw, O, C) -> (kh*kw, N*Ho*Wo, C), one product per offset
+            grad_x = col2im(grad_rows @ filters.reshape(o, kh * kw, c).transpose(1, 0, 2), geo)
+        if needs[1]:
+            grad_w = (grad_rows.T @ columns).reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
+        if needs[2]:
+            grad_b = np.einsum("pc->c", grad_rows)  # the sum over all output pixels p
+        return grad_x, grad_w, grad_b
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    """2-D convolution (cross-correlation, as PyTorch) of NCHW ``x`` with ``weight`` (O, C, kh, kw).
+
+    ``stride``, ``padding`` (zeros) and ``dilation`` are ints or (h, w) pairs.
+    Returns an (N, O, Ho, Wo) tensor.
+    """
+    return checked_conv2d(x, weight, bias, stride, padding, dilation, "conv2d")
+
+
+def checked_conv2d(x, weight, bias, stride, padding, dilation, where: str):
+    """``conv2d`` whose errors name ``where`` (the layer that called it, say)."""
+    stride, padding, dilation = _check_conv2d(x, weight, bias, stride, padding, dilation, where)
+    return Conv2dFunction.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation)
+
+
+def _check_conv2d(x, weight, bias, stride, padding, dilation, where):
+    """The shapes must agree and the kernel fit; returns stride, padding, dilation as pairs."""
+    xs = check_nchw(x, where)
+    ws = array_shape(weight, "weight", where)
+    if len(ws) != 4:
+        raise ValueError(f"{where}: expected a 4-D weight (out_channels, in_channels, kh, kw), got shape {ws}")
+    if ws[1] != xs[1]:
+        raise ValueError(
+            f"{where}: input has {xs[1]} channel(s) (shape {xs}) but the weight {ws} expects "
+            f"{ws[1]} input channel(s) (weight shape is (out_channels, in_channels, kh, kw))"
+        )
+    bs = None if bias is None else array_shape(bias, "bias", where)
+    if bs is not None and bs != (ws[0],):
+        raise ValueError(f"{where}: bias must have shape ({ws[0]},) for weight {ws}, got {bs}")
+    stride = pair(stride, "stride", where, 1)
+    padding = pair(padding, "padding", where, 0)
+    dilation = pair(dilation, "dilation", where, 1)
+    if min(ws[2:]) < 1:
+        raise ValueError(f"{where}: the weight {ws} has an empty kernel")
+    check_fits(xs, ws[2:], padding, dilation, where)
+    return stride, padding, dilation

@@ -1,0 +1,132 @@
+"""Where the sliding windows of a convolution or a pooling lie, and the checks of its arguments.
+
+A 2-D window op slides a ``kernel`` over an NCHW input padded by ``padding`` on each side, moving
+``stride`` pixels between windows and looking at every ``dilation``-th pixel inside one. All of
+that, with the input's shape and the output size it gives, is one ``WindowGeometry``: the ops
+build it in forward and keep it on ``ctx`` for backward.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from tinytorch_core.checks import dtype_of, shape_of
+
+
+class WindowGeometry(NamedTuple):
+    """The windows of one conv or pooling call over an (N, C, H, W) input (all pairs are (h, w))."""
+
+    input_shape: tuple  # (N, C, H, W)
+    kernel: tuple
+    stride: tuple
+    padding: tuple
+    dilation: tuple
+    out_hw: tuple  # (Ho, Wo): how many windows fit down and across
+
+    @classmethod
+    def of(cls, input_shape, kernel, stride, padding, dilation=(1, 1)) -> WindowGeometry:
+        _, _, h, w = input_shape
+        out_hw = (output_size(h, kernel[0], stride[0], padding[0], dilation[0]),
+                  output_size(w, kernel[1], stride[1], padding[1], dilation[1]))
+        return cls(tuple(input_shape), tuple(kernel), tuple(stride), tuple(padding), tuple(dilation), out_hw)
+
+    @property
+    def padded_shape(self) -> tuple:
+        n, c, h, w = self.input_shape
+        return (n, c, h + 2 * self.padding[0], w + 2 * self.padding[1])
+
+    @property
+    def output_shape(self) -> tuple:
+        """(N, C, Ho, Wo): one value per window and channel (a pooling's output)."""
+        return self.input_shape[:2] + self.out_hw
+
+    def offsets(self):
+        """For each kernel offset (i, j), row-major: ``(t, rows, cols)`` where ``t = i * kw + j``
+        and ``padded[:, :, rows, cols]`` is the (N, C, Ho, Wo) block of pixels that this offset
+        sees in every window."""
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.stride, self.dilation
+        ho, wo = self.out_hw
+        for i in range(kh):
+            rows = slice(i * dh, i * dh + sh * (ho - 1) + 1, sh)
+            for j in range(kw):
+                yield i * kw + j, rows, slice(j * dw, j * dw + sw * (wo - 1) + 1, sw)
+
+    def pad(self, x, fill):
+        """``x`` (its last two axes H, W) with ``padding`` rows and columns of ``fill`` on each side.
+
+        The padded copy keeps ``x``'s memory order (``np.pad`` would make it C-ordered), so the
+        windows of a channels-last input are still read along its contiguous channels.
+        """
+        ph, pw = self.padding
+        if not ph and not pw:
+            return x
+        *lead, h, w = x.shape
+        padded = np.full_like(x, fill, shape=(*lead, h + 2 * ph, w + 2 * pw))
+        padded[..., ph : ph + h, pw : pw + w] = x
+        return padded
+
+    def unpad(self, padded):
+        """The inverse of ``pad``: the part of a padded array that lies on the input."""
+        ph, pw = self.padding
+        h, w = padded.shape[-2] - 2 * ph, padded.shape[-1] - 2 * pw
+        return padded[..., ph : ph + h, pw : pw + w]
+
+
+def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
+    """Output length along one axis (floor mode, as PyTorch)."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+# --------------------------------------------------------------------------------------------
+# argument checks (shared by the functions and the layers, which pass their own name as ``where``)
+# --------------------------------------------------------------------------------------------
+def pair(value, what: str, where: str, minimum: int) -> tuple[int, int]:
+    """An int or a pair of ints, each at least ``minimum``, as a tuple of two ints."""
+    def is_int(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    if is_int(value):
+        result = (int(value), int(value))
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(is_int(v) for v in value):
+        result = (int(value[0]), int(value[1]))
+    else:
+        raise TypeError(f"{where}: {what} must be an int or a pair of ints, got {value!r}")
+    if min(result) < minimum:
+        need = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{where}: {what} must be {need}, got {value!r}")
+    return result
+
+
+def array_shape(value, what: str, where: str) -> tuple:
+    """The shape of a Tensor or an ndarray; a TypeError for anything else (a list, None)."""
+    if dtype_of(value) is None:
+        raise TypeError(f"{where}: {what}: expected a Tensor or an array, got {type(value).__name__}")
+    return tuple(shape_of(value))
+
+
+def check_nchw(x, where: str) -> tuple:
+    """The shape of a 4-D (N, C, H, W) input."""
+    shape = array_shape(x, "input", where)
+    if len(shape) != 4:
+        raise ValueError(
+            f"{where}: expected a 4-D input (N, C, H, W), got shape {shape} ({len(shape)}-D); "
+            "add a batch axis with x.unsqueeze(0) for a single image"
+        )
+    return shape
+
+
+def check_fits(shape, kernel, padding, dilation, where: str) -> None:
+    """The (dilated) kernel must fit inside the padded input."""
+    _, _, h, w = shape
+    ph, pw = padding
+    reach = (dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1)
+    if reach[0] > h + 2 * ph or reach[1] > w + 2 * pw:
+        extent = f"{kernel[0]}x{kernel[1]}"
+        if dilation != (1, 1):
+            extent += f" with dilation {dilation} (spans {reach[0]}x{reach[1]})"
+        raise ValueError(
+            f"{where}: kernel {extent} is larger than the padded input {h + 2 * ph}x{w + 2 * pw} "
+            f"(input shape {tuple(shape)}, padding {padding})"
+        )

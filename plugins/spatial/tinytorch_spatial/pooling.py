@@ -1,0 +1,131 @@
+"""Max and average pooling, one kernel offset at a time.
+
+For a kernel offset (i, j), the pixels it sees in every window form one strided block of the
+padded input (``WindowGeometry.offsets``). Pooling reduces over these kh*kw blocks with
+whole-array operations, and its backward adds each block's gradient back where it came from.
+
+Max pooling works channels-last, the layout ``conv2d`` hands out: each block is then read in
+runs of contiguous channels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinytorch_core import Function
+from tinytorch_core.checks import not_floating
+
+from .geometry import WindowGeometry, check_fits, check_nchw, pair
+
+__all__ = ["MaxPool2dFunction", "AvgPool2dFunction", "max_pool2d", "avg_pool2d"]
+
+
+def lowest(dtype):
+    """The value that never wins a maximum: -inf for floats, the minimum for integers."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return -np.inf
+    if dtype.kind in "iu":
+        return np.iinfo(dtype).min
+    return False
+
+
+class MaxPool2dFunction(Function):
+    """Max over each window; the gradient goes to the window's first maximum.
+
+    Padding is filled with the lowest value, so it never beats a real entry; a window whose real
+    entries are all -inf sends its gradient to its first real entry (as PyTorch does). Ties go
+    to the first maximum in row-major window order, so the routing is deterministic. (A window
+    holding NaN has a NaN maximum and passes no gradient.)
+    """
+
+    @staticmethod
+    def forward(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)):
+        geo = WindowGeometry.of(x.shape, kernel_size, stride, padding)
+        padded = geo.pad(x, lowest(x.dtype)).transpose(0, 2, 3, 1)  # channels-last (N, H, W, C)
+        # (kh*kw, N, Ho, Wo, C): every window's entries, one block per kernel offset
+        taps = np.stack([padded[:, rows, cols, :] for _, rows, cols in geo.offsets()])
+        best = taps.max(axis=0)
+        ctx.save_for_backward(_first_maximum(taps, best, geo))
+        ctx.geometry = geo
+        return best.transpose(0, 3, 1, 2)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (winner,) = ctx.saved_tensors
+        geo = ctx.geometry
+        n, c, hp, wp = geo.padded_shape
+        grad = grad.transpose(0, 2, 3, 1)  # channels-last, like winner
+        padded = np.zeros((n, hp, wp, c), grad.dtype)
+        for t, rows, cols in geo.offsets():  # each window's gradient goes to the offset that won
+            padded[:, rows, cols, :] += winner[t] * grad
+        return geo.unpad(padded.transpose(0, 3, 1, 2))
+
+
+def _first_maximum(taps, best, geo: WindowGeometry):
+    """(kh*kw, N, Ho, Wo, C) bools: True at the kernel offset where each window's maximum first
+    occurs, among the window's real (not padding) entries."""
+    winner = taps == best
+    if geo.padding != (0, 0):
+        # padding equals the maximum only in a window of all -inf: leave its padding out
+        real = geo.pad(np.ones(geo.input_shape[2:], bool), False)  # (Hp, Wp): True on the input
+        winner &= np.stack([real[rows, cols] for _, rows, cols in geo.offsets()])[:, None, :, :, None]
+    seen = np.zeros(best.shape, bool)  # a maximum was found at an earlier offset
+    for t in range(len(winner)):
+        winner[t] &= ~seen
+        seen |= winner[t]
+    return winner
+
+
+class AvgPool2dFunction(Function):
+    """Mean over each window; zero padding counts in the average (count_include_pad=True)."""
+
+    @staticmethod
+    def forward(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)):
+        if x.dtype.kind != "f":
+            raise not_floating(ctx, x)
+        geo = WindowGeometry.of(x.shape, kernel_size, stride, padding)
+        padded = geo.pad(x, 0)
+        total = np.zeros(geo.output_shape, x.dtype)
+        for _, rows, cols in geo.offsets():
+            total += padded[:, :, rows, cols]
+        ctx.geometry = geo
+        return total / (kernel_size[0] * kernel_size[1])
+
+    @staticmethod
+    def backward(ctx, grad):
+        geo = ctx.geometry
+        share = grad / (geo.kernel[0] * geo.kernel[1])  # every pixel of a window gets an equal share
+        padded = np.zeros(geo.padded_shape, grad.dtype)
+        for _, rows, cols in geo.offsets():
+            padded[:, :, rows, cols] += share
+        return geo.unpad(padded)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    """Max pooling of NCHW ``x``; ``stride`` defaults to ``kernel_size``, padding counts as -inf.
+
+    The gradient goes to each window's arg-max; a tie goes to the first maximum in
+    row-major window order.
+    """
+    return checked_pool2d(MaxPool2dFunction, x, kernel_size, stride, padding, "max_pool2d")
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0):
+    """Average pooling of NCHW ``x``; zero padding is included in every average."""
+    return checked_pool2d(AvgPool2dFunction, x, kernel_size, stride, padding, "avg_pool2d")
+
+
+def checked_pool2d(function, x, kernel_size, stride, padding, where: str):
+    """Pooling by ``function`` whose errors name ``where`` (the layer that called it, say)."""
+    shape = check_nchw(x, where)
+    kernel = pair(kernel_size, "kernel_size", where, 1)
+    stride = kernel if stride is None else pair(stride, "stride", where, 1)
+    padding = pair(padding, "padding", where, 0)
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(
+            f"{where}: padding {padding} must be at most half the kernel size {kernel} "
+            "(otherwise a window could lie entirely in the padding)"
+        )
+    check_fits(shape, kernel, padding, (1, 1), where)
+    return function.apply(x, kernel_size=kernel, stride=stride, padding=padding)
