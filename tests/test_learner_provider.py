@@ -31,9 +31,12 @@ def test_a_learner_provider_is_graded_and_runs_the_cnn_milestone(tmp_path, uv, c
     written = _run(bin_dir, "implement", "spatial", "my_spatial", "--dir", str(tmp_path / "my_spatial"), env=env)
     assert written.returncode == 0, written.stderr
     package = tmp_path / "my_spatial" / "my_spatial"
-    for module in ("functional", "layers", "samples"):  # the learner's implementation replaces the stubs
-        source = (REPO / "plugins" / "spatial" / "tinytorch_spatial" / f"{module}.py").read_text(encoding="utf-8")
-        (package / f"{module}.py").write_text(re.sub(r"\btinytorch_spatial\b", "my_spatial", source), encoding="utf-8")
+    reference = REPO / "plugins" / "spatial" / "tinytorch_spatial"
+    for module in reference.glob("*.py"):  # the learner's implementation replaces the stubs
+        if module.name in ("plugin.py", "__init__.py"):  # the skeleton's own: they stay
+            continue
+        source = module.read_text(encoding="utf-8")
+        (package / module.name).write_text(re.sub(r"\btinytorch_spatial\b", "my_spatial", source), encoding="utf-8")
     installed = subprocess.run([uv, "pip", "install", "--quiet", "--no-sources", "--python",
                                 str(bin_dir / "python"), str(tmp_path / "my_spatial")],
                                capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
