@@ -7,7 +7,6 @@ over every leading (batch, head) axis and the fused softmax backward.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -164,15 +163,9 @@ def _merge_heads(x):
     return x.transpose(0, 2, 1, 3).reshape(batch, length, heads * width)
 
 
-@functools.lru_cache(maxsize=64)
 def causal_mask(query_len: int, key_len: int) -> np.ndarray:
-    """``(Tq, Tk)`` bool, True where query ``i`` may attend key ``j``: ``j <= i`` (top-left aligned).
-
-    Cached per size (every step of a training loop asks for the same one), hence read-only.
-    """
-    mask = np.tri(query_len, key_len, dtype=bool)
-    mask.setflags(write=False)
-    return mask
+    """``(Tq, Tk)`` bool, True where query ``i`` may attend key ``j``: ``j <= i`` (top-left aligned)."""
+    return np.tri(query_len, key_len, dtype=bool)
 
 
 def check_mask(mask, target_shape: tuple, where: str) -> np.ndarray:
