@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from tinytorch_core import Function, Sample, resolve_generator
-from tinytorch_core.checks import array_of, positive_int, shape_of
+from tinytorch_core.checks import array_of, not_floating, positive_int, shape_of
 
 
 # ---- layer norm ---------------------------------------------------------------------------------
@@ -26,6 +26,8 @@ class LayerNormFunction(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps=1e-5):
+        if x.dtype.kind != "f":
+            raise not_floating(ctx, x)
         centered = x - x.mean(axis=-1, keepdims=True)
         var = (centered * centered).mean(axis=-1, keepdims=True)  # biased, as in PyTorch
         rstd = 1 / np.sqrt(var + eps)
@@ -91,6 +93,9 @@ class ScaledDotProductAttention(Function):
 
     @staticmethod
     def forward(ctx, q, k, v, mask=None, dropout_p=0.0, generator=None, num_heads=None):
+        for operand in (q, k, v):
+            if operand.dtype.kind != "f":
+                raise not_floating(ctx, operand)
         ctx.num_heads = num_heads
         if num_heads:  # (B, T, E) -> (B, H, T, E/H) views: splitting heads costs no graph nodes
             ctx.input_shapes = (q.shape, k.shape, v.shape)

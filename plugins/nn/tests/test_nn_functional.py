@@ -209,8 +209,8 @@ def test_binary_cross_entropy_rejects_values_outside_0_1():
     # the registered op checks its input itself, for callers that skip the functional wrapper
     with pytest.raises(ValueError, match=r"input must be probabilities.*-0\.5"):
         F.BinaryCrossEntropyFunction.apply(Tensor([-0.5, 0.5]), np.array([0.0, 1.0]))
-    # the one-reduction fast check sends edge values to the exact one: -0.0 is a fine probability,
-    # the smallest negative number and the float just above 1 are not
+    # edge values: -0.0 is a fine probability; the smallest negative number, the float just
+    # above 1 and inf are not
     F.binary_cross_entropy(Tensor([0.5, 0.5]), np.array([-0.0, 1.0]))
     for bad in (-np.finfo(np.float64).tiny, np.nextafter(1.0, 2.0), np.inf):
         with pytest.raises(ValueError, match="target must be probabilities"):
@@ -398,7 +398,7 @@ def test_cross_entropy_accepts_every_integer_target_dtype_and_range_checks_it(dt
     assert F.cross_entropy(Tensor(x, dtype=np.float64), np.array([0, 3, 1], dtype=dtype)).item() == expected
     with pytest.raises(IndexError, match=r"class index 4.*C=4"):
         F.cross_entropy(Tensor(x), np.array([0, 4, 1], dtype=dtype))
-    if np.issubdtype(dtype, np.signedinteger):  # negative: reads as huge when seen as unsigned
+    if np.issubdtype(dtype, np.signedinteger):  # a negative class index is out of range too
         with pytest.raises(IndexError, match=r"class index -1.*C=4"):
             F.cross_entropy(Tensor(x), np.array([0, -1, 1], dtype=dtype))
 
