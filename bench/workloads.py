@@ -58,8 +58,9 @@ _ref = load_reference()
 class MLPClassifier(Module):
     """Linear layers named ``names`` with ReLU between them, then an output head and a loss.
 
-    ``head`` is ``"sigmoid_bce"`` (sigmoid, then BCE on probabilities), ``"cross_entropy"``
-    or ``"mse"``.
+    ``head`` is ``"sigmoid_bce"`` (the model predicts ``sigmoid(logits)``; the loss is BCE of
+    those probabilities, taken from the logits as one ``sigmoid_binary_cross_entropy`` node),
+    ``"cross_entropy"`` or ``"mse"``.
     """
 
     def __init__(self, sizes, names, head: str):
@@ -72,7 +73,7 @@ class MLPClassifier(Module):
         self.head_kind = head
         if head == "sigmoid_bce":
             self.sigmoid = nn.Sigmoid()
-            self.criterion = nn.BCELoss()
+            self.criterion = tt.ops.sigmoid_binary_cross_entropy  # on the logits: see loss()
         elif head == "cross_entropy":
             self.criterion = nn.CrossEntropyLoss()
         elif head == "mse":
@@ -84,13 +85,18 @@ class MLPClassifier(Module):
         object.__setattr__(self, "_hidden", layers[:-1])
         object.__setattr__(self, "_last", layers[-1])
 
-    def forward(self, x):
+    def logits(self, x):
         for layer in self._hidden:
             x = self.relu(layer(x))
-        x = self._last(x)
-        return self.sigmoid(x) if self.head_kind == "sigmoid_bce" else x
+        return self._last(x)
+
+    def forward(self, x):
+        out = self.logits(x)
+        return self.sigmoid(out) if self.head_kind == "sigmoid_bce" else out
 
     def loss(self, x, y):
+        if self.head_kind == "sigmoid_bce":  # the explicit fused op, from the logits
+            return self.criterion(self.logits(x), y)
         return self.criterion(self(x), y)
 
 

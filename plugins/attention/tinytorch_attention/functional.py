@@ -7,17 +7,12 @@ over every leading (batch, head) axis and the fused softmax backward.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
 
-from tinytorch_core import Function, Sample, Tensor, array_module, resolve_generator
-from tinytorch_core.backend import column_sums, row_means, row_sums
-
-
-def _data(x):
-    return x.data if isinstance(x, Tensor) else x
+from tinytorch_core import Function, Sample, resolve_generator
+from tinytorch_core.checks import array_of, not_floating, positive_int, shape_of
 
 
 # ---- layer norm ---------------------------------------------------------------------------------
@@ -31,16 +26,15 @@ class LayerNormFunction(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps=1e-5):
-        # GEMVs with a cached 1/n vector for the two means: fewer, faster calls than np.mean
-        xhat = x - row_means(x)[..., None]
-        var = row_means(xhat * xhat)[..., None]
-        var += eps
-        rstd = np.sqrt(var, out=var)
-        np.reciprocal(rstd, out=rstd)
-        xhat *= rstd
-        out = xhat * weight if weight is not None else xhat.copy()
+        if x.dtype.kind != "f":
+            raise not_floating(ctx, x)
+        centered = x - x.mean(axis=-1, keepdims=True)
+        var = (centered * centered).mean(axis=-1, keepdims=True)  # biased, as in PyTorch
+        rstd = 1 / np.sqrt(var + eps)
+        xhat = centered * rstd
+        out = xhat if weight is None else xhat * weight
         if bias is not None:
-            out += bias
+            out = out + bias
         ctx.save_for_backward(xhat, rstd, weight)
         return out
 
@@ -48,35 +42,30 @@ class LayerNormFunction(Function):
     def backward(ctx, grad):
         xhat, rstd, weight = ctx.saved_tensors
         need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
-        size = xhat.shape[-1]
+        leading_axes = tuple(range(grad.ndim - 1))  # every axis but the normalised one
         grad_x = grad_weight = grad_bias = None
-        if need_weight or need_bias:
-            flat_grad = grad.reshape(-1, size)
-            if need_weight:
-                grad_weight = np.einsum("ij,ij->j", flat_grad, xhat.reshape(-1, size))
-            if need_bias:
-                grad_bias = column_sums(flat_grad)
+        if need_weight:
+            grad_weight = (grad * xhat).sum(axis=leading_axes)
+        if need_bias:
+            grad_bias = grad.sum(axis=leading_axes)
         if need_x:
-            g = grad * weight if weight is not None else grad.copy()
-            mean_g = row_means(g)[..., None]
-            mean_gx = row_means(g * xhat)[..., None]
-            g -= mean_g
-            g -= xhat * mean_gx
-            g *= rstd
-            grad_x = g
+            g = grad if weight is None else grad * weight
+            mean_g = g.mean(axis=-1, keepdims=True)
+            mean_gx = (g * xhat).mean(axis=-1, keepdims=True)
+            grad_x = rstd * (g - mean_g - xhat * mean_gx)
         return grad_x, grad_weight, grad_bias
 
 
 def layer_norm(x, weight=None, bias=None, eps: float = 1e-5):
     """Normalise ``x`` over its last axis, then ``* weight + bias`` (each of shape ``(E,)``, optional)."""
-    shape = np.shape(_data(x))
+    shape = shape_of(x)
     if len(shape) == 0:
         raise ValueError("layer_norm: the input needs at least one axis to normalise over")
     for name, param in (("weight", weight), ("bias", bias)):
-        if param is not None and np.shape(_data(param)) != shape[-1:]:
+        if param is not None and shape_of(param) != shape[-1:]:
             raise ValueError(
                 f"layer_norm: {name} must have shape ({shape[-1]},) to match the last axis of the input "
-                f"{shape}, got {np.shape(_data(param))}"
+                f"{shape}, got {shape_of(param)}"
             )
     if not eps > 0:
         raise ValueError(f"layer_norm: eps must be positive, got {eps!r}")
@@ -104,36 +93,19 @@ class ScaledDotProductAttention(Function):
 
     @staticmethod
     def forward(ctx, q, k, v, mask=None, dropout_p=0.0, generator=None, num_heads=None):
-        xp = array_module(q, k, v)
+        for operand in (q, k, v):
+            if operand.dtype.kind != "f":
+                raise not_floating(ctx, operand)
         ctx.num_heads = num_heads
         if num_heads:  # (B, T, E) -> (B, H, T, E/H) views: splitting heads costs no graph nodes
             ctx.input_shapes = (q.shape, k.shape, v.shape)
             q, k, v = (_split_heads(t, num_heads) for t in (q, k, v))
         scale = 1.0 / math.sqrt(q.shape[-1])
-        scores = q @ k.swapaxes(-1, -2)
-        scores *= scale
-        empty_rows = None
-        if mask is not None:
-            scores += xp.where(mask, 0.0, -xp.inf).astype(scores.dtype, copy=False)
-        row_max = scores.max(axis=-1, keepdims=True)
-        if mask is not None:
-            empty_rows = xp.isneginf(row_max)
-            if empty_rows.any():
-                row_max[empty_rows] = 0.0  # exp(-inf - 0) = 0 for every key: no inf - inf
-            else:
-                empty_rows = None
-        scores -= row_max
-        xp.exp(scores, out=scores)
-        total = row_sums(scores)[..., None]
-        if empty_rows is not None:
-            total[empty_rows] = 1.0  # 0 / 1 = 0: a fully masked row attends to nothing
-        scores /= total
-        probs = scores
+        probs = _masked_softmax((q @ k.swapaxes(-1, -2)) * scale, mask)
         attn, keep = probs, None
         if dropout_p > 0.0:
             keep = generator.random(probs.shape) >= dropout_p
-            attn = probs * keep
-            attn *= 1.0 / (1.0 - dropout_p)
+            attn = probs * keep * (1.0 / (1.0 - dropout_p))
         ctx.scale, ctx.dropout_p = scale, dropout_p
         ctx.save_for_backward(q, k, v, probs, attn, keep)
         out = attn @ v
@@ -149,14 +121,11 @@ class ScaledDotProductAttention(Function):
         if need_v:
             grad_v = attn.swapaxes(-1, -2) @ grad
         if need_q or need_k:
-            d_scores = grad @ v.swapaxes(-1, -2)
+            d_probs = grad @ v.swapaxes(-1, -2)
             if keep is not None:
-                d_scores *= keep
-                d_scores *= 1.0 / (1.0 - ctx.dropout_p)
-            row_dot = np.einsum("...ij,...ij->...i", d_scores, probs)[..., None]
-            d_scores -= row_dot
-            d_scores *= probs
-            d_scores *= ctx.scale
+                d_probs = d_probs * keep * (1.0 / (1.0 - ctx.dropout_p))
+            row_dot = (d_probs * probs).sum(axis=-1, keepdims=True)
+            d_scores = probs * (d_probs - row_dot) * ctx.scale
             if need_q:
                 grad_q = d_scores @ k
             if need_k:
@@ -167,6 +136,24 @@ class ScaledDotProductAttention(Function):
                 for g, shape in zip((grad_q, grad_k, grad_v), ctx.input_shapes)
             )
         return grad_q, grad_k, grad_v
+
+
+def _masked_softmax(scores, mask):
+    """Softmax over the last axis (the keys), with probability 0 where ``mask`` is False.
+
+    A query row whose keys are all masked gets all zeros (it attends to nothing) instead of
+    the NaN of ``exp(-inf) / 0``.
+    """
+    if mask is not None:
+        scores = np.where(mask, scores, -np.inf)
+    row_max = scores.max(axis=-1, keepdims=True)
+    if mask is not None:
+        row_max = np.where(np.isneginf(row_max), 0.0, row_max)  # no -inf - -inf in a masked row
+    e = np.exp(scores - row_max)  # max-subtraction: exp never overflows
+    total = e.sum(axis=-1, keepdims=True)
+    if mask is not None:
+        total = np.where(total == 0, 1.0, total)  # a fully masked row: 0 / 1 = 0
+    return e / total
 
 
 def _split_heads(x, num_heads: int):
@@ -181,21 +168,14 @@ def _merge_heads(x):
     return x.transpose(0, 2, 1, 3).reshape(batch, length, heads * width)
 
 
-@functools.lru_cache(maxsize=64)
 def causal_mask(query_len: int, key_len: int) -> np.ndarray:
-    """``(Tq, Tk)`` bool, True where query ``i`` may attend key ``j``: ``j <= i`` (top-left aligned).
-
-    Cached per size (every step of a training loop asks for the same one), hence read-only.
-    """
-    mask = np.tri(query_len, key_len, dtype=bool)
-    mask.setflags(write=False)
-    return mask
+    """``(Tq, Tk)`` bool, True where query ``i`` may attend key ``j``: ``j <= i`` (top-left aligned)."""
+    return np.tri(query_len, key_len, dtype=bool)
 
 
 def check_mask(mask, target_shape: tuple, where: str) -> np.ndarray:
     """A bool array broadcastable to ``target_shape``, or a clear error."""
-    arr = _data(mask)
-    arr = arr if isinstance(arr, np.ndarray) else np.asarray(arr)
+    arr = array_of(mask)
     if arr.dtype != np.bool_:
         raise TypeError(
             f"{where}: mask must be a bool array (True = may attend, False = masked out), got dtype "
@@ -228,11 +208,10 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False, dropo
     splits them into H heads of E / H features itself (no reshape/transpose nodes in the graph),
     the mask broadcasts to (B, H, Tq, Tk), and the result is (B, Tq, H * Dv / H) = (B, Tq, Ev).
     """
-    sq, sk, sv = (tuple(np.shape(_data(t))) for t in (q, k, v))
+    sq, sk, sv = (tuple(shape_of(t)) for t in (q, k, v))
     where = "scaled_dot_product_attention"
     if num_heads is not None:
-        if not isinstance(num_heads, int) or num_heads < 1:
-            raise ValueError(f"{where}: num_heads must be a positive int, got {num_heads!r}")
+        num_heads = positive_int(num_heads, "num_heads", where)
         if len(sq) != 3 or len(sk) != 3 or len(sv) != 3:
             raise ValueError(f"{where}: with num_heads, q, k and v must be 3-D (batch, seq, embed), "
                              f"got shapes {sq}, {sk}, {sv}")

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinytorch_core import Module, ModuleList, Parameter, Tensor, no_grad, resolve_generator
+from tinytorch_core import Module, ModuleList, Parameter, no_grad, resolve_generator
+from tinytorch_core.checks import array_of, dtype_mismatch, dtype_of, non_negative_int, positive_int, shape_of
 from tinytorch_embeddings import Embedding, LearnedPositionalEmbedding
 from tinytorch_embeddings.functional import check_indices
 from tinytorch_nn import GELU, Dropout, Linear, ReLU
-from tinytorch_nn.layers import dtype_mismatch
 
 from .functional import check_mask, layer_norm, scaled_dot_product_attention
-
-
-def _positive_int(value, what: str, where: str) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{where}: {what} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def _probability(value, where: str) -> float:
@@ -24,10 +18,6 @@ def _probability(value, where: str) -> float:
             or not 0.0 <= value < 1.0:
         raise ValueError(f"{where}: dropout must be a probability in [0, 1), got {value!r}")
     return float(value)
-
-
-def _shape(x) -> tuple:
-    return tuple(np.shape(x.data if isinstance(x, Tensor) else x))
 
 
 class LayerNorm(Module):
@@ -45,7 +35,7 @@ class LayerNorm(Module):
                     f"1-tuple, got {tuple(normalized_shape)}"
                 )
             normalized_shape = normalized_shape[0]
-        self.normalized_shape = _positive_int(normalized_shape, "normalized_shape", "LayerNorm")
+        self.normalized_shape = positive_int(normalized_shape, "normalized_shape", "LayerNorm")
         if not eps > 0:
             raise ValueError(f"LayerNorm: eps must be positive, got {eps!r}")
         self.eps = float(eps)
@@ -53,9 +43,9 @@ class LayerNorm(Module):
         self.bias = Parameter(np.zeros(self.normalized_shape, dtype=np.float32))
 
     def forward(self, x):
-        if getattr(x, "dtype", None) != self.weight.dtype:
+        if dtype_of(x) != self.weight.dtype:
             raise dtype_mismatch(self, x, self.weight.dtype)
-        shape = _shape(x)
+        shape = shape_of(x)
         if not shape or shape[-1] != self.normalized_shape:
             raise ValueError(
                 f"LayerNorm({self.normalized_shape}): expected input of shape (..., {self.normalized_shape}), "
@@ -87,8 +77,8 @@ class MultiHeadAttention(Module):
     def __init__(self, embed_dim: int, num_heads: int, bias: bool = True, dropout: float = 0.0, generator=None):
         super().__init__()
         where = "MultiHeadAttention"
-        self.embed_dim = _positive_int(embed_dim, "embed_dim", where)
-        self.num_heads = _positive_int(num_heads, "num_heads", where)
+        self.embed_dim = positive_int(embed_dim, "embed_dim", where)
+        self.num_heads = positive_int(num_heads, "num_heads", where)
         if self.embed_dim % self.num_heads:
             divisors = [h for h in range(1, self.embed_dim + 1) if self.embed_dim % h == 0]
             raise ValueError(
@@ -107,7 +97,7 @@ class MultiHeadAttention(Module):
         self.out_proj = Linear(embed_dim, embed_dim, bias=bias, generator=rng)
 
     def _check_input(self, name: str, x) -> tuple:
-        shape = _shape(x)
+        shape = shape_of(x)
         if len(shape) != 3 or shape[-1] != self.embed_dim:
             raise ValueError(
                 f"MultiHeadAttention: {name} must have shape (batch, seq_len, {self.embed_dim}), got {shape}"
@@ -119,12 +109,12 @@ class MultiHeadAttention(Module):
         target = (batch, self.num_heads, query_len, key_len)
         allowed = None
         if mask is not None:
-            arr = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+            arr = array_of(mask)
             if arr.ndim == 3:  # (B, Tq, Tk): the same mask for every head
                 arr = arr[:, None]
             allowed = check_mask(arr, target, where)
         if key_padding_mask is not None:
-            pad = key_padding_mask.data if isinstance(key_padding_mask, Tensor) else np.asarray(key_padding_mask)
+            pad = array_of(key_padding_mask)
             if pad.dtype != np.bool_:
                 raise TypeError(
                     f"{where}: key_padding_mask must be a bool array (True = padding), got dtype {pad.dtype}"
@@ -146,22 +136,22 @@ class MultiHeadAttention(Module):
         elif value is None:
             value = key
         expected = self.q_proj.weight.dtype
-        if getattr(query, "dtype", None) != expected:
+        if dtype_of(query) != expected:
             raise dtype_mismatch(self, query, expected, "query")
-        if key is not query and (getattr(key, "dtype", None) != expected or getattr(value, "dtype", None) != expected):
-            bad, what = (key, "key") if getattr(key, "dtype", None) != expected else (value, "value")
+        if key is not query and (dtype_of(key) != expected or dtype_of(value) != expected):
+            bad, what = (key, "key") if dtype_of(key) != expected else (value, "value")
             raise dtype_mismatch(self, bad, expected, what)
         batch, query_len, _ = self._check_input("query", query)
         kb, key_len, _ = self._check_input("key", key)
         vb, value_len, _ = self._check_input("value", value)
         if kb != batch or vb != batch or value_len != key_len:
             raise ValueError(
-                f"MultiHeadAttention: query {_shape(query)}, key {_shape(key)} and value {_shape(value)} must "
+                f"MultiHeadAttention: query {shape_of(query)}, key {shape_of(key)} and value {shape_of(value)} must "
                 "share the batch size, and key and value the length"
             )
         if key_len == 0:
             raise ValueError(
-                f"MultiHeadAttention: key and value have no positions (shapes {_shape(key)}, {_shape(value)}); "
+                f"MultiHeadAttention: key and value have no positions (shapes {shape_of(key)}, {shape_of(value)}); "
                 "every query needs at least one key to attend to"
             )
         allowed = self._combined_mask(mask, key_padding_mask, batch, query_len, key_len)
@@ -194,8 +184,8 @@ class FeedForward(Module):
                  generator=None):
         super().__init__()
         where = "FeedForward"
-        embed_dim = _positive_int(embed_dim, "embed_dim", where)
-        hidden_dim = _positive_int(hidden_dim, "hidden_dim", where)
+        embed_dim = positive_int(embed_dim, "embed_dim", where)
+        hidden_dim = positive_int(hidden_dim, "hidden_dim", where)
         if activation not in _ACTIVATIONS:
             raise ValueError(f"{where}: activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
         # a given generator drives both the initial values and dropout; None means the default
@@ -208,7 +198,7 @@ class FeedForward(Module):
         self.fc2 = Linear(hidden_dim, embed_dim, generator=rng)
 
     def forward(self, x):
-        if getattr(x, "dtype", None) != self.fc1.weight.dtype:
+        if dtype_of(x) != self.fc1.weight.dtype:
             raise dtype_mismatch(self, x, self.fc1.weight.dtype)
         return self.fc2(self.drop(self.act(self.fc1(x))))
 
@@ -234,7 +224,7 @@ class TransformerBlock(Module):
         self.drop = Dropout(_probability(dropout, "TransformerBlock"), generator=rng)
 
     def forward(self, x, mask=None, key_padding_mask=None):
-        if getattr(x, "dtype", None) != self.ln1.weight.dtype:
+        if dtype_of(x) != self.ln1.weight.dtype:
             raise dtype_mismatch(self, x, self.ln1.weight.dtype)
         x = x + self.drop(self.attn(self.ln1(x), mask=mask, causal=self.causal, key_padding_mask=key_padding_mask))
         return x + self.drop(self.ff(self.ln2(x)))
@@ -257,9 +247,9 @@ class GPT(Module):
                  ff_dim: int, dropout: float = 0.0, causal: bool = True, generator=None):
         super().__init__()
         where = "GPT"
-        self.vocab_size = _positive_int(vocab_size, "vocab_size", where)
-        self.max_len = _positive_int(max_len, "max_len", where)
-        self.num_layers = _positive_int(num_layers, "num_layers", where)
+        self.vocab_size = positive_int(vocab_size, "vocab_size", where)
+        self.max_len = positive_int(max_len, "max_len", where)
+        self.num_layers = positive_int(num_layers, "num_layers", where)
         self.causal = bool(causal)
         rng = resolve_generator(generator) if generator is not None else None  # see FeedForward
         self.tok_emb = Embedding(self.vocab_size, embed_dim, generator=rng)
@@ -275,7 +265,7 @@ class GPT(Module):
         self.head = Linear(embed_dim, self.vocab_size, generator=rng)
 
     def forward(self, idx, key_padding_mask=None):
-        shape = _shape(idx)
+        shape = shape_of(idx)
         if len(shape) != 2:
             raise ValueError(f"GPT: expected token ids of shape (batch, seq_len), got {shape}")
         if shape[1] == 0:
@@ -301,13 +291,12 @@ class GPT(Module):
         restores the previous mode. Returns an int64 array: the prompt followed by the new tokens,
         with the prompt's shape.
         """
-        ids = prompt_ids.data if isinstance(prompt_ids, Tensor) else np.asarray(prompt_ids)
+        ids = array_of(prompt_ids)
         single = ids.ndim == 1
         if ids.ndim not in (1, 2) or ids.shape[-1] == 0:
             raise ValueError(f"GPT.generate: prompt_ids must be a non-empty (T,) or (B, T) array, got shape {ids.shape}")
         check_indices(ids, self.vocab_size, "GPT.generate")
-        if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
-            raise ValueError(f"GPT.generate: max_new_tokens must be a non-negative int, got {max_new_tokens!r}")
+        max_new_tokens = non_negative_int(max_new_tokens, "max_new_tokens", "GPT.generate")
         if not temperature >= 0:
             raise ValueError(f"GPT.generate: temperature must be >= 0, got {temperature!r}")
         if top_k is not None and (not isinstance(top_k, (int, np.integer)) or top_k < 1):
@@ -319,7 +308,7 @@ class GPT(Module):
         self.eval()
         try:
             with no_grad():
-                for _ in range(int(max_new_tokens)):
+                for _ in range(max_new_tokens):
                     logits = self(out[:, -self.max_len :]).data[:, -1, :].astype(np.float64)
                     if greedy:
                         nxt = logits.argmax(axis=-1)

@@ -16,12 +16,10 @@ from __future__ import annotations
 import numpy as np
 
 from tinytorch_core import Function, Sample, Tensor, array_module
-from tinytorch_core.backend import extremes
+from tinytorch_core.checks import array_of, shape_of
 
-#: up to this vocabulary size the backward builds a one-hot matrix and does one matmul;
-#: above it, sorting the indices and summing runs of equal ones is cheaper
+#: up to this table size the backward builds the one-hot matrix of the indices (see scatter_add_rows)
 ONE_HOT_MAX_ROWS = 128
-
 
 class EmbeddingLookup(Function):
     """``weight[indices]`` with a scatter-add backward (see module docstring)."""
@@ -51,27 +49,22 @@ class EmbeddingLookup(Function):
 def scatter_add_rows(index, values, rows: int):
     """``out[index[i]] += values[i]`` for every ``i`` (repeated indices add up), vectorised.
 
-    ``np.add.at`` does this too but is several times slower; a one-hot matmul wins for
-    small tables, sort + ``np.add.reduceat`` for large ones.
+    A lookup is a one-hot matrix times the table, so its gradient is ``one_hot.T @ values``:
+    one matrix product. The one-hot matrix has a column per row of the table, so above
+    ``ONE_HOT_MAX_ROWS`` rows ``np.add.at`` adds each value into its row in place instead.
     """
     xp = array_module(values)
-    dim = values.shape[1]
-    if index.size == 0:
-        return xp.zeros((rows, dim), dtype=values.dtype)
     if rows <= ONE_HOT_MAX_ROWS:
         one_hot = (index[:, None] == xp.arange(rows)).astype(values.dtype)
         return one_hot.T @ values
-    order = xp.argsort(index, kind="stable")
-    sorted_index = index[order]
-    starts = xp.flatnonzero(xp.concatenate(([True], sorted_index[1:] != sorted_index[:-1])))
-    out = xp.zeros((rows, dim), dtype=values.dtype)
-    out[sorted_index[starts]] = xp.add.reduceat(values[order], starts, axis=0)
+    out = xp.zeros((rows, values.shape[1]), dtype=values.dtype)
+    xp.add.at(out, index, values)
     return out
 
 
 def check_indices(indices, size: int, where: str) -> np.ndarray:
     """The integer index array inside ``indices``, or a clear error for float or out-of-range ones."""
-    arr = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
+    arr = array_of(indices)
     kind = "tensor" if isinstance(indices, Tensor) else "array"
     if arr.dtype.kind not in "iu":
         example = f" (first value {arr.flat[0]!r})" if arr.size else ""
@@ -80,7 +73,7 @@ def check_indices(indices, size: int, where: str) -> np.ndarray:
             f"{kind}{example}; convert token ids with .astype(np.int64)"
         )
     if arr.size:
-        low, high = extremes(arr)
+        low, high = arr.min(), arr.max()
         if low < 0 or high >= size:
             bad = high if high >= size else low
             position = tuple(int(p) for p in np.argwhere(arr == bad)[0])
@@ -108,7 +101,7 @@ def embedding(indices, weight, padding_idx=None):
     row receives no gradient. Float indices
     raise ``TypeError``; an index outside ``[0, V)`` raises ``IndexError`` naming it.
     """
-    shape = np.shape(weight.data if isinstance(weight, Tensor) else weight)
+    shape = shape_of(weight)
     if len(shape) != 2:
         raise ValueError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got shape {shape}")
     index = check_indices(indices, shape[0], "embedding")
@@ -123,5 +116,5 @@ def embedding_samples(rng):
     yield Sample(np.array([[1, 4, 1], [3, 1, 0]]), weight)  # 2-D batch, repeats across rows
     yield Sample(np.array([[1, 0, 0], [3, 0, 5]]), weight, padding_idx=0)  # padding row gets no grad
     yield Sample(np.array([[5, 2], [2, 5]]), weight, padding_idx=-1)  # negative padding_idx = last row
-    big = rng.standard_normal((ONE_HOT_MAX_ROWS + 5, 2))  # takes the sort + reduceat path
+    big = rng.standard_normal((ONE_HOT_MAX_ROWS + 5, 2))  # takes the np.add.at path
     yield Sample(np.array([[0, 130, 7], [130, 7, 130]]), big, padding_idx=7)

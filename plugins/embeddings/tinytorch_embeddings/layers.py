@@ -7,15 +7,9 @@ import math
 import numpy as np
 
 from tinytorch_core import Module, Parameter, Tensor, resolve_generator
-from tinytorch_nn.layers import dtype_mismatch
+from tinytorch_core.checks import dtype_mismatch, positive_int
 
 from .functional import embedding, normalize_padding_idx
-
-
-def _positive_int(value, what: str, where: str) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{where}: {what} must be a positive int, got {value!r}")
-    return int(value)
 
 
 class Embedding(Module):
@@ -29,8 +23,8 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx=None, generator=None):
         super().__init__()
-        self.num_embeddings = _positive_int(num_embeddings, "num_embeddings", "Embedding")
-        self.embedding_dim = _positive_int(embedding_dim, "embedding_dim", "Embedding")
+        self.num_embeddings = positive_int(num_embeddings, "num_embeddings", "Embedding")
+        self.embedding_dim = positive_int(embedding_dim, "embedding_dim", "Embedding")
         self.padding_idx = normalize_padding_idx(padding_idx, self.num_embeddings, "Embedding")
         rng = resolve_generator(generator)
         table = rng.standard_normal((self.num_embeddings, self.embedding_dim)).astype(np.float32)
@@ -76,8 +70,8 @@ class LearnedPositionalEmbedding(Module):
 
     def __init__(self, max_len: int, embedding_dim: int, generator=None):
         super().__init__()
-        self.max_len = _positive_int(max_len, "max_len", "LearnedPositionalEmbedding")
-        self.embedding_dim = _positive_int(embedding_dim, "embedding_dim", "LearnedPositionalEmbedding")
+        self.max_len = positive_int(max_len, "max_len", "LearnedPositionalEmbedding")
+        self.embedding_dim = positive_int(embedding_dim, "embedding_dim", "LearnedPositionalEmbedding")
         rng = resolve_generator(generator)
         table = rng.standard_normal((self.max_len, self.embedding_dim)) * self.init_std
         self.weight = Parameter(table.astype(np.float32))
@@ -118,8 +112,8 @@ class SinusoidalPositionalEncoding(Module):
 
     def __init__(self, max_len: int, embedding_dim: int):
         super().__init__()
-        self.max_len = _positive_int(max_len, "max_len", "SinusoidalPositionalEncoding")
-        self.embedding_dim = _positive_int(embedding_dim, "embedding_dim", "SinusoidalPositionalEncoding")
+        self.max_len = positive_int(max_len, "max_len", "SinusoidalPositionalEncoding")
+        self.embedding_dim = positive_int(embedding_dim, "embedding_dim", "SinusoidalPositionalEncoding")
         self.register_buffer("pe", Tensor(self._table(np.float32)), persistent=False, rebuild=self._table)
 
     def _table(self, dtype):

@@ -88,12 +88,13 @@ def test_sigmoid_values_in_both_tails():
     y = F.sigmoid(Tensor(x, dtype=np.float64)).data
     expected = [math.exp(-700), 1 / (1 + math.exp(40)), 1 / (1 + math.e), 0.5, 1 / (1 + math.exp(-1)), 1.0, 1.0]
     np.testing.assert_allclose(y[1:], expected, rtol=1e-14, atol=0)
-    # below the smallest normal number the result stops at 1 / (1 + largest float), no warning
-    # (a subnormal number: a few digits fewer)
-    np.testing.assert_allclose(y[0], 1 / (1 + np.finfo(np.float64).max), rtol=1e-12, atol=0)
+    # below the smallest normal number the result is exp(x) as a subnormal number (a few digits
+    # fewer), and the true sigmoid(-1000), about 5e-435, rounds to 0; no warning either way
+    np.testing.assert_allclose(F.sigmoid(Tensor([-720.0], dtype=np.float64)).data, math.exp(-720), rtol=1e-9)
+    assert y[0] == 0.0
     y32 = F.sigmoid(Tensor([-1000.0, -80.0, -40.0, 40.0])).data
     np.testing.assert_allclose(y32[1:], [math.exp(-80), math.exp(-40), 1.0], rtol=1e-6)
-    np.testing.assert_allclose(y32[0], 1 / (1 + np.finfo(np.float32).max), rtol=1e-4)
+    assert y32[0] == 0.0
 
 
 def test_gelu_exact_matches_erf_formula_and_tanh_form_differs():
@@ -208,8 +209,8 @@ def test_binary_cross_entropy_rejects_values_outside_0_1():
     # the registered op checks its input itself, for callers that skip the functional wrapper
     with pytest.raises(ValueError, match=r"input must be probabilities.*-0\.5"):
         F.BinaryCrossEntropyFunction.apply(Tensor([-0.5, 0.5]), np.array([0.0, 1.0]))
-    # the one-reduction fast check sends edge values to the exact one: -0.0 is a fine probability,
-    # the smallest negative number and the float just above 1 are not
+    # edge values: -0.0 is a fine probability; the smallest negative number, the float just
+    # above 1 and inf are not
     F.binary_cross_entropy(Tensor([0.5, 0.5]), np.array([-0.0, 1.0]))
     for bad in (-np.finfo(np.float64).tiny, np.nextafter(1.0, 2.0), np.inf):
         with pytest.raises(ValueError, match="target must be probabilities"):
@@ -232,59 +233,58 @@ def test_bce_with_logits_equals_bce_of_sigmoid_and_is_stable(rng):
     assert gradcheck(F.binary_cross_entropy_with_logits, HARD.copy(), Tensor(np.tile([0.0, 1.0], 4), dtype=np.float64))
 
 
-def _bce_two_nodes(p, t, reduction):
-    """The registered BCE op itself, which never fuses with the sigmoid that made ``p``."""
-    return F.BinaryCrossEntropyFunction.apply(p, t, reduction=reduction)
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_bce_of_a_sigmoid_output_is_one_node_with_the_two_node_value_and_gradients(rng, dtype, reduction):
+def test_sigmoid_binary_cross_entropy_is_bce_of_sigmoid_as_one_node(rng, dtype, reduction):
     x, t = rng.standard_normal((4, 3)) * 3, rng.uniform(0, 1, (4, 3))
     results = []
-    for loss_of in (F.binary_cross_entropy, _bce_two_nodes):
+    for loss_of in (F.sigmoid_binary_cross_entropy, lambda x, t, reduction: F.binary_cross_entropy(F.sigmoid(x), t, reduction)):
         logits = Tensor(x, requires_grad=True, dtype=dtype)
         target = Tensor(t, requires_grad=True, dtype=dtype)
-        loss = loss_of(F.sigmoid(logits), target, reduction=reduction)
+        loss = loss_of(logits, target, reduction=reduction)
         loss.sum().backward()
         results.append((loss, logits.grad.data, target.grad.data))
     (fused, fused_dx, fused_dt), (chain, chain_dx, chain_dt) = results
     assert type(fused.grad_fn) is F.SigmoidBinaryCrossEntropyFunction
-    assert type(chain.grad_fn) is F.BinaryCrossEntropyFunction
+    assert type(chain.grad_fn) is F.BinaryCrossEntropyFunction  # BCE records itself, never the fused op
+    assert fused.dtype == dtype
     np.testing.assert_array_equal(fused.data, chain.data)  # the same kernel on the same probabilities
     tol = dict(rtol=1e-5, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(fused_dx, chain_dx, **tol)
-    np.testing.assert_array_equal(fused_dt, chain_dt)
+    np.testing.assert_allclose(fused_dt, chain_dt, **tol)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_bce_of_a_sigmoid_output_keeps_pushing_back_where_the_clamp_is_active(dtype):
+def test_sigmoid_binary_cross_entropy_keeps_pushing_back_where_the_clamp_is_active(dtype):
     # confident and wrong (first two), confident and right (last two): every probability is
     # clamped. The value is the clamped one; the gradient stays s - t, the push back of the
     # unclamped loss, where the two-node chain's vanishes with the sigmoid's slope.
     x, t = np.array([-40.0, 40.0, -40.0, 40.0]), np.array([1.0, 0.0, 0.0, 1.0])
     logits = Tensor(x, requires_grad=True, dtype=dtype)
-    loss = F.binary_cross_entropy(F.sigmoid(logits), t, reduction="sum")
-    chain = _bce_two_nodes(F.sigmoid(Tensor(x, requires_grad=True, dtype=dtype)), t.astype(dtype), "sum")
+    loss = F.sigmoid_binary_cross_entropy(logits, t, reduction="sum")
+    chain_logits = Tensor(x, requires_grad=True, dtype=dtype)
+    chain = F.binary_cross_entropy(F.sigmoid(chain_logits), t, reduction="sum")
     np.testing.assert_array_equal(loss.data, chain.data)
     eps = F.BCE_EPS[np.dtype(dtype).name]
     np.testing.assert_allclose(loss.data, -2 * np.log(eps), rtol=1e-5)
     loss.backward()
     np.testing.assert_allclose(logits.grad.data, [-1.0, 1.0, 0.0, 0.0], atol=1e-6)
+    chain.backward()
+    assert np.abs(chain_logits.grad.data[:2]).max() < 0.05  # the chain's push back all but vanishes
 
 
-def test_bce_of_a_sigmoid_output_matches_finite_differences(rng):
+def test_sigmoid_binary_cross_entropy_and_bce_of_sigmoid_match_finite_differences(rng):
     def bce_of_sigmoid(x, t):
         return F.binary_cross_entropy(F.sigmoid(x), t)
 
-    assert gradcheck(bce_of_sigmoid, rng.standard_normal((3, 4)) * 3, rng.uniform(0.1, 0.9, (3, 4)))
-    assert gradcheck(bce_of_sigmoid, np.array([-12.0, -5.0, 5.0, 12.0]), Tensor([1.0, 0.0, 1.0, 0.0], dtype=np.float64))
+    for loss_of in (F.sigmoid_binary_cross_entropy, bce_of_sigmoid):
+        assert gradcheck(loss_of, rng.standard_normal((3, 4)) * 3, rng.uniform(0.1, 0.9, (3, 4)))
+        assert gradcheck(loss_of, np.array([-12.0, -5.0, 5.0, 12.0]), Tensor([1.0, 0.0, 1.0, 0.0], dtype=np.float64))
 
 
 def test_bce_of_a_sigmoid_output_keeps_in_place_changes_loud(rng):
     x, t = rng.standard_normal(5), rng.uniform(0, 1, 5)
-    # changed before the loss: not the sigmoid's value any more, so no fusion, and the
-    # sigmoid's own check refuses to backpropagate
+    # changed before the loss: the sigmoid's own check refuses to backpropagate
     logits = Tensor(x, requires_grad=True)
     p = F.sigmoid(logits)
     with no_grad():
@@ -293,21 +293,27 @@ def test_bce_of_a_sigmoid_output_keeps_in_place_changes_loud(rng):
     assert type(loss.grad_fn) is F.BinaryCrossEntropyFunction
     with pytest.raises(GraphError, match="modified in place"):
         loss.backward()
-    # changed after the loss, before backward: the fused node saved it, and notices
+    # changed after the loss, before backward: the BCE node saved it, and notices
     logits = Tensor(x, requires_grad=True)
     p = F.sigmoid(logits)
     loss = F.binary_cross_entropy(p, t)
-    assert type(loss.grad_fn) is F.SigmoidBinaryCrossEntropyFunction
+    assert type(loss.grad_fn) is F.BinaryCrossEntropyFunction
     with no_grad():
         p.mul_(0.5)
     with pytest.raises(GraphError, match="modified in place"):
         loss.backward()
 
 
-def test_sigmoid_binary_cross_entropy_refuses_probabilities_that_require_grad():
+def test_sigmoid_binary_cross_entropy_checks_its_operands():
     logits = Tensor([0.5, -1.0], requires_grad=True)
-    with pytest.raises(ValueError, match="probabilities must be sigmoid.*detached"):
-        F.SigmoidBinaryCrossEntropyFunction.apply(logits, np.array([0.0, 1.0]), F.sigmoid(logits))
+    with pytest.raises(ValueError, match=r"sigmoid_binary_cross_entropy: input shape \(2,\) and target shape \(3,\)"):
+        F.sigmoid_binary_cross_entropy(logits, np.zeros(3))
+    with pytest.raises(ValueError, match=r"sigmoid_binary_cross_entropy: target must be probabilities.*2\.0"):
+        F.sigmoid_binary_cross_entropy(logits, np.array([0.0, 2.0]))
+    with pytest.raises(ValueError, match="sigmoid_binary_cross_entropy: reduction"):
+        F.sigmoid_binary_cross_entropy(logits, np.array([0.0, 1.0]), reduction="average")
+    # integer 0/1 labels are computed in the logits' precision
+    assert F.sigmoid_binary_cross_entropy(logits, np.array([0, 1])).dtype == np.float32
 
 
 # ---- classification losses ---------------------------------------------------------------------
@@ -392,7 +398,7 @@ def test_cross_entropy_accepts_every_integer_target_dtype_and_range_checks_it(dt
     assert F.cross_entropy(Tensor(x, dtype=np.float64), np.array([0, 3, 1], dtype=dtype)).item() == expected
     with pytest.raises(IndexError, match=r"class index 4.*C=4"):
         F.cross_entropy(Tensor(x), np.array([0, 4, 1], dtype=dtype))
-    if np.issubdtype(dtype, np.signedinteger):  # negative: reads as huge when seen as unsigned
+    if np.issubdtype(dtype, np.signedinteger):  # a negative class index is out of range too
         with pytest.raises(IndexError, match=r"class index -1.*C=4"):
             F.cross_entropy(Tensor(x), np.array([0, -1, 1], dtype=dtype))
 

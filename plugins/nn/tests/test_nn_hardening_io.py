@@ -97,6 +97,16 @@ def test_save_refuses_names_that_load_would_refuse(tmp_path):
 
 
 # ---- crafted malformed files ------------------------------------------------------------------------
+#: kind -> (member name, dtype, shape, data bytes, .npy version) of a member whose header lies
+HEADER_MEMBERS = {
+    "absurd_header": ("w.npy", "<f8", (10**12, 10**6), b"\0" * 16, (1, 0)),
+    "short_data": ("w.npy", "<f4", (5,), b"\0" * 12, (1, 0)),
+    "long_data": ("w.npy", "<f4", (2,), b"\0" * 12, (1, 0)),
+    "bad_bool": ("m.npy", "|b1", (3,), b"\x01\x00\x07", (1, 0)),
+    "version_3": ("w.npy", "<f4", (1,), b"\0" * 4, (3, 0)),
+}
+
+
 def craft(kind: str, tmp_path):
     path = tmp_path / f"{kind}.ckpt"
     good = npy_bytes(np.arange(3, dtype=np.float32))
@@ -123,21 +133,10 @@ def craft(kind: str, tmp_path):
     elif kind == "duplicate":
         with pytest.warns(UserWarning, match="Duplicate name"):
             write_zip(path, [("w.npy", good), ("w.npy", good)])
-    elif kind == "absurd_header":
-        header = {"descr": "<f8", "fortran_order": False, "shape": (10**12, 10**6)}
-        write_zip(path, [("w.npy", npy_bytes(header=header, data=b"\0" * 16))])
-    elif kind == "short_data":
-        header = {"descr": "<f4", "fortran_order": False, "shape": (5,)}
-        write_zip(path, [("w.npy", npy_bytes(header=header, data=b"\0" * 12))])
-    elif kind == "long_data":
-        header = {"descr": "<f4", "fortran_order": False, "shape": (2,)}
-        write_zip(path, [("w.npy", npy_bytes(header=header, data=b"\0" * 12))])
-    elif kind == "bad_bool":
-        header = {"descr": "|b1", "fortran_order": False, "shape": (3,)}
-        write_zip(path, [("m.npy", npy_bytes(header=header, data=b"\x01\x00\x07"))])
-    elif kind == "version_3":
-        header = {"descr": "<f4", "fortran_order": False, "shape": (1,)}
-        write_zip(path, [("w.npy", npy_bytes(header=header, version=(3, 0), data=b"\0" * 4))])
+    elif kind in HEADER_MEMBERS:
+        name, descr, shape, data, version = HEADER_MEMBERS[kind]
+        header = {"descr": descr, "fortran_order": False, "shape": shape}
+        write_zip(path, [(name, npy_bytes(header=header, version=version, data=data))])
     elif kind == "header_code":
         header_text = "__import__('os').system('echo pwned')"
         payload = np.lib.format.magic(1, 0) + struct.pack("<H", len(header_text) + 1) + header_text.encode() + b"\n"

@@ -7,7 +7,9 @@ import numbers
 
 import numpy as np
 
-from tinytorch_core import Module, Parameter, Tensor, resolve_generator
+from tinytorch_core import Module, Parameter, resolve_generator
+from tinytorch_core.checks import dtype_mismatch, dtype_of, non_negative_int
+# (stage spatial still imports dtype_mismatch from here; it lives in tinytorch_core.checks)
 
 from . import functional as F
 from . import init
@@ -16,33 +18,6 @@ __all__ = [
     "GELU", "Identity", "LeakyReLU", "Linear", "LogSoftmax", "ReLU", "Sequential", "Sigmoid", "Softmax",
     "Tanh", "Dropout",
 ]
-
-
-def dtype_mismatch(layer, x, expected, what: str = "input") -> TypeError:
-    """The error a layer raises when its input's dtype differs from its parameters' dtype.
-
-    Layers compare dtypes on every call (one comparison, cheap) and build this message only
-    when they differ: mixing float32 and float64 would otherwise upcast silently and slowly.
-    """
-    name = f"{type(layer).__name__}({layer.extra_repr()})"
-    got = getattr(x, "dtype", None)
-    if got is None:
-        return TypeError(f"{name}: expected the {what} as a Tensor of dtype {expected}, got a {type(x).__name__}")
-    hint = f"cast the {what} to {expected} (x.to(np.{expected}))"
-    if np.dtype(got).kind == "f":
-        hint += f" or the model to {got} (model.to(np.{got}))"
-    return TypeError(f"{name}: {what} dtype {got} does not match the layer's parameters ({expected}); {hint}")
-
-
-def _dtype_of(x):
-    """The dtype of a Tensor or array input (None for anything else), without property calls."""
-    return x.data.dtype if isinstance(x, Tensor) else getattr(x, "dtype", None)
-
-
-def _check_size(layer: str, name: str, value) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{layer}: {name} must be a non-negative int, got {value!r}")
-    return int(value)
 
 
 class Linear(Module):
@@ -55,8 +30,8 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, generator=None, dtype=np.float32):
         super().__init__()
-        self.in_features = _check_size("Linear", "in_features", in_features)
-        self.out_features = _check_size("Linear", "out_features", out_features)
+        self.in_features = non_negative_int(in_features, "in_features", "Linear")
+        self.out_features = non_negative_int(out_features, "out_features", "Linear")
         rng = resolve_generator(generator)
         self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=dtype), dtype=dtype)
         init.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=rng)
@@ -68,11 +43,9 @@ class Linear(Module):
             self.bias = None
 
     def forward(self, x):
-        weight = self.weight
-        dtype = _dtype_of(x)
-        if dtype is not weight.data.dtype and dtype != weight.data.dtype:
-            raise dtype_mismatch(self, x, weight.dtype)
-        return F.linear(x, weight, self.bias)
+        if dtype_of(x) != self.weight.dtype:
+            raise dtype_mismatch(self, x, self.weight.dtype)
+        return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from tinytorch_core import Module
 
 from . import functional as F
+from .reduction import check_reduction
 
 __all__ = ["BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "MSELoss", "NLLLoss"]
 
@@ -12,7 +13,7 @@ __all__ = ["BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "MSELoss", "NLLLo
 class _Loss(Module):
     def __init__(self, reduction="mean"):
         super().__init__()
-        F._check_reduction(type(self).__name__, reduction)
+        check_reduction(type(self).__name__, reduction)
         self.reduction = reduction
 
     def extra_repr(self) -> str:

@@ -24,7 +24,6 @@ import numpy as np
 
 from tinytorch_core import Tensor, enable_grad, no_grad
 from tinytorch_core.backend import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
-from tinytorch_core.backend import scalar
 
 __all__ = [
     "SGD", "Adam", "AdamW", "CosineAnnealingLR", "LRScheduler", "LinearWarmup", "Optimizer", "StepLR",
@@ -210,18 +209,7 @@ class SGD(Optimizer):
             raise ValueError("SGD: nesterov momentum needs momentum > 0 and dampening = 0")
 
     def _update_group(self, group):
-        lr, mu, dampening = group["lr"], group["momentum"], group["dampening"]
-        nesterov, wd = group["nesterov"], group["weight_decay"]
-        if not mu and not wd:  # plain SGD, the common case: nothing but p += (-lr) * grad
-            step = None  # -lr as a 0-d array of the gradients' dtype: no Python-number conversion
-            for p in group["params"]:
-                grad = p.grad
-                if grad is not None:
-                    g = grad.data
-                    if step is None or step.dtype is not g.dtype:
-                        step = scalar(-lr, g.dtype)
-                    p.add_(np.multiply(g, step))
-            return
+        lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
         for p in group["params"]:
             if p.grad is None:
                 continue
@@ -229,15 +217,20 @@ class SGD(Optimizer):
             if wd:
                 g = g + wd * p.data
             if mu:
-                state = self.state.setdefault(p, {})
-                buf = state.get("momentum_buffer")
-                if buf is None:
-                    buf = state["momentum_buffer"] = np.array(g, copy=True)
-                else:
-                    buf *= mu
-                    buf += g if dampening == 0 else (1.0 - dampening) * g
-                g = g + mu * buf if nesterov else buf
+                g = self._with_momentum(p, g, mu, group["dampening"], group["nesterov"])
             p.add_(g, alpha=-lr)
+
+    def _with_momentum(self, p, g, mu, dampening, nesterov):
+        """``buf = mu * buf + (1 - dampening) * g`` (``buf = g`` on the first step); returns the
+        step direction, ``g + mu * buf`` (Nesterov) or ``buf``."""
+        state = self.state.setdefault(p, {})
+        buf = state.get("momentum_buffer")
+        if buf is None:
+            buf = state["momentum_buffer"] = np.array(g, copy=True)
+        else:
+            buf *= mu
+            buf += (1.0 - dampening) * g
+        return g + mu * buf if nesterov else buf
 
 
 class Adam(Optimizer):
@@ -264,34 +257,27 @@ class Adam(Optimizer):
             if p.grad is None:
                 continue
             g = p.grad.data
-            state = self.state.get(p)
-            if state is None:
-                state = self.state[p] = {
-                    "step": 0,
-                    "exp_avg": np.zeros_like(p.data),
-                    "exp_avg_sq": np.zeros_like(p.data),
-                }
+            if wd and self._decoupled:
+                p.mul_(1.0 - lr * wd)
+            elif wd:
+                g = g + wd * p.data
+            state = self._state_of(p)
             state["step"] += 1
             t = state["step"]
-            if wd:
-                if self._decoupled:
-                    p.mul_(1.0 - lr * wd)
-                else:
-                    g = g + wd * p.data
             m, v = state["exp_avg"], state["exp_avg_sq"]
             m *= beta1
             m += (1.0 - beta1) * g
-            g2 = np.multiply(g, g, out=np.empty_like(v))  # an array even for 0-d parameters
-            g2 *= 1.0 - beta2
             v *= beta2
-            v += g2
-            # lr * m_hat / (sqrt(v_hat) + eps), with the corrections folded into two scalars
-            denom = np.sqrt(v, out=g2)
-            denom *= 1.0 / math.sqrt(1.0 - beta2**t)
-            denom += eps
-            update = np.divide(m, denom, out=denom)
-            update *= -lr / (1.0 - beta1**t)
-            p.add_(update)
+            v += (1.0 - beta2) * g * g
+            m_hat = m / (1.0 - beta1**t)
+            v_hat = v / (1.0 - beta2**t)
+            p.add_(m_hat / (np.sqrt(v_hat) + eps), alpha=-lr)
+
+    def _state_of(self, p) -> dict:
+        """The step count and the two moment estimates of ``p`` (zeros before its first step)."""
+        if p not in self.state:
+            self.state[p] = {"step": 0, "exp_avg": np.zeros_like(p.data), "exp_avg_sq": np.zeros_like(p.data)}
+        return self.state[p]
 
 
 class AdamW(Adam):
@@ -410,7 +396,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0) -> float:
     if norm_type == math.inf:
         total = max(float(np.max(np.abs(g.data))) if g.data.size else 0.0 for g in grads)
     elif norm_type == 2.0:
-        total = math.sqrt(sum(float(np.vdot(g.data, g.data)) for g in grads))
+        total = math.sqrt(sum(float(np.sum(g.data * g.data)) for g in grads))
     else:
         total = sum(float(np.sum(np.abs(g.data) ** norm_type)) for g in grads) ** (1.0 / norm_type)
     coef = max_norm / (total + 1e-6)

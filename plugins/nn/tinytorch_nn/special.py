@@ -18,6 +18,7 @@ float32 resolution, so no float64 temporaries are made for float32 data.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -70,16 +71,12 @@ def _terms_for(dtype, coefficients, scale_of_term) -> tuple:
     return tuple(float(c) for c in coefficients[: last + 1])
 
 
-_TABLES: dict = {}
-
-
+@functools.cache
 def _tables(dtype):
-    table = _TABLES.get(dtype)
-    if table is None:
-        series = _terms_for(dtype, _ERF_SERIES, lambda n: SERIES_CUTOFF ** (2 * n))
-        chebyshev = _terms_for(dtype, _ERFC_CHEBYSHEV, lambda k: 1.0)
-        table = _TABLES[dtype] = (series, chebyshev)
-    return table
+    """The series and Chebyshev coefficients that matter for ``dtype``, worked out once per dtype."""
+    series = _terms_for(dtype, _ERF_SERIES, lambda n: SERIES_CUTOFF ** (2 * n))
+    chebyshev = _terms_for(dtype, _ERFC_CHEBYSHEV, lambda k: 1.0)
+    return series, chebyshev
 
 
 def _float_array(x):
@@ -107,21 +104,11 @@ def _erfc_tail(z, chebyshev):
     denom = z + 2.0
     s = (3.0 - z) / denom
     two_s = s + s
-    b1 = xp.zeros_like(z)
-    b2 = xp.zeros_like(z)
-    tmp = xp.empty_like(z)
+    b1 = b2 = xp.zeros_like(z)
     for c in reversed(chebyshev[1:]):  # Clenshaw: b_k = 2 s b_{k+1} - b_{k+2} + c_k
-        xp.multiply(two_s, b1, out=tmp)
-        tmp -= b2
-        tmp += c
-        b1, b2, tmp = tmp, b1, b2
-    f = s * b1
-    f -= b2
-    f += chebyshev[0]
-    f -= z * z
-    xp.exp(f, out=f)
-    f /= denom
-    return f
+        b1, b2 = two_s * b1 - b2 + c, b1
+    f = s * b1 - b2 + chebyshev[0] - z * z
+    return xp.exp(f) / denom
 
 
 def erf(x):

@@ -18,7 +18,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from tinytorch_core import Function, Tensor, array_module
-from tinytorch_core.dtypes import not_floating
+from tinytorch_core.checks import dtype_of, not_floating, shape_of
 
 __all__ = ["DepthwiseConv2dFunction", "SwishFunction", "depthwise_conv2d", "swish"]
 
@@ -53,11 +53,11 @@ class SwishFunction(Function):
         return grad_x, grad_beta
 
 
-def _shape_of(value) -> tuple:
-    shape = getattr(value, "shape", None)
-    if shape is None:
-        raise TypeError(f"expected a Tensor or an array, got {type(value).__name__}")
-    return tuple(shape)
+def _array_shape(value, where: str) -> tuple:
+    """The shape of a Tensor or an array; anything else (a list, a number) is refused."""
+    if dtype_of(value) is None:
+        raise TypeError(f"{where}: expected a Tensor or an array, got {type(value).__name__}")
+    return shape_of(value)
 
 
 def swish(x, beta=1.0):
@@ -66,16 +66,13 @@ def swish(x, beta=1.0):
     ``beta``: a finite number, or a Tensor/array broadcastable to ``x`` (differentiable when it
     requires grad).
     """
-    try:
-        x_shape = _shape_of(x)
-    except TypeError as exc:
-        raise TypeError(f"swish: input: {exc}") from None
+    x_shape = _array_shape(x, "swish: input")
     if isinstance(beta, (Tensor, np.ndarray)):
         try:
-            np.broadcast_shapes(_shape_of(beta), x_shape)
+            np.broadcast_shapes(shape_of(beta), x_shape)
         except ValueError:
             raise ValueError(
-                f"swish: beta of shape {_shape_of(beta)} does not broadcast to the input's shape {x_shape}"
+                f"swish: beta of shape {shape_of(beta)} does not broadcast to the input's shape {x_shape}"
             ) from None
         return SwishFunction.apply(x, beta)
     if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
@@ -83,7 +80,7 @@ def swish(x, beta=1.0):
     if not math.isfinite(beta):
         raise ValueError(f"swish: beta must be finite, got {beta}")
     # a number becomes a 0-d array of the input's dtype, so float32 stays float32
-    dtype = x.data.dtype if isinstance(x, Tensor) else np.asarray(x).dtype
+    dtype = dtype_of(x)
     if dtype.kind != "f":
         dtype = np.dtype(np.float64)
     return SwishFunction.apply(x, np.asarray(beta, dtype=dtype))
@@ -195,10 +192,7 @@ def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, *, _
     (N, C * multiplier, OH, OW), like a PyTorch ``conv2d`` with ``groups = C``.
     """
     who = _who
-    try:
-        xs, ws = _shape_of(x), _shape_of(weight)
-    except TypeError as exc:
-        raise TypeError(f"{who}: {exc}") from None
+    xs, ws = _array_shape(x, who), _array_shape(weight, who)
     if len(xs) != 4:
         raise ValueError(f"{who}: expected a 4-D input (N, C, H, W), got shape {xs}")
     if len(ws) != 4 or ws[1] != 1 or ws[0] == 0 or ws[0] % xs[1]:
@@ -209,7 +203,7 @@ def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, *, _
     if min(ws[2:]) < 1:
         raise ValueError(f"{who}: the weight {ws} has an empty kernel")
     if bias is not None:
-        bs = _shape_of(bias)
+        bs = _array_shape(bias, who)
         if bs != (ws[0],):
             raise ValueError(f"{who}: bias must have shape ({ws[0]},) for weight {ws}, got {bs}")
     stride = _pair(stride, "stride", who, 1)

@@ -8,6 +8,7 @@ import numbers
 import numpy as np
 
 from tinytorch_core import Module, Parameter, resolve_generator
+from tinytorch_core.checks import positive_int
 
 from . import functional as F
 
@@ -38,12 +39,6 @@ class Swish(Module):
         return f"beta={self.beta:g}"
 
 
-def _positive_int(value, name: str, who: str) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{who}: {name} must be a positive int, got {value!r}")
-    return int(value)
-
-
 class DepthwiseConv2d(Module):
     """Depthwise convolution over NCHW input: each of the ``channels`` input channels gets its own
     ``multiplier`` filters. ``weight`` is (channels * multiplier, 1, kh, kw), ``bias``
@@ -57,8 +52,8 @@ class DepthwiseConv2d(Module):
                  generator=None):
         super().__init__()
         who = "DepthwiseConv2d"
-        self.channels = _positive_int(channels, "channels", who)
-        self.multiplier = _positive_int(multiplier, "multiplier", who)
+        self.channels = positive_int(channels, "channels", who)
+        self.multiplier = positive_int(multiplier, "multiplier", who)
         self.kernel_size = F._pair(kernel_size, "kernel_size", who, 1)
         self.stride = F._pair(stride, "stride", who, 1)
         self.padding = F._pair(padding, "padding", who, 0)

@@ -1,0 +1,220 @@
+"""Losses that compare a prediction with a target element by element: mean squared error and
+three forms of binary cross-entropy (on probabilities, on logits, and the sigmoid-BCE pair).
+
+Each is one ``Function`` that computes the per-element loss and reduces it (see
+``reduction.py``); the functional wrappers check the operands first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinytorch_core import Function, Tensor
+from tinytorch_core.checks import array_of, not_floating
+
+from .activations import exp_neg_abs, stable_sigmoid
+from .reduction import check_reduction, grad_scale, reduce_loss
+
+
+def _loss_operands(op, input, target, probabilities=False):
+    """The target as an array of the input's float dtype (integer 0/1 labels are fine), or as
+    itself when it is a tensor that requires grad (it keeps its own dtype); with
+    ``probabilities``, checked to lie in [0, 1]."""
+    data = array_of(input)
+    t = array_of(target)
+    if t.shape != data.shape:
+        raise ValueError(f"{op}: input shape {data.shape} and target shape {t.shape} must be equal")
+    if probabilities and t.size:
+        lo, hi = t.min(), t.max()
+        if not (lo >= 0 and hi <= 1):  # also catches NaN
+            raise ValueError(f"{op}: target must be probabilities in [0, 1], found values in [{lo}, {hi}]")
+    if isinstance(target, Tensor) and target.requires_grad:
+        return target
+    if t.dtype != data.dtype and data.dtype.kind == "f":
+        t = t.astype(data.dtype)  # e.g. integer 0/1 labels: compute in the input's precision
+    return t
+
+
+# ---- mean squared error ----------------------------------------------------------------------
+class MSELossFunction(Function):
+    """``(input - target)**2``, reduced; backward ``2 (input - target)`` times the reduction's scale."""
+
+    @staticmethod
+    def forward(ctx, input, target, reduction="mean"):
+        if input.dtype.kind != "f":
+            raise not_floating(ctx, input)
+        diff = input - target
+        ctx.save_for_backward(diff)
+        ctx.reduction = reduction
+        return reduce_loss(diff * diff, reduction)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (diff,) = ctx.saved_tensors
+        g = 2 * diff * grad_scale(grad, ctx.reduction, diff.size)
+        need_input, need_target = ctx.needs_input_grad[:2]
+        return (g if need_input else None), (-g if need_target else None)
+
+
+def mse_loss(input, target, reduction="mean"):
+    """Mean squared error ``(input - target)**2``, reduced by ``reduction`` (mean/sum/none)."""
+    check_reduction("mse_loss", reduction)
+    target = _loss_operands("mse_loss", input, target)
+    return MSELossFunction.apply(input, target, reduction=reduction)
+
+
+# ---- binary cross-entropy on probabilities ---------------------------------------------------
+def bce_eps(dtype) -> float:
+    """The clamp of binary cross-entropy: probabilities are kept in ``[eps, 1 - eps]``, with eps
+    the machine epsilon of their dtype."""
+    return float(np.finfo(dtype).eps)
+
+
+#: the clamp ``bce_eps`` per dtype name (1.19e-7 float32, 2.22e-16 float64)
+BCE_EPS = {"float32": bce_eps(np.float32), "float64": bce_eps(np.float64)}
+
+
+def _check_probabilities(p) -> None:
+    """BCE's input must lie in [0, 1]; the registered op checks it itself, so that it is safe
+    to call without the functional wrapper."""
+    if p.size and not (p.min() >= 0 and p.max() <= 1):  # also catches NaN
+        raise ValueError(
+            f"binary_cross_entropy: input must be probabilities in [0, 1], found values in "
+            f"[{p.min()}, {p.max()}] (apply sigmoid first, or use "
+            "binary_cross_entropy_with_logits on raw scores)"
+        )
+
+
+def _clamp(p):
+    eps = bce_eps(p.dtype)
+    return np.clip(p, eps, 1 - eps)
+
+
+def _bce(p, target):
+    """The per-element loss ``-(t log p + (1 - t) log(1 - p))`` of clamped probabilities ``p``."""
+    return -(target * np.log(p) + (1 - target) * np.log1p(-p))
+
+
+def _bce_target_grad(p, scale):
+    """d(loss)/d(target) = ``-log(p / (1 - p))``, times the reduction's scale."""
+    return -(np.log(p) - np.log1p(-p)) * scale
+
+
+class BinaryCrossEntropyFunction(Function):
+    """``-(t log p + (1 - t) log(1 - p))`` on probabilities ``p`` clamped to ``[eps, 1 - eps]``.
+
+    Backward ``(p - t) / (p (1 - p))`` at the clamped p: a saturated wrong prediction still
+    gets a (large) push back.
+    """
+
+    @staticmethod
+    def forward(ctx, input, target, reduction="mean"):
+        if input.dtype.kind != "f":
+            raise not_floating(ctx, input)
+        _check_probabilities(input)
+        p = _clamp(input)
+        ctx.save_for_backward(p, target)
+        ctx.reduction = reduction
+        return reduce_loss(_bce(p, target), reduction)
+
+    @staticmethod
+    def backward(ctx, grad):
+        p, target = ctx.saved_tensors
+        scale = grad_scale(grad, ctx.reduction, p.size)
+        need_input, need_target = ctx.needs_input_grad[:2]
+        grad_input = (p - target) / (p * (1 - p)) * scale if need_input else None
+        grad_target = _bce_target_grad(p, scale) if need_target else None
+        return grad_input, grad_target
+
+
+def binary_cross_entropy(input, target, reduction="mean"):
+    """Binary cross-entropy on probabilities ``input`` in [0, 1] (e.g. after ``sigmoid``).
+
+    ``input`` is clamped to ``[eps, 1 - eps]`` with ``eps`` the machine epsilon of its dtype
+    (1.19e-7 float32, 2.22e-16 float64; see ``BCE_EPS``), so each element's loss is at most
+    about 15.9 (float32) / 36.0 (float64) and never infinite. On raw scores use
+    ``binary_cross_entropy_with_logits`` (exact where the probability saturates) or
+    ``sigmoid_binary_cross_entropy`` (this clamped loss of ``sigmoid(logits)``, as one node).
+    """
+    check_reduction("binary_cross_entropy", reduction)
+    target = _loss_operands("binary_cross_entropy", input, target, probabilities=True)
+    return BinaryCrossEntropyFunction.apply(input, target, reduction=reduction)
+
+
+# ---- binary cross-entropy on logits ----------------------------------------------------------
+class BinaryCrossEntropyWithLogitsFunction(Function):
+    """``max(x, 0) - x t + log(1 + exp(-|x|))``: BCE of ``sigmoid(x)``, stable for any ``x``.
+
+    Backward ``sigmoid(x) - t`` (and ``-x`` for the target), times the reduction's scale.
+    """
+
+    @staticmethod
+    def forward(ctx, input, target, reduction="mean"):
+        if input.dtype.kind != "f":
+            raise not_floating(ctx, input)
+        loss = np.maximum(input, 0) - input * target + np.log1p(exp_neg_abs(input))
+        ctx.save_for_backward(input, target)
+        ctx.reduction = reduction
+        return reduce_loss(loss, reduction)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, target = ctx.saved_tensors
+        scale = grad_scale(grad, ctx.reduction, x.size)
+        need_input, need_target = ctx.needs_input_grad[:2]
+        grad_input = (stable_sigmoid(x) - target) * scale if need_input else None
+        grad_target = -x * scale if need_target else None
+        return grad_input, grad_target
+
+
+def binary_cross_entropy_with_logits(input, target, reduction="mean"):
+    """Binary cross-entropy of ``sigmoid(input)`` against ``target`` in [0, 1], computed from
+    the raw scores in the overflow-free form."""
+    check_reduction("binary_cross_entropy_with_logits", reduction)
+    target = _loss_operands("binary_cross_entropy_with_logits", input, target, probabilities=True)
+    return BinaryCrossEntropyWithLogitsFunction.apply(input, target, reduction=reduction)
+
+
+# ---- sigmoid and clamped binary cross-entropy, fused -----------------------------------------
+class SigmoidBinaryCrossEntropyFunction(Function):
+    """``binary_cross_entropy(sigmoid(logits), target)`` as one node: the same clamped value,
+    with the gradient ``s - t`` (``s = sigmoid(logits)``) times the reduction's scale.
+
+    That is the chain rule's gradient wherever the clamp is inactive, in one array operation
+    instead of the separate backwards of sigmoid and BCE. Where the clamp is active (s within
+    eps of 0 or 1) the gradient goes straight through it, as BCE's own does: a confident wrong
+    prediction keeps a push back of about 1 per element, where the two-node chain multiplies
+    BCE's push back by the sigmoid's vanishing slope.
+    """
+
+    @staticmethod
+    def forward(ctx, logits, target, reduction="mean"):
+        if logits.dtype.kind != "f":
+            raise not_floating(ctx, logits)
+        s = stable_sigmoid(logits)
+        ctx.save_for_backward(s, target)
+        ctx.reduction = reduction
+        return reduce_loss(_bce(_clamp(s), target), reduction)
+
+    @staticmethod
+    def backward(ctx, grad):
+        s, target = ctx.saved_tensors
+        scale = grad_scale(grad, ctx.reduction, s.size)
+        need_logits, need_target = ctx.needs_input_grad[:2]
+        grad_logits = (s - target) * scale if need_logits else None
+        grad_target = _bce_target_grad(_clamp(s), scale) if need_target else None
+        return grad_logits, grad_target
+
+
+def sigmoid_binary_cross_entropy(logits, target, reduction="mean"):
+    """Binary cross-entropy of ``sigmoid(logits)`` against ``target`` in [0, 1], as one node.
+
+    The value is exactly ``binary_cross_entropy(sigmoid(logits), target)`` (probabilities
+    clamped to ``[eps, 1 - eps]``); the gradient to the logits is ``s - t``, also where the
+    clamp is active (see ``SigmoidBinaryCrossEntropyFunction``). Like
+    ``binary_cross_entropy_with_logits`` it is chosen explicitly: ``binary_cross_entropy``
+    never turns itself into this op.
+    """
+    check_reduction("sigmoid_binary_cross_entropy", reduction)
+    target = _loss_operands("sigmoid_binary_cross_entropy", logits, target, probabilities=True)
+    return SigmoidBinaryCrossEntropyFunction.apply(logits, target, reduction=reduction)

@@ -1,0 +1,39 @@
+"""How a loss turns per-element values into what it returns, shared by every loss op.
+
+``reduction`` is ``"mean"`` (the default), ``"sum"`` or ``"none"`` (the per-element losses).
+The backward of a reduced loss multiplies each per-element gradient by ``grad_scale``: the
+incoming gradient itself for ``"sum"``, divided by the number of elements for ``"mean"``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(where: str, reduction) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{where}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def reduce_loss(loss: np.ndarray, reduction: str, count: int | None = None):
+    """``loss`` summed, averaged over ``count`` entries (all of them by default), or as it is.
+
+    The mean of no entries is NaN, as in PyTorch (without NumPy's warning for an empty mean).
+    """
+    if reduction == "none":
+        return loss
+    total = loss.sum()
+    if reduction == "sum":
+        return total
+    count = loss.size if count is None else count
+    return total / count if count else np.array(np.nan, dtype=loss.dtype)
+
+
+def grad_scale(grad, reduction: str, count: int):
+    """The factor each per-element gradient is multiplied by: ``grad`` (0-d, or one per element
+    for ``"none"``), divided by ``count`` for ``"mean"``."""
+    if reduction == "mean":
+        return grad / max(count, 1)  # an empty loss has no gradient to scale
+    return grad
