@@ -6,7 +6,6 @@ pluggy hooks; reach them as ``tinytorch_core.nn.Linear`` or ``tinytorch_core.ops
 
 from .anomaly import AnomalyError, detect_anomaly
 from . import catalog, data, init, io, nn, ops, optim, text
-from .backend import array_module
 from .factories import arange, as_tensor, full, ones, ones_like, rand, randn, tensor, zeros, zeros_like
 from .function import Function, GraphError
 from .grad_mode import enable_grad, is_grad_enabled, no_grad
@@ -58,7 +57,7 @@ __all__ = [
     "BlockedStageError", "BrokenStageError", "Function", "GraphError", "InactiveStageError", "Milestone",
     "MissingStageError", "Module", "ModuleList", "Parameter", "PluginLoadError", "PluginWarning",
     "RegistrationError", "Runtime", "Sample", "StageUnavailableError", "StateDictError", "Tensor",
-    "abs", "arange", "as_tensor", "array_module", "broadcast_to", "catalog", "data", "init", "io", "nn", "ops", "optim", "text", "clip", "concatenate", "default_generator",
+    "abs", "arange", "as_tensor", "broadcast_to", "catalog", "data", "init", "io", "nn", "ops", "optim", "text", "clip", "concatenate", "default_generator",
     "default_runtime", "enable_grad", "exp", "full", "hookimpl", "is_grad_enabled", "log", "manual_seed",
     "matmul", "maximum", "mean", "minimum", "no_grad", "ones", "ones_like", "rand", "randn", "reshape",
     "resolve_generator", "sqrt", "squeeze", "stack", "swapaxes", "tensor", "transpose", "unsqueeze",

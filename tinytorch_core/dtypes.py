@@ -28,7 +28,6 @@ from __future__ import annotations
 import numpy as np
 
 
-from .checks import not_floating  # noqa: F401  (its old home: plugins of the first release import it from here)
 from .tensor import DEFAULT_FLOAT, Tensor
 
 DEFAULT_INT = np.dtype(np.int64)

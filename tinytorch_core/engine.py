@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .anomaly import check_backward
-from .backend import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
+from .errstate import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
 from .function import GraphError
 from .grad_mode import current_modes
 from .inplace import IN_PLACE_CLOCK, REWRITTEN, node_seen_by, saved_array_changed_in_place

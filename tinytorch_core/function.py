@@ -21,7 +21,7 @@ import inspect
 import numpy as np
 
 from .anomaly import check_forward
-from .backend import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
+from .errstate import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
 from .grad_mode import _per_thread
 from .inplace import IN_PLACE_CLOCK, shares_memory_owner
 

@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 
-from .backend import scalar
 from .checks import normalize_axes
 from .grad_mode import _per_thread
 from .inplace import IN_PLACE_CLOCK, remember_node_before_write

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinytorch_core import Function, Sample, Tensor, array_module
+from tinytorch_core import Function, Sample, Tensor
 from tinytorch_core.checks import array_of, shape_of
 
 #: up to this table size the backward builds the one-hot matrix of the indices (see scatter_add_rows)
@@ -53,12 +53,11 @@ def scatter_add_rows(index, values, rows: int):
     one matrix product. The one-hot matrix has a column per row of the table, so above
     ``ONE_HOT_MAX_ROWS`` rows ``np.add.at`` adds each value into its row in place instead.
     """
-    xp = array_module(values)
     if rows <= ONE_HOT_MAX_ROWS:
-        one_hot = (index[:, None] == xp.arange(rows)).astype(values.dtype)
+        one_hot = (index[:, None] == np.arange(rows)).astype(values.dtype)
         return one_hot.T @ values
-    out = xp.zeros((rows, values.shape[1]), dtype=values.dtype)
-    xp.add.at(out, index, values)
+    out = np.zeros((rows, values.shape[1]), dtype=values.dtype)
+    np.add.at(out, index, values)
     return out
 
 

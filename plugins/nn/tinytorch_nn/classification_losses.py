@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tinytorch_core import Function, array_module
+from tinytorch_core import Function
 from tinytorch_core.checks import array_of, not_floating, shape_of
 
 from .reduction import check_reduction, grad_scale, reduce_loss
@@ -204,7 +204,7 @@ class NLLLossFunction(Function):
     @staticmethod
     def backward(ctx, grad):
         targets = ctx.targets
-        g = array_module(grad).zeros(ctx.batched_shape, dtype=ctx.input_dtype)
+        g = np.zeros(ctx.batched_shape, dtype=ctx.input_dtype)
         _subtract_at(g, targets.index, _per_entry_scale(grad, ctx.reduction, targets))
         return _unbatch(g, targets)
 

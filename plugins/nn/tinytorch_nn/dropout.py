@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from tinytorch_core import Function, array_module, resolve_generator
+from tinytorch_core import Function, resolve_generator
 from tinytorch_core.checks import array_of, not_floating
 
 
@@ -44,7 +44,7 @@ def _dropout_mask(data, p, generator):
     """``keep / (1 - p)`` in the input's float dtype, ``keep`` true with probability ``1 - p``."""
     dtype = data.dtype if data.dtype.kind == "f" else np.dtype(np.float32)
     if p == 1:
-        return array_module(data).zeros(data.shape, dtype=dtype)
+        return np.zeros(data.shape, dtype=dtype)
     rng = resolve_generator(generator)
     uniform_dtype = np.float32 if dtype == np.float32 else np.float64  # the two dtypes random() draws
     keep = rng.random(data.shape, dtype=uniform_dtype) >= p

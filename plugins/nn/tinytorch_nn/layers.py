@@ -9,7 +9,6 @@ import numpy as np
 
 from tinytorch_core import Module, Parameter, resolve_generator
 from tinytorch_core.checks import dtype_mismatch, dtype_of, non_negative_int
-# (stage spatial still imports dtype_mismatch from here; it lives in tinytorch_core.checks)
 
 from . import functional as F
 from . import init

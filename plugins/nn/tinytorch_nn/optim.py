@@ -23,7 +23,7 @@ import numbers
 import numpy as np
 
 from tinytorch_core import Tensor, enable_grad, no_grad
-from tinytorch_core.backend import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
+from tinytorch_core.errstate import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
 
 __all__ = [
     "SGD", "Adam", "AdamW", "CosineAnnealingLR", "LRScheduler", "LinearWarmup", "Optimizer", "StepLR",

@@ -139,10 +139,11 @@ OPS = (
     ("binary_cross_entropy_with_logits", F.BinaryCrossEntropyWithLogitsFunction, bce_with_logits_samples,
      F.binary_cross_entropy_with_logits),
     ("sigmoid_binary_cross_entropy", F.SigmoidBinaryCrossEntropyFunction, sigmoid_bce_samples,
-     F.SigmoidBinaryCrossEntropyFunction.apply),
+     F.sigmoid_binary_cross_entropy),
     ("cross_entropy", F.CrossEntropyFunction, cross_entropy_samples, F.cross_entropy),
     ("nll_loss", F.NLLLossFunction, nll_loss_samples, F.nll_loss),
 )
+
 
 @hookimpl
 def tinytorch_register_ops(registry):

@@ -23,7 +23,6 @@ import math
 
 import numpy as np
 
-from tinytorch_core import array_module
 
 # f(s) on s in [-1, 1] as sum_k c_k T_k(s); s = -1 is z = inf, s = 1 is z = 0.5
 _ERFC_CHEBYSHEV = (
@@ -98,17 +97,16 @@ def _erf_series(x, series):
 
 def _erfc_tail(z, chebyshev):
     """erfc(z) for z >= SERIES_CUTOFF (and +inf)."""
-    xp = array_module(z)
     # erfc(30) underflows even in float64: capping z keeps s finite at z = inf (NaN stays NaN)
-    z = xp.minimum(z, 30.0)
+    z = np.minimum(z, 30.0)
     denom = z + 2.0
     s = (3.0 - z) / denom
     two_s = s + s
-    b1 = b2 = xp.zeros_like(z)
+    b1 = b2 = np.zeros_like(z)
     for c in reversed(chebyshev[1:]):  # Clenshaw: b_k = 2 s b_{k+1} - b_{k+2} + c_k
         b1, b2 = two_s * b1 - b2 + c, b1
     f = s * b1 - b2 + chebyshev[0] - z * z
-    return xp.exp(f) / denom
+    return np.exp(f) / denom
 
 
 def erf(x):

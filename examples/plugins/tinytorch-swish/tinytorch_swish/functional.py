@@ -17,7 +17,7 @@ import numbers
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from tinytorch_core import Function, Tensor, array_module
+from tinytorch_core import Function, Tensor
 from tinytorch_core.checks import dtype_of, not_floating, shape_of
 
 __all__ = ["DepthwiseConv2dFunction", "SwishFunction", "depthwise_conv2d", "swish"]
@@ -107,7 +107,7 @@ def _zero_padded(x, ph: int, pw: int):
     if not (ph or pw):
         return x
     n, c, h, w = x.shape
-    out = array_module(x).zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
+    out = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
     out[:, :, ph : ph + h, pw : pw + w] = x
     return out
 
@@ -177,7 +177,7 @@ def _input_gradient(g, filters, padded_hw, ctx):
     lead_h, lead_w = dh * (kh - 1), dw * (kw - 1)
     # zeros between (stride) and before (kernel span - 1) the gradient values; trailing zeros up to the
     # padded size stand for input rows and columns no window reached
-    spread = array_module(g).zeros((n, c, m, hp + lead_h, wp + lead_w), dtype=g.dtype)
+    spread = np.zeros((n, c, m, hp + lead_h, wp + lead_w), dtype=g.dtype)
     spread[..., lead_h : lead_h + sh * (oh - 1) + 1 : sh, lead_w : lead_w + sw * (ow - 1) + 1 : sw] = g
     taps = _windows(spread, (kh, kw), (1, 1), (dh, dw))  # (N, C, m, Hp, Wp, kh, kw)
     grad_padded = np.einsum("ncmhwij,cmij->nchw", taps, filters[:, :, ::-1, ::-1], optimize=True)
