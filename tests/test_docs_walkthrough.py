@@ -23,6 +23,8 @@ def defined_names(path: Path) -> set[str]:
             elif isinstance(child, (ast.Assign, ast.AnnAssign)) and not prefix:
                 targets = child.targets if isinstance(child, ast.Assign) else [child.target]
                 names.update(t.id for t in targets if isinstance(t, ast.Name))
+            elif isinstance(child, (ast.If, ast.Try, ast.ExceptHandler)):  # try: ... except ImportError
+                visit(child, prefix)
 
     visit(ast.parse(path.read_text()), "")
     return names

@@ -129,6 +129,11 @@ class Function:
             check_forward(cls, ctx, arrays, out)
 
         # 3. wrap each output array as a Tensor; 4. record ctx as their graph node
+        if type(out) is np.ndarray and out.base is None:  # fast path: one fresh output, -5 % of a W1 step
+            result = Tensor._wrap(out, True, ctx, 0) if record and out.dtype.kind == "f" else Tensor._wrap(out)
+            if record:
+                _record(ctx, parents, args, (result,))
+            return result
         results = _wrap_outputs(ctx, out if type(out) is tuple else (out,), args, record)
         if record:
             _record(ctx, parents, args, results)

@@ -159,24 +159,40 @@ class Tensor:
         self._version_counter[0] = tick
         return tick
 
-    def _change_in_place(self, op: str, operand, write, recorded_result):
-        """The one path of every in-place change.
+    def _records_in_place(self, operand) -> bool:
+        """Whether an in-place change must be recorded in the graph: grad mode is on and this
+        tensor or ``operand`` requires grad. Otherwise (an optimizer step under ``no_grad``,
+        say) the change is a plain NumPy write followed by ``_bump()``."""
+        return _per_thread.modes.grad and (
+            self.requires_grad or (isinstance(operand, Tensor) and operand.requires_grad)
+        )
 
-        When no gradient is involved (grad mode off, as in an optimizer step, or neither this
-        tensor nor ``operand`` requires grad) the change is ``write(data)``, plain NumPy.
-
-        Otherwise the change is recorded in the graph, as in PyTorch, so that no gradient is
+    def _record_in_place(self, op: str, recorded_result) -> "Tensor":
+        """An in-place change recorded in the graph, as in PyTorch, so that no gradient is
         silently lost (``x = zeros(3); x[0:1] = w`` must give ``w`` a gradient):
+
         1. ``before``: a snapshot of the current value, carrying this tensor's graph node;
         2. ``after = recorded_result(before)``: the new value, computed by ordinary ops;
         3. ``after`` is copied into this tensor's memory, and the tensor takes ``after``'s node.
+
         Nodes recorded earlier that consumed this tensor keep the node it had then
         (``inplace.REWRITTEN``, read by the engine), so their gradients still reach the old graph.
         """
-        if not (_per_thread.modes.grad and (self.requires_grad or (isinstance(operand, Tensor) and operand.requires_grad))):
-            write(self.data)
-            self._bump()
-            return self
+        self._check_recordable(op)
+        before = Tensor._wrap(self.data.copy(), self.requires_grad, self._node, self._out_index)
+        after = recorded_result(before)
+        if after.data.shape != self.data.shape:
+            raise ValueError(f"{op}: the result has shape {after.data.shape}, the tensor {self.data.shape}")
+        if after.data.dtype != self.data.dtype:
+            after = after.to(self.data.dtype)
+        self.data[...] = after.data
+        tick = self._bump()
+        if self._node is not None:  # earlier consumers still see the node this tensor had before
+            remember_node_before_write(self, tick)
+        self._node, self._out_index, self.requires_grad = after._node, after._out_index, after.requires_grad
+        return self
+
+    def _check_recordable(self, op: str) -> None:
         if self._node is None and self.requires_grad:
             raise RuntimeError(
                 f"{op}: in-place change of a leaf tensor that requires grad while grad mode is on "
@@ -193,74 +209,66 @@ class Tensor:
                 "tensor) is not supported: the tensor it views would not see the gradient. Write into "
                 "the tensor that owns the memory, or clone() the view first"
             )
-        before = Tensor._wrap(self.data.copy(), self.requires_grad, self._node, self._out_index)
-        after = recorded_result(before)
-        if after.data.shape != self.data.shape:
-            raise ValueError(f"{op}: the result has shape {after.data.shape}, the tensor {self.data.shape}")
-        if after.data.dtype != self.data.dtype:
-            after = after.to(self.data.dtype)
-        self.data[...] = after.data
-        tick = self._bump()
-        if self._node is not None:  # earlier consumers still see the node this tensor had before
-            remember_node_before_write(self, tick)
-        self._node, self._out_index, self.requires_grad = after._node, after._out_index, after.requires_grad
-        return self
 
     def __setitem__(self, index, value) -> None:
         index = _index_operand(index)
-
-        def write(data):
-            data[index] = value.data if isinstance(value, Tensor) else value
-
-        self._change_in_place("__setitem__", value, write, lambda before: _P.SetItem.apply(before, value, index))
+        if self._records_in_place(value):
+            self._record_in_place("__setitem__", lambda before: _P.SetItem.apply(before, value, index))
+        else:
+            self.data[index] = self._operand(value)
+            self._bump()
 
     def copy_(self, source) -> "Tensor":
         src_shape = np.shape(self._operand(source))
         if src_shape != self.data.shape and np.broadcast_shapes(src_shape, self.data.shape) != self.data.shape:
             raise ValueError(f"copy_: source shape {src_shape} does not fit tensor shape {self.data.shape}")
-
-        def write(data):
-            data[...] = self._operand(source)
-
-        return self._change_in_place("copy_", source, write, lambda before: _P.SetItem.apply(before, source, Ellipsis))
+        if self._records_in_place(source):
+            return self._record_in_place("copy_", lambda before: _P.SetItem.apply(before, source, Ellipsis))
+        self.data[...] = self._operand(source)
+        self._bump()
+        return self
 
     def fill_(self, value) -> "Tensor":
         value = self._operand(value)
-        return self._change_in_place("fill_", None, lambda data: data.fill(value),
-                                     lambda before: _P.SetItem.apply(before, value, Ellipsis))
+        if self._records_in_place(None):
+            return self._record_in_place("fill_", lambda before: _P.SetItem.apply(before, value, Ellipsis))
+        self.data.fill(value)
+        self._bump()
+        return self
 
     def zero_(self) -> "Tensor":
         return self.fill_(0)
 
     def add_(self, other, alpha=1) -> "Tensor":
-        def write(data):
-            data += self._operand(other) * alpha if alpha != 1 else self._operand(other)
-
-        return self._change_in_place("add_", other, write,
-                                     lambda before: before + (other * alpha if alpha != 1 else other))
+        if self._records_in_place(other):
+            return self._record_in_place("add_", lambda before: before + (other * alpha if alpha != 1 else other))
+        self.data += self._operand(other) * alpha if alpha != 1 else self._operand(other)
+        self._bump()
+        return self
 
     def sub_(self, other, alpha=1) -> "Tensor":
         return self.add_(other, alpha=-alpha)
 
     def mul_(self, other) -> "Tensor":
-        def write(data):
-            data *= self._operand(other)
-
-        return self._change_in_place("mul_", other, write, lambda before: before * other)
+        if self._records_in_place(other):
+            return self._record_in_place("mul_", lambda before: before * other)
+        self.data *= self._operand(other)
+        self._bump()
+        return self
 
     def div_(self, other) -> "Tensor":
-        def write(data):
-            data /= self._operand(other)
-
-        return self._change_in_place("div_", other, write, lambda before: before / other)
+        if self._records_in_place(other):
+            return self._record_in_place("div_", lambda before: before / other)
+        self.data /= self._operand(other)
+        self._bump()
+        return self
 
     # ``x += v`` acts on x itself, as in PyTorch and NumPy (a parameter stays the same object).
     # One exception: a change to be recorded (a gradient involved) of a view. ``x[i] += w`` runs
     # as ``x[i] = x[i].__iadd__(w)``, and the in-place change of the view ``x[i]`` could not be
     # recorded; the result is then computed out of place, and the write into ``x`` records it.
     def _augmented(self, in_place, out_of_place, other):
-        recorded = _per_thread.modes.grad and (self.requires_grad or (isinstance(other, Tensor) and other.requires_grad))
-        if recorded and self.data.base is not None:
+        if self._records_in_place(other) and self.data.base is not None:
             return out_of_place(self.clone(), other)  # a clone: the write that follows changes the view's memory
         return in_place(other)
 

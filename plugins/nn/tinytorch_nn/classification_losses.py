@@ -39,11 +39,16 @@ def _batched(input, target, valid):
 
 def _pick(a, target):
     """``a[n, target[n, ...], ...]``: the class-axis (axis 1) entry each target names."""
+    if a.ndim == 2:  # (N, C), the classifier's case: one fancy index
+        return a[np.arange(len(target)), target]
     return np.take_along_axis(a, np.expand_dims(target, 1), axis=1).squeeze(1)
 
 
 def _subtract_at(a, target, values) -> None:
     """``a[n, target[n, ...], ...] -= values`` in place (each position is hit once)."""
+    if a.ndim == 2:  # (N, C), the classifier's case: one fancy index
+        a[np.arange(len(target)), target] -= values
+        return
     index = np.expand_dims(target, 1)
     picked = np.take_along_axis(a, index, axis=1)
     picked -= np.expand_dims(values, 1) if np.ndim(values) else values
