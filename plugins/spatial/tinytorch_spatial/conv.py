@@ -34,8 +34,22 @@ def im2col(x, geo: WindowGeometry):
     # every span-sized patch at every position (a view, nothing copied), keeping every stride-th
     # patch and, inside a patch, every dilation-th pixel: (N, C, Ho, Wo, kh, kw)
     windows = sliding_window_view(geo.pad(x, 0), span, axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
+    if c == 1:  # fast path: copy a one-channel input offset by offset, -X % of a W5 step
+        return _im2col_by_offset(windows, geo)
     # the one copy, into rows (n, y, x) and columns (i, j, c)
     return windows.transpose(0, 2, 3, 4, 5, 1).reshape(n * ho * wo, kh * kw * c)
+
+
+def _im2col_by_offset(windows, geo: WindowGeometry):
+    """The same matrix as ``im2col``, stored transposed: copied as (kh*kw*C, N*Ho*Wo), a row per
+    (kernel offset, channel), and handed out as its (N*Ho*Wo, kh*kw*C) transpose (a view).
+
+    For one input channel, ``im2col``'s rows are kh*kw-pixel scraps of the image; here the copy
+    reads whole image rows instead, and the matrix products take the transpose at no cost.
+    """
+    n, c, _, _ = geo.input_shape
+    (kh, kw), (ho, wo) = geo.kernel, geo.out_hw
+    return windows.transpose(4, 5, 1, 0, 2, 3).reshape(kh * kw * c, n * ho * wo).T
 
 
 def col2im(per_offset, geo: WindowGeometry):
@@ -85,7 +99,10 @@ class Conv2dFunction(Function):
         (kh, kw), c = geo.kernel, geo.input_shape[1]
         grad_rows = grad.transpose(0, 2, 3, 1).reshape(n * ho * wo, o)  # like the forward's out
         grad_x = grad_w = grad_b = None
-        if needs[0]:
+        if needs[0] and _can_use_transposed_conv(geo):
+            # fast path: the input gradient as one more convolution, -X % of a W4 step
+            grad_x = _input_grad_by_transposed_conv(grad_rows, filters, geo)
+        elif needs[0]:
             # the columns' gradient grad_rows @ filters, computed grouped by kernel offset:
             # (N*Ho*Wo, O) @ (kh*kw, O, C) -> (kh*kw, N*Ho*Wo, C), one product per offset
             grad_x = col2im(grad_rows @ filters.reshape(o, kh * kw, c).transpose(1, 0, 2), geo)
@@ -94,6 +111,30 @@ class Conv2dFunction(Function):
         if needs[2]:
             grad_b = np.einsum("pc->c", grad_rows)  # the sum over all output pixels p
         return grad_x, grad_w, grad_b
+
+
+def _can_use_transposed_conv(geo: WindowGeometry) -> bool:
+    """Stride 1, no dilation, padding inside the kernel, and small enough that the transposed
+    convolution's columns (kh*kw times the input gradient) stay cheap."""
+    n, c, h, w = geo.input_shape
+    (kh, kw), (ph, pw) = geo.kernel, geo.padding
+    small = n * h * w * c * kh * kw <= 1 << 16
+    return small and geo.stride == (1, 1) and geo.dilation == (1, 1) and ph < kh and pw < kw
+
+
+def _input_grad_by_transposed_conv(grad_rows, filters, geo: WindowGeometry):
+    """The input gradient of a stride-1 convolution is itself a convolution: the output gradient,
+    zero-padded by ``kernel - 1 - padding``, correlated with the kernel flipped in both axes and
+    with its in and out channels swapped. One im2col and one GEMM replace col2im's per-offset
+    scatter-adds, which cost more than the arithmetic on small images."""
+    n, c, h, w = geo.input_shape
+    (kh, kw), (ph, pw), (ho, wo) = geo.kernel, geo.padding, geo.out_hw
+    o = filters.shape[0]
+    grad = grad_rows.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)  # NCHW view, channels-last
+    full = WindowGeometry.of(grad.shape, (kh, kw), (1, 1), (kh - 1 - ph, kw - 1 - pw))
+    flipped = filters.reshape(o, kh, kw, c)[:, ::-1, ::-1, :].transpose(3, 0, 1, 2)  # (C, O, kh, kw)
+    grad_x = im2col(grad, full) @ filter_matrix(flipped).T  # (N*H*W, C)
+    return grad_x.reshape(n, h, w, c).transpose(0, 3, 1, 2)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
