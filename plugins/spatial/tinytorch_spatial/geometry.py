@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from tinytorch_core.checks import dtype_of, shape_of
 
@@ -52,6 +53,16 @@ class WindowGeometry(NamedTuple):
             rows = slice(i * dh, i * dh + sh * (ho - 1) + 1, sh)
             for j in range(kw):
                 yield i * kw + j, rows, slice(j * dw, j * dw + sw * (wo - 1) + 1, sw)
+
+    def windows(self, padded):
+        """Every window of the padded (N, C, Hp, Wp) input as an (N, C, Ho, Wo, kh, kw) view,
+        nothing copied: ``[n, c, y, x, i, j]`` is the pixel at row ``y * stride + i * dilation``,
+        column ``x * stride + j * dilation``, so each axis steps a fixed number of bytes."""
+        n, c, _, _ = padded.shape
+        s_n, s_c, s_h, s_w = padded.strides
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        shape = (n, c) + self.out_hw + self.kernel
+        return as_strided(padded, shape, (s_n, s_c, s_h * sh, s_w * sw, s_h * dh, s_w * dw), writeable=False)
 
     def pad(self, x, fill):
         """``x`` (its last two axes H, W) with ``padding`` rows and columns of ``fill`` on each side.

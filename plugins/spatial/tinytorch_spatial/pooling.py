@@ -42,11 +42,10 @@ class MaxPool2dFunction(Function):
     @staticmethod
     def forward(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)):
         geo = WindowGeometry.of(x.shape, kernel_size, stride, padding)
-        padded = geo.pad(x, lowest(x.dtype)).transpose(0, 2, 3, 1)  # channels-last (N, H, W, C)
-        if _windows_tile_the_input(geo):  # fast path: one copy gathers all offsets, -X % of a W4 step
-            taps = _gather_tiles(padded, geo)
-        else:  # (kh*kw, N, Ho, Wo, C): every window's entries, one block per kernel offset
-            taps = np.stack([padded[:, rows, cols, :] for _, rows, cols in geo.offsets()])
+        (kh, kw), (n, c, ho, wo) = geo.kernel, geo.output_shape
+        windows = geo.windows(geo.pad(x, lowest(x.dtype)))  # (N, C, Ho, Wo, kh, kw), a view
+        # every window's entries, one block per kernel offset, channels-last: (kh*kw, N, Ho, Wo, C)
+        taps = windows.transpose(4, 5, 0, 2, 3, 1).reshape(kh * kw, n, ho, wo, c)
         best = taps.max(axis=0)
         ctx.save_for_backward(_first_maximum(taps, best, geo))
         ctx.geometry = geo
@@ -72,17 +71,10 @@ def _windows_tile_the_input(geo: WindowGeometry) -> bool:
     return geo.stride == geo.kernel and geo.padding == (0, 0) and (ho * kh, wo * kw) == (h, w)
 
 
-def _gather_tiles(x_cl, geo: WindowGeometry):
-    """(N, H, W, C) -> (kh*kw, N, Ho, Wo, C), as the offsets' blocks stacked, when the windows
-    tile the input: splitting H into (Ho, kh) and W into (Wo, kw) is then a reshape."""
-    n, c, _, _ = geo.input_shape
-    (kh, kw), (ho, wo) = geo.kernel, geo.out_hw
-    tiles = x_cl.reshape(n, ho, kh, wo, kw, c)
-    return tiles.transpose(2, 4, 0, 1, 3, 5).reshape(kh * kw, n, ho, wo, c)
-
-
 def _scatter_tiles(per_offset, geo: WindowGeometry):
-    """The inverse of ``_gather_tiles``: (kh*kw, N, Ho, Wo, C) -> (N, H, W, C)."""
+    """(kh*kw, N, Ho, Wo, C) blocks, one per kernel offset, -> (N, H, W, C), when the windows
+    tile the input: every pixel then lies in exactly one window, so the blocks only need
+    interleaving, as H splits into (Ho, kh) and W into (Wo, kw); nothing adds up."""
     n, c, h, w = geo.input_shape
     (kh, kw), (ho, wo) = geo.kernel, geo.out_hw
     tiles = per_offset.reshape(kh, kw, n, ho, wo, c).transpose(2, 3, 0, 4, 1, 5)
