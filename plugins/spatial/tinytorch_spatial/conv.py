@@ -10,6 +10,10 @@ Layout: the output comes out of the GEMM channels-last, (N*Ho*Wo, O), and is han
 NCHW view of that buffer (no transpose copy). Pooling and element-wise ops keep that layout, so
 the next im2col reads whole runs of contiguous channels, and the output gradient reaches the
 backward as a free reshape.
+
+Three fast paths, each behind one predicate (``_can_...``) and checked against the plain path in
+the tests: the bias folded into the GEMM, one-channel columns stored column-major, and a small
+stride-1 input gradient as a transposed convolution.
 """
 
 from __future__ import annotations

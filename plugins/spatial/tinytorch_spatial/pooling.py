@@ -1,8 +1,9 @@
 """Max and average pooling, one kernel offset at a time.
 
 For a kernel offset (i, j), the pixels it sees in every window form one strided block of the
-padded input (``WindowGeometry.offsets``). Pooling reduces over these kh*kw blocks with
-whole-array operations, and its backward adds each block's gradient back where it came from.
+padded input (``WindowGeometry.offsets``, or all of them at once through ``windows``). Pooling
+reduces over these kh*kw blocks with whole-array operations, and its backward adds each block's
+gradient back where it came from (fast path: when the windows tile the input, one copy).
 
 Max pooling works channels-last, the layout ``conv2d`` hands out: each block is then read in
 runs of contiguous channels.
