@@ -74,7 +74,8 @@ class WindowGeometry(NamedTuple):
         if not ph and not pw:
             return x
         *lead, h, w = x.shape
-        padded = np.full_like(x, fill, shape=(*lead, h + 2 * ph, w + 2 * pw))
+        padded = np.empty_like(x, shape=(*lead, h + 2 * ph, w + 2 * pw))
+        padded.fill(fill)
         padded[..., ph : ph + h, pw : pw + w] = x
         return padded
 
@@ -95,19 +96,17 @@ def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int
 # --------------------------------------------------------------------------------------------
 def pair(value, what: str, where: str, minimum: int) -> tuple[int, int]:
     """An int or a pair of ints, each at least ``minimum``, as a tuple of two ints."""
-    def is_int(v):
-        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-    if is_int(value):
-        result = (int(value), int(value))
-    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(is_int(v) for v in value):
-        result = (int(value[0]), int(value[1]))
-    else:
+    values = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(values) != 2 or not (_is_int(values[0]) and _is_int(values[1])):
         raise TypeError(f"{where}: {what} must be an int or a pair of ints, got {value!r}")
-    if min(result) < minimum:
+    if min(values) < minimum:
         need = "positive" if minimum == 1 else "non-negative"
         raise ValueError(f"{where}: {what} must be {need}, got {value!r}")
-    return result
+    return (int(values[0]), int(values[1]))
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def array_shape(value, what: str, where: str) -> tuple:
