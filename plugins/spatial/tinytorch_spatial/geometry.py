@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from tinytorch_core.checks import dtype_of, shape_of
 
@@ -53,6 +54,16 @@ class WindowGeometry(NamedTuple):
             for j in range(kw):
                 yield i * kw + j, rows, slice(j * dw, j * dw + sw * (wo - 1) + 1, sw)
 
+    def windows(self, padded):
+        """Every window of the padded (N, C, Hp, Wp) input as an (N, C, Ho, Wo, kh, kw) view,
+        nothing copied: ``[n, c, y, x, i, j]`` is the pixel at row ``y * stride + i * dilation``,
+        column ``x * stride + j * dilation``, so each axis steps a fixed number of bytes."""
+        n, c, _, _ = padded.shape
+        s_n, s_c, s_h, s_w = padded.strides
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        shape = (n, c) + self.out_hw + self.kernel
+        return as_strided(padded, shape, (s_n, s_c, s_h * sh, s_w * sw, s_h * dh, s_w * dw), writeable=False)
+
     def pad(self, x, fill):
         """``x`` (its last two axes H, W) with ``padding`` rows and columns of ``fill`` on each side.
 
@@ -63,7 +74,8 @@ class WindowGeometry(NamedTuple):
         if not ph and not pw:
             return x
         *lead, h, w = x.shape
-        padded = np.full_like(x, fill, shape=(*lead, h + 2 * ph, w + 2 * pw))
+        padded = np.empty_like(x, shape=(*lead, h + 2 * ph, w + 2 * pw))
+        padded.fill(fill)
         padded[..., ph : ph + h, pw : pw + w] = x
         return padded
 
@@ -84,19 +96,17 @@ def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int
 # --------------------------------------------------------------------------------------------
 def pair(value, what: str, where: str, minimum: int) -> tuple[int, int]:
     """An int or a pair of ints, each at least ``minimum``, as a tuple of two ints."""
-    def is_int(v):
-        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-    if is_int(value):
-        result = (int(value), int(value))
-    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(is_int(v) for v in value):
-        result = (int(value[0]), int(value[1]))
-    else:
+    values = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(values) != 2 or not (_is_int(values[0]) and _is_int(values[1])):
         raise TypeError(f"{where}: {what} must be an int or a pair of ints, got {value!r}")
-    if min(result) < minimum:
+    if min(values) < minimum:
         need = "positive" if minimum == 1 else "non-negative"
         raise ValueError(f"{where}: {what} must be {need}, got {value!r}")
-    return result
+    return (int(values[0]), int(values[1]))
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def array_shape(value, what: str, where: str) -> tuple:
