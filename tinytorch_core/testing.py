@@ -84,7 +84,7 @@ def _float64_inputs(args, label) -> tuple[list, dict[int, np.ndarray]]:
     inputs: dict[int, np.ndarray] = {}
     for i, a in enumerate(args):
         if _is_float_array(a) or (isinstance(a, Tensor) and a.requires_grad):
-            arr = np.array(array_of(a), dtype=np.float64)
+            arr = np.array(array_of(a), dtype=np.float64, order="C")  # C order: perturbed through reshape(-1) views
             inputs[i] = arr
             call_args[i] = Tensor(arr, requires_grad=True, dtype=np.float64)
     if not inputs:
