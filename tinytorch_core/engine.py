@@ -132,7 +132,7 @@ def _run_node(node, output_grads: list) -> tuple:
         raise
     result = result if type(result) is tuple else (result,)
     n_inputs = len(node._parents)  # extra Nones: for forward inputs the caller did not pass
-    if len(result) < n_inputs or any(g is not None for g in result[n_inputs:]):
+    if len(result) != n_inputs and (len(result) < n_inputs or any(g is not None for g in result[n_inputs:])):
         raise GraphError(
             f"backward of {node.display_name()} returned {len(result)} gradient(s) for "
             f"{n_inputs} forward input(s); return one per input (None for non-tensors)"

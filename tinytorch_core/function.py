@@ -101,8 +101,8 @@ class Function:
             if isinstance(a, Tensor):
                 arrays.append(a.data)
                 requires = grad_on and a.requires_grad
-            else:
-                arrays.append(_plain_argument(a))
+            else:  # a NumPy scalar acts as the Python number it holds (see dtypes.py)
+                arrays.append(a.item() if isinstance(a, np.generic) else a)
                 requires = False
             parents.append(a if requires else None)
             needs.append(requires)
@@ -165,6 +165,8 @@ def _plain_argument(value):
 def _keyword_arguments(cls, kwargs: dict, grad_on: bool) -> dict:
     """Keyword arguments are options: a Tensor passed as one is used as its array, never
     differentiated, so one that requires grad is refused rather than silently cut off."""
+    if not any(isinstance(value, (Tensor, np.generic)) for value in kwargs.values()):
+        return kwargs  # the usual case: plain options
     for key, value in kwargs.items():
         if grad_on and isinstance(value, Tensor) and value.requires_grad:
             raise TypeError(
@@ -199,7 +201,7 @@ def _record(ctx, parents, args, results) -> None:
         ctx._output_specs = tuple((r.data.shape, r.data.dtype) for r in results)
     if ctx._saved:  # to tell, at backward, whether a saved array was changed in place since
         ctx._inputs = args
-        ctx._outputs = tuple((r.data, r._version_counter) for r in results)
+        ctx._outputs = [(r.data, r._version_counter) for r in results]
 
 
 def _count_positional_inputs(forward) -> int:
