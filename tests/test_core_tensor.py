@@ -26,7 +26,7 @@ def test_constructor_copies_its_input():
 
 def test_metadata_and_conversions():
     t = Tensor(np.arange(6.0).reshape(2, 3))
-    assert (t.shape, t.ndim, t.size) == ((2, 3), 2, 6)
+    assert (t.shape, t.ndim, t.numel(), t.size(), t.size(1), t.dim()) == ((2, 3), 2, 6, (2, 3), 3, 2)
     assert t.T.shape == (3, 2)
     assert Tensor([4.0]).item() == 4.0
     assert isinstance(t.numpy(), np.ndarray)

@@ -50,6 +50,24 @@ from .primitives import (
 from .random import default_generator, manual_seed, resolve_generator
 from .tensor import Tensor
 
+from .primitives.shape import cat
+from .dtypes import (  # PyTorch's dtype names; the values are NumPy dtypes (tensors hold NumPy arrays)
+    bool_ as bool,
+    double,
+    float16,
+    float32,
+    float32 as float,
+    float64,
+    half,
+    int8,
+    int16,
+    int32,
+    int32 as int,
+    int64,
+    long,
+    uint8,
+)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -57,7 +75,8 @@ __all__ = [
     "BlockedStageError", "BrokenStageError", "Function", "GraphError", "InactiveStageError", "Milestone",
     "MissingStageError", "Module", "ModuleList", "Parameter", "PluginLoadError", "PluginWarning",
     "RegistrationError", "Runtime", "Sample", "StageUnavailableError", "StateDictError", "Tensor",
-    "abs", "arange", "as_tensor", "broadcast_to", "catalog", "data", "init", "io", "nn", "ops", "optim", "text", "clip", "concatenate", "default_generator",
+    "abs", "arange", "bool", "cat", "double", "float", "float16", "float32", "float64", "half", "int", "int8",
+    "int16", "int32", "int64", "long", "uint8", "as_tensor", "broadcast_to", "catalog", "data", "init", "io", "nn", "ops", "optim", "text", "clip", "concatenate", "default_generator",
     "default_runtime", "enable_grad", "exp", "full", "hookimpl", "is_grad_enabled", "log", "manual_seed",
     "matmul", "maximum", "mean", "minimum", "no_grad", "ones", "ones_like", "rand", "randn", "reshape",
     "resolve_generator", "sqrt", "squeeze", "stack", "swapaxes", "tensor", "transpose", "unsqueeze",

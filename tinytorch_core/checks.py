@@ -84,6 +84,24 @@ def normalize_axes(axis, ndim: int, where: str) -> tuple | None:
     return normalized
 
 
+def axis_or_dim(axis, dim, where: str):
+    """``dim``, PyTorch's name for ``axis``, accepted as an alias (one of the two, not both)."""
+    if dim is None:
+        return axis
+    if axis is not None:
+        raise TypeError(f"{where}: pass axis or dim (its PyTorch name), not both")
+    return dim
+
+
+def keepdims_or_keepdim(keepdims, keepdim, where: str) -> bool:
+    """``keepdim``, PyTorch's name for ``keepdims``, accepted as an alias (one, not both)."""
+    if keepdim is None:
+        return keepdims
+    if keepdims:
+        raise TypeError(f"{where}: pass keepdims or keepdim (its PyTorch name), not both")
+    return keepdim
+
+
 def dtype_mismatch(layer, x, expected, what: str = "input") -> TypeError:
     """The error a layer raises when its input's dtype differs from its parameters' dtype
     (mixing float32 and float64 would otherwise upcast silently and slowly)."""

@@ -107,3 +107,12 @@ def promote(*operands, floating: bool = False) -> tuple:
                 value = value.astype(target)
         promoted.append(value)
     return tuple(promoted)
+
+
+# ---- PyTorch's dtype names: tt.float32, tt.long, ... (NumPy dtypes; tensors hold NumPy arrays) ----
+float16 = half = np.dtype(np.float16)
+float32 = np.dtype(np.float32)
+float64 = double = np.dtype(np.float64)
+int8, int16, int32, int64, uint8 = (np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64, np.uint8))
+long = int64
+bool_ = np.dtype(np.bool_)

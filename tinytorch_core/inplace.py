@@ -76,3 +76,49 @@ def saved_array_changed_in_place(node) -> bool:
         if type(saved) is np.ndarray
         for data in changed
     )
+
+
+def record_in_place(tensor, op: str, recorded_result):
+    """An in-place change of ``tensor`` recorded in the graph, as in PyTorch, so that no gradient
+    is silently lost (``x = zeros(3); x[0:1] = w`` must give ``w`` a gradient):
+
+    1. ``before``: a snapshot of the current value, carrying the tensor's graph node;
+    2. ``after = recorded_result(before)``: the new value, computed by ordinary ops;
+    3. ``after`` is copied into the tensor's memory, and the tensor takes ``after``'s node.
+
+    Nodes recorded earlier that consumed the tensor keep the node it had then (``REWRITTEN``).
+    """
+    _check_recordable(tensor, op)
+    before = type(tensor)._wrap(tensor.data.copy(), tensor.requires_grad, tensor._node, tensor._out_index)
+    after = recorded_result(before)
+    if after.data.shape != tensor.data.shape:
+        raise ValueError(f"{op}: the result has shape {after.data.shape}, the tensor {tensor.data.shape}")
+    if after.data.dtype != tensor.data.dtype:
+        after = after.to(tensor.data.dtype)
+    tensor.data[...] = after.data
+    tick = tensor._bump()
+    if tensor._node is not None:  # earlier consumers still see the node the tensor had before
+        remember_node_before_write(tensor, tick)
+    tensor._node, tensor._out_index, tensor.requires_grad = after._node, after._out_index, after.requires_grad
+    return tensor
+
+
+def _check_recordable(tensor, op: str) -> None:
+    from .function import GraphError  # the error of graph misuse (function.py imports this module)
+
+    if tensor._node is None and tensor.requires_grad:
+        raise RuntimeError(
+            f"{op}: in-place change of a leaf tensor that requires grad while grad mode is on "
+            "(a parameter, say); wrap the update in no_grad() or use the out-of-place operation"
+        )
+    if tensor.data.dtype.kind != "f":
+        raise TypeError(
+            f"{op}: cannot write a value that requires grad into a {tensor.data.dtype} tensor; "
+            "only floating-point tensors carry gradients"
+        )
+    if tensor.data.base is not None:
+        raise GraphError(
+            f"{op}: recording an in-place change of a view (a slice, reshape or detach of another "
+            "tensor) is not supported: the tensor it views would not see the gradient. Write into "
+            "the tensor that owns the memory, or clone() the view first"
+        )

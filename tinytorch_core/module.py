@@ -157,6 +157,14 @@ class Module:
         return sum(p.data.size for p in self.parameters())
 
     # ---- modes and gradients ----------------------------------------------------------------
+    def apply(self, fn) -> "Module":
+        """Call ``fn`` on every sub-module (children first) and then on this module, as PyTorch
+        does; e.g. ``model.apply(init_weights)``. Returns this module."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
     def train(self, mode: bool = True) -> "Module":
         for m in self.modules():
             object.__setattr__(m, "training", mode)

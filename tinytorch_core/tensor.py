@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
-from .checks import normalize_axes
+from .checks import normalize_axis
 from .grad_mode import _per_thread
-from .inplace import IN_PLACE_CLOCK, remember_node_before_write
+from .inplace import IN_PLACE_CLOCK, record_in_place
 
 DEFAULT_FLOAT = np.float32
 
@@ -64,9 +65,19 @@ class Tensor:
     def ndim(self) -> int:
         return self.data.ndim
 
-    @property
-    def size(self) -> int:
+    def size(self, dim=None):
+        """PyTorch's ``size()``: the shape, or the length of axis ``dim`` (``numel()`` counts elements)."""
+        if dim is None:
+            return self.data.shape
+        return self.data.shape[normalize_axis(dim, self.data.ndim, "size")]
+
+    def numel(self) -> int:
+        """The number of elements."""
         return self.data.size
+
+    def dim(self) -> int:
+        """PyTorch's name for ``ndim``."""
+        return self.data.ndim
 
     @property
     def dtype(self):
@@ -168,47 +179,8 @@ class Tensor:
         )
 
     def _record_in_place(self, op: str, recorded_result) -> "Tensor":
-        """An in-place change recorded in the graph, as in PyTorch, so that no gradient is
-        silently lost (``x = zeros(3); x[0:1] = w`` must give ``w`` a gradient):
-
-        1. ``before``: a snapshot of the current value, carrying this tensor's graph node;
-        2. ``after = recorded_result(before)``: the new value, computed by ordinary ops;
-        3. ``after`` is copied into this tensor's memory, and the tensor takes ``after``'s node.
-
-        Nodes recorded earlier that consumed this tensor keep the node it had then
-        (``inplace.REWRITTEN``, read by the engine), so their gradients still reach the old graph.
-        """
-        self._check_recordable(op)
-        before = Tensor._wrap(self.data.copy(), self.requires_grad, self._node, self._out_index)
-        after = recorded_result(before)
-        if after.data.shape != self.data.shape:
-            raise ValueError(f"{op}: the result has shape {after.data.shape}, the tensor {self.data.shape}")
-        if after.data.dtype != self.data.dtype:
-            after = after.to(self.data.dtype)
-        self.data[...] = after.data
-        tick = self._bump()
-        if self._node is not None:  # earlier consumers still see the node this tensor had before
-            remember_node_before_write(self, tick)
-        self._node, self._out_index, self.requires_grad = after._node, after._out_index, after.requires_grad
-        return self
-
-    def _check_recordable(self, op: str) -> None:
-        if self._node is None and self.requires_grad:
-            raise RuntimeError(
-                f"{op}: in-place change of a leaf tensor that requires grad while grad mode is on "
-                "(a parameter, say); wrap the update in no_grad() or use the out-of-place operation"
-            )
-        if self.data.dtype.kind != "f":
-            raise TypeError(
-                f"{op}: cannot write a value that requires grad into a {self.data.dtype} tensor; "
-                "only floating-point tensors carry gradients"
-            )
-        if self.data.base is not None:
-            raise GraphError(
-                f"{op}: recording an in-place change of a view (a slice, reshape or detach of another "
-                "tensor) is not supported: the tensor it views would not see the gradient. Write into "
-                "the tensor that owns the memory, or clone() the view first"
-            )
+        """An in-place change recorded in the graph (``inplace.record_in_place``)."""
+        return record_in_place(self, op, recorded_result)
 
     def __setitem__(self, index, value) -> None:
         index = _index_operand(index)
@@ -353,6 +325,22 @@ class Tensor:
     def clip(self, min=None, max=None):
         return _P.clip(self, min, max)
 
+    # PyTorch's dtype conversions
+    def float(self) -> "Tensor":
+        return self.to(np.float32)
+
+    def double(self) -> "Tensor":
+        return self.to(np.float64)
+
+    def long(self) -> "Tensor":
+        return self.to(np.int64)
+
+    def int(self) -> "Tensor":
+        return self.to(np.int32)
+
+    def bool(self) -> "Tensor":
+        return self.to(np.bool_)
+
     def to(self, dtype) -> "Tensor":
         """Differentiable cast (float64 for numerical checks, float32 for speed)."""
         if np.dtype(dtype) == self.data.dtype:
@@ -401,32 +389,40 @@ class Tensor:
     def argmin(self, axis=None, keepdims: bool = False):
         return Tensor._wrap(np.asarray(self.data.argmin(axis=axis, keepdims=keepdims)))
 
-    # ---- reductions -------------------------------------------------------------------------
-    def sum(self, axis=None, keepdims: bool = False):
-        return _P.Sum.apply(self, axis=normalize_axes(axis, self.data.ndim, "sum"), keepdims=keepdims)
+    # ---- reductions (``dim``/``keepdim``, PyTorch's names, work too) --------------------------
+    def sum(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
+        return _P.sum(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
-    def mean(self, axis=None, keepdims: bool = False):
-        return _P.Mean.apply(self, axis=normalize_axes(axis, self.data.ndim, "mean"), keepdims=keepdims)
+    def mean(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
+        return _P.mean(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
-    def max(self, axis=None, keepdims: bool = False):
-        return _P.Max.apply(self, axis=normalize_axes(axis, self.data.ndim, "max"), keepdims=keepdims)
+    def max(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
+        return _P.max(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
-    def min(self, axis=None, keepdims: bool = False):
-        return _P.Min.apply(self, axis=normalize_axes(axis, self.data.ndim, "min"), keepdims=keepdims)
+    def min(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
+        return _P.min(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
-    def var(self, axis=None, keepdims: bool = False, ddof: int = 0):
-        return _P.Var.apply(
-            self, axis=normalize_axes(axis, self.data.ndim, "var"), keepdims=keepdims, ddof=ddof
-        )
+    def var(self, axis=None, keepdims: bool = False, ddof: int = 0, *, dim=None, keepdim=None):
+        return _P.var(self, axis, keepdims, dim=dim, keepdim=keepdim, ddof=ddof)
 
     # ---- shape ------------------------------------------------------------------------------
     def reshape(self, *shape):
         return _P.reshape(self, *shape)
 
-    def flatten(self, start_axis: int = 0):
-        lead = self.data.shape[:start_axis]
-        # the size spelled out, not -1: NumPy cannot infer -1 for an empty tensor
-        return _P.reshape(self, *lead, math.prod(self.data.shape[start_axis:]))
+    def view(self, *shape):
+        """PyTorch's name for ``reshape`` (the result shares memory when the data is contiguous)."""
+        return _P.reshape(self, *shape)
+
+    def flatten(self, start_axis: int = 0, end_axis: int = -1, *, start_dim=None, end_dim=None):
+        """Merge axes ``start_axis..end_axis`` (PyTorch: ``start_dim``, ``end_dim``) into one."""
+        ndim = max(self.data.ndim, 1)
+        start = normalize_axis(start_axis if start_dim is None else start_dim, ndim, "flatten")
+        end = normalize_axis(end_axis if end_dim is None else end_dim, ndim, "flatten")
+        if start > end:
+            raise ValueError(f"flatten: start axis {start} comes after end axis {end}")
+        shape = self.data.shape
+        # the merged size spelled out, not -1: NumPy cannot infer -1 for an empty tensor
+        return _P.reshape(self, *shape[:start], math.prod(shape[start:end + 1]), *shape[end + 1:])
 
     def transpose(self, *axes):
         return _P.transpose(self, *axes)
@@ -455,6 +451,21 @@ class Tensor:
 
     def __getitem__(self, index):
         return _P.GetItem.apply(self, _index_operand(index))
+
+    # ---- every registered op as a method: x.relu(), x.softmax(-1), x.conv2d(w) ------------------
+    def __getattr__(self, name):
+        """Called only for a name Tensor does not define: the registered op of that name, bound to
+        this tensor (``x.relu()`` is ``tt.ops.relu(x)``). Plugins register ops; they never add
+        methods to Tensor. A name whose stage is not installed raises ``MissingStageError``."""
+        if name.startswith("_"):  # Python's and NumPy's protocol probes: never ops
+            raise AttributeError(f"'Tensor' object has no attribute '{name}'")
+        from .host.runtime import default_runtime  # the host loads plugins; tensor.py sits below it
+
+        try:
+            op = default_runtime().resolve("ops", name)
+        except AttributeError as exc:
+            raise AttributeError(f"'Tensor' object has no attribute '{name}', and {exc}") from None
+        return functools.partial(op, self)
 
 
 def _index_operand(index):

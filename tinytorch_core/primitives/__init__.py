@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..checks import normalize_axes, shape_of
+from ..checks import axis_or_dim, keepdims_or_keepdim, normalize_axes, shape_of
 from .arithmetic import (
     Abs,
     Add,
@@ -57,12 +57,15 @@ from .shape import (
 
 
 def _reducer(fn_class, op):
-    def reduce(x, axis=None, keepdims=False, **kwargs):
+    def reduce(x, axis=None, keepdims=False, *, dim=None, keepdim=None, **kwargs):
+        axis = axis_or_dim(axis, dim, op)
+        keepdims = keepdims_or_keepdim(keepdims, keepdim, op)
         ndim = len(shape_of(x))
         return fn_class.apply(x, axis=normalize_axes(axis, ndim, op), keepdims=keepdims, **kwargs)
 
     reduce.__name__ = reduce.__qualname__ = op
-    reduce.__doc__ = f"{op} over ``axis`` (int, tuple or None) with optional ``keepdims``."
+    reduce.__doc__ = (f"{op} over ``axis`` (int, tuple or None) with optional ``keepdims``; "
+                      "PyTorch's ``dim``/``keepdim`` are accepted too.")
     return reduce
 
 

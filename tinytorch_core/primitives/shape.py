@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import shape_of
+from ..checks import axis_or_dim, shape_of
 from ..function import Function
 from ..host.samples import Sample, randn
 
@@ -210,16 +210,26 @@ def _check_joinable(op: str, tensors, axis: int, same_axis: bool):
     return axis
 
 
-def concatenate(tensors, axis: int = 0):
+def concatenate(tensors, axis: int = None, *, dim: int = None):
+    """Join ``tensors`` along an existing ``axis`` (default 0; PyTorch's ``cat(..., dim)``)."""
     tensors = list(tensors)
-    axis = _check_joinable("concatenate", tensors, axis, same_axis=True)
+    axis = _check_joinable("concatenate", tensors, _axis_or_first(axis, dim, "concatenate"), same_axis=True)
     return Concatenate.apply(*tensors, axis=axis)
 
 
-def stack(tensors, axis: int = 0):
+cat = concatenate  # PyTorch's name
+
+
+def stack(tensors, axis: int = None, *, dim: int = None):
+    """Join ``tensors`` along a new ``axis`` (default 0; PyTorch's ``dim``)."""
     tensors = list(tensors)
-    axis = _check_joinable("stack", tensors, axis, same_axis=False)
+    axis = _check_joinable("stack", tensors, _axis_or_first(axis, dim, "stack"), same_axis=False)
     return Stack.apply(*tensors, axis=axis)
+
+
+def _axis_or_first(axis, dim, where: str) -> int:
+    axis = axis_or_dim(axis, dim, where)
+    return 0 if axis is None else axis
 
 
 # ---- sample inputs ------------------------------------------------------------------------------

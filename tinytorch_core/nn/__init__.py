@@ -3,10 +3,12 @@
 A layer whose stage is not installed raises ``MissingStageError`` with the install command.
 """
 
-from .host.namespace import namespace_resolver
-from .module import Module, ModuleList, Parameter, StateDictError
+from ..host.namespace import namespace_resolver
+from ..module import Module, ModuleList, Parameter, StateDictError
 
-__all__ = ["Module", "ModuleList", "Parameter", "StateDictError"]
+from . import functional  # noqa: E402  (tt.nn.functional: the ops under PyTorch's module name)
+
+__all__ = ["Module", "ModuleList", "Parameter", "StateDictError", "functional"]
 
 __getattr__, _registered = namespace_resolver("nn")
 

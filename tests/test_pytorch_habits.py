@@ -1,0 +1,117 @@
+"""PyTorch habits a learner arrives with: each works, with PyTorch's meaning, or says the
+TinyTorch way. Gradients through the aliases are checked against finite differences."""
+
+import numpy as np
+import pytest
+
+import tinytorch_core as tt
+from tinytorch_core import MissingStageError, Runtime, Tensor, use_runtime
+from tinytorch_core.testing import gradcheck
+
+
+def sample(*shape, seed=0):
+    return tt.Tensor(np.random.default_rng(seed).standard_normal(shape))
+
+
+def test_size_numel_and_dim_have_pytorchs_meaning():
+    x = sample(2, 3, 4)
+    assert x.size() == (2, 3, 4) and x.size(1) == 3 and x.size(-1) == 4
+    assert x.numel() == 24 and x.dim() == 3
+    with pytest.raises(ValueError, match="size: axis 3 is out of range"):
+        x.size(3)
+
+
+def test_view_float_double_long_int_bool():
+    x = Tensor(np.arange(6.0).reshape(2, 3))
+    assert x.view(3, 2).shape == (3, 2) and x.view(-1).shape == (6,)
+    assert x.float().dtype == np.float32 and x.double().dtype == np.float64
+    assert x.long().dtype == np.int64 and x.int().dtype == np.int32 and x.bool().dtype == np.bool_
+    assert x.long().tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert Tensor([7.0]).item() == 7.0
+
+
+def test_dtype_names():
+    assert (tt.float32, tt.float, tt.float64, tt.double) == (np.float32, np.float32, np.float64, np.float64)
+    assert (tt.int64, tt.long, tt.int32, tt.int, tt.bool) == (np.int64, np.int64, np.int32, np.int32, np.bool_)
+    assert tt.zeros(2, dtype=tt.float64).dtype == np.float64
+    assert sample(2).to(tt.float16).dtype == np.float16
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "max", "min", "var"])
+def test_dim_and_keepdim_on_reductions(name):
+    x = sample(2, 3, 4)
+    numpy_result = getattr(np, name)(x.data, axis=1, keepdims=True)
+    assert np.allclose(getattr(x, name)(dim=1, keepdim=True).data, numpy_result)
+    assert np.allclose(getattr(tt.primitives, name)(x, dim=1, keepdim=True).data, numpy_result)
+    assert getattr(x, name)(dim=(0, 2)).shape == (3,)
+    with pytest.raises(TypeError, match=f"{name}: pass axis or dim"):
+        getattr(x, name)(1, dim=1)
+    with pytest.raises(TypeError, match=f"{name}: pass keepdims or keepdim"):
+        getattr(x, name)(dim=1, keepdims=True, keepdim=True)
+
+
+def test_gradients_flow_through_the_aliases():
+    assert gradcheck(lambda a: a.sum(dim=1, keepdim=True) * a.mean(dim=0), np.random.default_rng(1).standard_normal((3, 4)))
+    assert gradcheck(lambda a, b: tt.cat([a, b], dim=1).max(dim=1), np.random.default_rng(2).standard_normal((3, 2)),
+                     np.random.default_rng(3).standard_normal((3, 2)) + 5.0)
+
+
+def test_cat_and_stack_take_dim():
+    a, b = sample(2, 3), sample(2, 3, seed=1)
+    assert tt.cat([a, b], dim=1).shape == (2, 6) and tt.cat([a, b]).shape == (4, 3)
+    assert tt.stack([a, b], dim=2).shape == (2, 3, 2)
+    assert np.array_equal(tt.cat([a, b], dim=0).data, np.concatenate([a.data, b.data]))
+    with pytest.raises(TypeError, match="concatenate: pass axis or dim"):
+        tt.cat([a, b], 0, dim=0)
+
+
+def test_flatten_start_and_end_dim():
+    x = sample(2, 3, 4, 5)
+    assert x.flatten().shape == (120,)
+    assert x.flatten(1).shape == (2, 60)
+    assert x.flatten(start_dim=1, end_dim=2).shape == (2, 12, 5)
+    assert x.flatten(-3, -2).shape == (2, 12, 5)
+    with pytest.raises(ValueError, match="flatten: start axis 2 comes after end axis 1"):
+        x.flatten(start_dim=2, end_dim=1)
+
+
+def test_registered_ops_are_tensor_methods_without_patching():
+    x = sample(3, 4)
+    assert "relu" not in vars(Tensor)  # resolved through the registry, never added to the class
+    assert np.allclose(x.relu().data, np.maximum(x.data, 0))
+    assert np.allclose(x.softmax(-1).data.sum(axis=-1), 1.0)
+    assert np.allclose(x.log_softmax(0).data, tt.ops.log_softmax(x, 0).data)
+    with pytest.raises(AttributeError, match="'Tensor' object has no attribute 'relux'.*did you mean relu"):
+        x.relux()
+    assert not hasattr(x, "__array_interface__")  # protocol probes stay plain AttributeErrors
+
+
+def test_an_op_method_of_a_missing_stage_says_how_to_install_it():
+    x = sample(3, 4)
+    with use_runtime(Runtime(entry_points=[])):  # core alone: stage nn is not installed
+        with pytest.raises(MissingStageError, match="pip install"):
+            x.relu()
+
+
+def test_nn_functional_is_the_ops_namespace():
+    import tinytorch_core.nn.functional as F
+
+    x = sample(2, 5)
+    assert F.relu is tt.ops.relu
+    assert np.allclose(F.cross_entropy(x, np.array([1, 4])).data, tt.ops.cross_entropy(x, np.array([1, 4])).data)
+    assert tt.nn.functional is F
+
+
+def test_module_apply_visits_children_first_then_the_module():
+    model = tt.nn.Sequential(tt.nn.Linear(2, 3), tt.nn.ReLU(), tt.nn.Linear(3, 1))
+    seen = []
+    assert model.apply(lambda m: seen.append(type(m).__name__)) is model
+    assert seen == ["Linear", "ReLU", "Linear", "Sequential"]
+
+    def zero_biases(m):
+        if isinstance(m, tt.nn.Linear):
+            with tt.no_grad():
+                m.bias.zero_()
+
+    model.apply(zero_biases)
+    assert all(not m.bias.data.any() for m in (model[0], model[2]))
