@@ -9,8 +9,8 @@ import pytest
 import tinytorch_core as tt
 from tinytorch_core import AnomalyError, Tensor, detect_anomaly
 
-# NumPy's own RuntimeWarnings (errors under this suite's config) would fire before the check
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+# No RuntimeWarning filter here: this suite's config makes NumPy's RuntimeWarnings errors, and
+# anomaly mode must report the clear AnomalyError without one firing first.
 
 
 def test_forward_nan_names_op_plugin_and_user_line():
@@ -49,3 +49,34 @@ def test_environment_variable_turns_it_on():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env={"TINYTORCH_DETECT_ANOMALY": "1", "PATH": ""})
     assert result.returncode != 0 and "AnomalyError" in result.stderr and "core::log" in result.stderr
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Tensor([np.inf, -np.inf]).mean(),
+    lambda: Tensor([3e38, 3e38]).sum(),
+    lambda: Tensor([3e38, -3e38]).var(),
+], ids=["mean", "sum-overflow", "var-overflow"])
+def test_a_reduction_to_one_number_is_checked_too(make):
+    """A reduction's forward returns a NumPy scalar, not an array: its NaN/Inf is still caught."""
+    with detect_anomaly(), pytest.raises(AnomalyError, match=r"produced 1 (NaN|Inf) in output 0 \(shape \(\)\)"):
+        make()
+
+
+ANOMALIES = {
+    "forward": "tt.Tensor([-1.0]).log()",
+    "backward": "x = tt.Tensor([0.0, 4.0], requires_grad=True)\ny = x.sqrt()\ny.sum().backward()",
+    "reduction": "tt.Tensor([float('inf'), -float('inf')]).mean()",
+    "plugin-op": "tt.ops.log_softmax(tt.Tensor([[-float('inf'), -float('inf')]], requires_grad=True), axis=-1)",
+}
+
+
+@pytest.mark.parametrize("code", ANOMALIES.values(), ids=ANOMALIES.keys())
+def test_no_numpy_warning_comes_before_the_anomaly_error(code):
+    """Run as a learner would, with every warning an error: the first thing seen is the AnomalyError."""
+    if "tt.ops" in code and tt.default_runtime().stage_status("nn")[0] != "loaded":
+        pytest.skip("stage nn is not installed")
+    result = subprocess.run([sys.executable, "-W", "error", "-c", "import tinytorch_core as tt\n" + code],
+                            capture_output=True, text=True, env={"TINYTORCH_DETECT_ANOMALY": "1", "PATH": ""})
+    assert result.returncode != 0
+    assert "RuntimeWarning" not in result.stderr
+    assert "tinytorch_core.anomaly.AnomalyError" in result.stderr.splitlines()[-1]

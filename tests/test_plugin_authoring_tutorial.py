@@ -5,8 +5,10 @@ The tutorial's code blocks are its script:
 - ```` ```bash ````: shell commands, one per line (lines starting with ``#`` are comments), run
   in order in one simulated terminal session: ``cd``, ``export`` and ``source .venv/bin/activate``
   carry over from one command to the next, as they do for a reader;
-- ```` ```text output ````: what the last command printed; every line must appear in its output
-  (runs of spaces count as one; a line ``...`` stands for lines left out);
+- ```` ```text output ````: what the last command printed, line by line in order (``sample_matches``):
+  runs of spaces count as one, blank lines and versions (``0.1.0``) do not count, a table's rule
+  of dashes matches one of any width, a line ``...`` stands for lines left out and a line ending in
+  ``...`` for the rest of that line;
 - ```` ```LANG file=PATH ```` / ```` append=PATH ````: a file the reader writes / adds to, written
   into the work folder;
 - ```` ```LANG excerpt=PATH ````: an extract of a generated file, checked to be in it;
@@ -19,6 +21,7 @@ few seconds (uv caches the wheels).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -163,8 +166,52 @@ class Terminal:
         return "\n\n".join(self.transcript)
 
 
-def _normalized(text: str) -> str:
-    return re.sub(r"[ \t]+", " ", text).strip()
+_VERSION = re.compile(r"\b\d+\.\d+\.\d+\S*")  # x.y.z versions; a number such as 1.94 is kept
+_RULE = re.compile(r"[- ]*-[- ]*")  # a table's rule of dashes under its header
+
+
+def _comparable_lines(text: str) -> list[str]:
+    """The non-blank lines of ``text``, spaces collapsed, versions and table rules made alike."""
+    lines = []
+    for line in text.splitlines():
+        line = _VERSION.sub("<version>", re.sub(r"[ \t]+", " ", line).strip())
+        if line:
+            lines.append("---" if _RULE.fullmatch(line) else line)
+    return lines
+
+
+def sample_matches(sample: str, printed: str) -> bool:
+    """Whether a documented sample is what was printed: every line, in order, nothing missing
+    except where the sample says ``...`` (whole lines) or ends a line with ``...`` (its rest)."""
+    expected, actual = _comparable_lines(sample), _comparable_lines(printed)
+
+    @functools.cache
+    def match(i: int, j: int) -> bool:  # expected[i:] against actual[j:]
+        if i == len(expected):
+            return j == len(actual)
+        if expected[i] == "...":
+            return match(i + 1, j) or (j < len(actual) and match(i, j + 1))
+        if j == len(actual):
+            return False
+        line, want = actual[j], expected[i]
+        same = line.startswith(want[:-3].rstrip()) if want.endswith("...") else line == want
+        return same and match(i + 1, j + 1)
+
+    return match(0, 0)
+
+
+@pytest.mark.parametrize("sample, printed, same", [
+    ("a  b\n---  -\nc 0.1.0", "a b\n-----  --\n\nc 2.10.3", True),
+    ("a\n...\nd", "a\nb\nc\nd", True),
+    ("a\n...", "a", True),
+    ("ops: x, ...", "ops: x, y, z", True),
+    ("a\nc", "a\nb\nc", False),  # a line left out without "..."
+    ("b\na", "a\nb", False),  # order counts
+    ("a", "a\nb", False),  # output the sample does not show
+    ("tensor([1.94])", "tensor([1.95])", False),  # numbers are not versions
+])
+def test_sample_matching(sample, printed, same):
+    assert sample_matches(sample, printed) is same
 
 
 @pytest.fixture(scope="module")
@@ -183,12 +230,10 @@ def tutorial_run(tmp_path_factory, uv):
             results.append((step.text, result))
         elif step.kind == "output":
             command, result = results[-1]
-            printed = _normalized(result.stdout + result.stderr)
-            for line in step.text.splitlines():
-                if line.strip() and line.strip() != "...":
-                    assert _normalized(line) in printed, (
-                        f"{where}: `{command}` did not print {line.strip()!r}\n\n{terminal.log()}"
-                    )
+            printed = result.stdout + result.stderr
+            assert sample_matches(step.text, printed), (
+                f"{where}: `{command}` printed something else than the tutorial shows:\n{printed}\n\n{terminal.log()}"
+            )
         else:
             target = terminal.cwd / step.path
             if step.kind == "excerpt":

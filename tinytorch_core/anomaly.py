@@ -61,7 +61,10 @@ def _op_words(fn) -> str:
 
 
 def _bad_values(arr) -> str | None:
-    if not isinstance(arr, np.ndarray) or arr.dtype.kind != "f":
+    """"2 NaN, 1 Inf" for a floating array or scalar holding them, else None. Only ``isfinite``
+    and ``isnan`` look at the values: arithmetic on them would warn before the clear error."""
+    # a reduction's forward often returns a NumPy scalar (np.float32), not a 0-d array
+    if not isinstance(arr, (np.ndarray, np.generic)) or arr.dtype.kind != "f":
         return None
     finite = np.isfinite(arr)
     if finite.all():

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import catalog
 from .host.errors import PluginLoadError, PluginWarning
+from .host.records import NOT_INSTALLED
 from .host.runtime import LOADED, Runtime, current_runtime, describe_exception
 
 
@@ -208,43 +209,57 @@ def format_table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def stages_rows(runtime: Runtime) -> list[dict]:
-    rows = []
-    for pkg in catalog.STAGES:
-        status, record = runtime.stage_status(pkg.name)
-        active = record if status == LOADED else None
-        rows.append(
-            {
-                "order": pkg.order,
-                "stage": pkg.name,
-                "distribution": pkg.distribution,  # the reference provider: what to install
-                "provider": active.distribution if active else "",
-                "version": record.version if record else "",
-                "status": status,
-                "reason": record.reason if record else "",
-                "candidates": [r.distribution for r in runtime.candidates.get(pkg.name, []) if r is not active],
-                "missing": runtime.missing_symbols(pkg.name) if active else [],
-                "introduces": pkg.introduces,
-                "install": catalog.install_command(pkg.name),
-            }
-        )
-    for name, record in runtime.stages.items():
-        if catalog.get(name) is None:  # a third-party stage
-            rows.append(
-                {
-                    "order": runtime._stage_rank(record),
-                    "stage": name,
-                    "distribution": record.distribution,
-                    "provider": record.distribution if record.status == LOADED else "",
-                    "candidates": [],
-                    "missing": [],
-                    "version": record.version,
-                    "status": record.status,
-                    "reason": record.reason,
-                    "introduces": record.title,
-                    "install": f"pip install <{record.distribution}>",
-                }
-            )
+    """The curriculum's stages in order, then the third-party stages (which have no place in it)."""
+    rows = [_curriculum_row(runtime, pkg) for pkg in catalog.STAGES]
+    third_party = [(name, r) for name, r in runtime.stages.items() if catalog.get(name) is None]
+    rows += [_third_party_row(name, record) for name, record in sorted(third_party)]
     return rows
+
+
+def _curriculum_row(runtime: Runtime, pkg) -> dict:
+    status, record = runtime.stage_status(pkg.name)
+    active = record if status == LOADED else None
+    return {
+        "order": pkg.order,
+        "stage": pkg.name,
+        "requires": list(pkg.requires),
+        "distribution": pkg.distribution,  # the reference provider: what to install
+        "provider": active.distribution if active else "",
+        "version": record.version if record else "",
+        "status": status,
+        "reason": record.reason if record else "",
+        "candidates": [r.distribution for r in runtime.candidates.get(pkg.name, []) if r is not active],
+        "missing": runtime.missing_symbols(pkg.name) if active else [],
+        "introduces": pkg.introduces,
+        "install": catalog.install_command(pkg.name),
+    }
+
+
+def _third_party_row(name: str, record) -> dict:
+    """A stage from outside the curriculum: no order (``None``), listed after the curriculum."""
+    return {
+        "order": None,
+        "stage": name,
+        "requires": list(record.requires),
+        "distribution": record.distribution,
+        "provider": record.distribution if record.status == LOADED else "",
+        "version": record.version,
+        "status": record.status,
+        "reason": record.reason,
+        "candidates": [],
+        "missing": [],
+        "introduces": record.title,
+        "install": f"pip install <{record.distribution}>",
+    }
+
+
+def _install_cell(row: dict) -> str:
+    """What to do about a stage: nothing, the install command, or (installed but unusable) the reason below."""
+    if row["status"] == LOADED:
+        return "installed"
+    if row["status"] == NOT_INSTALLED:
+        return row["install"]
+    return f"installed but {row['status']}: see below"
 
 
 def cmd_stages(args, runtime: Runtime) -> int:
@@ -254,10 +269,11 @@ def cmd_stages(args, runtime: Runtime) -> int:
         return 0
     print(
         format_table(
-            ["#", "stage", "provider", "version", "status", "introduces", "install (from the repo root)"],
+            ["#", "stage", "needs", "provider", "version", "status", "introduces", "install (from the repo root)"],
             [
-                [r["order"], r["stage"], r["provider"] or r["distribution"], r["version"] or "-", r["status"],
-                 r["introduces"], "installed" if r["status"] == LOADED else r["install"]]
+                ["plugin" if r["order"] is None else r["order"], r["stage"], ", ".join(r["requires"]) or "-",
+                 r["provider"] or r["distribution"], r["version"] or "-", r["status"], r["introduces"],
+                 _install_cell(r)]
                 for r in rows
             ],
         )
@@ -344,7 +360,8 @@ def cmd_check(args, runtime: Runtime) -> int:
             failures += 1
             print(f"FAIL  {name}: {describe_exception(exc)}")
         else:
-            print(f"ok    {name}  ({report.samples_checked} samples)")
+            samples = report.samples_checked
+            print(f"ok    {name}  ({samples} sample{'' if samples == 1 else 's'})")
     print(f"\n{len(names)} op(s) checked, {failures} failure(s)")
     return 1 if failures else 0
 
@@ -398,7 +415,30 @@ def build_parser(runtime: Runtime) -> argparse.ArgumentParser:
                 p.set_defaults(handler=lambda args, runtime, problem=problem: print(problem, file=sys.stderr) or 1)
             continue
         p.set_defaults(handler=command.run)
+    if catalog.MILESTONES.name not in runtime.commands:  # say how to get it, not "invalid choice"
+        _add_unavailable_suite(sub, runtime)
     return parser
+
+
+def _add_unavailable_suite(sub, runtime: Runtime) -> None:
+    """``tinytorch milestones ...`` while the suite cannot run: any arguments, one message, exit 1."""
+    why = _why_suite_unavailable(runtime)
+    problem = f"tinytorch {catalog.MILESTONES.name}: error: {why}"
+    p = sub.add_parser(catalog.MILESTONES.name, description=why, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       help="the milestone verification suite (not available here: run it to see why)")
+    p.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    p.set_defaults(handler=lambda args, runtime: print(problem, file=sys.stderr) or 1)
+
+
+def _why_suite_unavailable(runtime: Runtime) -> str:
+    suite = catalog.MILESTONES
+    record = runtime.plugins.get(suite.name)
+    if record is None:
+        return (f"the milestone suite ({suite.distribution}) is not installed; install it from the "
+                f"repository root with: {catalog.install_command(suite.name)}")
+    if record.status == LOADED:
+        return f"{record.describe()} is loaded but registered no '{suite.name}' command"
+    return f"{record.describe()} is installed but {record.status}: {record.reason}"
 
 
 #: commands that show the plugins' state: in strict mode they still print it, then exit 1

@@ -112,10 +112,8 @@ def _verify(args, runtime, single: bool, blas_note: str) -> int:
         progress=progress_factory(console, console.is_terminal and not args.quiet),
     )
     data_source = f"MNIST from {args.mnist_dir}" if args.mnist_dir else "bundled UCI 8x8 digits"
-    console.print(
-        f"[bold]TinyTorch milestones[/]: seed {args.seed}, image data: {escape(data_source)}, "
-        f"{os.cpu_count()} CPU core(s), {escape(blas_note)}\n"
-    )
+    console.print(f"[bold]TinyTorch milestones[/]: seed {args.seed}, image data: {escape(data_source)}")
+    console.print(f"machine: {os.cpu_count()} CPU core(s), {escape(blas_note)}\n")
     results = []
     start = time.perf_counter()
     for name in names:

@@ -24,9 +24,10 @@ def make_console(quiet: bool = False) -> Console:
     ``pip install './milestones[plot]'``) goes through ``rich.markup.escape`` or ``markup=False``,
     so it prints literally; ``emoji=False`` keeps ``:name:`` literal too.
     """
-    console = Console(highlight=False, emoji=False)
+    # soft_wrap: a line of prose is never cut into lines mid-sentence (the terminal wraps it)
+    console = Console(highlight=False, emoji=False, soft_wrap=True)
     if not console.is_terminal:  # piped output: wide enough that tables do not wrap
-        console = Console(highlight=False, emoji=False, width=150)
+        console = Console(highlight=False, emoji=False, soft_wrap=True, width=150)
     return console
 
 
@@ -91,30 +92,51 @@ def _provided_by(result) -> str:
     return f" on {', '.join(own)}" if own else ""
 
 
+#: the columns of a milestone's table, each header saying what its number is
+MILESTONE_COLUMNS = (
+    ("model", "left"),
+    ("params with a gradient", "right"),
+    ("gradient entries checked by finite differences", "right"),
+    ("params with zero gradient by design", "right"),
+    ("params changed by training", "right"),
+    ("training loss first -> last", "right"),
+    ("loss drop", "right"),
+    ("metric", "left"),
+    ("value", "right"),
+    ("time", "right"),
+    ("verdict", "left"),
+)
+
+
 def milestone_table(result) -> Table:
     """One row per trained model: gradients, updates, loss, metric, time, verdict."""
+    rows = [_part_row(part) for part in result.parts]
     table = Table(title=escape(f"{result.title} {result.year} ({result.name}){_provided_by(result)}"),
                   title_justify="left")
-    for header, justify in (("model", "left"), ("gradients", "right"), ("zero-grad", "right"),
-                            ("updated", "right"), ("loss first -> last", "right"), ("drop", "right"),
-                            ("metric", "left"), ("value", "right"), ("time", "right"), ("", "left")):
-        table.add_column(header, justify=justify)
-    for part in result.parts:
-        g = part.gradients
-        drop = part.loss_drop
-        table.add_row(
-            escape(str(part.label)),
-            "-" if g is None else f"{g.with_gradient}/{g.total} ({g.coordinates} FD)",
-            "-" if g is None else str(len(g.declared_zero)),
-            f"{part.moved}/{part.movable}",
-            f"{_loss(part.loss_first)} -> {_loss(part.loss_last)}",
-            _pct(drop),
-            escape(str(part.metric_name)),
-            _pct(part.metric),
-            f"{part.time_s:.1f}s",
-            _status(PASSED if part.passed else FAILED),
-        )
+    for k, (header, justify) in enumerate(MILESTONE_COLUMNS):
+        # a narrow table wraps the long headers, never a number or a name
+        table.add_column(header, justify=justify, min_width=max((len(row[k]) for row in rows), default=1))
+    for row in rows:
+        table.add_row(*map(escape, row[:-1]), _status(row[-1]))
     return table
+
+
+def _part_row(part) -> list[str]:
+    """One trained model's cells as plain text, in the order of ``MILESTONE_COLUMNS``."""
+    g = part.gradients
+    return [
+        str(part.label),
+        "-" if g is None else f"{g.with_gradient}/{g.total}",
+        "-" if g is None else str(g.coordinates),
+        "-" if g is None else str(len(g.declared_zero)),
+        f"{part.moved}/{part.movable}",
+        f"{_loss(part.loss_first)} -> {_loss(part.loss_last)}",
+        _pct(part.loss_drop),
+        str(part.metric_name),
+        _pct(part.metric),
+        f"{part.time_s:.1f}s",
+        PASSED if part.passed else FAILED,
+    ]
 
 
 def print_milestone(console: Console, result, verbose: bool = False) -> None:
@@ -154,19 +176,28 @@ def print_milestone(console: Console, result, verbose: bool = False) -> None:
     console.print()
 
 
+def headline(result) -> str:
+    """The milestone's main number, saying which model and which metric it is
+    ("sequence reversal: held-out token acc 100.00%"): one part of a milestone may train several models."""
+    if result.status in (LOCKED, ERROR) or not result.parts:
+        return "-"
+    part = result.parts[result.headline]
+    return f"{part.label}: {part.metric_name} {_pct(result.headline_metric())}"
+
+
 def summary_table(results, total_s: float) -> Table:
     table = Table(title="Milestones", title_justify="left", caption=f"total {total_s:.1f} s",
                   caption_justify="left")
     for header, justify in (("milestone", "left"), ("year", "right"), ("status", "left"),
-                            ("result", "right"), ("checks", "right"), ("time", "right"), ("note", "left")):
+                            ("headline result (model: metric)", "left"), ("checks passed", "right"),
+                            ("time", "right"), ("note", "left")):
         table.add_column(header, justify=justify)
     for r in results:
         checks = r.all_checks()
         passed = sum(1 for _, c in checks if c.passed)
         note = r.install if r.status == LOCKED else (r.error.splitlines()[0] if r.error else "")
         table.add_row(
-            escape(str(r.title)), str(r.year), _status(r.status),
-            "-" if r.status in (LOCKED, ERROR) else _pct(r.headline_metric()),
+            escape(str(r.title)), str(r.year), _status(r.status), escape(headline(r)),
             "-" if not checks else f"{passed}/{len(checks)}",
             f"{r.time_s:.1f}s", escape(str(note)),
         )

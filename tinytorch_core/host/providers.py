@@ -13,13 +13,18 @@ from .records import split_list
 
 
 def blocked_reason(environ, name: str, dist: str) -> str:
-    """Why the plugin ``name`` of distribution ``dist`` must not load, or ``""``."""
+    """Why the plugin ``name`` of distribution ``dist`` must not load, and how to let it, or ``""``.
+    (The plugin is installed: telling the user to install it would send them the wrong way.)"""
     disabled = split_list(environ.get("TINYTORCH_DISABLE_PLUGINS", ""))
-    if name in disabled or dist in disabled:
-        return "disabled by TINYTORCH_DISABLE_PLUGINS"
+    listed = [n for n in dict.fromkeys((name, dist)) if n in disabled]
+    if listed:
+        names = " and ".join(f"'{n}'" for n in listed)
+        return (f"disabled by TINYTORCH_DISABLE_PLUGINS; to enable it, remove {names} from "
+                "TINYTORCH_DISABLE_PLUGINS or unset that variable")
     allow = environ.get("TINYTORCH_LOAD_PLUGINS")
     if allow is not None and not ({name, dist} & split_list(allow)):
-        return "not listed in TINYTORCH_LOAD_PLUGINS"
+        return (f"not listed in TINYTORCH_LOAD_PLUGINS; to enable it, add '{name}' to "
+                "TINYTORCH_LOAD_PLUGINS or unset that variable")
     return ""
 
 
