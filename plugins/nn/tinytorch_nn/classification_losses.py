@@ -171,7 +171,7 @@ class CrossEntropyFunction(Function):
         _subtract_at(g, targets.index, scale * (1 - smoothing))
         if smoothing:
             g -= class_scale * (smoothing / probs.shape[1])
-        return _unbatch(g, targets)
+        return _unbatch(g, targets), None, None, None, None  # None: target, valid, label_smoothing, reduction
 
 
 def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduction="mean"):
@@ -187,9 +187,7 @@ def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduct
     if not isinstance(label_smoothing, numbers.Real) or not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
     t, valid = _class_targets(op, logits, target, ignore_index)
-    return CrossEntropyFunction.apply(
-        logits, target=t, valid=valid, label_smoothing=float(label_smoothing), reduction=reduction
-    )
+    return CrossEntropyFunction.apply(logits, t, valid, float(label_smoothing), reduction)
 
 
 # ---- negative log-likelihood -----------------------------------------------------------------
@@ -211,7 +209,7 @@ class NLLLossFunction(Function):
         targets = ctx.targets
         g = np.zeros(ctx.batched_shape, dtype=ctx.input_dtype)
         _subtract_at(g, targets.index, _per_entry_scale(grad, ctx.reduction, targets))
-        return _unbatch(g, targets)
+        return _unbatch(g, targets), None, None, None  # None: target, valid, reduction
 
 
 def nll_loss(input, target, ignore_index=None, reduction="mean"):
@@ -220,4 +218,4 @@ def nll_loss(input, target, ignore_index=None, reduction="mean"):
     op = "nll_loss"
     check_reduction(op, reduction)
     t, valid = _class_targets(op, input, target, ignore_index)
-    return NLLLossFunction.apply(input, target=t, valid=valid, reduction=reduction)
+    return NLLLossFunction.apply(input, t, valid, reduction)
