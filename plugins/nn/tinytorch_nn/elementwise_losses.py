@@ -86,8 +86,9 @@ def _check_probabilities(p) -> None:
 
 
 def _clamp(p):
+    """``p`` kept in ``[eps, 1 - eps]`` (``np.clip``, as the two ufuncs it wraps)."""
     eps = bce_eps(p.dtype)
-    return np.clip(p, eps, 1 - eps)
+    return np.minimum(np.maximum(p, eps), 1 - eps)
 
 
 def _bce(p, target):
