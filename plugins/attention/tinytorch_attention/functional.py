@@ -53,7 +53,7 @@ class LayerNormFunction(Function):
             mean_g = g.mean(axis=-1, keepdims=True)
             mean_gx = (g * xhat).mean(axis=-1, keepdims=True)
             grad_x = rstd * (g - mean_g - xhat * mean_gx)
-        return grad_x, grad_weight, grad_bias
+        return grad_x, grad_weight, grad_bias, None  # None: eps
 
 
 def layer_norm(x, weight=None, bias=None, eps: float = 1e-5):
@@ -69,7 +69,7 @@ def layer_norm(x, weight=None, bias=None, eps: float = 1e-5):
             )
     if not eps > 0:
         raise ValueError(f"layer_norm: eps must be positive, got {eps!r}")
-    return LayerNormFunction.apply(x, weight, bias, eps=float(eps))
+    return LayerNormFunction.apply(x, weight, bias, float(eps))
 
 
 def layer_norm_samples(rng):
@@ -135,7 +135,7 @@ class ScaledDotProductAttention(Function):
                 None if g is None else _merge_heads(g).reshape(shape)
                 for g, shape in zip((grad_q, grad_k, grad_v), ctx.input_shapes)
             )
-        return grad_q, grad_k, grad_v
+        return grad_q, grad_k, grad_v, None, None, None, None  # None: the options
 
 
 def _masked_softmax(scores, mask):
@@ -239,9 +239,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False, dropo
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"{where}: dropout_p must be in [0, 1), got {dropout_p!r}")
     rng = resolve_generator(generator) if dropout_p > 0.0 else None
-    return ScaledDotProductAttention.apply(
-        q, k, v, mask=allowed, dropout_p=float(dropout_p), generator=rng, num_heads=num_heads
-    )
+    return ScaledDotProductAttention.apply(q, k, v, allowed, float(dropout_p), rng, num_heads)
 
 
 def attention_samples(rng):

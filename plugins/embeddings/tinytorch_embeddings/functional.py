@@ -38,12 +38,12 @@ class EmbeddingLookup(Function):
     def backward(ctx, grad):
         (indices,) = ctx.saved_tensors
         if not ctx.needs_input_grad[1]:
-            return None, None
+            return None, None, None
         rows, dim = ctx.weight_shape
         grad_weight = scatter_add_rows(indices.reshape(-1), grad.reshape(-1, dim), rows)
         if ctx.padding_idx is not None:
             grad_weight[ctx.padding_idx] = 0
-        return None, grad_weight
+        return None, grad_weight, None  # None: indices and padding_idx
 
 
 def scatter_add_rows(index, values, rows: int):
@@ -105,7 +105,7 @@ def embedding(indices, weight, padding_idx=None):
         raise ValueError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got shape {shape}")
     index = check_indices(indices, shape[0], "embedding")
     padding_idx = normalize_padding_idx(padding_idx, shape[0], "embedding")
-    return EmbeddingLookup.apply(index, weight, padding_idx=padding_idx)
+    return EmbeddingLookup.apply(index, weight, padding_idx)
 
 
 def embedding_samples(rng):

@@ -438,3 +438,27 @@ def test_mean_over_no_counted_entries_is_nan_without_warning():
     assert np.isnan(loss.item())
     loss.backward()
     assert np.all(logits.grad.data == 0)
+
+
+# ---- the flat-index fast path of the class losses compared with their plain path -------------
+@pytest.mark.parametrize("loss_of", [F.cross_entropy, F.nll_loss])
+@pytest.mark.parametrize("options", [{}, {"reduction": "none"}, {"reduction": "sum", "ignore_index": 2},
+                                     {"label_smoothing": 0.2}])
+def test_class_loss_fast_path_equals_plain_path(rng, monkeypatch, loss_of, options):
+    from tinytorch_nn import classification_losses
+
+    if loss_of is F.nll_loss and "label_smoothing" in options:
+        return
+    x, t = rng.standard_normal((5, 4)), np.array([0, 2, 3, 2, 1])
+    results = []
+    for flat in (True, False):  # (N, C) logits take the fast path unless it is switched off
+        if not flat:
+            monkeypatch.setattr(classification_losses, "_flat_positions", lambda x, target: None)
+        logits = Tensor(x, requires_grad=True, dtype=np.float64)
+        loss = loss_of(logits, t, **options)
+        loss.sum().backward()
+        results.append((loss.data, logits.grad.data))
+        assert gradcheck(loss_of, x, t, **options)
+    (fast, fast_grad), (plain, plain_grad) = results
+    np.testing.assert_allclose(fast, plain, rtol=1e-14)
+    np.testing.assert_allclose(fast_grad, plain_grad, rtol=1e-14, atol=1e-16)

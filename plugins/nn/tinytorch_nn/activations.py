@@ -50,14 +50,14 @@ class LeakyReLUFunction(Function):
     @staticmethod
     def backward(ctx, grad):
         (positive,) = ctx.saved_tensors
-        return np.where(positive, grad, grad * ctx.negative_slope)
+        return np.where(positive, grad, grad * ctx.negative_slope), None  # None: negative_slope
 
 
 def leaky_relu(x, negative_slope=0.01):
     """``x`` where positive, ``negative_slope * x`` elsewhere."""
     if not isinstance(negative_slope, numbers.Real):
         raise TypeError(f"leaky_relu: negative_slope must be a number, got {type(negative_slope).__name__}")
-    return LeakyReLUFunction.apply(x, negative_slope=float(negative_slope))
+    return LeakyReLUFunction.apply(x, float(negative_slope))
 
 
 # ---- sigmoid and tanh ------------------------------------------------------------------------
@@ -150,17 +150,17 @@ class GELUFunction(Function):
             x, t = ctx.saved_tensors
             # d/dx [0.5 x (1 + t)] = 0.5 (1 + t) + 0.5 x (1 - t^2) * sqrt(2/pi) (1 + 3 c x^2)
             d_inner = _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * x * x)
-            return grad * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * d_inner)
+            return grad * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * d_inner), None  # None: approximate
         x, cdf = ctx.saved_tensors
         pdf = _INV_SQRT_2PI * np.exp(-0.5 * x * x)
-        return grad * (cdf + x * pdf)
+        return grad * (cdf + x * pdf), None
 
 
 def gelu(x, approximate="none"):
     """Gaussian error linear unit; ``approximate`` is ``'none'`` (exact erf form) or ``'tanh'``."""
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return GELUFunction.apply(x, approximate=approximate)
+    return GELUFunction.apply(x, approximate)
 
 
 # ---- softmax and log-softmax -----------------------------------------------------------------
@@ -180,12 +180,12 @@ class SoftmaxFunction(Function):
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
-        return y * (grad - (grad * y).sum(axis=ctx.axis, keepdims=True))
+        return y * (grad - (grad * y).sum(axis=ctx.axis, keepdims=True)), None  # None: axis
 
 
 def softmax(x, axis=-1):
     """``exp(x) / sum(exp(x))`` along ``axis``, computed after subtracting the maximum."""
-    return SoftmaxFunction.apply(x, axis=normalize_axis(axis, len(shape_of(x)), "softmax"))
+    return SoftmaxFunction.apply(x, normalize_axis(axis, len(shape_of(x)), "softmax"))
 
 
 class LogSoftmaxFunction(Function):
@@ -204,9 +204,9 @@ class LogSoftmaxFunction(Function):
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_tensors
-        return grad - np.exp(out) * grad.sum(axis=ctx.axis, keepdims=True)
+        return grad - np.exp(out) * grad.sum(axis=ctx.axis, keepdims=True), None  # None: axis
 
 
 def log_softmax(x, axis=-1):
     """``x - logsumexp(x)`` along ``axis`` (stable for very negative or very large logits)."""
-    return LogSoftmaxFunction.apply(x, axis=normalize_axis(axis, len(shape_of(x)), "log_softmax"))
+    return LogSoftmaxFunction.apply(x, normalize_axis(axis, len(shape_of(x)), "log_softmax"))

@@ -25,6 +25,7 @@ class ClassTargets(NamedTuple):
     valid: np.ndarray | None  # bool mask of the entries that count; None when all count
     count: int  # how many entries count: the divisor of the mean
     unbatched: bool  # the input was one sample (C,): results drop the batch axis again
+    flat: np.ndarray | None  # (N, C) inputs: where each target sits in the flattened array (fast path)
 
 
 def _batched(input, target, valid):
@@ -34,22 +35,33 @@ def _batched(input, target, valid):
         input, target = input[None], target.reshape(1)
         valid = None if valid is None else valid.reshape(1)
     count = target.size if valid is None else int(np.count_nonzero(valid))
-    return input, ClassTargets(target, valid, count, unbatched)
+    return input, ClassTargets(target, valid, count, unbatched, _flat_positions(input, target))
 
 
-def _pick(a, target):
+def _flat_positions(x, target):
+    """For (N, C) logits, ``n * C + target[n]``: where each target's entry sits in the flattened
+    array, so that picking and subtracting are one flat index each (fast path: -6 % of a W3
+    step); None for other shapes, which take the plain path of ``_pick`` and ``_subtract_at``."""
+    if x.ndim != 2:
+        return None
+    row_starts = np.arange(0, x.size, x.shape[1])
+    return row_starts + target.astype(np.intp, copy=False)  # uint64 + int64 would be float64
+
+
+def _pick(a, targets: ClassTargets):
     """``a[n, target[n, ...], ...]``: the class-axis (axis 1) entry each target names."""
-    if a.ndim == 2:  # (N, C), the classifier's case: one fancy index
-        return a[np.arange(len(target)), target]
-    return np.take_along_axis(a, np.expand_dims(target, 1), axis=1).squeeze(1)
+    if targets.flat is not None:  # fast path: see _flat_positions
+        return a.reshape(-1)[targets.flat]
+    return np.take_along_axis(a, np.expand_dims(targets.index, 1), axis=1).squeeze(1)
 
 
-def _subtract_at(a, target, values) -> None:
-    """``a[n, target[n, ...], ...] -= values`` in place (each position is hit once)."""
-    if a.ndim == 2:  # (N, C), the classifier's case: one fancy index
-        a[np.arange(len(target)), target] -= values
+def _subtract_at(a, targets: ClassTargets, values) -> None:
+    """``a[n, target[n, ...], ...] -= values`` in place (each position is hit once); ``a`` is a
+    fresh C-contiguous array, so that its flattened form is a view."""
+    if targets.flat is not None:  # fast path: see _flat_positions
+        a.reshape(-1)[targets.flat] -= values
         return
-    index = np.expand_dims(target, 1)
+    index = np.expand_dims(targets.index, 1)
     picked = np.take_along_axis(a, index, axis=1)
     picked -= np.expand_dims(values, 1) if np.ndim(values) else values
     np.put_along_axis(a, index, picked, axis=1)
@@ -153,7 +165,7 @@ class CrossEntropyFunction(Function):
         exp = np.exp(shifted)
         sums = exp.sum(axis=1, keepdims=True)
         log_sum = np.log(sums).squeeze(1)  # logsumexp of the shifted logits
-        loss = log_sum - _pick(shifted, targets.index)  # -log p[target]
+        loss = log_sum - _pick(shifted, targets)  # -log p[target]
         if label_smoothing:
             mean_neg_log_p = log_sum - shifted.mean(axis=1)
             loss = (1 - label_smoothing) * loss + label_smoothing * mean_neg_log_p
@@ -166,12 +178,14 @@ class CrossEntropyFunction(Function):
         (probs,) = ctx.saved_tensors
         targets, smoothing = ctx.targets, ctx.label_smoothing
         scale = _per_entry_scale(grad, ctx.reduction, targets)
-        class_scale = np.expand_dims(scale, 1) if np.ndim(scale) else scale  # broadcast over classes
+        class_scale = scale[:, None] if scale.ndim else scale  # broadcast over the classes (axis 1)
         g = probs * class_scale
-        _subtract_at(g, targets.index, scale * (1 - smoothing))
         if smoothing:
+            _subtract_at(g, targets, scale * (1 - smoothing))
             g -= class_scale * (smoothing / probs.shape[1])
-        return _unbatch(g, targets)
+        else:
+            _subtract_at(g, targets, scale)
+        return _unbatch(g, targets), None, None, None, None  # None: target, valid, label_smoothing, reduction
 
 
 def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduction="mean"):
@@ -187,9 +201,7 @@ def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduct
     if not isinstance(label_smoothing, numbers.Real) or not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
     t, valid = _class_targets(op, logits, target, ignore_index)
-    return CrossEntropyFunction.apply(
-        logits, target=t, valid=valid, label_smoothing=float(label_smoothing), reduction=reduction
-    )
+    return CrossEntropyFunction.apply(logits, t, valid, float(label_smoothing), reduction)
 
 
 # ---- negative log-likelihood -----------------------------------------------------------------
@@ -204,14 +216,14 @@ class NLLLossFunction(Function):
         x, targets = _batched(input, target, valid)
         ctx.targets, ctx.reduction = targets, reduction
         ctx.batched_shape, ctx.input_dtype = x.shape, x.dtype
-        return _reduced(-_pick(x, targets.index), reduction, targets)
+        return _reduced(-_pick(x, targets), reduction, targets)
 
     @staticmethod
     def backward(ctx, grad):
         targets = ctx.targets
         g = np.zeros(ctx.batched_shape, dtype=ctx.input_dtype)
-        _subtract_at(g, targets.index, _per_entry_scale(grad, ctx.reduction, targets))
-        return _unbatch(g, targets)
+        _subtract_at(g, targets, _per_entry_scale(grad, ctx.reduction, targets))
+        return _unbatch(g, targets), None, None, None  # None: target, valid, reduction
 
 
 def nll_loss(input, target, ignore_index=None, reduction="mean"):
@@ -220,4 +232,4 @@ def nll_loss(input, target, ignore_index=None, reduction="mean"):
     op = "nll_loss"
     check_reduction(op, reduction)
     t, valid = _class_targets(op, input, target, ignore_index)
-    return NLLLossFunction.apply(input, target=t, valid=valid, reduction=reduction)
+    return NLLLossFunction.apply(input, t, valid, reduction)

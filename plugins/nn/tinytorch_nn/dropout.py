@@ -23,7 +23,7 @@ class DropoutFunction(Function):
     @staticmethod
     def backward(ctx, grad):
         (mask,) = ctx.saved_tensors
-        return grad * mask
+        return grad * mask, None  # None: the mask
 
 
 def dropout(x, p=0.5, training=True, generator=None):
@@ -37,7 +37,7 @@ def dropout(x, p=0.5, training=True, generator=None):
         raise ValueError(f"dropout: p must be a probability in [0, 1], got {p!r}")
     if not training or p == 0:
         return x
-    return DropoutFunction.apply(x, mask=_dropout_mask(array_of(x), p, generator))
+    return DropoutFunction.apply(x, _dropout_mask(array_of(x), p, generator))
 
 
 def _dropout_mask(data, p, generator):

@@ -53,14 +53,14 @@ class MSELossFunction(Function):
         (diff,) = ctx.saved_tensors
         g = 2 * diff * grad_scale(grad, ctx.reduction, diff.size)
         need_input, need_target = ctx.needs_input_grad[:2]
-        return (g if need_input else None), (-g if need_target else None)
+        return (g if need_input else None), (-g if need_target else None), None  # None: reduction
 
 
 def mse_loss(input, target, reduction="mean"):
     """Mean squared error ``(input - target)**2``, reduced by ``reduction`` (mean/sum/none)."""
     check_reduction("mse_loss", reduction)
     target = _loss_operands("mse_loss", input, target)
-    return MSELossFunction.apply(input, target, reduction=reduction)
+    return MSELossFunction.apply(input, target, reduction)
 
 
 # ---- binary cross-entropy on probabilities ---------------------------------------------------
@@ -86,13 +86,16 @@ def _check_probabilities(p) -> None:
 
 
 def _clamp(p):
+    """``p`` kept in ``[eps, 1 - eps]`` (``np.clip``, as the two ufuncs it wraps)."""
     eps = bce_eps(p.dtype)
-    return np.clip(p, eps, 1 - eps)
+    return np.minimum(np.maximum(p, eps), 1 - eps)
 
 
 def _bce(p, target):
-    """The per-element loss ``-(t log p + (1 - t) log(1 - p))`` of clamped probabilities ``p``."""
-    return -(target * np.log(p) + (1 - target) * np.log1p(-p))
+    """The per-element loss ``-(t log p + (1 - t) log(1 - p))`` of clamped probabilities ``p``,
+    as ``-(t log(p / (1 - p)) + log(1 - p))``: one product with the target instead of two."""
+    log_q = np.log1p(-p)  # log(1 - p)
+    return -(target * (np.log(p) - log_q) + log_q)
 
 
 def _bce_target_grad(p, scale):
@@ -124,7 +127,7 @@ class BinaryCrossEntropyFunction(Function):
         need_input, need_target = ctx.needs_input_grad[:2]
         grad_input = (p - target) / (p * (1 - p)) * scale if need_input else None
         grad_target = _bce_target_grad(p, scale) if need_target else None
-        return grad_input, grad_target
+        return grad_input, grad_target, None  # None: reduction
 
 
 def binary_cross_entropy(input, target, reduction="mean"):
@@ -138,7 +141,7 @@ def binary_cross_entropy(input, target, reduction="mean"):
     """
     check_reduction("binary_cross_entropy", reduction)
     target = _loss_operands("binary_cross_entropy", input, target, probabilities=True)
-    return BinaryCrossEntropyFunction.apply(input, target, reduction=reduction)
+    return BinaryCrossEntropyFunction.apply(input, target, reduction)
 
 
 # ---- binary cross-entropy on logits ----------------------------------------------------------
@@ -164,7 +167,7 @@ class BinaryCrossEntropyWithLogitsFunction(Function):
         need_input, need_target = ctx.needs_input_grad[:2]
         grad_input = (stable_sigmoid(x) - target) * scale if need_input else None
         grad_target = -x * scale if need_target else None
-        return grad_input, grad_target
+        return grad_input, grad_target, None  # None: reduction
 
 
 def binary_cross_entropy_with_logits(input, target, reduction="mean"):
@@ -172,7 +175,7 @@ def binary_cross_entropy_with_logits(input, target, reduction="mean"):
     the raw scores in the overflow-free form."""
     check_reduction("binary_cross_entropy_with_logits", reduction)
     target = _loss_operands("binary_cross_entropy_with_logits", input, target, probabilities=True)
-    return BinaryCrossEntropyWithLogitsFunction.apply(input, target, reduction=reduction)
+    return BinaryCrossEntropyWithLogitsFunction.apply(input, target, reduction)
 
 
 # ---- sigmoid and clamped binary cross-entropy, fused -----------------------------------------
@@ -203,7 +206,7 @@ class SigmoidBinaryCrossEntropyFunction(Function):
         need_logits, need_target = ctx.needs_input_grad[:2]
         grad_logits = (s - target) * scale if need_logits else None
         grad_target = _bce_target_grad(_clamp(s), scale) if need_target else None
-        return grad_logits, grad_target
+        return grad_logits, grad_target, None  # None: reduction
 
 
 def sigmoid_binary_cross_entropy(logits, target, reduction="mean"):
@@ -217,4 +220,4 @@ def sigmoid_binary_cross_entropy(logits, target, reduction="mean"):
     """
     check_reduction("sigmoid_binary_cross_entropy", reduction)
     target = _loss_operands("sigmoid_binary_cross_entropy", logits, target, probabilities=True)
-    return SigmoidBinaryCrossEntropyFunction.apply(logits, target, reduction=reduction)
+    return SigmoidBinaryCrossEntropyFunction.apply(logits, target, reduction)

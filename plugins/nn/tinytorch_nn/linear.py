@@ -20,23 +20,29 @@ class LinearFunction(Function):
             if operand.dtype.kind != "f":
                 raise not_floating(ctx, operand)
         ctx.save_for_backward(x, weight)
-        rows = x.reshape(-1, x.shape[-1])
-        out = (rows @ weight.T).reshape(*x.shape[:-1], weight.shape[0])
-        return out if bias is None else out + bias
+        out = _rows(x) @ weight.T
+        if bias is not None:
+            out = out + bias
+        return out if x.ndim == 2 else out.reshape(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         need_x, need_weight, need_bias = ctx.needs_input_grad
-        grad_rows = grad.reshape(-1, weight.shape[0])
+        grad_rows = _rows(grad)
         grad_x = grad_weight = grad_bias = None
         if need_x:
             grad_x = (grad_rows @ weight).reshape(x.shape)
         if need_weight:
-            grad_weight = grad_rows.T @ x.reshape(-1, x.shape[-1])
+            grad_weight = grad_rows.T @ _rows(x)
         if need_bias:
             grad_bias = grad_rows.sum(axis=0)
         return grad_x, grad_weight, grad_bias
+
+
+def _rows(a):
+    """``a`` (..., features) as one (rows, features) matrix; a 2-D array already is one."""
+    return a if a.ndim == 2 else a.reshape(-1, a.shape[-1])
 
 
 def linear(x, weight, bias=None):
