@@ -30,35 +30,46 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     if root._node is None:
         _accumulate_leaf(root, seed, claimed)
         return
-    consumers = _count_consumers(root._node)
     pending = {root._node: [None] * root._node._n_outputs}  # node -> the gradient of each output
     pending[root._node][root._out_index] = seed
-    ready = [root._node]
-    with _BackwardModes() as modes:
-        while ready:
-            node = ready.pop()
-            input_grads = _run_node(node, pending.pop(node))
-            for index, tensor in enumerate(node._parents):
-                if tensor is None:
-                    continue
-                g = input_grads[index]
-                if type(g) is not np.ndarray or g.shape != tensor.data.shape or g.dtype != tensor.data.dtype:
-                    g = _fit(g, tensor, node, index)
-                if modes.anomaly:
-                    check_backward(node, index, g)
-                source, out_index = node_seen_by(node, tensor) if REWRITTEN else (tensor._node, tensor._out_index)
-                if source is None:
-                    _accumulate_leaf(tensor, g, claimed)
-                    continue
-                if source not in pending:
-                    pending[source] = [None] * source._n_outputs
-                slots = pending[source]
-                slots[out_index] = g if slots[out_index] is None else slots[out_index] + g
-                consumers[source] -= 1
-                if consumers[source] == 0:
-                    ready.append(source)
-            if not retain_graph:  # free what the node kept for backward
-                node._saved, node._inputs, node._outputs = None, (), ()
+    modes = current_modes()
+    grad_on, modes.grad = modes.grad, False  # a backward pass records nothing
+    errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)  # IEEE results, no RuntimeWarning
+    try:
+        _walk(root._node, pending, _count_consumers(root._node), claimed, retain_graph, modes.anomaly)
+    finally:
+        reset_errstate(errstate)
+        modes.grad = grad_on
+
+
+def _walk(root_node, pending: dict, consumers: dict, claimed: set, retain_graph: bool, anomaly: bool):
+    """Step 3: run every node once, when all its consumers have sent their gradients."""
+    ready = [root_node]
+    while ready:
+        node = ready.pop()
+        input_grads = _run_node(node, pending.pop(node))
+        for index, tensor in enumerate(node._parents):
+            if tensor is None:
+                continue
+            g = input_grads[index]
+            if type(g) is not np.ndarray or g.shape != tensor.data.shape or g.dtype != tensor.data.dtype:
+                g = _fit(g, tensor, node, index)
+            if anomaly:
+                check_backward(node, index, g)
+            # step 4: deliver, to a leaf's .grad or to the pending sum of the node that made it
+            source, out_index = node_seen_by(node, tensor) if REWRITTEN else (tensor._node, tensor._out_index)
+            if source is None:
+                _accumulate_leaf(tensor, g, claimed)
+                continue
+            if source not in pending:
+                pending[source] = [None] * source._n_outputs
+            slots = pending[source]
+            slots[out_index] = g if slots[out_index] is None else slots[out_index] + g
+            consumers[source] -= 1
+            if consumers[source] == 0:
+                ready.append(source)
+        if not retain_graph:  # free what the node kept for backward
+            node._saved, node._inputs, node._outputs = None, (), ()
 
 
 def _seed(root: Tensor, grad) -> np.ndarray:
@@ -75,7 +86,7 @@ def _seed(root: Tensor, grad) -> np.ndarray:
                 "argument of the same shape, e.g. t.backward(np.ones_like(t.data)), or reduce "
                 "it first (t.sum().backward())"
             )
-        seed = np.ones(root.data.shape, root.data.dtype)
+        seed = np.array(1, root.data.dtype).reshape(root.data.shape)  # d(root)/d(root) = 1
         seed.flags.writeable = False  # a backward must never write into its incoming gradient
         return seed
     seed = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=root.data.dtype)
@@ -185,18 +196,3 @@ def _accumulate_leaf(leaf: Tensor, g, claimed: set) -> None:
         leaf.grad = Tensor._wrap(g)
     else:  # out of place: g may still be pending elsewhere in this backward pass
         leaf.grad = Tensor._wrap(leaf.grad.data + g)
-
-
-class _BackwardModes:
-    """Inside a backward pass: no recording, no floating-point warnings (IEEE results)."""
-
-    def __enter__(self):
-        self.modes = current_modes()
-        self._grad_on, self.modes.grad = self.modes.grad, False
-        self._errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)
-        return self.modes
-
-    def __exit__(self, *exc_info):
-        reset_errstate(self._errstate)
-        self.modes.grad = self._grad_on
-        return False

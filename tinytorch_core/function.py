@@ -129,6 +129,8 @@ class Function:
             check_forward(cls, ctx, arrays, out)
 
         # 3. wrap each output array as a Tensor; 4. record ctx as their graph node
+        if type(out) is not np.ndarray and type(out) is not tuple:
+            out = np.asarray(out)  # a NumPy scalar (a reduced loss, say) or a number
         if type(out) is np.ndarray and out.base is None:  # fast path: one fresh output, -5 % of a W1 step
             result = Tensor._wrap(out, True, ctx, 0) if record and out.dtype.kind == "f" else Tensor._wrap(out)
             if record:

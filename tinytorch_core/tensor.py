@@ -214,7 +214,8 @@ class Tensor:
     def add_(self, other, alpha=1) -> "Tensor":
         if self._records_in_place(other):
             return self._record_in_place("add_", lambda before: before + (other * alpha if alpha != 1 else other))
-        self.data += self._operand(other) * alpha if alpha != 1 else self._operand(other)
+        other = other.data if isinstance(other, Tensor) else other
+        self.data += other * alpha if alpha != 1 else other
         self._bump()
         return self
 
