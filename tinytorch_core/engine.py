@@ -87,7 +87,7 @@ def _seed(root: Tensor, grad) -> np.ndarray:
                 "it first (t.sum().backward())"
             )
         seed = np.array(1, root.data.dtype).reshape(root.data.shape)  # d(root)/d(root) = 1
-        seed.flags.writeable = False  # a backward must never write into its incoming gradient
+        seed.setflags(write=False)  # a backward must never write into its incoming gradient
         return seed
     seed = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=root.data.dtype)
     if seed.shape != root.data.shape:

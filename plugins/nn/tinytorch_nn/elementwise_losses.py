@@ -25,7 +25,7 @@ def _loss_operands(op, input, target, probabilities=False):
     if t.shape != data.shape:
         raise ValueError(f"{op}: input shape {data.shape} and target shape {t.shape} must be equal")
     if probabilities and t.size:
-        lo, hi = t.min(), t.max()
+        lo, hi = np.minimum.reduce(t, axis=None), np.maximum.reduce(t, axis=None)
         if not (lo >= 0 and hi <= 1):  # also catches NaN
             raise ValueError(f"{op}: target must be probabilities in [0, 1], found values in [{lo}, {hi}]")
     if isinstance(target, Tensor) and target.requires_grad:
@@ -77,7 +77,7 @@ BCE_EPS = {"float32": bce_eps(np.float32), "float64": bce_eps(np.float64)}
 def _check_probabilities(p) -> None:
     """BCE's input must lie in [0, 1]; the registered op checks it itself, so that it is safe
     to call without the functional wrapper."""
-    if p.size and not (p.min() >= 0 and p.max() <= 1):  # also catches NaN
+    if p.size and not (np.minimum.reduce(p, axis=None) >= 0 and np.maximum.reduce(p, axis=None) <= 1):  # and NaN
         raise ValueError(
             f"binary_cross_entropy: input must be probabilities in [0, 1], found values in "
             f"[{p.min()}, {p.max()}] (apply sigmoid first, or use "
