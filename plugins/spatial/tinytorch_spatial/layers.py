@@ -18,14 +18,16 @@ __all__ = ["Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "BatchNorm2d"]
 
 
 class Conv2d(Module):
-    """2-D convolution over NCHW input: ``weight`` (out, in, kh, kw) and optional ``bias`` (out,).
+    """2-D convolution over NCHW input: ``weight`` (out, in/groups, kh, kw) and optional ``bias`` (out,).
 
-    Default init as PyTorch: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with
-    ``fan_in = in_channels * kh * kw``, drawn from ``generator`` (a numpy Generator or a seed).
+    ``groups`` splits the in and out channels into that many groups, each convolved only with its
+    own (``groups == in_channels``: a depthwise convolution). Default init as PyTorch: weight and
+    bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with ``fan_in = in_channels / groups * kh * kw``,
+    drawn from ``generator`` (a numpy Generator or a seed).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 bias=True, generator=None):
+                 groups=1, bias=True, generator=None):
         super().__init__()
         who = "Conv2d"
         self.in_channels = positive_int(in_channels, "in_channels", who)
@@ -34,10 +36,11 @@ class Conv2d(Module):
         self.stride = pair(stride, "stride", who, 1)
         self.padding = pair(padding, "padding", who, 0)
         self.dilation = pair(dilation, "dilation", who, 1)
+        self.groups = _check_groups(groups, self.in_channels, self.out_channels, who)
         rng = resolve_generator(generator)
-        fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+        fan_in = self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1]
         bound = 1.0 / math.sqrt(fan_in)
-        shape = (self.out_channels, self.in_channels) + self.kernel_size
+        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         self.weight = Parameter(rng.uniform(-bound, bound, size=shape).astype(np.float32))
         if bias:
             self.bias = Parameter(rng.uniform(-bound, bound, size=self.out_channels).astype(np.float32))
@@ -48,7 +51,7 @@ class Conv2d(Module):
         if getattr(x, "dtype", None) != self.weight.dtype:
             raise dtype_mismatch(self, x, self.weight.dtype)
         return checked_conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                              f"Conv2d({self.extra_repr()})")
+                              f"Conv2d({self.extra_repr()})", self.groups)
 
     def extra_repr(self) -> str:
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
@@ -56,9 +59,20 @@ class Conv2d(Module):
             text += f", padding={self.padding}"
         if self.dilation != (1, 1):
             text += f", dilation={self.dilation}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
         if self.bias is None:
             text += ", bias=False"
         return text
+
+
+def _check_groups(groups, in_channels, out_channels, who) -> int:
+    """``groups`` as a positive int that divides both channel counts."""
+    groups = positive_int(groups, "groups", who)
+    for what, count in (("in_channels", in_channels), ("out_channels", out_channels)):
+        if count % groups:
+            raise ValueError(f"{who}: {what}={count} must be divisible by groups={groups}")
+    return groups
 
 
 class _Pool2d(Module):
