@@ -60,14 +60,16 @@ def im2col(x, geo: WindowGeometry, groups: int = 1, ones_column: bool = False):
 def by_group(matrix, groups: int):
     """(P, G*K) -> (G, P, K): each group's block of columns, side by side in ``matrix``, as one
     matrix of a stack (a view)."""
-    return matrix.reshape(len(matrix), groups, -1).transpose(1, 0, 2)
+    rows, width = matrix.shape  # the width spelled out, not -1: NumPy cannot infer -1 with no rows
+    return matrix.reshape(rows, groups, width // groups).transpose(1, 0, 2)
 
 
 def grouped_product(columns, filters):
     """Every group's columns times its own filters: (P, G*K) and (G, Og, K) -> (P, G*Og).
     One batched matmul over the group axis; with one group, the plain ``columns @ filters.T``."""
-    per_group = by_group(columns, len(filters)) @ filters.transpose(0, 2, 1)  # (G, P, Og)
-    return per_group.transpose(1, 0, 2).reshape(len(columns), -1)  # outputs of group g in block g
+    products = by_group(columns, len(filters)) @ filters.transpose(0, 2, 1)  # (G, P, Og)
+    groups, rows, per_group = products.shape
+    return products.transpose(1, 0, 2).reshape(rows, groups * per_group)  # outputs of group g in block g
 
 
 def col2im(per_offset, geo: WindowGeometry):
@@ -89,8 +91,8 @@ def col2im(per_offset, geo: WindowGeometry):
 def filter_matrix(weight, groups: int = 1):
     """(O, C/G, kh, kw) weight -> (G, O/G, kh*kw*C/G): per group, one row per output channel,
     columns in im2col's order."""
-    o = weight.shape[0]
-    return weight.transpose(0, 2, 3, 1).reshape(groups, o // groups, -1)
+    o, c, kh, kw = weight.shape
+    return weight.transpose(0, 2, 3, 1).reshape(groups, o // groups, kh * kw * c)
 
 
 class Conv2dFunction(Function):
@@ -104,7 +106,7 @@ class Conv2dFunction(Function):
         folded = _can_fold_bias(bias)
         columns = im2col(x, geo, groups, ones_column=folded)  # (N*Ho*Wo, G * (kh*kw*C/G [+ 1]))
         if folded:  # fast path: the bias as the weight of a column of ones, -6 % of a W5 step
-            bias_column = bias.astype(np.result_type(x, weight), copy=False).reshape(groups, -1, 1)
+            bias_column = bias.astype(np.result_type(x, weight), copy=False).reshape(groups, o // groups, 1)
             out = grouped_product(columns, np.concatenate([filters, bias_column], axis=2))
         else:
             out = grouped_product(columns, filters)  # (N*Ho*Wo, O)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -80,53 +81,91 @@ class _Pool2d(Module):
 
     pooling = None  # the Function of the subclass
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(self, kernel_size, stride=None, padding=0, *, ceil_mode=False):
         super().__init__()
         who = type(self).__name__
         self.kernel_size = pair(kernel_size, "kernel_size", who, 1)
         self.stride = self.kernel_size if stride is None else pair(stride, "stride", who, 1)
         self.padding = pair(padding, "padding", who, 0)
+        if not isinstance(ceil_mode, (bool, np.bool_)):
+            raise TypeError(f"{who}: ceil_mode must be True or False, got {ceil_mode!r}")
+        self.ceil_mode = bool(ceil_mode)
 
     def forward(self, x):
         return checked_pool2d(self.pooling, x, self.kernel_size, self.stride, self.padding,
-                              f"{type(self).__name__}({self.extra_repr()})")
+                              f"{type(self).__name__}({self.extra_repr()})", self.ceil_mode)
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        text = f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        return text + (", ceil_mode=True" if self.ceil_mode else "")
 
 
 class MaxPool2d(_Pool2d):
-    """Max pooling; ``stride`` defaults to ``kernel_size``; the gradient goes to each window's arg-max."""
+    """Max pooling; ``stride`` defaults to ``kernel_size``; the gradient goes to each window's arg-max.
+    ``ceil_mode=True`` keeps a last window that runs past the input (PyTorch's output size rule)."""
 
     pooling = MaxPool2dFunction
 
 
 class AvgPool2d(_Pool2d):
-    """Average pooling; ``stride`` defaults to ``kernel_size``; zero padding counts in the average."""
+    """Average pooling; ``stride`` defaults to ``kernel_size``; zero padding counts in the average.
+    ``ceil_mode=True`` keeps a last window that runs past the input, averaged over what it covers
+    of the padded input."""
 
     pooling = AvgPool2dFunction
 
 
 class Flatten(Module):
-    """Flattens every axis from ``start_axis`` on into one; the default keeps the batch axis."""
+    """Joins the axes ``start_axis`` to ``end_axis`` (both included) into one; the default keeps
+    the batch axis and joins all the others. ``start_dim`` and ``end_dim`` are PyTorch's names.
 
-    def __init__(self, start_axis: int = 1):
+    ``start_axis`` counts from the first axis (non-negative); ``end_axis`` may count from the end
+    (-1, the default, is the last axis), as in PyTorch.
+    """
+
+    def __init__(self, start_axis: int = 1, end_axis: int = -1, *, start_dim=None, end_dim=None):
         super().__init__()
-        self.start_axis = non_negative_int(start_axis, "start_axis", "Flatten")
+        start, start_name = _alias(start_axis, 1, start_dim, "start_axis", "start_dim")
+        end, end_name = _alias(end_axis, -1, end_dim, "end_axis", "end_dim")
+        if isinstance(start, numbers.Integral) and not isinstance(start, bool) and start < 0:
+            raise ValueError(f"Flatten: {start_name} must be a non-negative int, got {start} (the start "
+                             "counts from the first axis; to join the last k axes of an n-D input, start at n - k)")
+        self.start_axis = non_negative_int(start, start_name, "Flatten")
+        if not isinstance(end, numbers.Integral) or isinstance(end, bool):
+            raise TypeError(f"Flatten: {end_name} must be an int, got {end!r}")
+        self.end_axis = int(end)
+        if 0 <= self.end_axis < self.start_axis:
+            raise ValueError(f"Flatten: {start_name}={self.start_axis} comes after {end_name}={self.end_axis}")
 
     def forward(self, x):
         if not isinstance(x, Tensor):
             x = Tensor(x)
         if x.ndim <= self.start_axis:
             raise ValueError(
-                f"Flatten(start_axis={self.start_axis}): input of shape {x.shape} has only {x.ndim} "
+                f"Flatten({self.extra_repr()}): input of shape {x.shape} has only {x.ndim} "
                 f"axis/axes; expected more than {self.start_axis}"
             )
-        # the size spelled out, not -1: NumPy cannot infer -1 for an empty batch
-        return x.reshape(*x.shape[: self.start_axis], math.prod(x.shape[self.start_axis :]))
+        end = self.end_axis + x.ndim if self.end_axis < 0 else self.end_axis
+        if not self.start_axis <= end < x.ndim:
+            raise ValueError(
+                f"Flatten({self.extra_repr()}): the end axis must lie between the start axis "
+                f"{self.start_axis} and the last axis of the input, but for an input of shape {x.shape} "
+                f"end_axis={self.end_axis} is axis {end}"
+            )
+        return x.flatten(self.start_axis, end)
 
     def extra_repr(self) -> str:
-        return f"start_axis={self.start_axis}"
+        text = f"start_axis={self.start_axis}"
+        return text if self.end_axis == -1 else text + f", end_axis={self.end_axis}"
+
+
+def _alias(value, default, torch_value, name: str, torch_name: str):
+    """An argument given by its TinyTorch name or by PyTorch's (one of the two), and the name used."""
+    if torch_value is None:
+        return value, name
+    if value != default:
+        raise TypeError(f"Flatten: pass {name} or {torch_name} (its PyTorch name), not both")
+    return torch_value, torch_name
 
 
 class BatchNorm2d(Module):
