@@ -238,21 +238,18 @@ def _check_conv2d(x, weight, bias, stride, padding, dilation, groups, where):
 
 
 def _check_channels(xs, ws, groups, where):
-    """Input and output channels split evenly into ``groups``; the weight sees C/groups of them."""
-    if groups == 1:
-        if ws[1] != xs[1]:
-            raise ValueError(
-                f"{where}: input has {xs[1]} channel(s) (shape {xs}) but the weight {ws} expects "
-                f"{ws[1]} input channel(s) (weight shape is (out_channels, in_channels, kh, kw))"
-            )
-        return
-    for what, count in (("input", xs[1]), ("output", ws[0])):
-        if count % groups:
-            raise ValueError(f"{where}: groups={groups} must divide the {count} {what} channel(s) "
-                             f"(input shape {xs}, weight shape {ws})")
+    """The weight sees C/groups input channels, and ``groups`` divides its O output channels."""
     if ws[1] * groups != xs[1]:
+        if groups == 1:
+            expects, layout = f"{ws[1]} input channel(s)", "in_channels"
+        else:
+            expects, layout = f"{ws[1]} per group, {ws[1] * groups} in all", "in_channels / groups"
+        split = f"; groups={groups} does not divide {xs[1]} channels" if xs[1] % groups else ""
         raise ValueError(
-            f"{where}: input has {xs[1]} channel(s) (shape {xs}) but the weight {ws} with groups={groups} "
-            f"expects {ws[1]} per group, {ws[1] * groups} in all "
-            f"(weight shape is (out_channels, in_channels / groups, kh, kw))"
+            f"{where}: input has {xs[1]} channel(s) (shape {xs}) but the weight {ws}"
+            f"{'' if groups == 1 else f' with groups={groups}'} expects {expects} "
+            f"(weight shape is (out_channels, {layout}, kh, kw)){split}"
         )
+    if ws[0] % groups:
+        raise ValueError(f"{where}: groups={groups} must divide the {ws[0]} output channel(s) "
+                         f"(weight shape {ws} is (out_channels, in_channels / groups, kh, kw))")
