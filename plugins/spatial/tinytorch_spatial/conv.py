@@ -147,7 +147,8 @@ def _column_grads_by_offset(grad_rows, filters, geo: WindowGeometry):
     col2im takes it: (kh*kw, N*Ho*Wo, C), one product per group and offset."""
     (kh, kw), c = geo.kernel, geo.input_shape[1]
     groups, per_group, _ = filters.shape
-    offsets = filters.reshape(groups, per_group, kh * kw, c // groups).transpose(0, 2, 1, 3)  # (G, kh*kw, O/G, C/G)
+    # (G, kh*kw, O/G, C/G): each group's filters, one (O/G, C/G) block per kernel offset
+    offsets = filters.reshape(groups, per_group, kh * kw, c // groups).transpose(0, 2, 1, 3)
     per_offset = by_group(grad_rows, groups)[:, None] @ offsets  # (G, kh*kw, N*Ho*Wo, C/G)
     return per_offset.transpose(1, 2, 0, 3).reshape(kh * kw, len(grad_rows), c)
 
