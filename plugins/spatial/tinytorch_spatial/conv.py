@@ -11,6 +11,12 @@ NCHW view of that buffer (no transpose copy). Pooling and element-wise ops keep 
 the next im2col reads whole runs of contiguous channels, and the output gradient reaches the
 backward as a free reshape.
 
+Groups: with ``groups=G`` the channels split into G groups of C/G, and each group of O/G output
+channels sees only its own group of input channels (depthwise when G == C). im2col then lays the
+groups' columns side by side, (N*Ho*Wo, G * kh*kw*C/G), the weight becomes one (O/G, kh*kw*C/G)
+matrix per group, and the GEMM one batched matmul with the group axis as its batch
+(``grouped_product``). With G = 1 every step is the plain convolution above.
+
 Three fast paths, each behind one predicate (``_can_...``) and checked against the plain path in
 the tests: the bias folded into the GEMM, one-channel columns stored column-major, and a small
 stride-1 input gradient as a transposed convolution.
@@ -21,30 +27,49 @@ from __future__ import annotations
 import numpy as np
 
 from tinytorch_core import Function
+from tinytorch_core.checks import positive_int
 
 from .geometry import WindowGeometry, array_shape, check_fits, check_nchw, pair
 
 __all__ = ["Conv2dFunction", "conv2d", "im2col", "col2im"]
 
 
-def im2col(x, geo: WindowGeometry, ones_column: bool = False):
+def im2col(x, geo: WindowGeometry, groups: int = 1, ones_column: bool = False):
     """(N, C, H, W) input -> (N*Ho*Wo, kh*kw*C) columns: row (n, y, x) holds the window that
-    output pixel (y, x) of image n sees, column (i, j, c) its channel c at kernel offset (i, j).
-    With ``ones_column``, one more column of ones at the end (see ``_can_fold_bias``)."""
+    output pixel (y, x) of image n sees, column (g, i, j, c) channel c of group g at kernel
+    offset (i, j) (with one group: column (i, j, c)). With ``ones_column``, each group's block
+    ends in one more column of ones (see ``_can_fold_bias``)."""
     n, c, _, _ = geo.input_shape
     (kh, kw), (ho, wo) = geo.kernel, geo.out_hw
-    pixels, width = n * ho * wo, kh * kw * c
+    pixels, width = n * ho * wo, kh * kw * (c // groups)  # width: one group's columns
     if _can_store_columns_transposed(geo):
         # fast path: a one-channel input's columns stored column-major, -9 % of a W5 step
-        columns = np.empty((width + ones_column, pixels), x.dtype).T
+        columns = np.empty((groups * (width + ones_column), pixels), x.dtype).T
     else:
-        columns = np.empty((pixels, width + ones_column), x.dtype)
-    windows = geo.windows(geo.pad(x, 0))  # (N, C, Ho, Wo, kh, kw), a view
-    # the one copy: window (n, y, x) into row (n, y, x), its pixel (c, i, j) into column (i, j, c)
-    columns[:, :width].reshape(n, ho, wo, kh, kw, c)[...] = windows.transpose(0, 2, 3, 4, 5, 1)
+        columns = np.empty((pixels, groups * (width + ones_column)), x.dtype)
+    blocks = columns.reshape(pixels, groups, width + ones_column)  # (N*Ho*Wo, G, width [+ 1]), a view
+    windows = geo.windows(geo.pad(x, 0)).reshape(n, groups, c // groups, ho, wo, kh, kw)  # a view
+    # the one copy: window (n, y, x) into row (n, y, x), its pixel (g, c, i, j) into column (g, i, j, c)
+    blocks[:, :, :width].reshape(n, ho, wo, groups, kh, kw, c // groups)[...] = (
+        windows.transpose(0, 3, 4, 1, 5, 6, 2))
     if ones_column:
-        columns[:, width] = 1
+        blocks[:, :, width] = 1
     return columns
+
+
+def by_group(matrix, groups: int):
+    """(P, G*K) -> (G, P, K): each group's block of columns, side by side in ``matrix``, as one
+    matrix of a stack (a view)."""
+    rows, width = matrix.shape  # the width spelled out, not -1: NumPy cannot infer -1 with no rows
+    return matrix.reshape(rows, groups, width // groups).transpose(1, 0, 2)
+
+
+def grouped_product(columns, filters):
+    """Every group's columns times its own filters: (P, G*K) and (G, Og, K) -> (P, G*Og).
+    One batched matmul over the group axis; with one group, the plain ``columns @ filters.T``."""
+    products = by_group(columns, len(filters)) @ filters.transpose(0, 2, 1)  # (G, P, Og)
+    groups, rows, per_group = products.shape
+    return products.transpose(1, 0, 2).reshape(rows, groups * per_group)  # outputs of group g in block g
 
 
 def col2im(per_offset, geo: WindowGeometry):
@@ -63,77 +88,96 @@ def col2im(per_offset, geo: WindowGeometry):
     return geo.unpad(padded.transpose(0, 3, 1, 2))
 
 
-def filter_matrix(weight):
-    """(O, C, kh, kw) weight -> (O, kh*kw*C): one row per output channel, columns in im2col's order."""
-    return weight.transpose(0, 2, 3, 1).reshape(weight.shape[0], -1)
+def filter_matrix(weight, groups: int = 1):
+    """(O, C/G, kh, kw) weight -> (G, O/G, kh*kw*C/G): per group, one row per output channel,
+    columns in im2col's order."""
+    o, c, kh, kw = weight.shape
+    return weight.transpose(0, 2, 3, 1).reshape(groups, o // groups, kh * kw * c)
 
 
 class Conv2dFunction(Function):
-    """2-D cross-correlation of NCHW ``x`` with (O, C, kh, kw) ``weight``, optional bias (O,)."""
+    """2-D cross-correlation of NCHW ``x`` with (O, C/groups, kh, kw) ``weight``, optional bias (O,)."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
+    def forward(ctx, x, weight, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
         geo = WindowGeometry.of(x.shape, weight.shape[2:], stride, padding, dilation)
         n, o = x.shape[0], weight.shape[0]
-        filters = filter_matrix(weight)  # (O, kh*kw*C)
+        filters = filter_matrix(weight, groups)  # (G, O/G, kh*kw*C/G)
         folded = _can_fold_bias(bias)
-        columns = im2col(x, geo, ones_column=folded)  # (N*Ho*Wo, kh*kw*C [+ 1])
+        columns = im2col(x, geo, groups, ones_column=folded)  # (N*Ho*Wo, G * (kh*kw*C/G [+ 1]))
         if folded:  # fast path: the bias as the weight of a column of ones, -6 % of a W5 step
-            bias_column = bias.astype(np.result_type(x, weight), copy=False)[:, None]
-            out = columns @ np.concatenate([filters, bias_column], axis=1).T
+            bias_column = bias.astype(np.result_type(x, weight), copy=False).reshape(groups, o // groups, 1)
+            out = grouped_product(columns, np.concatenate([filters, bias_column], axis=2))
         else:
-            out = columns @ filters.T  # (N*Ho*Wo, O)
+            out = grouped_product(columns, filters)  # (N*Ho*Wo, O)
             if bias is not None:
                 out += bias
         needs = ctx.needs_input_grad
         keep_columns = needs[1] or (folded and needs[2])
         ctx.save_for_backward(columns if keep_columns else None, filters if needs[0] else None)
-        ctx.geometry, ctx.bias_folded = geo, folded
+        ctx.geometry, ctx.bias_folded, ctx.groups = geo, folded, groups
         return out.reshape((n,) + geo.out_hw + (o,)).transpose(0, 3, 1, 2)  # NCHW view, channels-last
 
     @staticmethod
     def backward(ctx, grad):
         columns, filters = ctx.saved_tensors
-        geo = ctx.geometry
-        needs = ctx.needs_input_grad
+        geo, groups, needs = ctx.geometry, ctx.groups, ctx.needs_input_grad
         n, o, ho, wo = grad.shape
-        (kh, kw), c = geo.kernel, geo.input_shape[1]
         grad_rows = grad.transpose(0, 2, 3, 1).reshape(n * ho * wo, o)  # like the forward's out
         grad_x = grad_w = grad_b = None
         if needs[0] and _can_use_transposed_conv(geo):
             # fast path: the input gradient as one more convolution, -6 % of a W4 step
             grad_x = _input_grad_by_transposed_conv(grad_rows, filters, geo)
         elif needs[0]:
-            # the columns' gradient grad_rows @ filters, computed grouped by kernel offset:
-            # (N*Ho*Wo, O) @ (kh*kw, O, C) -> (kh*kw, N*Ho*Wo, C), one product per offset
-            grad_x = col2im(grad_rows @ filters.reshape(o, kh * kw, c).transpose(1, 0, 2), geo)
-        if ctx.bias_folded and (needs[1] or needs[2]):
-            # the ones column's gradient is the bias gradient: (O, kh*kw*C + 1)
-            both = grad_rows.T @ columns
-            grad_w, grad_b = both[:, :-1], both[:, -1]
-        else:
-            grad_w = grad_rows.T @ columns if needs[1] else None
-            grad_b = np.einsum("pc->c", grad_rows) if needs[2] else None  # the sum over pixels p
-        if grad_w is not None:
-            grad_w = grad_w.reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
+            grad_x = col2im(_column_grads_by_offset(grad_rows, filters, geo), geo)
+        if needs[1] or (ctx.bias_folded and needs[2]):
+            # per group (O/G, N*Ho*Wo) @ (N*Ho*Wo, kh*kw*C/G [+ 1]); with the bias folded in,
+            # the ones column's gradient is the bias gradient
+            both = by_group(grad_rows, groups).transpose(0, 2, 1) @ by_group(columns, groups)
+            if ctx.bias_folded:
+                both, grad_b = both[:, :, :-1], both[:, :, -1].reshape(o)
+            grad_w = _weight_layout(both, geo, groups)
+        if needs[2] and not ctx.bias_folded:
+            grad_b = np.einsum("pc->c", grad_rows)  # the sum over pixels p
         return grad_x, grad_w if needs[1] else None, grad_b if needs[2] else None
+
+
+def _column_grads_by_offset(grad_rows, filters, geo: WindowGeometry):
+    """The columns' gradient, ``grad_rows @ filters`` per group, grouped by kernel offset as
+    col2im takes it: (kh*kw, N*Ho*Wo, C), one product per group and offset."""
+    (kh, kw), c = geo.kernel, geo.input_shape[1]
+    groups, per_group, _ = filters.shape
+    # (G, kh*kw, O/G, C/G): each group's filters, one (O/G, C/G) block per kernel offset
+    offsets = filters.reshape(groups, per_group, kh * kw, c // groups).transpose(0, 2, 1, 3)
+    per_offset = by_group(grad_rows, groups)[:, None] @ offsets  # (G, kh*kw, N*Ho*Wo, C/G)
+    return per_offset.transpose(1, 2, 0, 3).reshape(kh * kw, len(grad_rows), c)
+
+
+def _weight_layout(grad_filters, geo: WindowGeometry, groups: int):
+    """The inverse of ``filter_matrix``: (G, O/G, kh*kw*C/G) -> (O, C/G, kh, kw)."""
+    g, per_group, _ = grad_filters.shape
+    (kh, kw), c = geo.kernel, geo.input_shape[1]
+    return grad_filters.reshape(g * per_group, kh, kw, c // groups).transpose(0, 3, 1, 2)
 
 
 def _can_fold_bias(bias) -> bool:
     """Any bias rides in the GEMM: adding it to the narrow (N*Ho*Wo, O) output afterwards, and
-    summing its gradient back out, cost more than one more column in the matrix products."""
+    summing its gradient back out, cost more than one more column in the matrix products.
+    With groups, each group's block of columns gets its own ones column."""
     return bias is not None
 
 
 def _can_store_columns_transposed(geo: WindowGeometry) -> bool:
     """One input channel: im2col's rows are then kh*kw-pixel scraps of the image; stored
-    column-major, the copy reads whole image rows instead (the GEMMs take either layout)."""
+    column-major, the copy reads whole image rows instead (the GEMMs take either layout).
+    One channel means one group, so this path never sees groups > 1."""
     return geo.input_shape[1] == 1
 
 
 def _can_use_transposed_conv(geo: WindowGeometry) -> bool:
     """Stride 1, no dilation, padding inside the kernel, and small enough that the transposed
-    convolution's columns (kh*kw times the input gradient) stay cheap."""
+    convolution's columns (kh*kw times the input gradient) stay cheap. Any groups: the
+    transposed convolution is grouped like the convolution."""
     n, c, h, w = geo.input_shape
     (kh, kw), (ph, pw) = geo.kernel, geo.padding
     small = n * h * w * c * kh * kw <= 1 << 16
@@ -143,44 +187,45 @@ def _can_use_transposed_conv(geo: WindowGeometry) -> bool:
 def _input_grad_by_transposed_conv(grad_rows, filters, geo: WindowGeometry):
     """The input gradient of a stride-1 convolution is itself a convolution: the output gradient,
     zero-padded by ``kernel - 1 - padding``, correlated with the kernel flipped in both axes and
-    with its in and out channels swapped. One im2col and one GEMM replace col2im's per-offset
-    scatter-adds, which cost more than the arithmetic on small images."""
+    with its in and out channels swapped (within each group). One im2col and one GEMM replace
+    col2im's per-offset scatter-adds, which cost more than the arithmetic on small images."""
     n, c, h, w = geo.input_shape
     (kh, kw), (ph, pw), (ho, wo) = geo.kernel, geo.padding, geo.out_hw
-    o = filters.shape[0]
-    grad = grad_rows.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)  # NCHW view, channels-last
+    groups, per_group, _ = filters.shape
+    grad = grad_rows.reshape(n, ho, wo, groups * per_group).transpose(0, 3, 1, 2)  # NCHW view, channels-last
     full = WindowGeometry.of(grad.shape, (kh, kw), (1, 1), (kh - 1 - ph, kw - 1 - pw))
-    flipped = filters.reshape(o, kh, kw, c)[:, ::-1, ::-1, :].transpose(3, 0, 1, 2)  # (C, O, kh, kw)
-    grad_x = im2col(grad, full) @ filter_matrix(flipped).T  # (N*H*W, C)
+    # each group's (O/G, kh, kw, C/G) filters flipped and swapped to (C/G, O/G, kh, kw), stacked
+    flipped = filters.reshape(groups, per_group, kh, kw, c // groups)[:, :, ::-1, ::-1, :]
+    flipped = flipped.transpose(0, 4, 1, 2, 3).reshape(c, per_group, kh, kw)  # (C, O/G, kh, kw)
+    grad_x = grouped_product(im2col(grad, full, groups), filter_matrix(flipped, groups))  # (N*H*W, C)
     return grad_x.reshape(n, h, w, c).transpose(0, 3, 1, 2)
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
-    """2-D convolution (cross-correlation, as PyTorch) of NCHW ``x`` with ``weight`` (O, C, kh, kw).
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution (cross-correlation, as PyTorch) of NCHW ``x`` with ``weight``
+    (O, C/groups, kh, kw).
 
-    ``stride``, ``padding`` (zeros) and ``dilation`` are ints or (h, w) pairs.
-    Returns an (N, O, Ho, Wo) tensor.
+    ``stride``, ``padding`` (zeros) and ``dilation`` are ints or (h, w) pairs. ``groups`` splits
+    the C input and O output channels into that many groups, each convolved only with its own
+    (``groups == C``: a depthwise convolution). Returns an (N, O, Ho, Wo) tensor.
     """
-    return checked_conv2d(x, weight, bias, stride, padding, dilation, "conv2d")
+    return checked_conv2d(x, weight, bias, stride, padding, dilation, "conv2d", groups)
 
 
-def checked_conv2d(x, weight, bias, stride, padding, dilation, where: str):
+def checked_conv2d(x, weight, bias, stride, padding, dilation, where: str, groups=1):
     """``conv2d`` whose errors name ``where`` (the layer that called it, say)."""
-    stride, padding, dilation = _check_conv2d(x, weight, bias, stride, padding, dilation, where)
-    return Conv2dFunction.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation)
+    stride, padding, dilation = _check_conv2d(x, weight, bias, stride, padding, dilation, groups, where)
+    return Conv2dFunction.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation,
+                                groups=groups)
 
 
-def _check_conv2d(x, weight, bias, stride, padding, dilation, where):
+def _check_conv2d(x, weight, bias, stride, padding, dilation, groups, where):
     """The shapes must agree and the kernel fit; returns stride, padding, dilation as pairs."""
     xs = check_nchw(x, where)
     ws = array_shape(weight, "weight", where)
     if len(ws) != 4:
         raise ValueError(f"{where}: expected a 4-D weight (out_channels, in_channels, kh, kw), got shape {ws}")
-    if ws[1] != xs[1]:
-        raise ValueError(
-            f"{where}: input has {xs[1]} channel(s) (shape {xs}) but the weight {ws} expects "
-            f"{ws[1]} input channel(s) (weight shape is (out_channels, in_channels, kh, kw))"
-        )
+    _check_channels(xs, ws, positive_int(groups, "groups", where), where)
     bs = None if bias is None else array_shape(bias, "bias", where)
     if bs is not None and bs != (ws[0],):
         raise ValueError(f"{where}: bias must have shape ({ws[0]},) for weight {ws}, got {bs}")
@@ -191,3 +236,21 @@ def _check_conv2d(x, weight, bias, stride, padding, dilation, where):
         raise ValueError(f"{where}: the weight {ws} has an empty kernel")
     check_fits(xs, ws[2:], padding, dilation, where)
     return stride, padding, dilation
+
+
+def _check_channels(xs, ws, groups, where):
+    """The weight sees C/groups input channels, and ``groups`` divides its O output channels."""
+    if ws[1] * groups != xs[1]:
+        if groups == 1:
+            expects, layout = f"{ws[1]} input channel(s)", "in_channels"
+        else:
+            expects, layout = f"{ws[1]} per group, {ws[1] * groups} in all", "in_channels / groups"
+        split = f"; groups={groups} does not divide {xs[1]} channels" if xs[1] % groups else ""
+        raise ValueError(
+            f"{where}: input has {xs[1]} channel(s) (shape {xs}) but the weight {ws}"
+            f"{'' if groups == 1 else f' with groups={groups}'} expects {expects} "
+            f"(weight shape is (out_channels, {layout}, kh, kw)){split}"
+        )
+    if ws[0] % groups:
+        raise ValueError(f"{where}: groups={groups} must divide the {ws[0]} output channel(s) "
+                         f"(weight shape {ws} is (out_channels, in_channels / groups, kh, kw))")

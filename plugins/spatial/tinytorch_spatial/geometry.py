@@ -4,6 +4,10 @@ A 2-D window op slides a ``kernel`` over an NCHW input padded by ``padding`` on 
 ``stride`` pixels between windows and looking at every ``dilation``-th pixel inside one. All of
 that, with the input's shape and the output size it gives, is one ``WindowGeometry``: the ops
 build it in forward and keep it on ``ctx`` for backward.
+
+Pooling's ``ceil_mode`` counts one more window along an axis where the last stride leaves a few
+pixels uncovered: that last window runs past the padded input (its ``overhang``), which ``pad``
+fills like the padding and which no window size counts.
 """
 
 from __future__ import annotations
@@ -25,18 +29,25 @@ class WindowGeometry(NamedTuple):
     padding: tuple
     dilation: tuple
     out_hw: tuple  # (Ho, Wo): how many windows fit down and across
+    overhang: tuple = (0, 0)  # rows, columns the last windows reach past the padded input (ceil_mode)
 
     @classmethod
-    def of(cls, input_shape, kernel, stride, padding, dilation=(1, 1)) -> WindowGeometry:
+    def of(cls, input_shape, kernel, stride, padding, dilation=(1, 1), ceil_mode=False) -> WindowGeometry:
         _, _, h, w = input_shape
-        out_hw = (output_size(h, kernel[0], stride[0], padding[0], dilation[0]),
-                  output_size(w, kernel[1], stride[1], padding[1], dilation[1]))
-        return cls(tuple(input_shape), tuple(kernel), tuple(stride), tuple(padding), tuple(dilation), out_hw)
+        out_hw = (output_size(h, kernel[0], stride[0], padding[0], dilation[0], ceil_mode),
+                  output_size(w, kernel[1], stride[1], padding[1], dilation[1], ceil_mode))
+        # where the last window ends, past the end of the padded input or not
+        ends = [(out - 1) * s + d * (k - 1) + 1 for out, s, d, k in zip(out_hw, stride, dilation, kernel)]
+        overhang = (max(0, ends[0] - h - 2 * padding[0]), max(0, ends[1] - w - 2 * padding[1]))
+        return cls(tuple(input_shape), tuple(kernel), tuple(stride), tuple(padding), tuple(dilation), out_hw,
+                   overhang)
 
     @property
     def padded_shape(self) -> tuple:
+        """The input with its padding on all sides and the overhang at the bottom and right."""
         n, c, h, w = self.input_shape
-        return (n, c, h + 2 * self.padding[0], w + 2 * self.padding[1])
+        (ph, pw), (oh, ow) = self.padding, self.overhang
+        return (n, c, h + 2 * ph + oh, w + 2 * pw + ow)
 
     @property
     def output_shape(self) -> tuple:
@@ -65,30 +76,39 @@ class WindowGeometry(NamedTuple):
         return as_strided(padded, shape, (s_n, s_c, s_h * sh, s_w * sw, s_h * dh, s_w * dw), writeable=False)
 
     def pad(self, x, fill):
-        """``x`` (its last two axes H, W) with ``padding`` rows and columns of ``fill`` on each side.
+        """``x`` (its last two axes H, W) with ``padding`` rows and columns of ``fill`` on each side
+        (and the ``overhang`` more at the bottom and right).
 
         The padded copy keeps ``x``'s memory order (``np.pad`` would make it C-ordered), so the
         windows of a channels-last input are still read along its contiguous channels.
         """
-        ph, pw = self.padding
-        if not ph and not pw:
+        (ph, pw), (oh, ow) = self.padding, self.overhang
+        if not (ph or pw or oh or ow):
             return x
         *lead, h, w = x.shape
-        padded = np.empty_like(x, shape=(*lead, h + 2 * ph, w + 2 * pw))
+        padded = np.empty_like(x, shape=(*lead, h + 2 * ph + oh, w + 2 * pw + ow))
         padded.fill(fill)
         padded[..., ph : ph + h, pw : pw + w] = x
         return padded
 
     def unpad(self, padded):
         """The inverse of ``pad``: the part of a padded array that lies on the input."""
-        ph, pw = self.padding
-        h, w = padded.shape[-2] - 2 * ph, padded.shape[-1] - 2 * pw
+        (ph, pw), (_, _, h, w) = self.padding, self.input_shape
         return padded[..., ph : ph + h, pw : pw + w]
 
 
-def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
-    """Output length along one axis (floor mode, as PyTorch)."""
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1,
+                ceil_mode: bool = False) -> int:
+    """Output length along one axis, as PyTorch: how many strides fit after the first window,
+    plus that window; ``ceil_mode`` counts a last, partial stride too, as long as the window it
+    starts begins inside the input or its left padding (not in the right padding)."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1  # room left after the first window
+    if not ceil_mode:
+        return span // stride + 1
+    out = -(-span // stride) + 1  # ceil(span / stride) + 1
+    if (out - 1) * stride >= size + padding:  # the last window would start in the right padding
+        out -= 1
+    return out
 
 
 # --------------------------------------------------------------------------------------------

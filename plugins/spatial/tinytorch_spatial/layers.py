@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -18,14 +19,16 @@ __all__ = ["Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "BatchNorm2d"]
 
 
 class Conv2d(Module):
-    """2-D convolution over NCHW input: ``weight`` (out, in, kh, kw) and optional ``bias`` (out,).
+    """2-D convolution over NCHW input: ``weight`` (out, in/groups, kh, kw) and optional ``bias`` (out,).
 
-    Default init as PyTorch: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with
-    ``fan_in = in_channels * kh * kw``, drawn from ``generator`` (a numpy Generator or a seed).
+    ``groups`` splits the in and out channels into that many groups, each convolved only with its
+    own (``groups == in_channels``: a depthwise convolution). Default init as PyTorch: weight and
+    bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with ``fan_in = in_channels / groups * kh * kw``,
+    drawn from ``generator`` (a numpy Generator or a seed).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 bias=True, generator=None):
+                 groups=1, bias=True, generator=None):
         super().__init__()
         who = "Conv2d"
         self.in_channels = positive_int(in_channels, "in_channels", who)
@@ -34,10 +37,11 @@ class Conv2d(Module):
         self.stride = pair(stride, "stride", who, 1)
         self.padding = pair(padding, "padding", who, 0)
         self.dilation = pair(dilation, "dilation", who, 1)
+        self.groups = _check_groups(groups, self.in_channels, self.out_channels, who)
         rng = resolve_generator(generator)
-        fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+        fan_in = self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1]
         bound = 1.0 / math.sqrt(fan_in)
-        shape = (self.out_channels, self.in_channels) + self.kernel_size
+        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         self.weight = Parameter(rng.uniform(-bound, bound, size=shape).astype(np.float32))
         if bias:
             self.bias = Parameter(rng.uniform(-bound, bound, size=self.out_channels).astype(np.float32))
@@ -48,7 +52,7 @@ class Conv2d(Module):
         if getattr(x, "dtype", None) != self.weight.dtype:
             raise dtype_mismatch(self, x, self.weight.dtype)
         return checked_conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                              f"Conv2d({self.extra_repr()})")
+                              f"Conv2d({self.extra_repr()})", self.groups)
 
     def extra_repr(self) -> str:
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
@@ -56,9 +60,20 @@ class Conv2d(Module):
             text += f", padding={self.padding}"
         if self.dilation != (1, 1):
             text += f", dilation={self.dilation}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
         if self.bias is None:
             text += ", bias=False"
         return text
+
+
+def _check_groups(groups, in_channels, out_channels, who) -> int:
+    """``groups`` as a positive int that divides both channel counts."""
+    groups = positive_int(groups, "groups", who)
+    for what, count in (("in_channels", in_channels), ("out_channels", out_channels)):
+        if count % groups:
+            raise ValueError(f"{who}: {what}={count} must be divisible by groups={groups}")
+    return groups
 
 
 class _Pool2d(Module):
@@ -66,53 +81,91 @@ class _Pool2d(Module):
 
     pooling = None  # the Function of the subclass
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(self, kernel_size, stride=None, padding=0, *, ceil_mode=False):
         super().__init__()
         who = type(self).__name__
         self.kernel_size = pair(kernel_size, "kernel_size", who, 1)
         self.stride = self.kernel_size if stride is None else pair(stride, "stride", who, 1)
         self.padding = pair(padding, "padding", who, 0)
+        if not isinstance(ceil_mode, (bool, np.bool_)):
+            raise TypeError(f"{who}: ceil_mode must be True or False, got {ceil_mode!r}")
+        self.ceil_mode = bool(ceil_mode)
 
     def forward(self, x):
         return checked_pool2d(self.pooling, x, self.kernel_size, self.stride, self.padding,
-                              f"{type(self).__name__}({self.extra_repr()})")
+                              f"{type(self).__name__}({self.extra_repr()})", self.ceil_mode)
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        text = f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        return text + (", ceil_mode=True" if self.ceil_mode else "")
 
 
 class MaxPool2d(_Pool2d):
-    """Max pooling; ``stride`` defaults to ``kernel_size``; the gradient goes to each window's arg-max."""
+    """Max pooling; ``stride`` defaults to ``kernel_size``; the gradient goes to each window's arg-max.
+    ``ceil_mode=True`` keeps a last window that runs past the input (PyTorch's output size rule)."""
 
     pooling = MaxPool2dFunction
 
 
 class AvgPool2d(_Pool2d):
-    """Average pooling; ``stride`` defaults to ``kernel_size``; zero padding counts in the average."""
+    """Average pooling; ``stride`` defaults to ``kernel_size``; zero padding counts in the average.
+    ``ceil_mode=True`` keeps a last window that runs past the input, averaged over what it covers
+    of the padded input."""
 
     pooling = AvgPool2dFunction
 
 
 class Flatten(Module):
-    """Flattens every axis from ``start_axis`` on into one; the default keeps the batch axis."""
+    """Joins the axes ``start_axis`` to ``end_axis`` (both included) into one; the default keeps
+    the batch axis and joins all the others. ``start_dim`` and ``end_dim`` are PyTorch's names.
 
-    def __init__(self, start_axis: int = 1):
+    ``start_axis`` counts from the first axis (non-negative); ``end_axis`` may count from the end
+    (-1, the default, is the last axis), as in PyTorch.
+    """
+
+    def __init__(self, start_axis: int = 1, end_axis: int = -1, *, start_dim=None, end_dim=None):
         super().__init__()
-        self.start_axis = non_negative_int(start_axis, "start_axis", "Flatten")
+        start, start_name = _alias(start_axis, 1, start_dim, "start_axis", "start_dim")
+        end, end_name = _alias(end_axis, -1, end_dim, "end_axis", "end_dim")
+        if isinstance(start, numbers.Integral) and not isinstance(start, bool) and start < 0:
+            raise ValueError(f"Flatten: {start_name} must be a non-negative int, got {start} (the start "
+                             "counts from the first axis; to join the last k axes of an n-D input, start at n - k)")
+        self.start_axis = non_negative_int(start, start_name, "Flatten")
+        if not isinstance(end, numbers.Integral) or isinstance(end, bool):
+            raise TypeError(f"Flatten: {end_name} must be an int, got {end!r}")
+        self.end_axis = int(end)
+        if 0 <= self.end_axis < self.start_axis:
+            raise ValueError(f"Flatten: {start_name}={self.start_axis} comes after {end_name}={self.end_axis}")
 
     def forward(self, x):
         if not isinstance(x, Tensor):
             x = Tensor(x)
         if x.ndim <= self.start_axis:
             raise ValueError(
-                f"Flatten(start_axis={self.start_axis}): input of shape {x.shape} has only {x.ndim} "
+                f"Flatten({self.extra_repr()}): input of shape {x.shape} has only {x.ndim} "
                 f"axis/axes; expected more than {self.start_axis}"
             )
-        # the size spelled out, not -1: NumPy cannot infer -1 for an empty batch
-        return x.reshape(*x.shape[: self.start_axis], math.prod(x.shape[self.start_axis :]))
+        end = self.end_axis + x.ndim if self.end_axis < 0 else self.end_axis
+        if not self.start_axis <= end < x.ndim:
+            raise ValueError(
+                f"Flatten({self.extra_repr()}): the end axis must lie between the start axis "
+                f"{self.start_axis} and the last axis of the input, but for an input of shape {x.shape} "
+                f"end_axis={self.end_axis} is axis {end}"
+            )
+        return x.flatten(self.start_axis, end)
 
     def extra_repr(self) -> str:
-        return f"start_axis={self.start_axis}"
+        text = f"start_axis={self.start_axis}"
+        return text if self.end_axis == -1 else text + f", end_axis={self.end_axis}"
+
+
+def _alias(value, default, torch_value, name: str, torch_name: str):
+    """An argument given by its TinyTorch name or by PyTorch's (one of the two), and the name used."""
+    if torch_value is None:
+        return value, name
+    if value != default:
+        raise TypeError(f"Flatten: pass {name} or {torch_name} (its PyTorch name), not both")
+    return torch_value, torch_name
 
 
 class BatchNorm2d(Module):

@@ -7,6 +7,10 @@ gradient back where it came from (fast path: when the windows tile the input, on
 
 Max pooling works channels-last, the layout ``conv2d`` hands out: each block is then read in
 runs of contiguous channels.
+
+``ceil_mode`` (as PyTorch) keeps a last window that runs past the padded input: max pooling
+fills its overhang with the lowest value, and average pooling divides such a window by the
+entries it covers inside the padded input only.
 """
 
 from __future__ import annotations
@@ -41,8 +45,8 @@ class MaxPool2dFunction(Function):
     """
 
     @staticmethod
-    def forward(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)):
-        geo = WindowGeometry.of(x.shape, kernel_size, stride, padding)
+    def forward(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=False):
+        geo = WindowGeometry.of(x.shape, kernel_size, stride, padding, ceil_mode=ceil_mode)
         (kh, kw), (n, c, ho, wo) = geo.kernel, geo.output_shape
         windows = geo.windows(geo.pad(x, lowest(x.dtype)))  # (N, C, Ho, Wo, kh, kw), a view
         # every window's entries, one block per kernel offset, channels-last: (kh*kw, N, Ho, Wo, C)
@@ -67,7 +71,8 @@ class MaxPool2dFunction(Function):
 
 
 def _windows_tile_the_input(geo: WindowGeometry) -> bool:
-    """The windows cover the input exactly once: side by side, no padding, nothing left over."""
+    """The windows cover the input exactly once: side by side, no padding, nothing left over
+    (and nothing past the end: a ceil_mode overhang makes ``ho * kh`` exceed ``h``)."""
     (_, _, h, w), (kh, kw), (ho, wo) = geo.input_shape, geo.kernel, geo.out_hw
     return geo.stride == geo.kernel and geo.padding == (0, 0) and (ho * kh, wo * kw) == (h, w)
 
@@ -86,7 +91,7 @@ def _first_maximum(taps, best, geo: WindowGeometry):
     """(kh*kw, N, Ho, Wo, C) bools: True at the kernel offset where each window's maximum first
     occurs, among the window's real (not padding) entries."""
     winner = taps == best
-    if geo.padding != (0, 0):
+    if geo.padding != (0, 0) or geo.overhang != (0, 0):
         # padding equals the maximum only in a window of all -inf: leave its padding out
         real = geo.pad(np.ones(geo.input_shape[2:], bool), False)  # (Hp, Wp): True on the input
         winner &= np.stack([real[rows, cols] for _, rows, cols in geo.offsets()])[:, None, :, :, None]
@@ -98,45 +103,60 @@ def _first_maximum(taps, best, geo: WindowGeometry):
 
 
 class AvgPool2dFunction(Function):
-    """Mean over each window; zero padding counts in the average (count_include_pad=True)."""
+    """Mean over each window; zero padding counts in the average (count_include_pad=True), a
+    ceil_mode window's overhang past the padded input does not."""
 
     @staticmethod
-    def forward(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)):
+    def forward(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=False):
         if x.dtype.kind != "f":
             raise not_floating(ctx, x)
-        geo = WindowGeometry.of(x.shape, kernel_size, stride, padding)
+        geo = WindowGeometry.of(x.shape, kernel_size, stride, padding, ceil_mode=ceil_mode)
         padded = geo.pad(x, 0)
         total = np.zeros(geo.output_shape, x.dtype)
         for _, rows, cols in geo.offsets():
             total += padded[:, :, rows, cols]
         ctx.geometry = geo
-        return total / (kernel_size[0] * kernel_size[1])
+        return total / window_sizes(geo, x.dtype)
 
     @staticmethod
     def backward(ctx, grad):
         geo = ctx.geometry
-        share = grad / (geo.kernel[0] * geo.kernel[1])  # every pixel of a window gets an equal share
+        share = grad / window_sizes(geo, grad.dtype)  # every pixel of a window gets an equal share
         padded = np.zeros(geo.padded_shape, grad.dtype)
         for _, rows, cols in geo.offsets():
             padded[:, :, rows, cols] += share
         return geo.unpad(padded)
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0):
+def window_sizes(geo: WindowGeometry, dtype):
+    """(Ho, Wo): how many entries of the padded input each window covers, the average's divisor.
+    kh*kw for every window, except a ceil_mode window that runs past the padded input's end."""
+    (kh, kw), (ho, wo), (_, _, hp, wp), (oh, ow) = geo.kernel, geo.out_hw, geo.padded_shape, geo.overhang
+    if (oh, ow) == (0, 0):
+        return kh * kw
+    top, left = np.arange(ho) * geo.stride[0], np.arange(wo) * geo.stride[1]  # where windows start
+    rows = np.minimum(top + kh, hp - oh) - top  # each window's rows inside the padded input
+    cols = np.minimum(left + kw, wp - ow) - left
+    return np.outer(rows, cols).astype(dtype)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, *, ceil_mode=False):
     """Max pooling of NCHW ``x``; ``stride`` defaults to ``kernel_size``, padding counts as -inf.
+    ``ceil_mode`` keeps a last window that runs past the input (PyTorch's output size rule).
 
     The gradient goes to each window's arg-max; a tie goes to the first maximum in
     row-major window order.
     """
-    return checked_pool2d(MaxPool2dFunction, x, kernel_size, stride, padding, "max_pool2d")
+    return checked_pool2d(MaxPool2dFunction, x, kernel_size, stride, padding, "max_pool2d", ceil_mode)
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0):
-    """Average pooling of NCHW ``x``; zero padding is included in every average."""
-    return checked_pool2d(AvgPool2dFunction, x, kernel_size, stride, padding, "avg_pool2d")
+def avg_pool2d(x, kernel_size, stride=None, padding=0, *, ceil_mode=False):
+    """Average pooling of NCHW ``x``; zero padding is included in every average. ``ceil_mode``
+    keeps a last window that runs past the input, averaged over its entries inside the padded input."""
+    return checked_pool2d(AvgPool2dFunction, x, kernel_size, stride, padding, "avg_pool2d", ceil_mode)
 
 
-def checked_pool2d(function, x, kernel_size, stride, padding, where: str):
+def checked_pool2d(function, x, kernel_size, stride, padding, where: str, ceil_mode=False):
     """Pooling by ``function`` whose errors name ``where`` (the layer that called it, say)."""
     shape = check_nchw(x, where)
     kernel = pair(kernel_size, "kernel_size", where, 1)
@@ -147,5 +167,7 @@ def checked_pool2d(function, x, kernel_size, stride, padding, where: str):
             f"{where}: padding {padding} must be at most half the kernel size {kernel} "
             "(otherwise a window could lie entirely in the padding)"
         )
+    if not isinstance(ceil_mode, (bool, np.bool_)):
+        raise TypeError(f"{where}: ceil_mode must be True or False, got {ceil_mode!r}")
     check_fits(shape, kernel, padding, (1, 1), where)
-    return function.apply(x, kernel_size=kernel, stride=stride, padding=padding)
+    return function.apply(x, kernel_size=kernel, stride=stride, padding=padding, ceil_mode=bool(ceil_mode))

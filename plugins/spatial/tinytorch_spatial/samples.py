@@ -1,7 +1,8 @@
 """Sample inputs the automatic gradient check runs every spatial op on.
 
 They cover stride > 1, padding, dilation, non-square kernels, a batch of one, odd
-sizes, a missing bias and overlapping pooling windows. Max-pool inputs are distinct
+sizes, a missing bias, grouped and depthwise convolutions, overlapping pooling windows and
+pooling's ceil_mode (a last window past the input, and past the padding). Max-pool inputs are distinct
 values far apart, so finite differences never straddle a tie.
 """
 
@@ -29,18 +30,26 @@ def conv2d_samples(rng):
                  dilation=(2, 1))
     # dilation 2 with stride 3 and wide padding; 1x1 output channels edge
     yield Sample(randn(rng, 1, 1, 5, 5), randn(rng, 2, 1, 3, 3), randn(rng, 2), stride=3, padding=2, dilation=2)
+    # two groups of two channels, three filters each; stride 2, padding 1
+    yield Sample(randn(rng, 2, 4, 6, 5), randn(rng, 6, 2, 3, 3), randn(rng, 6), stride=2, padding=1, groups=2)
+    # depthwise (groups == channels), two filters per channel, no bias, stride 1
+    yield Sample(randn(rng, 2, 3, 5, 6), randn(rng, 6, 1, 3, 2), None, padding=1, groups=3)
 
 
 def max_pool2d_samples(rng):
     yield Sample(_distinct(rng, 2, 3, 5, 7), 2)  # stride = kernel, trailing row/column dropped
     yield Sample(_distinct(rng, 1, 2, 7, 6), 3, stride=2, padding=1)  # overlapping, padded
     yield Sample(_distinct(rng, 2, 1, 6, 5), (2, 3), stride=(1, 2))  # non-square, overlapping rows
+    yield Sample(_distinct(rng, 2, 2, 5, 7), 2, ceil_mode=True)  # last row and column windows half outside
+    yield Sample(_distinct(rng, 1, 2, 6, 7), 3, stride=2, padding=1, ceil_mode=True)  # past the padding too
 
 
 def avg_pool2d_samples(rng):
     yield Sample(randn(rng, 2, 3, 5, 7), 2)
     yield Sample(randn(rng, 1, 2, 7, 6), 3, stride=2, padding=1)
     yield Sample(randn(rng, 2, 1, 6, 5), (2, 3), stride=(1, 2), padding=(1, 0))
+    yield Sample(randn(rng, 2, 2, 5, 7), 2, ceil_mode=True)
+    yield Sample(randn(rng, 1, 2, 6, 7), 3, stride=2, padding=1, ceil_mode=True)
 
 
 def batch_norm2d_samples(rng):
