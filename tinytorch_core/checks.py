@@ -27,26 +27,26 @@ def tensor_data(value):
 
 def array_of(value) -> np.ndarray:
     """The array behind ``value``: a Tensor's data, an ndarray itself, anything else converted."""
-    data = tensor_data(value)
-    if data is not None:
-        return data
-    return value if isinstance(value, np.ndarray) else np.asarray(value)
+    if isinstance(value, np.ndarray):
+        return value
+    data = getattr(value, "data", None)
+    return data if isinstance(data, np.ndarray) else np.asarray(value)
 
 
 def shape_of(value) -> tuple:
     """The shape of a Tensor, an array, or a (nested) sequence of numbers."""
-    data = tensor_data(value)
-    if data is not None:
-        return data.shape
-    return value.shape if isinstance(value, np.ndarray) else np.shape(value)
+    if isinstance(value, np.ndarray):
+        return value.shape
+    data = getattr(value, "data", None)
+    return data.shape if isinstance(data, np.ndarray) else np.shape(value)
 
 
 def dtype_of(value):
     """The dtype of a Tensor or an array; None for anything else (a list, a number)."""
-    data = tensor_data(value)
-    if data is not None:
-        return data.dtype
-    return value.dtype if isinstance(value, (np.ndarray, np.generic)) else None
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.dtype
+    data = getattr(value, "data", None)
+    return data.dtype if isinstance(data, np.ndarray) else None
 
 
 def positive_int(value, what: str, where: str) -> int:
