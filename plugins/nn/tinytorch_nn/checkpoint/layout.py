@@ -78,12 +78,18 @@ def _node(value, name: str, arrays: dict, depth: int) -> dict:
 
 def _child(name: str, key) -> str:
     """The dotted name of ``name[key]``; keys are names (``fc1.weight``) or indices (``0``)."""
-    if isinstance(key, int) and not isinstance(key, bool) and key >= 0:
-        key = str(key)
-    problem = name_problem(key) if isinstance(key, str) else "is not a string or an integer >= 0"
+    problem = None if _is_index(key) else name_problem(key) if isinstance(key, str) else "is not a string or an integer >= 0"
     if problem:
         raise ValueError(f"save: entry name {key!r} {problem}; load would refuse it")
-    return f"{name}.{key}" if name else key
+    return _join(name, key)
+
+
+def _is_index(key) -> bool:
+    return isinstance(key, int) and not isinstance(key, bool) and key >= 0
+
+
+def _join(name: str, key) -> str:
+    return f"{name}.{key}" if name else str(key)
 
 
 def _saveable(name: str, value) -> np.ndarray:
@@ -108,7 +114,7 @@ def unflatten(layout_text: str, arrays: dict, fail) -> OrderedDict:
     except (ValueError, RecursionError) as exc:
         fail(f"its layout ({LAYOUT_KEY} in the metadata) is not valid JSON ({type(exc).__name__})")
     used: set = set()
-    state = _rebuild(layout, arrays, used, fail, depth=0)
+    state = _rebuild(layout, "", arrays, used, fail, depth=0)
     if not isinstance(state, dict):
         fail(f"its layout ({LAYOUT_KEY}) does not describe a state dict")
     unused = [name for name in arrays if name not in used]
@@ -117,33 +123,36 @@ def unflatten(layout_text: str, arrays: dict, fail) -> OrderedDict:
     return state
 
 
-def _rebuild(node, arrays: dict, used: set, fail, depth: int):
+def _rebuild(node, path: str, arrays: dict, used: set, fail, depth: int):
+    """The value of the layout ``node`` found at the dotted ``path``."""
     if depth > MAX_DEPTH:
         fail(f"its layout ({LAYOUT_KEY}) is nested more than {MAX_DEPTH} levels deep")
     if not (isinstance(node, dict) and len(node) == 1):
         fail(f"its layout ({LAYOUT_KEY}) holds a node that is not one of tensor, value, list, tuple, dict")
     (kind, content), = node.items()
     if kind == "tensor":
-        if not isinstance(content, str) or content not in arrays or content in used:
-            fail(f"its layout ({LAYOUT_KEY}) names the array {str(content)[:80]!r}, which the file does not hold (or twice)")
+        if content != path or content not in arrays or content in used:
+            fail(f"its layout ({LAYOUT_KEY}) places the array {str(content)[:80]!r} at {path[:80]!r}, "
+                 "where the file holds no array (or places it twice)")
         used.add(content)
         return arrays[content]
     if kind == "value" and isinstance(content, _PLAIN):
         return content
     if kind in _CONTAINERS and isinstance(content, list):
-        return _CONTAINERS[kind](_rebuild(item, arrays, used, fail, depth + 1) for item in content)
+        items = (_rebuild(item, _join(path, k), arrays, used, fail, depth + 1) for k, item in enumerate(content))
+        return _CONTAINERS[kind](items)
     if kind == "dict" and isinstance(content, list):
-        return _rebuild_dict(content, arrays, used, fail, depth)
+        return _rebuild_dict(content, path, arrays, used, fail, depth)
     fail(f"its layout ({LAYOUT_KEY}) holds a malformed {str(kind)[:20]!r} node")
 
 
-def _rebuild_dict(pairs: list, arrays: dict, used: set, fail, depth: int) -> OrderedDict:
+def _rebuild_dict(pairs: list, path: str, arrays: dict, used: set, fail, depth: int) -> OrderedDict:
     result = OrderedDict()
     for pair in pairs:
-        if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], (str, int))):
-            fail(f"its layout ({LAYOUT_KEY}) holds a dict entry that is not a [key, node] pair")
-        key, child = pair
+        key = pair[0] if isinstance(pair, list) and len(pair) == 2 else None
+        if not (_is_index(key) or (isinstance(key, str) and name_problem(key) is None)):
+            fail(f"its layout ({LAYOUT_KEY}) holds a dict entry that is not a [name or index, node] pair")
         if key in result:
             fail(f"its layout ({LAYOUT_KEY}) repeats the key {str(key)[:80]!r}")
-        result[key] = _rebuild(child, arrays, used, fail, depth + 1)
+        result[key] = _rebuild(pair[1], _join(path, key), arrays, used, fail, depth + 1)
     return result

@@ -28,8 +28,10 @@ from .errors import MAX_ENTRIES, MAX_NAME_LENGTH, CheckpointError, name_problem
 
 __all__ = ["NPZ_MAGIC", "read_npz"]
 
-#: the first bytes of a zip archive (a local file header, or the end record of an empty archive)
-NPZ_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+#: the first bytes of a zip archive: a local file header, a central directory record, or the end
+#: record of an empty archive. (Read as a safetensors header length, each is over 30 MB, over the
+#: limit: no safetensors file that load accepts starts with them.)
+NPZ_MAGIC = (b"PK\x03\x04", b"PK\x01\x02", b"PK\x05\x06")
 _NUMERIC_KINDS = "biuf"
 _MAX_HEADER = 10_000  # bytes of one .npy header (NumPy's own default limit)
 

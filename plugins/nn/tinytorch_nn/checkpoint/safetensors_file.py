@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from safetensors import safe_open
 
-from .errors import MAX_ENTRIES, name_problem
+from .errors import MAX_ENTRIES, CheckpointError, name_problem
 
 __all__ = ["DTYPES", "MAX_HEADER_BYTES", "MAX_HEADER_VALUES", "Entry", "header_problem", "read_arrays", "read_header"]
 
@@ -118,13 +118,16 @@ def _parse_json_object(text: bytes, fail) -> dict:
     def refuse_repeats(pairs):
         keys = [key for key, _ in pairs]
         if len(set(keys)) != len(keys):
-            fail(f"its header names an entry twice ({sorted(k for k in keys if keys.count(k) > 1)[0][:80]!r})")
+            repeated = next(k for k in keys if keys.count(k) > 1)
+            fail(f"its header names an entry twice ({repeated[:80]!r})")
         return dict(pairs)
 
     if not text.startswith(b"{"):
         fail("its safetensors header is not a JSON object")
     try:
         fields = json.loads(text.decode("utf-8"), object_pairs_hook=refuse_repeats)
+    except CheckpointError:
+        raise
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         fail(f"its safetensors header is not valid JSON ({type(exc).__name__}: {str(exc)[:120]})")
     if not isinstance(fields, dict):
