@@ -242,3 +242,13 @@ def test_resuming_matters_a_fresh_run_differs(tmp_path):
 
 def test_io_is_the_tt_io_namespace():
     assert tt.io.save is io.save and tt.io.load is io.load
+
+
+def test_save_refuses_a_header_load_would_refuse(tmp_path):
+    from tinytorch_nn.checkpoint.safetensors_file import MAX_HEADER_BYTES
+
+    with pytest.raises(ValueError, match="too many arrays or too much text for one file"):
+        save({"w": np.zeros(1), "note": "x" * MAX_HEADER_BYTES}, tmp_path / "big.safetensors")
+    with pytest.raises(ValueError, match="JSON values, over the limit"):
+        save({f"w{k}": np.zeros(1) for k in range(10_000)}, tmp_path / "many.safetensors")
+    assert not list(tmp_path.iterdir())

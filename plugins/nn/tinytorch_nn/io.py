@@ -54,7 +54,7 @@ def save(state, path) -> None:
     length = int.from_bytes(data[:8], "little")
     problem = header_problem(length, data[8 : 8 + length])
     if problem:  # never write a file that load would refuse
-        raise ValueError(f"save: the checkpoint's header {problem}: too many arrays for one file")
+        raise ValueError(f"save: the checkpoint's header {problem}: too many arrays or too much text for one file")
     with atomic_write(path) as handle:
         handle.write(data)
 

@@ -78,7 +78,12 @@ def _node(value, name: str, arrays: dict, depth: int) -> dict:
 
 def _child(name: str, key) -> str:
     """The dotted name of ``name[key]``; keys are names (``fc1.weight``) or indices (``0``)."""
-    problem = None if _is_index(key) else name_problem(key) if isinstance(key, str) else "is not a string or an integer >= 0"
+    if _is_index(key):
+        problem = None
+    elif isinstance(key, str):
+        problem = name_problem(key)
+    else:
+        problem = "is not a string or an integer >= 0"
     if problem:
         raise ValueError(f"save: entry name {key!r} {problem}; load would refuse it")
     return _join(name, key)
