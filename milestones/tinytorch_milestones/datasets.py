@@ -1,5 +1,14 @@
 """The milestones' data: generated toy problems, the bundled digits, MNIST from the user's files,
-and the Zen of Python. Nothing is ever downloaded; every generator is seeded."""
+and the Zen of Python. Nothing is ever downloaded; every generator is seeded.
+
+``load_digits()`` is public: the bundled handwritten digits, ready to train on::
+
+    from tinytorch_milestones.datasets import load_digits
+
+    digits = load_digits()          # 1,438 train / 359 test images of 8x8, float32 in [0, 1]
+    x_train, y_train = digits.train
+    x_test, y_test = digits.test
+"""
 
 from __future__ import annotations
 
@@ -12,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from tinytorch_core.files import open_regular_file
+
+__all__ = ["DataError", "ImageSplit", "load_digits", "load_mnist_split"]
 
 DIGITS_PATH = Path(__file__).parent / "data" / "digits.npz"
 
@@ -28,6 +39,16 @@ class ImageSplit:
     num_classes: int = 10
 
     @property
+    def train(self) -> tuple:
+        """``(x_train, y_train)``: images (N, H, W) and their labels."""
+        return self.x_train, self.y_train
+
+    @property
+    def test(self) -> tuple:
+        """``(x_test, y_test)``: held-out images and their labels."""
+        return self.x_test, self.y_test
+
+    @property
     def image_shape(self) -> tuple:
         return self.x_train.shape[1:]
 
@@ -41,7 +62,13 @@ class DataError(RuntimeError):
 
 
 def load_digits() -> ImageSplit:
-    """The UCI 8x8 handwritten digits bundled with this package (stratified 80/20 split)."""
+    """The UCI 8x8 handwritten digits bundled with this package, split into train and test sets.
+
+    Returns an ``ImageSplit``: ``x_train`` (1438, 8, 8) and ``x_test`` (359, 8, 8) float32 images
+    in [0, 1], ``y_train`` and ``y_test`` int64 labels 0..9 (``.train`` and ``.test`` give the
+    ``(x, y)`` pairs). The split is fixed and stratified, 80/20 within each digit (see
+    ``data/README.md``). Nothing is downloaded; a missing or damaged file raises ``DataError``.
+    """
     try:  # a regular file only, like every file the package reads (see tinytorch_core.files)
         handle = open_regular_file(DIGITS_PATH, error=DataError, context="load_digits: ")
     except FileNotFoundError:

@@ -5,29 +5,74 @@ memory grew during the load. The bound is the data the file legitimately holds, 
 small allowance for interpreter noise: a file that announces more than it holds, more than the
 budget, or more entries than a checkpoint may have must be refused before memory is spent on it.
 The hostile files are small on disk; special files (a FIFO, ``/dev/zero``) run under a timeout
-so that a regression fails instead of hanging.
+so that a regression fails instead of hanging. Safetensors files (what ``save`` writes) come
+first, then the ``.npz`` checkpoints of earlier versions, which ``load`` still reads.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import struct
+import subprocess
+import sys
 import zipfile
+import struct
 
 import numpy as np
 import pytest
 
 from tinytorch_core.testing import assert_load_cost, load_in_fresh_interpreter, special_file
-from tinytorch_nn.io import MAX_ENTRIES
+from tinytorch_nn.checkpoint.safetensors_file import MAX_HEADER_BYTES, MAX_HEADER_VALUES
+from tinytorch_nn.io import MAX_ENTRIES, save
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="measures peak memory with resource, uses FIFOs")
 
 MiB = 2**20
 
+# A child started by this (large) test process inherits its peak in ``ru_maxrss`` (Linux keeps the
+# high-water mark across exec), so a load that stays under the parent's peak would measure 0. Where
+# /proc allows it, the child resets its own peak (clear_refs) and reads it (VmHWM) instead.
+_LOAD_MEASURED = """
+import importlib, json, sys
+from tinytorch_nn import io
+
+def status(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ":"))
+
+path, options = sys.argv[1], json.loads(sys.argv[2])
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # the peak resident memory starts again from the current one
+before = status("VmRSS")
+try:
+    result = io.load(path, **options)
+    error, message = None, repr(result)[:200]
+except Exception as exc:
+    error, message = type(exc).__name__, str(exc)
+print(json.dumps({"error": error, "message": message, "growth": status("VmHWM") - before}))
+"""
+
+
+def _peak_can_be_reset() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+PEAK_RESETS = _peak_can_be_reset()
+
 
 def load_in_child(path, **options) -> dict:
     """Load ``path`` in a fresh interpreter: its error class, message and peak-memory growth."""
-    return load_in_fresh_interpreter("tinytorch_nn.io:load", path, **options)
+    if not PEAK_RESETS:
+        return load_in_fresh_interpreter("tinytorch_nn.io:load", path, **options)
+    done = subprocess.run([sys.executable, "-c", _LOAD_MEASURED, os.fspath(path), json.dumps(options)],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def assert_refused(outcome: dict, excerpt: str, *, legitimate: int = 0) -> None:
@@ -36,7 +81,83 @@ def assert_refused(outcome: dict, excerpt: str, *, legitimate: int = 0) -> None:
     assert_load_cost(outcome, legitimate)
 
 
-# ---- hostile files, built small ------------------------------------------------------------------------
+# ---- safetensors: legitimate files cost their data ---------------------------------------------------------
+def legitimate_states(size: int) -> dict:
+    quarter = size // 4 // 4  # float32 elements in a quarter of ``size``
+    return {
+        "one_array": {"w": np.ones(size // 4, np.float32)},
+        "many_arrays": {f"blocks.{k}.weight": np.ones(size // 4 // 48, np.float32) for k in range(48)},
+        "training_state": {  # a model, its Adam state and a scheduler, as a training checkpoint holds them
+            "model": {"fc.weight": np.ones(quarter, np.float32), "fc.bias": np.ones(quarter, np.float32)},
+            "optimizer": {
+                "state": {0: {"step": 3, "exp_avg": np.ones(quarter, np.float32), "exp_avg_sq": np.ones(quarter, np.float32)}},
+                "param_groups": [{"lr": 0.1, "betas": (0.9, 0.999), "params": [0]}],
+            },
+            "scheduler": {"last_epoch": 3, "base_lrs": [0.1]},
+        },
+    }
+
+
+@pytest.mark.parametrize("kind", ["one_array", "many_arrays", "training_state"])
+def test_a_safetensors_checkpoint_costs_no_more_than_its_data(kind, tmp_path):
+    size = 48 * MiB
+    path = tmp_path / "model.safetensors"
+    save(legitimate_states(size)[kind], path)
+    outcome = load_in_child(path)
+    assert outcome["error"] is None, outcome
+    assert_load_cost(outcome, size)
+    if PEAK_RESETS:  # measured for real: the arrays themselves were counted
+        assert outcome["growth"] >= size, outcome
+
+
+# ---- safetensors: hostile headers, refused before they cost memory ---------------------------------------
+def safetensors_file(path, header_text: bytes, data: bytes = b"", length: int | None = None):
+    path.write_bytes(struct.pack("<Q", len(header_text) if length is None else length) + header_text + data)
+    return path
+
+
+def test_a_header_announcing_more_data_than_the_file_holds_is_refused_before_allocating(tmp_path):
+    header = json.dumps({"w": {"dtype": "U8", "shape": [48 * MiB], "data_offsets": [0, 48 * MiB]}}).encode()
+    path = safetensors_file(tmp_path / "bomb.safetensors", header, data=bytes(1024))
+    assert_refused(load_in_child(path), f"announces {48 * MiB} bytes of array data but the file holds 1024")
+
+
+def test_a_header_announcing_more_than_the_budget_is_refused(tmp_path):
+    path = tmp_path / "big.safetensors"
+    save({"w": np.zeros(MiB, np.uint8)}, path)
+    assert_refused(load_in_child(path, max_bytes=MiB // 2), f"over the limit of {MiB // 2} bytes per file")
+
+
+@pytest.mark.parametrize("length", [MAX_HEADER_BYTES + 1, 2**63])
+def test_a_header_length_over_the_limit_is_refused_before_the_header_is_read(length, tmp_path):
+    path = safetensors_file(tmp_path / "header.safetensors", b"{}" + bytes(MiB), length=length)
+    assert_refused(load_in_child(path), f"over the limit of {MAX_HEADER_BYTES} bytes")
+
+
+def test_a_header_of_too_many_json_values_is_refused_before_it_is_parsed(tmp_path):
+    # parsed, "[[]]," costs about 30 times its size; counted first, it costs nothing
+    text = b'{"x":[' + b"[[]]," * (MAX_HEADER_BYTES // 5 - 4) + b"0]}"
+    path = safetensors_file(tmp_path / "values.safetensors", text)
+    assert_refused(load_in_child(path), f"over the limit of {MAX_HEADER_VALUES}")
+
+
+@pytest.mark.parametrize("kind", ["nested_lists", "long_text", "empty_arrays"])
+def test_the_largest_header_allowed_costs_little_whatever_it_holds(kind, tmp_path):
+    if kind == "nested_lists":  # just under the value limit, of the costliest values
+        text = b'{"x":[' + b"[[]]," * (MAX_HEADER_VALUES // 3 - 10) + b"0]}"
+    elif kind == "long_text":  # one metadata text as long as a header may be
+        text = b'{"__metadata__":{"note":"' + b"a" * (MAX_HEADER_BYTES - 40) + b'"}}'
+    else:  # as many (empty) arrays as the header may describe: a legitimate file
+        entry = '"a{}":{{"dtype":"U8","shape":[0],"data_offsets":[0,0]}}'
+        count = MAX_HEADER_VALUES // 11
+        text = ("{" + ",".join(entry.format(k) for k in range(count)) + "}").encode()
+    assert len(text) <= MAX_HEADER_BYTES
+    outcome = load_in_child(safetensors_file(tmp_path / "header.safetensors", text))
+    assert outcome["error"] in (None, "CheckpointError"), outcome
+    assert_load_cost(outcome, 0)
+
+
+# ---- .npz checkpoints of earlier versions: hostile files, built small ------------------------------------------------------------------------
 def npy_header(shape, descr="|u1", version=(1, 0)) -> bytes:
     text = repr({"descr": descr, "fortran_order": False, "shape": tuple(shape)}).encode("latin1")
     text += b" " * (64 - (12 + len(text) + 1) % 64) + b"\n"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import struct
 import subprocess
@@ -26,6 +27,7 @@ import pytest
 from tinytorch_core.testing import time_limit
 
 from tinytorch_nn import io as ckpt
+from tinytorch_nn.checkpoint.safetensors_file import MAX_HEADER_BYTES
 from tinytorch_nn.io import CheckpointError, load, save
 
 
@@ -97,14 +99,48 @@ def test_save_refuses_names_that_load_would_refuse(tmp_path):
 
 
 # ---- crafted malformed files ------------------------------------------------------------------------
-#: kind -> (member name, dtype, shape, data bytes, .npy version) of a member whose header lies
-HEADER_MEMBERS = {
-    "absurd_header": ("w.npy", "<f8", (10**12, 10**6), b"\0" * 16, (1, 0)),
-    "short_data": ("w.npy", "<f4", (5,), b"\0" * 12, (1, 0)),
-    "long_data": ("w.npy", "<f4", (2,), b"\0" * 12, (1, 0)),
-    "bad_bool": ("m.npy", "|b1", (3,), b"\x01\x00\x07", (1, 0)),
-    "version_3": ("w.npy", "<f4", (1,), b"\0" * 4, (3, 0)),
+def safetensors_file(path, header, data: bytes = b"", length: int | None = None, text: bytes | None = None):
+    """A safetensors file: the 8-byte length, the JSON header (or ``text``), then ``data``."""
+    text = json.dumps(header).encode() if text is None else text
+    path.write_bytes(struct.pack("<Q", len(text) if length is None else length) + text + data)
+    return path
+
+
+def one_array(dtype="F32", shape=(3,), offsets=(0, 12), name="w") -> dict:
+    return {name: {"dtype": dtype, "shape": list(shape), "data_offsets": list(offsets)}}
+
+
+def with_layout(header: dict, layout) -> dict:
+    return {"__metadata__": {"tinytorch.layout": layout if isinstance(layout, str) else json.dumps(layout)}, **header}
+
+
+#: kind -> (header, data bytes) of a safetensors file whose header lies or breaks a rule
+SAFETENSORS_HEADERS = {
+    "absurd_header": (one_array(shape=(10**12, 10**6), offsets=(0, 16)), b"\0" * 16),
+    "short_data": (one_array(offsets=(0, 12)), b"\0" * 8),
+    "long_data": (one_array(offsets=(0, 12)), b"\0" * 16),
+    "bad_bool": (one_array("BOOL", (3,), (0, 3), name="m"), b"\x01\x00\x07"),
+    "bad_name": (one_array(name="../../etc/passwd"), b"\0" * 12),
+    "unknown_dtype": (one_array("BF16", (2,), (0, 4)), b"\0" * 4),
+    "complex_dtype": (one_array("C64", (1,), (0, 8)), b"\0" * 8),
+    "bad_shape": (one_array(shape=(-3,)), b"\0" * 12),
+    "bad_offsets": (one_array(offsets=(12, 0)), b"\0" * 12),
+    "extra_field": ({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4], "code": "x"}}, b"\0" * 4),
+    "overlap": ({**one_array(offsets=(0, 12)), **one_array(offsets=(8, 20), name="b")}, b"\0" * 20),
+    "gap": ({**one_array(offsets=(0, 12)), **one_array(offsets=(16, 28), name="b")}, b"\0" * 28),
+    "metadata_not_text": ({"__metadata__": {"a": 1}, **one_array()}, b"\0" * 12),
+    "layout_names_missing_array": (with_layout(one_array(), {"dict": [["v", {"tensor": "v"}]]}), b"\0" * 12),
+    "layout_misplaces_an_array": (with_layout(one_array(), {"dict": [["v", {"tensor": "w"}]]}), b"\0" * 12),
+    "layout_misses_an_array": (with_layout(one_array(), {"dict": []}), b"\0" * 12),
+    "layout_not_json": (with_layout(one_array(), "{nope"), b"\0" * 12),
+    "layout_bad_node": (with_layout(one_array(), {"dict": [["w", {"pickle": "w"}]]}), b"\0" * 12),
 }
+
+
+def write_npz(path, **arrays):
+    with open(path, "wb") as handle:  # a file object: np.savez adds no .npz suffix
+        np.savez(handle, **arrays)
+    return path
 
 
 def craft(kind: str, tmp_path):
@@ -117,24 +153,41 @@ def craft(kind: str, tmp_path):
     elif kind == "truncated":
         save(small_state(), path)
         path.write_bytes(path.read_bytes()[:-30])
+    elif kind == "header_past_the_end":
+        safetensors_file(path, one_array(), length=1000)
+    elif kind == "header_too_long":
+        safetensors_file(path, one_array(), length=2**40)
+    elif kind == "not_json":
+        safetensors_file(path, None, text=b"{not json")
+    elif kind == "not_an_object":
+        safetensors_file(path, [1, 2])
+    elif kind == "duplicate":
+        text = b'{"w": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}, "w": {"dtype": "U8", "shape": [1], "data_offsets": [1, 2]}}'
+        safetensors_file(path, None, text=text, data=b"\0\0")
+    elif kind in SAFETENSORS_HEADERS:
+        header, data = SAFETENSORS_HEADERS[kind]
+        safetensors_file(path, header, data)
     elif kind == "single_array":
         path.write_bytes(good)
+    # ---- .npz checkpoints of earlier versions: still read, through the same limits
+    elif kind == "npz_truncated":
+        write_npz(path, w=np.arange(6.0))
+        path.write_bytes(path.read_bytes()[:-30])
     elif kind == "pickled_object":
-        with open(path, "wb") as handle:  # a file object: np.savez adds no .npz suffix
-            np.savez(handle, w=np.array([{"a": 1}, None], dtype=object))
+        write_npz(path, w=np.array([{"a": 1}, None], dtype=object))
     elif kind == "structured":
         write_zip(path, [("w.npy", npy_bytes(np.zeros(2, dtype=[("a", "<f4"), ("b", "<i4")])))])
     elif kind == "strings":
         write_zip(path, [("w.npy", npy_bytes(np.array(["ab", "cd"])))])
-    elif kind == "bad_name":
+    elif kind == "npz_bad_name":
         write_zip(path, [("../../etc/passwd.npy", good)])
     elif kind == "not_npy":
         write_zip(path, [("w.npy", good), ("notes.txt", b"hello")])
-    elif kind == "duplicate":
+    elif kind == "npz_duplicate":
         with pytest.warns(UserWarning, match="Duplicate name"):
             write_zip(path, [("w.npy", good), ("w.npy", good)])
-    elif kind in HEADER_MEMBERS:
-        name, descr, shape, data, version = HEADER_MEMBERS[kind]
+    elif kind in NPZ_HEADER_MEMBERS:
+        name, descr, shape, data, version = NPZ_HEADER_MEMBERS[kind]
         header = {"descr": descr, "fortran_order": False, "shape": shape}
         write_zip(path, [(name, npy_bytes(header=header, version=version, data=data))])
     elif kind == "header_code":
@@ -144,28 +197,63 @@ def craft(kind: str, tmp_path):
     elif kind == "bzip2":
         write_zip(path, [("w.npy", good)], compression=zipfile.ZIP_BZIP2)
     elif kind == "crc":
-        save({"w": np.arange(64, dtype=np.float32)}, path)
+        write_npz(path, w=np.arange(64, dtype=np.float32))
         data = bytearray(path.read_bytes())
         data[200] ^= 0x10  # inside the array data of the only member
         path.write_bytes(bytes(data))
     return path
 
 
+#: kind -> (member name, dtype, shape, data bytes, .npy version) of an .npz member whose header lies
+NPZ_HEADER_MEMBERS = {
+    "npz_absurd_header": ("w.npy", "<f8", (10**12, 10**6), b"\0" * 16, (1, 0)),
+    "npz_short_data": ("w.npy", "<f4", (5,), b"\0" * 12, (1, 0)),
+    "npz_long_data": ("w.npy", "<f4", (2,), b"\0" * 12, (1, 0)),
+    "npz_bad_bool": ("m.npy", "|b1", (3,), b"\x01\x00\x07", (1, 0)),
+    "version_3": ("w.npy", "<f4", (1,), b"\0" * 4, (3, 0)),
+}
+
 CRAFTED = {
-    "text": "is not a checkpoint archive",
-    "empty": "is not a checkpoint archive",
-    "truncated": "is not a checkpoint archive",
+    # safetensors
+    "text": "is not a checkpoint: its first 8 bytes announce a safetensors header of",
+    "empty": "is not a checkpoint: 0 bytes is too short",
+    "truncated": "(truncated, or bytes left over)",
+    "header_past_the_end": "announces a safetensors header of 1000 bytes but holds",
+    "header_too_long": f"over the limit of {MAX_HEADER_BYTES} bytes",
+    "not_json": "is not valid JSON",
+    "not_an_object": "is not a JSON object",
+    "duplicate": "names an entry twice ('w')",
+    "absurd_header": "its header announces shape (1000000000000, 1000000) of F32",
+    "short_data": "announces 12 bytes of array data but the file holds 8",
+    "long_data": "announces 12 bytes of array data but the file holds 16",
+    "bad_bool": "bool array holding bytes other than 0 and 1",
+    "bad_name": "is not a dotted identifier",
+    "unknown_dtype": "has dtype 'BF16', expected one of BOOL",
+    "complex_dtype": "has dtype 'C64'",
+    "bad_shape": "has an invalid shape [-3]",
+    "bad_offsets": "has invalid data_offsets [12, 0]",
+    "extra_field": "is not described by exactly 'dtype', 'shape' and 'data_offsets'",
+    "overlap": "entry 'b' overlaps the array before it",
+    "gap": "leave a gap of 4 bytes before entry 'b'",
+    "metadata_not_text": "__metadata__ is not a map of text to text",
+    "layout_names_missing_array": "places the array 'v' at 'v', where the file holds no array",
+    "layout_misplaces_an_array": "places the array 'w' at 'v', where the file holds no array",
+    "layout_misses_an_array": "does not place the array 'w'",
+    "layout_not_json": "is not valid JSON",
+    "layout_bad_node": "holds a malformed 'pickle' node",
     "single_array": "holds a single array",
+    # .npz
+    "npz_truncated": "is not a checkpoint archive",
     "pickled_object": "no objects, no pickles",
     "structured": "plain numeric or bool array",
     "strings": "plain numeric or bool array",
-    "bad_name": "is not a dotted identifier",
+    "npz_bad_name": "is not a dotted identifier",
     "not_npy": "'notes.txt' is not a .npy array",
-    "duplicate": "appears twice",
-    "absurd_header": "its header announces shape (1000000000000, 1000000)",
-    "short_data": "holds 12 bytes of data (truncated or corrupted)",
-    "long_data": "holds 12 bytes of data (truncated or corrupted)",
-    "bad_bool": "bool array holding bytes other than 0 and 1",
+    "npz_duplicate": "appears twice",
+    "npz_absurd_header": "its header announces shape (1000000000000, 1000000)",
+    "npz_short_data": "holds 12 bytes of data (truncated or corrupted)",
+    "npz_long_data": "holds 12 bytes of data (truncated or corrupted)",
+    "npz_bad_bool": "bool array holding bytes other than 0 and 1",
     "version_3": "format version (3, 0)",
     "header_code": "damaged or truncated",
     "bzip2": "compression method 12",
@@ -218,7 +306,8 @@ def check_load_outcome(path) -> str:
 def test_fuzz_random_bytes(tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "random.ckpt"
-    prefixes = [b"", b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY\x01\x00"]
+    # plain noise, a zip start, a .npy start, and a safetensors length that fits the file
+    prefixes = [b"", b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY\x01\x00", struct.pack("<Q", 30) + b'{"w":']
     for k in range(300):
         body = rng.integers(0, 256, int(rng.integers(0, 600)), dtype=np.uint8).tobytes()
         path.write_bytes(prefixes[k % len(prefixes)] + body)
@@ -290,16 +379,11 @@ def test_save_replaces_the_file_and_leaves_no_temporary(tmp_path):
 def test_save_that_fails_midway_keeps_the_previous_file(tmp_path, monkeypatch):
     target = tmp_path / "model.ckpt"
     save(small_state(), target)
-    written = []
 
-    def failing_write_array(member, array, **kwargs):
-        if written:
-            raise OSError("disk full (simulated)")
-        written.append(array)
-        original(member, array, **kwargs)
+    def failing_fsync(fd):  # a full disk often shows only when the written data is flushed
+        raise OSError("disk full (simulated)")
 
-    original = np.lib.format.write_array
-    monkeypatch.setattr(np.lib.format, "write_array", failing_write_array)
+    monkeypatch.setattr(os, "fsync", failing_fsync)
     with pytest.raises(OSError, match="disk full"):
         save({"a": np.zeros(10), "b": np.zeros(10)}, target)
     assert_same_state(load(target), small_state())
@@ -308,22 +392,17 @@ def test_save_that_fails_midway_keeps_the_previous_file(tmp_path, monkeypatch):
 
 PAUSED_SAVE = textwrap.dedent(
     """
-    import sys, time
+    import os, sys, time
     import numpy as np
     from tinytorch_nn import io
 
     target, marker = sys.argv[1], sys.argv[2]
-    original = np.lib.format.write_array
-    count = [0]
 
-    def write_then_pause(member, array, **kwargs):  # test-only hook: freeze after one array
-        original(member, array, **kwargs)
-        count[0] += 1
-        if count[0] == 1:
-            open(marker, "w").close()
-            time.sleep(120)
+    def pause(fd):  # test-only hook: freeze once the data is written, before it is renamed
+        open(marker, "w").close()
+        time.sleep(120)
 
-    np.lib.format.write_array = write_then_pause
+    os.fsync = pause
     io.save({"a": np.full(1000, 9.0), "b": np.full(1000, 9.0)}, target)
     """
 )
