@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 
+import numpy as np
 import pytest
 
 from tinytorch_core.files import open_regular_file
@@ -86,3 +87,19 @@ def test_a_link_to_a_device_is_refused_by_what_it_opens(tmp_path):
 def test_a_missing_file_is_the_usual_os_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         open_or_refuse(tmp_path / "absent")
+
+
+def test_load_cost_is_seen_even_below_the_parents_peak(tmp_path):
+    """The child measures its own peak: a parent that once held more memory than the load
+    needs (pytest, after big tests) must not hide the load's growth."""
+    from tinytorch_core.testing import load_in_fresh_interpreter
+
+    held = np.ones(200 * 2**20 // 8)  # the parent's peak: 200 MiB, touched
+    path = tmp_path / "data.bin"
+    np.zeros(48 * 2**20 // 8).tofile(path)
+    outcome = load_in_fresh_interpreter("numpy:fromfile", path)
+    del held
+    if outcome.get("method") != "VmHWM":
+        pytest.skip("no per-process peak reset here (/proc/self/clear_refs)")
+    assert outcome["error"] is None
+    assert outcome["growth"] >= 40 * 2**20, outcome

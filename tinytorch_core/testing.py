@@ -306,15 +306,36 @@ function = importlib.import_module(module)
 for part in name.split("."):
     function = getattr(function, part)
 path, options = sys.argv[2], json.loads(sys.argv[3])
-unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def peak_bytes():
+    # Linux: the peak of this process alone (VmHWM), after the reset below. ru_maxrss would not do:
+    # it carries the parent's peak across fork and exec, hiding any growth below it.
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit
+
+
+try:
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")  # reset VmHWM to the current resident size
+    method = "VmHWM"
+except OSError:
+    method = "ru_maxrss"  # elsewhere: may hide growth below the peak the parent passed on
+before = peak_bytes()
 try:
     result = function(path, **options)
     error, message = None, repr(result)[:200]
 except Exception as exc:
     error, message = type(exc).__name__, str(exc)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"error": error, "message": message, "growth": (after - before) * unit}))
+after = peak_bytes()
+print(json.dumps({"error": error, "message": message, "growth": after - before, "method": method}))
 """
 
 
