@@ -277,7 +277,7 @@ def initialisers():
 def saving():
     model = tt.nn.Linear(3, 2)
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "model.npz"
+        path = Path(folder) / "model.safetensors"
         tt.io.save(model.state_dict(), path)
         state = tt.io.load(path)
     if sorted(state) != ["bias", "weight"]:
