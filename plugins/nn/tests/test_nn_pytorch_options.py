@@ -155,6 +155,8 @@ def test_class_weight_errors_name_the_problem():
             loss_of(x, t, weight=np.array([1.0, -1.0, 1.0, 1.0]))
         with pytest.raises(ValueError, match="finite and non-negative"):
             loss_of(x, t, weight=np.array([1.0, np.nan, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="class axis"):
+        F.cross_entropy(Tensor(np.array(1.0)), np.array(0), weight=np.ones(1))
     # PyTorch's positional weight lands on ignore_index here: the error names the keyword
     with pytest.raises(TypeError, match="ignore_index must be an int.*weight="):
         CrossEntropyLoss(np.ones(4))

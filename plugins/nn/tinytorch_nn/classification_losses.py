@@ -178,7 +178,7 @@ def class_weight_of(op, weight, input):
         return None
     w = array_of(weight)
     shape = shape_of(input)
-    n_classes = shape[0] if len(shape) == 1 else shape[1]
+    _, n_classes = _expected_target_shape(op, shape)
     if w.dtype.kind != "f":
         raise TypeError(f"{op}: weight must be a floating-point array, one weight per class, got dtype {w.dtype}")
     if w.shape != (n_classes,):
