@@ -15,8 +15,9 @@ from tinytorch_attention import layer_norm, scaled_dot_product_attention
 
 
 def test_opcheck_scaled_dot_product_attention(opcheck):
-    # samples: 4-D and 3-D, padding mask, full mask + causal, a fully masked row, Tq != Tk, dropout
-    assert opcheck("attention::scaled_dot_product_attention").samples_checked >= 8
+    # samples: 4-D and 3-D, padding mask, full mask + causal, a fully masked row, Tq != Tk, dropout,
+    # heads split inside the op, a given scale
+    assert opcheck("attention::scaled_dot_product_attention").samples_checked >= 10
 
 
 def test_opcheck_layer_norm(opcheck):
@@ -29,12 +30,13 @@ def test_stage_registers_exactly_its_catalog_names(tinytorch_runtime):
 
 
 # ---- attention --------------------------------------------------------------------------------
-def naive_attention(q, k, v, allowed):
+def naive_attention(q, k, v, allowed, scale=None):
     """One query row at a time, straight from the definition (the test's independent reference)."""
     out = np.zeros(q.shape[:-1] + (v.shape[-1],))
+    scale = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
     for index in np.ndindex(*q.shape[:-1]):
         batch = index[:-1]
-        scores = np.array([q[index] @ k[batch + (j,)] for j in range(k.shape[-2])]) / math.sqrt(q.shape[-1])
+        scores = np.array([q[index] @ k[batch + (j,)] for j in range(k.shape[-2])]) * scale
         keep = allowed[index]
         if not keep.any():
             continue
@@ -55,6 +57,36 @@ def test_attention_matches_the_definition(causal):
     if causal:
         allowed = allowed & np.tril(np.ones((4, 4), dtype=bool))
     np.testing.assert_allclose(out.data, naive_attention(q, k, v, allowed), atol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [None, 0.3, 2.0, -1.0])
+def test_attention_scale_matches_the_definition_and_gradients(scale):
+    rng = np.random.default_rng(1)
+    q, k, v = rng.standard_normal((2, 2, 3, 4)), rng.standard_normal((2, 2, 5, 4)), rng.standard_normal((2, 2, 5, 3))
+    out = scaled_dot_product_attention(*(Tensor(a, dtype=np.float64) for a in (q, k, v)), causal=True, scale=scale)
+    allowed = np.broadcast_to(np.tri(3, 5, dtype=bool), (2, 2, 3, 5))
+    np.testing.assert_allclose(out.data, naive_attention(q, k, v, allowed, scale), atol=1e-12)
+    assert gradcheck(scaled_dot_product_attention, q, k, v, causal=True, scale=scale)
+    split = rng.standard_normal((2, 3, 6))  # heads split inside the op take the scale too
+    assert gradcheck(scaled_dot_product_attention, split, split * 0.5, split + 1, num_heads=2, scale=scale)
+
+
+def test_attention_scale_known_answer():
+    # one query, two keys: scores (q.k1, q.k2) * scale = (0, ln 3) -> weights (1/4, 3/4)
+    q, k = np.array([[[1.0, 0.0]]]), np.array([[[0.0, 5.0], [math.log(3) / 0.5, 0.0]]])
+    v = np.array([[[4.0], [8.0]]])
+    out = scaled_dot_product_attention(*(Tensor(a, dtype=np.float64) for a in (q, k, v)), scale=0.5)
+    np.testing.assert_allclose(out.data, [[[1.0 + 6.0]]], rtol=1e-12)
+    default = scaled_dot_product_attention(*(Tensor(a, dtype=np.float64) for a in (q, k, v)))
+    explicit = scaled_dot_product_attention(*(Tensor(a, dtype=np.float64) for a in (q, k, v)), scale=1 / math.sqrt(2))
+    np.testing.assert_array_equal(default.data, explicit.data)
+
+
+@pytest.mark.parametrize("bad", ["0.5", True, float("nan"), float("inf"), np.array([0.5])])
+def test_attention_scale_must_be_a_finite_number(bad):
+    x = Tensor(np.zeros((1, 2, 2)))
+    with pytest.raises(TypeError, match="scaled_dot_product_attention: scale must be a finite number"):
+        scaled_dot_product_attention(x, x, x, scale=bad)
 
 
 def test_attention_accepts_3d_inputs_and_keeps_float32():

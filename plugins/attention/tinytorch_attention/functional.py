@@ -1,13 +1,15 @@
 """The attention stage's two kernels, each one ``Function`` with a hand-derived backward.
 
 ``layer_norm``: normalise over the last axis (biased variance), then scale and shift.
-``scaled_dot_product_attention``: ``softmax(q k^T / sqrt(D) + mask) v`` with batched matmuls
-over every leading (batch, head) axis and the fused softmax backward.
+``scaled_dot_product_attention``: ``softmax(q k^T * scale + mask) v`` (``scale = 1 / sqrt(D)``
+unless given) with batched matmuls over every leading (batch, head) axis and the fused softmax
+backward.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -81,18 +83,19 @@ def layer_norm_samples(rng):
 
 # ---- scaled dot-product attention ----------------------------------------------------------------
 class ScaledDotProductAttention(Function):
-    """``P = softmax(q k^T / sqrt(D))`` over keys (``-inf`` where ``mask`` is False), out = ``P v``.
+    """``P = softmax(q k^T * scale)`` over keys (``-inf`` where ``mask`` is False), out = ``P v``;
+    ``scale`` is ``1 / sqrt(D)`` unless given.
 
     Inputs are ``(..., Tq, D)``, ``(..., Tk, D)``, ``(..., Tk, Dv)`` with equal leading axes; every
     product is one batched matmul over those axes. A query row whose keys are all masked has
     ``P = 0`` there: its output is zero and it passes no gradient (instead of NaN).
     Backward: ``dV = P^T dO``, ``dP = dO V^T``, ``dS = P * (dP - sum(dP * P, keys))``,
-    ``dq = dS k / sqrt(D)``, ``dk = dS^T q / sqrt(D)``. With dropout, the dropped and rescaled
+    ``dq = dS k * scale``, ``dk = dS^T q * scale``. With dropout, the dropped and rescaled
     ``P`` multiplies ``v`` and the same keep-mask scales ``dP``.
     """
 
     @staticmethod
-    def forward(ctx, q, k, v, mask=None, dropout_p=0.0, generator=None, num_heads=None):
+    def forward(ctx, q, k, v, mask=None, dropout_p=0.0, generator=None, num_heads=None, scale=None):
         for operand in (q, k, v):
             if operand.dtype.kind != "f":
                 raise not_floating(ctx, operand)
@@ -100,7 +103,8 @@ class ScaledDotProductAttention(Function):
         if num_heads:  # (B, T, E) -> (B, H, T, E/H) views: splitting heads costs no graph nodes
             ctx.input_shapes = (q.shape, k.shape, v.shape)
             q, k, v = (_split_heads(t, num_heads) for t in (q, k, v))
-        scale = 1.0 / math.sqrt(q.shape[-1])
+        if scale is None:
+            scale = 1.0 / math.sqrt(q.shape[-1])
         probs = _masked_softmax((q @ k.swapaxes(-1, -2)) * scale, mask)
         attn, keep = probs, None
         if dropout_p > 0.0:
@@ -135,7 +139,7 @@ class ScaledDotProductAttention(Function):
                 None if g is None else _merge_heads(g).reshape(shape)
                 for g, shape in zip((grad_q, grad_k, grad_v), ctx.input_shapes)
             )
-        return grad_q, grad_k, grad_v, None, None, None, None  # None: the options
+        return grad_q, grad_k, grad_v, None, None, None, None, None  # None: the options
 
 
 def _masked_softmax(scores, mask):
@@ -193,25 +197,11 @@ def check_mask(mask, target_shape: tuple, where: str) -> np.ndarray:
     return arr
 
 
-def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False, dropout_p: float = 0.0,
-                                 generator=None, num_heads: int | None = None):
-    """Attention of queries ``q`` over keys ``k`` and values ``v``.
-
-    Shapes: ``q`` (B, H, Tq, D), ``k`` (B, H, Tk, D), ``v`` (B, H, Tk, Dv), or the same without
-    the head axis, (B, T, D). ``mask``: bool, broadcastable to (B, H, Tq, Tk) (or (B, Tq, Tk)),
-    **True where a query may attend a key**. ``causal=True`` also masks every key after the
-    query's own position (``j > i``). A query with no key left attends to nothing: its output
-    row is zero and passes no gradient. ``dropout_p`` drops attention weights (train time) using
-    ``generator``. Returns (B, H, Tq, Dv).
-
-    With ``num_heads=H``, ``q``, ``k`` and ``v`` are (B, T, E) with E divisible by H: the op
-    splits them into H heads of E / H features itself (no reshape/transpose nodes in the graph),
-    the mask broadcasts to (B, H, Tq, Tk), and the result is (B, Tq, H * Dv / H) = (B, Tq, Ev).
-    """
+def _check_shapes(q, k, v, num_heads, where: str) -> tuple:
+    """The shapes of ``q``, ``k``, ``v`` as the kernel sees them (split into heads with
+    ``num_heads``), after checking that they fit together."""
     sq, sk, sv = (tuple(shape_of(t)) for t in (q, k, v))
-    where = "scaled_dot_product_attention"
     if num_heads is not None:
-        num_heads = positive_int(num_heads, "num_heads", where)
         if len(sq) != 3 or len(sk) != 3 or len(sv) != 3:
             raise ValueError(f"{where}: with num_heads, q, k and v must be 3-D (batch, seq, embed), "
                              f"got shapes {sq}, {sk}, {sv}")
@@ -231,6 +221,38 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False, dropo
         raise ValueError(f"{where}: q and k must have the same feature size, got {sq[-1]} and {sk[-1]}")
     if sk[-2] != sv[-2]:
         raise ValueError(f"{where}: k and v must have the same length, got {sk[-2]} and {sv[-2]}")
+    return sq, sk, sv
+
+
+def _check_scale(scale, where: str):
+    """None (the default ``1 / sqrt(D)``) or a finite number, as a float."""
+    if scale is None:
+        return None
+    if not isinstance(scale, numbers.Real) or isinstance(scale, bool) or not math.isfinite(scale):
+        raise TypeError(f"{where}: scale must be a finite number (or None for 1 / sqrt(D)), got {scale!r}")
+    return float(scale)
+
+
+def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False, dropout_p: float = 0.0,
+                                 generator=None, num_heads: int | None = None, scale=None):
+    """Attention of queries ``q`` over keys ``k`` and values ``v``.
+
+    Shapes: ``q`` (B, H, Tq, D), ``k`` (B, H, Tk, D), ``v`` (B, H, Tk, Dv), or the same without
+    the head axis, (B, T, D). ``mask``: bool, broadcastable to (B, H, Tq, Tk) (or (B, Tq, Tk)),
+    **True where a query may attend a key**. ``causal=True`` also masks every key after the
+    query's own position (``j > i``). A query with no key left attends to nothing: its output
+    row is zero and passes no gradient. ``dropout_p`` drops attention weights (train time) using
+    ``generator``. ``scale`` multiplies the scores ``q k^T`` before the softmax: ``1 / sqrt(D)``
+    when None, as in PyTorch. Returns (B, H, Tq, Dv).
+
+    With ``num_heads=H``, ``q``, ``k`` and ``v`` are (B, T, E) with E divisible by H: the op
+    splits them into H heads of E / H features itself (no reshape/transpose nodes in the graph),
+    the mask broadcasts to (B, H, Tq, Tk), and the result is (B, Tq, H * Dv / H) = (B, Tq, Ev).
+    """
+    where = "scaled_dot_product_attention"
+    if num_heads is not None:
+        num_heads = positive_int(num_heads, "num_heads", where)
+    sq, sk, _ = _check_shapes(q, k, v, num_heads, where)
     target = sq[:-1] + (sk[-2],)
     allowed = None if mask is None else check_mask(mask, target, where)
     if causal:
@@ -239,7 +261,8 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False, dropo
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"{where}: dropout_p must be in [0, 1), got {dropout_p!r}")
     rng = resolve_generator(generator) if dropout_p > 0.0 else None
-    return ScaledDotProductAttention.apply(q, k, v, allowed, float(dropout_p), rng, num_heads)
+    scale = _check_scale(scale, where)
+    return ScaledDotProductAttention.apply(q, k, v, allowed, float(dropout_p), rng, num_heads, scale)
 
 
 def attention_samples(rng):
@@ -261,3 +284,5 @@ def attention_samples(rng):
     yield Sample(r(2, 2, 3, 2), r(2, 2, 3, 2), r(2, 2, 3, 2), dropout_p=0.3, generator=7)  # fixed seed
     yield Sample(r(2, 3, 6), r(2, 4, 6), r(2, 4, 4), num_heads=2)  # heads split inside the op
     yield Sample(r(1, 4, 6), r(1, 4, 6), r(1, 4, 6), num_heads=3, causal=True, mask=padding[1:, None, None, :4])
+    yield Sample(r(2, 2, 3, 4), r(2, 2, 5, 4), r(2, 2, 5, 3), scale=0.8, causal=True)  # a given scale
+    yield Sample(r(2, 3, 6), r(2, 3, 6), r(2, 3, 6), num_heads=2, scale=-1.5, mask=empty_row[:, :3])

@@ -443,7 +443,10 @@ def test_mean_over_no_counted_entries_is_nan_without_warning():
 # ---- the flat-index fast path of the class losses compared with their plain path -------------
 @pytest.mark.parametrize("loss_of", [F.cross_entropy, F.nll_loss])
 @pytest.mark.parametrize("options", [{}, {"reduction": "none"}, {"reduction": "sum", "ignore_index": 2},
-                                     {"label_smoothing": 0.2}])
+                                     {"label_smoothing": 0.2}, {"weight": np.array([0.5, 2.0, 1.0, 3.0])},
+                                     {"weight": np.array([0.5, 2.0, 1.0, 3.0]), "reduction": "none"},
+                                     {"weight": np.array([1.5, 0.2, 1.0, 1.0]), "ignore_index": 2,
+                                      "label_smoothing": 0.2}])
 def test_class_loss_fast_path_equals_plain_path(rng, monkeypatch, loss_of, options):
     from tinytorch_nn import classification_losses
 

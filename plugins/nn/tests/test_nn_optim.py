@@ -77,7 +77,8 @@ def test_adam_two_steps_by_hand():
     p2 = p1 - lr * m_hat / (math.sqrt(v_hat) + eps)
     np.testing.assert_allclose(np.ravel(history), [p1, p2], rtol=1e-14)
     assert abs(p1 - 0.9) < 1e-7  # the first Adam step has size lr
-    assert Adam([p]).defaults == {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
+    assert Adam([p]).defaults == {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
+                                  "amsgrad": False}
 
 
 def test_adam_weight_decay_is_l2_in_the_gradient():
@@ -95,9 +96,64 @@ def test_adamw_decay_is_decoupled():
     assert AdamW([p]).defaults["weight_decay"] == 1e-2
 
 
+def _amsgrad_by_numpy(p, grads, lr, betas, eps, weight_decay, decoupled):
+    """PyTorch's documented AMSGrad loop, written out: the maximum is taken over the raw second
+    moment, and the bias correction divides that maximum."""
+    (b1, b2), m, v, v_max, history = betas, np.zeros_like(p), np.zeros_like(p), np.zeros_like(p), []
+    for t, g in enumerate(grads, start=1):
+        g = np.array(g, dtype=np.float64)
+        if decoupled:
+            p = p * (1 - lr * weight_decay)
+        else:
+            g = g + weight_decay * p
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        v_max = np.maximum(v_max, v)
+        p = p - lr * (m / (1 - b1**t)) / (np.sqrt(v_max / (1 - b2**t)) + eps)
+        history.append(p)
+    return history
+
+
+@pytest.mark.parametrize("optimizer_class", [Adam, AdamW])
+def test_amsgrad_matches_the_numpy_loop(optimizer_class):
+    # large gradients, then small ones: v falls below its maximum, which then sets the step
+    grads = [[2.0, -1.0], [1.5, 0.5], [0.1, -0.05], [0.02, 0.3], [-0.01, 0.01]]
+    options = dict(lr=0.05, betas=(0.8, 0.9), eps=1e-8, weight_decay=0.1)
+    p = _param(1.0, -0.5)
+    history = _run(optimizer_class([p], amsgrad=True, **options), p, grads)
+    expected = _amsgrad_by_numpy(np.array([1.0, -0.5]), grads, decoupled=optimizer_class is AdamW, **options)
+    np.testing.assert_allclose(history, expected, rtol=1e-13)
+    q = _param(1.0, -0.5)
+    plain = _run(optimizer_class([q], amsgrad=False, **options), q, grads)
+    assert np.abs(np.array(plain[-1]) - history[-1]).max() > 1e-3  # the maximum changed the steps
+
+
+def test_amsgrad_second_step_by_hand():
+    # step 1: g = 1, v = 0.001 = v_max -> p = 1 - 0.1 * 1 / (1 + eps)
+    # step 2: g = 0, m = 0.09, v = 0.000999 < v_max = 0.001: v_hat = 0.001 / (1 - 0.999^2)
+    p = _param(1.0)
+    history = _run(Adam([p], lr=0.1, amsgrad=True), p, [[1.0], [0.0]])
+    p1 = 1.0 - 0.1 * 1.0 / (1.0 + 1e-8)
+    p2 = p1 - 0.1 * (0.09 / (1 - 0.9**2)) / (math.sqrt(0.001 / (1 - 0.999**2)) + 1e-8)
+    np.testing.assert_allclose(np.ravel(history), [p1, p2], rtol=1e-14)
+
+
+def test_amsgrad_state_saves_and_resumes():
+    grads = [[2.0], [0.1], [0.05], [0.3]]
+    p, q = _param(1.0), _param(1.0)
+    straight = _run(Adam([p], lr=0.1, amsgrad=True), p, grads)
+    first = Adam([q], lr=0.1, amsgrad=True)
+    _run(first, q, grads[:2])
+    resumed = Adam([q], lr=0.1, amsgrad=True)
+    resumed.load_state_dict(first.state_dict())
+    np.testing.assert_array_equal(_run(resumed, q, grads[2:]), straight[2:])
+    with pytest.raises(TypeError, match="amsgrad must be True or False"):
+        Adam([p], amsgrad="yes")
+
+
 def test_float32_parameters_stay_float32():
     p = Parameter(np.ones(3, dtype=np.float32))
-    for opt in (SGD([p], lr=0.1, momentum=0.9), Adam([p]), AdamW([p])):
+    for opt in (SGD([p], lr=0.1, momentum=0.9), Adam([p]), AdamW([p]), Adam([p], amsgrad=True)):
         p.grad = Tensor(np.full(3, 0.5, dtype=np.float32))
         opt.step()
         assert p.data.dtype == np.float32

@@ -13,7 +13,7 @@ import numbers
 import numpy as np
 
 from tinytorch_core import Function
-from tinytorch_core.checks import normalize_axis, not_floating, shape_of
+from tinytorch_core.checks import axis_or_dim, normalize_axis, not_floating, shape_of
 
 from .special import erfc
 
@@ -183,9 +183,16 @@ class SoftmaxFunction(Function):
         return y * (grad - (grad * y).sum(axis=ctx.axis, keepdims=True)), None  # None: axis
 
 
-def softmax(x, axis=-1):
-    """``exp(x) / sum(exp(x))`` along ``axis``, computed after subtracting the maximum."""
-    return SoftmaxFunction.apply(x, normalize_axis(axis, len(shape_of(x)), "softmax"))
+def class_axis(x, axis, dim, where: str) -> int:
+    """The one axis softmax-like ops normalise over: ``axis`` or its PyTorch name ``dim``, -1 by default."""
+    axis = axis_or_dim(axis, dim, where)
+    return normalize_axis(-1 if axis is None else axis, len(shape_of(x)), where)
+
+
+def softmax(x, axis=None, dim=None):
+    """``exp(x) / sum(exp(x))`` along ``axis`` (or ``dim``, PyTorch's name; the last axis by
+    default), computed after subtracting the maximum."""
+    return SoftmaxFunction.apply(x, class_axis(x, axis, dim, "softmax"))
 
 
 class LogSoftmaxFunction(Function):
@@ -207,6 +214,7 @@ class LogSoftmaxFunction(Function):
         return grad - np.exp(out) * grad.sum(axis=ctx.axis, keepdims=True), None  # None: axis
 
 
-def log_softmax(x, axis=-1):
-    """``x - logsumexp(x)`` along ``axis`` (stable for very negative or very large logits)."""
-    return LogSoftmaxFunction.apply(x, normalize_axis(axis, len(shape_of(x)), "log_softmax"))
+def log_softmax(x, axis=None, dim=None):
+    """``x - logsumexp(x)`` along ``axis`` (or ``dim``; the last axis by default), stable for very
+    negative or very large logits."""
+    return LogSoftmaxFunction.apply(x, class_axis(x, axis, dim, "log_softmax"))

@@ -2,7 +2,12 @@
 
 The class axis is axis 1: inputs are (N, C) or (N, C, d1, ...) with targets (N,) or
 (N, d1, ...), or one unbatched sample (C,) with a 0-d target. Targets equal to
-``ignore_index`` count for nothing and are left out of the mean.
+``ignore_index`` count for nothing and are left out of the mean. A class ``weight`` (C,)
+multiplies each entry's loss by the weight of its target class; the mean then divides by the
+sum of those weights instead of the number of entries (PyTorch's definition).
+
+``cross_entropy`` also takes class probabilities of the logits' shape as its target; that
+loss lives in ``soft_cross_entropy.py``.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ from typing import NamedTuple
 import numpy as np
 
 from tinytorch_core import Function
-from tinytorch_core.checks import array_of, not_floating, shape_of
+from tinytorch_core.checks import array_of, dtype_of, not_floating, shape_of
 
 from .reduction import check_reduction, grad_scale, reduce_loss
+from .soft_cross_entropy import SoftCrossEntropyFunction, check_probability_target
 
 
 class ClassTargets(NamedTuple):
@@ -23,19 +29,24 @@ class ClassTargets(NamedTuple):
 
     index: np.ndarray  # (N, ...) the class of each entry; ignored entries hold class 0
     valid: np.ndarray | None  # bool mask of the entries that count; None when all count
-    count: int  # how many entries count: the divisor of the mean
+    weight: np.ndarray | None  # (N, ...) each entry's class weight, weight[index]; None: unweighted
+    count: float  # the divisor of the mean: how many entries count, or the sum of their weights
     unbatched: bool  # the input was one sample (C,): results drop the batch axis again
     flat: np.ndarray | None  # (N, C) inputs: where each target sits in the flattened array (fast path)
 
 
-def _batched(input, target, valid):
+def _batched(input, target, valid, class_weight=None):
     """``input`` with a batch axis and its ``ClassTargets`` (an unbatched (C,) sample becomes (1, C))."""
     unbatched = input.ndim == 1
     if unbatched:
         input, target = input[None], target.reshape(1)
         valid = None if valid is None else valid.reshape(1)
-    count = target.size if valid is None else int(np.count_nonzero(valid))
-    return input, ClassTargets(target, valid, count, unbatched, _flat_positions(input, target))
+    weight = None if class_weight is None else class_weight[target]
+    if weight is not None:
+        count = float(weight.sum() if valid is None else weight[valid].sum())
+    else:
+        count = target.size if valid is None else int(np.count_nonzero(valid))
+    return input, ClassTargets(target, valid, weight, count, unbatched, _flat_positions(input, target))
 
 
 def _flat_positions(x, target):
@@ -88,6 +99,16 @@ def _unbatch(g, targets: ClassTargets):
     return g[0] if targets.unbatched else g
 
 
+def _per_class(values):
+    """Per-entry ``values`` (N, d1, ...) broadcast over the class axis (axis 1); a 0-d value as it is."""
+    return np.expand_dims(values, 1) if np.ndim(values) else values
+
+
+def _class_column(class_weight, ndim):
+    """The (C,) class weights shaped to broadcast along axis 1 of an ``ndim``-dimensional input."""
+    return class_weight.reshape((-1,) + (1,) * (ndim - 2))
+
+
 # ---- target validation -----------------------------------------------------------------------
 def _expected_target_shape(op, shape):
     """The target shape that fits an input of ``shape``, and the number of classes."""
@@ -98,11 +119,15 @@ def _expected_target_shape(op, shape):
     return (shape[0],) + tuple(shape[2:]), shape[1]
 
 
-def _check_integer_targets(op, t) -> None:
+def _check_integer_targets(op, t, shape) -> None:
     if t.dtype.kind == "f":
+        probabilities = (
+            f"class probabilities as targets must have the input's shape {tuple(shape)}" if op == "cross_entropy"
+            else f"{op} takes no class probabilities (cross_entropy does, on logits)"
+        )
         raise TypeError(
-            f"{op}: target must hold integer class indices, got floating-point dtype {t.dtype}; "
-            "convert it with .astype(np.int64) (class probabilities are not supported as targets)"
+            f"{op}: target must hold integer class indices, got floating-point dtype {t.dtype} of shape "
+            f"{t.shape}; convert it with .astype(np.int64) ({probabilities})"
         )
     if t.dtype.kind not in "iu":
         raise TypeError(f"{op}: target must hold integer class indices, got dtype {t.dtype}")
@@ -135,7 +160,7 @@ def _class_targets(op, input, target, ignore_index):
     """
     shape = shape_of(input)
     t = array_of(target)
-    _check_integer_targets(op, t)
+    _check_integer_targets(op, t, shape)
     expected, n_classes = _expected_target_shape(op, shape)
     _check_target_shape(op, t, shape, expected)
     valid = None
@@ -146,90 +171,163 @@ def _class_targets(op, input, target, ignore_index):
     return t, valid
 
 
+def class_weight_of(op, weight, input):
+    """``weight`` as a (C,) array of the input's float dtype, or None; a clear error for any
+    other shape, a non-float dtype, or a negative or non-finite weight."""
+    if weight is None:
+        return None
+    w = array_of(weight)
+    shape = shape_of(input)
+    _, n_classes = _expected_target_shape(op, shape)
+    if w.dtype.kind != "f":
+        raise TypeError(f"{op}: weight must be a floating-point array, one weight per class, got dtype {w.dtype}")
+    if w.shape != (n_classes,):
+        raise ValueError(f"{op}: weight must have shape (C,) = ({n_classes},), one weight per class of the "
+                         f"input {tuple(shape)}, got shape {w.shape}")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError(f"{op}: class weights must be finite and non-negative, got {w}")
+    dtype = dtype_of(input)
+    dtype = dtype if dtype is not None and dtype.kind == "f" else w.dtype
+    return np.array(w, dtype=dtype)  # a copy: the backward reads it after the caller may have moved on
+
+
 # ---- cross-entropy ---------------------------------------------------------------------------
 class CrossEntropyFunction(Function):
     """Softmax cross-entropy of logits (N, C, ...) against integer targets (N, ...), fused:
     forward ``logsumexp(x) - x[target]`` (max-subtracted), backward ``softmax - onehot``.
 
-    With label smoothing eps the target is ``(1 - eps) * onehot + eps / C`` (PyTorch's
-    definition): the loss adds ``eps * mean over classes of -log p``, the backward subtracts
-    ``eps / C`` from every class as well.
+    With class weights w each entry's loss is multiplied by ``w[target]``. With label smoothing
+    eps the target is ``(1 - eps) * onehot + eps / C`` (PyTorch's definition): the loss adds
+    ``eps * mean over classes of -w_c log p_c``. In general the loss is ``-sum_c a_c log p_c``
+    for a per-class share ``a``, and its gradient is ``p * sum(a) - a``.
     """
 
     @staticmethod
-    def forward(ctx, logits, target=None, valid=None, label_smoothing=0.0, reduction="mean"):
+    def forward(ctx, logits, target=None, valid=None, weight=None, label_smoothing=0.0, reduction="mean"):
         if logits.dtype.kind != "f":
             raise not_floating(ctx, logits)
-        x, targets = _batched(logits, target, valid)
+        x, targets = _batched(logits, target, valid, weight)
         shifted = x - x.max(axis=1, keepdims=True)  # max-subtraction: exp never overflows
         exp = np.exp(shifted)
         sums = exp.sum(axis=1, keepdims=True)
         log_sum = np.log(sums).squeeze(1)  # logsumexp of the shifted logits
         loss = log_sum - _pick(shifted, targets)  # -log p[target]
+        if targets.weight is not None:
+            loss = loss * targets.weight
         if label_smoothing:
-            mean_neg_log_p = log_sum - shifted.mean(axis=1)
-            loss = (1 - label_smoothing) * loss + label_smoothing * mean_neg_log_p
+            loss = (1 - label_smoothing) * loss + label_smoothing * _mean_neg_log_p(shifted, log_sum, weight)
         ctx.save_for_backward(exp / sums)  # the softmax
-        ctx.targets, ctx.label_smoothing, ctx.reduction = targets, label_smoothing, reduction
+        ctx.targets, ctx.weight, ctx.label_smoothing, ctx.reduction = targets, weight, label_smoothing, reduction
         return _reduced(loss, reduction, targets)
 
     @staticmethod
     def backward(ctx, grad):
         (probs,) = ctx.saved_tensors
-        targets, smoothing = ctx.targets, ctx.label_smoothing
+        targets = ctx.targets
         scale = _per_entry_scale(grad, ctx.reduction, targets)
-        class_scale = scale[:, None] if scale.ndim else scale  # broadcast over the classes (axis 1)
-        g = probs * class_scale
-        if smoothing:
-            _subtract_at(g, targets, scale * (1 - smoothing))
-            g -= class_scale * (smoothing / probs.shape[1])
-        else:
-            _subtract_at(g, targets, scale)
-        return _unbatch(g, targets), None, None, None, None  # None: target, valid, label_smoothing, reduction
+        target_scale = scale if targets.weight is None else scale * targets.weight  # a's share at the target
+        if ctx.label_smoothing:
+            g = _smoothed_gradient(probs, targets, scale, target_scale, ctx.label_smoothing, ctx.weight)
+        else:  # a is w[target] * onehot: the gradient is w[target] * (p - onehot)
+            g = probs * _per_class(target_scale)
+            _subtract_at(g, targets, target_scale)
+        return _unbatch(g, targets), None, None, None, None, None  # None: the targets and the options
 
 
-def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduction="mean"):
-    """Cross-entropy of raw ``logits`` against integer class ``target``.
+def _mean_neg_log_p(shifted, log_sum, weight):
+    """``mean over classes of -w_c log p_c`` per entry (w = 1 without class weights)."""
+    if weight is None:
+        return log_sum - shifted.mean(axis=1)
+    neg_log_p = np.expand_dims(log_sum, 1) - shifted
+    return (neg_log_p * _class_column(weight, shifted.ndim)).mean(axis=1)
+
+
+def _smoothed_gradient(probs, targets: ClassTargets, scale, target_scale, eps, weight):
+    """``p * sum(a) - a`` with ``a = (1 - eps) w[target] onehot + eps / C * w``, times the
+    reduction's scale (already inside ``target_scale``)."""
+    n_classes = probs.shape[1]
+    weight_sum = n_classes if weight is None else float(weight.sum())
+    uniform_share = eps / n_classes  # each class's part of the smoothed target
+    g = probs * _per_class((1 - eps) * target_scale + (uniform_share * weight_sum) * scale)
+    _subtract_at(g, targets, (1 - eps) * target_scale)
+    class_share = uniform_share if weight is None else uniform_share * _class_column(weight, probs.ndim)
+    g -= _per_class(scale) * class_share
+    return g
+
+
+def check_ignore_index(where, ignore_index):
+    """None, or the int class index whose targets are left out; class weights have their own
+    argument (``weight=``), a common slip for PyTorch's positional ``weight``."""
+    if ignore_index is not None and (not isinstance(ignore_index, numbers.Integral) or isinstance(ignore_index, bool)):
+        raise TypeError(
+            f"{where}: ignore_index must be an int or None, got {type(ignore_index).__name__}; "
+            "pass class weights as weight=..."
+        )
+    return ignore_index
+
+
+def _check_label_smoothing(op, label_smoothing) -> float:
+    if not isinstance(label_smoothing, numbers.Real) or not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    return float(label_smoothing)
+
+
+def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduction="mean", *, weight=None):
+    """Cross-entropy of raw ``logits`` against integer class ``target`` or class probabilities.
 
     ``logits`` (N, C) or (N, C, d1, ...) (or (C,) for one sample), ``target`` (N,) or (N, d1, ...)
     of integer classes in ``0..C-1``. Entries equal to ``ignore_index`` contribute nothing and are
-    left out of the mean. ``label_smoothing`` eps mixes the one-hot target with the uniform
-    distribution: ``(1 - eps) * nll + eps * mean_c(-log p_c)``, as PyTorch defines it.
+    left out of the mean. ``weight`` (C,) multiplies each entry's loss by its target class's weight
+    (the mean divides by the sum of those weights). ``label_smoothing`` eps mixes the one-hot target
+    with the uniform distribution: ``(1 - eps) * nll + eps * mean_c(-w_c log p_c)``, as PyTorch
+    defines it.
+
+    A floating-point ``target`` of the logits' shape holds class probabilities: the loss is
+    ``-sum_c w_c t_c log p_c`` per entry, averaged over the entries (see ``soft_cross_entropy.py``).
     """
     op = "cross_entropy"
     check_reduction(op, reduction)
-    if not isinstance(label_smoothing, numbers.Real) or not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    check_ignore_index(op, ignore_index)
+    label_smoothing = _check_label_smoothing(op, label_smoothing)
+    class_weight = class_weight_of(op, weight, logits)
+    if check_probability_target(op, logits, target, ignore_index):
+        return SoftCrossEntropyFunction.apply(logits, target, class_weight, label_smoothing, reduction)
     t, valid = _class_targets(op, logits, target, ignore_index)
-    return CrossEntropyFunction.apply(logits, t, valid, float(label_smoothing), reduction)
+    return CrossEntropyFunction.apply(logits, t, valid, class_weight, label_smoothing, reduction)
 
 
 # ---- negative log-likelihood -----------------------------------------------------------------
 class NLLLossFunction(Function):
-    """Negative log-likelihood ``-input[n, target[n]]`` of log-probabilities (N, C, ...);
-    backward ``-1`` at each target's class, zero elsewhere."""
+    """Negative log-likelihood ``-w[target] * input[n, target[n]]`` of log-probabilities (N, C, ...)
+    (w = 1 without class weights); backward ``-w[target]`` at each target's class, zero elsewhere."""
 
     @staticmethod
-    def forward(ctx, input, target=None, valid=None, reduction="mean"):
+    def forward(ctx, input, target=None, valid=None, weight=None, reduction="mean"):
         if input.dtype.kind != "f":
             raise not_floating(ctx, input)
-        x, targets = _batched(input, target, valid)
+        x, targets = _batched(input, target, valid, weight)
         ctx.targets, ctx.reduction = targets, reduction
         ctx.batched_shape, ctx.input_dtype = x.shape, x.dtype
-        return _reduced(-_pick(x, targets), reduction, targets)
+        loss = -_pick(x, targets)
+        if targets.weight is not None:
+            loss = loss * targets.weight
+        return _reduced(loss, reduction, targets)
 
     @staticmethod
     def backward(ctx, grad):
         targets = ctx.targets
         g = np.zeros(ctx.batched_shape, dtype=ctx.input_dtype)
-        _subtract_at(g, targets, _per_entry_scale(grad, ctx.reduction, targets))
-        return _unbatch(g, targets), None, None, None  # None: target, valid, reduction
+        scale = _per_entry_scale(grad, ctx.reduction, targets)
+        _subtract_at(g, targets, scale if targets.weight is None else scale * targets.weight)
+        return _unbatch(g, targets), None, None, None, None  # None: target, valid, weight, reduction
 
 
-def nll_loss(input, target, ignore_index=None, reduction="mean"):
+def nll_loss(input, target, ignore_index=None, reduction="mean", *, weight=None):
     """Negative log-likelihood of log-probabilities ``input`` (e.g. from ``log_softmax``),
-    with the same shapes, ``ignore_index`` and ``reduction`` as ``cross_entropy``."""
+    with the same shapes, ``weight``, ``ignore_index`` and ``reduction`` as ``cross_entropy``."""
     op = "nll_loss"
     check_reduction(op, reduction)
+    check_ignore_index(op, ignore_index)
+    class_weight = class_weight_of(op, weight, input)
     t, valid = _class_targets(op, input, target, ignore_index)
-    return NLLLossFunction.apply(input, t, valid, reduction)
+    return NLLLossFunction.apply(input, t, valid, class_weight, reduction)

@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 
 from tinytorch_core import Module, Parameter, resolve_generator
-from tinytorch_core.checks import dtype_mismatch, dtype_of, non_negative_int
+from tinytorch_core.checks import axis_or_dim, dtype_mismatch, dtype_of, non_negative_int
 
 from . import functional as F
 from . import init
@@ -157,9 +157,12 @@ class GELU(Module):
 
 
 class Softmax(Module):
-    def __init__(self, axis=-1):
+    """``softmax`` along ``axis`` (or ``dim``, PyTorch's name for it; the last axis by default)."""
+
+    def __init__(self, axis=None, dim=None):
         super().__init__()
-        self.axis = axis
+        axis = axis_or_dim(axis, dim, "Softmax")
+        self.axis = -1 if axis is None else axis
 
     def forward(self, x):
         return F.softmax(x, self.axis)
@@ -169,9 +172,12 @@ class Softmax(Module):
 
 
 class LogSoftmax(Module):
-    def __init__(self, axis=-1):
+    """``log_softmax`` along ``axis`` (or ``dim``, PyTorch's name for it; the last axis by default)."""
+
+    def __init__(self, axis=None, dim=None):
         super().__init__()
-        self.axis = axis
+        axis = axis_or_dim(axis, dim, "LogSoftmax")
+        self.axis = -1 if axis is None else axis
 
     def forward(self, x):
         return F.log_softmax(x, self.axis)

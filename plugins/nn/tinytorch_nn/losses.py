@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from tinytorch_core import Module
+from tinytorch_core.checks import array_of
 
 from . import functional as F
+from .classification_losses import check_ignore_index
 from .reduction import check_reduction
 
 __all__ = ["BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "MSELoss", "NLLLoss"]
@@ -41,35 +43,49 @@ class BCEWithLogitsLoss(_Loss):
         return F.binary_cross_entropy_with_logits(input, target, reduction=self.reduction)
 
 
-class CrossEntropyLoss(_Loss):
-    """Softmax cross-entropy of logits (N, C, ...) against integer class targets (N, ...)."""
+class _ClassLoss(_Loss):
+    """The options the class-target losses share: ``ignore_index`` and the class ``weight`` (C,),
+    a keyword argument (PyTorch's third positional one; here the options keep their order)."""
 
-    def __init__(self, ignore_index=None, label_smoothing=0.0, reduction="mean"):
+    def __init__(self, ignore_index=None, reduction="mean", weight=None):
         super().__init__(reduction)
-        self.ignore_index = ignore_index
+        self.ignore_index = check_ignore_index(type(self).__name__, ignore_index)
+        self.weight = weight  # a plain attribute, not a Parameter: class weights are not trained
+
+    def extra_repr(self) -> str:
+        extra = [f"reduction={self.reduction!r}"]
+        if self.weight is not None:
+            extra.append("weight=(" + ", ".join(f"{w:g}" for w in array_of(self.weight)) + ")")
+        if self.ignore_index is not None:
+            extra.append(f"ignore_index={self.ignore_index}")
+        return ", ".join(extra)
+
+
+class CrossEntropyLoss(_ClassLoss):
+    """Softmax cross-entropy of logits (N, C, ...) against integer class targets (N, ...), or
+    against class probabilities of the logits' shape; see ``functional.cross_entropy``."""
+
+    def __init__(self, ignore_index=None, label_smoothing=0.0, reduction="mean", *, weight=None):
+        super().__init__(ignore_index, reduction, weight)
         self.label_smoothing = label_smoothing
 
     def forward(self, input, target):
         return F.cross_entropy(
-            input, target, ignore_index=self.ignore_index, label_smoothing=self.label_smoothing,
-            reduction=self.reduction,
+            input, target, weight=self.weight, ignore_index=self.ignore_index,
+            label_smoothing=self.label_smoothing, reduction=self.reduction,
         )
 
     def extra_repr(self) -> str:
-        extra = [f"reduction={self.reduction!r}"]
-        if self.ignore_index is not None:
-            extra.append(f"ignore_index={self.ignore_index}")
-        if self.label_smoothing:
-            extra.append(f"label_smoothing={self.label_smoothing}")
-        return ", ".join(extra)
+        extra = super().extra_repr()
+        return extra + f", label_smoothing={self.label_smoothing}" if self.label_smoothing else extra
 
 
-class NLLLoss(_Loss):
+class NLLLoss(_ClassLoss):
     """Negative log-likelihood of log-probabilities (N, C, ...) against integer class targets."""
 
-    def __init__(self, ignore_index=None, reduction="mean"):
-        super().__init__(reduction)
-        self.ignore_index = ignore_index
+    def __init__(self, ignore_index=None, reduction="mean", *, weight=None):
+        super().__init__(ignore_index, reduction, weight)
 
     def forward(self, input, target):
-        return F.nll_loss(input, target, ignore_index=self.ignore_index, reduction=self.reduction)
+        return F.nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index,
+                          reduction=self.reduction)

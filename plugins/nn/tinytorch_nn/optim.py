@@ -8,6 +8,9 @@ Update rules follow the published algorithms in PyTorch's conventions:
 * Adam (Kingma & Ba, 2015): ``g = grad + wd * p`` (L2 penalty), ``m = b1 m + (1 - b1) g``,
   ``v = b2 v + (1 - b2) g^2``, ``p -= lr * m_hat / (sqrt(v_hat) + eps)`` with
   ``m_hat = m / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``.
+  With ``amsgrad`` (Reddi et al., 2018) the denominator uses the running maximum of ``v``
+  instead: ``v_max = max(v_max, v)``, ``v_hat = v_max / (1 - b2^t)`` (PyTorch's placement of
+  the bias correction: after the maximum).
 * AdamW (Loshchilov & Hutter, 2019): decoupled decay ``p -= lr * wd * p`` first, then Adam
   without the L2 term.
 
@@ -234,12 +237,16 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam with bias correction; ``weight_decay`` adds the L2 term ``wd * p`` to the gradient."""
+    """Adam with bias correction; ``weight_decay`` adds the L2 term ``wd * p`` to the gradient;
+    ``amsgrad=True`` divides by the running maximum of the second moment (never a larger step
+    because the gradients got smaller)."""
 
     _decoupled = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
+        super().__init__(
+            params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+        )
 
     def _validate_group(self, group):
         super()._validate_group(group)
@@ -250,6 +257,8 @@ class Adam(Optimizer):
         group["betas"] = tuple(_number(name, f"betas[{k}]", b, 0.0, 1.0, high_open=True) for k, b in enumerate(betas))
         _number(name, "eps", group["eps"])
         _number(name, "weight_decay", group["weight_decay"])
+        if not isinstance(group["amsgrad"], (bool, np.bool_)):
+            raise TypeError(f"{name}: amsgrad must be True or False, got {group['amsgrad']!r}")
 
     def _update_group(self, group):
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
@@ -269,9 +278,19 @@ class Adam(Optimizer):
             m += (1.0 - beta1) * g
             v *= beta2
             v += (1.0 - beta2) * g * g
+            if group["amsgrad"]:
+                v = self._running_max(state, v)
             m_hat = m / (1.0 - beta1**t)
             v_hat = v / (1.0 - beta2**t)
             p.add_(m_hat / (np.sqrt(v_hat) + eps), alpha=-lr)
+
+    def _running_max(self, state: dict, v):
+        """``v_max = max(v_max, v)``, kept in the state next to the moments (zeros at first)."""
+        v_max = state.get("max_exp_avg_sq")
+        if v_max is None:
+            v_max = state["max_exp_avg_sq"] = np.zeros_like(v)
+        np.maximum(v_max, v, out=v_max)
+        return v_max
 
     def _state_of(self, p) -> dict:
         """The step count and the two moment estimates of ``p`` (zeros before its first step)."""
@@ -285,8 +304,8 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
 
 
 # ---- learning-rate schedulers ----------------------------------------------------------------

@@ -4,8 +4,8 @@ The entry point's name, ``nn``, says which stage this plugin provides.
 
 Samples are float64 (the differentiable inputs) and cover the hard points: saturated sigmoid
 and tanh, logits of -1000, probabilities near 0 and 1, ignored targets, label smoothing,
-spatial class layouts, inputs of one and three dimensions. Values stay away from kinks
-(ReLU at 0) so that central differences are meaningful.
+spatial class layouts, class weights, class-probability targets, inputs of one and three
+dimensions. Values stay away from kinks (ReLU at 0) so that central differences are meaningful.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ def _softmax_like_samples(rng):
     yield Sample(randn(rng, 2, 3, 4), axis=1)
     yield Sample(np.array([[-1000.0, 0.0, 1.0], [2.0, -1000.0, 3.0]]))  # very negative logits
     yield Sample(randn(rng, 4) * 50, axis=0)
+    yield Sample(randn(rng, 2, 3, 2), dim=1)  # PyTorch's name for axis
 
 
 def dropout_samples(rng):
@@ -115,12 +116,42 @@ def cross_entropy_samples(rng):
     yield Sample(randn(rng, 2, 3, 2, 2), rng.integers(0, 3, (2, 2, 2)), ignore_index=1)  # (N, C, d1, d2)
     yield Sample(np.array([[-1000.0, 0.0, 2.0], [5.0, -1000.0, -1000.0]]), np.array([0, 1]))
     yield Sample(randn(rng, 4), np.array(2))  # one unbatched sample
+    yield from _weighted_cross_entropy_samples(rng)
+    yield from _soft_cross_entropy_samples(rng)
+
+
+def _class_weights(rng, n_classes):
+    return rng.uniform(0.2, 2.0, n_classes)  # a keyword argument: passed through, not differentiated
+
+
+def _weighted_cross_entropy_samples(rng):
+    yield Sample(randn(rng, 4, 5), rng.integers(0, 5, 4), weight=_class_weights(rng, 5))
+    yield Sample(randn(rng, 5, 4), np.array([0, 3, -100, 1, -100]), ignore_index=-100, label_smoothing=0.2,
+                 weight=_class_weights(rng, 4))
+    yield Sample(randn(rng, 2, 3, 2, 2), rng.integers(0, 3, (2, 2, 2)), weight=_class_weights(rng, 3),
+                 reduction="none", label_smoothing=0.1)
+
+
+def _probabilities(rng, shape):
+    """Class distributions along axis 1, each class at least about 0.05 (float64: gradient-checked)."""
+    p = rng.uniform(0.2, 1.0, shape)
+    return p / p.sum(axis=1 if len(shape) > 1 else 0, keepdims=True)
+
+
+def _soft_cross_entropy_samples(rng):
+    yield Sample(randn(rng, 4, 5), _probabilities(rng, (4, 5)))  # class probabilities as the target
+    yield Sample(randn(rng, 2, 3, 2, 2), _probabilities(rng, (2, 3, 2, 2)), weight=_class_weights(rng, 3),
+                 label_smoothing=0.1, reduction="sum")
+    yield Sample(randn(rng, 3, 4), _probabilities(rng, (3, 4)), reduction="none", weight=_class_weights(rng, 4))
+    yield Sample(randn(rng, 4), _probabilities(rng, (4,)), label_smoothing=0.2)  # one unbatched sample
 
 
 def nll_loss_samples(rng):
     yield Sample(randn(rng, 4, 5), rng.integers(0, 5, 4))
     yield Sample(randn(rng, 5, 3), np.array([2, -1, 0, -1, 1]), ignore_index=-1, reduction="sum")
     yield Sample(randn(rng, 2, 4, 3), rng.integers(0, 4, (2, 3)), reduction="none")
+    yield Sample(randn(rng, 5, 3), np.array([2, -1, 0, 1, 1]), ignore_index=-1, weight=_class_weights(rng, 3))
+    yield Sample(randn(rng, 2, 4, 3), rng.integers(0, 4, (2, 3)), reduction="none", weight=_class_weights(rng, 4))
 
 
 #: (op name, Function, samples, user-facing callable) - the names of the catalog's 'nn' entry

@@ -17,8 +17,9 @@ def check_reduction(where: str, reduction) -> None:
         raise ValueError(f"{where}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
 
-def reduce_loss(loss: np.ndarray, reduction: str, count: int | None = None):
-    """``loss`` summed, averaged over ``count`` entries (all of them by default), or as it is.
+def reduce_loss(loss: np.ndarray, reduction: str, count=None):
+    """``loss`` summed, averaged over ``count`` entries (all of them by default; or a sum of
+    class weights), or as it is.
 
     The mean of no entries is NaN, as in PyTorch (without NumPy's warning for an empty mean).
     """
@@ -31,9 +32,10 @@ def reduce_loss(loss: np.ndarray, reduction: str, count: int | None = None):
     return total / count if count else np.array(np.nan, dtype=loss.dtype)
 
 
-def grad_scale(grad, reduction: str, count: int):
+def grad_scale(grad, reduction: str, count):
     """The factor each per-element gradient is multiplied by: ``grad`` (0-d, or one per element
-    for ``"none"``), divided by ``count`` for ``"mean"``."""
-    if reduction == "mean":
-        return grad / max(count, 1)  # an empty loss has no gradient to scale
-    return grad
+    for ``"none"``), divided by ``count`` for ``"mean"`` (a number of elements, or a sum of class
+    weights, which may be below 1)."""
+    if reduction == "mean" and count:
+        return grad / count
+    return grad  # "sum", "none", or a mean over nothing, which has no gradient to scale
