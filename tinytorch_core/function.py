@@ -92,8 +92,7 @@ class Function:
     def apply(cls, *args, **kwargs):
         """Run the op on ``args`` (Tensors, arrays, numbers); see the module docstring."""
         modes = _per_thread.modes  # this thread's grad and anomaly modes
-        grad_on = modes.grad
-        ctx = object.__new__(cls)
+        grad_on, ctx = modes.grad, object.__new__(cls)
 
         # 1. unwrap: the arrays forward runs on, and the inputs the graph must reach
         arrays, parents, needs = [], [], []
