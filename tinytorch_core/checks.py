@@ -3,6 +3,9 @@
 An op or layer that gets bad input raises a clear error that says what was expected, what
 came, and where (``where`` is the op or layer name the message starts with). Stages import
 these instead of writing their own copies.
+
+A Tensor is recognised by its ``.data`` ndarray (duck typing), so that this module needs nothing
+from ``tensor.py``, which itself uses these checks.
 """
 
 from __future__ import annotations
@@ -10,19 +13,6 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-
-
-
-def tensor_data(value):
-    """The ndarray a Tensor holds (its ``.data``); None for anything that is not a Tensor.
-
-    Duck-typed (an object whose ``.data`` is an ndarray) so that this module needs nothing
-    from ``tensor.py``, which itself uses these checks.
-    """
-    if isinstance(value, np.ndarray):
-        return None  # an ndarray's own .data is a memoryview, never an ndarray
-    data = getattr(value, "data", None)
-    return data if isinstance(data, np.ndarray) else None
 
 
 def array_of(value) -> np.ndarray:
