@@ -384,3 +384,30 @@ def test_an_array_shared_by_input_and_output_is_watched_through_both(changed):
         (x if changed == "input" else y).mul_(2.0)
     with pytest.raises(GraphError, match="modified in place"):
         (y * 1.0).sum().backward()
+
+
+def test_needs_input_grad_has_one_entry_per_forward_input_passed_or_not():
+    seen = []
+
+    class Scale(Function):
+        @staticmethod
+        def forward(ctx, a, factor=None, *, note=""):
+            seen.append(ctx.needs_input_grad)
+            return a * (2.0 if factor is None else factor)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * 2.0, None  # a None for the factor the caller did not pass is accepted
+
+    w = Tensor(np.ones(3), requires_grad=True, dtype=np.float64)
+    Scale.apply(w).sum().backward()
+    assert seen == [(True, False)]
+    assert np.allclose(w.grad.data, 2.0)
+
+    class Wrong(Scale):
+        @staticmethod
+        def backward(ctx, grad):
+            return grad, grad  # a gradient for an input that was never passed is refused
+
+    with pytest.raises(GraphError, match="returned 2 gradient"):
+        Wrong.apply(w).sum().backward()

@@ -207,7 +207,10 @@ def _record(ctx, parents, args, results) -> None:
 
 def _count_positional_inputs(forward) -> int:
     """How many inputs ``forward(ctx, ...)`` takes positionally (0 with ``*args``: no fixed count)."""
-    parameters = list(inspect.signature(forward).parameters.values())[1:]  # after ctx
+    try:
+        parameters = list(inspect.signature(forward).parameters.values())[1:]  # after ctx
+    except (TypeError, ValueError):  # a forward without a readable signature (a builtin, say)
+        return 0
     if any(p.kind is p.VAR_POSITIONAL for p in parameters):
         return 0
     return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters)
