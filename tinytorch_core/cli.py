@@ -132,19 +132,27 @@ def _check_new_names(target: str, existing: str) -> None:
 
 def _check_creatable(text: str, existing: str) -> None:
     """A missing path can be created: its nearest existing parent is a writable directory."""
-    if not os.path.isdir(existing):
-        raise _Unwritable(f"{shown_value(existing)} is not a directory, so {shown_value(text)} cannot be created")
-    why = _probe_directory(existing)
-    if why:
-        raise _Unwritable(f"cannot create {shown_value(text)}: the directory {shown_value(existing)} is not writable ({why})")
+    _require_writable_directory(
+        existing,
+        not_a_directory=f"{shown_value(existing)} is not a directory, so {shown_value(text)} cannot be created",
+        not_writable=f"cannot create {shown_value(text)}: the directory {shown_value(existing)} is not writable",
+    )
 
 
 def _check_existing_directory(text: str, target: str) -> None:
-    if not os.path.isdir(target):
-        raise _Unwritable(f"{shown_value(text)} exists and is not a directory")
-    why = _probe_directory(target)
+    _require_writable_directory(
+        target,
+        not_a_directory=f"{shown_value(text)} exists and is not a directory",
+        not_writable=f"cannot create files in {shown_value(text)}",
+    )
+
+
+def _require_writable_directory(path: str, *, not_a_directory: str, not_writable: str) -> None:
+    if not os.path.isdir(path):
+        raise _Unwritable(not_a_directory)
+    why = _probe_directory(path)
     if why:
-        raise _Unwritable(f"cannot create files in {shown_value(text)} ({why})")
+        raise _Unwritable(f"{not_writable} ({why})")
 
 
 def _check_existing_file(text: str, target: str) -> None:

@@ -210,3 +210,14 @@ def train(loss_of_step: Callable, optimizer, steps: int) -> tuple[float, float]:
         loss.backward()
         optimizer.step()
     return losses[0], losses[-1]
+
+
+def expect_learned(what: str, first: float, last: float, *, loss_ratio: float, accuracy: float,
+                   min_accuracy: float) -> None:
+    """The bar of every "it learns" check: the loss fell below ``loss_ratio`` of its first value
+    and the accuracy reached ``min_accuracy``."""
+    if not (last < loss_ratio * first and accuracy >= min_accuracy):
+        raise ConformanceError(
+            f"{what} did not learn: loss {first:.3f} -> {last:.3f} (needs below {loss_ratio:.0%} of the "
+            f"first), accuracy {accuracy:.0%} (needs {min_accuracy:.0%})"
+        )

@@ -11,7 +11,7 @@ import tinytorch_core as tt
 from tinytorch_core import Tensor
 
 from . import (Check, ConformanceError, check_gradients, check_parameter_gradients, expect_close, expect_error,
-               train)
+               expect_learned, train)
 from .contract import Layer, Op
 
 
@@ -155,9 +155,8 @@ def gpt_learns():
     loss_fn = tt.nn.CrossEntropyLoss()
     first, last = train(lambda: loss_fn(model(x).reshape(-1, 6), y.reshape(-1)), optimizer, 80)
     accuracy = float((model(x).data.argmax(axis=-1) == y.data).mean())
-    if not (last < 0.2 * first and accuracy >= 0.9):
-        raise ConformanceError(f"a tiny GPT did not learn a repeating sequence: loss {first:.3f} -> {last:.3f}, "
-                               f"accuracy {accuracy:.0%}")
+    expect_learned("a tiny GPT on a repeating sequence", first, last, loss_ratio=0.2, accuracy=accuracy,
+                   min_accuracy=0.9)
 
 
 CHECKS = [

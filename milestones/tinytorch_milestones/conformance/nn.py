@@ -12,7 +12,7 @@ import numpy as np
 import tinytorch_core as tt
 from tinytorch_core import Tensor
 
-from . import Check, ConformanceError, check_gradients, expect_close, expect_error, train
+from . import Check, ConformanceError, check_gradients, expect_close, expect_error, expect_learned, train
 from .contract import Helper, Layer, Op
 
 
@@ -293,10 +293,8 @@ def xor_learns():
     optimizer = tt.optim.Adam(model.parameters(), lr=0.05)
     loss_fn = tt.nn.BCEWithLogitsLoss()
     first, last = train(lambda: loss_fn(model(x), y), optimizer, 300)
-    predicted = (model(x).data > 0).astype(np.float32)
-    if not (last < 0.2 * first and np.array_equal(predicted, y.data)):
-        raise ConformanceError(f"an MLP did not learn XOR: loss {first:.3f} -> {last:.3f}, "
-                               f"predictions {predicted.ravel().tolist()}")
+    accuracy = float(((model(x).data > 0) == (y.data > 0.5)).mean())
+    expect_learned("an MLP on XOR", first, last, loss_ratio=0.2, accuracy=accuracy, min_accuracy=1.0)
 
 
 CHECKS = [

@@ -11,7 +11,7 @@ import numpy as np
 import tinytorch_core as tt
 from tinytorch_core import Tensor
 
-from . import Check, ConformanceError, check_gradients, expect_close, expect_error, train
+from . import Check, ConformanceError, check_gradients, expect_close, expect_error, expect_learned, train
 from .contract import Layer, Op
 
 
@@ -199,9 +199,7 @@ def cnn_learns():
     x, y = Tensor(images), Tensor(labels)
     first, last = train(lambda: loss_fn(model(x), y), optimizer, 60)
     accuracy = float((model(x).data.argmax(axis=1) == labels).mean())
-    if not (last < 0.5 * first and accuracy >= 0.9):
-        raise ConformanceError(f"a small CNN did not learn: loss {first:.3f} -> {last:.3f}, "
-                               f"accuracy {accuracy:.0%} (needs half the loss and 90 %)")
+    expect_learned("a small CNN", first, last, loss_ratio=0.5, accuracy=accuracy, min_accuracy=0.9)
 
 
 CHECKS = [

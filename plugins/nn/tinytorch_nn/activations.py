@@ -169,9 +169,7 @@ class SoftmaxFunction(Function):
 
     @staticmethod
     def forward(ctx, x, axis=-1):
-        if x.dtype.kind != "f":
-            raise not_floating(ctx, x)
-        e = np.exp(x - x.max(axis=axis, keepdims=True))  # max-subtraction: exp never overflows
+        e = np.exp(_shifted_by_max(ctx, x, axis))
         y = e / e.sum(axis=axis, keepdims=True)
         ctx.save_for_backward(y)
         ctx.axis = axis
@@ -181,6 +179,14 @@ class SoftmaxFunction(Function):
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
         return y * (grad - (grad * y).sum(axis=ctx.axis, keepdims=True)), None  # None: axis
+
+
+def _shifted_by_max(ctx, x, axis):
+    """``x`` minus its maximum along ``axis`` (floating point only): ``exp`` of it never
+    overflows, and softmax and log-softmax are unchanged by the shift."""
+    if x.dtype.kind != "f":
+        raise not_floating(ctx, x)
+    return x - x.max(axis=axis, keepdims=True)
 
 
 def class_axis(x, axis, dim, where: str) -> int:
@@ -200,9 +206,7 @@ class LogSoftmaxFunction(Function):
 
     @staticmethod
     def forward(ctx, x, axis=-1):
-        if x.dtype.kind != "f":
-            raise not_floating(ctx, x)
-        shifted = x - x.max(axis=axis, keepdims=True)
+        shifted = _shifted_by_max(ctx, x, axis)
         out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
         ctx.save_for_backward(out)
         ctx.axis = axis
