@@ -5,7 +5,7 @@ pluggy hooks; reach them as ``tinytorch_core.nn.Linear`` or ``tinytorch_core.ops
 """
 
 from .anomaly import AnomalyError, detect_anomaly
-from . import catalog, data, init, io, nn, ops, optim, text
+from . import catalog, compression, data, generation, init, io, nn, ops, optim, profiler, text
 from .factories import arange, as_tensor, full, ones, ones_like, rand, randn, tensor, zeros, zeros_like
 from .function import Function, GraphError
 from .grad_mode import enable_grad, is_grad_enabled, no_grad
@@ -76,7 +76,8 @@ __all__ = [
     "MissingStageError", "Module", "ModuleList", "Parameter", "PluginLoadError", "PluginWarning",
     "RegistrationError", "Runtime", "Sample", "StageUnavailableError", "StateDictError", "Tensor",
     "abs", "arange", "bool", "cat", "double", "float", "float16", "float32", "float64", "half", "int", "int8",
-    "int16", "int32", "int64", "long", "uint8", "as_tensor", "broadcast_to", "catalog", "data", "init", "io", "nn", "ops", "optim", "text", "clip", "concatenate", "default_generator",
+    "int16", "int32", "int64", "long", "uint8", "as_tensor", "broadcast_to", "catalog", "data", "init", "io", "nn", "ops", "optim", "text",
+    "profiler", "compression", "generation", "clip", "concatenate", "default_generator",
     "default_runtime", "enable_grad", "exp", "full", "hookimpl", "is_grad_enabled", "log", "manual_seed",
     "matmul", "maximum", "mean", "minimum", "no_grad", "ones", "ones_like", "rand", "randn", "reshape",
     "resolve_generator", "sqrt", "squeeze", "stack", "swapaxes", "tensor", "transpose", "unsqueeze",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 #: namespaces through which registered symbols are reached: ``tinytorch_core.<namespace>.<name>``
-NAMESPACES = ("nn", "ops", "optim", "data", "init", "io", "text")
+NAMESPACES = ("nn", "ops", "optim", "data", "init", "io", "text", "profiler", "compression", "generation")
 
 
 @dataclass(frozen=True)

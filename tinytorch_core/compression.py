@@ -1,0 +1,10 @@
+"""Model compression: quantization, pruning and distillation, registered by stages (they arrive
+with compression).
+
+Names resolve through the plugin registry; a name whose stage is not installed raises
+MissingStageError with the install command.
+"""
+
+from .host.namespace import namespace_resolver
+
+__getattr__, __dir__ = namespace_resolver("compression")

@@ -1,0 +1,9 @@
+"""Profiling and benchmarking, registered by stages (profile, record, benchmark arrive with profiling).
+
+Names resolve through the plugin registry; a name whose stage is not installed raises
+MissingStageError with the install command.
+"""
+
+from .host.namespace import namespace_resolver
+
+__getattr__, __dir__ = namespace_resolver("profiler")
