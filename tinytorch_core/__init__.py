@@ -8,6 +8,7 @@ from .anomaly import AnomalyError, detect_anomaly
 from . import catalog, compression, data, generation, init, io, nn, ops, optim, profiler, text
 from .factories import arange, as_tensor, full, ones, ones_like, rand, randn, tensor, zeros, zeros_like
 from .function import Function, GraphError
+from .observers import Observer, observing
 from .grad_mode import enable_grad, is_grad_enabled, no_grad
 from .host import (
     BlockedStageError,
@@ -73,13 +74,13 @@ __version__ = "0.1.0"
 __all__ = [
     "AnomalyError", "detect_anomaly",
     "BlockedStageError", "BrokenStageError", "Function", "GraphError", "InactiveStageError", "Milestone",
-    "MissingStageError", "Module", "ModuleList", "Parameter", "PluginLoadError", "PluginWarning",
+    "MissingStageError", "Module", "ModuleList", "Observer", "Parameter", "PluginLoadError", "PluginWarning",
     "RegistrationError", "Runtime", "Sample", "StageUnavailableError", "StateDictError", "Tensor",
     "abs", "arange", "bool", "cat", "double", "float", "float16", "float32", "float64", "half", "int", "int8",
     "int16", "int32", "int64", "long", "uint8", "as_tensor", "broadcast_to", "catalog", "data", "init", "io", "nn", "ops", "optim", "text",
     "profiler", "compression", "generation", "clip", "concatenate", "default_generator",
     "default_runtime", "enable_grad", "exp", "full", "hookimpl", "is_grad_enabled", "log", "manual_seed",
-    "matmul", "maximum", "mean", "minimum", "no_grad", "ones", "ones_like", "rand", "randn", "reshape",
+    "matmul", "maximum", "mean", "minimum", "no_grad", "observing", "ones", "ones_like", "rand", "randn", "reshape",
     "resolve_generator", "sqrt", "squeeze", "stack", "swapaxes", "tensor", "transpose", "unsqueeze",
     "use_runtime", "var", "where", "zeros", "zeros_like",
 ]

@@ -126,6 +126,18 @@ STAGES: tuple[Package, ...] = (
             ops="scaled_dot_product_attention layer_norm",
         ),
     ),
+    Package(
+        name="profiling",
+        order=5,
+        distribution="tinytorch-profiling",
+        folder="plugins/profiling",
+        package="tinytorch_profiling",
+        requires=("nn",),
+        title="Profiling and benchmarking",
+        introduces="a profiler (time, FLOPs and memory of every op, traces, time by module), model "
+        "summaries, benchmarks with confidence intervals",
+        symbols=_symbols(profiler="profile record summary benchmark compare"),
+    ),
 )
 
 #: the verification suite: a plugin of its own that is not a stage

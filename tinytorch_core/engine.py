@@ -21,6 +21,7 @@ from .errstate import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
 from .function import GraphError
 from .grad_mode import current_modes
 from .inplace import IN_PLACE_CLOCK, REWRITTEN, node_seen_by, saved_array_changed_in_place
+from .observers import BACKWARD
 from .tensor import Tensor
 
 
@@ -35,19 +36,28 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     modes = current_modes()
     grad_on, modes.grad = modes.grad, False  # a backward pass records nothing
     errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)  # IEEE results, no RuntimeWarning
+    observer = modes.observer  # a profiler watching this thread, or None (observers.py)
+    started = None if observer is None else observer.pass_started(BACKWARD)
     try:
-        _walk(root._node, pending, _count_consumers(root._node), claimed, retain_graph, modes.anomaly)
+        _walk(root._node, pending, _count_consumers(root._node), claimed, retain_graph, modes.anomaly, observer)
     finally:
         reset_errstate(errstate)
         modes.grad = grad_on
+        if observer is not None:
+            observer.pass_finished(started)
 
 
-def _walk(root_node, pending: dict, consumers: dict, claimed: set, retain_graph: bool, anomaly: bool):
+def _walk(root_node, pending: dict, consumers: dict, claimed: set, retain_graph: bool, anomaly: bool, observer):
     """Step 3: run every node once, when all its consumers have sent their gradients."""
     ready = [root_node]
     while ready:
         node = ready.pop()
-        input_grads = _run_node(node, pending.pop(node))
+        if observer is None:
+            input_grads = _run_node(node, pending.pop(node))
+        else:  # a profiler times the node's backward
+            started, output_grads = observer.op_started(type(node), BACKWARD), pending.pop(node)
+            input_grads = _run_node(node, output_grads)
+            observer.backward_finished(started, node, output_grads, input_grads)
         for index, tensor in enumerate(node._parents):
             if tensor is None:
                 continue

@@ -24,6 +24,7 @@ from .anomaly import check_forward
 from .errstate import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
 from .grad_mode import _per_thread
 from .inplace import IN_PLACE_CLOCK, shares_memory_owner
+from .observers import FORWARD
 
 
 class GraphError(RuntimeError):
@@ -39,6 +40,9 @@ class Function:
     registration = None
     #: False for ops whose outputs never carry gradients (registration skips gradcheck)
     differentiable: bool = True
+    #: FLOPs of one forward / backward call, as functions of a ``flops.OpCall`` (None: not stated)
+    flops = None
+    backward_flops = None
 
     # Per-node state, with class-level defaults (a node sets only what it uses):
     _saved = ()  # what forward saved for backward; None once backward freed it
@@ -48,10 +52,11 @@ class Function:
     _recorded_at = 0  # IN_PLACE_CLOCK.now when the node was recorded
     _inputs = ()  # the forward's arguments, kept only while saved arrays may need checking
     _outputs = ()  # (array, version counter) per output, idem
+    _not_passed = ()  # (False,) per positional input of forward: set for each subclass
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        cls._n_forward_inputs = _count_positional_inputs(cls.forward)
+        cls._not_passed = (False,) * _count_positional_inputs(cls.forward)  # needs_input_grad's padding
 
     @staticmethod
     def forward(ctx, *args, **kwargs):
@@ -91,8 +96,9 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         """Run the op on ``args`` (Tensors, arrays, numbers); see the module docstring."""
-        modes = _per_thread.modes  # this thread's grad and anomaly modes
-        grad_on, ctx = modes.grad, object.__new__(cls)
+        modes = _per_thread.modes  # this thread's grad and anomaly modes, and its observer
+        grad_on, ctx, observer = modes.grad, object.__new__(cls), modes.observer
+        started = None if observer is None else observer.op_started(cls, FORWARD)  # a profiler
 
         # 1. unwrap: the arrays forward runs on, and the inputs the graph must reach
         arrays, parents, needs = [], [], []
@@ -105,11 +111,8 @@ class Function:
                 requires = False
             parents.append(a if requires else None)
             needs.append(requires)
-        if len(needs) < cls._n_forward_inputs:  # one entry per forward input, passed or not
-            needs += [False] * (cls._n_forward_inputs - len(needs))
-        ctx.needs_input_grad = tuple(needs)
-        if kwargs:
-            kwargs = _keyword_arguments(cls, kwargs, grad_on)
+        ctx.needs_input_grad = (*needs, *cls._not_passed[len(needs):])  # one per forward input, passed or not
+        kwargs = _keyword_arguments(cls, kwargs, grad_on) if kwargs else kwargs
         record = any(needs)
 
         # 2. forward, with recording off (an op built from other ops records only itself) and
@@ -119,7 +122,7 @@ class Function:
         try:
             out = cls.forward(ctx, *arrays, **kwargs)
         except Exception as exc:
-            _name_the_op(exc, f"raised in the forward of {cls.display_name()}")
+            _forward_failed(exc, ctx, observer, started, arrays, kwargs)
             raise
         finally:
             reset_errstate(errstate)
@@ -131,14 +134,15 @@ class Function:
         if type(out) is not np.ndarray and type(out) is not tuple:
             out = np.asarray(out)  # a NumPy scalar (a reduced loss, say) or a number
         if type(out) is np.ndarray and out.base is None:  # fast path: one fresh output, -5 % of a W1 step
-            result = Tensor._wrap(out, True, ctx, 0) if record and out.dtype.kind == "f" else Tensor._wrap(out)
-            if record:
-                _record(ctx, parents, args, (result,))
-            return result
-        results = _wrap_outputs(ctx, out if type(out) is tuple else (out,), args, record)
+            results = (Tensor._wrap(out, True, ctx, 0) if record and out.dtype.kind == "f" else Tensor._wrap(out),)
+        else:
+            results = _wrap_outputs(ctx, out if type(out) is tuple else (out,), args, record)
         if record:
             _record(ctx, parents, args, results)
-        return results if type(out) is tuple else results[0]
+        result = results if type(out) is tuple else results[0]
+        if observer is not None:
+            observer.forward_finished(started, ctx, arrays, kwargs, result)
+        return result
 
 
 def _wrap_outputs(ctx, outputs: tuple, args, record: bool) -> tuple:
@@ -178,10 +182,13 @@ def _keyword_arguments(cls, kwargs: dict, grad_on: bool) -> dict:
             for key, value in kwargs.items()}
 
 
-def _name_the_op(exc: Exception, note: str) -> None:
-    """NumPy's own errors (shapes that do not broadcast, say) do not say which op failed."""
+def _forward_failed(exc: Exception, ctx, observer, started, arrays, kwargs) -> None:
+    """A forward raised: say which op in the error (NumPy's own errors, shapes that do not
+    broadcast say, do not), and tell the observer (if any)."""
     if hasattr(exc, "add_note"):  # Python >= 3.11
-        exc.add_note(note)
+        exc.add_note(f"raised in the forward of {ctx.display_name()}")
+    if observer is not None:
+        observer.forward_finished(started, ctx, arrays, kwargs, None)
 
 
 def _share_version_counter(view, args) -> None:

@@ -1,4 +1,5 @@
-"""Per-thread modes: gradient recording (``no_grad()``, ``enable_grad()``) and anomaly checks.
+"""Per-thread modes: gradient recording (``no_grad()``, ``enable_grad()``), anomaly checks, and
+the observer (a profiler) watching the thread's ops (``observers.py``).
 
 Modes belong to a thread, as in PyTorch: ``no_grad()`` in one thread never turns recording off
 in another, so two threads can each train their own model. Each thread gets its own ``Modes``
@@ -15,14 +16,16 @@ import threading
 
 
 class Modes:
-    """The switches of one thread: ``grad`` (record the graph) and ``anomaly`` (check every op's
-    outputs for NaN/Inf; starts from ``TINYTORCH_DETECT_ANOMALY``)."""
+    """The switches of one thread: ``grad`` (record the graph), ``anomaly`` (check every op's
+    outputs for NaN/Inf; starts from ``TINYTORCH_DETECT_ANOMALY``) and ``observer`` (None, or
+    the object told about every op and module call: see ``observers.py``)."""
 
-    __slots__ = ("grad", "anomaly")
+    __slots__ = ("grad", "anomaly", "observer")
 
     def __init__(self):
         self.grad = True
         self.anomaly = os.environ.get("TINYTORCH_DETECT_ANOMALY", "") not in ("", "0")
+        self.observer = None
 
 
 class _PerThread(threading.local):

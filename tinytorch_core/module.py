@@ -6,6 +6,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .grad_mode import _per_thread
 from .tensor import Tensor
 
 
@@ -251,7 +252,15 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        observer = _per_thread.modes.observer  # a profiler watching this thread, or None (observers.py)
+        if observer is None:
+            return self.forward(*args, **kwargs)
+        started, output = observer.module_started(self), None
+        try:
+            output = self.forward(*args, **kwargs)
+            return output
+        finally:
+            observer.module_finished(started, output)
 
     def extra_repr(self) -> str:
         return ""

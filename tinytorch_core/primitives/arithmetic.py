@@ -8,11 +8,14 @@ import numpy as np
 from ..checks import array_of, shape_of
 from ..checks import not_floating
 from ..dtypes import promote
+from .. import flops as count  # FLOP formulas
 from ..function import Function
 from ..host.samples import Sample, rand_away_from, randn
 
 
 class Add(Function):
+    flops = staticmethod(count.per_output_element)
+
     @staticmethod
     def forward(ctx, a, b):
         return a + b
@@ -23,6 +26,8 @@ class Add(Function):
 
 
 class Sub(Function):
+    flops = staticmethod(count.per_output_element)
+
     @staticmethod
     def forward(ctx, a, b):
         return a - b
@@ -33,6 +38,9 @@ class Sub(Function):
 
 
 class Mul(Function):
+    flops = staticmethod(count.per_output_element)
+    backward_flops = staticmethod(count.per_output_element_per_gradient)
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -46,6 +54,8 @@ class Mul(Function):
 
 
 class Div(Function):
+    flops = staticmethod(count.per_output_element)
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -63,6 +73,8 @@ class Div(Function):
 class Pow(Function):
     """``a ** b``. Where the power is undefined (a negative base, a fractional exponent) the
     result is NaN, and 0 to a negative power is inf, as in PyTorch; neither warns."""
+
+    flops = staticmethod(count.per_output_element)
 
     @staticmethod
     def forward(ctx, a, b):
@@ -92,6 +104,8 @@ class Pow(Function):
 
 
 class Neg(Function):
+    flops = staticmethod(count.per_output_element)
+
     @staticmethod
     def forward(ctx, a):
         return -a
@@ -102,6 +116,8 @@ class Neg(Function):
 
 
 class Exp(Function):
+    flops = staticmethod(count.per_output_element)
+
     @staticmethod
     def forward(ctx, a):
         if a.dtype.kind != "f":
@@ -117,6 +133,8 @@ class Exp(Function):
 
 
 class Log(Function):
+    flops = staticmethod(count.per_output_element)
+
     @staticmethod
     def forward(ctx, a):
         if a.dtype.kind != "f":
@@ -131,6 +149,8 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    flops = staticmethod(count.per_output_element)
+
     @staticmethod
     def forward(ctx, a):
         if a.dtype.kind != "f":
@@ -146,6 +166,8 @@ class Sqrt(Function):
 
 
 class Abs(Function):
+    flops = staticmethod(count.per_output_element)
+
     @staticmethod
     def forward(ctx, a):
         ctx.save_for_backward(a)
@@ -159,6 +181,8 @@ class Abs(Function):
 
 class Maximum(Function):
     """Elementwise maximum; at ties the gradient is split evenly."""
+
+    flops = staticmethod(count.per_output_element)
 
     @staticmethod
     def forward(ctx, a, b):
@@ -175,6 +199,8 @@ class Maximum(Function):
 class Minimum(Function):
     """Elementwise minimum; at ties the gradient is split evenly."""
 
+    flops = staticmethod(count.per_output_element)
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -189,6 +215,8 @@ class Minimum(Function):
 
 class Clip(Function):
     """Clamp to [low, high] (either may be None); gradient passes inside the closed interval."""
+
+    flops = staticmethod(count.per_output_element)
 
     @staticmethod
     def forward(ctx, a, low, high):
@@ -208,6 +236,8 @@ class Clip(Function):
 
 
 class Where(Function):
+    flops = staticmethod(count.no_arithmetic)
+
     @staticmethod
     def forward(ctx, condition, a, b):
         ctx.condition = condition
@@ -224,6 +254,8 @@ class Where(Function):
 
 
 class Cast(Function):
+    flops = staticmethod(count.no_arithmetic)
+
     @staticmethod
     def forward(ctx, a, dtype):
         return a.astype(dtype)
@@ -234,6 +266,8 @@ class Cast(Function):
 
 
 class Clone(Function):
+    flops = staticmethod(count.no_arithmetic)
+
     @staticmethod
     def forward(ctx, a):
         return a.copy()
@@ -245,6 +279,9 @@ class Clone(Function):
 
 class MatMul(Function):
     """``a @ b`` for 1-D, 2-D and batched operands (NumPy matmul semantics)."""
+
+    flops = staticmethod(count.matmul)
+    backward_flops = staticmethod(count.matmul_backward)
 
     @staticmethod
     def forward(ctx, a, b):

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from ..checks import not_floating
+from .. import flops as count  # FLOP formulas
 from ..function import Function
 from ..host.samples import Sample, randn
 
@@ -19,6 +20,8 @@ def _expand(grad, axis, keepdims):
 
 
 class Sum(Function):
+    flops = staticmethod(count.per_input_element)
+
     @staticmethod
     def forward(ctx, a, axis=None, keepdims=False):
         ctx.shape, ctx.axis, ctx.keepdims = a.shape, axis, keepdims
@@ -30,6 +33,8 @@ class Sum(Function):
 
 
 class Mean(Function):
+    flops = staticmethod(count.per_input_element)
+
     @staticmethod
     def forward(ctx, a, axis=None, keepdims=False):
         if a.dtype.kind != "f":
@@ -75,6 +80,8 @@ class _Extreme(Function):
 
 
 class Max(_Extreme):
+    flops = staticmethod(count.per_input_element)
+
     reduce = staticmethod(np.max)
 
     @staticmethod
@@ -83,6 +90,8 @@ class Max(_Extreme):
 
 
 class Min(_Extreme):
+    flops = staticmethod(count.per_input_element)
+
     reduce = staticmethod(np.min)
 
     @staticmethod
@@ -92,6 +101,8 @@ class Min(_Extreme):
 
 class Var(Function):
     """Variance with ``ddof`` (0 = biased, the LayerNorm/BatchNorm convention)."""
+
+    flops = staticmethod(count.variance)
 
     @staticmethod
     def forward(ctx, a, axis=None, keepdims=False, ddof=0):

@@ -5,11 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import axis_or_dim, shape_of
+from .. import flops as count  # FLOP formulas
 from ..function import Function
 from ..host.samples import Sample, randn
 
 
 class Reshape(Function):
+    flops = staticmethod(count.no_arithmetic)
+
     @staticmethod
     def forward(ctx, a, shape):
         ctx.shape = a.shape
@@ -21,6 +24,8 @@ class Reshape(Function):
 
 
 class Transpose(Function):
+    flops = staticmethod(count.no_arithmetic)
+
     @staticmethod
     def forward(ctx, a, axes):
         ctx.axes = axes
@@ -34,6 +39,8 @@ class Transpose(Function):
 
 
 class BroadcastTo(Function):
+    flops = staticmethod(count.no_arithmetic)
+
     @staticmethod
     def forward(ctx, a, shape):
         return np.broadcast_to(a, shape)
@@ -44,6 +51,8 @@ class BroadcastTo(Function):
 
 
 class GetItem(Function):
+    flops = staticmethod(count.no_arithmetic)
+
     @staticmethod
     def forward(ctx, a, index):
         ctx.shape, ctx.index = a.shape, index
@@ -67,6 +76,8 @@ class SetItem(Function):
     there and ``value``'s is the gradient at those positions (summed back to ``value``'s shape
     by the engine when it was broadcast).
     """
+
+    flops = staticmethod(count.no_arithmetic)
 
     @staticmethod
     def forward(ctx, a, value, index):
@@ -94,6 +105,8 @@ def _is_basic(index) -> bool:
 
 
 class Concatenate(Function):
+    flops = staticmethod(count.no_arithmetic)
+
     @staticmethod
     def forward(ctx, *arrays, axis=0):
         ctx.axis = axis
@@ -106,6 +119,8 @@ class Concatenate(Function):
 
 
 class Stack(Function):
+    flops = staticmethod(count.no_arithmetic)
+
     @staticmethod
     def forward(ctx, *arrays, axis=0):
         ctx.axis = axis

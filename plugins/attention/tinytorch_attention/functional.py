@@ -14,7 +14,9 @@ import numbers
 import numpy as np
 
 from tinytorch_core import Function, Sample, resolve_generator
+from tinytorch_core import flops as count  # FLOP formulas
 from tinytorch_core.checks import array_of, not_floating, positive_int, shape_of
+from tinytorch_core.flops import OpCall
 
 
 # ---- layer norm ---------------------------------------------------------------------------------
@@ -25,6 +27,8 @@ class LayerNormFunction(Function):
     ``dx = rstd * (g - mean(g) - xhat * mean(g * xhat))``, ``dweight = sum(dy * xhat)``,
     ``dbias = sum(dy)`` (sums over every leading axis).
     """
+
+    flops = staticmethod(count.per_input_element_times(7))  # mean, subtract, square, sum, normalize, scale, shift
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps=1e-5):
@@ -82,6 +86,20 @@ def layer_norm_samples(rng):
 
 
 # ---- scaled dot-product attention ----------------------------------------------------------------
+def attention_flops(call: OpCall) -> int:
+    """The two products: ``q k^T`` (2 * Tk FLOPs per element of q) and ``P v`` (2 * Tk per
+    output element). The softmax's elementwise work is not counted (it is O(Tk) per score,
+    not O(Tk * D)), as in PyTorch's FLOP counter."""
+    keys = call.inputs[1][-2]
+    return 2 * call.size(call.inputs[0]) * keys + 2 * call.output_size() * keys
+
+
+def attention_backward_flops(call: OpCall) -> int:
+    """Four products of the forward's sizes: ``dV = P^T dO`` and ``dP = dO v^T`` (one ``P v``
+    each), ``dq = dS k`` and ``dk = dS^T q`` (one ``q k^T`` each)."""
+    return 2 * attention_flops(call)
+
+
 class ScaledDotProductAttention(Function):
     """``P = softmax(q k^T * scale)`` over keys (``-inf`` where ``mask`` is False), out = ``P v``;
     ``scale`` is ``1 / sqrt(D)`` unless given.
@@ -93,6 +111,9 @@ class ScaledDotProductAttention(Function):
     ``dq = dS k * scale``, ``dk = dS^T q * scale``. With dropout, the dropped and rescaled
     ``P`` multiplies ``v`` and the same keep-mask scales ``dP``.
     """
+
+    flops = staticmethod(attention_flops)
+    backward_flops = staticmethod(attention_backward_flops)
 
     @staticmethod
     def forward(ctx, q, k, v, mask=None, dropout_p=0.0, generator=None, num_heads=None, scale=None):

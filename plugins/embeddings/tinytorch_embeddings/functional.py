@@ -16,13 +16,17 @@ from __future__ import annotations
 import numpy as np
 
 from tinytorch_core import Function, Sample, Tensor
+from tinytorch_core import flops as count  # FLOP formulas
 from tinytorch_core.checks import array_of, shape_of
 
 #: up to this table size the backward builds the one-hot matrix of the indices (see scatter_add_rows)
 ONE_HOT_MAX_ROWS = 128
 
+
 class EmbeddingLookup(Function):
     """``weight[indices]`` with a scatter-add backward (see module docstring)."""
+
+    flops = staticmethod(count.no_arithmetic)
 
     @staticmethod
     def forward(ctx, indices, weight, padding_idx=None):

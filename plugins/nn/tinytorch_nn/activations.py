@@ -13,13 +13,20 @@ import numbers
 import numpy as np
 
 from tinytorch_core import Function
+from tinytorch_core import flops as count  # FLOP formulas
 from tinytorch_core.checks import axis_or_dim, normalize_axis, not_floating, shape_of
 
 from .special import erfc
 
 
+def softmax_flops(call) -> int:
+    """Five FLOPs per element: the max, subtracting it, exp, the sum, and the divide (or log)."""
+    return 5 * call.output_size()
+
 # ---- ReLU and LeakyReLU ----------------------------------------------------------------------
 class ReLUFunction(Function):
+    flops = staticmethod(count.per_output_element)
+
     @staticmethod
     def forward(ctx, x):
         out = np.maximum(x, 0)
@@ -38,6 +45,8 @@ def relu(x):
 
 
 class LeakyReLUFunction(Function):
+    flops = staticmethod(count.per_output_element)
+
     @staticmethod
     def forward(ctx, x, negative_slope=0.01):
         if x.dtype.kind != "f":
@@ -81,6 +90,8 @@ class SigmoidFunction(Function):
     float32, 37 in float64).
     """
 
+    flops = staticmethod(count.per_output_element)
+
     @staticmethod
     def forward(ctx, x):
         if x.dtype.kind != "f":
@@ -100,6 +111,8 @@ def sigmoid(x):
 
 
 class TanhFunction(Function):
+    flops = staticmethod(count.per_output_element)
+
     @staticmethod
     def forward(ctx, x):
         if x.dtype.kind != "f":
@@ -129,6 +142,8 @@ class GELUFunction(Function):
     """GELU, ``x * Phi(x)``. ``approximate='none'``: the exact normal CDF via erfc;
     ``'tanh'``: ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``. Each backward
     differentiates its own forward formula."""
+
+    flops = staticmethod(count.per_output_element)
 
     @staticmethod
     def forward(ctx, x, approximate="none"):
@@ -167,6 +182,8 @@ def gelu(x, approximate="none"):
 class SoftmaxFunction(Function):
     """``exp(x) / sum(exp(x))`` along ``axis``; backward ``y * (g - sum(g * y))``."""
 
+    flops = staticmethod(softmax_flops)
+
     @staticmethod
     def forward(ctx, x, axis=-1):
         e = np.exp(_shifted_by_max(ctx, x, axis))
@@ -203,6 +220,8 @@ def softmax(x, axis=None, dim=None):
 
 class LogSoftmaxFunction(Function):
     """``x - logsumexp(x)`` along ``axis``; backward ``g - softmax(x) * sum(g)``."""
+
+    flops = staticmethod(softmax_flops)
 
     @staticmethod
     def forward(ctx, x, axis=-1):

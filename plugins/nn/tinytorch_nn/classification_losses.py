@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from tinytorch_core import Function
+from tinytorch_core import flops as count  # FLOP formulas
 from tinytorch_core.checks import array_of, dtype_of, not_floating, shape_of
 
 from .reduction import check_reduction, grad_scale, reduce_loss
@@ -201,6 +202,8 @@ class CrossEntropyFunction(Function):
     ``eps * mean over classes of -w_c log p_c``. In general the loss is ``-sum_c a_c log p_c``
     for a per-class share ``a``, and its gradient is ``p * sum(a) - a``.
     """
+
+    flops = staticmethod(count.per_input_element_times(6))  # log-softmax's five, the sum
 
     @staticmethod
     def forward(ctx, logits, target=None, valid=None, weight=None, label_smoothing=0.0, reduction="mean"):

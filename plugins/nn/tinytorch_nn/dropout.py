@@ -7,11 +7,14 @@ import numbers
 import numpy as np
 
 from tinytorch_core import Function, resolve_generator
+from tinytorch_core import flops as count  # FLOP formulas
 from tinytorch_core.checks import array_of, not_floating
 
 
 class DropoutFunction(Function):
     """``x * mask`` for a given mask that already holds the ``1 / (1 - p)`` scaling."""
+
+    flops = staticmethod(count.per_output_element)  # the mask's product
 
     @staticmethod
     def forward(ctx, x, mask=None):

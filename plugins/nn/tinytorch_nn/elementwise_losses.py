@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinytorch_core import Function, Tensor
+from tinytorch_core import flops as count  # FLOP formulas
 from tinytorch_core.checks import array_of, not_floating
 
 from .activations import exp_neg_abs, stable_sigmoid
@@ -38,6 +39,8 @@ def _loss_operands(op, input, target, probabilities=False):
 # ---- mean squared error ----------------------------------------------------------------------
 class MSELossFunction(Function):
     """``(input - target)**2``, reduced; backward ``2 (input - target)`` times the reduction's scale."""
+
+    flops = staticmethod(count.per_input_element_times(3))  # subtract, square, sum
 
     @staticmethod
     def forward(ctx, input, target, reduction="mean"):
@@ -110,6 +113,8 @@ class BinaryCrossEntropyFunction(Function):
     gets a (large) push back.
     """
 
+    flops = staticmethod(count.per_input_element_times(5))  # two logs, two products, sum
+
     @staticmethod
     def forward(ctx, input, target, reduction="mean"):
         if input.dtype.kind != "f":
@@ -151,6 +156,8 @@ class BinaryCrossEntropyWithLogitsFunction(Function):
     Backward ``sigmoid(x) - t`` (and ``-x`` for the target), times the reduction's scale.
     """
 
+    flops = staticmethod(count.per_input_element_times(5))  # softplus, product, subtract, sum
+
     @staticmethod
     def forward(ctx, input, target, reduction="mean"):
         if input.dtype.kind != "f":
@@ -189,6 +196,8 @@ class SigmoidBinaryCrossEntropyFunction(Function):
     prediction keeps a push back of about 1 per element, where the two-node chain multiplies
     BCE's push back by the sigmoid's vanishing slope.
     """
+
+    flops = staticmethod(count.per_input_element_times(5))  # as with logits
 
     @staticmethod
     def forward(ctx, logits, target, reduction="mean"):

@@ -4,6 +4,21 @@ from __future__ import annotations
 
 from tinytorch_core import Function
 from tinytorch_core.checks import not_floating, shape_of
+from tinytorch_core.flops import OpCall
+
+
+def linear_flops(call: OpCall) -> int:
+    """2 * in FLOPs per output element for the product, plus 1 for the bias."""
+    out, in_features = call.output_size(), call.inputs[1][-1]
+    has_bias = len(call.inputs) > 2 and isinstance(call.inputs[2], tuple)
+    return 2 * out * in_features + (out if has_bias else 0)
+
+
+def linear_backward_flops(call: OpCall) -> int:
+    """A product of the forward's size for dx and for dweight, one sum per element for dbias."""
+    out, in_features = call.output_size(), call.inputs[1][-1]
+    needs = call.needs_input_grad
+    return 2 * out * in_features * (needs[0] + needs[1]) + (out if needs[2] else 0)
 
 
 class LinearFunction(Function):
@@ -13,6 +28,9 @@ class LinearFunction(Function):
     sequences (B, T, in) is one (B * T, in) matrix product. Backward, on those rows:
     ``dx = dy @ weight``, ``dweight = dy.T @ x``, ``dbias = dy summed over the rows``.
     """
+
+    flops = staticmethod(linear_flops)
+    backward_flops = staticmethod(linear_backward_flops)
 
     @staticmethod
     def forward(ctx, x, weight, bias=None):

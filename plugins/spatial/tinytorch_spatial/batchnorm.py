@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 
 from tinytorch_core import Function, Tensor, no_grad
+from tinytorch_core import flops as count  # FLOP formulas
 from tinytorch_core.checks import array_of, not_floating
 
 from .geometry import array_shape, check_nchw
@@ -29,6 +30,8 @@ class BatchNorm2dFunction(Function):
     accounts for their dependence on ``x``. ``batch_stats=False`` (eval): ``mean``/``var`` are
     constants (the running statistics). ``weight``/``bias`` may be None (no affine part).
     """
+
+    flops = staticmethod(count.per_input_element_times(7))  # mean, subtract, square, sum, normalize, scale, shift
 
     @staticmethod
     def forward(ctx, x, weight=None, bias=None, mean=None, var=None, batch_stats=True, eps=1e-5):

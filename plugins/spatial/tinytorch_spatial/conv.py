@@ -28,6 +28,7 @@ import numpy as np
 
 from tinytorch_core import Function
 from tinytorch_core.checks import positive_int
+from tinytorch_core.flops import OpCall
 
 from .geometry import WindowGeometry, array_shape, check_fits, check_nchw, pair
 
@@ -95,8 +96,26 @@ def filter_matrix(weight, groups: int = 1):
     return weight.transpose(0, 2, 3, 1).reshape(groups, o // groups, kh * kw * c)
 
 
+def conv2d_flops(call: OpCall) -> int:
+    """2 * (C/groups * kh * kw) FLOPs per output element (one multiply-add per weight it
+    sees), plus 1 for the bias."""
+    out, taps = call.output_size(), call.size(call.inputs[1][1:])
+    has_bias = len(call.inputs) > 2 and isinstance(call.inputs[2], tuple)
+    return 2 * out * taps + (out if has_bias else 0)
+
+
+def conv2d_backward_flops(call: OpCall) -> int:
+    """A product of the forward's size for the input gradient (col2im's adds included) and one
+    for the weight gradient, one sum per output element for the bias."""
+    out, taps = call.output_size(), call.size(call.inputs[1][1:])
+    needs = call.needs_input_grad
+    return 2 * out * taps * (needs[0] + needs[1]) + (out if needs[2] else 0)
+
 class Conv2dFunction(Function):
     """2-D cross-correlation of NCHW ``x`` with (O, C/groups, kh, kw) ``weight``, optional bias (O,)."""
+
+    flops = staticmethod(conv2d_flops)
+    backward_flops = staticmethod(conv2d_backward_flops)
 
     @staticmethod
     def forward(ctx, x, weight, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinytorch_core import Function
+from tinytorch_core.flops import OpCall
 from tinytorch_core.checks import not_floating
 
 from .geometry import WindowGeometry, check_fits, check_nchw, pair
@@ -35,6 +36,11 @@ def lowest(dtype):
     return False
 
 
+def pool2d_flops(call: OpCall) -> int:
+    """One FLOP per window element read (a comparison for max, an add for average)."""
+    kernel = call.options.get("kernel_size", call.inputs[1] if len(call.inputs) > 1 else (2, 2))
+    return call.output_size() * kernel[0] * kernel[1]
+
 class MaxPool2dFunction(Function):
     """Max over each window; the gradient goes to the window's first maximum.
 
@@ -43,6 +49,8 @@ class MaxPool2dFunction(Function):
     to the first maximum in row-major window order, so the routing is deterministic. (A window
     holding NaN has a NaN maximum and passes no gradient.)
     """
+
+    flops = staticmethod(pool2d_flops)
 
     @staticmethod
     def forward(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=False):
@@ -105,6 +113,8 @@ def _first_maximum(taps, best, geo: WindowGeometry):
 class AvgPool2dFunction(Function):
     """Mean over each window; zero padding counts in the average (count_include_pad=True), a
     ceil_mode window's overhang past the padded input does not."""
+
+    flops = staticmethod(pool2d_flops)
 
     @staticmethod
     def forward(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=False):
