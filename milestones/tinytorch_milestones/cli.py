@@ -15,12 +15,14 @@ from tinytorch_core.cli import (
     shown_value,
 )
 
+from . import profile_step
 from .allocator import tune_malloc
 from .blas import blas_threads
 from .runner import DEFAULT_SEED, LOCKED, RunOptions, lock_state, ordered_milestones, run_milestone
 
 TIME_BAR_S = 60.0  # the whole default verify must stay under this on a 2-core machine
 SEED_MAX = 2**32 - 1  # the widest seed every random source accepts
+SEED_OPTION = integer_option("--seed", 0, SEED_MAX, high_text="2**32-1")
 
 
 def setup(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +38,7 @@ def setup(parser: argparse.ArgumentParser) -> None:
             p.add_argument("names", nargs=1, metavar="NAME", help="the milestone to run")
         else:
             p.add_argument("names", nargs="*", metavar="NAME", help="milestones to verify (default: all)")
-        p.add_argument("--seed", type=integer_option("--seed", 0, SEED_MAX, high_text="2**32-1"), default=DEFAULT_SEED,
+        p.add_argument("--seed", type=SEED_OPTION, default=DEFAULT_SEED,
                        help=f"seed of every random source, 0 to 2**32-1 (default {DEFAULT_SEED})")
         p.add_argument("--json", metavar="PATH", type=output_file_option("--json"),
                        help="also write the results as JSON to PATH (checked before training)")
@@ -45,6 +47,8 @@ def setup(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--mnist-dir", metavar="DIR", type=input_directory_option("--mnist-dir"),
                        help="MLP and CNN read MNIST from the IDX files in DIR instead of the bundled digits")
         p.add_argument("--quiet", action="store_true", help="no progress bars; only tables and failures")
+    p = sub.add_parser("profile", help="profile one training step of a milestone's model (needs stage profiling)")
+    profile_step.setup(p, SEED_OPTION, output_file_option, input_directory_option, integer_option)
 
 
 def run(args, runtime) -> int:
@@ -53,7 +57,9 @@ def run(args, runtime) -> int:
         return cmd_list(args, runtime)
     if action in ("run", "verify"):
         return cmd_verify(args, runtime, single=(action == "run"))
-    print("usage: tinytorch milestones {list,run NAME,verify [NAMES...]}  (see --help)")
+    if action == "profile":
+        return profile_step.run(args, runtime)
+    print("usage: tinytorch milestones {list,run NAME,verify [NAMES...],profile NAME}  (see --help)")
     return 2
 
 

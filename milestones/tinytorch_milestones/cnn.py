@@ -8,7 +8,7 @@ import numpy as np
 
 from .common import generator
 from .datasets import ImageSplit, image_data
-from .harness import Bars, Check, run_experiment
+from .harness import Bars, Check, Experiment, run_experiment
 from .mlp import classifier_experiment, data_key, standardized, train_mlp
 from .runner import MilestoneOutcome
 
@@ -54,18 +54,23 @@ def build_cnn(tt, arch: Architecture, image_shape: tuple, num_classes: int, rng)
     return tt.nn.Sequential(*layers), "-".join(words)
 
 
-def run(options) -> MilestoneOutcome:
+def experiment(options, data: ImageSplit | None = None) -> Experiment:
+    """The CNN, its data and its training (``run`` trains it; ``milestones profile`` profiles one
+    step of it)."""
     tt = options.symbols()
-    data: ImageSplit = image_data(options)
+    data = data or image_data(options)
     arch = MNIST_ARCH if options.mnist_dir else DIGITS_ARCH
     rng = generator(options.seed, YEAR)
     x_train, x_test = standardized(data)
     model, architecture = build_cnn(tt, arch, data.image_shape, data.num_classes, rng)
-    cnn = run_experiment(
-        classifier_experiment(options, tt, data, model, x_train[:, None], x_test[:, None], "CNN", architecture,
-                              rng, BARS),
-        options.progress,
-    )
+    return classifier_experiment(options, tt, data, model, x_train[:, None], x_test[:, None], "CNN", architecture,
+                                 rng, BARS)
+
+
+def run(options) -> MilestoneOutcome:
+    tt = options.symbols()
+    data: ImageSplit = image_data(options)
+    cnn = run_experiment(experiment(options, data), options.progress)
     parts = []
     baseline = options.shared.get(data_key(options, data))
     source = "from the MLP milestone of this run"

@@ -92,6 +92,18 @@ def data_key(options, data: ImageSplit) -> tuple:
 
 def train_mlp(options, tt, data: ImageSplit, label: str = ""):
     """Train the MLP on ``data``; the CNN milestone calls this for its baseline if needed."""
+    part = run_experiment(mlp_experiment(options, tt, data, label), options.progress)
+    options.shared[data_key(options, data)] = part.metric
+    return part
+
+
+def experiment(options) -> Experiment:
+    """The MLP on the milestone's images, for ``milestones profile``."""
+    tt = options.symbols()
+    return mlp_experiment(options, tt, image_data(options))
+
+
+def mlp_experiment(options, tt, data: ImageSplit, label: str = "") -> Experiment:
     rng = generator(options.seed, YEAR)
     x_train, x_test = standardized(data)
     features = int(np.prod(data.image_shape))
@@ -102,12 +114,7 @@ def train_mlp(options, tt, data: ImageSplit, label: str = ""):
         tt.nn.Linear(HIDDEN, data.num_classes, generator=rng),
     )
     architecture = f"Linear({features},{HIDDEN}) + ReLU + Linear({HIDDEN},{data.num_classes})"
-    part = run_experiment(
-        classifier_experiment(options, tt, data, model, x_train, x_test, label or "MLP", architecture, rng, BARS),
-        options.progress,
-    )
-    options.shared[data_key(options, data)] = part.metric
-    return part
+    return classifier_experiment(options, tt, data, model, x_train, x_test, label or "MLP", architecture, rng, BARS)
 
 
 def run(options) -> MilestoneOutcome:

@@ -26,6 +26,13 @@ def bce_loss(tt):
 
 
 def run(options) -> MilestoneOutcome:
+    part = run_experiment(experiment(options), options.progress)
+    return MilestoneOutcome(parts=[part], data="two Gaussian blobs: 200 train / 200 test points")
+
+
+def experiment(options) -> Experiment:
+    """The perceptron, its data and its training (``run`` trains it; ``milestones profile``
+    profiles one step of it)."""
     tt = options.symbols()
     rng = generator(options.seed, YEAR)
     x_train, y_train = two_blobs(rng, 200)
@@ -35,7 +42,7 @@ def run(options) -> MilestoneOutcome:
     loader = tt.data.DataLoader(
         tt.data.TensorDataset(x_train, y_train), batch_size=BATCH, shuffle=True, generator=seed_of(rng)
     )
-    experiment = Experiment(
+    return Experiment(
         label="perceptron",
         architecture="Linear(2,1) + Sigmoid; BCE; SGD lr 0.5",
         model=model,
@@ -50,5 +57,3 @@ def run(options) -> MilestoneOutcome:
         eval_every=len(loader),
         seed=options.seed,
     )
-    part = run_experiment(experiment, options.progress)
-    return MilestoneOutcome(parts=[part], data="two Gaussian blobs: 200 train / 200 test points")

@@ -38,7 +38,7 @@ def tinytorch_register_milestones(register):
 def tinytorch_cli_commands(commands):
     commands.add(
         "milestones",
-        help="the milestone suite: list | run NAME | verify [NAMES...]",
+        help="the milestone suite: list | run NAME | verify [NAMES...] | profile NAME",
         setup=cli.setup,
         run=cli.run,
     )

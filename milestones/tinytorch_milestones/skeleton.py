@@ -126,7 +126,7 @@ def _plugin(stage: str, ops: list) -> str:
     """The hooks: declare the stage, register each op and every catalog name of the stage."""
     registrations = "\n".join(
         f'    registry.op("{stage}::{op.name}", F.{_function_class(op)}, '
-        f"samples=samples.{op.name}_samples, call=F.{op.name})" for op in ops)
+        f"samples=samples.{op.name}_samples, call=F.{op.name})" for op in ops) or f"    pass  # stage {stage} has no ops"
     plugin = textwrap.dedent(f'''\
         """The hooks that make this package a provider of stage '{stage}'."""
 

@@ -67,14 +67,17 @@ def mean_loss(model, loss_fn, x: np.ndarray, y: np.ndarray, chunk: int = 500) ->
     return total / len(x)
 
 
-def reversal_part(options, tt):
+def experiment(options) -> Experiment:
+    """The sequence-reversal transformer, its data and its training (``milestones profile``
+    profiles one step of it)."""
+    tt = options.symbols()
     rng = generator(options.seed, YEAR)
     task = ReversalTask(REVERSAL_VOCAB, REVERSAL_LEN, REVERSAL_TEST, seed=seed_of(rng))
     x_fixed, y_fixed = task.batch(512)  # a fixed training sample: the loss before and after
     model = tt.nn.GPT(REVERSAL_VOCAB, REVERSAL_LEN, causal=False, generator=seed_of(rng), **REVERSAL)
     loss_fn = sequence_loss(tt)
     batches = (task.batch(REVERSAL_BATCH) for _ in range(REVERSAL_STEPS))
-    return run_experiment(Experiment(
+    return Experiment(
         label="sequence reversal",
         architecture=(f"GPT(causal=False): {REVERSAL['num_layers']} pre-norm blocks, d={REVERSAL['embed_dim']}, "
                       f"{REVERSAL['num_heads']} heads, ff {REVERSAL['ff_dim']}; cross-entropy; Adam lr {REVERSAL_LR:g}; "
@@ -91,7 +94,7 @@ def reversal_part(options, tt):
         eval_every=50,
         declared_zero=key_bias_names(model),
         seed=options.seed,
-    ), options.progress)
+    )
 
 
 def zen_part(options, tt):
@@ -139,7 +142,7 @@ def zen_part(options, tt):
 
 def run(options) -> MilestoneOutcome:
     tt = options.symbols()
-    reversal = reversal_part(options, tt)
+    reversal = run_experiment(experiment(options), options.progress)
     zen, sample = zen_part(options, tt)
     return MilestoneOutcome(
         parts=[reversal, zen],

@@ -28,36 +28,46 @@ def full_batches(x, y, steps):
 
 def run(options) -> MilestoneOutcome:
     tt = options.symbols()
-    x, y = xor_data()
     rng = generator(options.seed, YEAR)
-    loss_fn = bce_loss(tt)
-
-    def fit(label, architecture, model, optimizer, steps, bars):
-        """Train on the 4 points, full batch, and judge by accuracy on them."""
-        return run_experiment(Experiment(
-            label=label,
-            architecture=architecture,
-            model=model,
-            optimizer=optimizer,
-            loss_fn=loss_fn,
-            batches=full_batches(x, y, steps),
-            steps=steps,
-            evaluate=lambda m: binary_accuracy(m, x, y),
-            train_loss=lambda m: chunked_loss(m, loss_fn, x, y),
-            bars=bars,
-            metric_name="acc (4 points)",
-            eval_every=25,
-            seed=options.seed,
-        ), options.progress)
-
     linear = tt.nn.Sequential(tt.nn.Linear(2, 1, generator=rng), tt.nn.Sigmoid())
-    single = fit("single layer (must fail)", "Linear(2,1) + Sigmoid; BCE; SGD lr 0.5", linear,
-                 tt.optim.SGD(linear.parameters(), lr=0.5), LINEAR_STEPS, LINEAR_BARS)
+    single = run_experiment(fit(options, "single layer (must fail)", "Linear(2,1) + Sigmoid; BCE; SGD lr 0.5", linear,
+                                tt.optim.SGD(linear.parameters(), lr=0.5), LINEAR_STEPS, LINEAR_BARS),
+                            options.progress)
     single.notes.append(f"ln 2 = {math.log(2):.4f}: the loss of predicting 0.5 for every point")
+    two_layer = run_experiment(mlp_experiment(options, rng), options.progress)
+    return MilestoneOutcome(parts=[single, two_layer], data="the 4 XOR points")
 
+
+def experiment(options) -> Experiment:
+    """The 2-layer MLP that fits XOR, for ``milestones profile``."""
+    return mlp_experiment(options, generator(options.seed, YEAR))
+
+
+def mlp_experiment(options, rng) -> Experiment:
+    tt = options.symbols()
     mlp = tt.nn.Sequential(
         tt.nn.Linear(2, HIDDEN, generator=rng), tt.nn.Tanh(), tt.nn.Linear(HIDDEN, 1, generator=rng), tt.nn.Sigmoid()
     )
-    two_layer = fit("2-layer MLP", f"Linear(2,{HIDDEN}) + Tanh + Linear({HIDDEN},1) + Sigmoid; BCE; Adam lr 0.05",
-                    mlp, tt.optim.Adam(mlp.parameters(), lr=0.05), MLP_STEPS, MLP_BARS)
-    return MilestoneOutcome(parts=[single, two_layer], data="the 4 XOR points")
+    return fit(options, "2-layer MLP", f"Linear(2,{HIDDEN}) + Tanh + Linear({HIDDEN},1) + Sigmoid; BCE; Adam lr 0.05",
+               mlp, tt.optim.Adam(mlp.parameters(), lr=0.05), MLP_STEPS, MLP_BARS)
+
+
+def fit(options, label, architecture, model, optimizer, steps, bars) -> Experiment:
+    """Train on the 4 points, full batch, and judge by accuracy on them."""
+    x, y = xor_data()
+    loss_fn = bce_loss(options.symbols())
+    return Experiment(
+        label=label,
+        architecture=architecture,
+        model=model,
+        optimizer=optimizer,
+        loss_fn=loss_fn,
+        batches=full_batches(x, y, steps),
+        steps=steps,
+        evaluate=lambda m: binary_accuracy(m, x, y),
+        train_loss=lambda m: chunked_loss(m, loss_fn, x, y),
+        bars=bars,
+        metric_name="acc (4 points)",
+        eval_every=25,
+        seed=options.seed,
+    )

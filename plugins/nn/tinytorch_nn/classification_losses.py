@@ -300,9 +300,17 @@ def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduct
 
 
 # ---- negative log-likelihood -----------------------------------------------------------------
+def nll_loss_flops(call) -> int:
+    """Two FLOPs per target: its weight's product and the sum."""
+    shape = call.inputs[0]
+    return 2 * (call.size(shape) // shape[1] if len(shape) > 1 else 1)
+
+
 class NLLLossFunction(Function):
     """Negative log-likelihood ``-w[target] * input[n, target[n]]`` of log-probabilities (N, C, ...)
     (w = 1 without class weights); backward ``-w[target]`` at each target's class, zero elsewhere."""
+
+    flops = staticmethod(nll_loss_flops)
 
     @staticmethod
     def forward(ctx, input, target=None, valid=None, weight=None, reduction="mean"):

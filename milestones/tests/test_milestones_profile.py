@@ -1,0 +1,53 @@
+"""``tinytorch milestones profile NAME``: the table, time by module and a trace of a milestone's
+training steps; clear refusals for unknown or locked milestones and a missing profiling stage."""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+
+import pytest
+
+from tinytorch_core.cli import main
+from tinytorch_core.host import hookspecs
+from tinytorch_core.host.runtime import Runtime, default_runtime, use_runtime
+
+pytestmark = pytest.mark.skipif(default_runtime().stage_status("profiling")[0] != "loaded",
+                                reason="needs the profiling stage")
+
+
+def test_profile_prints_the_table_and_modules_and_writes_a_trace(tmp_path, capsys):
+    trace = tmp_path / "xor.json"
+    assert main(["milestones", "profile", "xor", "--steps", "2", "--trace", str(trace)]) == 0
+    out = capsys.readouterr().out
+    assert "2 training step(s) of 2-layer MLP" in out
+    assert "nn::linear" in out and "backward" in out and "optimizer.step" in out
+    assert "Time by module" in out and "Tanh" in out
+    events = json.loads(trace.read_text())["traceEvents"]
+    linear_forwards = [e for e in events if e["name"] == "nn::linear" and e["cat"] == "forward"]
+    assert len(linear_forwards) == 2 * 2  # two layers, two steps
+
+
+def test_an_unknown_milestone_is_refused(capsys):
+    assert main(["milestones", "profile", "nope"]) == 2
+    assert "unknown milestone 'nope'" in capsys.readouterr().out
+
+
+def test_without_the_profiling_stage_it_says_how_to_install_it(capsys):
+    without = [ep for ep in metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP) if ep.name != "profiling"]
+    runtime = Runtime(without, environ={})
+    with use_runtime(runtime):
+        assert main(["milestones", "profile", "xor"]) == 1
+    out = capsys.readouterr().out
+    assert "profiling" in out and "pip install . ./plugins/nn ./plugins/profiling" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--steps", "0"], "--steps"),
+    (["--rows", "0"], "--rows"),
+    (["--sort", "speed"], "invalid choice"),
+])
+def test_bad_options_are_usage_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["milestones", "profile", "xor", *argv])
+    assert info.value.code == 2 and message in capsys.readouterr().err
