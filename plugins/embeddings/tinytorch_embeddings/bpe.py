@@ -135,14 +135,25 @@ class BPETokenizer:
         With ``allow_special=True`` the text of a special token becomes its id; with ``False`` it is
         encoded like any other text (so untrusted input cannot inject an end-of-text marker)."""
         ids = self._byte_ids(text, "BPETokenizer.encode", allow_special)
-        no_merge = len(self._merges)
-        while len(ids) > 1:
-            ranks = self._rank_of(_pair_codes(ids, self.vocab_size))
+        ranks = self._rank_of(_pair_codes(ids, self.vocab_size))  # ranks[i]: the merge rank of (ids[i], ids[i + 1])
+        while len(ranks):
             lowest = int(ranks.min())
-            if lowest == no_merge:  # no learned pair is left
+            if lowest == len(self._merges):  # no learned pair is left
                 break
-            ids = _merge(ids, _left_to_right(np.flatnonzero(ranks == lowest)), BYTES + lowest)
+            ids, ranks = self._merge_everywhere(ids, ranks, lowest)
         return ids
+
+    def _merge_everywhere(self, ids: np.ndarray, ranks: np.ndarray, rank: int) -> tuple:
+        """Apply merge ``rank`` at every place (left to right); only the pairs next to a merged
+        token change, so only their ranks are looked up again."""
+        positions = _left_to_right(np.flatnonzero(ranks == rank))
+        ranks = np.delete(ranks, positions)  # the merged pairs are gone
+        ids = _merge(ids, positions, BYTES + rank)
+        merged_at = positions - np.arange(len(positions))  # where the new tokens sit after the merge
+        changed = np.unique(np.concatenate((merged_at - 1, merged_at)))
+        changed = changed[(changed >= 0) & (changed < len(ranks))]  # the pairs to the left and right of each
+        ranks[changed] = self._rank_of(ids[changed] * self.vocab_size + ids[changed + 1])
+        return ids, ranks
 
     def decode(self, ids, errors: str = "replace") -> str:
         """The text of a 1-D sequence of ids (list, array or integer tensor).
