@@ -159,14 +159,16 @@ def bpe_known_answers():
     tokenizer = tt.text.BPETokenizer.train("aaabdaaabac", 259)
     if bpe_merges_of(tokenizer) != [(97, 97), (97, 98), (256, 257)]:
         raise ConformanceError(f"train('aaabdaaabac', 259) learned {bpe_merges_of(tokenizer)}, expected "
-                               "[(97, 97), (97, 98), (256, 257)] (the tie of (256, 97) and (97, 98) goes to the smaller)")
+                               "[(97, 97), (97, 98), (256, 257)] (the tie of (256, 97) and (97, 98) goes to "
+                               "the smaller)")
     if list(tokenizer.encode("aaabdaaabac")) != [258, 100, 258, 97, 99]:
         raise ConformanceError(f"encode('aaabdaaabac') gave {list(tokenizer.encode('aaabdaaabac'))}, "
                                "expected [258, 100, 258, 97, 99]")
     tokenizer = tt.text.BPETokenizer.train(BPE_TEXT, 300)
     expected = bpe_reference_train(BPE_TEXT, 300 - 256)
     if bpe_merges_of(tokenizer) != expected:
-        raise ConformanceError(f"train(text, 300) learned {bpe_merges_of(tokenizer)[:6]}..., expected {expected[:6]}...")
+        raise ConformanceError(f"train(text, 300) learned {bpe_merges_of(tokenizer)[:6]}..., "
+                               f"expected {expected[:6]}...")
     sample = "the newest lowly wider ñ🙂字"
     if list(tokenizer.encode(sample)) != bpe_reference_encode(sample, expected):
         raise ConformanceError(f"encode({sample!r}) gave {list(tokenizer.encode(sample))}, expected "

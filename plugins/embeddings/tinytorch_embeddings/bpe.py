@@ -310,7 +310,8 @@ def _merge(ids: np.ndarray, positions: np.ndarray, new_id: int) -> np.ndarray:
 # ---- validating merges and special tokens (they may come from an untrusted file) ---------------------------
 def _checked_special_tokens(special_tokens) -> list:
     if isinstance(special_tokens, str):
-        raise TypeError(f"BPETokenizer: special_tokens must be a list of strings, got the str {_excerpt(special_tokens)}")
+        raise TypeError("BPETokenizer: special_tokens must be a list of strings, "
+                        f"got the str {_excerpt(special_tokens)}")
     specials = list(special_tokens)
     for token in specials:
         if not isinstance(token, str) or not token:
@@ -318,7 +319,8 @@ def _checked_special_tokens(special_tokens) -> list:
         try:
             token.encode("utf-8")
         except UnicodeEncodeError:
-            raise ValueError(f"BPETokenizer: the special token {_excerpt(token)} holds a lone surrogate (no UTF-8)") from None
+            raise ValueError(f"BPETokenizer: the special token {_excerpt(token)} holds a lone surrogate "
+                             "(no UTF-8)") from None
     if len(set(specials)) != len(specials):
         raise ValueError(f"BPETokenizer: special_tokens lists a token more than once: {_excerpt(specials)}")
     return specials
