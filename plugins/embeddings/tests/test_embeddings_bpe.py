@@ -1,53 +1,17 @@
-"""BPETokenizer: known merges computed by hand, the tie-break rule, special tokens, exact round
-trips of arbitrary Unicode, agreement with a plain-Python reference of the algorithm, the errors of
-bad input, and the one Tokenizer protocol both tokenizers implement."""
+"""BPETokenizer: known merges computed by hand, the tie-break rule, special tokens, the errors of bad
+input, and the one Tokenizer protocol both tokenizers implement. (Round trips of arbitrary Unicode
+and agreement with a plain-Python reference: ``test_props_bpe.py``.)"""
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import tinytorch_core as tt
 from tinytorch_core import Tensor
 from tinytorch_embeddings import BPETokenizer, CharTokenizer, Tokenizer
 
 EOT = "<|endoftext|>"
-
-
-# ---- a plain-Python reference: the textbook algorithm, one pair at a time -------------------------------
-def reference_merge(seq: list, pair: tuple, new_id: int) -> list:
-    out, i = [], 0
-    while i < len(seq):
-        if i + 1 < len(seq) and (seq[i], seq[i + 1]) == pair:
-            out.append(new_id)
-            i += 2
-        else:
-            out.append(seq[i])
-            i += 1
-    return out
-
-
-def reference_train(text: str, merges: int) -> list:
-    seq, learned = list(text.encode("utf-8")), []
-    for new_id in range(256, 256 + merges):
-        counts = Counter(zip(seq, seq[1:]))
-        if not counts:
-            break
-        pair = min(counts, key=lambda p: (-counts[p], p))  # most frequent, then the smallest pair
-        seq = reference_merge(seq, pair, new_id)
-        learned.append(pair)
-    return learned
-
-
-def reference_encode(text: str, merges: list) -> list:
-    seq = list(text.encode("utf-8"))
-    for rank, pair in enumerate(merges):  # every merge in the order learned
-        seq = reference_merge(seq, pair, 256 + rank)
-    return seq
 
 
 # ---- known answers ------------------------------------------------------------------------------------
@@ -82,38 +46,8 @@ def test_training_is_deterministic_and_stops_when_no_pair_is_left():
     text = "the cat sat on the mat; the bat ate the hat " * 20
     first, second = BPETokenizer.train(text, 300), BPETokenizer.train(text, 300)
     assert first == second and first.merges == second.merges
-    assert first.merges == tuple(reference_train(text, 300 - 256))
     short = BPETokenizer.train("abc", 1000)  # "abc" -> "ab c" -> "abc": two merges and no pair left
     assert short.merges == ((97, 98), (256, 99)) and short.vocab_size == 258
-
-
-# ---- agreement with the reference, exact round trips -------------------------------------------------
-UNICODE = st.lists(st.one_of(
-    st.characters(exclude_categories=("Cs",)),  # any code point but a lone surrogate
-    st.sampled_from(["🙂", "👩‍👩‍👧", "🇫🇷", "e\u0301", "\u0308\u0323", "字語", "\x00", "\n", " ", EOT]),
-), max_size=40).map("".join)
-
-
-TRAINED = BPETokenizer.train("Hello, wörld! 🙂🙂 字語字語 " * 3 + EOT, 330, special_tokens=[EOT])
-
-
-@given(text=UNICODE)
-@settings(max_examples=150, deadline=None)
-def test_every_unicode_string_round_trips(text):
-    for tokenizer in (TRAINED, BPETokenizer()):
-        ids = tokenizer.encode(text)
-        assert ids.dtype == np.int64 and ids.ndim == 1
-        assert tokenizer.decode(ids, errors="strict") == text
-        assert tokenizer.decode(tokenizer.encode(text, allow_special=False), errors="strict") == text
-
-
-@given(training=st.text(alphabet="abcé ", min_size=1, max_size=60), text=st.text(alphabet="abcdé ", max_size=60),
-       merges=st.integers(0, 20))
-@settings(max_examples=100, deadline=None)
-def test_training_and_encoding_match_the_reference(training, text, merges):
-    tokenizer = BPETokenizer.train(training, 256 + merges)
-    assert list(tokenizer.merges) == reference_train(training, merges)
-    assert tokenizer.encode(text).tolist() == reference_encode(text, list(tokenizer.merges))
 
 
 def test_a_large_vocabulary_looks_ranks_up_in_sorted_codes_with_the_same_result():
@@ -121,7 +55,8 @@ def test_a_large_vocabulary_looks_ranks_up_in_sorted_codes_with_the_same_result(
     small = BPETokenizer.train(text, 280)
     large = BPETokenizer(small.merges, special_tokens=[f"<|{k}|>" for k in range(2100)])  # vocab_size**2 > 2**22
     assert large._dense_ranks is None and small._dense_ranks is not None
-    assert large.encode(text).tolist() == small.encode(text).tolist() == reference_encode(text, list(small.merges))
+    assert large.encode(text).tolist() == small.encode(text).tolist()
+    assert large.decode(large.encode(text)) == text
 
 
 # ---- special tokens ---------------------------------------------------------------------------------------
