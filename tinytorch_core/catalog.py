@@ -105,11 +105,11 @@ STAGES: tuple[Package, ...] = (
         package="tinytorch_embeddings",
         requires=("nn",),
         title="Embeddings and tokenization",
-        introduces="Embedding, positional encodings, character tokenizer",
+        introduces="Embedding, positional encodings, character and byte-level BPE tokenizers",
         symbols=_symbols(
             nn="Embedding SinusoidalPositionalEncoding LearnedPositionalEmbedding",
             ops="embedding",
-            text="CharTokenizer",
+            text="CharTokenizer BPETokenizer",
         ),
     ),
     Package(

@@ -100,6 +100,8 @@ def experiment(options) -> Experiment:
 def zen_part(options, tt):
     rng = generator(options.seed, YEAR + 1)
     text = zen_of_python()
+    # built here; from here on only the Tokenizer protocol of stage embeddings (encode, decode,
+    # vocab_size), so tt.text.BPETokenizer.train(text, vocab_size) fits in its place
     tokenizer = tt.text.CharTokenizer.from_text(text)
     ids = np.asarray(tokenizer.encode(text), dtype=np.int64)
     starts = np.arange(0, len(ids) - ZEN_CONTEXT, 4)  # fixed windows: the loss before and after

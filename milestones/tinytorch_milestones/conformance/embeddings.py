@@ -1,10 +1,12 @@
-"""The contract of stage ``embeddings`` (lookup tables, positions, a character tokenizer), checked
-through the public API. References are computed here with plain NumPy indexing and formulas."""
+"""The contract of stage ``embeddings`` (lookup tables, positions, a character tokenizer, a byte-level
+BPE tokenizer), checked through the public API. References are computed here with plain NumPy
+indexing and formulas, and byte-pair encoding with plain Python loops."""
 
 from __future__ import annotations
 
 import math
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +115,90 @@ def char_tokenizer():
         raise ConformanceError("CharTokenizer.load(save(t)) does not give back the same vocabulary")
 
 
+# ---- text.BPETokenizer: references with plain Python, one pair at a time -------------------------------------
+BPE_TEXT = "low lower lowest; newer wider ñoño ñoño 🙂🙂 字字 " * 3
+EOT = "<|endoftext|>"
+
+
+def bpe_reference_merge(seq, pair, new_id):
+    out, i = [], 0
+    while i < len(seq):
+        if i + 1 < len(seq) and (seq[i], seq[i + 1]) == pair:
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(seq[i])
+            i += 1
+    return out
+
+
+def bpe_reference_train(text, merges):
+    seq, learned = list(text.encode("utf-8")), []
+    for new_id in range(256, 256 + merges):
+        counts = Counter(zip(seq, seq[1:]))
+        if not counts:
+            break
+        pair = min(counts, key=lambda p: (-counts[p], p))  # the most frequent; a tie goes to the smallest pair
+        seq = bpe_reference_merge(seq, pair, new_id)
+        learned.append(pair)
+    return learned
+
+
+def bpe_reference_encode(text, merges):
+    seq = list(text.encode("utf-8"))
+    for rank, pair in enumerate(merges):
+        seq = bpe_reference_merge(seq, pair, 256 + rank)
+    return seq
+
+
+def bpe_merges_of(tokenizer):
+    return [tuple(int(i) for i in pair) for pair in tokenizer.merges]
+
+
+def bpe_known_answers():
+    tokenizer = tt.text.BPETokenizer.train("aaabdaaabac", 259)
+    if bpe_merges_of(tokenizer) != [(97, 97), (97, 98), (256, 257)]:
+        raise ConformanceError(f"train('aaabdaaabac', 259) learned {bpe_merges_of(tokenizer)}, expected "
+                               "[(97, 97), (97, 98), (256, 257)] (the tie of (256, 97) and (97, 98) goes to "
+                               "the smaller)")
+    if list(tokenizer.encode("aaabdaaabac")) != [258, 100, 258, 97, 99]:
+        raise ConformanceError(f"encode('aaabdaaabac') gave {list(tokenizer.encode('aaabdaaabac'))}, "
+                               "expected [258, 100, 258, 97, 99]")
+    tokenizer = tt.text.BPETokenizer.train(BPE_TEXT, 300)
+    expected = bpe_reference_train(BPE_TEXT, 300 - 256)
+    if bpe_merges_of(tokenizer) != expected:
+        raise ConformanceError(f"train(text, 300) learned {bpe_merges_of(tokenizer)[:6]}..., "
+                               f"expected {expected[:6]}...")
+    sample = "the newest lowly wider ñ🙂字"
+    if list(tokenizer.encode(sample)) != bpe_reference_encode(sample, expected):
+        raise ConformanceError(f"encode({sample!r}) gave {list(tokenizer.encode(sample))}, expected "
+                               f"{bpe_reference_encode(sample, expected)} (the merges applied in the order learned)")
+
+
+def bpe_contract():
+    tokenizer = tt.text.BPETokenizer.train(BPE_TEXT + EOT, 280, special_tokens=[EOT])
+    if tokenizer.vocab_size != 280 or tokenizer.special_tokens != {EOT: 279}:
+        raise ConformanceError(f"train(text, 280, special_tokens=[EOT]) has vocab_size {tokenizer.vocab_size} and "
+                               f"special_tokens {tokenizer.special_tokens}, expected 280 and {{EOT: 279}}")
+    text = f"Zoë e\u0301 👩‍👩‍👧 \x00\n字{EOT}x"
+    ids = tokenizer.encode(text)
+    if tokenizer.decode(ids) != text or 279 not in list(ids):
+        raise ConformanceError(f"decode(encode(text)) gave {tokenizer.decode(ids)!r} for {text!r} (ids {list(ids)}), "
+                               "expected the text back, the special token as its id 279")
+    if 279 in list(tokenizer.encode(EOT, allow_special=False)):
+        raise ConformanceError("encode(EOT, allow_special=False) must encode the special token's text as bytes")
+    expect_error(TypeError, lambda: tokenizer.decode(np.array([1.0])), "decode of float ids")
+    expect_error(IndexError, lambda: tokenizer.decode([280]), "decode of id 280 in a vocabulary of 280")
+    expect_error(ValueError, lambda: tt.text.BPETokenizer.train("abc", 256, special_tokens=[EOT]),
+                 "train with vocab_size 256 and a special token (no room for it)")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "bpe.json"
+        tokenizer.save(path)
+        again = tt.text.BPETokenizer.load(path)
+    if bpe_merges_of(again) != bpe_merges_of(tokenizer) or list(again.encode(text)) != list(ids):
+        raise ConformanceError("BPETokenizer.load(save(t)) does not give back the same merges and encoding")
+
+
 # ---- training: an embedding learns which token comes next --------------------------------------------------
 def next_token_learns():
     ids = np.arange(5)
@@ -134,6 +220,8 @@ CHECKS = [
     Check("nn.SinusoidalPositionalEncoding", "forward", sinusoidal_layer),
     Check("nn.LearnedPositionalEmbedding", "contract", learned_positions_layer),
     Check("text.CharTokenizer", "contract", char_tokenizer),
+    Check("text.BPETokenizer", "forward", bpe_known_answers),
+    Check("text.BPETokenizer", "contract", bpe_contract),
     Check("embeddings", "training", next_token_learns),
 ]
 
@@ -163,4 +251,20 @@ CONTRACT = [
           methods=("@classmethod\ndef from_text(cls, text, unk_token=None)", "def encode(self, text)",
                    "def decode(self, ids)", "def save(self, path)", "@classmethod\ndef load(cls, path)",
                    "@property\ndef chars(self)", "@property\ndef vocab_size(self)")),
+    Layer("BPETokenizer", "merges=(), special_tokens=()", namespace="text", base="object",
+          doc="""Byte-level byte-pair encoding. Ids 0..255 are the bytes; merge r (merges[r], a pair of
+    earlier ids) makes id 256 + r; the special tokens take the last ids. train(text, vocab_size,
+    special_tokens=()) starts from the UTF-8 bytes of text and repeats: count adjacent pairs, the most
+    frequent becomes the next id (a tie goes to the smallest (left, right)), replace it left to right
+    (in "a a a" the pair (a, a) merges once, on the left); until vocab_size ids (256 + merges +
+    specials; ValueError if smaller than 256 + specials) or no pair is left. Special tokens in the
+    text are cut out and never merged across. encode(text, allow_special=True) -> int64 ids: the bytes,
+    then the merges in the order learned; a special token's text is its id (as bytes if allow_special
+    is False). decode(ids, errors="replace") -> str (TypeError for non-integer ids, IndexError out of
+    range); decode(encode(s)) == s for every str. save(path) / load(path) as JSON; merges (tuple of
+    pairs), special_tokens ({text: id}) and vocab_size describe the vocabulary.""",
+          methods=("@classmethod\ndef train(cls, text, vocab_size, special_tokens=())",
+                   "def encode(self, text, allow_special=True)", 'def decode(self, ids, errors="replace")',
+                   "def save(self, path)", "@classmethod\ndef load(cls, path)", "@property\ndef merges(self)",
+                   "@property\ndef special_tokens(self)", "@property\ndef vocab_size(self)")),
 ]

@@ -15,4 +15,4 @@ def tinytorch_register_ops(registry):
 
 @hookimpl
 def tinytorch_register_symbols(registry):
-    registry.symbols_from(tinytorch_embeddings)  # its layers and CharTokenizer, as the catalog lists them
+    registry.symbols_from(tinytorch_embeddings)  # its layers and tokenizers, as the catalog lists them

@@ -1,4 +1,5 @@
-"""``CharTokenizer``: one token per character, with an explicit policy for unknown characters.
+"""The ``Tokenizer`` protocol, and ``CharTokenizer``: one token per character, with an explicit
+policy for unknown characters. (``BPETokenizer``, the other implementation, is in ``bpe.py``.)
 
 A vocabulary file is JSON, never a pickle: loading one cannot run code. ``CharTokenizer.load``
 treats the file as untrusted (a regular file only, size limit checked before reading, strict
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -27,6 +29,32 @@ _CODE_POINTS = 0x110000  # no vocabulary of distinct characters is longer
 
 class VocabularyError(ValueError):
     """A tokenizer vocabulary file or mapping that is malformed; the message names the source and the problem."""
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """What a model's training and sampling code may rely on, whichever tokenizer made the ids.
+
+    ``CharTokenizer`` and ``BPETokenizer`` implement it (the milestones use nothing else). How a
+    tokenizer is built is its own business (``CharTokenizer.from_text``, ``BPETokenizer.train``).
+    """
+
+    @property
+    def vocab_size(self) -> int:
+        """The number of ids: every id is in ``0 .. vocab_size - 1`` (the embedding table's rows)."""
+
+    def encode(self, text: str) -> np.ndarray:
+        """The ids of ``text``, an int64 array of shape ``(n,)``."""
+
+    def decode(self, ids) -> str:
+        """The text of a 1-D sequence of ids (list, array or integer tensor)."""
+
+    def save(self, path) -> None:
+        """Write the vocabulary as JSON (never pickle), atomically."""
+
+    @classmethod
+    def load(cls, path) -> "Tokenizer":
+        """Read what ``save`` wrote, treating the file as untrusted (``VocabularyError`` if malformed)."""
 
 
 def _check_char(value, what: str) -> str:
@@ -131,24 +159,7 @@ class CharTokenizer:
 
     def decode(self, ids) -> str:
         """The text of a 1-D sequence of ids (list, array or integer tensor)."""
-        arr = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
-        if arr.size == 0:
-            return ""
-        if arr.ndim > 1:
-            raise ValueError(
-                f"CharTokenizer.decode: expected a 1-D sequence of ids, got shape {arr.shape}; "
-                "decode each row separately"
-            )
-        if arr.dtype.kind not in "iu":
-            raise TypeError(f"CharTokenizer.decode: ids must be integers, got {arr.dtype} (first value {arr.flat[0]!r})")
-        arr = arr.reshape(-1)
-        bad = (arr < 0) | (arr >= self.vocab_size)
-        if bad.any():
-            position = int(np.argmax(bad))
-            raise IndexError(
-                f"CharTokenizer.decode: id {int(arr[position])} at position {position} is out of range "
-                f"for a vocabulary of size {self.vocab_size} (valid ids are 0..{self.vocab_size - 1})"
-            )
+        arr = checked_ids(ids, self.vocab_size, "CharTokenizer.decode")
         return self._code_of_id[arr].tobytes().decode("utf-32-le", "surrogatepass")
 
     # ---- saving (JSON, never pickle: loading a vocabulary must not run code) -------------------
@@ -189,12 +200,7 @@ class CharTokenizer:
 
     def save(self, path) -> None:
         """Write the vocabulary as UTF-8 JSON, atomically (a crash mid-save keeps the old file)."""
-        try:
-            payload = json.dumps(self.to_dict(), ensure_ascii=False, indent=1).encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate character: escape it instead
-            payload = json.dumps(self.to_dict(), ensure_ascii=True, indent=1).encode("ascii")
-        with atomic_write(path) as handle:
-            handle.write(payload)
+        write_json_file(path, self.to_dict())
 
     @classmethod
     def load(cls, path, *, max_bytes: int = MAX_VOCABULARY_BYTES) -> "CharTokenizer":
@@ -204,31 +210,67 @@ class CharTokenizer:
         fields) raises ``VocabularyError``; a missing or unreadable file raises the usual ``OSError``.
         """
         where = os.fspath(path)
+        return cls.from_dict(read_json_file(where, "CharTokenizer.load", max_bytes), source=repr(where))
 
-        def too_large():
-            return VocabularyError(
-                f"CharTokenizer.load: {where!r} is larger than the limit of {max_bytes} bytes for a vocabulary "
-                "file (pass max_bytes= to allow more)"
-            )
 
-        with open_regular_file(where, error=VocabularyError, context="CharTokenizer.load: ") as handle:
-            if os.fstat(handle.fileno()).st_size > max_bytes:  # refused before a byte is read
-                raise too_large()
-            raw = handle.read(max_bytes + 1)  # bounded even if the file grows meanwhile
-        if len(raw) > max_bytes:
+def checked_ids(ids, vocab_size: int, caller: str) -> np.ndarray:
+    """``ids`` (list, array or integer tensor) as a 1-D integer array, every id in ``0 .. vocab_size - 1``."""
+    arr = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if arr.ndim > 1:
+        raise ValueError(f"{caller}: expected a 1-D sequence of ids, got shape {arr.shape}; decode each row separately")
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{caller}: ids must be integers, got {arr.dtype} (first value {arr.flat[0]!r})")
+    arr = arr.reshape(-1)
+    bad = (arr < 0) | (arr >= vocab_size)
+    if bad.any():
+        position = int(np.argmax(bad))
+        raise IndexError(
+            f"{caller}: id {int(arr[position])} at position {position} is out of range "
+            f"for a vocabulary of size {vocab_size} (valid ids are 0..{vocab_size - 1})"
+        )
+    return arr
+
+
+def read_json_file(where: str, caller: str, max_bytes: int):
+    """The JSON value of the untrusted file ``where``: a regular file only, its size checked
+    before a byte is read, strict UTF-8; any problem raises ``VocabularyError`` naming ``caller``
+    and the file."""
+
+    def too_large():
+        return VocabularyError(
+            f"{caller}: {where!r} is larger than the limit of {max_bytes} bytes for a vocabulary "
+            "file (pass max_bytes= to allow more)"
+        )
+
+    with open_regular_file(where, error=VocabularyError, context=f"{caller}: ") as handle:
+        if os.fstat(handle.fileno()).st_size > max_bytes:  # refused before a byte is read
             raise too_large()
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise VocabularyError(f"CharTokenizer.load: {where!r} is not UTF-8 text: {exc}") from None
-        del raw  # the text replaces the bytes: never both while the JSON is parsed
-        try:
-            data = json.loads(text)
-        except MemoryError:
-            raise
-        except Exception as exc:  # JSONDecodeError, RecursionError (deep nesting), huge integers
-            raise VocabularyError(f"CharTokenizer.load: {where!r} is not valid JSON: {type(exc).__name__}: {exc}") from None
-        return cls.from_dict(data, source=repr(where))
+        raw = handle.read(max_bytes + 1)  # bounded even if the file grows meanwhile
+    if len(raw) > max_bytes:
+        raise too_large()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise VocabularyError(f"{caller}: {where!r} is not UTF-8 text: {exc}") from None
+    del raw  # the text replaces the bytes: never both while the JSON is parsed
+    try:
+        return json.loads(text)
+    except MemoryError:
+        raise
+    except Exception as exc:  # JSONDecodeError, RecursionError (deep nesting), huge integers
+        raise VocabularyError(f"{caller}: {where!r} is not valid JSON: {type(exc).__name__}: {exc}") from None
+
+
+def write_json_file(path, data: dict, indent: int | None = 1) -> None:
+    """``data`` as UTF-8 JSON, atomically (a crash mid-save keeps the old file)."""
+    try:
+        payload = json.dumps(data, ensure_ascii=False, indent=indent).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate character: escape it instead
+        payload = json.dumps(data, ensure_ascii=True, indent=indent).encode("ascii")
+    with atomic_write(path) as handle:
+        handle.write(payload)
 
 
 def _excerpt(value, limit: int = 60) -> str:
