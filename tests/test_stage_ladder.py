@@ -81,7 +81,7 @@ def ladder_root(tmp_path_factory):
 def test_rung(index, ladder_root, clean_environ, make_venv):
     stage = catalog.STAGES[index]
     env = clean_environ()
-    bin_dir = make_venv(ladder_root / f"rung-{index}-{stage.name}", "pytest", *folders_up_to(index),
+    bin_dir = make_venv(ladder_root / f"rung-{index}-{stage.name}", "pytest", "hypothesis", *folders_up_to(index),
                         REPO / catalog.MILESTONES.folder, env=env)
 
     # the stage's own tests pass, against the installed packages (not the source tree)
