@@ -152,8 +152,8 @@ def requantize(accumulator, multiplier, zero_point: int, floor: int = AFFINE_RAN
     per channel. In float32, as ONNX Runtime requantizes: this is the one rounding of the layer,
     and float32's relative error of 2**-24 moves a code only when acc * multiplier lies within
     that of a half-integer. A ReLU fused into the layer is ``floor = zero_point``: the code of
-    the real 0 is the smallest it lets through."""
-    scaled = accumulator.astype(np.float32)  # a fresh array: the steps below work in place
+    the real 0 is the smallest it lets through. A float32 ``accumulator`` is used up (overwritten)."""
+    scaled = accumulator.astype(np.float32, copy=False)  # the steps below work in place
     scaled *= multiplier.astype(np.float32)
     scaled += zero_point  # an integer: rint(a) + z == rint(a + z)
     np.rint(scaled, out=scaled)
