@@ -161,14 +161,15 @@ def distillation(cnn, x_train, y_train, x_test, y_test, args):
     arrays = (flat_train, y_train, teacher_logits)  # the teacher's logits ride along with each batch
 
     def distilled(model, xb, yb, teacher_b):
-        return C.distillation_loss(model(xb), teacher_b, yb, temperature=args.temperature, alpha=0.9)
+        return C.distillation_loss(model(xb), teacher_b, yb, temperature=args.temperature, alpha=args.alpha)
 
-    hard = train(student(), arrays, args.student_epochs, args.seed + 4)
+    plain = tt.nn.CrossEntropyLoss()  # hard labels alone: no smoothing, as in the distillation loss's hard term
+    hard = train(student(), arrays, args.student_epochs, args.seed + 4, loss_of=lambda m, xb, yb, _: plain(m(xb), yb))
     soft = train(student(), arrays, args.student_epochs, args.seed + 4, loss_of=distilled)
     print(f"\n5. Distillation: student MLP {features}-{hidden}-10 ({student().num_parameters():,} parameters, "
           f"teacher CNN {cnn.num_parameters():,}), {args.student_epochs} epochs, same batches and initial weights")
     print(f"  {'':<44} {'distilled':>10} {'hard':>10}")
-    row(f"student test accuracy (T={args.temperature:g}, alpha=0.9)", f"{accuracy(soft, flat_test, y_test):.2f}",
+    row(f"student test accuracy (T={args.temperature:g}, alpha={args.alpha:g})", f"{accuracy(soft, flat_test, y_test):.2f}",
         f"{accuracy(hard, flat_test, y_test):.2f}", "%", f"teacher {accuracy(cnn, x_test, y_test):.2f} %")
 
 
@@ -178,6 +179,7 @@ def main():
     parser.add_argument("--finetune-epochs", type=int, default=3)
     parser.add_argument("--student-epochs", type=int, default=10)
     parser.add_argument("--temperature", type=float, default=4.0)
+    parser.add_argument("--alpha", type=float, default=0.9, help="weight of the soft (teacher) term")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     data = load_digits()

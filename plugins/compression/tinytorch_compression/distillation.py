@@ -30,7 +30,9 @@ def distillation_loss(student_logits, teacher_logits, target, temperature=4.0, a
     t = float(temperature)
     teacher = array_of(teacher_logits).astype(array_of(student_logits).dtype) / t
     teacher_log_probs = teacher - _logsumexp(teacher)  # stable log-softmax of plain data
-    teacher_probs, teacher_log_probs = Tensor(np.exp(teacher_log_probs)), Tensor(teacher_log_probs)
+    dtype = teacher.dtype  # the student's: Tensor() alone would make float32
+    teacher_probs = Tensor(np.exp(teacher_log_probs), dtype=dtype)
+    teacher_log_probs = Tensor(teacher_log_probs, dtype=dtype)
     student_log_probs = tt.ops.log_softmax(student_logits / t, axis=-1)
     per_row = (teacher_probs * (teacher_log_probs - student_log_probs)).sum(axis=-1)
     soft = per_row.mean() * (t * t)
