@@ -34,14 +34,16 @@ __all__ = ["quantize", "sequential_layers"]
 per_channel_weights = partial(MinMaxObserver, symmetric=True, axis=0)
 
 
-def quantize(model, calibration_loader, activation_observer=MinMaxObserver, weight_observer=per_channel_weights,
-             num_batches=None):
+def quantize(model, calibration_loader, activation_observer=None, weight_observer=None, num_batches=None):
     """An int8 copy of the float ``Sequential`` ``model`` (see the module docstring).
 
     ``calibration_loader`` yields batches: input Tensors, or tuples whose first item is the input
     (a ``DataLoader`` of (x, y) works); ``num_batches`` limits how many are used.
     ``activation_observer`` and ``weight_observer`` make a new observer when called (a class, or a
-    ``functools.partial`` of one with options); the weight observer must be symmetric."""
+    ``functools.partial`` of one with options); the weight observer must be symmetric. By default:
+    ``MinMaxObserver`` per tensor for activations, symmetric per output channel for weights."""
+    activation_observer = activation_observer or MinMaxObserver
+    weight_observer = weight_observer or per_channel_weights
     layers = sequential_layers(model, "quantize")
     observers = calibrate(layers, calibration_loader, activation_observer, num_batches)
     steps = [Quantize(*observers[0].calculate_qparams())]
