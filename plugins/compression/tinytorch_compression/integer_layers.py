@@ -28,7 +28,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from tinytorch_core import Module, Tensor, no_grad
 from tinytorch_core.checks import array_of
 
-from .integer import (AFFINE_RANGE, EXACT_FLOAT32_INTEGER, SYMMETRIC_RANGE, exact_integer_matmul, k_block, quantize_array,
+from .integer import (AFFINE_RANGE, SYMMETRIC_RANGE, exact_integer_matmul, k_block, quantize_array,
                       requantize)
 
 __all__ = [
@@ -119,22 +119,8 @@ class _IntegerWeighted(Module):
         accumulator += self.offsets(weight).astype(np.int32)
         return accumulator
 
-    def _accumulate_fast(self, columns):
-        """``accumulate`` with the accumulators left in float32, when every one provably stays
-        within 2**24 (one GEMM, then the offsets): then float32 holds each exactly. Else None."""
-        weight = self.weight_matrix()
-        offsets = self.offsets(weight)
-        bound = columns.shape[1] * -AFFINE_RANGE[0] * SYMMETRIC_RANGE[1] + np.abs(offsets).max(initial=0)
-        if bound > EXACT_FLOAT32_INTEGER:
-            return None
-        accumulator = columns @ weight.T.astype(np.float32)
-        accumulator += offsets.astype(np.float32)
-        return accumulator
-
     def integer_forward(self, columns):
-        # fast path: float32 accumulators when provably exact, -x % of a forward
-        accumulator = self._accumulate_fast(columns)
-        return self.requantized(self.accumulate(columns) if accumulator is None else accumulator)
+        return self.requantized(self.accumulate(columns))
 
     def requantized(self, accumulator):
         """int32 accumulators -> int8 codes at the output's scale (ReLU fused: floor at its zero point)."""
