@@ -203,7 +203,7 @@ def integer_im2col(codes, kernel, stride, padding, dilation, pad_code: int):
         padded[:, ph : ph + h, pw : pw + w] = codes
     windows = sliding_window_view(padded, span, axis=(1, 2))[:, ::sh, ::sw, :, ::dh, ::dw]  # (N, Ho, Wo, C, kh, kw)
     ho, wo = windows.shape[1:3]
-    if c == 1:  # one channel: stored column-major, the copy reads whole image rows (-1.5 ms of a W1 conv)
+    if c == 1:  # one channel: stored column-major, the copy reads whole image rows (2.6 -> 2.0 ms, first digits conv)
         columns = np.empty((kh * kw * c, n * ho * wo), np.float32).T
     else:
         columns = np.empty((n * ho * wo, kh * kw * c), np.float32)
