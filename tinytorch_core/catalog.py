@@ -138,6 +138,22 @@ STAGES: tuple[Package, ...] = (
         "summaries, benchmarks with confidence intervals",
         symbols=_symbols(profiler="profile record summary benchmark compare"),
     ),
+    Package(
+        name="compression",
+        order=6,
+        distribution="tinytorch-compression",
+        folder="plugins/compression",
+        package="tinytorch_compression",
+        requires=("nn",),
+        title="Quantization, pruning and distillation",
+        introduces="INT8 quantization (observers, integer layers, fake-quant), pruning, distillation, model size",
+        symbols=_symbols(
+            compression="MinMaxObserver MovingAverageMinMaxObserver PercentileObserver quantize_tensor "
+            "dequantize_tensor int8_matmul quantize FakeQuantize prune_l1_unstructured prune_global_unstructured "
+            "prune_channels sparsity remove distillation_loss model_size",
+            ops="fake_quantize",
+        ),
+    ),
 )
 
 #: the verification suite: a plugin of its own that is not a stage

@@ -1,0 +1,121 @@
+"""Integer arithmetic: qparams, quantize/dequantize, the exact int8 GEMM, and the integer layers
+against a pure-integer (int64) reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tinytorch_core as tt
+from tinytorch_compression import QuantizedLinear, dequantize_tensor, int8_matmul, quantize, quantize_tensor
+from tinytorch_compression.integer import exact_integer_matmul, k_block, qparams_from_range
+
+
+def int8(rng, *shape):
+    return rng.integers(-128, 128, size=shape).astype(np.int8)
+
+
+def test_a_naive_float32_product_is_not_exact_but_the_blocked_one_is():
+    rng = np.random.default_rng(0)
+    a, b = int8(rng, 16, 5000), int8(rng, 5000, 8)
+    a[0], b[:, 0] = 127, 127  # a dot product of 5000 odd products 16129: 80,645,000, far past 2**24
+    reference = a.astype(np.int64) @ b.astype(np.int64)  # pure integer
+    assert reference[0, 0] == 5000 * 127 * 127
+    naive = exact_integer_matmul(a.astype(np.float32), b.astype(np.float32), block=5000)  # one float32 GEMM
+    assert naive[0, 0] != reference[0, 0]  # past 2**24 float32 drops the odd low bits
+    exact = int8_matmul(a, b)
+    assert exact.dtype == np.int32 and k_block(128, 128) == 1024
+    np.testing.assert_array_equal(exact, reference)
+
+
+def test_qparams_affine_and_symmetric():
+    scale, zero_point = qparams_from_range(-1.0, 3.0, symmetric=False)
+    assert scale == pytest.approx(4.0 / 255) and zero_point == -128 + round(1.0 / (4.0 / 255))
+    scale, zero_point = qparams_from_range(np.array([-2.0, -0.5]), np.array([1.0, 0.25]), symmetric=True)
+    np.testing.assert_allclose(scale, [2.0 / 127, 0.5 / 127], rtol=1e-6)
+    assert zero_point.tolist() == [0, 0]
+    scale, _ = qparams_from_range(0.0, 0.0, symmetric=False)  # nothing but zeros: no division by zero
+    assert scale == 1.0
+
+
+def test_quantize_round_trip_is_within_half_a_step_and_clamps():
+    x = np.linspace(-1.0, 1.0, 101).astype(np.float32)
+    q = quantize_tensor(x, 0.01, 3)
+    assert q.dtype == np.int8
+    back = dequantize_tensor(q, 0.01, 3).data
+    inside = (x / 0.01 + 3 <= 127)
+    assert np.abs(back - x)[inside].max() <= 0.005 + 1e-7
+    assert quantize_tensor(np.array([1e6], np.float32), 0.01, 0).data[0] == 127
+    per_channel = quantize_tensor(np.ones((2, 3), np.float32), np.array([0.5, 0.25]), np.array([0, 1]), axis=0)
+    assert per_channel.data.tolist() == [[2, 2, 2], [5, 5, 5]]
+
+
+def test_quantize_errors_say_what_was_expected():
+    with pytest.raises(TypeError, match="floating-point"):
+        quantize_tensor(np.ones(3, np.int32), 0.1)
+    with pytest.raises(ValueError, match="positive"):
+        quantize_tensor(np.ones(3, np.float32), 0.0)
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        quantize_tensor(np.ones((2, 3), np.float32), np.ones(3), 0, axis=0)
+    with pytest.raises(TypeError, match="int8"):
+        dequantize_tensor(np.ones(3, np.float32), 0.1)
+    with pytest.raises(TypeError, match="2-D int8"):
+        int8_matmul(np.ones((2, 2)), np.ones((2, 2), np.int8))
+
+
+def _integer_reference(layer, codes):
+    """acc = sum (x - zx) w + bias_q in int64; out = clamp(round(acc * sx sw / sy) + zy)."""
+    w = layer.weight_matrix().astype(np.int64)
+    zx = int(layer.input_zero_point.data)
+    acc = (codes.astype(np.int64) - zx) @ w.T + layer.bias.data.astype(np.int64)
+    multiplier = (np.float32(layer.input_scale.data) * layer.weight_scale.data / np.float32(layer.output_scale.data))
+    scaled = np.rint(acc.astype(np.float32) * multiplier.astype(np.float32) + int(layer.output_zero_point.data))
+    return acc, np.clip(scaled, int(layer.output_zero_point.data) if layer.relu else -128, 127).astype(np.int8)
+
+
+@pytest.mark.parametrize("in_features", [40, 3000])  # 3000: past one exact block, the int32 path
+def test_quantized_linear_equals_the_pure_integer_reference(in_features):
+    rng = np.random.default_rng(1)
+    linear = tt.nn.Linear(in_features, 7, generator=rng)
+    from tinytorch_compression.quantize import per_channel_weights
+    layer = QuantizedLinear.from_float(linear, (0.05, -7), (0.2, 3), per_channel_weights, relu=True)
+    codes = int8(rng, 33, in_features)
+    acc, out = _integer_reference(layer, codes)
+    np.testing.assert_array_equal(layer.accumulate(codes.astype(np.float32)), acc)
+    from tinytorch_compression.integer_layers import QuantizedActivation
+    result = layer(QuantizedActivation(codes, np.float32(0.05).item(), -7))
+    assert result.codes.dtype == np.int8
+    np.testing.assert_array_equal(result.codes, out)
+
+
+def test_quantized_model_holds_int8_weights_and_matches_the_float_model():
+    rng = np.random.default_rng(2)
+    model = tt.nn.Sequential(tt.nn.Linear(20, 32, generator=rng), tt.nn.ReLU(), tt.nn.Dropout(0.5),
+                             tt.nn.Linear(32, 5, generator=rng))
+    x = rng.standard_normal((64, 20)).astype(np.float32)
+    q = quantize(model, [tt.Tensor(x)])
+    assert model[0].weight.dtype == np.float32  # the float model is untouched
+    kinds = {name: array.dtype for name, array in q.state_dict().items()}
+    assert [k for k, d in kinds.items() if d == np.int8] == ["1.weight", "2.weight"]
+    with tt.no_grad():
+        expected = model.eval()(tt.Tensor(x)).data
+    got = q(tt.Tensor(x)).data
+    assert np.abs(got - expected).max() < 0.05 * np.abs(expected).max()
+
+
+def test_int8_checkpoint_saves_int8(tmp_path):
+    rng = np.random.default_rng(3)
+    model = tt.nn.Sequential(tt.nn.Linear(64, 32, generator=rng))
+    q = quantize(model, [rng.standard_normal((8, 64)).astype(np.float32)])
+    tt.io.save(q.state_dict(), tmp_path / "q.safetensors")
+    loaded = tt.io.load(tmp_path / "q.safetensors")
+    assert loaded["1.weight"].dtype == np.int8 and loaded["1.bias"].dtype == np.int32
+    np.testing.assert_array_equal(loaded["1.weight"], q[1].weight.data)
+    assert (tmp_path / "q.safetensors").stat().st_size < 64 * 32 * 4 / 2  # float32 weights alone: 8192 bytes
+
+
+def test_quantize_refuses_what_it_cannot_convert():
+    with pytest.raises(TypeError, match="Sequential"):
+        quantize(tt.nn.Linear(2, 2), [np.zeros((1, 2), np.float32)])
+    with pytest.raises(ValueError, match="no batch"):
+        quantize(tt.nn.Sequential(tt.nn.Linear(2, 2)), [])

@@ -1,0 +1,148 @@
+"""Unstructured magnitude pruning: zero the smallest weights, and keep them zero while training.
+
+A pruned layer is wrapped in ``Pruned``, which holds the trainable ``weight_orig`` and a 0/1
+``weight_mask`` and gives the wrapped layer ``weight = weight_orig * weight_mask`` afresh at
+every call (PyTorch's parametrization, without hooks). An optimizer step may change
+``weight_orig`` anywhere; the weight the layer computes with is still exactly zero where the
+mask is, and the mask's zeros also zero the gradient that reaches ``weight_orig`` there.
+
+- ``prune_l1_unstructured(model, amount)``: each Linear / Conv2d loses the ``amount`` fraction
+  of its weights with the smallest magnitude;
+- ``prune_global_unstructured(model, amount)``: one threshold for all of them, so layers with
+  many small weights give up more;
+- ``sparsity(model)``: the fraction of those weights that are zero (``by_layer=True``: per layer);
+- ``remove(model)``: bake ``weight_orig * weight_mask`` into a plain weight; the model is plain again.
+
+Each returns a new model and leaves the one it was given as it was: build the optimizer on the
+pruned model. ``amount`` is the fraction of weights zero afterwards, counting earlier pruning.
+"""
+
+from __future__ import annotations
+
+import copy
+import numbers
+
+import numpy as np
+
+import tinytorch_core as tt
+from tinytorch_core import Module, Parameter, Tensor
+
+from .layer_types import is_layer, weighted_layer_classes
+
+__all__ = ["Pruned", "prune_global_unstructured", "prune_l1_unstructured", "remove", "sparsity"]
+
+
+class Pruned(Module):
+    """``layer`` (a Linear or Conv2d) computing with ``weight_orig * weight_mask``."""
+
+    def __init__(self, layer, mask):
+        super().__init__()
+        weight = layer.weight
+        mask = np.asarray(mask, dtype=weight.data.dtype)
+        if mask.shape != weight.shape:
+            raise ValueError(f"Pruned: mask of shape {mask.shape} for a weight of shape {tuple(weight.shape)}")
+        del layer.weight  # from now on a plain attribute, set from the mask at every call
+        self.layer = layer
+        self.weight_orig = Parameter(weight.data * mask)
+        self.register_buffer("weight_mask", Tensor(mask))
+        self.layer.weight = self.weight
+
+    @property
+    def weight(self):
+        """The weight the layer computes with: zero wherever the mask is."""
+        return self.weight_orig * self.weight_mask
+
+    def forward(self, *args, **kwargs):
+        self.layer.weight = self.weight  # weight_orig may have changed since the last call
+        return self.layer(*args, **kwargs)
+
+    def unwrapped(self):
+        """The layer with the masked weight as its own plain Parameter again."""
+        layer = copy.deepcopy(self.layer)
+        layer.weight = Parameter(self.weight.data.copy())
+        return layer
+
+
+def prune_l1_unstructured(model, amount):
+    """A copy of ``model`` whose every Linear / Conv2d has its smallest-magnitude ``amount``
+    fraction of weights zeroed (each layer on its own)."""
+    amount = _checked_amount(amount, "prune_l1_unstructured")
+    model = copy.deepcopy(model)
+    masks = {id(m): _smallest_zeroed(np.abs(_weight_of(m)), amount) for _, m in prunable_modules(model)}
+    return _rebuilt(model, lambda m: _wrapped(m, masks[id(m)]) if id(m) in masks else None)
+
+
+def prune_global_unstructured(model, amount):
+    """A copy of ``model`` with the ``amount`` fraction of all its Linear / Conv2d weights zeroed:
+    the smallest magnitudes over every layer together."""
+    amount = _checked_amount(amount, "prune_global_unstructured")
+    model = copy.deepcopy(model)
+    layers = [m for _, m in prunable_modules(model)]
+    magnitudes = [np.abs(_weight_of(m)) for m in layers]
+    joint = _smallest_zeroed(np.concatenate([w.ravel() for w in magnitudes]), amount)
+    ends = np.cumsum([w.size for w in magnitudes])[:-1]
+    masks = {id(m): part.reshape(w.shape) for m, w, part in zip(layers, magnitudes, np.split(joint, ends))}
+    return _rebuilt(model, lambda m: _wrapped(m, masks[id(m)]) if id(m) in masks else None)
+
+
+def remove(model):
+    """A copy of ``model`` with every ``Pruned`` layer replaced by its layer, the mask baked in."""
+    return _rebuilt(copy.deepcopy(model), lambda m: m.unwrapped() if isinstance(m, Pruned) else None)
+
+
+def sparsity(model, by_layer: bool = False):
+    """The fraction of zero weights over all Linear / Conv2d layers (pruned or not); with
+    ``by_layer``, a dict of each layer's fraction by its name in the model."""
+    weights = {name: _weight_of(m) for name, m in prunable_modules(model)}
+    if not weights:
+        raise ValueError(f"sparsity: {type(model).__name__} has no Linear or Conv2d layer to measure")
+    if by_layer:
+        return {name: float(np.mean(w == 0)) for name, w in weights.items()}
+    zeros = sum(int(np.count_nonzero(w == 0)) for w in weights.values())
+    return zeros / sum(w.size for w in weights.values())
+
+
+def prunable_modules(module, prefix: str = ""):
+    """(name, module) of every Linear, Conv2d or ``Pruned`` in ``module``, a pruned layer once."""
+    if isinstance(module, Pruned) or isinstance(module, weighted_layer_classes()):
+        yield prefix, module
+        return
+    for name, child in module.named_children():
+        yield from prunable_modules(child, f"{prefix}.{name}" if prefix else name)
+
+
+def _weight_of(module):
+    return module.weight.data
+
+
+def _wrapped(module, mask):
+    return Pruned(module.unwrapped() if isinstance(module, Pruned) else module, mask)
+
+
+def _smallest_zeroed(magnitudes, amount: float):
+    """A 0/1 mask of ``magnitudes``'s shape with exactly round(amount * size) zeros, on the smallest."""
+    flat = magnitudes.ravel()
+    count = int(round(amount * flat.size))
+    mask = np.ones(flat.size, dtype=bool)
+    if count:
+        mask[np.argpartition(flat, count - 1)[:count]] = False
+    return mask.reshape(magnitudes.shape)
+
+
+def _checked_amount(amount, where: str) -> float:
+    if isinstance(amount, bool) or not isinstance(amount, numbers.Real) or not 0.0 <= amount <= 1.0:
+        raise ValueError(f"{where}: amount must be a fraction in [0, 1] (of the weights to zero), got {amount!r}")
+    return float(amount)
+
+
+def _rebuilt(module, replace):
+    """``module`` with every sub-module ``m`` for which ``replace(m)`` gives a module swapped for it.
+    A ``Sequential`` is rebuilt (it runs its layers from its own list), any other container changed in place."""
+    replacement = replace(module)
+    if replacement is not None:
+        return replacement
+    if is_layer(module, "Sequential"):
+        return tt.nn.Sequential(*[_rebuilt(layer, replace) for layer in module])
+    for name, child in list(module.named_children()):
+        setattr(module, name, _rebuilt(child, replace))
+    return module

@@ -1,0 +1,135 @@
+"""Post-training INT8 quantization: calibrate, then convert layer by layer.
+
+``quantize(model, calibration_loader)`` takes a trained float ``Sequential`` and returns a new
+``Sequential`` that runs on int8 codes from end to end:
+
+1. *Calibrate*: run the float model on a few batches, an activation observer at every boundary
+   (the input, and the output of every layer), which learns each activation's range.
+2. *Convert*, walking the layers in order: ``Quantize`` first (float input -> codes); each
+   ``Linear`` / ``Conv2d`` becomes its integer version, its weights quantized per output channel,
+   a ``ReLU`` right after it fused in; ``ReLU``, ``MaxPool2d`` and ``Flatten`` work on the codes
+   as they are (they keep the scale); ``Dropout`` and ``Identity`` vanish (inference); any other
+   layer runs in float between a dequantize and a quantize; ``DeQuantize`` last.
+
+The float model is not changed. The quantized model is for inference: it records no gradients.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import partial
+
+import tinytorch_core as tt
+from tinytorch_core import Tensor, no_grad
+from tinytorch_core.checks import positive_int
+
+from .integer_layers import (DeQuantize, FloatStep, IntegerFlatten, IntegerMaxPool2d, IntegerReLU, Quantize,
+                             QuantizedConv2d, QuantizedLinear)
+from .layer_types import is_layer
+from .observers import MinMaxObserver
+
+__all__ = ["quantize", "sequential_layers"]
+
+#: weights: symmetric, one scale per output channel (axis 0 of a Linear or Conv2d weight)
+per_channel_weights = partial(MinMaxObserver, symmetric=True, axis=0)
+
+
+def quantize(model, calibration_loader, activation_observer=None, weight_observer=None, num_batches=None):
+    """An int8 copy of the float ``Sequential`` ``model`` (see the module docstring).
+
+    ``calibration_loader`` yields batches: input Tensors, or tuples whose first item is the input
+    (a ``DataLoader`` of (x, y) works); ``num_batches`` limits how many are used.
+    ``activation_observer`` and ``weight_observer`` make a new observer when called (a class, or a
+    ``functools.partial`` of one with options); the weight observer must be symmetric. By default:
+    ``MinMaxObserver`` per tensor for activations, symmetric per output channel for weights."""
+    activation_observer = activation_observer or MinMaxObserver
+    weight_observer = weight_observer or per_channel_weights
+    layers = sequential_layers(model, "quantize")
+    observers = calibrate(layers, calibration_loader, activation_observer, num_batches)
+    steps = [Quantize(*observers[0].calculate_qparams())]
+    qparams = observers[0].calculate_qparams()  # of the codes flowing into the next layer
+    index = 0
+    while index < len(layers):
+        layer = layers[index]
+        fused = index + 1 < len(layers) and is_layer(layers[index + 1], "ReLU") and _is_weighted(layer)
+        after = observers[index + 1 + fused].calculate_qparams()  # the output's qparams, past a fused ReLU
+        step = _integer_step(layer, qparams, after, weight_observer, fused)
+        if step is not None:
+            steps.append(step)
+            if isinstance(step, (QuantizedLinear, QuantizedConv2d, FloatStep)):
+                qparams = after  # integer-preserving steps keep the scale they were given
+        index += 1 + fused
+    steps.append(DeQuantize())
+    return tt.nn.Sequential(*steps).eval()
+
+
+def _is_weighted(layer) -> bool:
+    return is_layer(layer, "Linear", "Conv2d")
+
+
+def _integer_step(layer, qparams, after, weight_observer, fused_relu: bool):
+    """The step of the quantized model that replaces ``layer`` (None: it does nothing at inference)."""
+    if is_layer(layer, "Linear"):
+        return QuantizedLinear.from_float(layer, qparams, after, weight_observer, relu=fused_relu)
+    if is_layer(layer, "Conv2d"):
+        return QuantizedConv2d.from_float(layer, qparams, after, weight_observer, relu=fused_relu)
+    if is_layer(layer, "Dropout", "Identity"):
+        return None
+    if is_layer(layer, "ReLU"):
+        return IntegerReLU()
+    if is_layer(layer, "MaxPool2d") and layer.padding == (0, 0) and not layer.ceil_mode:
+        return IntegerMaxPool2d(layer.kernel_size, layer.stride)
+    if is_layer(layer, "Flatten") and (layer.start_axis, layer.end_axis) == (1, -1):
+        return IntegerFlatten()
+    return FloatStep(copy.deepcopy(layer), after)
+
+
+def sequential_layers(model, where: str) -> list:
+    """The layers of a ``Sequential`` in order, nested ``Sequential``s opened up."""
+    if not is_layer(model, "Sequential"):
+        raise TypeError(f"{where}: expected a tinytorch_core.nn.Sequential model (its layers in the order they "
+                        f"run), got {type(model).__name__}")
+    layers = []
+    for layer in model:
+        layers.extend(sequential_layers(layer, where) if is_layer(layer, "Sequential") else [layer])
+    return layers
+
+
+def calibrate(layers, loader, activation_observer, num_batches=None) -> list:
+    """Observers of the input and of every layer's output, fed the float model's activations on
+    the calibration batches (in eval mode: dropout off; the model's mode is restored after)."""
+    limit = None if num_batches is None else positive_int(num_batches, "num_batches", "quantize")
+    observers = [activation_observer() for _ in range(len(layers) + 1)]
+    modes = [layer.training for layer in layers]
+    for layer in layers:
+        layer.eval()
+    seen = 0
+    try:
+        with no_grad():
+            for batch in loader:
+                if limit is not None and seen >= limit:
+                    break
+                _observe_batch(layers, observers, _input_of(batch))
+                seen += 1
+    finally:
+        for layer, mode in zip(layers, modes):
+            layer.train(mode)
+    if seen == 0:
+        raise ValueError("quantize: the calibration loader yielded no batch; calibration needs data")
+    return observers
+
+
+def _observe_batch(layers, observers, x) -> None:
+    observers[0](x)
+    for layer, observer in zip(layers, observers[1:]):
+        x = layer(x)
+        observer(x)
+
+
+def _input_of(batch):
+    """A batch's input: the batch itself, or the first item of an (x, y, ...) tuple."""
+    x = batch[0] if isinstance(batch, (tuple, list)) else batch
+    if not isinstance(x, Tensor):
+        x = Tensor(x)
+    return x
+
