@@ -127,6 +127,7 @@ def _plugin(stage: str, ops: list) -> str:
     registrations = "\n".join(
         f'    registry.op("{stage}::{op.name}", F.{_function_class(op)}, '
         f"samples=samples.{op.name}_samples, call=F.{op.name})" for op in ops)
+    registrations = registrations or "    pass  # this stage adds no op"
     plugin = textwrap.dedent(f'''\
         """The hooks that make this package a provider of stage '{stage}'."""
 

@@ -38,6 +38,7 @@ SUITES = {
     "embeddings": "tinytorch_milestones.conformance.embeddings",
     "attention": "tinytorch_milestones.conformance.attention",
     "nn": "tinytorch_milestones.conformance.nn",
+    "generation": "tinytorch_milestones.conformance.generation",
 }
 
 
