@@ -187,7 +187,9 @@ class MultiHeadAttention(Module):
             raise dtype_mismatch(self, x, self.q_proj.weight.dtype, "query")
         self._check_input("query", x)
         keys, values = cache.append(self.k_proj(x), self.v_proj(x))  # (B, stored + T, E) each
-        allowed = cached_causal_mask(shape_of(x)[1], shape_of(keys)[1]) if causal else None
+        query_len = shape_of(x)[1]
+        # one new token comes after every stored key: causal needs no mask then (the usual step)
+        allowed = cached_causal_mask(query_len, shape_of(keys)[1]) if causal and query_len > 1 else None
         attended = scaled_dot_product_attention(
             self.q_proj(x), keys, values, mask=allowed,
             dropout_p=self.dropout if self.training else 0.0, generator=self._dropout_generator,
@@ -342,10 +344,10 @@ class GPT(Module):
         """``tokens`` (B, T, E) plus the position vectors of positions ``start .. start + T - 1``."""
         if start == 0:
             return self.pos_emb(tokens)
-        # later positions (a cached step): the same table rows the full sequence would get, added
-        # the same way, so a cached position gets exactly the input an uncached one does
+        # later positions (a cached step, under no_grad): the same table rows the full sequence
+        # would get, added the same way, so a cached position gets exactly the input an uncached one does
         table = self.pos_emb.weight if self.positional == "learned" else self.pos_emb.pe
-        return tokens + table[start : start + shape_of(tokens)[1]]
+        return tokens + table.data[start : start + shape_of(tokens)[1]]
 
     def generate(self, prompt_ids, max_new_tokens: int, temperature: float = 1.0, top_k=None, generator=None):
         """Extend ``prompt_ids`` ((T,) or (B, T) ints) by ``max_new_tokens`` sampled tokens.
