@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from tinytorch_core import Function, Sample
+from tinytorch_core import Function, Sample, catalog
 from tinytorch_core.cli import main
 from tinytorch_core.host.runtime import Runtime, use_runtime
 from tinytorch_core.testing import FakeEntryPoint, plugin_module
@@ -76,7 +76,6 @@ def test_console_entry_runs_as_a_module():
         [sys.executable, "-m", "tinytorch_core", "stages", "--json"], capture_output=True, text=True, check=True
     )
     rows = json.loads(result.stdout)
-    from tinytorch_core import catalog
 
     stages = [s.name for s in catalog.STAGES]  # core, nn, spatial, ...: the curriculum comes first
     assert [r["stage"] for r in rows][: len(stages)] == stages

@@ -154,6 +154,17 @@ STAGES: tuple[Package, ...] = (
             ops="fake_quantize",
         ),
     ),
+    Package(
+        name="generation",
+        order=7,
+        distribution="tinytorch-generation",
+        folder="plugins/generation",
+        package="tinytorch_generation",
+        requires=("attention",),
+        title="Text generation",
+        introduces="generate with a key/value cache; greedy, temperature, top-k and top-p sampling",
+        symbols=_symbols(generation="generate KVCache top_k_filter top_p_filter sample_tokens"),
+    ),
 )
 
 #: the verification suite: a plugin of its own that is not a stage

@@ -40,6 +40,7 @@ SUITES = {
     "nn": "tinytorch_milestones.conformance.nn",
     "profiling": "tinytorch_milestones.conformance.profiling",
     "compression": "tinytorch_milestones.conformance.compression",
+    "generation": "tinytorch_milestones.conformance.generation",
 }
 
 

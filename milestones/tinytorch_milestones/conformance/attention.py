@@ -193,21 +193,25 @@ CONTRACT = [
           doc="""Query, key, value and output projections (embed_dim -> embed_dim); num_heads must divide
     embed_dim (else ValueError). forward(query, key=None, value=None, mask=None, causal=False,
     key_padding_mask=None): (B, Tq, E) -> (B, Tq, E); key=None is self-attention; mask True = may
-    attend; key_padding_mask (B, Tk) True = padding, ignored by every query.""",
-          methods=("def forward(self, query, key=None, value=None, mask=None, causal=False, key_padding_mask=None)",)),
+    attend; key_padding_mask (B, Tk) True = padding, ignored by every query. cache (the generation
+    stage's KVCache, see tinytorch_attention/cache.py): self-attention of the new positions only,
+    appended to the cache and attending to every stored position.""",
+          methods=("def forward(self, query, key=None, value=None, mask=None, causal=False, key_padding_mask=None, "
+                   "cache=None)",)),
     Layer("FeedForward", "embed_dim, hidden_dim, dropout=0.0, activation='gelu_tanh', generator=None",
           doc="""Linear(embed_dim, hidden_dim), the activation, dropout, Linear(hidden_dim, embed_dim):
     (..., E) -> (..., E)."""),
     Layer("TransformerBlock", "embed_dim, num_heads, ff_dim, dropout=0.0, causal=False, generator=None",
           doc="""Pre-norm block: x + attention(LayerNorm(x)), then + FeedForward(LayerNorm(.));
     (B, T, E) -> (B, T, E); causal=True makes position i depend on positions <= i only.""",
-          methods=("def forward(self, x, mask=None, key_padding_mask=None)",)),
+          methods=("def forward(self, x, mask=None, key_padding_mask=None, cache=None)",)),
     Layer("GPT", "vocab_size, max_len, embed_dim, num_heads, num_layers, ff_dim, dropout=0.0, causal=True, "
-                 "generator=None",
+                 "generator=None, positional='learned'",
           doc="""Token and learned position embeddings, num_layers causal TransformerBlocks, a final
     LayerNorm and a Linear head: forward(idx (B, T) ints) -> logits (B, T, vocab_size), position i
     depending on tokens <= i only. generate(prompt_ids (B, T0), max_new_tokens, ...) -> (B, T0 +
-    max_new_tokens) ids.""",
-          methods=("def forward(self, idx, key_padding_mask=None)",
+    max_new_tokens) ids. positional='sinusoidal' uses the fixed table. forward(idx, cache=cache):
+    idx holds positions cache.length.., block i gets cache.layer(i), then cache.advance(T).""",
+          methods=("def forward(self, idx, key_padding_mask=None, cache=None)",
                    "def generate(self, prompt_ids, max_new_tokens, temperature=1.0, top_k=None, generator=None)")),
 ]

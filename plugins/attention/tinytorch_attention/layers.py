@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinytorch_core import Module, ModuleList, Parameter, no_grad, resolve_generator
+from tinytorch_core import Module, ModuleList, Parameter, is_grad_enabled, no_grad, resolve_generator
 from tinytorch_core.checks import array_of, dtype_mismatch, dtype_of, non_negative_int, positive_int, shape_of
-from tinytorch_embeddings import Embedding, LearnedPositionalEmbedding
+from tinytorch_embeddings import Embedding, LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from tinytorch_embeddings.functional import check_indices
 from tinytorch_nn import GELU, Dropout, Linear, ReLU
 
+from .cache import cached_causal_mask
 from .functional import check_mask, layer_norm, scaled_dot_product_attention
 
 
@@ -70,6 +71,10 @@ class MultiHeadAttention(Module):
     - ``key_padding_mask``: bool (B, Tk), **True = padding** (PyTorch's convention for this
       argument): those keys are ignored by every query.
 
+    - ``cache``: a layer cache (``tinytorch_attention.cache.LayerCache``) for self-attention of
+      new positions against stored ones, under ``no_grad`` only: ``query`` holds the new
+      positions, no ``key``/``value``/masks (``causal`` masks by position in the whole sequence).
+
     A query left with no key to attend gets a zero vector (before ``out_proj``), not NaN.
     ``dropout`` drops attention weights in training mode. Returns (B, Tq, E).
     """
@@ -128,7 +133,15 @@ class MultiHeadAttention(Module):
             allowed = keys_allowed if allowed is None else allowed & keys_allowed
         return allowed
 
-    def forward(self, query, key=None, value=None, mask=None, causal: bool = False, key_padding_mask=None):
+    def forward(self, query, key=None, value=None, mask=None, causal: bool = False, key_padding_mask=None,
+                cache=None):
+        if cache is not None:
+            if key is not None or value is not None or mask is not None or key_padding_mask is not None:
+                raise ValueError(
+                    "MultiHeadAttention: with a cache, forward takes the new positions as query only "
+                    "(self-attention; causal=True masks by position), got key, value or a mask as well"
+                )
+            return self._cached_self_attention(query, causal, cache)
         if key is None:
             if value is not None:
                 raise ValueError("MultiHeadAttention: value was given without key")
@@ -157,6 +170,28 @@ class MultiHeadAttention(Module):
         allowed = self._combined_mask(mask, key_padding_mask, batch, query_len, key_len)
         attended = scaled_dot_product_attention(  # splits and merges the heads itself: (B, Tq, E)
             self.q_proj(query), self.k_proj(key), self.v_proj(value), mask=allowed, causal=causal,
+            dropout_p=self.dropout if self.training else 0.0, generator=self._dropout_generator,
+            num_heads=self.num_heads,
+        )
+        return self.out_proj(attended)
+
+    def _cached_self_attention(self, x, causal: bool, cache):
+        """Self-attention of the new positions ``x`` (B, T, E) over every position in ``cache``:
+        only the new positions are projected; the earlier keys and values are read from the cache."""
+        if is_grad_enabled():
+            raise RuntimeError(
+                "MultiHeadAttention: a key/value cache holds plain arrays, so no gradient would reach the "
+                "earlier positions; use the cache under tinytorch_core.no_grad() (generation does)"
+            )
+        if dtype_of(x) != self.q_proj.weight.dtype:
+            raise dtype_mismatch(self, x, self.q_proj.weight.dtype, "query")
+        self._check_input("query", x)
+        keys, values = cache.append(self.k_proj(x), self.v_proj(x))  # (B, stored + T, E) each
+        query_len = shape_of(x)[1]
+        # one new token comes after every stored key: causal needs no mask then (the usual step)
+        allowed = cached_causal_mask(query_len, shape_of(keys)[1]) if causal and query_len > 1 else None
+        attended = scaled_dot_product_attention(
+            self.q_proj(x), keys, values, mask=allowed,
             dropout_p=self.dropout if self.training else 0.0, generator=self._dropout_generator,
             num_heads=self.num_heads,
         )
@@ -209,7 +244,8 @@ class TransformerBlock(Module):
     ``x = x + dropout(attn(ln1(x)))``, then ``x = x + dropout(ff(ln2(x)))``.
 
     ``causal=True`` makes every attention call causal (decoder block). ``forward(x, mask=None,
-    key_padding_mask=None)`` passes the masks to the attention (see ``MultiHeadAttention``).
+    key_padding_mask=None, cache=None)`` passes the masks, or a layer cache, to the attention (see
+    ``MultiHeadAttention``).
     """
 
     def __init__(self, embed_dim: int, num_heads: int, ff_dim: int, dropout: float = 0.0, causal: bool = False,
@@ -223,10 +259,11 @@ class TransformerBlock(Module):
         self.ff = FeedForward(embed_dim, ff_dim, dropout=dropout, generator=rng)
         self.drop = Dropout(_probability(dropout, "TransformerBlock"), generator=rng)
 
-    def forward(self, x, mask=None, key_padding_mask=None):
+    def forward(self, x, mask=None, key_padding_mask=None, cache=None):
         if dtype_of(x) != self.ln1.weight.dtype:
             raise dtype_mismatch(self, x, self.ln1.weight.dtype)
-        x = x + self.drop(self.attn(self.ln1(x), mask=mask, causal=self.causal, key_padding_mask=key_padding_mask))
+        attended = self.attn(self.ln1(x), mask=mask, causal=self.causal, key_padding_mask=key_padding_mask, cache=cache)
+        x = x + self.drop(attended)
         return x + self.drop(self.ff(self.ln2(x)))
 
     def extra_repr(self) -> str:
@@ -237,25 +274,39 @@ class GPT(Module):
     """A small decoder-only language model (GPT-2 layout, pre-norm).
 
     ``logits = head(ln_f(blocks(dropout(tok_emb(idx) + pos_emb))))`` with ``idx`` (B, T) integer
-    token ids, T <= ``max_len``; returns (B, T, vocab_size). The token and position tables start
-    as N(0, 0.02**2) draws (GPT-2's choice); every Linear keeps the nn stage's default init.
+    token ids, T <= ``max_len``; returns (B, T, vocab_size). ``positional="learned"`` (GPT-2's
+    trained position vectors) or ``"sinusoidal"`` (the fixed table of Vaswani et al.). The token
+    and learned position tables start as N(0, 0.02**2) draws (GPT-2's choice); every Linear keeps
+    the nn stage's default init.
+
+    ``forward(idx, cache=cache)`` (under ``no_grad``) takes only the *new* positions: a model cache
+    (``tinytorch_attention.cache.ModelCache``) holds the keys and values of the ``cache.length``
+    earlier ones, so ``idx`` sits at positions ``cache.length, ...`` and attends to them too.
     """
 
     init_std = 0.02
+    positional_kinds = ("learned", "sinusoidal")
 
     def __init__(self, vocab_size: int, max_len: int, embed_dim: int, num_heads: int, num_layers: int,
-                 ff_dim: int, dropout: float = 0.0, causal: bool = True, generator=None):
+                 ff_dim: int, dropout: float = 0.0, causal: bool = True, generator=None,
+                 positional: str = "learned"):
         super().__init__()
         where = "GPT"
         self.vocab_size = positive_int(vocab_size, "vocab_size", where)
         self.max_len = positive_int(max_len, "max_len", where)
         self.num_layers = positive_int(num_layers, "num_layers", where)
+        if positional not in self.positional_kinds:
+            raise ValueError(f"{where}: positional must be one of {self.positional_kinds}, got {positional!r}")
+        self.positional = positional
         self.causal = bool(causal)
         rng = resolve_generator(generator) if generator is not None else None  # see FeedForward
         self.tok_emb = Embedding(self.vocab_size, embed_dim, generator=rng)
         with no_grad():
             self.tok_emb.weight.mul_(self.init_std)  # N(0, 1) -> N(0, 0.02**2)
-        self.pos_emb = LearnedPositionalEmbedding(self.max_len, embed_dim, generator=rng)
+        if positional == "learned":
+            self.pos_emb = LearnedPositionalEmbedding(self.max_len, embed_dim, generator=rng)
+        else:
+            self.pos_emb = SinusoidalPositionalEncoding(self.max_len, embed_dim)
         self.drop = Dropout(_probability(dropout, where), generator=rng)
         self.blocks = ModuleList(
             TransformerBlock(embed_dim, num_heads, ff_dim, dropout=dropout, causal=causal, generator=rng)
@@ -264,22 +315,39 @@ class GPT(Module):
         self.ln_f = LayerNorm(embed_dim)
         self.head = Linear(embed_dim, self.vocab_size, generator=rng)
 
-    def forward(self, idx, key_padding_mask=None):
+    def forward(self, idx, key_padding_mask=None, cache=None):
         shape = shape_of(idx)
         if len(shape) != 2:
             raise ValueError(f"GPT: expected token ids of shape (batch, seq_len), got {shape}")
         if shape[1] == 0:
             raise ValueError(f"GPT: expected at least one token per sequence, got token ids of shape {shape}")
-        if shape[1] > self.max_len:
+        start = 0 if cache is None else cache.length  # the position of idx's first token
+        if start + shape[1] > self.max_len:
+            stored = "" if cache is None else f" after the {start} positions already in the cache"
             raise ValueError(
-                f"GPT: sequence length {shape[1]} exceeds max_len {self.max_len}; crop the input to the "
+                f"GPT: sequence length {shape[1]}{stored} exceeds max_len {self.max_len}; crop the input to the "
                 f"last {self.max_len} tokens"
             )
+        if cache is not None and key_padding_mask is not None:
+            raise ValueError("GPT: key_padding_mask cannot be combined with a cache (it would have to cover "
+                             "the cached positions too)")
         check_indices(idx, self.vocab_size, "GPT")
-        x = self.drop(self.pos_emb(self.tok_emb(idx)))
-        for block in self.blocks:
-            x = block(x, key_padding_mask=key_padding_mask)
+        x = self.drop(self._add_positions(self.tok_emb(idx), start))
+        for index, block in enumerate(self.blocks):
+            layer_cache = None if cache is None else cache.layer(index)
+            x = block(x, key_padding_mask=key_padding_mask, cache=layer_cache)
+        if cache is not None:
+            cache.advance(shape[1])  # every layer now holds the new positions
         return self.head(self.ln_f(x))
+
+    def _add_positions(self, tokens, start: int):
+        """``tokens`` (B, T, E) plus the position vectors of positions ``start .. start + T - 1``."""
+        if start == 0:
+            return self.pos_emb(tokens)
+        # later positions (a cached step, under no_grad): the same table rows the full sequence
+        # would get, added the same way, so a cached position gets exactly the input an uncached one does
+        table = self.pos_emb.weight if self.positional == "learned" else self.pos_emb.pe
+        return tokens + table.data[start : start + shape_of(tokens)[1]]
 
     def generate(self, prompt_ids, max_new_tokens: int, temperature: float = 1.0, top_k=None, generator=None):
         """Extend ``prompt_ids`` ((T,) or (B, T) ints) by ``max_new_tokens`` sampled tokens.
@@ -290,6 +358,10 @@ class GPT(Module):
         picks the most likely token (greedy). Runs in eval mode without recording a graph and
         restores the previous mode. Returns an int64 array: the prompt followed by the new tokens,
         with the prompt's shape.
+
+        This is the plain reference: every step recomputes every position. The generation stage's
+        ``tinytorch_core.generation.generate`` adds the key/value cache (same tokens, far faster),
+        nucleus (top-p) sampling and a clear error, instead of cropping, past ``max_len``.
         """
         ids = array_of(prompt_ids)
         single = ids.ndim == 1

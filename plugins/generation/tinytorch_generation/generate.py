@@ -1,0 +1,118 @@
+"""``generate``: extend prompts token by token with a causal language model.
+
+Each step needs the logits of the last position only. Without a cache the model recomputes the
+whole sequence for them (step ``t`` costs ``t`` positions, so ``n`` steps cost ``O(n**2)``
+positions). With a ``KVCache`` the prompt is computed once and every later step feeds the model
+one new token, which attends to the stored keys and values: each step costs one position.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from tinytorch_core import no_grad
+from tinytorch_core.checks import array_of, non_negative_int, positive_int
+from tinytorch_embeddings.functional import check_indices
+
+from .cache import KVCache
+from .sampling import check_temperature, check_top_p, choose_next
+
+_WHERE = "generate"
+
+
+def generate(model, prompt_ids, max_new_tokens: int, temperature: float = 1.0, top_k=None, top_p=None,
+             seed=None, use_cache: bool = True) -> np.ndarray:
+    """The prompt followed by ``max_new_tokens`` new token ids, as an int64 array.
+
+    - ``model``: a causal language model such as ``tinytorch_core.nn.GPT`` (``forward(idx)`` ->
+      logits (B, T, vocab); ``vocab_size``, ``max_len``, ``num_layers``; ``forward(idx, cache=...)``
+      when ``use_cache``). It runs in eval mode under ``no_grad``; its mode is restored afterwards.
+    - ``prompt_ids``: (T,) or (B, T) ints in ``0 .. vocab_size - 1``, T >= 1: B prompts of equal
+      length. The result has shape (T + max_new_tokens,) or (B, T + max_new_tokens).
+    - ``temperature == 0``: greedy (the most likely token; top_k and top_p change nothing). Else
+      each token is drawn from ``softmax(logits / temperature)``, restricted to the ``top_k`` most
+      likely tokens and to the nucleus of probability ``top_p`` when given, with
+      ``np.random.default_rng(seed)``: the same seed gives the same tokens, with or without cache.
+    - The context is not slid: ``T + max_new_tokens > max_len`` is a ``ValueError`` before any work
+      (a sliding window would re-position every token at each step, which a cache cannot reuse).
+    """
+    prompt, single = _check_prompt(model, prompt_ids)
+    max_new_tokens = non_negative_int(max_new_tokens, "max_new_tokens", _WHERE)
+    _check_context(model, prompt.shape[1], max_new_tokens)
+    temperature = check_temperature(temperature, _WHERE)
+    top_k = None if top_k is None else positive_int(top_k, "top_k", _WHERE)
+    top_p = None if top_p is None else check_top_p(top_p, _WHERE)
+    rng = np.random.default_rng(_check_seed(seed))
+
+    batch, prompt_len = prompt.shape
+    ids = np.empty((batch, prompt_len + max_new_tokens), dtype=np.int64)
+    ids[:, :prompt_len] = prompt
+    was_training = model.training
+    model.eval()  # no dropout: generation is inference
+    try:
+        with no_grad():
+            extend = _extend_cached if use_cache else _extend_uncached
+            extend(model, ids, prompt_len, lambda logits: choose_next(logits, temperature, top_k, top_p, rng))
+    finally:
+        model.train(was_training)
+    return ids[0] if single else ids
+
+
+def _extend_uncached(model, ids: np.ndarray, prompt_len: int, choose) -> None:
+    """Fill ``ids[:, prompt_len:]``: each step runs the model on the whole sequence so far."""
+    for position in range(prompt_len, ids.shape[1]):
+        logits = model(ids[:, :position]).data[:, -1, :]
+        ids[:, position] = choose(logits)
+
+
+def _extend_cached(model, ids: np.ndarray, prompt_len: int, choose) -> None:
+    """Fill ``ids[:, prompt_len:]``: the model sees the prompt once, then one new token a step."""
+    cache = KVCache.for_model(model)
+    unseen = ids[:, :prompt_len]  # the positions whose keys and values are not cached yet
+    for position in range(prompt_len, ids.shape[1]):
+        logits = model(unseen, cache=cache).data[:, -1, :]
+        ids[:, position] = choose(logits)
+        unseen = ids[:, position : position + 1]
+
+
+def _check_prompt(model, prompt_ids) -> tuple[np.ndarray, bool]:
+    """The prompt as a (B, T) array, and whether it came as one (T,) sequence."""
+    for attribute in ("vocab_size", "max_len", "num_layers"):
+        if not hasattr(model, attribute):
+            raise TypeError(
+                f"{_WHERE}: model must be a causal language model with vocab_size, max_len and num_layers "
+                f"(such as tinytorch_core.nn.GPT); {type(model).__name__} has no {attribute!r}"
+            )
+    ids = array_of(prompt_ids)
+    if ids.ndim not in (1, 2) or ids.shape[-1] == 0 or ids.size == 0:
+        raise ValueError(
+            f"{_WHERE}: prompt_ids must be a non-empty (T,) sequence or a (B, T) batch of equal-length "
+            f"prompts with T >= 1, got shape {ids.shape}"
+        )
+    check_indices(ids, model.vocab_size, f"{_WHERE} (prompt_ids)")
+    single = ids.ndim == 1
+    return (ids[None, :] if single else ids), single
+
+
+def _check_context(model, prompt_len: int, max_new_tokens: int) -> None:
+    if prompt_len > model.max_len:
+        raise ValueError(
+            f"{_WHERE}: the prompt has {prompt_len} tokens, more than the model's context max_len="
+            f"{model.max_len}; crop it to its last {model.max_len} tokens"
+        )
+    if prompt_len + max_new_tokens > model.max_len:
+        raise ValueError(
+            f"{_WHERE}: {prompt_len} prompt tokens + max_new_tokens={max_new_tokens} exceed the model's "
+            f"context max_len={model.max_len}; this generate does not slide a window, so ask for at most "
+            f"{model.max_len - prompt_len} new tokens (or crop the prompt)"
+        )
+
+
+def _check_seed(seed):
+    if seed is None or isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"{_WHERE}: seed must be None, an int >= 0 or a numpy Generator, got {seed!r}")
+    return int(seed)
