@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class OpCall:
     """What a FLOP formula sees of one op call: shapes and options, never the data."""
 

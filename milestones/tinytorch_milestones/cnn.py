@@ -31,9 +31,17 @@ class Architecture:
 
 DIGITS_ARCH = Architecture(channels=(32, 64), kernel=3, padding=1, convs_per_stage=2)
 MNIST_ARCH = Architecture(channels=(16, 32), kernel=5, padding=0)
+CIFAR_ARCH = Architecture(channels=(32, 64), kernel=3, padding=1)
+CIFAR_BARS = Bars(loss_drop_min=0.30, metric_min=0.60)  # CIFAR-10 (3x32x32 colour images)
 
 
-def build_cnn(tt, arch: Architecture, image_shape: tuple, num_classes: int, rng):
+def architecture_for(options) -> Architecture:
+    if options.mnist_dir:
+        return MNIST_ARCH
+    return CIFAR_ARCH if getattr(options, "cifar_dir", None) else DIGITS_ARCH
+
+
+def build_cnn(tt, arch: Architecture, image_shape: tuple, num_classes: int, rng, in_channels: int = 1):
     c1, c2 = arch.channels
     h, w = image_shape
     for _ in range(2):  # each stage: convolutions (size + 2p - k + 1 each), then 2x2 pooling
@@ -41,7 +49,7 @@ def build_cnn(tt, arch: Architecture, image_shape: tuple, num_classes: int, rng)
             h, w = h + 2 * arch.padding - arch.kernel + 1, w + 2 * arch.padding - arch.kernel + 1
         h, w = h // 2, w // 2
     k, p = arch.kernel, arch.padding
-    layers, words, channels = [], [], 1
+    layers, words, channels = [], [], in_channels
     for out in (c1, c2):
         for _ in range(arch.convs_per_stage):
             layers += [tt.nn.Conv2d(channels, out, k, padding=p, generator=rng), tt.nn.ReLU()]
@@ -59,12 +67,14 @@ def experiment(options, data: ImageSplit | None = None) -> Experiment:
     step of it)."""
     tt = options.symbols()
     data = data or image_data(options)
-    arch = MNIST_ARCH if options.mnist_dir else DIGITS_ARCH
     rng = generator(options.seed, YEAR)
     x_train, x_test = standardized(data)
-    model, architecture = build_cnn(tt, arch, data.image_shape, data.num_classes, rng)
-    return classifier_experiment(options, tt, data, model, x_train[:, None], x_test[:, None], "CNN", architecture,
-                                 rng, BARS)
+    if data.channels == 1:  # (N, H, W) -> (N, 1, H, W)
+        x_train, x_test = x_train[:, None], x_test[:, None]
+    model, architecture = build_cnn(tt, architecture_for(options), data.image_shape, data.num_classes, rng,
+                                    in_channels=data.channels)
+    bars = CIFAR_BARS if getattr(options, "cifar_dir", None) else BARS
+    return classifier_experiment(options, tt, data, model, x_train, x_test, "CNN", architecture, rng, bars)
 
 
 def run(options) -> MilestoneOutcome:

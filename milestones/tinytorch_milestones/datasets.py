@@ -22,14 +22,15 @@ import numpy as np
 
 from tinytorch_core.files import open_regular_file
 
-__all__ = ["DataError", "ImageSplit", "load_digits", "load_mnist_split"]
+__all__ = ["DataError", "DataMissing", "ImageSplit", "load_digits", "load_mnist_split", "pydoc_topics"]
 
 DIGITS_PATH = Path(__file__).parent / "data" / "digits.npz"
 
 
 @dataclass(frozen=True)
 class ImageSplit:
-    """Images (N, H, W) as float32 in [0, 1] and integer labels, with a fixed train/test split."""
+    """Images (N, H, W), or (N, C, H, W) in colour, as float32 in [0, 1] and integer labels, with a
+    fixed train/test split."""
 
     name: str
     x_train: np.ndarray
@@ -50,15 +51,31 @@ class ImageSplit:
 
     @property
     def image_shape(self) -> tuple:
-        return self.x_train.shape[1:]
+        """(H, W)."""
+        return self.x_train.shape[-2:]
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.x_train.ndim == 3 else self.x_train.shape[1]
+
+    @property
+    def features(self) -> int:
+        """Numbers per image: what an MLP reads."""
+        return int(np.prod(self.x_train.shape[1:]))
 
     def describe(self) -> str:
         h, w = self.image_shape
-        return f"{self.name}: {len(self.x_train)} train / {len(self.x_test)} test images of {h}x{w}"
+        colour = f", {self.channels} channels" if self.channels > 1 else ""
+        return f"{self.name}: {len(self.x_train)} train / {len(self.x_test)} test images of {h}x{w}{colour}"
 
 
 class DataError(RuntimeError):
     """Data a milestone needs is missing or malformed (never counted as a pass)."""
+
+
+class DataMissing(DataError):
+    """Data a milestone needs is not on this machine (nothing is downloaded): the milestone is
+    locked, with this as the reason."""
 
 
 def load_digits() -> ImageSplit:
@@ -106,9 +123,14 @@ def load_mnist_split(directory) -> ImageSplit:
 
 
 def image_data(options) -> ImageSplit:
-    """The image set the MLP and CNN milestones use: MNIST if ``--mnist-dir`` was given, else digits."""
+    """The image set the MLP and CNN milestones use: MNIST with ``--mnist-dir``, CIFAR-10 with
+    ``--cifar-dir``, else the bundled digits."""
     if getattr(options, "mnist_dir", None):
         return load_mnist_split(options.mnist_dir)
+    if getattr(options, "cifar_dir", None):
+        from .cifar import load_cifar10
+
+        return load_cifar10(options.cifar_dir)
     return load_digits()
 
 
@@ -174,3 +196,16 @@ def zen_of_python() -> str:
     with contextlib.redirect_stdout(io.StringIO()):
         import this
     return codecs.decode(this.s, "rot13")
+
+
+def pydoc_topics() -> str:
+    """CPython's documentation topics (the ``pydoc_data`` package every Python ships, about 465 KB of
+    English), joined in sorted topic order. Some distributions strip the package: ``DataMissing``."""
+    try:
+        from pydoc_data.topics import topics
+    except ImportError as exc:
+        raise DataMissing(f"corpus missing: this Python has no pydoc_data package ({exc}); "
+                          "it ships with CPython, but some distributions strip it") from None
+    if not isinstance(topics, dict) or not topics:
+        raise DataMissing("corpus missing: pydoc_data.topics holds no topics")
+    return "\n".join(topics[name] for name in sorted(topics))

@@ -34,11 +34,15 @@ class Training:
 
 DIGITS_TRAINING = Training(epochs=25, batch=32, lr=1e-3, label_smoothing=0.1)
 MNIST_TRAINING = Training(epochs=2, batch=64, lr=1e-3, label_smoothing=0.1)
+CIFAR_TRAINING = Training(epochs=2, batch=64, lr=1e-3, label_smoothing=0.1)
+CIFAR_BARS = Bars(loss_drop_min=0.15, metric_min=0.30)  # an MLP on CIFAR-10 pixels: a sanity bar
 HIDDEN = 128
 
 
 def training_recipe(options) -> Training:
-    return MNIST_TRAINING if options.mnist_dir else DIGITS_TRAINING
+    if options.mnist_dir:
+        return MNIST_TRAINING
+    return CIFAR_TRAINING if getattr(options, "cifar_dir", None) else DIGITS_TRAINING
 
 
 def standardized(data: ImageSplit) -> tuple:
@@ -106,7 +110,7 @@ def experiment(options) -> Experiment:
 def mlp_experiment(options, tt, data: ImageSplit, label: str = "") -> Experiment:
     rng = generator(options.seed, YEAR)
     x_train, x_test = standardized(data)
-    features = int(np.prod(data.image_shape))
+    features = data.features
     x_train = x_train.reshape(len(x_train), features)
     x_test = x_test.reshape(len(x_test), features)
     model = tt.nn.Sequential(
@@ -114,7 +118,8 @@ def mlp_experiment(options, tt, data: ImageSplit, label: str = "") -> Experiment
         tt.nn.Linear(HIDDEN, data.num_classes, generator=rng),
     )
     architecture = f"Linear({features},{HIDDEN}) + ReLU + Linear({HIDDEN},{data.num_classes})"
-    return classifier_experiment(options, tt, data, model, x_train, x_test, label or "MLP", architecture, rng, BARS)
+    bars = CIFAR_BARS if getattr(options, "cifar_dir", None) else BARS
+    return classifier_experiment(options, tt, data, model, x_train, x_test, label or "MLP", architecture, rng, bars)
 
 
 def run(options) -> MilestoneOutcome:

@@ -29,8 +29,11 @@ def setup(parser: argparse.ArgumentParser, seed_option, output_file_option, inpu
     parser.add_argument("--rows", type=integer_option("--rows", 1), default=20, help="rows of the table (default 20)")
     parser.add_argument("--steps", type=integer_option("--steps", 1, 100), default=3,
                         help="training steps to profile, 1 to 100 (default 3: one step's timings are noisy)")
-    parser.add_argument("--mnist-dir", metavar="DIR", type=input_directory_option("--mnist-dir"),
+    images = parser.add_mutually_exclusive_group()
+    images.add_argument("--mnist-dir", metavar="DIR", type=input_directory_option("--mnist-dir"),
                         help="MLP and CNN read MNIST from the IDX files in DIR instead of the bundled digits")
+    images.add_argument("--cifar-dir", metavar="DIR", type=input_directory_option("--cifar-dir"),
+                        help="MLP and CNN read CIFAR-10 from its binary files in DIR")
 
 
 def run(args, runtime) -> int:
@@ -56,7 +59,8 @@ def run(args, runtime) -> int:
     except StageUnavailableError as exc:
         console.print(f"tinytorch milestones profile: {exc}", markup=False)
         return 1
-    experiment = module.experiment(RunOptions(seed=args.seed, mnist_dir=args.mnist_dir, runtime=runtime))
+    experiment = module.experiment(RunOptions(seed=args.seed, mnist_dir=args.mnist_dir, cifar_dir=args.cifar_dir,
+                                              runtime=runtime))
     step = training_step(experiment, record)
     step()  # warm-up
     with profile() as prof:

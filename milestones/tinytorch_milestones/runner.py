@@ -11,7 +11,7 @@ from typing import Callable
 from tinytorch_core import StageUnavailableError, catalog, manual_seed
 from tinytorch_core.host.runtime import LOADED, default_runtime
 
-from .datasets import DataError
+from .datasets import DataError, DataMissing
 from .idx import IDXError
 from .results import finite_or_none
 
@@ -25,6 +25,7 @@ class RunOptions:
 
     seed: int = DEFAULT_SEED
     mnist_dir: str | None = None
+    cifar_dir: str | None = None
     runtime: object = None  # a tinytorch Runtime; None: the default one
     progress: Callable | None = None  # progress(label, total) -> context manager with .advance(loss)
     shared: dict = field(default_factory=dict)  # results one milestone leaves for another (MLP -> CNN)
@@ -149,6 +150,10 @@ def run_milestone(milestone, options: RunOptions) -> MilestoneResult:
         result.locked_reason = str(exc)
         stage = getattr(exc, "stage", None)
         result.install = catalog.install_command(stage) if stage and catalog.get(stage) else ""
+        result.time_s = time.perf_counter() - start
+        return result
+    except DataMissing as exc:  # data this machine lacks: locked with the reason, like a missing stage
+        result.status, result.locked_reason = LOCKED, str(exc)
         result.time_s = time.perf_counter() - start
         return result
     except (DataError, IDXError) as exc:

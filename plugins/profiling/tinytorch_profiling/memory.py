@@ -3,7 +3,7 @@
 A view (a reshape, a transpose, a slice) shares its memory with the array it views, so each
 block of memory is counted once, by its *owner*: the array at the end of the ``.base`` chain.
 A block is counted from the first time an op returns it (or a view of it) and stops counting
-when NumPy frees it (a ``weakref.finalize`` on the owner).
+when NumPy frees it (a weak reference to the owner with a callback).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ class LiveMemory:
     def __init__(self):
         self.current = 0
         self.peak = 0
-        self._blocks: dict[int, int] = {}  # id of an owner -> its bytes, while it is alive
+        self._blocks: dict[int, tuple] = {}  # id of an owner -> (its bytes, a weak reference to it)
+        self._owner_of_reference: dict[int, int] = {}  # id of that weak reference -> id of the owner
 
     def seen(self, array: np.ndarray) -> int:
         """Count ``array``'s memory if it is new; returns the bytes newly counted (0 for a view
@@ -35,11 +36,13 @@ class LiveMemory:
         key = id(owner)
         if key in self._blocks:
             return 0
-        self._blocks[key] = owner.nbytes
+        reference = weakref.ref(owner, self._freed)  # called when NumPy frees the owner
+        self._blocks[key] = (owner.nbytes, reference)
+        self._owner_of_reference[id(reference)] = key
         self.current += owner.nbytes
         self.peak = max(self.peak, self.current)
-        weakref.finalize(owner, self._freed, key)
         return owner.nbytes
 
-    def _freed(self, key: int) -> None:
-        self.current -= self._blocks.pop(key, 0)
+    def _freed(self, reference) -> None:
+        nbytes, _ = self._blocks.pop(self._owner_of_reference.pop(id(reference)))
+        self.current -= nbytes

@@ -39,7 +39,7 @@ FORWARD, BACKWARD, MODULE, PASS, RANGE = "forward", "backward", "module", "pass"
 _clock = time.perf_counter_ns
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
     """One timed thing that happened inside the profiled region."""
 
@@ -95,6 +95,8 @@ class Profiler(Observer):
         self._modules: list[_ModuleFrame] = []
         self._forwards = weakref.WeakKeyDictionary()  # graph node -> _ForwardRecord
         self._names: dict[tuple[int, int], str] = {}  # (id of parent, id of child) -> the child's path in it
+        self._ops: dict[type, tuple[str, str]] = {}  # Function class -> (its name, the plugin that registered it)
+        self._module_now = ""  # the module path new events belong to
         self._observing = None
         self._thread = None
 
@@ -121,8 +123,7 @@ class Profiler(Observer):
 
     # ---- opening and closing events --------------------------------------------------------
     def _open_event(self, name: str, kind: str, **details) -> Event:
-        module = self._modules[-1] if self._modules else None
-        event = Event(name, kind, _clock(), module=_module_key(module), depth=len(self._open), **details)
+        event = Event(name, kind, _clock(), module=self._module_now, depth=len(self._open), **details)
         self._open.append(event)
         return event
 
@@ -140,8 +141,11 @@ class Profiler(Observer):
 
     # ---- the observer seam: ops ------------------------------------------------------------
     def op_started(self, function: type, phase: str) -> Event:
-        entry = function.registration
-        return self._open_event(function.display_name(), phase, plugin=entry.plugin if entry else "")
+        if function not in self._ops:
+            entry = function.registration
+            self._ops[function] = (function.display_name(), entry.plugin if entry else "")
+        name, plugin = self._ops[function]
+        return self._open_event(name, phase, plugin=plugin)
 
     def forward_finished(self, event: Event, ctx, inputs: list, options: dict, outputs) -> None:
         end_ns = _clock()
@@ -184,7 +188,8 @@ class Profiler(Observer):
     def module_started(self, module) -> Event:
         frame = self._module_frame(module)
         self._modules.append(frame)
-        return self._open_event(_module_key(frame), MODULE, module_type=type(module).__name__)
+        self._module_now = _module_key(frame)
+        return self._open_event(self._module_now, MODULE, module_type=type(module).__name__)
 
     def module_finished(self, event: Event, output) -> None:
         self._close_until(event, _clock())
@@ -193,6 +198,7 @@ class Profiler(Observer):
         event.output_shapes = tuple(a.shape for a in arrays)
         event.output_bytes = sum(a.nbytes for a in arrays)
         self._modules.pop()
+        self._module_now = _module_key(self._modules[-1]) if self._modules else ""
 
     def pass_started(self, name: str) -> Event:
         return self._open_event(name, PASS)
@@ -225,7 +231,7 @@ class Profiler(Observer):
 
         return key_averages(self, group_by_input_shape)
 
-    def table(self, sort_by: str = "self_time", row_limit: int = 20, width: int = 132) -> str:
+    def table(self, sort_by: str = "self_time", row_limit: int = 20, width: int = 160) -> str:
         from .report import table
 
         return table(self, sort_by=sort_by, row_limit=row_limit, width=width)

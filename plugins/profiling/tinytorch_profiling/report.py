@@ -3,7 +3,8 @@
 A row sums the events of one op in one phase: calls, self time (the op's own work), total time
 (its work and the events inside it), FLOPs and new memory. Module calls are not op rows: the
 time a module spends outside its ops (Python glue), and the region's time outside every event,
-make the one ``[other Python]`` row, so the self times of the table add up to the wall time.
+make the ``[other Python]`` row, less the profiler's own bookkeeping, which gets a row of its
+own; so the self times of the table add up to the wall time.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from .profiler import BACKWARD, FORWARD, MODULE, Event, Profiler
 
 OTHER = "[other Python]"
+BOOKKEEPING = "[profiler bookkeeping]"
 
 SORT_KEYS = {
     "self_time": lambda r: r.self_ns,
@@ -63,11 +65,13 @@ def key_averages(profiler: Profiler, group_by_input_shape: bool = False) -> list
         if key not in rows:
             rows[key] = OpRow(event.name, event.kind, event.plugin, input_shapes=key[2])
         rows[key].add(event)
-    other = glue_ns + max(profiler.wall_ns - covered_ns, 0)
-    return list(rows.values()) + [OpRow(OTHER, "python", "", calls=0, self_ns=other, total_ns=other)]
+    bookkeeping = min(profiler.overhead_ns, glue_ns + max(profiler.wall_ns - covered_ns, 0))
+    other = glue_ns + max(profiler.wall_ns - covered_ns, 0) - bookkeeping
+    return list(rows.values()) + [OpRow(OTHER, "python", "", self_ns=other, total_ns=other),
+                                  OpRow(BOOKKEEPING, "profiler", "", self_ns=bookkeeping, total_ns=bookkeeping)]
 
 
-def table(profiler: Profiler, sort_by: str = "self_time", row_limit: int = 20, width: int = 132) -> str:
+def table(profiler: Profiler, sort_by: str = "self_time", row_limit: int = 20, width: int = 160) -> str:
     """The rows of ``key_averages`` as a table (like PyTorch's ``key_averages().table()``)."""
     if sort_by not in SORT_KEYS:
         raise ValueError(f"table(): sort_by must be one of {sorted(SORT_KEYS)}, got {sort_by!r}")
@@ -80,8 +84,7 @@ def table(profiler: Profiler, sort_by: str = "self_time", row_limit: int = 20, w
                  caption=_caption(profiler, rows), caption_justify="left")
     for header in ("Name", "Phase", "Plugin", "Calls", "Self", "Self %", "Total", "Self avg", "FLOPs",
                    "FLOP/s", "New memory"):
-        grid.add_column(header, justify="left" if header in ("Name", "Phase", "Plugin") else "right",
-                        no_wrap=header == "Name")
+        grid.add_column(header, justify="left" if header in ("Name", "Phase", "Plugin") else "right", no_wrap=True)
     if profiler.record_shapes:
         grid.add_column("Input shapes")
     for row in shown:
@@ -105,8 +108,6 @@ def _caption(profiler: Profiler, rows: list[OpRow]) -> str:
              f"counted; '-': the op states no FLOP formula"]
     if profiler.profile_memory:
         lines.append(f"peak live tensor memory of the profiled ops: {format_bytes(profiler.memory.peak)}")
-    lines.append(f"profiler bookkeeping inside the region: {format_time(profiler.overhead_ns)} (in the self "
-                 "times of the enclosing events)")
     return "\n".join(lines)
 
 
