@@ -77,10 +77,18 @@ def experiment(options, data: ImageSplit | None = None) -> Experiment:
     return classifier_experiment(options, tt, data, model, x_train, x_test, "CNN", architecture, rng, bars)
 
 
+def trained_model_key(options) -> tuple:
+    """Where a run leaves the trained digits CNN for a later milestone of the same verify (MLPerf)."""
+    return ("trained digits cnn", options.seed)
+
+
 def run(options) -> MilestoneOutcome:
     tt = options.symbols()
     data: ImageSplit = image_data(options)
-    cnn = run_experiment(experiment(options, data), options.progress)
+    trained = experiment(options, data)
+    cnn = run_experiment(trained, options.progress)
+    if not (options.mnist_dir or getattr(options, "cifar_dir", None)) and cnn.passed:
+        options.shared[trained_model_key(options)] = trained.model
     parts = []
     baseline = options.shared.get(data_key(options, data))
     source = "from the MLP milestone of this run"

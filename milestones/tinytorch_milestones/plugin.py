@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tinytorch_core import Milestone, hookimpl
 
-from . import cli, cnn, grade, mlp, perceptron, skeleton, tinygpt, transformer, xor
+from . import cli, cnn, grade, mlp, mlperf, perceptron, skeleton, tinygpt, transformer, xor
 
 #: (module, stages it needs); the catalog adds their prerequisites
 MILESTONES = (
@@ -17,6 +17,7 @@ MILESTONES = (
     (mlp, ("nn",)),
     (cnn, ("spatial",)),
     (transformer, ("attention",)),
+    (mlperf, ("spatial", "profiling", "compression", "generation")),
     (tinygpt, ("attention",)),
 )
 

@@ -169,11 +169,26 @@ def print_milestone(console: Console, result, verbose: bool = False) -> None:
         if verbose:
             for note in part.notes:
                 console.print(f"  [{part.label}] {note}", markup=False)
+    if result.figures:
+        console.print(figures_table(result.figures))
     for sample in result.samples:
         console.print("  generated sample:")
         for line in sample.splitlines() or [""]:
             console.print(f"    | {line}", markup=False)
     console.print()
+
+
+def figures_table(rows: list) -> Table:
+    """A milestone's measured figures, one technique per row, side by side with its baseline."""
+    table = Table(title="each technique against the float32 baseline", title_justify="left")
+    for header in ("technique", "size on disk", "latency", "test accuracy", "note"):
+        table.add_column(header, justify="left" if header in ("technique", "note") else "right")
+    for row in rows:
+        size, latency, accuracy = row.get("size_bytes"), row.get("latency_ms"), row.get("accuracy_pct")
+        table.add_row(escape(str(row.get("technique", ""))), "-" if size is None else f"{size:,} B",
+                      "-" if latency is None else f"{latency:.2f} ms", "-" if accuracy is None else f"{accuracy:.2f} %",
+                      escape(str(row.get("note", ""))))
+    return table
 
 
 def headline(result) -> str:

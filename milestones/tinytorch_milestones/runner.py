@@ -53,6 +53,7 @@ class MilestoneOutcome:
     data: str = ""
     samples: list = field(default_factory=list)  # generated text to show
     headline: int = -1  # index of the part whose metric is the milestone's headline number
+    figures: list = field(default_factory=list)  # rows (dicts) of a table of measured figures
 
 
 @dataclass
@@ -71,6 +72,7 @@ class MilestoneResult:
     install: str = ""
     error: str = ""
     headline: int = -1
+    figures: list = field(default_factory=list)
     #: "distribution version" of the plugin that provided each stage the milestone ran on
     providers: dict = field(default_factory=dict)
 
@@ -100,6 +102,7 @@ class MilestoneResult:
             "parts": [p.to_dict() for p in self.parts],
             "checks": [c.to_dict() for c in self.checks],
             "samples": list(self.samples),
+            "figures": [dict(row) for row in self.figures],
             "locked_reason": self.locked_reason,
             "install": self.install,
             "error": self.error,
@@ -170,8 +173,8 @@ def run_milestone(milestone, options: RunOptions) -> MilestoneResult:
     result.time_s = time.perf_counter() - start
     result.parts, result.checks = list(outcome.parts), list(outcome.checks)
     result.data, result.samples = outcome.data, list(outcome.samples)
-    result.headline = outcome.headline
-    ok = bool(result.parts) and all(p.passed for p in result.parts) and all(c.passed for c in result.checks)
+    result.headline, result.figures = outcome.headline, list(outcome.figures)
+    ok = bool(result.parts or result.checks) and all(p.passed for p in result.parts) and all(c.passed for c in result.checks)
     result.status = PASSED if ok else FAILED
     return result
 

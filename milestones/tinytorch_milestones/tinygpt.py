@@ -27,7 +27,7 @@ DESCRIPTION = (
     "model's, still falling at the end, and writes a sample of 300 characters."
 )
 
-CONTEXT, BATCH, STEPS, LR, EVAL_EVERY = 64, 32, 700, 3e-3, 100
+CONTEXT, BATCH, STEPS, LR, EVAL_EVERY = 64, 32, 500, 3e-3, 100
 GPT_SIZE = dict(embed_dim=96, num_heads=4, num_layers=3, ff_dim=384)
 HELD_OUT = 0.10  # the last tenth of the text
 RATIO_BAR = 0.60  # held-out loss / unigram held-out loss
