@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 #: namespaces through which registered symbols are reached: ``tinytorch_core.<namespace>.<name>``
-NAMESPACES = ("nn", "ops", "optim", "data", "init", "io", "text", "profiler", "compression", "generation")
+NAMESPACES = ("nn", "ops", "optim", "data", "init", "io", "text", "profiler", "compression", "generation",
+              "distributed")
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,19 @@ STAGES: tuple[Package, ...] = (
         introduces="a profiler (time, FLOPs and memory of every op, traces, time by module), model "
         "summaries, benchmarks with confidence intervals",
         symbols=_symbols(profiler="profile record summary benchmark compare"),
+    ),
+    Package(
+        name="distributed",
+        order=6,
+        distribution="tinytorch-distributed",
+        folder="plugins/distributed",
+        package="tinytorch_distributed",
+        requires=("nn",),
+        title="Data-parallel training on MPI",
+        introduces="init, DistributedDataParallel (bucketed all-reduce overlapping backward), "
+        "DistributedSampler, rank-0 checkpoints and logs, tinytorch launch",
+        symbols=_symbols(distributed="init get_rank get_world_size is_main_process barrier all_reduce "
+                         "DistributedDataParallel DistributedSampler save log progress"),
     ),
 )
 
