@@ -32,7 +32,8 @@ pytestmark = pytest.mark.skipif(
 
 
 def launch(script: str, *arguments, processes: int = 2, timeout: float = 60, environ=None):
-    command = [sys.executable, "-m", "tinytorch_core", "launch", "-n", str(processes), str(JOBS / script), *arguments]
+    target = str(JOBS / script) if script.endswith(".py") else script  # a job script, or a command
+    command = [sys.executable, "-m", "tinytorch_core", "launch", "-n", str(processes), target, *arguments]
     start = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=JOBS,
                           env={**os.environ, **(environ or {})})
@@ -64,6 +65,12 @@ def test_a_rank_that_raises_ends_the_job_within_seconds_naming_it():
 
 
 def test_a_stuck_rank_makes_the_collective_time_out_instead_of_hanging():
-    done, seconds = launch("stuck_rank.py", timeout=30, environ={"TINYTORCH_DISTRIBUTED_TIMEOUT": "2"})
+    done, seconds = launch("stuck_rank.py", timeout=30, environ={"TINYTORCH_DISTRIBUTED_TIMEOUT": "1"})
     assert done.returncode != 0 and seconds < 20
-    assert "rank 0 of 2: barrier() did not complete within 2 s" in done.stderr
+    assert "rank 0 of 2: barrier() did not complete within 1 s" in done.stderr
+
+
+def test_the_milestones_run_under_the_launcher_and_only_rank_0_prints():
+    done, _ = launch("tinytorch", "milestones", "run", "mlp", timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("OK: 1 passed, 0 failed") == 1

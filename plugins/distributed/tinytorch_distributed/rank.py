@@ -42,8 +42,10 @@ def main(argv=None) -> int:
 
 
 def python_script(target: str) -> str:
-    """``target`` as the path of a Python file: a file, or a command on PATH that is one."""
-    path = target if os.path.isfile(target) else shutil.which(target)
+    """``target`` as the path of a Python file: a file, or a command that is one, looked up next
+    to this Python first (an environment's console scripts, also when its bin is not on PATH)."""
+    beside_python = os.path.join(os.path.dirname(sys.executable), target)
+    path = next((p for p in (target, beside_python) if os.path.isfile(p)), None) or shutil.which(target)
     if path is None:
         raise SystemExit(f"tinytorch launch: {target!r} is neither a file nor a command on PATH")
     with open(path, "rb") as handle:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 #: seconds a collective may wait for the other ranks before the job is declared stuck
 DEFAULT_TIMEOUT = 300.0
 TIMEOUT_VARIABLE = "TINYTORCH_DISTRIBUTED_TIMEOUT"
+SPIN = 0.05  # seconds a wait polls without pausing
 
 
 class DistributedError(RuntimeError):
@@ -42,13 +43,18 @@ class World:
     def wait(self, request, what: str) -> None:
         """Wait for a non-blocking MPI operation, at most ``timeout`` seconds.
 
-        MPI's own ``Wait`` never gives up; polling with ``Test`` does. The pause between polls
-        grows from nothing to a millisecond: fast collectives return at once, slow ones cost
-        little CPU."""
-        deadline = time.monotonic() + self.timeout
+        MPI's own ``Wait`` never gives up; polling with ``Test`` does. Each ``Test`` also moves
+        MPI's messages along, so the first ``SPIN`` seconds poll without pausing (a pause on
+        one rank delays every rank); after that the pause grows to a millisecond, which costs
+        little CPU while a slow rank is awaited."""
+        start = time.monotonic()
+        deadline, spin_until = start + self.timeout, start + SPIN
         pause = 0.0
         while not request.Test():
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now < spin_until:
+                continue
+            if now > deadline:
                 raise DistributedError(
                     f"rank {self.rank} of {self.size}: {what} did not complete within {self.timeout:g} s; "
                     f"another rank failed or never reached it (set the timeout with init(timeout=...) "
