@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from tinytorch_core import Function, Sample
+from tinytorch_core import Function, Sample, catalog
 from tinytorch_core.cli import main
 from tinytorch_core.host.runtime import Runtime, use_runtime
 from tinytorch_core.testing import FakeEntryPoint, plugin_module
@@ -76,7 +76,8 @@ def test_console_entry_runs_as_a_module():
         [sys.executable, "-m", "tinytorch_core", "stages", "--json"], capture_output=True, text=True, check=True
     )
     rows = json.loads(result.stdout)
-    assert [r["stage"] for r in rows][:5] == ["core", "nn", "spatial", "embeddings", "attention"]
-    curriculum, third_party = rows[:5], rows[5:]  # a third-party stage has no place in the curriculum
+    stages = [s.name for s in catalog.STAGES]
+    assert [r["stage"] for r in rows][: len(stages)] == stages
+    curriculum, third_party = rows[: len(stages)], rows[len(stages):]  # a third-party stage has no place in the curriculum
     assert np.all([isinstance(r["order"], int) for r in curriculum])
     assert all(r["order"] is None for r in third_party)
