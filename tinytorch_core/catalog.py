@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 #: namespaces through which registered symbols are reached: ``tinytorch_core.<namespace>.<name>``
-NAMESPACES = ("nn", "ops", "optim", "data", "init", "io", "text", "profiler", "compression", "generation")
+NAMESPACES = ("nn", "ops", "optim", "data", "init", "io", "text", "profiler", "compression", "generation",
+              "distributed")
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,19 @@ STAGES: tuple[Package, ...] = (
         title="Text generation",
         introduces="generate with a key/value cache; greedy, temperature, top-k and top-p sampling",
         symbols=_symbols(generation="generate KVCache top_k_filter top_p_filter sample_tokens"),
+    ),
+    Package(
+        name="distributed",
+        order=8,
+        distribution="tinytorch-distributed",
+        folder="plugins/distributed",
+        package="tinytorch_distributed",
+        requires=("nn",),
+        title="Data-parallel training on MPI",
+        introduces="init, DistributedDataParallel (bucketed all-reduce overlapping backward), "
+        "DistributedSampler, rank-0 checkpoints and logs, tinytorch launch",
+        symbols=_symbols(distributed="init get_rank get_world_size is_main_process barrier all_reduce "
+                         "DistributedDataParallel DistributedSampler save log progress"),
     ),
 )
 

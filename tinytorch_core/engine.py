@@ -9,6 +9,12 @@
 4. deliver: each input's gradient is checked and fitted to the input (``_fit``), then either
    stored as a leaf's ``.grad`` or added to the pending gradient of the input's node.
 
+Two seams let code act *during* a pass (data-parallel training sends each gradient as soon as it
+is final, while the rest of backward runs): a leaf's post-accumulate-grad hooks run once its
+``.grad`` holds every contribution of the pass (step 2 also counts the edges into hooked
+leaves), and ``queue_callback(fn)`` runs ``fn`` when the pass has delivered every gradient.
+Unused, they cost one attribute read per leaf edge and one empty list per pass.
+
 Depth is limited only by memory, never by Python's recursion limit.
 """
 
@@ -30,6 +36,7 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     claimed: set[int] = set()  # ids of arrays already stored as some leaf's .grad
     if root._node is None:
         _accumulate_leaf(root, seed, claimed)
+        _run_grad_hooks(root)
         return
     pending = {root._node: [None] * root._node._n_outputs}  # node -> the gradient of each output
     pending[root._node][root._out_index] = seed
@@ -38,9 +45,13 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)  # IEEE results, no RuntimeWarning
     observer = modes.observer  # a profiler watching this thread, or None (observers.py)
     started = None if observer is None else observer.pass_started(BACKWARD)
+    outer_callbacks, modes.pass_callbacks = modes.pass_callbacks, []
     try:
         _walk(root._node, pending, _count_consumers(root._node), claimed, retain_graph, modes.anomaly, observer)
+        for callback in modes.pass_callbacks:  # the pass's end: every gradient is delivered
+            callback()
     finally:
+        modes.pass_callbacks = outer_callbacks
         reset_errstate(errstate)
         modes.grad = grad_on
         if observer is not None:
@@ -70,6 +81,10 @@ def _walk(root_node, pending: dict, consumers: dict, claimed: set, retain_graph:
             source, out_index = node_seen_by(node, tensor) if REWRITTEN else (tensor._node, tensor._out_index)
             if source is None:
                 _accumulate_leaf(tensor, g, claimed)
+                if tensor._grad_hooks is not None:
+                    consumers[tensor] -= 1
+                    if consumers[tensor] == 0:  # the leaf's last contribution: its .grad is final
+                        _run_grad_hooks(tensor)
                 continue
             if source not in pending:
                 pending[source] = [None] * source._n_outputs
@@ -109,7 +124,8 @@ def _seed(root: Tensor, grad) -> np.ndarray:
 
 
 def _count_consumers(root_node) -> dict:
-    """Step 2: for every node reachable from ``root_node``, how many edges lead into it."""
+    """Step 2: for every node reachable from ``root_node``, and every leaf with grad hooks, how
+    many edges lead into it."""
     consumers = {root_node: 0}
     stack = [root_node]
     while stack:
@@ -119,6 +135,8 @@ def _count_consumers(root_node) -> dict:
                 continue
             source = node_seen_by(node, tensor)[0] if REWRITTEN else tensor._node
             if source is None:
+                if tensor._grad_hooks is not None:
+                    consumers[tensor] = consumers.get(tensor, 0) + 1
                 continue
             if source not in consumers:
                 consumers[source] = 0
@@ -194,6 +212,21 @@ def _unbroadcast(g, shape, node, index):
             f"input {index}, whose shape is {shape} (not reducible by un-broadcasting)"
         )
     return g
+
+
+def _run_grad_hooks(leaf: Tensor) -> None:
+    """A leaf's ``.grad`` is final for this pass: call its post-accumulate-grad hooks."""
+    for hook in leaf._grad_hooks or ():
+        hook(leaf)
+
+
+def queue_callback(callback) -> None:
+    """Run ``callback()`` when the backward pass now running has delivered every gradient (before
+    ``backward()`` returns; not when the pass raises). Call it during a pass, from a hook."""
+    callbacks = current_modes().pass_callbacks
+    if callbacks is None:
+        raise GraphError("queue_callback() is called during a backward pass (from a grad hook); no pass is running")
+    callbacks.append(callback)
 
 
 def _accumulate_leaf(leaf: Tensor, g, claimed: set) -> None:

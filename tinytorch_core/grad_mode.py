@@ -18,14 +18,16 @@ import threading
 class Modes:
     """The switches of one thread: ``grad`` (record the graph), ``anomaly`` (check every op's
     outputs for NaN/Inf; starts from ``TINYTORCH_DETECT_ANOMALY``) and ``observer`` (None, or
-    the object told about every op and module call: see ``observers.py``)."""
+    the object told about every op and module call: see ``observers.py``), and, during a backward
+    pass, ``pass_callbacks``: what runs when the pass ends (``engine.queue_callback``)."""
 
-    __slots__ = ("grad", "anomaly", "observer")
+    __slots__ = ("grad", "anomaly", "observer", "pass_callbacks")
 
     def __init__(self):
         self.grad = True
         self.anomaly = os.environ.get("TINYTORCH_DETECT_ANOMALY", "") not in ("", "0")
         self.observer = None
+        self.pass_callbacks = None  # a list while a backward pass runs
 
 
 class _PerThread(threading.local):

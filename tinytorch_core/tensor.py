@@ -29,7 +29,8 @@ def _as_array(data, dtype):
 class Tensor:
     """A NumPy array with autograd. Float data defaults to float32; integer data stays integer."""
 
-    __slots__ = ("data", "requires_grad", "grad", "_node", "_out_index", "_version_counter", "__weakref__")
+    __slots__ = ("data", "requires_grad", "grad", "_node", "_out_index", "_version_counter", "_grad_hooks",
+                 "__weakref__")
     __array_ufunc__ = None  # make `ndarray + tensor` call Tensor.__radd__ instead of looping
     __hash__ = object.__hash__  # __eq__ is elementwise; identity hashing keeps tensors usable as keys
 
@@ -39,6 +40,7 @@ class Tensor:
         self._node = None
         self._out_index = 0
         self._version_counter = [0]
+        self._grad_hooks = None  # see register_post_accumulate_grad_hook
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -54,6 +56,7 @@ class Tensor:
         t._node = node
         t._out_index = out_index
         t._version_counter = [0]
+        t._grad_hooks = None
         return t
 
     # ---- metadata -------------------------------------------------------------------------
@@ -159,6 +162,23 @@ class Tensor:
 
     def backward(self, grad=None, retain_graph: bool = False) -> None:
         _run_backward(self, grad, retain_graph)
+
+    def register_post_accumulate_grad_hook(self, hook) -> None:
+        """Call ``hook(tensor)`` during every backward pass once this leaf's ``.grad`` holds all
+        of the pass's contributions (PyTorch's hook of the same name). Distributed data parallel
+        training starts sending a gradient from here while backward goes on (engine.py).
+        Returns a function that removes the hook."""
+        if not self.is_leaf or not self.requires_grad:
+            raise RuntimeError("register_post_accumulate_grad_hook: only a leaf tensor that requires grad "
+                               "accumulates a .grad; this one is computed or does not require grad")
+        if not callable(hook):
+            raise TypeError(f"register_post_accumulate_grad_hook expects a callable, got {type(hook).__name__}")
+        self._grad_hooks = (self._grad_hooks or ()) + (hook,)
+
+        def remove() -> None:
+            self._grad_hooks = tuple(h for h in self._grad_hooks or () if h is not hook) or None
+
+        return remove
 
     def zero_grad(self) -> None:
         self.grad = None

@@ -41,6 +41,7 @@ SUITES = {
     "profiling": "tinytorch_milestones.conformance.profiling",
     "compression": "tinytorch_milestones.conformance.compression",
     "generation": "tinytorch_milestones.conformance.generation",
+    "distributed": "tinytorch_milestones.conformance.distributed",
 }
 
 

@@ -251,6 +251,9 @@ def data_loading():
     seen = np.concatenate([b[1].data for b in tt.data.DataLoader(dataset, batch_size=2, shuffle=True, generator=0)])
     if sorted(seen.tolist()) != list(range(5)):
         raise ConformanceError(f"DataLoader(shuffle=True) must visit every row once per epoch, got {seen.tolist()}")
+    chosen = [b[1].data.tolist() for b in tt.data.DataLoader(dataset, batch_size=2, sampler=[4, 0, 2])]
+    if chosen != [[4, 0], [2]]:
+        raise ConformanceError(f"DataLoader(batch_size=2, sampler=[4, 0, 2]) gave rows {chosen}, expected [[4, 0], [2]]")
 
 
 def initialisers():
@@ -387,8 +390,9 @@ CONTRACT = [
     Layer("TensorDataset", "*tensors", namespace="data", base="object",
           doc="""Rows of equally long tensors: item i is (t[i] for t in tensors).""",
           methods=("def __len__(self)", "def __getitem__(self, index)")),
-    Layer("DataLoader", "dataset, batch_size=1, shuffle=False, drop_last=False, generator=None", namespace="data",
-          base="object", doc="""Batches of batch_size rows, in order or shuffled per epoch; drop_last drops a short last batch.""",
+    Layer("DataLoader", "dataset, batch_size=1, shuffle=False, drop_last=False, generator=None, sampler=None",
+          namespace="data", base="object", doc="""Batches of batch_size rows, in order or shuffled per epoch; drop_last
+    drops a short last batch; a sampler (an iterable of indices with a length) chooses the rows and their order.""",
           methods=("def __len__(self)", "def __iter__(self)")),
     *[Helper("init", name, signature, doc) for name, signature, doc in (
         ("xavier_uniform_", "tensor, gain=1.0, generator=None", """Fill with U(-a, a), a = gain sqrt(6 / (fan_in + fan_out))."""),

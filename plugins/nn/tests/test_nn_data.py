@@ -132,3 +132,13 @@ def test_load_refuses_pickles_and_single_arrays(tmp_path):
     with pytest.raises(ValueError, match="single array"):
         load(single)
     assert zipfile.is_zipfile(pickled)
+
+
+def test_a_sampler_chooses_the_rows_and_their_order():
+    loader = DataLoader(_dataset(10), batch_size=2, sampler=[7, 1, 4])
+    assert len(loader) == 2
+    np.testing.assert_array_equal(np.concatenate([x.data[:, 0] // 3 for x, _ in loader]).astype(int), [7, 1, 4])
+    with pytest.raises(ValueError, match="shuffle must stay False"):
+        DataLoader(_dataset(10), sampler=[1, 2], shuffle=True)
+    with pytest.raises(ValueError, match="iterable of indices with a length, .*got int"):
+        DataLoader(_dataset(10), sampler=3)

@@ -91,25 +91,34 @@ class DataLoader:
     (``generator``: a Generator or an int seed, resolved once, so a seed makes the whole
     sequence of epochs reproducible). ``drop_last`` drops a final incomplete batch.
     A dataset with a ``gather(indices)`` method (``TensorDataset``) is batched through it in
-    one step; any other is read sample by sample and collated.
+    one step; any other is read sample by sample and collated. ``sampler``, an iterable of
+    indices with a length (``tinytorch_core.distributed.DistributedSampler``), chooses the
+    samples and their order instead of ``shuffle``.
     """
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, generator=None):
+    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, generator=None, sampler=None):
         if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise TypeError(f"DataLoader: the dataset must define __len__ and __getitem__, got {type(dataset).__name__}")
+        if sampler is not None and (shuffle or not hasattr(sampler, "__iter__") or not hasattr(sampler, "__len__")):
+            raise ValueError("DataLoader: sampler must be an iterable of indices with a length, and shuffle "
+                             f"must stay False when one is given (it decides the order); got {type(sampler).__name__}"
+                             f"{' with shuffle=True' if shuffle else ''}")
         self.dataset = dataset
+        self.sampler = sampler
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.generator = resolve_generator(generator) if shuffle else None
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def _order(self) -> np.ndarray:
+        if self.sampler is not None:
+            return np.fromiter(self.sampler, dtype=np.intp)
         n = len(self.dataset)
         return self.generator.permutation(n) if self.shuffle else np.arange(n)
 

@@ -1,0 +1,128 @@
+"""``DistributedDataParallel``: the same model on every rank, each rank a slice of the batch,
+the gradients averaged over the ranks during backward.
+
+Why this equals training on the whole batch: the loss is a mean over the batch, so the gradient
+of the global batch of B samples is the mean of the ranks' gradients, each a mean over B / N.
+Every rank then applies the same averaged gradient to the same parameters and stays identical.
+
+The life of one training step:
+
+1. construction: rank 0's parameters and buffers are broadcast, so every rank starts equal;
+   the parameters are grouped into buckets (``buckets.py``) and each gets a grad hook;
+2. backward: when a parameter's gradient is final (core's post-accumulate-grad hook), its
+   bucket counts it; a bucket whose gradients are all final starts a non-blocking all-reduce
+   (``Iallreduce``) while backward goes on through the earlier layers: the overlap;
+3. end of backward (core's ``queue_callback``): wait for every bucket, divide by the world
+   size, and store the averages as the parameters' ``.grad``.
+
+Buckets start strictly in index order: MPI requires every rank to issue its collectives in the
+same order, and the order in which gradients become final is then irrelevant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+
+import numpy as np
+
+from tinytorch_core import Module, as_tensor
+from tinytorch_core.checks import positive_int
+from tinytorch_core.engine import queue_callback
+
+from .buckets import assign_buckets, flatten_gradients, unflatten_into_gradients
+from .collectives import broadcast_
+from .world import DistributedError, init
+
+DEFAULT_BUCKET_SIZE = 1 << 20  # bytes; PyTorch's default is 25 MiB for models thousands of times larger
+
+
+class DistributedDataParallel(Module):
+    """Wrap ``module`` for data-parallel training: call it like the module; ``backward`` then
+    leaves every rank with the gradient averaged over all ranks.
+
+    ``bucket_size``: bytes of gradient per all-reduce. ``world``: the ranks to train with
+    (default: ``init()``, every process of the job)."""
+
+    def __init__(self, module: Module, bucket_size: int = DEFAULT_BUCKET_SIZE, world=None):
+        super().__init__()
+        if not isinstance(module, Module):
+            raise TypeError(f"DistributedDataParallel: expected a Module to wrap, got {type(module).__name__}")
+        self.module = module
+        self.world = world if world is not None else init()
+        self.bucket_size = positive_int(bucket_size, "bucket_size (bytes)", "DistributedDataParallel")
+        self._broadcast_initial_state()
+        trained = [p for p in module.parameters() if p.requires_grad]
+        self.buckets = assign_buckets(trained, self.bucket_size)
+        self._bucket_of = {p: bucket for bucket in self.buckets for p in bucket.parameters}
+        self._synchronizing = True  # False inside no_sync()
+        self._pass_running = False  # a backward pass has started reducing and not yet finished
+        self._launched = 0  # buckets whose all-reduce has started in this pass
+        for parameter in trained:
+            parameter.register_post_accumulate_grad_hook(self._gradient_ready)
+
+    def forward(self, *args, **kwargs):
+        if self._pass_running:
+            raise DistributedError(
+                "DistributedDataParallel: the previous backward pass raised while its gradients were being "
+                "all-reduced; the ranks are out of step. Restart the job"
+            )
+        return self.module(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def no_sync(self):
+        """Inside the block, backward accumulates gradients locally and sends nothing; the first
+        backward after it all-reduces everything accumulated (gradient accumulation)."""
+        previous, self._synchronizing = self._synchronizing, False
+        try:
+            yield
+        finally:
+            self._synchronizing = previous
+
+    # ---- step 1: every rank starts from rank 0's weights -----------------------------------------
+    def _broadcast_initial_state(self) -> None:
+        named = itertools.chain(self.module.named_parameters(), self.module.named_buffers())
+        for name, tensor in named:
+            broadcast_(tensor.data, f"the initial value of {name}")
+
+    # ---- step 2: a gradient is final --------------------------------------------------------------
+    def _gradient_ready(self, parameter) -> None:
+        if not self._synchronizing:
+            return
+        if not self._pass_running:
+            self._start_pass()
+        self._bucket_of[parameter].waiting -= 1
+        self._launch_ready_buckets()
+
+    def _start_pass(self) -> None:
+        self._pass_running, self._launched = True, 0
+        for bucket in self.buckets:
+            bucket.waiting, bucket.request, bucket.result = len(bucket.parameters), None, None
+        queue_callback(self._finish_pass)
+
+    def _launch_ready_buckets(self) -> None:
+        """Start the all-reduce of every ready bucket, in index order (the same on every rank)."""
+        while self._launched < len(self.buckets) and self.buckets[self._launched].waiting == 0:
+            self._launch(self.buckets[self._launched])
+        for bucket in self.buckets[: self._launched]:
+            bucket.request.Test()  # MPI moves messages along only when called: let it, while backward runs
+
+    def _launch(self, bucket) -> None:
+        send = flatten_gradients(bucket)
+        bucket.result = np.empty_like(send)
+        bucket.request = self.world.comm.Iallreduce(send, bucket.result)  # the sum over ranks
+        self._launched += 1
+
+    # ---- step 3: the end of backward --------------------------------------------------------------
+    def _finish_pass(self) -> None:
+        """Start what is left (buckets holding a parameter this rank's forward did not use: its
+        gradient counts as zeros), wait for all, and store the averages as ``.grad``."""
+        while self._launched < len(self.buckets):
+            self._launch(self.buckets[self._launched])
+        for bucket in self.buckets:
+            self.world.wait(bucket.request, f"the all-reduce of gradient bucket {bucket.index}")
+            averaged = bucket.result / np.asarray(self.world.size, bucket.dtype)
+            for parameter, grad in zip(bucket.parameters, unflatten_into_gradients(bucket, averaged)):
+                parameter.grad = as_tensor(grad)
+            bucket.request = bucket.result = None
+        self._pass_running = False
