@@ -30,9 +30,9 @@ DESCRIPTION = (
     "(within 1 point); pruning + INT8 (8x smaller, within 1.5 points); a KV cache (same greedy tokens, "
     "10x faster); a compiled training step (bitwise-equal losses, faster) when acceleration is installed."
 )
-LATENCY_BATCH, FINETUNE_EPOCHS, FINETUNE_LR, BATCH = 256, 3, 5e-4, 32
-GPT_SIZE = dict(embed_dim=32, num_heads=2, num_layers=1, ff_dim=64)
-GPT_CONTEXT, GPT_PROMPT, GPT_NEW, GPT_VOCAB = 512, 400, 100, 50
+LATENCY_BATCH, FINETUNE_EPOCHS, FINETUNE_LR, BATCH = 256, 3, 2e-3, 32
+GPT_SIZE = dict(embed_dim=128, num_heads=4, num_layers=1, ff_dim=512)
+GPT_CONTEXT, GPT_PROMPT, GPT_NEW, GPT_VOCAB = 256, 216, 40, 50
 
 
 class _Bench:
@@ -80,7 +80,7 @@ class _Bench:
         batch = Tensor(self.x_test[:LATENCY_BATCH])
         with no_grad():
             result = self.tt.profiler.compare(lambda: self.model(batch), lambda: candidate(batch), warmup=2,
-                                              min_time=0.6, min_runs=8, labels=("float32", "candidate"))
+                                              min_time=0.3, min_runs=8, labels=("float32", "candidate"))
         return 1e3 * result.b.median, 1e3 * result.a.median, result.ci95
 
     def disk_bytes(self, model, folder: str, name: str) -> int:
@@ -189,7 +189,7 @@ def kv_cache(bench: _Bench) -> None:
     def generate(use_cache):
         runs[use_cache] = tt.generation.generate(gpt, prompt, GPT_NEW, temperature=0, use_cache=use_cache)
 
-    result = tt.profiler.compare(lambda: generate(False), lambda: generate(True), warmup=1, min_time=0, min_runs=3,
+    result = tt.profiler.compare(lambda: generate(False), lambda: generate(True), warmup=0, min_time=0, min_runs=3,
                                  labels=("uncached", "cached"))
     speedup = 1 / result.ratio
     bench.figure("KV cache (GPT generation)", None, 1e3 * result.b.median, None,

@@ -151,7 +151,8 @@ def print_milestone(console: Console, result, verbose: bool = False) -> None:
         console.print(result.error, markup=False)
         console.print()
         return
-    console.print(milestone_table(result))
+    if result.parts:
+        console.print(milestone_table(result))
     if result.data:
         console.print(f"  data: {result.data}", markup=False)
     for part in result.parts:
