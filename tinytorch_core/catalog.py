@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 #: namespaces through which registered symbols are reached: ``tinytorch_core.<namespace>.<name>``
-NAMESPACES = ("nn", "ops", "optim", "data", "init", "io", "text", "profiler", "compression", "generation")
+NAMESPACES = ("nn", "ops", "optim", "data", "init", "io", "text", "profiler", "compression", "generation",
+              "acceleration")
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,18 @@ STAGES: tuple[Package, ...] = (
         introduces="a profiler (time, FLOPs and memory of every op, traces, time by module), model "
         "summaries, benchmarks with confidence intervals",
         symbols=_symbols(profiler="profile record summary benchmark compare"),
+    ),
+    Package(
+        name="acceleration",
+        order=6,
+        distribution="tinytorch-acceleration",
+        folder="plugins/acceleration",
+        package="tinytorch_acceleration",
+        requires=("nn",),
+        title="Acceleration: compiled training steps",
+        introduces="compile: record a training step's kernels once, replay them with no Tensors, "
+        "graph or engine work, bitwise equal to eager",
+        symbols=_symbols(acceleration="compile CompiledStep CompileError"),
     ),
 )
 
