@@ -39,6 +39,7 @@ SUITES = {
     "attention": "tinytorch_milestones.conformance.attention",
     "nn": "tinytorch_milestones.conformance.nn",
     "profiling": "tinytorch_milestones.conformance.profiling",
+    "acceleration": "tinytorch_milestones.conformance.acceleration",
 }
 
 
