@@ -44,7 +44,10 @@ def _run(wid: str, compiled: bool, steps: int = STEPS):
     rng = np.random.default_rng(0)
     params = ref.make_params(rng)
     x, y = ref.make_batch(rng, batch_size=4)
-    model = fw.build()
+    try:
+        model = fw.build()
+    except tt.StageUnavailableError as exc:  # the stage ladder's rung has only core, nn and this stage
+        pytest.skip(f"{wid} needs stages {fw.stages}: {exc}")
     fw.load_params(model, params)
     optimizer = fw.make_optimizer(model)
     step = tt.compile(train_step) if compiled else train_step
@@ -164,7 +167,10 @@ def test_python_control_flow_on_values_is_refused():
 
 
 def test_writes_outside_ops_are_refused():
-    bn = tt.nn.BatchNorm2d(2)
+    try:
+        bn = tt.nn.BatchNorm2d(2)
+    except tt.StageUnavailableError:
+        pytest.skip("BatchNorm2d comes with stage spatial")
     optimizer = tt.optim.SGD(bn.parameters(), lr=0.1)
 
     def step(x):
