@@ -16,6 +16,8 @@ Implementations:
 
 * ``numpy``: ``bench/numpy_reference.py``, hand-derived gradients (the floor);
 * ``framework``: ``bench/workloads.py``, the same model built from the stages' layers;
+* ``compiled``: the framework's step through ``tinytorch_core.compile`` (acceleration stage):
+  recorded on the first two warm-up steps, replayed afterwards (needs at least 2 warm-up steps);
 * ``torch``: ``bench/torch_reference.py``, only if ``import torch`` works (never required).
 
 Memory: peak resident set size (RSS) reached during warm-up and timed steps, minus the
@@ -52,7 +54,7 @@ import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-IMPLEMENTATIONS = ("numpy", "framework", "torch")
+IMPLEMENTATIONS = ("numpy", "framework", "compiled", "torch")
 ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8")
 
 #: (timed steps, warm-up steps) per workload: a full run of all 8 x 3 stays within a few
@@ -72,6 +74,8 @@ DEFAULT_STEPS = {
 TIME_VS_NUMPY = {wid: (1.1 if wid == "W8" else 1.5) for wid in ALL_WORKLOADS}
 FASTER_THAN_TORCH = ("W1", "W2", "W3", "W4", "W6")
 MEMORY_VS_NUMPY = {"W5": 2.0, "W7": 2.0}
+#: issue 21: the compiled step (acceleration stage) within 1.2x of NumPy (W2, W6: 1.3x), faster than torch
+COMPILED_VS_NUMPY = {wid: (1.3 if wid in ("W2", "W6") else 1.2) for wid in ALL_WORKLOADS}
 
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
@@ -164,6 +168,23 @@ def _setup_framework(wid, params, x, y):
     return run, {}
 
 
+def _setup_compiled(wid, params, x, y):
+    import tinytorch_core as tt
+
+    workloads = _load("tinytorch_bench_workloads", "workloads.py")
+    fw = workloads.FRAMEWORK_WORKLOADS[wid]
+    model = fw.build()
+    fw.load_params(model, params)
+    optimizer = fw.make_optimizer(model)
+    xt, yt = fw.to_tensors(x, y)
+    step = tt.compile(fw.step)  # MissingStageError (an ImportError) without the acceleration stage
+
+    def run():
+        return step(model, optimizer, xt, yt)
+
+    return run, {}
+
+
 def _setup_torch(wid, params, x, y, torch_threads=None):
     import torch
 
@@ -199,6 +220,8 @@ def worker(wid: str, impl: str, steps: int, warmup: int, max_seconds: float, see
             run, extra = _setup_numpy(wid, params, x, y)
         elif impl == "framework":
             run, extra = _setup_framework(wid, params, x, y)
+        elif impl == "compiled":
+            run, extra = _setup_compiled(wid, params, x, y)
         else:
             run, extra = _setup_torch(wid, params, x, y, torch_threads)
     except ImportError as exc:  # a missing stage (StageUnavailableError) or no torch
@@ -269,7 +292,8 @@ def profile(wid: str, impl: str, steps: int, warmup: int, seed: int, sort: str, 
     rng = np.random.default_rng(seed)
     params = spec.make_params(rng)
     x, y = spec.make_batch(rng)
-    setup = {"numpy": _setup_numpy, "framework": _setup_framework, "torch": _setup_torch}[impl]
+    setup = {"numpy": _setup_numpy, "framework": _setup_framework, "compiled": _setup_compiled,
+             "torch": _setup_torch}[impl]
     run, _ = setup(wid, params, x, y)
     for _ in range(warmup):
         run()
@@ -363,6 +387,8 @@ def summarize(wid: str, by_impl: dict) -> dict:
     ratios = {
         "framework/numpy": _ratio(med.get("framework"), med.get("numpy")),
         "framework/torch": _ratio(med.get("framework"), med.get("torch")),
+        "compiled/numpy": _ratio(med.get("compiled"), med.get("numpy")),
+        "compiled/torch": _ratio(med.get("compiled"), med.get("torch")),
         "torch/numpy": _ratio(med.get("torch"), med.get("numpy")),
         "memory framework/numpy": _ratio(mem.get("framework"), mem.get("numpy")),
     }
@@ -373,6 +399,12 @@ def summarize(wid: str, by_impl: dict) -> dict:
     r = ratios["framework/torch"]
     if wid in FASTER_THAN_TORCH and r is not None and r >= 1.0:
         misses.append("not faster than torch")
+    r = ratios["compiled/numpy"]
+    if r is not None and r > COMPILED_VS_NUMPY[wid]:
+        misses.append(f"compiled > {COMPILED_VS_NUMPY[wid]}x numpy")
+    r = ratios["compiled/torch"]
+    if r is not None and r >= 1.0:
+        misses.append("compiled not faster than torch")
     r = ratios["memory framework/numpy"]
     if wid in MEMORY_VS_NUMPY and r is not None and r >= MEMORY_VS_NUMPY[wid]:
         misses.append(f"memory >= {MEMORY_VS_NUMPY[wid]}x numpy")
@@ -401,9 +433,11 @@ def _fmt_mem(r) -> str:
 
 
 def table_rows(results: dict, impls) -> tuple[list, list]:
-    short = {"numpy": "np", "framework": "fw", "torch": "torch"}
+    short = {"numpy": "np", "framework": "fw", "compiled": "cmp", "torch": "torch"}
     header = ["id"] + [f"{i} ms" for i in impls]
     header += ["fw/np", "fw/torch"] if "torch" in impls else ["fw/np"]
+    if "compiled" in impls:
+        header += ["cmp/np", "cmp/torch"] if "torch" in impls else ["cmp/np"]
     header += [f"{short[i]} MiB" for i in impls] + ["mem fw/np", "targets"]
     rows = []
     for wid, entry in results.items():
@@ -413,6 +447,10 @@ def table_rows(results: dict, impls) -> tuple[list, list]:
         row.append(_fmt_ratio(s["ratios"]["framework/numpy"]))
         if "torch" in impls:
             row.append(_fmt_ratio(s["ratios"]["framework/torch"]))
+        if "compiled" in impls:
+            row.append(_fmt_ratio(s["ratios"]["compiled/numpy"]))
+            if "torch" in impls:
+                row.append(_fmt_ratio(s["ratios"]["compiled/torch"]))
         row += [_fmt_mem(by.get(i)) for i in impls]
         row.append(_fmt_ratio(s["ratios"]["memory framework/numpy"]))
         row.append("ok" if not s["target_misses"] else "; ".join(s["target_misses"]))
@@ -465,7 +503,7 @@ def parse_args(argv=None):
     parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if it is installed")
     parser.add_argument("--implementations", default=",".join(IMPLEMENTATIONS),
-                        help="comma-separated subset of numpy,framework,torch")
+                        help="comma-separated subset of numpy,framework,compiled,torch")
     parser.add_argument("--blas-threads", type=int, default=None,
                         help="set OPENBLAS/OMP/MKL_NUM_THREADS for the workers (default: inherit)")
     parser.add_argument("--torch-threads", type=int, default=None,

@@ -5,7 +5,7 @@ pluggy hooks; reach them as ``tinytorch_core.nn.Linear`` or ``tinytorch_core.ops
 """
 
 from .anomaly import AnomalyError, detect_anomaly
-from . import catalog, compression, data, distributed, generation, init, io, nn, ops, optim, profiler, text
+from . import acceleration, catalog, compression, data, distributed, generation, init, io, nn, ops, optim, profiler, text
 from .factories import arange, as_tensor, full, ones, ones_like, rand, randn, tensor, zeros, zeros_like
 from .function import Function, GraphError
 from .observers import Observer, observing
@@ -69,6 +69,14 @@ from .dtypes import (  # PyTorch's dtype names; the values are NumPy dtypes (ten
     uint8,
 )
 
+
+
+def compile(train_step=None, **options):  # noqa: A001 (PyTorch's name: torch.compile)
+    """``tinytorch_core.acceleration.compile``: record a training step once, replay it fast.
+    Needs the acceleration stage (MissingStageError with the install command otherwise)."""
+    return acceleration.compile(train_step, **options)
+
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -78,7 +86,7 @@ __all__ = [
     "RegistrationError", "Runtime", "Sample", "StageUnavailableError", "StateDictError", "Tensor",
     "abs", "arange", "bool", "cat", "double", "float", "float16", "float32", "float64", "half", "int", "int8",
     "int16", "int32", "int64", "long", "uint8", "as_tensor", "broadcast_to", "catalog", "data", "init", "io", "nn", "ops", "optim", "text",
-    "profiler", "compression", "generation", "distributed", "clip", "concatenate", "default_generator",
+    "profiler", "compression", "generation", "acceleration", "compile", "distributed", "clip", "concatenate", "default_generator",
     "default_runtime", "enable_grad", "exp", "full", "hookimpl", "is_grad_enabled", "log", "manual_seed",
     "matmul", "maximum", "mean", "minimum", "no_grad", "observing", "ones", "ones_like", "rand", "randn", "reshape",
     "resolve_generator", "sqrt", "squeeze", "stack", "swapaxes", "tensor", "transpose", "unsqueeze",

@@ -12,7 +12,7 @@ from types import MappingProxyType
 
 #: namespaces through which registered symbols are reached: ``tinytorch_core.<namespace>.<name>``
 NAMESPACES = ("nn", "ops", "optim", "data", "init", "io", "text", "profiler", "compression", "generation",
-              "distributed")
+              "distributed", "acceleration")
 
 
 @dataclass(frozen=True)
@@ -167,8 +167,20 @@ STAGES: tuple[Package, ...] = (
         symbols=_symbols(generation="generate KVCache top_k_filter top_p_filter sample_tokens"),
     ),
     Package(
-        name="distributed",
+        name="acceleration",
         order=8,
+        distribution="tinytorch-acceleration",
+        folder="plugins/acceleration",
+        package="tinytorch_acceleration",
+        requires=("nn",),
+        title="Acceleration: compiled training steps",
+        introduces="compile: record a training step's kernels once, replay them with no Tensors, "
+        "graph or engine work, bitwise equal to eager",
+        symbols=_symbols(acceleration="compile CompiledStep CompileError"),
+    ),
+    Package(
+        name="distributed",
+        order=9,
         distribution="tinytorch-distributed",
         folder="plugins/distributed",
         package="tinytorch_distributed",

@@ -7,7 +7,13 @@ from collections import OrderedDict
 import numpy as np
 
 from .grad_mode import _per_thread
+from .inplace import InPlaceClock
 from .tensor import Tensor
+
+#: moves on every change of what a module holds (parameters, buffers, sub-modules) or of its
+#: training mode: a compiled training step (the acceleration stage) recorded at one time is
+#: replayed only while this clock has not moved since, one comparison per call
+MODULE_CLOCK = InPlaceClock()
 
 
 class Parameter(Tensor):
@@ -52,6 +58,9 @@ class Module:
     def __setattr__(self, name, value):
         if isinstance(value, (Parameter, Module)) or "_parameters" in self.__dict__:
             params, buffers, modules = self._registries()
+            if name in params or name in buffers or name in modules or name == "training" \
+                    or isinstance(value, (Parameter, Module)):
+                MODULE_CLOCK.tick()
             # a trainable leaf (a Parameter, or a tensor requiring grad swapped in for a gradient
             # check) takes the parameter's place; anything else would silently drop out of
             # parameters(): ``m.weight = m.weight - 0.1`` is refused
@@ -80,6 +89,7 @@ class Module:
         params, buffers, modules = self._registries()
         for registry in (params, buffers, modules):
             registry.pop(name, None)
+        MODULE_CLOCK.tick()
         object.__delattr__(self, name)
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True, rebuild=None) -> None:
@@ -95,6 +105,7 @@ class Module:
         if rebuild is not None and not callable(rebuild):
             raise TypeError(f"register_buffer('{name}'): rebuild must be a function of a dtype")
         buffers[name] = tensor
+        MODULE_CLOCK.tick()
         if not persistent:
             self.__dict__.setdefault("_non_persistent", set()).add(name)
         if rebuild is not None:
@@ -169,6 +180,7 @@ class Module:
     def train(self, mode: bool = True) -> "Module":
         for m in self.modules():
             object.__setattr__(m, "training", mode)
+        MODULE_CLOCK.tick()
         return self
 
     def eval(self) -> "Module":
@@ -291,6 +303,7 @@ class ModuleList(Module):
             raise TypeError(f"ModuleList holds Modules, got {type(module).__name__}")
         self._modules[str(len(self._items))] = module
         self._items.append(module)
+        MODULE_CLOCK.tick()
         return self
 
     def extend(self, modules) -> "ModuleList":

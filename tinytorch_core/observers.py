@@ -1,8 +1,8 @@
 """The seam a profiler uses to watch the engine work.
 
 An *observer* is told when each op runs (its forward in ``Function.apply``, its backward in the
-engine), when each ``Module`` is called, and when a backward pass starts and ends, in the thread
-that installed it (``with observing(observer): ...``). Core only reports; what to measure is
+engine), when each ``Module`` is called, when a backward pass starts and ends, and when an
+optimizer changes tensors outside the graph, in the thread that installed it (``with observing(observer): ...``). Core only reports; what to measure is
 the observer's business: the profiling stage's profiler records times, FLOPs and memory.
 
 With no observer installed, the usual case, each seam costs one attribute read and a comparison
@@ -48,6 +48,11 @@ class Observer:
 
     def pass_finished(self, token) -> None:
         """The pass of ``pass_started`` ended (also when it raised)."""
+
+    def update_called(self, function, args: tuple) -> None:
+        """``function(*args)`` is about to change tensors outside the graph (an optimizer's
+        ``step`` or ``zero_grad``, ``clip_grad_norm_``): a recorder of training steps (the
+        acceleration stage) replays the call; a profiler may ignore it."""
 
 
 @contextlib.contextmanager

@@ -15,6 +15,8 @@ from tinytorch_core.cli import (
     shown_value,
 )
 
+from tinytorch_core import StageUnavailableError
+
 from . import profile_step
 from .allocator import tune_malloc
 from .blas import blas_threads
@@ -53,6 +55,8 @@ def setup(parser: argparse.ArgumentParser) -> None:
         images.add_argument("--cifar-dir", metavar="DIR", type=input_directory_option("--cifar-dir"),
                             help="MLP and CNN read CIFAR-10 from its binary files in DIR (CNN bar: 60 %% test accuracy)")
         p.add_argument("--quiet", action="store_true", help="no progress bars; only tables and failures")
+        p.add_argument("--compile", action="store_true",
+                       help="train through tinytorch_core.compile (needs stage acceleration): same results, faster")
     p = sub.add_parser("profile", help="profile one training step of a milestone's model (needs stage profiling)")
     profile_step.setup(p, SEED_OPTION, output_file_option, input_directory_option, integer_option)
 
@@ -115,13 +119,13 @@ def _verify(args, runtime, single: bool, blas_note: str) -> int:
     console = make_console()
     available = {m.name: m for m in ordered_milestones(runtime)}
     names = list(args.names) or [n for n, m in available.items() if getattr(args, "all", False) or not m.extended]
-    refusal = _refusal(args, available, names)
+    refusal = _refusal(args, available, names, runtime)
     if refusal:  # said before any time is spent on training
         console.print(f"[bold red]{escape(refusal)}[/]")
         return 2
     options = RunOptions(
         seed=args.seed, mnist_dir=args.mnist_dir, cifar_dir=args.cifar_dir, runtime=runtime,
-        progress=progress_factory(console, console.is_terminal and not args.quiet),
+        progress=progress_factory(console, console.is_terminal and not args.quiet), compile=args.compile,
     )
     data_source = (f"MNIST from {args.mnist_dir}" if args.mnist_dir else
                    f"CIFAR-10 from {args.cifar_dir}" if args.cifar_dir else "bundled UCI 8x8 digits")
@@ -140,14 +144,20 @@ def _verify(args, runtime, single: bool, blas_note: str) -> int:
     return 1 if failed or not written_ok else 0
 
 
-def _refusal(args, available: dict, names: list) -> str:
+def _refusal(args, available: dict, names: list, runtime) -> str:
     """Why the command cannot run as asked ('' if it can): unknown names, plots without
-    matplotlib, ``--json`` and ``--plot`` in each other's way."""
+    matplotlib, ``--compile`` without the acceleration stage, ``--json`` and ``--plot`` in each
+    other's way."""
     from .report import PlotUnavailable, require_matplotlib
 
     unknown = [n for n in names if n not in available]
     if unknown:
         return f"unknown milestone(s) {', '.join(map(shown_value, unknown))}; known: {', '.join(available)}"
+    if getattr(args, "compile", False):
+        try:
+            runtime.resolve("acceleration", "compile")
+        except StageUnavailableError as exc:
+            return f"--compile needs the acceleration stage ({exc})"
     if args.plot:
         try:
             require_matplotlib()

@@ -15,6 +15,7 @@ importable from here too.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+import tinytorch_core
 from tinytorch_core import Module, no_grad
 
 from .gradient_flow import as_arrays, check_gradient_flow, declared_mask, to_tensors
@@ -78,6 +80,33 @@ class Experiment:
     architecture: str = ""  # the model spelled out
 
 
+#: whether training loops step through ``tinytorch_core.compile`` (``milestones verify --compile``)
+_COMPILE = contextvars.ContextVar("tinytorch_milestones_compile", default=False)
+
+
+@contextlib.contextmanager
+def compiling(enabled: bool = True):
+    """Inside the block, ``run_experiment`` computes each step's loss and gradients through a
+    compiled step (acceleration stage): the same numbers, bitwise, with the per-op work gone."""
+    token = _COMPILE.set(enabled)
+    try:
+        yield
+    finally:
+        _COMPILE.reset(token)
+
+
+def _loss_and_gradients(exp: Experiment):
+    """``(*tensors) -> loss``: zero_grad, the loss, backward; compiled when asked (the optimizer
+    step stays outside, so a non-finite loss still stops training before it)."""
+    def loss_and_gradients(*tensors):
+        exp.optimizer.zero_grad()
+        loss = exp.loss_fn(exp.model, *tensors)
+        loss.backward()
+        return loss
+
+    return tinytorch_core.compile(loss_and_gradients) if _COMPILE.get() else loss_and_gradients
+
+
 class _NoProgress:
     def advance(self, loss: float) -> None:
         pass
@@ -120,14 +149,13 @@ def _train(exp: Experiment, result: PartResult, progress) -> str | None:
     the loss curve (and the metric every ``eval_every`` steps) into ``result``. Returns why
     training stopped early (a non-finite loss), or None."""
     model, curves = exp.model, result.curves
+    loss_and_gradients = _loss_and_gradients(exp)
     with progress(exp.label, exp.steps) as bar:
         for step, batch in enumerate(exp.batches):
             if step >= exp.steps:
                 break
             arrays = as_arrays(batch)
-            exp.optimizer.zero_grad()
-            loss = exp.loss_fn(model, *to_tensors(arrays))
-            loss.backward()
+            loss = loss_and_gradients(*to_tensors(arrays))
             value = float(loss.item())
             if step == 0:
                 result.gradients = _check_first_gradients(exp, arrays)

@@ -12,6 +12,7 @@ from tinytorch_core import StageUnavailableError, catalog, manual_seed
 from tinytorch_core.host.runtime import LOADED, default_runtime
 
 from .datasets import DataError, DataMissing
+from .harness import compiling
 from .idx import IDXError
 from .results import finite_or_none
 
@@ -29,6 +30,7 @@ class RunOptions:
     runtime: object = None  # a tinytorch Runtime; None: the default one
     progress: Callable | None = None  # progress(label, total) -> context manager with .advance(loss)
     shared: dict = field(default_factory=dict)  # results one milestone leaves for another (MLP -> CNN)
+    compile: bool = False  # train through tinytorch_core.compile (acceleration stage): harness.compiling
 
     def symbols(self) -> "Symbols":
         return Symbols(self.runtime or default_runtime())
@@ -147,7 +149,8 @@ def run_milestone(milestone, options: RunOptions) -> MilestoneResult:
     start = time.perf_counter()
     manual_seed(options.seed)  # any random source a stage draws without an explicit generator
     try:
-        outcome = milestone.run(options)
+        with compiling(options.compile):
+            outcome = milestone.run(options)
     except StageUnavailableError as exc:  # a stage vanished or lacks a symbol: locked, not passed
         result.status = LOCKED
         result.locked_reason = str(exc)

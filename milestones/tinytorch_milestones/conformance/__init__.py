@@ -42,6 +42,7 @@ SUITES = {
     "compression": "tinytorch_milestones.conformance.compression",
     "generation": "tinytorch_milestones.conformance.generation",
     "distributed": "tinytorch_milestones.conformance.distributed",
+    "acceleration": "tinytorch_milestones.conformance.acceleration",
 }
 
 

@@ -16,6 +16,8 @@ Update rules follow the published algorithms in PyTorch's conventions:
 
 Parameters are changed only through the tensors' in-place methods under ``no_grad()``, so
 their version counters move and a graph that saved a stale value refuses to backpropagate.
+``step``, ``zero_grad`` and ``clip_grad_norm_`` tell the thread's observer (if any) that they
+run (``_report_update``): a compiled training step (acceleration stage) replays these calls.
 """
 
 from __future__ import annotations
@@ -27,11 +29,19 @@ import numpy as np
 
 from tinytorch_core import Tensor, enable_grad, no_grad
 from tinytorch_core.errstate import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
+from tinytorch_core.grad_mode import current_modes
 
 __all__ = [
     "SGD", "Adam", "AdamW", "CosineAnnealingLR", "LRScheduler", "LinearWarmup", "Optimizer", "StepLR",
     "clip_grad_norm_",
 ]
+
+
+def _report_update(function, *args) -> None:
+    """Tell the thread's observer that ``function(*args)`` changes tensors outside the graph."""
+    observer = current_modes().observer
+    if observer is not None:
+        observer.update_called(function, args)
 
 
 def _number(owner: str, name: str, value, low=0.0, high=None, high_open=False) -> float:
@@ -96,6 +106,7 @@ class Optimizer:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients (set to None, or fill with zeros when ``set_to_none=False``)."""
+        _report_update(self.zero_grad, set_to_none)
         for group in self.param_groups:
             for p in group["params"]:
                 if set_to_none:
@@ -106,6 +117,7 @@ class Optimizer:
     def step(self, closure=None):
         """One update of every parameter that has a gradient. ``closure`` (optional) recomputes
         and returns the loss, with gradients, before the update."""
+        _report_update(self.step, closure)
         loss = None
         if closure is not None:
             with enable_grad():
@@ -405,8 +417,8 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0) -> float:
     Returns the total norm before clipping (a Python float). Parameters without a gradient
     are skipped. ``norm_type`` is 2 by default; ``float('inf')`` uses the largest magnitude.
     """
-    if isinstance(parameters, Tensor):
-        parameters = [parameters]
+    parameters = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+    _report_update(clip_grad_norm_, parameters, max_norm, norm_type)
     max_norm = _number("clip_grad_norm_", "max_norm", max_norm)
     norm_type = float(norm_type)
     grads = [p.grad for p in parameters if p.grad is not None]

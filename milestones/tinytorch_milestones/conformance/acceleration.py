@@ -1,0 +1,116 @@
+"""The contract of stage ``acceleration`` (compile, CompiledStep, CompileError), checked through the
+public API: a compiled training step gives bitwise the eager step's losses, gradients and
+parameters, follows a change of batch shape and of the model's mode, and refuses a step whose
+work depends on its data."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import tinytorch_core as tt
+from tinytorch_core import Tensor
+
+from . import Check, ConformanceError
+from .contract import Helper, Layer
+
+
+def _model():
+    model = tt.nn.Sequential(tt.nn.Linear(4, 6, generator=0), tt.nn.ReLU(), tt.nn.Linear(6, 3, generator=1))
+    return model, tt.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+
+def _batch(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    return Tensor(rng.standard_normal((n, 4)).astype(np.float32)), Tensor(rng.integers(0, 3, n))
+
+
+def _train_step(model, optimizer, x, y):
+    optimizer.zero_grad()
+    loss = tt.nn.CrossEntropyLoss()(model(x), y)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def _train(compiled: bool, sizes) -> tuple:
+    """Steps on batches of ``sizes`` rows; returns losses, parameter bytes and gradient bytes."""
+    model, optimizer = _model()
+    step = tt.compile(_train_step) if compiled else _train_step
+    losses = [step(model, optimizer, *_batch(n, seed)) for seed, n in enumerate(sizes)]
+    params = [p.data.tobytes() for p in model.parameters()]
+    grads = [p.grad.data.tobytes() for p in model.parameters()]
+    return losses, params, grads
+
+
+def _expect_same(what: str, sizes) -> None:
+    eager, compiled = _train(False, sizes), _train(True, sizes)
+    for name, a, b in zip(("losses", "parameters", "gradients"), eager, compiled):
+        if a != b:
+            raise ConformanceError(f"{what}: the compiled step's {name} differ from the eager step's")
+
+
+def bitwise_equal_to_eager():
+    _expect_same("12 steps on batches of 8", [8] * 12)
+
+
+def follows_a_shape_change():
+    _expect_same("batches of 8, then 5, then 8 again", [8] * 4 + [5] * 4 + [8] * 4)
+
+
+def follows_a_model_change():
+    model, optimizer = _model()
+    step = tt.compile(_train_step)
+    for seed in range(3):
+        step(model, optimizer, *_batch(8, seed))
+    model.extra = tt.nn.Linear(2, 2, generator=2)  # a new sub-module: the step must still be right
+    eager_model, eager_optimizer = _model()
+    for seed in range(3):
+        _train_step(eager_model, eager_optimizer, *_batch(8, seed))
+    for seed in range(3, 6):
+        a = step(model, optimizer, *_batch(8, seed))
+        b = _train_step(eager_model, eager_optimizer, *_batch(8, seed))
+        if a != b:
+            raise ConformanceError(f"after adding a sub-module, a compiled step's loss is {a}, eager {b}")
+
+
+def refuses_data_dependent_steps():
+    model, optimizer = _model()
+
+    def branchy(x, y):
+        optimizer.zero_grad()
+        logits = model(x)
+        if x.sum().item() > 0:  # Python control flow on a value
+            logits = logits * 2.0
+        loss = tt.nn.CrossEntropyLoss()(logits, y)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    step = tt.compile(branchy)
+    x, y = _batch(8, 0)
+    try:
+        for sign in (1.0, -1.0, 1.0, -1.0):
+            step(Tensor(np.abs(x.data) * sign), y)
+    except tt.acceleration.CompileError:
+        return
+    raise ConformanceError("a step that takes a different branch on different data was compiled without an error")
+
+
+CHECKS = [
+    Check("acceleration.compile", "contract", bitwise_equal_to_eager),
+    Check("acceleration.compile", "contract", follows_a_shape_change),
+    Check("acceleration.compile", "contract", follows_a_model_change),
+    Check("acceleration.CompileError", "contract", refuses_data_dependent_steps),
+]
+
+CONTRACT = [
+    Helper("acceleration", "compile", "train_step=None, *, verify=True", """Return a CompiledStep of
+    train_step(*args) (forward, loss, backward(), optimizer.step(), zero_grad()). Its calls give, bitwise,
+    what eager calls give (losses, .grad, parameters); later calls of the same argument shapes replay the
+    recorded kernels. A step whose work depends on its data raises CompileError."""),
+    Layer("CompiledStep", "train_step, verify=True", namespace="acceleration", base="object",
+          doc="""A training step that records itself on its first calls and replays afterwards.""",
+          methods=("def __call__(self, *args)",)),
+    Layer("CompileError", "", namespace="acceleration", base="RuntimeError",
+          doc="""A step that cannot be compiled faithfully; the message says why.""", methods=()),
+]

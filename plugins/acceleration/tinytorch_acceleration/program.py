@@ -1,0 +1,173 @@
+"""A recorded training step as a flat program over *slots*, and its replay.
+
+A slot is one entry of a Python list that holds, during a replay, one value the step works
+on: an input array (``x.data``), a parameter's array, a constant, the output array of an op,
+the ``ctx`` of an op (what its backward needs), or a pending gradient sum. The program is a
+list of *instructions*, each a small function of the slots, made once when the step is
+recorded:
+
+- ``forward_instruction``: ``Function.forward(fresh ctx, *arrays, **options)``, as
+  ``Function.apply`` runs it, with no unwrapping, no Tensors and no graph node;
+- ``backward_instruction``: ``Function.backward(ctx, *grads)``, then the engine's deliveries in
+  the recorded order: each gradient fitted to its input (un-broadcast, cast) and stored in, or
+  added to, the pending sum of the op that made the input, or accumulated into a parameter's
+  ``.grad``; the same additions in the same order give bitwise the same sums;
+- ``update_instruction``: an optimizer's ``step``/``zero_grad`` or ``clip_grad_norm_``, called
+  as recorded (the very same code as eager, so the same arithmetic; version counters move).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinytorch_core import Tensor
+from tinytorch_core.engine import _accumulate_leaf  # the engine's own leaf accumulation: same code, same bits
+from tinytorch_core.errstate import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
+from tinytorch_core.grad_mode import current_modes
+
+
+class Program:
+    """One recorded step: the slots' starting values, what to bind per call, the instructions
+    and how to build the return value."""
+
+    def __init__(self, template, arg_bindings, tensor_bindings, instructions, result, description):
+        self.template = template  # constants in their slots, None elsewhere
+        self.arg_bindings = arg_bindings  # (slot, index of the step's argument) per input array
+        self.tensor_bindings = tensor_bindings  # (slot, tensor, shape, dtype, requires_grad)
+        self.instructions = instructions
+        self.result = result  # slots -> the value the step returns
+        self.description = description  # what two recordings of the same step must share
+
+    def bind(self, args) -> list | None:
+        """Fresh slots holding this call's arrays; None if a bound tensor no longer fits the
+        recording (its array changed shape or dtype, or it stopped/started requiring grad)."""
+        slots = self.template.copy()
+        for slot, index in self.arg_bindings:
+            arg = args[index]
+            slots[slot] = arg.data if isinstance(arg, Tensor) else arg
+        for slot, tensor, shape, dtype, requires_grad in self.tensor_bindings:
+            array = tensor.data
+            if array.shape != shape or array.dtype != dtype or tensor.requires_grad != requires_grad:
+                return None
+            slots[slot] = array
+        return slots
+
+    def replay(self, slots: list):
+        """Run the instructions on bound slots, as ``Function.apply`` runs forwards and the engine
+        backwards: recording off, NumPy's floating-point warnings off."""
+        modes = current_modes()
+        grad_on, modes.grad = modes.grad, False
+        errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)
+        try:
+            for run in self.instructions:
+                run(slots)
+        finally:
+            reset_errstate(errstate)
+            modes.grad = grad_on
+        return self.result(slots)
+
+
+# ---- forward -----------------------------------------------------------------------------------
+def fetcher(indices: tuple):
+    """slots -> the tuple of the values at ``indices``."""
+    if len(indices) == 1:
+        (only,) = indices
+        return lambda slots: (slots[only],)
+    if not indices:
+        return lambda slots: ()
+    from operator import itemgetter
+
+    return itemgetter(*indices)
+
+
+def forward_instruction(function, needs_input_grad, arg_slots, options, option_slots, ctx_slot, out_slots):
+    """Run ``function.forward`` on the slots ``arg_slots``; its ctx goes to ``ctx_slot``, its
+    output array(s) to ``out_slots`` (one per output, like the Tensors ``apply`` returns)."""
+    forward, new, fetch = function.forward, object.__new__, fetcher(arg_slots)
+    single = out_slots[0] if len(out_slots) == 1 else None
+
+    def run(slots):
+        ctx = new(function)
+        ctx.needs_input_grad = needs_input_grad
+        kwargs = {**options, **{key: slots[s] for key, s in option_slots}} if option_slots else options
+        out = forward(ctx, *fetch(slots), **kwargs)
+        slots[ctx_slot] = ctx
+        if single is not None and type(out) is not tuple:
+            slots[single] = out if type(out) is np.ndarray else np.asarray(out)
+        else:
+            for slot, array in zip(out_slots, out if type(out) is tuple else (out,)):
+                slots[slot] = array if type(array) is np.ndarray else np.asarray(array)
+
+    return run
+
+
+# ---- backward ----------------------------------------------------------------------------------
+class Fit:
+    """What the engine's ``_fit`` does to one gradient of known shape: ``np.asarray``, the sums
+    of un-broadcasting (leading axes, then axes of size 1), the cast to the input's dtype."""
+
+    __slots__ = ("lead_axes", "one_axes", "dtype")
+
+    def __init__(self, grad_shape: tuple, grad_dtype, shape: tuple, dtype):
+        lead = len(grad_shape) - len(shape)
+        self.lead_axes = tuple(range(lead)) if lead > 0 else None
+        kept = grad_shape[lead:] if lead > 0 else grad_shape
+        ones = tuple(k for k, s in enumerate(shape) if s == 1 and kept[k] != 1) if lead >= 0 else ()
+        self.one_axes = ones or None
+        self.dtype = None if grad_dtype == dtype else dtype
+
+    def __call__(self, g):
+        g = np.asarray(g)
+        if self.lead_axes is not None:
+            g = g.sum(axis=self.lead_axes)
+        if self.one_axes is not None:
+            g = g.sum(axis=self.one_axes, keepdims=True)
+        return g if self.dtype is None else g.astype(self.dtype)
+
+    def describe(self) -> tuple:
+        return self.lead_axes, self.one_axes, self.dtype
+
+
+def backward_instruction(function, ctx_slot, grad_sources, deliveries):
+    """Run ``function.backward(ctx, *output grads)`` and deliver its input gradients.
+
+    ``grad_sources``: per output, a slot or ``(shape, dtype)`` (no gradient reached it: zeros,
+    as the engine gives). ``deliveries``: ``(input index, Fit or None, slot or tensor, first)``
+    in the engine's order; ``first`` stores into the pending slot, otherwise adds to it (the
+    engine's ``pending + g``); a tensor target is a leaf: ``_accumulate_leaf`` into its ``.grad``.
+    """
+    backward = function.backward
+    plain = all(type(source) is int for source in grad_sources)
+    fetch = fetcher(tuple(grad_sources)) if plain else None
+
+    def output_grads(slots):
+        return [slots[s] if type(s) is int else np.zeros(*s) for s in grad_sources]
+
+    def run(slots):
+        grads = backward(slots[ctx_slot], *(fetch(slots) if plain else output_grads(slots)))
+        if type(grads) is not tuple:
+            grads = (grads,)
+        claimed = slots[0]  # ids of arrays already stored as a .grad in this pass (the engine's set)
+        for index, fit, target, first in deliveries:
+            g = grads[index] if fit is None else fit(grads[index])
+            if type(target) is int:
+                slots[target] = g if first else slots[target] + g
+            else:
+                _accumulate_leaf(target, g, claimed)
+
+    return run
+
+
+def pass_instruction(slots):
+    """A backward pass starts: the engine's fresh set of claimed gradient arrays (slot 0)."""
+    slots[0] = set()
+
+
+# ---- updates outside the graph -------------------------------------------------------------------
+def update_instruction(function, args: tuple):
+    """Call ``function(*args)`` (an optimizer's ``step``, say) exactly as the step did."""
+
+    def run(slots):
+        function(*args)
+
+    return run

@@ -1,0 +1,244 @@
+"""Recording a training step: an observer that watches one eager call and writes its program.
+
+The recorder sees, through core's observer seam (``tinytorch_core.observers``), every op's
+forward (its ``Function``, ctx, input arrays, options and outputs), every node's backward (the
+gradients it got and returned), the start of each backward pass, each module call and each
+optimizer update. It gives every array a slot:
+
+- an output of an op recorded earlier: that op's output slot;
+- the array of a Tensor (or an array) passed to the step: bound to that argument per call;
+- the array of a parameter or buffer of a module the step called, or of a leaf tensor that
+  requires grad: bound to that tensor's ``.data`` per call (optimizers update it in place);
+- anything else: a constant, kept as recorded (a mask built once, ``np.arange`` positions).
+
+Backward is recorded by doing what the engine does (``engine._walk``, step 4) on the recorded
+gradients: which input receives which gradient, fitted how, summed into which pending slot in
+which order, or accumulated into which parameter's ``.grad``.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from tinytorch_core import Module, Observer, Tensor
+from tinytorch_core.inplace import REWRITTEN, node_seen_by
+
+from .errors import CompileError
+from .program import Fit, Program, backward_instruction, forward_instruction, pass_instruction, update_instruction
+
+
+class Recorder(Observer):
+    """Watches one eager call of a step and builds its ``Program``."""
+
+    def __init__(self, args: tuple):
+        self.template = [None]  # slot 0: the claimed-gradients set of the current backward pass
+        self.description = []
+        self.instructions = []
+        self.slot_of = {}  # id(array or ctx) -> slot
+        self.held = []  # every array and ctx seen: keeps their ids unique while recording
+        self.arg_bindings, self.tensor_bindings, self.bound = [], [], {}  # bound: id(array) -> tensor
+        self.pending = {}  # (id(node), output index) -> slot of that output's gradient sum
+        self.watched = {}  # id(tensor) -> (tensor, id(data), version) of module parameters/buffers
+        self.depth = 0  # ops running inside an op (a forward built from other ops) are not recorded
+        self.produced = set()  # slots of op outputs
+        for index, arg in enumerate(args):
+            array = arg.data if isinstance(arg, Tensor) else arg
+            if isinstance(array, np.ndarray):
+                self.arg_bindings.append((self._new_slot(array), index))
+
+    # ---- slots ------------------------------------------------------------------------------------
+    def _new_slot(self, key_object=None, value=None) -> int:
+        self.template.append(value)
+        slot = len(self.template) - 1
+        if key_object is not None:
+            self.slot_of[id(key_object)] = slot
+            self.held.append(key_object)
+        return slot
+
+    def _slot(self, value) -> int:
+        """The slot of an op's input: produced, bound or constant (see the module docstring)."""
+        if isinstance(value, np.ndarray):
+            slot = self.slot_of.get(id(value))
+            if slot is not None:
+                return slot
+            tensor = self.bound.get(id(value))
+            if tensor is not None:
+                slot = self._new_slot(value)
+                self.tensor_bindings.append((slot, tensor, value.shape, value.dtype, tensor.requires_grad))
+                return slot
+        slot = self._new_slot(value, value)  # a constant
+        self.description.append(("constant", slot, _comparable(value)))
+        return slot
+
+    def _bind(self, tensor) -> None:
+        """``tensor`` lives across calls: its array is read from it on every replay."""
+        if tensor is not None and id(tensor.data) not in self.slot_of:
+            self.bound.setdefault(id(tensor.data), tensor)
+
+    # ---- what the observer is told ----------------------------------------------------------------
+    def module_started(self, module: Module):
+        for tensor in (*module.parameters(), *module.buffers()):
+            self._bind(tensor)
+            self.watched.setdefault(id(tensor), (tensor, id(tensor.data), tensor._version))
+
+    def op_started(self, function, phase):
+        self.depth += 1
+
+    def forward_finished(self, token, ctx, inputs, options, outputs) -> None:
+        self.depth -= 1
+        if self.depth or outputs is None:
+            return
+        for parent in ctx._parents:
+            if parent is not None and parent._node is None:
+                self._bind(parent)
+        arg_slots = tuple(self._slot(value) for value in inputs)
+        option_slots = tuple((k, self._slot(v)) for k, v in options.items() if isinstance(v, np.ndarray))
+        constants = {k: v for k, v in options.items() if not isinstance(v, np.ndarray)}
+        results = outputs if type(outputs) is tuple else (outputs,)
+        ctx_slot = self._new_slot(ctx)
+        out_slots = tuple(self._new_slot(t.data) for t in results)
+        self.produced.update(out_slots)
+        function = type(ctx)
+        self.instructions.append(forward_instruction(
+            function, ctx.needs_input_grad, arg_slots, constants, option_slots, ctx_slot, out_slots))
+        self.description.append(("forward", function, ctx.needs_input_grad, arg_slots,
+                                 _comparable(constants), option_slots, out_slots))
+
+    def pass_started(self, name):
+        self.pending = {}
+        self.instructions.append(pass_instruction)
+        self.description.append(("pass",))
+
+    def backward_finished(self, token, node, output_grads, input_grads) -> None:
+        self.depth -= 1
+        if self.depth:
+            return
+        grad_sources = [self._grad_source(node, index, g) for index, g in enumerate(output_grads)]
+        deliveries = list(self._deliveries(node, input_grads))
+        ctx_slot = self.slot_of[id(node)]
+        self.instructions.append(backward_instruction(type(node), ctx_slot, grad_sources, deliveries))
+        self.description.append(("backward", ctx_slot, tuple(grad_sources),
+                                 tuple((i, f and f.describe(), _target_key(t), first) for i, f, t, first in deliveries)))
+
+    def update_called(self, function, args: tuple) -> None:
+        if getattr(function, "__name__", "") == "step" and args and args[0] is not None:
+            raise CompileError("compile: optimizer.step(closure) is not supported inside a compiled step; "
+                               "compute the loss and call backward() in the step itself")
+        self.check_unrecorded_writes()
+        self.instructions.append(update_instruction(function, args))
+        self.description.append(("update", function, tuple(_comparable(a) for a in args)))
+        self.watched = {}  # the update changes parameters: watch from the next module call on
+
+    # ---- backward, as the engine does it ----------------------------------------------------------
+    def _grad_source(self, node, index: int, g):
+        """Where the gradient of output ``index`` of ``node`` comes from: a pending sum's slot, a
+        constant (the seed of ``backward()``) or, None here, zeros (``(shape, dtype)``)."""
+        slot = self.pending.get((id(node), index))
+        if slot is not None:
+            return slot
+        if g is None:
+            return node._output_specs[index]
+        return self._slot(g)
+
+    def _deliveries(self, node, input_grads):
+        """step 4 of the engine: per input that requires grad, (index, fit, target, first)."""
+        for index, tensor in enumerate(node._parents):
+            if tensor is None:
+                continue
+            g, target = input_grads[index], tensor.data
+            fit = None
+            if type(g) is not np.ndarray or g.shape != target.shape or g.dtype != target.dtype:
+                fit = Fit(np.shape(g), np.asarray(g).dtype, target.shape, target.dtype)
+            source, out_index = node_seen_by(node, tensor) if REWRITTEN else (tensor._node, tensor._out_index)
+            if source is None:
+                yield index, fit, self._leaf(tensor), False
+                continue
+            key = (id(source), out_index)
+            first = key not in self.pending
+            if first:
+                self.pending[key] = self._new_slot()
+            yield index, fit, self.pending[key], first
+
+    def _leaf(self, tensor):
+        """A leaf receiving a gradient must outlive the call: a parameter (or another tensor the
+        step reads, not one it is given: each call gets new arguments)."""
+        if id(tensor.data) in self.bound:
+            return tensor
+        raise CompileError(
+            f"compile: backward reached a leaf tensor of shape {tensor.data.shape} that requires grad "
+            "and is an argument of the step; a compiled step computes gradients of parameters only "
+            "(pass inputs that do not require grad, or run this step eagerly)"
+        )
+
+    # ---- the end of the recording -----------------------------------------------------------------
+    def check_unrecorded_writes(self) -> None:
+        """Refuse a step that changed a module's tensor outside ops and optimizer updates (running
+        statistics updated in Python, a manual ``p.data[...] = ...``): a replay would skip it."""
+        for tensor, data_id, version in self.watched.values():
+            if id(tensor.data) != data_id or tensor._version != version:
+                raise CompileError(
+                    f"compile: the step changed a module's tensor of shape {tensor.data.shape} in place "
+                    "outside ops and optimizer updates (BatchNorm running statistics, a manual write "
+                    "into .data); a replay would skip that change. Run this step eagerly"
+                )
+
+    def program(self, result_value) -> Program:
+        self.check_unrecorded_writes()
+        result, described = self._result(result_value)
+        self.description.append(("result", described))
+        return Program(self.template, self.arg_bindings, self.tensor_bindings, self.instructions, result,
+                       self.description)
+
+    def _result(self, value):
+        """slots -> the step's return value: a Tensor (detached), a float matched to a
+        one-element array an op computed (``loss.item()``), None, or a tuple of those."""
+        if value is None:
+            return (lambda slots: None), None
+        if isinstance(value, Tensor) and id(value.data) in self.slot_of:
+            slot = self.slot_of[id(value.data)]
+            return (lambda slots: Tensor._wrap(slots[slot])), ("tensor", slot)
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            slot = self._matching_scalar(float(value))
+            return (lambda slots: slots[slot].item()), ("number", slot)
+        if type(value) is tuple:
+            parts = [self._result(v) for v in value]
+            return (lambda slots: tuple(f(slots) for f, _ in parts)), ("tuple", tuple(d for _, d in parts))
+        raise CompileError(
+            f"compile: the step returned {type(value).__name__}; a compiled step may return None, a "
+            "tensor an op computed, a number read from one (loss.item()), or a tuple of those"
+        )
+
+    def _matching_scalar(self, value: float) -> int:
+        """The last one-element array an op computed whose value is ``value`` (the loss)."""
+        for array in reversed(self.held):
+            if isinstance(array, np.ndarray) and array.size == 1 and self.slot_of[id(array)] in self.produced:
+                item = array.item()
+                if item == value or (item != item and value != value):
+                    return self.slot_of[id(array)]
+        raise CompileError(
+            f"compile: the step returned the number {value}, which no op computed; return the loss "
+            "tensor or loss.item()"
+        )
+
+
+def _target_key(target):
+    return target if type(target) is int else ("leaf", id(target))
+
+
+def _comparable(value):
+    """A form of ``value`` that compares by content (arrays: shape, dtype and bytes)."""
+    if isinstance(value, np.ndarray):
+        return ("array", value.shape, value.dtype.str, value.tobytes())
+    if isinstance(value, dict):
+        return tuple((k, _comparable(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_comparable(v) for v in value))
+    if isinstance(value, Tensor):
+        return ("tensor", id(value))
+    try:
+        hash(value)
+    except TypeError:
+        return ("object", id(value))
+    return value
