@@ -227,9 +227,15 @@ class IntegerMaxPool2d(Module):
         self.kernel_size, self.stride = tuple(kernel_size), tuple(stride)
 
     def forward(self, act):
-        windows = sliding_window_view(act.codes, self.kernel_size, axis=(1, 2))
-        windows = windows[:, :: self.stride[0], :: self.stride[1]]  # (N, Ho, Wo, C, kh, kw)
-        return act._replace(codes=windows.max(axis=(4, 5)))
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        n, h, w, c = act.codes.shape
+        ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
+        pooled = None
+        for i in range(kh):  # one pass per kernel offset, each over every window at once
+            for j in range(kw):
+                tap = act.codes[:, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw]
+                pooled = tap.copy() if pooled is None else np.maximum(pooled, tap, out=pooled)
+        return act._replace(codes=pooled)
 
 
 class IntegerFlatten(Module):
