@@ -231,10 +231,12 @@ def prerequisites(name: str) -> list[Package]:
     return sorted(needed.values(), key=lambda p: (p.order if p.is_stage else len(STAGES), p.name))
 
 
-def install_command(name: str) -> str:
-    """The exact command, run from the repository root, that installs ``name`` and its prerequisites."""
-    folders = [p.folder if p.folder == "." else f"./{p.folder}" for p in prerequisites(name)]
-    return "pip install " + " ".join(folders)
+def install_command(name: str, *more: str) -> str:
+    """The exact command, run from the repository root, that installs ``name`` (and ``more``)
+    with every prerequisite, in install order."""
+    needed = {p.name: p for n in (name, *more) for p in prerequisites(n)}
+    ordered = sorted(needed.values(), key=lambda p: (p.order if p.is_stage else len(STAGES), p.name))
+    return "pip install " + " ".join(p.folder if p.folder == "." else f"./{p.folder}" for p in ordered)
 
 
 def stage_providing(namespace: str, name: str) -> Package | None:

@@ -12,7 +12,7 @@ from tinytorch_core.host.runtime import Runtime, use_runtime
 from tinytorch_milestones.harness import Check
 from tinytorch_milestones.runner import MilestoneOutcome, RunOptions, run_milestone
 
-NAMES = ["perceptron", "xor", "mlp", "cnn", "transformer"]
+NAMES = ["perceptron", "xor", "mlp", "cnn", "transformer", "mlperf", "tinygpt"]
 
 
 @pytest.fixture
@@ -23,14 +23,17 @@ def blocked_runtime():
         yield runtime
 
 
-def test_all_five_milestones_are_registered():
+def test_every_milestone_is_registered():
     runtime = Runtime()
     runtime.load()
     assert [m.name for m in sorted(runtime.milestones.values(), key=lambda m: m.order)] == NAMES
     years = {m.name: m.year for m in runtime.milestones.values()}
-    assert years == {"perceptron": 1957, "xor": 1969, "mlp": 1986, "cnn": 1998, "transformer": 2017}
+    assert years == {"perceptron": 1957, "xor": 1969, "mlp": 1986, "cnn": 1998, "transformer": 2017, "mlperf": 2018,
+                     "tinygpt": 2020}
     requires = {m.name: m.requires for m in runtime.milestones.values()}
     assert requires["cnn"] == ("spatial",) and requires["transformer"] == ("attention",)
+    assert requires["mlperf"] == ("spatial", "profiling", "compression", "generation")
+    assert [m.name for m in runtime.milestones.values() if m.extended] == ["tinygpt"]
 
 
 def test_list_reports_locked_milestones_with_install_commands(blocked_runtime, capsys):
@@ -68,15 +71,20 @@ def test_with_only_core_and_nn_verify_runs_three_and_locks_two(tmp_path, capsys)
         if runtime.stage_status("nn")[0] != "loaded":
             pytest.skip("stage nn is not installed")
         out = tmp_path / "results.json"
-        assert main(["milestones", "verify", "--quiet", "--json", str(out)]) == 0
+        assert main(["milestones", "verify", "--all", "--quiet", "--json", str(out)]) == 0
     payload = json.loads(out.read_text())
     statuses = {m["name"]: m["status"] for m in payload["milestones"]}
     assert statuses == {"perceptron": "passed", "xor": "passed", "mlp": "passed", "cnn": "locked",
-                        "transformer": "locked"}
+                        "transformer": "locked", "mlperf": "locked", "tinygpt": "locked"}
     installs = {m["name"]: m["install"] for m in payload["milestones"] if m["status"] == "locked"}
-    assert installs == {"cnn": catalog.install_command("spatial"), "transformer": catalog.install_command("attention")}
-    assert payload["counts"] == {"passed": 3, "failed": 0, "error": 0, "locked": 2}
-    assert "OK: 3 passed, 0 failed, 2 locked" in capsys.readouterr().out
+    assert installs == {
+        "cnn": catalog.install_command("spatial"), "transformer": catalog.install_command("attention"),
+        "mlperf": "pip install . ./plugins/nn ./plugins/spatial ./plugins/embeddings ./plugins/attention "
+                  "./plugins/profiling ./plugins/compression ./plugins/generation",
+        "tinygpt": catalog.install_command("attention"),
+    }
+    assert payload["counts"] == {"passed": 3, "failed": 0, "error": 0, "locked": 4}
+    assert "OK: 3 passed, 0 failed, 4 locked" in capsys.readouterr().out
 
 
 def test_unknown_milestone_is_a_usage_error(blocked_runtime, capsys):

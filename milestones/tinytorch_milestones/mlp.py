@@ -32,7 +32,7 @@ class Training:
     label_smoothing: float
 
 
-DIGITS_TRAINING = Training(epochs=10, batch=32, lr=1e-3, label_smoothing=0.1)
+DIGITS_TRAINING = Training(epochs=8, batch=32, lr=1e-3, label_smoothing=0.1)
 MNIST_TRAINING = Training(epochs=2, batch=64, lr=1e-3, label_smoothing=0.1)
 CIFAR_TRAINING = Training(epochs=2, batch=64, lr=1e-3, label_smoothing=0.1)
 CIFAR_BARS = Bars(loss_drop_min=0.15, metric_min=0.30)  # an MLP on CIFAR-10 pixels: a sanity bar

@@ -115,8 +115,7 @@ class MilestoneResult:
 def lock_state(milestone, runtime) -> tuple[str, str]:
     """("", "") if every stage the milestone needs is loaded, else (reason, install command).
 
-    The install command is the one for the highest missing stage: it installs its
-    prerequisites too.
+    The install command installs every missing stage with its prerequisites.
     """
     missing = []
     for stage in milestone.requires:
@@ -132,7 +131,7 @@ def lock_state(milestone, runtime) -> tuple[str, str]:
     reason = "; ".join(
         f"stage '{pkg.name}' is {status}" + (f" ({why})" if why else "") for pkg, status, why in missing
     )
-    return reason, catalog.install_command(missing[-1][0].name)
+    return reason, catalog.install_command(*(pkg.name for pkg, _, _ in missing))
 
 
 def run_milestone(milestone, options: RunOptions) -> MilestoneResult:
@@ -177,7 +176,7 @@ def run_milestone(milestone, options: RunOptions) -> MilestoneResult:
     result.parts, result.checks = list(outcome.parts), list(outcome.checks)
     result.data, result.samples = outcome.data, list(outcome.samples)
     result.headline, result.figures = outcome.headline, list(outcome.figures)
-    ok = bool(result.parts or result.checks) and all(p.passed for p in result.parts) and all(c.passed for c in result.checks)
+    ok = bool(result.parts) and all(p.passed for p in result.parts) and all(c.passed for c in result.checks)
     result.status = PASSED if ok else FAILED
     return result
 

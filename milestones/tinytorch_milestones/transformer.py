@@ -23,11 +23,11 @@ DESCRIPTION = (
 # sequence reversal: every position must fetch the token at its mirrored position
 REVERSAL_VOCAB, REVERSAL_LEN, REVERSAL_TEST = 10, 8, 1000
 REVERSAL = dict(embed_dim=32, num_heads=4, num_layers=2, ff_dim=64)
-REVERSAL_STEPS, REVERSAL_BATCH, REVERSAL_LR = 100, 64, 3e-3
+REVERSAL_STEPS, REVERSAL_BATCH, REVERSAL_LR = 70, 64, 3e-3
 REVERSAL_BARS = Bars(loss_drop_min=0.95, metric_min=0.99)
 
 # character-level GPT on the Zen of Python
-ZEN_CONTEXT, ZEN_STEPS, ZEN_BATCH, ZEN_LR = 32, 150, 16, 3e-3
+ZEN_CONTEXT, ZEN_STEPS, ZEN_BATCH, ZEN_LR = 32, 100, 16, 3e-3
 ZEN = dict(embed_dim=48, num_heads=4, num_layers=2, ff_dim=96)
 ZEN_BARS = Bars(loss_drop_min=0.50)
 SAMPLE_PROMPT, SAMPLE_LENGTH = "Beautiful is", 160
