@@ -52,11 +52,12 @@ class Function:
     _recorded_at = 0  # IN_PLACE_CLOCK.now when the node was recorded
     _inputs = ()  # the forward's arguments, kept only while saved arrays may need checking
     _outputs = ()  # (array, version counter) per output, idem
-    _not_passed = ()  # (False,) per positional input of forward: set for each subclass
+    _n_inputs, _not_passed = 0, ()  # positional inputs of forward; (False,) each, to pad needs_input_grad
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        cls._not_passed = (False,) * _count_positional_inputs(cls.forward)  # needs_input_grad's padding
+        cls._n_inputs = _count_positional_inputs(cls.forward)
+        cls._not_passed = (False,) * cls._n_inputs  # needs_input_grad's padding
 
     @staticmethod
     def forward(ctx, *args, **kwargs):
@@ -111,12 +112,11 @@ class Function:
                 requires = False
             parents.append(a if requires else None)
             needs.append(requires)
-        ctx.needs_input_grad = (*needs, *cls._not_passed[len(needs):])  # one per forward input, passed or not
+        ctx.needs_input_grad = tuple(needs) if len(needs) >= cls._n_inputs else (*needs, *cls._not_passed[len(needs):])
         kwargs = _keyword_arguments(cls, kwargs, grad_on) if kwargs else kwargs
         record = any(needs)
 
-        # 2. forward, with recording off (an op built from other ops records only itself) and
-        # NumPy's floating-point warnings off (IEEE results, as in PyTorch)
+        # 2. forward: recording off (an op built from other ops records only itself), IEEE results
         modes.grad = False
         errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)
         try:
@@ -129,17 +129,18 @@ class Function:
             modes.grad = grad_on
         if modes.anomaly:
             check_forward(cls, ctx, arrays, out)
-
         # 3. wrap each output array as a Tensor; 4. record ctx as their graph node
         if type(out) is not np.ndarray and type(out) is not tuple:
             out = np.asarray(out)  # a NumPy scalar (a reduced loss, say) or a number
         if type(out) is np.ndarray and out.base is None:  # fast path: one fresh output, -5 % of a W1 step
-            results = (Tensor._wrap(out, True, ctx, 0) if record and out.dtype.kind == "f" else Tensor._wrap(out),)
-        else:
+            result = Tensor._wrap(out, True, ctx, 0) if record and out.dtype.kind == "f" else Tensor._wrap(out)
+            if record:
+                _record(ctx, parents, args, (result,))
+        else:  # a tuple of outputs, or a view
             results = _wrap_outputs(ctx, out if type(out) is tuple else (out,), args, record)
-        if record:
-            _record(ctx, parents, args, results)
-        result = results if type(out) is tuple else results[0]
+            if record:
+                _record(ctx, parents, args, results)
+            result = results if type(out) is tuple else results[0]
         if observer is not None:
             observer.forward_finished(started, ctx, arrays, kwargs, result)
         return result

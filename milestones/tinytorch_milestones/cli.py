@@ -80,7 +80,7 @@ def cmd_list(args, runtime) -> int:
         rows.append({
             "name": m.name, "year": m.year, "title": m.title, "requires": list(m.requires),
             "status": "locked" if reason else "unlocked", "reason": reason, "install": install,
-            "description": m.description,
+            "description": m.description, "extended": m.extended,
         })
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -91,11 +91,12 @@ def cmd_list(args, runtime) -> int:
     from .report import make_console
 
     console = make_console()
-    table = Table(title="Milestones", title_justify="left")
+    table = Table(title="Milestones (extended ones run with verify --all)", title_justify="left")
     for header in ("name", "year", "milestone", "needs", "status", "install (from the repository root)"):
         table.add_column(header)
     for r in rows:
         status = "[green]unlocked[/]" if r["status"] == "unlocked" else "[yellow]locked[/]"
+        status += " (extended)" if r["extended"] else ""
         table.add_row(escape(str(r["name"])), str(r["year"]), escape(str(r["title"])),
                       escape(", ".join(map(str, r["requires"]))), status, escape(r["install"] or "-"))
     console.print(table)
