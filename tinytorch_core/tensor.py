@@ -14,7 +14,6 @@ from .inplace import IN_PLACE_CLOCK, record_in_place
 DEFAULT_FLOAT = np.float32
 
 
-
 def _as_array(data, dtype):
     if isinstance(data, Tensor):
         data = data.data
@@ -163,10 +162,9 @@ class Tensor:
     def backward(self, grad=None, retain_graph: bool = False) -> None:
         _run_backward(self, grad, retain_graph)
 
-    def register_post_accumulate_grad_hook(self, hook) -> None:
-        """Call ``hook(tensor)`` during every backward pass once this leaf's ``.grad`` holds all
-        of the pass's contributions (PyTorch's hook of the same name). Distributed data parallel
-        training starts sending a gradient from here while backward goes on (engine.py).
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(tensor)`` in every backward pass once this leaf's ``.grad`` holds all the
+        pass's contributions (as in PyTorch; data-parallel training sends gradients from here).
         Returns a function that removes the hook."""
         if not self.is_leaf or not self.requires_grad:
             raise RuntimeError("register_post_accumulate_grad_hook: only a leaf tensor that requires grad "
@@ -174,11 +172,7 @@ class Tensor:
         if not callable(hook):
             raise TypeError(f"register_post_accumulate_grad_hook expects a callable, got {type(hook).__name__}")
         self._grad_hooks = (self._grad_hooks or ()) + (hook,)
-
-        def remove() -> None:
-            self._grad_hooks = tuple(h for h in self._grad_hooks or () if h is not hook) or None
-
-        return remove
+        return lambda: setattr(self, "_grad_hooks", tuple(h for h in self._grad_hooks or () if h is not hook) or None)
 
     def zero_grad(self) -> None:
         self.grad = None
