@@ -188,7 +188,8 @@ def test_verify_passes_every_milestone_with_all_the_hijackers_installed(capsys):
         Tensor.__add__ = original
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "5 passed, 0 failed, 0 locked" in out, out
+    default_set = [m for m in runtime.milestones.values() if not m.extended]
+    assert f"{len(default_set)} passed, 0 failed, 0 locked" in out, out
 
 
 # ---- who provides what, as the stages table and the milestone report say ---------------------------------
