@@ -123,6 +123,10 @@ def is_main_process() -> bool:
     return world().rank == 0
 
 
+#: seconds a failing rank waits, after printing its error, before it aborts the job
+ABORT_GRACE_S = 0.5
+
+
 def _abort_on_uncaught_exception(job: World) -> None:
     """An exception that ends one rank ends the job: the others would otherwise wait forever in
     their next collective. The failing rank's traceback is printed first, under its name."""
@@ -135,6 +139,7 @@ def _abort_on_uncaught_exception(job: World) -> None:
         if job.size > 1:
             sys.stderr.write(f"[tinytorch.distributed] rank {job.rank}: aborting all {job.size} ranks\n")
             sys.stderr.flush()
+            time.sleep(ABORT_GRACE_S)  # let mpiexec forward the message before the abort tears the job down
             job.comm.Abort(1)
 
     sys.excepthook = abort_the_job
