@@ -201,7 +201,7 @@ MILESTONES = Package(
     package="tinytorch_milestones",
     requires=("core",),
     title="Milestone verification suite",
-    introduces="Perceptron 1957, XOR 1969, MLP 1986, CNN 1998, Transformer 2017 and their data",
+    introduces="Perceptron 1957, XOR 1969, MLP 1986, CNN 1998, Transformer 2017, MLPerf 2018, TinyGPT 2020 and their data",
 )
 
 PACKAGES: tuple[Package, ...] = STAGES + (MILESTONES,)

@@ -1,4 +1,4 @@
-"""pluggy hooks of the milestone suite: the five milestones and the ``tinytorch milestones`` command.
+"""pluggy hooks of the milestone suite: the milestones and the ``tinytorch milestones`` command.
 
 Nothing here imports a later stage: each milestone resolves the layers it needs through the
 registry when it runs, so a milestone whose stages are missing reports itself locked.
