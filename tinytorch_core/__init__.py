@@ -70,7 +70,6 @@ from .dtypes import (  # PyTorch's dtype names; the values are NumPy dtypes (ten
 )
 
 
-
 def compile(train_step=None, **options):  # noqa: A001 (PyTorch's name: torch.compile)
     """``tinytorch_core.acceleration.compile``: record a training step once, replay it fast.
     Needs the acceleration stage (MissingStageError with the install command otherwise)."""

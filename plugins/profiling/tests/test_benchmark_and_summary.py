@@ -97,3 +97,16 @@ def test_summary_refuses_what_it_cannot_run():
         tt.profiler.summary(lambda x: x, np.ones(3))
     with pytest.raises(TypeError, match="give the input"):
         tt.profiler.summary(tt.nn.ReLU())
+
+
+def test_bad_labels_and_flags_are_refused():
+    with pytest.raises(TypeError, match="labels must be two strings"):
+        tt.profiler.compare(lambda: None, lambda: None, min_time=0, min_runs=1, labels=("only one",))
+    with pytest.raises(TypeError, match="label must be a str"):
+        tt.profiler.benchmark(lambda: None, min_time=0, min_runs=1, label=3)
+    with pytest.raises(TypeError, match="record_shapes must be True or False"):
+        tt.profiler.profile(record_shapes="yes")
+    with tt.profiler.profile() as prof:
+        pass
+    with pytest.raises(ValueError, match="row_limit must be a positive int"):
+        prof.table(row_limit=0)

@@ -81,6 +81,8 @@ def benchmark(fn, *, warmup: int = 3, min_time: float = 1.0, min_runs: int = 10,
     """Call ``fn()`` ``warmup`` times untimed, then time it until both ``min_runs`` runs and
     ``min_time`` seconds are done (at most ``max_runs`` runs)."""
     _check_plan("benchmark", fn, warmup, min_time, min_runs, max_runs)
+    if label is not None and not isinstance(label, str):
+        raise TypeError(f"benchmark(): label must be a str, got {type(label).__name__}")
     for _ in range(warmup):
         fn()
     times, deadline = [], time.perf_counter() + min_time
@@ -97,6 +99,8 @@ def compare(a, b, *, warmup: int = 3, min_time: float = 2.0, min_runs: int = 10,
     of the machine hits both; the ratio's interval resamples whole rounds."""
     _check_plan("compare", a, warmup, min_time, min_runs, max_runs)
     _check_plan("compare", b, warmup, min_time, min_runs, max_runs)
+    if not (isinstance(labels, (tuple, list)) and len(labels) == 2 and all(isinstance(x, str) for x in labels)):
+        raise TypeError(f"compare(): labels must be two strings, got {labels!r}")
     for _ in range(warmup):
         a(), b()
     times_a, times_b, deadline = [], [], time.perf_counter() + min_time

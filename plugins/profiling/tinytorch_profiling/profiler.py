@@ -86,6 +86,10 @@ class Profiler(Observer):
     """Records events while installed (``with profiler:``); see the module docstring."""
 
     def __init__(self, record_shapes: bool = False, profile_memory: bool = True, with_flops: bool = True):
+        for name, flag in (("record_shapes", record_shapes), ("profile_memory", profile_memory),
+                           ("with_flops", with_flops)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"profile(): {name} must be True or False, got {flag!r}")
         self.record_shapes, self.profile_memory, self.with_flops = record_shapes, profile_memory, with_flops
         self.events: list[Event] = []
         self.memory = LiveMemory()

@@ -12,6 +12,8 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
+from tinytorch_core.checks import positive_int
+
 from .profiler import BACKWARD, FORWARD, MODULE, Event, Profiler
 
 OTHER = "[other Python]"
@@ -75,6 +77,8 @@ def table(profiler: Profiler, sort_by: str = "self_time", row_limit: int = 20, w
     """The rows of ``key_averages`` as a table (like PyTorch's ``key_averages().table()``)."""
     if sort_by not in SORT_KEYS:
         raise ValueError(f"table(): sort_by must be one of {sorted(SORT_KEYS)}, got {sort_by!r}")
+    row_limit = positive_int(row_limit, "row_limit", "table()")
+    width = positive_int(width, "width", "table()")
     from rich.table import Table
 
     rows = key_averages(profiler, group_by_input_shape=profiler.record_shapes)
