@@ -153,7 +153,7 @@ def _setup_numpy(wid, params, x, y):
     return run, {}
 
 
-def _setup_framework(wid, params, x, y):
+def _setup_framework(wid, params, x, y, compiled: bool = False):
     workloads = _load("tinytorch_bench_workloads", "workloads.py")
     fw = workloads.FRAMEWORK_WORKLOADS[wid]
     model = fw.build()
@@ -161,6 +161,10 @@ def _setup_framework(wid, params, x, y):
     optimizer = fw.make_optimizer(model)
     xt, yt = fw.to_tensors(x, y)
     step = fw.step
+    if compiled:
+        import tinytorch_core as tt
+
+        step = tt.compile(step)  # MissingStageError (an ImportError) without the acceleration stage
 
     def run():
         return step(model, optimizer, xt, yt)
@@ -169,20 +173,7 @@ def _setup_framework(wid, params, x, y):
 
 
 def _setup_compiled(wid, params, x, y):
-    import tinytorch_core as tt
-
-    workloads = _load("tinytorch_bench_workloads", "workloads.py")
-    fw = workloads.FRAMEWORK_WORKLOADS[wid]
-    model = fw.build()
-    fw.load_params(model, params)
-    optimizer = fw.make_optimizer(model)
-    xt, yt = fw.to_tensors(x, y)
-    step = tt.compile(fw.step)  # MissingStageError (an ImportError) without the acceleration stage
-
-    def run():
-        return step(model, optimizer, xt, yt)
-
-    return run, {}
+    return _setup_framework(wid, params, x, y, compiled=True)
 
 
 def _setup_torch(wid, params, x, y, torch_threads=None):

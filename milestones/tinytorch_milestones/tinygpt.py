@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinytorch_core import Tensor, no_grad
-
 from .common import generator, seed_of
 from .datasets import pydoc_topics
 from .harness import Bars, Check, Experiment, run_experiment
 from .runner import MilestoneOutcome
-from .transformer import key_bias_names, sequence_loss
+from .transformer import key_bias_names, mean_loss, sequence_loss
 
 NAME, YEAR, TITLE = "tinygpt", 2020, "TinyGPT"
 DESCRIPTION = (
@@ -47,14 +45,6 @@ def windows(ids: np.ndarray, context: int) -> tuple[np.ndarray, np.ndarray]:
     """Non-overlapping (input, next-character target) windows covering ``ids``."""
     starts = np.arange(0, len(ids) - context - 1, context)[:, None] + np.arange(context)
     return ids[starts], ids[starts + 1]
-
-
-def held_out_loss(model, loss_fn, x: np.ndarray, y: np.ndarray, chunk: int = 64) -> float:
-    total = 0.0
-    with no_grad():
-        for i in range(0, len(x), chunk):
-            total += float(loss_fn(model, Tensor(x[i:i + chunk]), Tensor(y[i:i + chunk])).item()) * len(x[i:i + chunk])
-    return total / len(x)
 
 
 def experiment(options) -> Experiment:
@@ -93,8 +83,8 @@ def _setup(options):
         loss_fn=loss_fn,
         batches=batches(),
         steps=STEPS,
-        evaluate=lambda m: held_out_loss(m, loss_fn, x_held, y_held) / unigram,
-        train_loss=lambda m: held_out_loss(m, loss_fn, x_fixed, y_fixed),
+        evaluate=lambda m: mean_loss(m, loss_fn, x_held, y_held) / unigram,
+        train_loss=lambda m: mean_loss(m, loss_fn, x_fixed, y_fixed),
         bars=BARS,
         metric_name="held-out loss / unigram",
         eval_every=EVAL_EVERY,

@@ -32,7 +32,8 @@ import numpy as np
 
 from tinytorch_core.checks import positive_int
 
-from .tokenizer import MAX_VOCABULARY_BYTES, VocabularyError, _excerpt, checked_ids, read_json_file, write_json_file
+from .tokenizer import (MAX_VOCABULARY_BYTES, VocabularyError, _excerpt, check_header, checked_ids, read_json_file,
+                        write_json_file)
 
 FORMAT = "tinytorch-bpe-tokenizer"
 FORMAT_VERSION = 1
@@ -178,16 +179,7 @@ class BPETokenizer:
         def fail(why):
             raise VocabularyError(f"BPETokenizer: {source} is not a valid BPE vocabulary: {why}")
 
-        if not isinstance(data, dict):
-            fail(f"expected a JSON object, got {type(data).__name__}")
-        if data.get("format") != FORMAT:
-            fail(f"'format' is {_excerpt(data.get('format'))}, expected {FORMAT!r}")
-        version = data.get("version")
-        if type(version) is not int or version != FORMAT_VERSION:  # True == 1, so check the type
-            fail(f"'version' is {_excerpt(version)}, this code reads version {FORMAT_VERSION}")
-        unexpected = sorted(set(data) - {"format", "version", "vocab_size", "special_tokens", "merges"})
-        if unexpected:
-            fail(f"unexpected keys {_excerpt(unexpected)}")
+        check_header(data, fail, FORMAT, FORMAT_VERSION, {"vocab_size", "special_tokens", "merges"})
         size, merges, specials = data.get("vocab_size"), data.get("merges"), data.get("special_tokens")
         if type(size) is not int or not BYTES <= size <= MAX_VOCAB_SIZE:  # refused before anything is built
             fail(f"'vocab_size' is {_excerpt(size)}, expected an int in {BYTES}..{MAX_VOCAB_SIZE}")

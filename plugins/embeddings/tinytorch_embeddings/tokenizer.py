@@ -176,16 +176,7 @@ class CharTokenizer:
         def fail(why):
             raise VocabularyError(f"CharTokenizer: {source} is not a valid tokenizer vocabulary: {why}")
 
-        if not isinstance(data, dict):
-            fail(f"expected a JSON object, got {type(data).__name__}")
-        if data.get("format") != FORMAT:
-            fail(f"'format' is {_excerpt(data.get('format'))}, expected {FORMAT!r}")
-        version = data.get("version")
-        if type(version) is not int or version != FORMAT_VERSION:  # True == 1, so check the type
-            fail(f"'version' is {_excerpt(version)}, this code reads version {FORMAT_VERSION}")
-        unexpected = sorted(set(data) - {"format", "version", "chars", "unk_token"})
-        if unexpected:
-            fail(f"unexpected keys {_excerpt(unexpected)}")
+        check_header(data, fail, FORMAT, FORMAT_VERSION, {"chars", "unk_token"})
         chars, unk = data.get("chars"), data.get("unk_token")
         if not isinstance(chars, list) or not chars:
             fail("'chars' must be a non-empty list of single characters")
@@ -231,6 +222,21 @@ def checked_ids(ids, vocab_size: int, caller: str) -> np.ndarray:
             f"for a vocabulary of size {vocab_size} (valid ids are 0..{vocab_size - 1})"
         )
     return arr
+
+
+def check_header(data, fail, format_name: str, version: int, fields: set) -> None:
+    """The checks every saved vocabulary starts with: a JSON object of ``format_name`` at
+    ``version``, holding no keys but those and ``fields``; ``fail(why)`` raises."""
+    if not isinstance(data, dict):
+        fail(f"expected a JSON object, got {type(data).__name__}")
+    if data.get("format") != format_name:
+        fail(f"'format' is {_excerpt(data.get('format'))}, expected {format_name!r}")
+    found = data.get("version")
+    if type(found) is not int or found != version:  # True == 1, so check the type
+        fail(f"'version' is {_excerpt(found)}, this code reads version {version}")
+    unexpected = sorted(set(data) - {"format", "version"} - set(fields))
+    if unexpected:
+        fail(f"unexpected keys {_excerpt(unexpected)}")
 
 
 def read_json_file(where: str, caller: str, max_bytes: int):
