@@ -9,7 +9,8 @@ The CNN milestone model (``build_cnn`` with ``DIGITS_ARCH``) is trained like the
 float32 model of the same run:
 
 1. INT8 post-training quantization: test accuracy, checkpoint size on disk, and latency of a
-   batch of 256 (float32 and INT8 timed alternately, median of the ratios);
+   batch of 256 (float32 and INT8 in interleaved rounds for 8 s: the ratio of the medians and its
+   95 % bootstrap interval, from the profiling stage's ``compare``);
 2. 80 % global unstructured magnitude pruning, fine-tuned with the masks in place;
 3. structured pruning of 50 % of each conv's channels (a smaller dense model), fine-tuned:
    accuracy and latency against the dense model;
@@ -37,7 +38,7 @@ from tinytorch_milestones.datasets import load_digits
 from tinytorch_milestones.mlp import DIGITS_TRAINING, standardized
 
 C = tt.compression
-LATENCY_BATCH, LATENCY_REPEATS = 256, 40
+LATENCY_BATCH, LATENCY_SECONDS = 256, 8.0
 
 
 def train(model, arrays, epochs: int, seed: int, lr=DIGITS_TRAINING.lr, loss_of=None):
@@ -65,20 +66,15 @@ def accuracy(model, x, y) -> float:
     return 100.0 * float(np.mean(logits.argmax(axis=1) == y))
 
 
-def latency_ratio(candidate, baseline, x) -> tuple[float, float, float]:
-    """Median ms of each for one batch, timed alternately, and the median of the ratios."""
+def latency_ratio(candidate, baseline, x) -> tuple[float, float, float, tuple]:
+    """Median ms of each for one batch and the ratio of the medians with its 95 % interval: the
+    profiling stage's ``compare``, which runs the two in interleaved rounds for
+    ``LATENCY_SECONDS``, so a slow moment of the machine hits both."""
     batch = tt.Tensor(x)
-    times = {"candidate": [], "baseline": []}
     with tt.no_grad():
-        for model in (candidate, baseline):  # warm-up
-            model(batch)
-        for _ in range(LATENCY_REPEATS):
-            for name, model in (("baseline", baseline), ("candidate", candidate)):
-                start = time.perf_counter()
-                model(batch)
-                times[name].append(time.perf_counter() - start)
-    ratios = np.array(times["candidate"]) / np.array(times["baseline"])
-    return 1e3 * np.median(times["candidate"]), 1e3 * np.median(times["baseline"]), float(np.median(ratios))
+        result = tt.profiler.compare(lambda: baseline(batch), lambda: candidate(batch), warmup=2,
+                                     min_time=LATENCY_SECONDS, min_runs=20, labels=("baseline", "candidate"))
+    return 1e3 * result.b.median, 1e3 * result.a.median, result.ratio, result.ci95
 
 
 def disk_bytes(model, folder: str, name: str) -> int:
@@ -103,14 +99,14 @@ def quantization(cnn, x_train, y_train, x_test, y_test, base_acc, folder):
     float_disk, int8_disk = disk_bytes(cnn, folder, "cnn_f32.safetensors"), disk_bytes(int8, folder, "cnn_int8.safetensors")
     weights_f32 = sum(p.data.nbytes for p in cnn.parameters())
     weights_int8 = C.model_size(int8).by_dtype["int8"]
-    q_ms, f_ms, ratio = latency_ratio(int8, cnn, x_test[:LATENCY_BATCH])
+    q_ms, f_ms, ratio, (low, high) = latency_ratio(int8, cnn, x_test[:LATENCY_BATCH])
     print("\n1. INT8 post-training quantization (per-channel weights, min-max activations, 8 calibration batches)")
     print(f"  {'':<44} {'INT8':>10} {'float32':>10}")
     row("test accuracy", f"{acc:.2f}", f"{base_acc:.2f}", "%", f"difference {acc - base_acc:+.2f} points")
     row("checkpoint on disk (tt.io.save)", f"{int8_disk:,}", f"{float_disk:,}", "bytes", f"{float_disk / int8_disk:.2f}x smaller")
     row("weight bytes (int8 vs float32 weights)", f"{weights_int8:,}", f"{weights_f32:,}", "bytes",
         f"{weights_f32 / weights_int8:.2f}x smaller (conv/linear weights; biases int32, scales float32)")
-    row(f"latency, batch of {LATENCY_BATCH}", f"{q_ms:.2f}", f"{f_ms:.2f}", "ms", f"INT8 / float32 = {ratio:.3f}")
+    row(f"latency, batch of {LATENCY_BATCH}", f"{q_ms:.2f}", f"{f_ms:.2f}", "ms", f"INT8 / float32 = {ratio:.3f} (95 % interval {low:.3f} to {high:.3f})")
     return float_disk
 
 
@@ -131,13 +127,13 @@ def structured(cnn, x_train, y_train, x_test, y_test, base_acc, args, float_disk
     before = accuracy(small, x_test, y_test)
     train(small, (x_train, y_train), args.finetune_epochs, args.seed + 2, lr=5e-4)
     acc = accuracy(small, x_test, y_test)
-    s_ms, d_ms, ratio = latency_ratio(small, cnn, x_test[:LATENCY_BATCH])
+    s_ms, d_ms, ratio, (low, high) = latency_ratio(small, cnn, x_test[:LATENCY_BATCH])
     print(f"\n3. Structured pruning: 50 % of each conv's channels removed, fine-tuned {args.finetune_epochs} epochs")
     print(f"  {'':<44} {'pruned':>10} {'dense':>10}")
     row("parameters", f"{small.num_parameters():,}", f"{cnn.num_parameters():,}", "", f"{cnn.num_parameters() / small.num_parameters():.2f}x fewer")
     row("test accuracy before fine-tuning", f"{before:.2f}", f"{base_acc:.2f}", "%")
     row("test accuracy after fine-tuning", f"{acc:.2f}", f"{base_acc:.2f}", "%", f"difference {acc - base_acc:+.2f} points")
-    row(f"latency, batch of {LATENCY_BATCH} (float32 both)", f"{s_ms:.2f}", f"{d_ms:.2f}", "ms", f"pruned / dense = {ratio:.3f}")
+    row(f"latency, batch of {LATENCY_BATCH} (float32 both)", f"{s_ms:.2f}", f"{d_ms:.2f}", "ms", f"pruned / dense = {ratio:.3f} ({low:.3f} to {high:.3f})")
     both = C.quantize(small, calibration(x_train, y_train), num_batches=8)
     both_acc, both_disk = accuracy(both, x_test, y_test), disk_bytes(both, folder, "cnn_pruned_int8.safetensors")
     print("\n4. Structured pruning + INT8")
