@@ -76,11 +76,11 @@ def exp_neg_abs(x):
 
 
 def stable_sigmoid(x):
-    """``1 / (1 + exp(-x))`` computed from ``e = exp(-|x|)``, which never overflows:
-    ``1 / (1 + e)`` for x >= 0 and ``e / (1 + e)`` for x < 0. Neither form subtracts
-    nearly equal numbers, so both tails keep their relative precision."""
-    e = exp_neg_abs(x)
-    return np.where(x >= 0, 1.0, e) / (1.0 + e)
+    """``1 / (1 + exp(-x))`` as ``exp(min(x, 0)) / (1 + exp(-|x|))``: that is ``1 / (1 + e)``
+    for x >= 0 and ``e / (1 + e)`` for x < 0 (``e = exp(-|x|)``). Neither exp can overflow
+    (their arguments are <= 0) and neither form subtracts nearly equal numbers, so both tails
+    keep their relative precision, down to subnormal results."""
+    return np.exp(np.minimum(x, 0)) / (1 + exp_neg_abs(x))
 
 
 class SigmoidFunction(Function):
