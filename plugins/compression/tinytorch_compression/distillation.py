@@ -12,6 +12,7 @@ shrink as 1 / T**2; Hinton et al., 2015). The teacher is data here: no gradient 
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -25,37 +26,50 @@ __all__ = ["distillation_loss"]
 
 def distillation_loss(student_logits, teacher_logits, target, temperature=4.0, alpha=0.9):
     """The distillation loss above, averaged over the batch. ``student_logits`` and
-    ``teacher_logits`` are (N, C); ``target`` holds N integer classes."""
+    ``teacher_logits`` are (N, C); ``target`` holds N integer classes. An empty batch gives NaN
+    (the mean of nothing, as ``cross_entropy`` gives) with a zero gradient."""
     _check(student_logits, teacher_logits, temperature, alpha)
     t = float(temperature)
-    teacher = array_of(teacher_logits).astype(array_of(student_logits).dtype) / t
-    teacher_log_probs = teacher - _logsumexp(teacher)  # stable log-softmax of plain data
-    dtype = teacher.dtype  # the student's: Tensor() alone would make float32
-    teacher_probs = Tensor(np.exp(teacher_log_probs), dtype=dtype)
-    teacher_log_probs = Tensor(teacher_log_probs, dtype=dtype)
+    dtype = array_of(student_logits).dtype  # the student's: Tensor() alone would make float32
+    teacher_probs, teacher_entropy_term = _soft_targets(array_of(teacher_logits), t)
     student_log_probs = tt.ops.log_softmax(student_logits / t, axis=-1)
-    per_row = (teacher_probs * (teacher_log_probs - student_log_probs)).sum(axis=-1)
-    soft = per_row.mean() * (t * t)
+    # KL(p || q) = sum p log p - sum p log q; a class the teacher rules out (p = 0) adds nothing
+    cross = (Tensor(teacher_probs, dtype=dtype) * student_log_probs).sum(axis=-1).sum()
+    n = len(teacher_probs)
+    kl_sum = Tensor(teacher_entropy_term, dtype=dtype) - cross
+    soft = kl_sum * (t * t / n) if n else kl_sum * float("nan")
     hard = tt.ops.cross_entropy(student_logits, target)
     return soft * alpha + hard * (1.0 - alpha)
 
 
-def _logsumexp(logits):
-    top = logits.max(axis=-1, keepdims=True)
-    return top + np.log(np.exp(logits - top).sum(axis=-1, keepdims=True))
+def _soft_targets(teacher_logits, t: float):
+    """The teacher's softened probabilities (plain data, float64) and ``sum p log p`` over the
+    batch, with 0 log 0 = 0. IEEE arithmetic without warnings: a NaN or +inf teacher gives NaN."""
+    with np.errstate(all="ignore"):
+        teacher = teacher_logits.astype(np.float64) / t
+        top = teacher.max(axis=-1, keepdims=True)
+        top = np.where(np.isfinite(top), top, 0.0)  # a row of -inf stays -inf (NaN probabilities)
+        log_probs = teacher - top - np.log(np.exp(teacher - top).sum(axis=-1, keepdims=True))
+        probs = np.exp(log_probs)
+        entropy_term = np.where(probs > 0, probs * log_probs, np.where(np.isnan(probs), np.nan, 0.0)).sum()
+    return probs, entropy_term
 
 
 def _check(student_logits, teacher_logits, temperature, alpha) -> None:
     where = "distillation_loss"
     student, teacher = shape_of(student_logits), shape_of(teacher_logits)
-    if len(student) != 2 or student != teacher:
-        raise ValueError(f"{where}: student and teacher logits must both be (N, C), got {student} and {teacher}")
+    if len(student) != 2 or student != teacher or student[1] == 0:
+        raise ValueError(f"{where}: student and teacher logits must both be (N, C) with C >= 1 classes, got "
+                         f"{student} and {teacher}")
     if not isinstance(student_logits, Tensor) or array_of(student_logits).dtype.kind != "f":
         raise TypeError(f"{where}: student_logits must be a float Tensor (the student's output), got "
                         f"{type(student_logits).__name__}")
     if array_of(teacher_logits).dtype.kind != "f":
         raise TypeError(f"{where}: teacher_logits must be float, got dtype {array_of(teacher_logits).dtype}")
-    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not temperature > 0:
-        raise ValueError(f"{where}: temperature must be a positive number, got {temperature!r}")
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0.0 <= alpha <= 1.0:
+    for name, value in (("temperature", temperature), ("alpha", alpha)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{where}: {name} must be a number, got {value!r}")
+    if not 0 < temperature < math.inf:
+        raise ValueError(f"{where}: temperature must be a positive finite number, got {temperature!r}")
+    if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"{where}: alpha (the soft loss's weight) must be in [0, 1], got {alpha!r}")

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import numpy as np
 
+import numbers
+
 from tinytorch_core import Function, Module, Sample, Tensor
 from tinytorch_core.checks import array_of
 
-from .integer import AFFINE_RANGE, SYMMETRIC_RANGE, _along
-from .observers import MovingAverageMinMaxObserver
+from .integer import AFFINE_RANGE, SYMMETRIC_RANGE, _along, channel_axis, checked_scale, checked_zero_point
+from .observers import MovingAverageMinMaxObserver, _Observer
 
 __all__ = ["FakeQuantize", "FakeQuantizeFunction", "fake_quantize", "fake_quantize_samples"]
 
@@ -33,7 +35,7 @@ class FakeQuantizeFunction(Function):
 
     @staticmethod
     def forward(ctx, x, scale, zero_point=0, quant_min=-128, quant_max=127, axis=None):
-        dtype = np.result_type(x, scale)
+        dtype = x.dtype  # the scale never changes x's dtype (a float64 0-d scale included)
         step, offset = _along(scale, x.ndim, axis), _along(zero_point, x.ndim, axis)
         unclamped = np.rint(x / step) + offset
         codes = np.clip(unclamped, quant_min, quant_max)
@@ -61,19 +63,33 @@ def fake_quantize(x, scale, zero_point=0, quant_min=-128, quant_max=127, axis=No
     """``scale * (clamp(round(x / scale) + zero_point, quant_min, quant_max) - zero_point)``, in
     ``x``'s float dtype, differentiable (see the module docstring). ``scale`` (positive) and
     ``zero_point`` (integer) are numbers, or 1-D with one entry per index of ``axis``."""
-    array, step = array_of(x), array_of(scale)
+    where = "fake_quantize"
+    array = array_of(x)
     if array.dtype.kind != "f":
-        raise TypeError(f"fake_quantize: expected a floating-point x, got dtype {array.dtype}")
-    if np.asarray(array_of(zero_point)).dtype.kind not in "iu":
-        raise TypeError(f"fake_quantize: zero_point must be an integer, got {zero_point!r}")
-    if not np.all(np.asarray(step) > 0):
-        raise ValueError(f"fake_quantize: scale must be positive, got {step}")
+        raise TypeError(f"{where}: expected a floating-point x, got dtype {array.dtype}")
+    for name, bound in (("quant_min", quant_min), ("quant_max", quant_max)):
+        if isinstance(bound, bool) or not isinstance(bound, numbers.Integral):
+            raise TypeError(f"{where}: {name} must be an int (a code), got {bound!r}")
     if not quant_min < quant_max:
-        raise ValueError(f"fake_quantize: quant_min ({quant_min}) must be below quant_max ({quant_max})")
-    if axis is not None and np.ndim(step) and np.shape(step) != (array.shape[axis],):
-        raise ValueError(f"fake_quantize: per-channel scale along axis {axis} must have shape "
-                         f"({array.shape[axis]},), got {np.shape(step)}")
-    return FakeQuantizeFunction.apply(x, scale, zero_point, quant_min=quant_min, quant_max=quant_max, axis=axis)
+        raise ValueError(f"{where}: quant_min ({quant_min}) must be below quant_max ({quant_max})")
+    checked_scale(scale, where)
+    checked_zero_point(zero_point, (quant_min, quant_max), where)
+    axis = channel_axis(axis, array.ndim, where)
+    for name, value in (("scale", scale), ("zero_point", zero_point)):
+        _check_qparam_shape(name, np.shape(array_of(value)), array.shape, axis)
+    x = x if isinstance(x, Tensor) else array  # a list becomes the array it stands for
+    return FakeQuantizeFunction.apply(x, scale, zero_point, quant_min=int(quant_min), quant_max=int(quant_max),
+                                      axis=axis)
+
+
+def _check_qparam_shape(name: str, shape: tuple, x_shape: tuple, axis) -> None:
+    """Per tensor: one value; per channel: one value, or one per index of ``axis``."""
+    if axis is None and shape != ():
+        raise ValueError(f"fake_quantize: per-tensor {name} must be one number, got shape {shape} "
+                         "(pass axis= for per channel)")
+    if axis is not None and shape not in ((), (x_shape[axis],)):
+        raise ValueError(f"fake_quantize: per-channel {name} along axis {axis} must have shape "
+                         f"({x_shape[axis]},), got {shape}")
 
 
 def fake_quantize_samples(rng):
@@ -96,11 +112,14 @@ class FakeQuantize(Module):
     def __init__(self, observer=None):
         super().__init__()
         self.observer = observer if observer is not None else MovingAverageMinMaxObserver()
-        if not hasattr(self.observer, "calculate_qparams"):
-            raise TypeError(f"FakeQuantize: observer must be an observer (with calculate_qparams), got "
-                            f"{type(observer).__name__}")
+        if not isinstance(self.observer, _Observer):
+            kind = f"the class {observer.__name__}" if isinstance(observer, type) else type(observer).__name__
+            raise TypeError(f"FakeQuantize: observer must be an observer instance (e.g. MinMaxObserver()), "
+                            f"got {kind}")
 
     def forward(self, x):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"FakeQuantize: expected a Tensor, got {type(x).__name__}")
         if self.training:
             self.observer(x)
         scale, zero_point = self.observer.calculate_qparams()

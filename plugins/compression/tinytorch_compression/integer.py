@@ -15,20 +15,25 @@ float32 BLAS GEMM per block, and adds the blocks' (exact) results in int32.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from tinytorch_core import Tensor
 from tinytorch_core.checks import array_of
 
 __all__ = [
-    "AFFINE_RANGE", "SYMMETRIC_RANGE", "EXACT_FLOAT32_INTEGER", "dequantize_tensor", "exact_integer_matmul",
-    "int8_matmul", "k_block", "qparams_from_range", "quantize_array", "quantize_tensor", "requantize",
+    "AFFINE_RANGE", "SMALLEST_SCALE", "SYMMETRIC_RANGE", "EXACT_FLOAT32_INTEGER", "channel_axis", "checked_scale",
+    "checked_zero_point", "dequantize_tensor", "exact_integer_matmul", "int8_matmul", "k_block",
+    "qparams_from_range", "quantize_array", "quantize_tensor", "requantize",
 ]
 
 AFFINE_RANGE = (-128, 127)  # activations: all 256 codes
 SYMMETRIC_RANGE = (-127, 127)  # weights: zero point 0 and a range that mirrors around it
 EXACT_FLOAT32_INTEGER = 2**24  # every integer of at most this size is exact in float32
 _INT32_MAX = 2**31 - 1
+#: the smallest scale an observer gives (PyTorch's eps): a narrower range would underflow float32
+SMALLEST_SCALE = float(np.finfo(np.float32).eps)
 
 
 def qparams_from_range(low, high, symmetric: bool):
@@ -44,7 +49,7 @@ def qparams_from_range(low, high, symmetric: bool):
     else:
         qmin, qmax = AFFINE_RANGE
         scale = (high - low) / (qmax - qmin)
-    scale = np.where(scale > 0, scale, 1.0)
+    scale = np.where(scale > 0, np.maximum(scale, SMALLEST_SCALE), 1.0)
     if not symmetric:
         zero_point = np.clip(qmin - np.rint(low / scale), qmin, qmax).astype(np.int32)
     return scale.astype(np.float32), zero_point
@@ -60,8 +65,11 @@ def _along(values, ndim: int, axis):
     return values.reshape(shape)
 
 
-def quantize_array(x, scale, zero_point, axis=None, quant_range=AFFINE_RANGE):
-    """``clamp(round(x / scale) + zero_point)`` as int8 (plain arrays in and out)."""
+def quantize_array(x, scale, zero_point, axis=None, quant_range=AFFINE_RANGE, where="quantize"):
+    """``clamp(round(x / scale) + zero_point)`` as int8 (plain arrays in and out). NaN has no code
+    (inf saturates, as a large value does)."""
+    if np.isnan(x).any():
+        raise ValueError(f"{where}: the values hold NaN, which has no int8 code")
     scale, zero_point = _along(scale, x.ndim, axis), _along(zero_point, x.ndim, axis)
     codes = np.rint(x / scale) + zero_point
     return np.clip(codes, *quant_range).astype(np.int8)
@@ -75,9 +83,11 @@ def quantize_tensor(x, scale, zero_point=0, axis=None, symmetric=False):
     array = array_of(x)
     if array.dtype.kind != "f":
         raise TypeError(f"quantize_tensor: expected a floating-point tensor, got dtype {array.dtype}")
-    scale, zero_point = _checked_qparams(scale, zero_point, array, axis, "quantize_tensor")
+    if not isinstance(symmetric, (bool, np.bool_)):
+        raise TypeError(f"quantize_tensor: symmetric must be True or False, got {symmetric!r}")
     quant_range = SYMMETRIC_RANGE if symmetric else AFFINE_RANGE
-    return Tensor(quantize_array(array, scale, zero_point, axis, quant_range))
+    scale, zero_point, axis = _checked_qparams(scale, zero_point, array, axis, quant_range, "quantize_tensor")
+    return Tensor(quantize_array(array, scale, zero_point, axis, quant_range, "quantize_tensor"))
 
 
 def dequantize_tensor(q, scale, zero_point=0, axis=None):
@@ -85,31 +95,60 @@ def dequantize_tensor(q, scale, zero_point=0, axis=None):
     array = array_of(q)
     if array.dtype != np.int8:
         raise TypeError(f"dequantize_tensor: expected an int8 tensor, got dtype {array.dtype}")
-    scale, zero_point = _checked_qparams(scale, zero_point, array, axis, "dequantize_tensor")
+    scale, zero_point, axis = _checked_qparams(scale, zero_point, array, axis, AFFINE_RANGE, "dequantize_tensor")
     scale, zero_point = _along(scale, array.ndim, axis), _along(zero_point, array.ndim, axis)
-    return Tensor(((array.astype(np.int32) - zero_point) * scale).astype(np.float32))
+    with np.errstate(over="ignore"):  # beyond float32's range is inf, as IEEE says
+        return Tensor(((array.astype(np.int32) - zero_point) * scale).astype(np.float32))
 
 
-def _checked_qparams(scale, zero_point, array, axis, where):
-    """Positive scales; integer zero points; per channel, one of each per index of ``axis``."""
-    scale, zero_point = np.asarray(array_of(scale), np.float64), np.asarray(array_of(zero_point))
-    if zero_point.dtype.kind not in "iu":
-        raise TypeError(f"{where}: zero_point must be an integer, got dtype {zero_point.dtype}")
-    if not np.all(scale > 0):
-        raise ValueError(f"{where}: scale must be positive, got {scale}")
+def checked_scale(scale, where: str) -> np.ndarray:
+    """``scale`` (a number, or one per channel) as float64, each a finite positive number."""
+    values = np.asarray(array_of(scale))
+    if values.dtype.kind not in "iuf":
+        raise TypeError(f"{where}: scale must be a positive number (or one per channel), got {scale!r}")
+    values = values.astype(np.float64)
+    if not np.all(np.isfinite(values) & (values > 0)):
+        raise ValueError(f"{where}: scale must be positive and finite, got {values}")
+    return values
+
+
+def checked_zero_point(zero_point, quant_range, where: str) -> np.ndarray:
+    """``zero_point`` (an int, or one per channel): integer codes inside ``quant_range``."""
+    values = np.asarray(array_of(zero_point))
+    low, high = quant_range
+    if values.dtype.kind not in "iu":
+        raise TypeError(f"{where}: zero_point must be an integer code in {low}..{high}, got {zero_point!r}")
+    if values.size and (values.min() < low or values.max() > high):
+        raise ValueError(f"{where}: zero_point must be a code in {low}..{high}, got {values}")
+    return values
+
+
+def channel_axis(axis, ndim: int, where: str):
+    """None (per tensor) or ``axis`` as an index into ``ndim`` dimensions (per channel)."""
+    if axis is None:
+        return None
+    if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):
+        raise TypeError(f"{where}: axis must be None (per tensor) or an int, got {axis!r}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{where}: axis {axis} is out of range for a {ndim}-D tensor")
+    return int(axis) % ndim
+
+
+def _checked_qparams(scale, zero_point, array, axis, quant_range, where):
+    """Positive scales; integer zero points in range; per channel, one of each per index of ``axis``."""
+    scale, zero_point = checked_scale(scale, where), checked_zero_point(zero_point, quant_range, where)
+    axis = channel_axis(axis, array.ndim, where)
     if axis is None:
         if scale.ndim or zero_point.ndim:
             raise ValueError(f"{where}: per-tensor quantization takes one scale and zero point; "
                              f"got shapes {scale.shape} and {zero_point.shape} (pass axis= for per channel)")
-        return scale, zero_point
-    if not -array.ndim <= axis < array.ndim:
-        raise ValueError(f"{where}: axis {axis} is out of range for a {array.ndim}-D tensor")
+        return scale, zero_point, axis
     channels = array.shape[axis]
     for name, values in (("scale", scale), ("zero_point", zero_point)):
         if values.ndim and values.shape != (channels,):
             raise ValueError(f"{where}: per-channel {name} along axis {axis} must have shape ({channels},), "
                              f"got {values.shape}")
-    return scale, zero_point
+    return scale, zero_point, axis
 
 
 def k_block(a_bound: int, b_bound: int) -> int:

@@ -69,7 +69,7 @@ class Quantize(Module):
         if array.ndim == 4:
             array = array.transpose(0, 2, 3, 1)
         scale, zero_point = _read_with(self, "output")
-        return QuantizedActivation(quantize_array(array, scale, zero_point), scale, zero_point)
+        return QuantizedActivation(quantize_array(array, scale, zero_point, where="Quantize"), scale, zero_point)
 
 
 class DeQuantize(Module):
@@ -135,6 +135,10 @@ class _IntegerWeighted(Module):
         if not isinstance(act, QuantizedActivation) or act.codes.ndim != ndim:
             got = f"{act.codes.ndim}-D codes" if isinstance(act, QuantizedActivation) else type(act).__name__
             raise TypeError(f"{type(self).__name__}: expected a {ndim}-D QuantizedActivation, got {got}")
+        features = self.weight.data.shape[1]  # Linear: in_features; Conv2d: in_channels (channels-last)
+        if act.codes.shape[-1] != features:
+            raise ValueError(f"{type(self).__name__}: input codes of shape {act.codes.shape} (channels-last) do not "
+                             f"fit a weight of shape {self.weight.data.shape}: the last axis must be {features}")
         if (act.scale, act.zero_point) != _read_with(self, "input"):
             raise ValueError(f"{type(self).__name__}: input codes at scale {act.scale}, zero point "
                              f"{act.zero_point}; the layer was calibrated for {_read_with(self, 'input')}")
@@ -142,6 +146,8 @@ class _IntegerWeighted(Module):
     @staticmethod
     def quantized_weight(weight, weight_observer):
         """The float weight's int8 codes and per-channel scales from a symmetric weight observer."""
+        if not np.isfinite(weight).all():
+            raise ValueError("quantize: a layer's weight holds NaN or inf; an int8 weight needs finite values")
         observer = weight_observer()
         if not observer.symmetric:
             raise ValueError("quantize: the weight observer must be symmetric (zero point 0): the integer "
@@ -184,7 +190,7 @@ class QuantizedConv2d(_IntegerWeighted):
         columns, (ho, wo) = integer_im2col(act.codes, self.weight.data.shape[2:], self.stride, self.padding,
                                            self.dilation, act.zero_point)
         out = self.integer_forward(columns)
-        return out._replace(codes=out.codes.reshape(len(act.codes), ho, wo, -1))
+        return out._replace(codes=out.codes.reshape(len(act.codes), ho, wo, len(self.weight.data)))
 
 
 def integer_im2col(codes, kernel, stride, padding, dilation, pad_code: int):
@@ -229,6 +235,8 @@ class IntegerMaxPool2d(Module):
     def forward(self, act):
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         n, h, w, c = act.codes.shape
+        if h < kh or w < kw:
+            raise ValueError(f"IntegerMaxPool2d: kernel {kh}x{kw} is larger than the input {h}x{w}")
         ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
         pooled = None
         for i in range(kh):  # one pass per kernel offset, each over every window at once
@@ -245,7 +253,7 @@ class IntegerFlatten(Module):
         codes = act.codes
         if codes.ndim == 4:  # channels-last back to the (C, H, W) order the next Linear was trained on
             codes = codes.transpose(0, 3, 1, 2)
-        return act._replace(codes=codes.reshape(len(codes), -1))
+        return act._replace(codes=codes.reshape(len(codes), int(np.prod(codes.shape[1:]))))  # also for 0 images
 
 
 class FloatStep(Module):
@@ -264,4 +272,5 @@ class FloatStep(Module):
         if out.ndim == 4:
             out = out.transpose(0, 2, 3, 1)
         scale, zero_point = _read_with(self, "output")
-        return QuantizedActivation(quantize_array(out, scale, zero_point), scale, zero_point)
+        codes = quantize_array(out, scale, zero_point, where=f"FloatStep({type(self.layer).__name__})")
+        return QuantizedActivation(codes, scale, zero_point)

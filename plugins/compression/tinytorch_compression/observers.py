@@ -13,6 +13,8 @@ channel along that axis; ``calculate_qparams()`` turns the range into (scale, ze
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from tinytorch_core import Module
@@ -41,6 +43,9 @@ class _Observer(Module):
         if array.dtype.kind != "f" or array.size == 0:
             raise TypeError(f"{type(self).__name__}: expected a non-empty float tensor, got "
                             f"dtype {array.dtype}, shape {array.shape}")
+        if not np.isfinite(array).all():  # an infinite range has no finite scale; NaN has no place in one
+            raise ValueError(f"{type(self).__name__}: the observed tensor of shape {array.shape} holds NaN or "
+                             "inf; a quantization range needs finite values")
         self._update(*self._batch_range(array.astype(np.float64, copy=False), self._reduced_axes(array)))
         return x
 
@@ -90,7 +95,7 @@ class MovingAverageMinMaxObserver(_Observer):
 
     def __init__(self, averaging_constant: float = 0.01, symmetric: bool = False, axis=None):
         super().__init__(symmetric, axis)
-        if not 0.0 < float(averaging_constant) <= 1.0:
+        if not 0.0 < _real(averaging_constant, "averaging_constant", type(self).__name__) <= 1.0:
             raise ValueError(f"MovingAverageMinMaxObserver: averaging_constant must be in (0, 1], "
                              f"got {averaging_constant!r}")
         self.averaging_constant = float(averaging_constant)
@@ -108,7 +113,7 @@ class PercentileObserver(_Observer):
 
     def __init__(self, percentile: float = 99.99, symmetric: bool = False, axis=None):
         super().__init__(symmetric, axis)
-        if not 50.0 < float(percentile) <= 100.0:
+        if not 50.0 < _real(percentile, "percentile", type(self).__name__) <= 100.0:
             raise ValueError(f"PercentileObserver: percentile must be in (50, 100], got {percentile!r}")
         self.percentile = float(percentile)
         self.batches = 0
@@ -123,3 +128,10 @@ class PercentileObserver(_Observer):
             return low, high
         weight = 1.0 / self.batches  # running mean over the batches
         return self.low + weight * (low - self.low), self.high + weight * (high - self.high)
+
+
+def _real(value, what: str, where: str) -> float:
+    """``value`` as a float, if it is a real number (not a bool, not a string)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{where}: {what} must be a number, got {value!r}")
+    return float(value)

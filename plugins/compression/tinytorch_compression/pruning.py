@@ -68,7 +68,8 @@ def prune_l1_unstructured(model, amount):
     fraction of weights zeroed (each layer on its own)."""
     amount = _checked_amount(amount, "prune_l1_unstructured")
     model = copy.deepcopy(model)
-    masks = {id(m): _smallest_zeroed(np.abs(_weight_of(m)), amount) for _, m in prunable_modules(model)}
+    layers = _prunable_layers(model, "prune_l1_unstructured")
+    masks = {id(m): _smallest_zeroed(np.abs(_weight_of(m)), amount) & _mask_of(m) for m in layers}
     return _rebuilt(model, lambda m: _wrapped(m, masks[id(m)]) if id(m) in masks else None)
 
 
@@ -77,27 +78,29 @@ def prune_global_unstructured(model, amount):
     the smallest magnitudes over every layer together."""
     amount = _checked_amount(amount, "prune_global_unstructured")
     model = copy.deepcopy(model)
-    layers = [m for _, m in prunable_modules(model)]
+    layers = _prunable_layers(model, "prune_global_unstructured")
     magnitudes = [np.abs(_weight_of(m)) for m in layers]
     joint = _smallest_zeroed(np.concatenate([w.ravel() for w in magnitudes]), amount)
     ends = np.cumsum([w.size for w in magnitudes])[:-1]
-    masks = {id(m): part.reshape(w.shape) for m, w, part in zip(layers, magnitudes, np.split(joint, ends))}
+    masks = {id(m): part.reshape(w.shape) & _mask_of(m) for m, w, part in zip(layers, magnitudes, np.split(joint, ends))}
     return _rebuilt(model, lambda m: _wrapped(m, masks[id(m)]) if id(m) in masks else None)
 
 
 def remove(model):
     """A copy of ``model`` with every ``Pruned`` layer replaced by its layer, the mask baked in."""
+    _check_module(model, "remove")
     return _rebuilt(copy.deepcopy(model), lambda m: m.unwrapped() if isinstance(m, Pruned) else None)
 
 
 def sparsity(model, by_layer: bool = False):
     """The fraction of zero weights over all Linear / Conv2d layers (pruned or not); with
     ``by_layer``, a dict of each layer's fraction by its name in the model."""
+    _check_module(model, "sparsity")
     weights = {name: _weight_of(m) for name, m in prunable_modules(model)}
-    if not weights:
-        raise ValueError(f"sparsity: {type(model).__name__} has no Linear or Conv2d layer to measure")
-    if by_layer:
-        return {name: float(np.mean(w == 0)) for name, w in weights.items()}
+    if not sum(w.size for w in weights.values()):
+        raise ValueError(f"sparsity: {type(model).__name__} has no Linear or Conv2d weights to measure")
+    if by_layer:  # a layer without weights has no fraction: NaN, the mean of nothing
+        return {name: float(np.count_nonzero(w == 0) / w.size) if w.size else float("nan") for name, w in weights.items()}
     zeros = sum(int(np.count_nonzero(w == 0)) for w in weights.values())
     return zeros / sum(w.size for w in weights.values())
 
@@ -115,6 +118,29 @@ def _weight_of(module):
     return module.weight.data
 
 
+def _mask_of(module):
+    """What stays: a pruned weight stays pruned whatever a later, smaller ``amount`` asks."""
+    return module.weight_mask.data.astype(bool) if isinstance(module, Pruned) else True
+
+
+def _check_module(model, where: str) -> None:
+    if not isinstance(model, Module):
+        raise TypeError(f"{where}: expected a Module (a model or a layer), got {type(model).__name__}")
+
+
+def _prunable_layers(model, where: str) -> list:
+    """The Linear / Conv2d (or ``Pruned``) layers of ``model``, each with finite weights."""
+    _check_module(model, where)
+    layers = [m for _, m in prunable_modules(model)]
+    if not layers:
+        raise ValueError(f"{where}: {type(model).__name__} has no Linear or Conv2d layer to prune")
+    for name, m in prunable_modules(model):
+        if not np.isfinite(_weight_of(m)).all():
+            raise ValueError(f"{where}: the weight of layer {name or type(m).__name__!r} holds NaN or inf; "
+                             "magnitude pruning ranks finite weights")
+    return layers
+
+
 def _wrapped(module, mask):
     return Pruned(module.unwrapped() if isinstance(module, Pruned) else module, mask)
 
@@ -130,7 +156,9 @@ def _smallest_zeroed(magnitudes, amount: float):
 
 
 def _checked_amount(amount, where: str) -> float:
-    if isinstance(amount, bool) or not isinstance(amount, numbers.Real) or not 0.0 <= amount <= 1.0:
+    if isinstance(amount, bool) or not isinstance(amount, numbers.Real):
+        raise TypeError(f"{where}: amount must be a number, a fraction in [0, 1] of the weights to zero, got {amount!r}")
+    if not 0.0 <= amount <= 1.0:
         raise ValueError(f"{where}: amount must be a fraction in [0, 1] (of the weights to zero), got {amount!r}")
     return float(amount)
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 import copy
 from functools import partial
 
+import numpy as np
+
 import tinytorch_core as tt
 from tinytorch_core import Tensor, no_grad
 from tinytorch_core.checks import positive_int
@@ -26,7 +28,8 @@ from tinytorch_core.checks import positive_int
 from .integer_layers import (DeQuantize, FloatStep, IntegerFlatten, IntegerMaxPool2d, IntegerReLU, Quantize,
                              QuantizedConv2d, QuantizedLinear)
 from .layer_types import is_layer
-from .observers import MinMaxObserver
+from .observers import MinMaxObserver, _Observer
+from .pruning import Pruned
 
 __all__ = ["quantize", "sequential_layers"]
 
@@ -42,9 +45,9 @@ def quantize(model, calibration_loader, activation_observer=None, weight_observe
     ``activation_observer`` and ``weight_observer`` make a new observer when called (a class, or a
     ``functools.partial`` of one with options); the weight observer must be symmetric. By default:
     ``MinMaxObserver`` per tensor for activations, symmetric per output channel for weights."""
-    activation_observer = activation_observer or MinMaxObserver
-    weight_observer = weight_observer or per_channel_weights
-    layers = sequential_layers(model, "quantize")
+    activation_observer = _observer_factory(activation_observer or MinMaxObserver, "activation_observer", (None,))
+    weight_observer = _observer_factory(weight_observer or per_channel_weights, "weight_observer", (None, 0))
+    layers = [_dense(layer) for layer in sequential_layers(model, "quantize")]
     observers = calibrate(layers, calibration_loader, activation_observer, num_batches)
     steps = [Quantize(*observers[0].calculate_qparams())]
     qparams = observers[0].calculate_qparams()  # of the codes flowing into the next layer
@@ -61,6 +64,27 @@ def quantize(model, calibration_loader, activation_observer=None, weight_observe
         index += 1 + fused
     steps.append(DeQuantize())
     return tt.nn.Sequential(*steps).eval()
+
+
+def _observer_factory(factory, what: str, axes: tuple):
+    """``factory`` checked by making one observer: a class or function giving an observer whose
+    axis is one of ``axes`` (activations: per tensor; weights: also per output channel, axis 0)."""
+    if isinstance(factory, _Observer) or not callable(factory):
+        raise TypeError(f"quantize: {what} must make a new observer when called (a class such as MinMaxObserver, "
+                        f"or functools.partial of one), got {type(factory).__name__} {factory!r}")
+    observer = factory()
+    if not isinstance(observer, _Observer):
+        raise TypeError(f"quantize: {what}() must return an observer, got {type(observer).__name__}")
+    if observer.axis not in axes:
+        raise ValueError(f"quantize: {what} must observe along axis {' or '.join(map(str, axes))} (None: per "
+                         f"tensor), got axis={observer.axis}; the integer layers use one scale per activation "
+                         "and one per output channel of a weight")
+    return factory
+
+
+def _dense(layer):
+    """A ``Pruned`` layer as its plain layer with the mask baked in (its zeros are quantized as zeros)."""
+    return layer.unwrapped() if isinstance(layer, Pruned) else layer
 
 
 def _is_weighted(layer) -> bool:
@@ -99,6 +123,9 @@ def calibrate(layers, loader, activation_observer, num_batches=None) -> list:
     """Observers of the input and of every layer's output, fed the float model's activations on
     the calibration batches (in eval mode: dropout off; the model's mode is restored after)."""
     limit = None if num_batches is None else positive_int(num_batches, "num_batches", "quantize")
+    if isinstance(loader, (Tensor, np.ndarray)) or not hasattr(loader, "__iter__"):
+        raise TypeError(f"quantize: calibration_loader must yield batches (a list of Tensors, a DataLoader), got "
+                        f"{type(loader).__name__}; for one batch x, pass [x]")
     observers = [activation_observer() for _ in range(len(layers) + 1)]
     modes = [layer.training for layer in layers]
     for layer in layers:
@@ -127,9 +154,12 @@ def _observe_batch(layers, observers, x) -> None:
 
 
 def _input_of(batch):
-    """A batch's input: the batch itself, or the first item of an (x, y, ...) tuple."""
-    x = batch[0] if isinstance(batch, (tuple, list)) else batch
-    if not isinstance(x, Tensor):
+    """A batch's input: the batch itself, or the first item of an (x, y, ...) tuple or list."""
+    x = batch[0] if isinstance(batch, (tuple, list)) and batch else batch
+    if isinstance(x, np.ndarray):
         x = Tensor(x)
+    if not isinstance(x, Tensor):  # a nested list would be ambiguous: a batch, or (x, y)?
+        raise TypeError(f"quantize: a calibration batch must be a Tensor or an (x, y, ...) tuple starting with "
+                        f"one, got {type(batch).__name__} holding {type(x).__name__}")
     return x
 

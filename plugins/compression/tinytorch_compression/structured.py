@@ -21,6 +21,7 @@ import tinytorch_core as tt
 from tinytorch_core import Parameter
 
 from .layer_types import is_layer
+from .pruning import Pruned
 from .quantize import sequential_layers
 
 __all__ = ["prune_channels"]
@@ -32,17 +33,47 @@ _CHANNELWISE = ("ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Dropout", "Iden
 def prune_channels(model, amount):
     """A smaller dense copy of the ``Sequential`` ``model``: each Linear / Conv2d but the last keeps
     ``ceil((1 - amount) * channels)`` of its output channels (at least one), those of largest L2 norm."""
-    if isinstance(amount, bool) or not isinstance(amount, numbers.Real) or not 0.0 <= amount < 1.0:
+    if isinstance(amount, bool) or not isinstance(amount, numbers.Real):
+        raise TypeError(f"prune_channels: amount must be a number, a fraction in [0, 1) of the channels, got {amount!r}")
+    if not 0.0 <= amount < 1.0:
         raise ValueError(f"prune_channels: amount must be a fraction in [0, 1) of the channels to remove, got {amount!r}")
-    layers = [copy.deepcopy(layer) for layer in sequential_layers(model, "prune_channels")]
+    layers = [_dense_copy(layer) for layer in sequential_layers(model, "prune_channels")]
     weighted = [i for i, layer in enumerate(layers) if is_layer(layer, "Linear", "Conv2d")]
     for this, following in zip(weighted, weighted[1:]):
         flattens = _check_between(layers[this + 1 : following], layers[this], layers[following])
+        _check_channel_axes(layers[this], layers[following], flattens)
         kept = _strongest_outputs(layers[this].weight.data, amount)
         spatial = _spatial_size(layers[this], layers[following]) if flattens else 1
         layers[this] = _resized(layers[this], outputs=kept)
         layers[following] = _resized(layers[following], inputs=_input_columns(kept, spatial))
     return tt.nn.Sequential(*layers)
+
+
+def _dense_copy(layer):
+    """A copy of ``layer``; a ``Pruned`` one as its plain layer, the mask baked in."""
+    if isinstance(layer, Pruned):
+        return layer.unwrapped()
+    if is_layer(layer, "Linear", "Conv2d") and not np.isfinite(layer.weight.data).all():
+        raise ValueError(f"prune_channels: the weight of {layer!r} holds NaN or inf; channels are ranked by finite norms")
+    return copy.deepcopy(layer)
+
+
+def _check_channel_axes(before, after, flattens: bool) -> None:
+    """The channels ``before`` produces must be the inputs ``after`` reads: Linear features feed a
+    Linear (a Flatten of 2-D features changes nothing), Conv2d channels feed a Conv2d, or a Linear
+    through a Flatten."""
+    if is_layer(before, "Linear") and is_layer(after, "Linear") and flattens:
+        if after.weight.shape[1] != before.weight.shape[0]:
+            raise ValueError(f"prune_channels: a Flatten between {before!r} and {after!r} mixes the Linear's "
+                             "features with other axes; its outputs are not whole input blocks of the next layer")
+        return
+    linear_to_linear = is_layer(before, "Linear") and is_layer(after, "Linear")
+    conv_to_conv = is_layer(before, "Conv2d") and is_layer(after, "Conv2d") and not flattens
+    conv_to_linear = is_layer(before, "Conv2d") and is_layer(after, "Linear") and flattens
+    if not (linear_to_linear or conv_to_conv or conv_to_linear):
+        raise ValueError(f"prune_channels: the output channels of {before!r} are not the inputs of {after!r} "
+                         "(a Conv2d's channels reach a Linear only through a Flatten; a Linear's features are "
+                         "never a Conv2d's channels)")
 
 
 def _strongest_outputs(weight, amount: float):
