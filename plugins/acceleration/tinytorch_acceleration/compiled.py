@@ -15,6 +15,13 @@ A program is recorded again (steps 1-2) when the call's signature is new, when a
 parameters, buffers, sub-modules or training mode changed since (``MODULE_CLOCK``), or when a
 parameter's array changed shape or dtype or its requires_grad changed. With anomaly detection
 on, every call runs eagerly (a replay checks nothing).
+
+Arguments may be nested in tuples, lists and dicts (``step(batch)`` with ``batch = (x, y)``) and
+passed by keyword: the Tensors and arrays inside are the call's inputs, the structure is part of
+the signature. A replay skips the checks the step's functions make on values (a class index out
+of range, a token id past the vocabulary), so integer inputs replay only while their values stay
+within the range the recorded calls saw; any other value runs the step eagerly, which checks it
+(and, if it passes, widens the range).
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ def compile(train_step=None, *, verify: bool = True):  # noqa: A001 (PyTorch's n
     (``@compile``). ``verify=False`` replays from the second call (skips the second recording,
     and with it the check for data-dependent steps).
     """
+    if not isinstance(verify, bool):
+        raise TypeError(f"compile: verify must be True or False, got {verify!r}")
     if train_step is None:
         return functools.partial(compile, verify=verify)
     if not callable(train_step):
@@ -50,13 +59,21 @@ def compile(train_step=None, *, verify: bool = True):  # noqa: A001 (PyTorch's n
 
 
 class _Entry:
-    """The program of one signature, the clock it was recorded at, and whether a second
-    recording confirmed it."""
+    """The program of one signature, the clock it was recorded at, whether a second recording
+    confirmed it, and the range of values of each integer input its recordings saw."""
 
-    __slots__ = ("program", "clock", "verified")
+    __slots__ = ("program", "clock", "verified", "bounds")
 
-    def __init__(self, program, clock, verified):
-        self.program, self.clock, self.verified = program, clock, verified
+    def __init__(self, program, clock, verified, bounds):
+        self.program, self.clock, self.verified, self.bounds = program, clock, verified, bounds
+
+    def covers(self, inputs: list) -> bool:
+        """Whether every integer input lies within the values recorded (so the step's checks passed)."""
+        for index, (low, high) in self.bounds.items():
+            array = _array(inputs[index])
+            if array.size and (low is None or array.min() < low or array.max() > high):
+                return False
+        return True
 
 
 class CompiledStep:
@@ -70,27 +87,30 @@ class CompiledStep:
         self.replays = 0
         functools.update_wrapper(self, train_step)
 
-    def __call__(self, *args):
+    def __call__(self, *args, **kwargs):
         if current_modes().anomaly:
-            return self.train_step(*args)
-        key = signature(args)
+            return self.train_step(*args, **kwargs)
+        key = signature(args, kwargs)
+        inputs = input_arrays((args, kwargs), [])
         entry = self.programs.get(key)
         if entry is not None and entry.verified and entry.clock == MODULE_CLOCK.now:
-            slots = entry.program.bind(args)
+            if not entry.covers(inputs):  # a value the recordings never saw: run (and check) it eagerly
+                return self._record(key, entry, args, kwargs, inputs)
+            slots = entry.program.bind(inputs)
             if slots is not None:
                 self.replays += 1
                 return entry.program.replay(slots)
             entry = None  # a parameter changed shape, dtype or requires_grad: record again
         if entry is not None and entry.clock != MODULE_CLOCK.now:
             entry = None
-        return self._record(key, entry, args)
+        return self._record(key, entry, args, kwargs, inputs)
 
-    def _record(self, key, entry, args):
+    def _record(self, key, entry, args, kwargs, inputs):
         """An eager call under the recorder; the second for a signature confirms the first."""
         clock = MODULE_CLOCK.now
-        recorder = Recorder(args)
+        recorder = Recorder(inputs)
         with observing(recorder):
-            value = self.train_step(*args)
+            value = self.train_step(*args, **kwargs)
         program = recorder.program(value)
         self.recordings += 1
         if entry is not None and not _same(entry.program.description, program.description):
@@ -102,7 +122,8 @@ class CompiledStep:
             )
         if len(self.programs) >= MAX_PROGRAMS and key not in self.programs:
             self.programs.pop(next(iter(self.programs)))
-        self.programs[key] = _Entry(program, clock, verified=entry is not None or not self.verify)
+        bounds = _integer_bounds(inputs, entry.bounds if entry is not None else {})
+        self.programs[key] = _Entry(program, clock, entry is not None or not self.verify, bounds)
         return value
 
     def __repr__(self) -> str:
@@ -110,10 +131,12 @@ class CompiledStep:
         return f"<compiled {name}: {len(self.programs)} program(s), {self.recordings} recordings, {self.replays} replays>"
 
 
-def signature(args: tuple) -> tuple:
+def signature(args: tuple, kwargs: dict | None = None) -> tuple:
     """What a program is valid for: grad mode, and per argument its shape/dtype/requires_grad
-    (Tensors, arrays), its value (numbers, strings) or its identity (anything else)."""
-    return (is_grad_enabled(), *map(_argument_key, args))
+    (Tensors, arrays), its value (numbers, strings), its items (tuples, lists, dicts) or its
+    identity (anything else: the model, the optimizer)."""
+    keywords = tuple((name, _argument_key(value)) for name, value in (kwargs or {}).items())
+    return (is_grad_enabled(), *map(_argument_key, args), keywords)
 
 
 def _argument_key(arg):
@@ -121,9 +144,46 @@ def _argument_key(arg):
         return arg.data.shape, arg.data.dtype, arg.requires_grad
     if isinstance(arg, np.ndarray):
         return "array", arg.shape, arg.dtype
-    if arg is None or isinstance(arg, (bool, int, float, str)):
+    if arg is None or isinstance(arg, (bool, int, float, str, np.generic)):
         return type(arg), arg
+    if isinstance(arg, (tuple, list)):  # a new (x, y) batch each call: its items count, not its identity
+        return type(arg), tuple(map(_argument_key, arg))
+    if isinstance(arg, dict):
+        return dict, tuple((name, _argument_key(value)) for name, value in arg.items())
     return "object", id(arg)
+
+
+def input_arrays(value, found: list) -> list:
+    """The Tensors and arrays of a call's arguments in order, inside tuples, lists and dicts too."""
+    if isinstance(value, (Tensor, np.ndarray)):
+        found.append(value)
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            input_arrays(item, found)
+    elif isinstance(value, dict):
+        for item in value.values():
+            input_arrays(item, found)
+    return found
+
+
+def _array(value) -> np.ndarray:
+    return value.data if isinstance(value, Tensor) else value
+
+
+def _integer_bounds(inputs: list, before: dict) -> dict:
+    """input index -> (lowest, highest) value of each integer input, widened by this call's
+    (None while only empty arrays came)."""
+    bounds = {}
+    for index, value in enumerate(inputs):
+        array = _array(value)
+        if array.dtype.kind not in "iu":
+            continue
+        low, high = before.get(index, (None, None))
+        if array.size:
+            low = array.min() if low is None else min(low, array.min())
+            high = array.max() if high is None else max(high, array.max())
+        bounds[index] = (low, high)
+    return bounds
 
 
 def _same(a, b) -> bool:
