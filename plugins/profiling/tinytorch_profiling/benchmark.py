@@ -21,6 +21,9 @@ from tinytorch_core.checks import non_negative_int, positive_int
 RESAMPLES, RESAMPLE_CHUNK = 2000, 1_000_000
 #: the most timed runs one benchmark keeps (bounds its memory)
 RUNS_LIMIT = 1_000_000
+#: rounds a comparison needs before it may call one side faster: with n rounds all favouring one
+#: side, the sign test's two-sided p is 2 / 2**n, below 0.05 only from n = 6 on
+MIN_ROUNDS_FOR_VERDICT = 6
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,10 @@ class Comparison:
 
     @property
     def b_is_faster(self) -> bool | None:
-        """True or False when the whole interval says so; None when it straddles 1."""
+        """True or False when the whole interval says so; None when it straddles 1, or when too
+        few rounds ran for any interval to exclude chance (``MIN_ROUNDS_FOR_VERDICT``)."""
+        if self.a.runs < MIN_ROUNDS_FOR_VERDICT:
+            return None
         low, high = self.ci95
         return True if high < 1 else False if low > 1 else None
 
@@ -72,6 +78,8 @@ class Comparison:
         verdict = {True: f"{self.b.label} is faster ({1 / self.ratio:.2f}x)",
                    False: f"{self.b.label} is slower ({self.ratio:.2f}x the time)",
                    None: "no difference beyond the noise"}[self.b_is_faster]
+        if self.a.runs < MIN_ROUNDS_FOR_VERDICT:
+            verdict = f"too few rounds ({self.a.runs}) to tell; at least {MIN_ROUNDS_FOR_VERDICT} are needed"
         return (f"{self.b.label} / {self.a.label} = {self.ratio:.3f} (95 % CI {low:.3f} to {high:.3f}): {verdict}\n"
                 f"  {self.a}\n  {self.b}")
 
@@ -80,7 +88,7 @@ def benchmark(fn, *, warmup: int = 3, min_time: float = 1.0, min_runs: int = 10,
               label: str | None = None, seed: int = 0) -> BenchmarkResult:
     """Call ``fn()`` ``warmup`` times untimed, then time it until both ``min_runs`` runs and
     ``min_time`` seconds are done (at most ``max_runs`` runs)."""
-    _check_plan("benchmark", fn, warmup, min_time, min_runs, max_runs)
+    _check_plan("benchmark", fn, warmup, min_time, min_runs, max_runs, seed)
     if label is not None and not isinstance(label, str):
         raise TypeError(f"benchmark(): label must be a str, got {type(label).__name__}")
     for _ in range(warmup):
@@ -97,8 +105,8 @@ def compare(a, b, *, warmup: int = 3, min_time: float = 2.0, min_runs: int = 10,
             labels: tuple[str, str] = ("a", "b"), seed: int = 0) -> Comparison:
     """Time ``a()`` and ``b()`` in interleaved rounds (a b, then b a, ...) so that a slow moment
     of the machine hits both; the ratio's interval resamples whole rounds."""
-    _check_plan("compare", a, warmup, min_time, min_runs, max_runs)
-    _check_plan("compare", b, warmup, min_time, min_runs, max_runs)
+    _check_plan("compare", a, warmup, min_time, min_runs, max_runs, seed)
+    _check_plan("compare", b, warmup, min_time, min_runs, max_runs, seed)
     if not (isinstance(labels, (tuple, list)) and len(labels) == 2 and all(isinstance(x, str) for x in labels)):
         raise TypeError(f"compare(): labels must be two strings, got {labels!r}")
     for _ in range(warmup):
@@ -149,19 +157,21 @@ def _interval(samples: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def _check_plan(where: str, fn, warmup, min_time, min_runs, max_runs) -> None:
-    if not callable(fn):
-        raise TypeError(f"{where}(): expected a function to time, got {type(fn).__name__}")
+def _check_plan(where: str, fn, warmup, min_time, min_runs, max_runs, seed) -> None:
     where = f"{where}()"
+    if not callable(fn):
+        raise TypeError(f"{where}: expected a function to time, got {type(fn).__name__}")
     non_negative_int(warmup, "warmup", where)
     positive_int(min_runs, "min_runs", where)
     positive_int(max_runs, "max_runs", where)
+    if seed is not None:  # the bootstrap's resampling; None draws fresh entropy
+        non_negative_int(seed, "seed", where)
     if max_runs > RUNS_LIMIT:
         raise ValueError(f"{where}: max_runs must be at most {RUNS_LIMIT:,}, got {max_runs:,}")
     if max_runs < min_runs:
-        raise ValueError(f"{where}(): max_runs ({max_runs}) must be at least min_runs ({min_runs})")
+        raise ValueError(f"{where}: max_runs ({max_runs}) must be at least min_runs ({min_runs})")
     if isinstance(min_time, bool) or not isinstance(min_time, numbers.Real) or not 0 <= min_time < float("inf"):
-        raise ValueError(f"{where}(): min_time must be a finite number of seconds >= 0, got {min_time!r}")
+        raise ValueError(f"{where}: min_time must be a finite number of seconds >= 0, got {min_time!r}")
 
 
 def _time(seconds: float) -> str:

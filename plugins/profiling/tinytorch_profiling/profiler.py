@@ -230,24 +230,34 @@ class Profiler(Observer):
         self._close_until(event, _clock())
 
     # ---- results (see report.py and trace.py) ----------------------------------------------
+    def _ran(self, what: str) -> None:
+        """Results exist once the profiled region has run (its wall time is the table's 100 %)."""
+        if self._thread is None:
+            raise RuntimeError(f"profile(): {what} has no results yet; profile a region first: "
+                               "with tt.profiler.profile() as prof: ..., then read prof after the block")
+
     def key_averages(self, group_by_input_shape: bool = False):
         from .report import key_averages
 
+        self._ran("key_averages()")
         return key_averages(self, group_by_input_shape)
 
     def table(self, sort_by: str = "self_time", row_limit: int = 20, width: int = 160) -> str:
         from .report import table
 
+        self._ran("table()")
         return table(self, sort_by=sort_by, row_limit=row_limit, width=width)
 
     def by_module(self):
         from .report import by_module
 
+        self._ran("by_module()")
         return by_module(self)
 
     def export_chrome_trace(self, path) -> None:
         from .trace import export_chrome_trace
 
+        self._ran("export_chrome_trace()")
         export_chrome_trace(self, path)
 
 

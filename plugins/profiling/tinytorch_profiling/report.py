@@ -75,7 +75,7 @@ def key_averages(profiler: Profiler, group_by_input_shape: bool = False) -> list
 
 def table(profiler: Profiler, sort_by: str = "self_time", row_limit: int = 20, width: int = 160) -> str:
     """The rows of ``key_averages`` as a table (like PyTorch's ``key_averages().table()``)."""
-    if sort_by not in SORT_KEYS:
+    if not isinstance(sort_by, str) or sort_by not in SORT_KEYS:
         raise ValueError(f"table(): sort_by must be one of {sorted(SORT_KEYS)}, got {sort_by!r}")
     row_limit = positive_int(row_limit, "row_limit", "table()")
     width = positive_int(width, "width", "table()")
