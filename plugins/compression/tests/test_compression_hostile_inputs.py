@@ -51,7 +51,10 @@ def mlp():
     (lambda: PercentileObserver("99"), TypeError, "percentile must be a number"),
     (lambda: MinMaxObserver()(Tensor(np.array([np.nan, 1.0], np.float32))), ValueError, "holds NaN or inf"),
     (lambda: PercentileObserver()(Tensor(np.array([np.inf, 1.0], np.float32))), ValueError, "holds NaN or inf"),
-], ids=lambda v: v if isinstance(v, str) else None)
+], ids=["inf-scale", "none-scale", "str-scale", "zero-point-range", "symmetric-str", "axis-float", "nan-x",
+        "dequantize-zero-point", "fq-inf-scale", "fq-none-scale", "fq-zero-point-range", "fq-float-quant-min",
+        "fq-axis-range", "fq-zero-point-shape", "fq-per-tensor-scale-shape", "observer-class", "list-input",
+        "averaging-constant-none", "percentile-str", "minmax-nan", "percentile-inf"])
 def test_bad_quantization_arguments_are_refused_naming_the_function(call, error, excerpt):
     with pytest.raises(error, match=excerpt.replace("(", r"\(").replace(")", r"\)")):
         call()
@@ -73,7 +76,7 @@ def test_a_tiny_observed_range_still_gives_a_usable_scale():
 @pytest.mark.parametrize("loader, excerpt", [
     (None, "must yield batches"), (X, "for one batch x, pass \\[x\\]"),
     ([X.data.tolist()], "a calibration batch must be a Tensor"), ([()], "a calibration batch must be a Tensor"),
-])
+], ids=["none", "tensor", "nested-list", "empty-tuple"])
 def test_quantize_refuses_loaders_it_would_misread(loader, excerpt):
     with pytest.raises(TypeError, match=excerpt):
         quantize(mlp(), loader)
@@ -83,7 +86,7 @@ def test_quantize_refuses_loaders_it_would_misread(loader, excerpt):
     ({"activation_observer": MinMaxObserver()}, TypeError, "must make a new observer"),
     ({"activation_observer": lambda: MinMaxObserver(axis=1)}, ValueError, "activation_observer must observe along axis None"),
     ({"weight_observer": lambda: MinMaxObserver(symmetric=True, axis=1)}, ValueError, "axis None or 0"),
-])
+], ids=["instance", "per-channel-activations", "weights-along-axis-1"])
 def test_quantize_refuses_observers_the_integer_layers_cannot_use(options, error, excerpt):
     with pytest.raises(error, match=excerpt):
         quantize(mlp(), [X], **options)

@@ -45,7 +45,7 @@ def test_a_trace_path_that_is_no_regular_file_is_refused_at_once(prof, tmp_path,
 @pytest.mark.parametrize("path, error, excerpt", [
     (None, TypeError, "expected a file path"), ("", TypeError, "expected a file path"),
     ("no/such/folder/t.json", FileNotFoundError, "export_chrome_trace: cannot write the trace to"),
-])
+], ids=["none", "empty", "missing-folder"])
 def test_bad_trace_paths_name_the_function(prof, path, error, excerpt):
     with pytest.raises(error, match=excerpt):
         prof.export_chrome_trace(path)
