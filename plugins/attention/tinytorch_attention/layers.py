@@ -10,7 +10,7 @@ from tinytorch_embeddings import Embedding, LearnedPositionalEmbedding, Sinusoid
 from tinytorch_embeddings.functional import check_indices
 from tinytorch_nn import GELU, Dropout, Linear, ReLU
 
-from .cache import cached_causal_mask
+from .cache import cached_causal_mask, model_cache_layers
 from .functional import check_mask, layer_norm, scaled_dot_product_attention
 
 
@@ -183,6 +183,9 @@ class MultiHeadAttention(Module):
                 "MultiHeadAttention: a key/value cache holds plain arrays, so no gradient would reach the "
                 "earlier positions; use the cache under tinytorch_core.no_grad() (generation does)"
             )
+        if not callable(getattr(cache, "append", None)) or isinstance(cache, type):
+            raise TypeError(f"MultiHeadAttention: cache must be a layer cache with append(keys, values), such as "
+                            f"KVCache(...).layer(i), got {type(cache).__name__}")
         if dtype_of(x) != self.q_proj.weight.dtype:
             raise dtype_mismatch(self, x, self.q_proj.weight.dtype, "query")
         self._check_input("query", x)
@@ -321,7 +324,8 @@ class GPT(Module):
             raise ValueError(f"GPT: expected token ids of shape (batch, seq_len), got {shape}")
         if shape[1] == 0:
             raise ValueError(f"GPT: expected at least one token per sequence, got token ids of shape {shape}")
-        start = 0 if cache is None else cache.length  # the position of idx's first token
+        layer_caches = [None] * self.num_layers if cache is None else self._layer_caches(cache)
+        start = 0 if cache is None else int(cache.length)  # the position of idx's first token
         if start + shape[1] > self.max_len:
             stored = "" if cache is None else f" after the {start} positions already in the cache"
             raise ValueError(
@@ -333,12 +337,17 @@ class GPT(Module):
                              "the cached positions too)")
         check_indices(idx, self.vocab_size, "GPT")
         x = self.drop(self._add_positions(self.tok_emb(idx), start))
-        for index, block in enumerate(self.blocks):
-            layer_cache = None if cache is None else cache.layer(index)
+        for block, layer_cache in zip(self.blocks, layer_caches):
             x = block(x, key_padding_mask=key_padding_mask, cache=layer_cache)
         if cache is not None:
             cache.advance(shape[1])  # every layer now holds the new positions
         return self.head(self.ln_f(x))
+
+    def _layer_caches(self, cache) -> list:
+        if not self.causal:  # with causal=False earlier positions see later ones: stored keys go stale
+            raise ValueError("GPT: a key/value cache needs a causal model; this one has causal=False, so every "
+                             "position attends to later ones and must be recomputed (call it without a cache)")
+        return model_cache_layers(cache, self.num_layers, "GPT")
 
     def _add_positions(self, tokens, start: int):
         """``tokens`` (B, T, E) plus the position vectors of positions ``start .. start + T - 1``."""
