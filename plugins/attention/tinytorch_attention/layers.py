@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from tinytorch_core import Module, ModuleList, Parameter, is_grad_enabled, no_grad, resolve_generator
@@ -372,16 +374,20 @@ class GPT(Module):
         ``tinytorch_core.generation.generate`` adds the key/value cache (same tokens, far faster),
         nucleus (top-p) sampling and a clear error, instead of cropping, past ``max_len``.
         """
-        ids = array_of(prompt_ids)
+        try:
+            ids = array_of(prompt_ids)
+        except ValueError:  # NumPy cannot stack prompts of different lengths
+            raise ValueError("GPT.generate: prompt_ids must hold prompts of equal length") from None
         single = ids.ndim == 1
         if ids.ndim not in (1, 2) or ids.shape[-1] == 0:
             raise ValueError(f"GPT.generate: prompt_ids must be a non-empty (T,) or (B, T) array, got shape {ids.shape}")
         check_indices(ids, self.vocab_size, "GPT.generate")
         max_new_tokens = non_negative_int(max_new_tokens, "max_new_tokens", "GPT.generate")
-        if not temperature >= 0:
-            raise ValueError(f"GPT.generate: temperature must be >= 0, got {temperature!r}")
-        if top_k is not None and (not isinstance(top_k, (int, np.integer)) or top_k < 1):
-            raise ValueError(f"GPT.generate: top_k must be a positive int or None, got {top_k!r}")
+        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) \
+                or not 0 <= temperature < float("inf"):
+            raise ValueError(f"GPT.generate: temperature must be a finite number >= 0, got {temperature!r}")
+        if top_k is not None:
+            top_k = positive_int(top_k, "top_k", "GPT.generate")
         rng = resolve_generator(generator)
         greedy = temperature == 0 or top_k == 1
         out = ids.astype(np.int64).reshape(1, -1) if single else ids.astype(np.int64)
@@ -391,10 +397,13 @@ class GPT(Module):
             with no_grad():
                 for _ in range(max_new_tokens):
                     logits = self(out[:, -self.max_len :]).data[:, -1, :].astype(np.float64)
+                    if not np.isfinite(logits).all():
+                        raise ValueError("GPT.generate: the model's logits hold NaN or inf; no token can be chosen")
                     if greedy:
                         nxt = logits.argmax(axis=-1)
-                    else:
-                        nxt = _sample(logits / temperature, top_k, rng)
+                    else:  # shifted first: a tiny temperature then gives -inf (probability 0), never +inf
+                        with np.errstate(over="ignore"):
+                            nxt = _sample((logits - logits.max(axis=-1, keepdims=True)) / temperature, top_k, rng)
                     out = np.concatenate([out, nxt[:, None]], axis=1)
         finally:
             self.train(was_training)
