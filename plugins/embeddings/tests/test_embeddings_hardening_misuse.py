@@ -4,6 +4,8 @@ silently different meaning."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -100,3 +102,19 @@ def test_a_vocabulary_naming_a_key_twice_is_refused(name, tmp_path):
     # before: the last value silently won, so two readers could disagree on what the file says
     with pytest.raises(VocabularyError, match=r"load: .* repeats the key 'version' in one JSON object"):
         type(tokenizer).load(path)
+
+
+@pytest.mark.parametrize("specials, message", [
+    ([f"<|{k}|>" for k in range(4097)], "4097 special tokens, over the limit of 4096"),
+    (["x" * (2**18 + 1)], "the special tokens spell 262145 bytes together, over the limit of 262144"),
+], ids=["count", "bytes"])
+def test_special_tokens_are_limited_to_what_compiles_in_well_under_a_second(specials, message, tmp_path):
+    # before: 200,000 special tokens in a 2.9 MB vocabulary took 55 s and 228 MiB to load
+    with pytest.raises(ValueError, match=message):
+        BPETokenizer((), specials)
+    path = tmp_path / "vocab.json"
+    path.write_text(json.dumps({"format": "tinytorch-bpe-tokenizer", "version": 1, "vocab_size": 256 + len(specials),
+                                "merges": [], "special_tokens": specials}), encoding="utf-8")
+    with pytest.raises(VocabularyError, match=message):
+        BPETokenizer.load(path)
+    assert BPETokenizer((), specials[:4096] if len(specials) > 1 else ["x" * 2**18]).vocab_size > 256

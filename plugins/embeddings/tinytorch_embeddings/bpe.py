@@ -41,6 +41,10 @@ BYTES = 256  # the base vocabulary: one id per byte value
 MAX_VOCAB_SIZE = 2**18
 #: the bytes of all tokens together; a hostile chain of merges (aa, then aaaa, ...) doubles a token per merge
 MAX_TOKEN_TABLE_BYTES = 64 * 2**20
+#: special tokens are found with one regular expression, whose compile time grows faster than its size:
+#: at these limits it compiles in well under a second (200,000 tokens took a minute and 228 MiB)
+MAX_SPECIAL_TOKENS = 4096
+MAX_SPECIAL_TOKEN_BYTES = 2**18  # all special tokens together, in UTF-8
 #: pair counts and merge ranks live in a dense table of vocab_size**2 entries up to this size
 _DENSE_PAIR_TABLE = 2**22
 _DECODE_ERRORS = ("strict", "replace", "ignore", "backslashreplace", "surrogateescape")  # bytes.decode's handlers
@@ -317,6 +321,8 @@ def _checked_special_tokens(special_tokens) -> list:
     except TypeError:
         raise TypeError(f"BPETokenizer: special_tokens must be a list of strings, got {type(special_tokens).__name__}"
                         ) from None
+    if len(specials) > MAX_SPECIAL_TOKENS:  # refused before a token is looked at
+        raise ValueError(f"BPETokenizer: {len(specials)} special tokens, over the limit of {MAX_SPECIAL_TOKENS}")
     for token in specials:
         if not isinstance(token, str) or not token:
             raise TypeError(f"BPETokenizer: every special token must be a non-empty str, got {_excerpt(token)}")
@@ -327,6 +333,10 @@ def _checked_special_tokens(special_tokens) -> list:
                              "(no UTF-8)") from None
     if len(set(specials)) != len(specials):
         raise ValueError(f"BPETokenizer: special_tokens lists a token more than once: {_excerpt(specials)}")
+    size = sum(len(token.encode("utf-8")) for token in specials)
+    if size > MAX_SPECIAL_TOKEN_BYTES:  # the matcher's compile time grows with it
+        raise ValueError(f"BPETokenizer: the special tokens spell {size} bytes together, over the limit of "
+                         f"{MAX_SPECIAL_TOKEN_BYTES}")
     return specials
 
 
