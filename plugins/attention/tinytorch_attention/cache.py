@@ -45,6 +45,22 @@ class ModelCache(Protocol):
         """Every layer has stored ``count`` new positions: ``length`` grows by ``count``."""
 
 
+def model_cache_layers(cache, num_layers: int, where: str) -> list:
+    """Check that ``cache`` follows ``ModelCache`` and return its first ``num_layers`` layer caches,
+    all fetched before any work, so a cache that is too small fails before any layer stores a thing."""
+    length = getattr(cache, "length", None)
+    if not (callable(getattr(cache, "layer", None)) and callable(getattr(cache, "advance", None))) \
+            or isinstance(cache, type):
+        raise TypeError(f"{where}: cache must be a key/value cache such as tinytorch_core.generation.KVCache"
+                        f".for_model(model) (with length, layer() and advance()), got {cache!r}")
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
+        raise TypeError(f"{where}: cache.length must be an int >= 0 (positions stored), got {length!r}")
+    layers = [cache.layer(index) for index in range(num_layers)]
+    if not all(callable(getattr(layer, "append", None)) for layer in layers):
+        raise TypeError(f"{where}: cache.layer(i) must return a layer cache with append(keys, values)")
+    return layers
+
+
 def cached_causal_mask(query_len: int, key_len: int) -> np.ndarray:
     """``(Tq, Tk)`` bool for queries that are the *last* ``Tq`` of ``Tk`` positions: query ``i``
     sits at position ``Tk - Tq + i`` and may attend keys ``j <= Tk - Tq + i``. With an empty cache

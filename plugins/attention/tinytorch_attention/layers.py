@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from tinytorch_core import Module, ModuleList, Parameter, is_grad_enabled, no_grad, resolve_generator
@@ -10,7 +12,7 @@ from tinytorch_embeddings import Embedding, LearnedPositionalEmbedding, Sinusoid
 from tinytorch_embeddings.functional import check_indices
 from tinytorch_nn import GELU, Dropout, Linear, ReLU
 
-from .cache import cached_causal_mask
+from .cache import cached_causal_mask, model_cache_layers
 from .functional import check_mask, layer_norm, scaled_dot_product_attention
 
 
@@ -183,6 +185,9 @@ class MultiHeadAttention(Module):
                 "MultiHeadAttention: a key/value cache holds plain arrays, so no gradient would reach the "
                 "earlier positions; use the cache under tinytorch_core.no_grad() (generation does)"
             )
+        if not callable(getattr(cache, "append", None)) or isinstance(cache, type):
+            raise TypeError(f"MultiHeadAttention: cache must be a layer cache with append(keys, values), such as "
+                            f"KVCache(...).layer(i), got {type(cache).__name__}")
         if dtype_of(x) != self.q_proj.weight.dtype:
             raise dtype_mismatch(self, x, self.q_proj.weight.dtype, "query")
         self._check_input("query", x)
@@ -321,7 +326,8 @@ class GPT(Module):
             raise ValueError(f"GPT: expected token ids of shape (batch, seq_len), got {shape}")
         if shape[1] == 0:
             raise ValueError(f"GPT: expected at least one token per sequence, got token ids of shape {shape}")
-        start = 0 if cache is None else cache.length  # the position of idx's first token
+        layer_caches = [None] * self.num_layers if cache is None else self._layer_caches(cache)
+        start = 0 if cache is None else int(cache.length)  # the position of idx's first token
         if start + shape[1] > self.max_len:
             stored = "" if cache is None else f" after the {start} positions already in the cache"
             raise ValueError(
@@ -333,12 +339,17 @@ class GPT(Module):
                              "the cached positions too)")
         check_indices(idx, self.vocab_size, "GPT")
         x = self.drop(self._add_positions(self.tok_emb(idx), start))
-        for index, block in enumerate(self.blocks):
-            layer_cache = None if cache is None else cache.layer(index)
+        for block, layer_cache in zip(self.blocks, layer_caches):
             x = block(x, key_padding_mask=key_padding_mask, cache=layer_cache)
         if cache is not None:
             cache.advance(shape[1])  # every layer now holds the new positions
         return self.head(self.ln_f(x))
+
+    def _layer_caches(self, cache) -> list:
+        if not self.causal:  # with causal=False earlier positions see later ones: stored keys go stale
+            raise ValueError("GPT: a key/value cache needs a causal model; this one has causal=False, so every "
+                             "position attends to later ones and must be recomputed (call it without a cache)")
+        return model_cache_layers(cache, self.num_layers, "GPT")
 
     def _add_positions(self, tokens, start: int):
         """``tokens`` (B, T, E) plus the position vectors of positions ``start .. start + T - 1``."""
@@ -363,16 +374,20 @@ class GPT(Module):
         ``tinytorch_core.generation.generate`` adds the key/value cache (same tokens, far faster),
         nucleus (top-p) sampling and a clear error, instead of cropping, past ``max_len``.
         """
-        ids = array_of(prompt_ids)
+        try:
+            ids = array_of(prompt_ids)
+        except ValueError:  # NumPy cannot stack prompts of different lengths
+            raise ValueError("GPT.generate: prompt_ids must hold prompts of equal length") from None
         single = ids.ndim == 1
         if ids.ndim not in (1, 2) or ids.shape[-1] == 0:
             raise ValueError(f"GPT.generate: prompt_ids must be a non-empty (T,) or (B, T) array, got shape {ids.shape}")
         check_indices(ids, self.vocab_size, "GPT.generate")
         max_new_tokens = non_negative_int(max_new_tokens, "max_new_tokens", "GPT.generate")
-        if not temperature >= 0:
-            raise ValueError(f"GPT.generate: temperature must be >= 0, got {temperature!r}")
-        if top_k is not None and (not isinstance(top_k, (int, np.integer)) or top_k < 1):
-            raise ValueError(f"GPT.generate: top_k must be a positive int or None, got {top_k!r}")
+        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) \
+                or not 0 <= temperature < float("inf"):
+            raise ValueError(f"GPT.generate: temperature must be a finite number >= 0, got {temperature!r}")
+        if top_k is not None:
+            top_k = positive_int(top_k, "top_k", "GPT.generate")
         rng = resolve_generator(generator)
         greedy = temperature == 0 or top_k == 1
         out = ids.astype(np.int64).reshape(1, -1) if single else ids.astype(np.int64)
@@ -382,10 +397,13 @@ class GPT(Module):
             with no_grad():
                 for _ in range(max_new_tokens):
                     logits = self(out[:, -self.max_len :]).data[:, -1, :].astype(np.float64)
+                    if not np.isfinite(logits).all():
+                        raise ValueError("GPT.generate: the model's logits hold NaN or inf; no token can be chosen")
                     if greedy:
                         nxt = logits.argmax(axis=-1)
-                    else:
-                        nxt = _sample(logits / temperature, top_k, rng)
+                    else:  # shifted first: a tiny temperature then gives -inf (probability 0), never +inf
+                        with np.errstate(over="ignore"):
+                            nxt = _sample((logits - logits.max(axis=-1, keepdims=True)) / temperature, top_k, rng)
                     out = np.concatenate([out, nxt[:, None]], axis=1)
         finally:
             self.train(was_training)

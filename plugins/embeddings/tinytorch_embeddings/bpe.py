@@ -25,15 +25,14 @@ Saved as JSON (never pickle), and ``load`` validates the untrusted file before b
 
 from __future__ import annotations
 
-import os
 import re
 
 import numpy as np
 
 from tinytorch_core.checks import positive_int
 
-from .tokenizer import (MAX_VOCABULARY_BYTES, VocabularyError, _excerpt, check_header, checked_ids, read_json_file,
-                        write_json_file)
+from .tokenizer import (MAX_VOCABULARY_BYTES, VocabularyError, _excerpt, check_header, checked_ids, checked_path,
+                        read_json_file, write_json_file)
 
 FORMAT = "tinytorch-bpe-tokenizer"
 FORMAT_VERSION = 1
@@ -42,8 +41,13 @@ BYTES = 256  # the base vocabulary: one id per byte value
 MAX_VOCAB_SIZE = 2**18
 #: the bytes of all tokens together; a hostile chain of merges (aa, then aaaa, ...) doubles a token per merge
 MAX_TOKEN_TABLE_BYTES = 64 * 2**20
+#: special tokens are found with one regular expression, whose compile time grows faster than its size:
+#: at these limits it compiles in well under a second (200,000 tokens took a minute and 228 MiB)
+MAX_SPECIAL_TOKENS = 4096
+MAX_SPECIAL_TOKEN_BYTES = 2**18  # all special tokens together, in UTF-8
 #: pair counts and merge ranks live in a dense table of vocab_size**2 entries up to this size
 _DENSE_PAIR_TABLE = 2**22
+_DECODE_ERRORS = ("strict", "replace", "ignore", "backslashreplace", "surrogateescape")  # bytes.decode's handlers
 _SEPARATOR = -1  # where a special token was cut out of the training text: no pair spans it
 
 
@@ -111,6 +115,8 @@ class BPETokenizer:
 
     def token_bytes(self, token_id: int) -> bytes:
         """The bytes id ``token_id`` stands for (a token may hold part of a character)."""
+        if not _is_id(token_id):
+            raise TypeError(f"BPETokenizer.token_bytes: token_id must be an int, got {_excerpt(token_id)}")
         (token_id,) = checked_ids([token_id], self.vocab_size, "BPETokenizer.token_bytes")
         start = self._token_offsets[token_id]
         return self._token_table[start:start + self._token_lengths[token_id]].tobytes()
@@ -162,6 +168,10 @@ class BPETokenizer:
         Any sequence decodes; one that cuts a character's bytes apart (sampled ids may) is not UTF-8,
         and ``errors`` says what to do, as in ``bytes.decode``: ``"replace"`` (U+FFFD) or ``"strict"``."""
         ids = checked_ids(ids, self.vocab_size, "BPETokenizer.decode")
+        if not isinstance(errors, str):
+            raise TypeError(f"BPETokenizer.decode: errors must be a str, one of {_DECODE_ERRORS}, got {errors!r}")
+        if errors not in _DECODE_ERRORS:  # checked now, not at the first broken character
+            raise ValueError(f"BPETokenizer.decode: errors must be one of {_DECODE_ERRORS}, got {_excerpt(errors)}")
         lengths = self._token_lengths[ids]
         # output byte j of token k is table byte offsets[k] + (j - where token k starts in the output)
         output_starts = np.cumsum(lengths) - lengths
@@ -196,14 +206,14 @@ class BPETokenizer:
 
     def save(self, path) -> None:
         """Write the merges and special tokens as UTF-8 JSON, atomically."""
-        write_json_file(path, self.to_dict(), indent=None)
+        write_json_file(path, self.to_dict(), "BPETokenizer.save", indent=None)
 
     @classmethod
     def load(cls, path, *, max_bytes: int = MAX_VOCABULARY_BYTES) -> "BPETokenizer":
         """Read a vocabulary written by ``save``, validating it (``VocabularyError`` if malformed:
         not a regular file, over ``max_bytes``, not UTF-8, not JSON, wrong fields); a missing or
         unreadable file raises the usual ``OSError``."""
-        where = os.fspath(path)
+        where = checked_path(path, "BPETokenizer.load")
         return cls.from_dict(read_json_file(where, "BPETokenizer.load", max_bytes), source=repr(where))
 
     # ---- internals ------------------------------------------------------------------------------------
@@ -211,6 +221,8 @@ class BPETokenizer:
         """The UTF-8 bytes of ``text`` as int64 ids, each special token's text replaced by its one id."""
         if not isinstance(text, str):
             raise TypeError(f"{caller}: expected a str, got {type(text).__name__}")
+        if not isinstance(allow_special, (bool, np.bool_)):  # "no" would be truthy: special text would count
+            raise TypeError(f"{caller}: allow_special must be True or False, got {_excerpt(allow_special)}")
         try:
             raw = text.encode("utf-8")
         except UnicodeEncodeError as exc:
@@ -304,7 +316,13 @@ def _checked_special_tokens(special_tokens) -> list:
     if isinstance(special_tokens, str):
         raise TypeError("BPETokenizer: special_tokens must be a list of strings, "
                         f"got the str {_excerpt(special_tokens)}")
-    specials = list(special_tokens)
+    try:
+        specials = list(special_tokens)
+    except TypeError:
+        raise TypeError(f"BPETokenizer: special_tokens must be a list of strings, got {type(special_tokens).__name__}"
+                        ) from None
+    if len(specials) > MAX_SPECIAL_TOKENS:  # refused before a token is looked at
+        raise ValueError(f"BPETokenizer: {len(specials)} special tokens, over the limit of {MAX_SPECIAL_TOKENS}")
     for token in specials:
         if not isinstance(token, str) or not token:
             raise TypeError(f"BPETokenizer: every special token must be a non-empty str, got {_excerpt(token)}")
@@ -315,6 +333,10 @@ def _checked_special_tokens(special_tokens) -> list:
                              "(no UTF-8)") from None
     if len(set(specials)) != len(specials):
         raise ValueError(f"BPETokenizer: special_tokens lists a token more than once: {_excerpt(specials)}")
+    size = sum(len(token.encode("utf-8")) for token in specials)
+    if size > MAX_SPECIAL_TOKEN_BYTES:  # the matcher's compile time grows with it
+        raise ValueError(f"BPETokenizer: the special tokens spell {size} bytes together, over the limit of "
+                         f"{MAX_SPECIAL_TOKEN_BYTES}")
     return specials
 
 
@@ -325,7 +347,11 @@ def _is_id(value) -> bool:
 def _checked_merges(merges, reserved: int):
     """The merges as an ``(M, 2)`` int64 array and every token's bytes, after checking that each
     merge pairs ids defined before it, none repeats, and the tokens' bytes stay under the limit."""
-    merges = merges.tolist() if isinstance(merges, np.ndarray) else list(merges)
+    try:
+        merges = merges.tolist() if isinstance(merges, np.ndarray) else list(merges)
+    except TypeError:
+        raise TypeError(f"BPETokenizer: merges must be a list of (left, right) id pairs, got {type(merges).__name__}"
+                        ) from None
     if BYTES + len(merges) + reserved > MAX_VOCAB_SIZE:  # refused before a merge is looked at
         raise ValueError(f"BPETokenizer: {len(merges)} merges make a vocabulary over the limit of {MAX_VOCAB_SIZE} ids")
     token_bytes = [bytes([b]) for b in range(BYTES)]

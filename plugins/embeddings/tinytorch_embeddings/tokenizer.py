@@ -10,6 +10,7 @@ UTF-8 and JSON, every field validated) and raises ``VocabularyError`` for anythi
 from __future__ import annotations
 
 import json
+import numbers
 import os
 from collections import Counter
 from typing import Protocol, runtime_checkable
@@ -17,6 +18,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from tinytorch_core import Tensor
+from tinytorch_core.checks import positive_int
 from tinytorch_core.files import open_regular_file
 from tinytorch_nn.io import atomic_write
 
@@ -82,7 +84,11 @@ class CharTokenizer:
     """
 
     def __init__(self, chars, unk_token: str | None = None):
-        chars = list(chars)
+        try:
+            chars = list(chars)
+        except TypeError:
+            raise TypeError("CharTokenizer: chars must be a str or a sequence of single characters, got "
+                            f"{type(chars).__name__}") from None
         for c in chars:
             _check_char(c, "every vocabulary entry")
         if len(set(chars)) != len(chars):
@@ -191,7 +197,7 @@ class CharTokenizer:
 
     def save(self, path) -> None:
         """Write the vocabulary as UTF-8 JSON, atomically (a crash mid-save keeps the old file)."""
-        write_json_file(path, self.to_dict())
+        write_json_file(path, self.to_dict(), "CharTokenizer.save")
 
     @classmethod
     def load(cls, path, *, max_bytes: int = MAX_VOCABULARY_BYTES) -> "CharTokenizer":
@@ -200,28 +206,38 @@ class CharTokenizer:
         Anything malformed (not a regular file, over ``max_bytes``, not UTF-8, not JSON, wrong
         fields) raises ``VocabularyError``; a missing or unreadable file raises the usual ``OSError``.
         """
-        where = os.fspath(path)
+        where = checked_path(path, "CharTokenizer.load")
         return cls.from_dict(read_json_file(where, "CharTokenizer.load", max_bytes), source=repr(where))
 
 
 def checked_ids(ids, vocab_size: int, caller: str) -> np.ndarray:
     """``ids`` (list, array or integer tensor) as a 1-D integer array, every id in ``0 .. vocab_size - 1``."""
-    arr = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
+    try:
+        arr = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
+    except ValueError:  # NumPy cannot stack rows of different lengths
+        raise ValueError(f"{caller}: expected a 1-D sequence of ids, got rows of different lengths; decode each row "
+                         "separately") from None
     if arr.size == 0:
         return np.zeros(0, dtype=np.int64)
     if arr.ndim > 1:
         raise ValueError(f"{caller}: expected a 1-D sequence of ids, got shape {arr.shape}; decode each row separately")
+    if arr.dtype == object and all(isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in arr.flat):
+        arr = np.array([i if 0 <= i < vocab_size else -1 for i in arr.flat])  # Python ints beyond int64
+        _check_range(arr, ids, vocab_size, caller)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{caller}: ids must be integers, got {arr.dtype} (first value {arr.flat[0]!r})")
     arr = arr.reshape(-1)
+    _check_range(arr, arr, vocab_size, caller)
+    return arr
+
+
+def _check_range(arr: np.ndarray, given, vocab_size: int, caller: str) -> None:
     bad = (arr < 0) | (arr >= vocab_size)
     if bad.any():
         position = int(np.argmax(bad))
-        raise IndexError(
-            f"{caller}: id {int(arr[position])} at position {position} is out of range "
-            f"for a vocabulary of size {vocab_size} (valid ids are 0..{vocab_size - 1})"
-        )
-    return arr
+        value = int(np.ravel(given)[position])
+        raise IndexError(f"{caller}: id {value} at position {position} is out of range for a vocabulary of size "
+                         f"{vocab_size} (valid ids are 0..{vocab_size - 1})")
 
 
 def check_header(data, fail, format_name: str, version: int, fields: set) -> None:
@@ -250,6 +266,7 @@ def read_json_file(where: str, caller: str, max_bytes: int):
             "file (pass max_bytes= to allow more)"
         )
 
+    max_bytes = positive_int(max_bytes, "max_bytes", caller)
     with open_regular_file(where, error=VocabularyError, context=f"{caller}: ") as handle:
         if os.fstat(handle.fileno()).st_size > max_bytes:  # refused before a byte is read
             raise too_large()
@@ -262,20 +279,49 @@ def read_json_file(where: str, caller: str, max_bytes: int):
         raise VocabularyError(f"{caller}: {where!r} is not UTF-8 text: {exc}") from None
     del raw  # the text replaces the bytes: never both while the JSON is parsed
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_object_without_repeated_keys)
     except MemoryError:
         raise
+    except _RepeatedKey as exc:  # which of the two values counts would be a guess
+        raise VocabularyError(f"{caller}: {where!r} repeats the key {_excerpt(exc.args[0])} in one JSON "
+                              "object") from None
     except Exception as exc:  # JSONDecodeError, RecursionError (deep nesting), huge integers
         raise VocabularyError(f"{caller}: {where!r} is not valid JSON: {type(exc).__name__}: {exc}") from None
 
 
-def write_json_file(path, data: dict, indent: int | None = 1) -> None:
+class _RepeatedKey(Exception):
+    """A JSON object that names one key twice (``json`` would silently keep the last value)."""
+
+
+def _object_without_repeated_keys(pairs: list) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen = set()
+        raise _RepeatedKey(next(key for key, _ in pairs if key in seen or seen.add(key)))
+    return obj
+
+
+def checked_path(path, caller: str) -> str:
+    """``path`` (a str, bytes or ``os.PathLike``) as a str, or a ``TypeError`` naming ``caller``."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"{caller}: expected a file path (str or os.PathLike), got {type(path).__name__}")
+    return os.fsdecode(path)
+
+
+def write_json_file(path, data: dict, caller: str, indent: int | None = 1) -> None:
     """``data`` as UTF-8 JSON, atomically (a crash mid-save keeps the old file)."""
+    target = checked_path(path, caller)
+    if os.path.isdir(target):  # refused before a temporary file is written next to it
+        raise IsADirectoryError(f"{caller}: {target!r} is a directory; save to a file in it, such as "
+                                f"{os.path.join(target, 'vocab.json')!r}")
+    folder = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{caller}: cannot save {target!r}: the folder {folder!r} does not exist")
     try:
         payload = json.dumps(data, ensure_ascii=False, indent=indent).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate character: escape it instead
         payload = json.dumps(data, ensure_ascii=True, indent=indent).encode("ascii")
-    with atomic_write(path) as handle:
+    with atomic_write(target) as handle:
         handle.write(payload)
 
 

@@ -34,7 +34,8 @@ class LayerKVCache:
         return read-only views of every stored position's keys and values, (B, length + T, E)."""
         new_keys, new_values = array_of(keys), array_of(values)
         self._check(new_keys, new_values)
-        if self.keys is None:
+        if self.keys is None or (self._owner.length == 0 and not self._holds_like(new_keys)):
+            # the first append, or the first after reset() of a batch of another size, width or dtype
             batch, _, width = new_keys.shape
             self.keys = np.zeros((batch, self._owner.max_len, width), dtype=new_keys.dtype)
             self.values = np.zeros_like(self.keys)
@@ -46,6 +47,10 @@ class LayerKVCache:
         stored_keys.flags.writeable = stored_values.flags.writeable = False  # views: the cache owns them
         return stored_keys, stored_values
 
+    def _holds_like(self, keys: np.ndarray) -> bool:
+        """Whether ``keys`` have the batch size, width and dtype of the stored arrays."""
+        return (keys.shape[0], keys.shape[2], keys.dtype) == (self.keys.shape[0], self.keys.shape[2], self.keys.dtype)
+
     def _check(self, keys: np.ndarray, values: np.ndarray) -> None:
         where = f"KVCache layer {self.index}"
         if keys.ndim != 3 or keys.shape != values.shape or keys.dtype.kind != "f" or keys.dtype != values.dtype:
@@ -53,8 +58,7 @@ class LayerKVCache:
                 f"{where}: keys and values must be floating arrays of one shape (batch, new_positions, width), "
                 f"got {keys.dtype} {keys.shape} and {values.dtype} {values.shape}"
             )
-        if self.keys is not None and (keys.shape[0], keys.shape[2], keys.dtype) != \
-                (self.keys.shape[0], self.keys.shape[2], self.keys.dtype):
+        if self.keys is not None and self._owner.length and not self._holds_like(keys):
             raise ValueError(
                 f"{where}: holds batch {self.keys.shape[0]}, width {self.keys.shape[2]}, {self.keys.dtype}; "
                 f"got keys of shape {keys.shape} and dtype {keys.dtype} (reset() to start a new sequence)"
@@ -84,11 +88,15 @@ class KVCache:
     @classmethod
     def for_model(cls, model) -> "KVCache":
         """A cache sized for ``model``: its ``num_layers`` attention layers and ``max_len`` positions."""
+        if not (hasattr(model, "num_layers") and hasattr(model, "max_len")):
+            raise TypeError(f"KVCache.for_model: expected a model with num_layers and max_len (such as "
+                            f"tinytorch_core.nn.GPT), got {type(model).__name__}")
         return cls(model.num_layers, model.max_len)
 
     def layer(self, index: int) -> LayerKVCache:
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < self.num_layers:
-            raise IndexError(f"KVCache: layer index must be an int in 0..{self.num_layers - 1}, got {index!r}")
+            raise IndexError(f"KVCache: layer index must be an int in 0..{self.num_layers - 1} (the cache holds "
+                             f"{self.num_layers} layer(s); KVCache.for_model(model) fits a model), got {index!r}")
         return self.layers[index]
 
     def advance(self, count: int) -> None:
@@ -99,7 +107,8 @@ class KVCache:
         self.length += count
 
     def reset(self) -> None:
-        """Forget every stored position (the arrays stay allocated, to be overwritten)."""
+        """Forget every stored position. The arrays stay allocated, to be overwritten by a batch of
+        the same size, width and dtype; another batch gets new arrays at its first append."""
         self.length = 0
 
     @property

@@ -39,6 +39,7 @@ def generate(model, prompt_ids, max_new_tokens: int, temperature: float = 1.0, t
       (a sliding window would re-position every token at each step, which a cache cannot reuse).
     """
     prompt, single = _check_prompt(model, prompt_ids)
+    _check_use_cache(model, use_cache)
     max_new_tokens = non_negative_int(max_new_tokens, "max_new_tokens", _WHERE)
     _check_context(model, prompt.shape[1], max_new_tokens)
     temperature = check_temperature(temperature, _WHERE)
@@ -63,8 +64,7 @@ def generate(model, prompt_ids, max_new_tokens: int, temperature: float = 1.0, t
 def _extend_uncached(model, ids: np.ndarray, prompt_len: int, choose) -> None:
     """Fill ``ids[:, prompt_len:]``: each step runs the model on the whole sequence so far."""
     for position in range(prompt_len, ids.shape[1]):
-        logits = model(ids[:, :position]).data[:, -1, :]
-        ids[:, position] = choose(logits)
+        ids[:, position] = choose(_last_logits(model, model(ids[:, :position]), position))
 
 
 def _extend_cached(model, ids: np.ndarray, prompt_len: int, choose) -> None:
@@ -72,9 +72,21 @@ def _extend_cached(model, ids: np.ndarray, prompt_len: int, choose) -> None:
     cache = KVCache.for_model(model)
     unseen = ids[:, :prompt_len]  # the positions whose keys and values are not cached yet
     for position in range(prompt_len, ids.shape[1]):
-        logits = model(unseen, cache=cache).data[:, -1, :]
-        ids[:, position] = choose(logits)
+        ids[:, position] = choose(_last_logits(model, model(unseen, cache=cache), unseen.shape[1]))
         unseen = ids[:, position : position + 1]
+
+
+def _last_logits(model, output, length: int) -> np.ndarray:
+    """The last position's logits (B, vocab) of ``model``'s output for ``length`` positions, after
+    checking its shape: an id sampled from a wider row would not be a token of the model."""
+    logits = array_of(output)
+    batch = logits.shape[0] if logits.ndim else 0
+    if logits.shape != (batch, length, model.vocab_size):
+        raise ValueError(
+            f"{_WHERE}: the model returned logits of shape {logits.shape} for {length} position(s); expected "
+            f"(batch, {length}, vocab_size={model.vocab_size})"
+        )
+    return logits[:, -1, :]
 
 
 def _check_prompt(model, prompt_ids) -> tuple[np.ndarray, bool]:
@@ -85,7 +97,11 @@ def _check_prompt(model, prompt_ids) -> tuple[np.ndarray, bool]:
                 f"{_WHERE}: model must be a causal language model with vocab_size, max_len and num_layers "
                 f"(such as tinytorch_core.nn.GPT); {type(model).__name__} has no {attribute!r}"
             )
-    ids = array_of(prompt_ids)
+    try:
+        ids = array_of(prompt_ids)
+    except ValueError:  # NumPy cannot stack prompts of different lengths
+        raise ValueError(f"{_WHERE}: prompt_ids must hold prompts of equal length (pad them, or generate "
+                         "for each prompt separately)") from None
     if ids.ndim not in (1, 2) or ids.shape[-1] == 0 or ids.size == 0:
         raise ValueError(
             f"{_WHERE}: prompt_ids must be a non-empty (T,) sequence or a (B, T) batch of equal-length "
@@ -94,6 +110,15 @@ def _check_prompt(model, prompt_ids) -> tuple[np.ndarray, bool]:
     check_indices(ids, model.vocab_size, f"{_WHERE} (prompt_ids)")
     single = ids.ndim == 1
     return (ids[None, :] if single else ids), single
+
+
+def _check_use_cache(model, use_cache) -> None:
+    if not isinstance(use_cache, (bool, np.bool_)):
+        raise TypeError(f"{_WHERE}: use_cache must be True or False, got {use_cache!r}")
+    if use_cache and not getattr(model, "causal", True):
+        # a non-causal model's earlier positions see later ones: their stored keys would be stale
+        raise ValueError(f"{_WHERE}: the model is not causal (causal=False), so a key/value cache would change its "
+                         "answers; pass use_cache=False")
 
 
 def _check_context(model, prompt_len: int, max_new_tokens: int) -> None:

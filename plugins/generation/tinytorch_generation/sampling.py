@@ -16,9 +16,20 @@ from tinytorch_core.checks import array_of, positive_int
 
 
 def _logit_rows(logits, where: str) -> np.ndarray:
+    """``logits`` as a floating (batch, vocab) array whose rows can be sampled from: no NaN, no
+    ``+inf``, and at least one finite logit per row (``-inf`` marks a token that is ruled out).
+    A model that produced anything else is broken; choosing a token from it would hide that."""
     rows = array_of(logits)
     if rows.ndim != 2 or rows.shape[-1] == 0 or rows.dtype.kind != "f":
         raise ValueError(f"{where}: logits must be a floating (batch, vocab) array, got {rows.dtype} {rows.shape}")
+    bad = np.isnan(rows).any(axis=-1) | (rows == np.inf).any(axis=-1) | (rows == -np.inf).all(axis=-1)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise ValueError(
+            f"{where}: row {row} of the logits holds NaN or +inf, or no finite value at all, so no token can be "
+            f"chosen from it (finite logits, with -inf for ruled-out tokens, are expected); run the model under "
+            f"tinytorch_core.detect_anomaly() to find where it came from"
+        )
     return rows
 
 
@@ -59,10 +70,18 @@ def top_p_filter(logits, p: float) -> np.ndarray:
     return np.where(keep, rows, -np.inf)
 
 
-def softmax_rows(logits: np.ndarray) -> np.ndarray:
+def softmax_rows(logits) -> np.ndarray:
     """Softmax of each row (shifted by its max: ``exp`` never overflows; ``-inf`` gives 0)."""
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    rows = _logit_rows(logits, "softmax_rows")
+    shifted = np.exp(_shifted(rows))
     return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def _shifted(rows: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """``(rows - row max) / temperature``: the same softmax, and every value <= 0, so a tiny
+    temperature or a huge logit gap can only give ``-inf`` (probability 0, the right limit)."""
+    with np.errstate(over="ignore"):  # overflow here means "far below the max": -inf is exact enough
+        return (rows - rows.max(axis=-1, keepdims=True)) / temperature
 
 
 def sample_tokens(logits, rng: np.random.Generator) -> np.ndarray:
@@ -82,13 +101,14 @@ def choose_next(logits, temperature: float, top_k, top_p, rng) -> np.ndarray:
     random draw), else a draw from ``softmax(logits / temperature)`` after the top-k and top-p
     filters (each skipped when None)."""
     rows = _logit_rows(logits, "choose_next").astype(np.float64)
+    temperature = check_temperature(temperature, "choose_next")
     if temperature == 0:
         return rows.argmax(axis=-1).astype(np.int64)  # ties: the lowest token id
-    rows = rows / temperature
+    rows = _shifted(rows, temperature)
     if top_k is not None:
-        rows = top_k_filter(rows, top_k)
+        rows = top_k_filter(rows, positive_int(top_k, "top_k", "choose_next"))
     if top_p is not None:
-        rows = top_p_filter(rows, top_p)
+        rows = top_p_filter(rows, check_top_p(top_p, "choose_next"))
     return sample_tokens(rows, rng)
 
 
