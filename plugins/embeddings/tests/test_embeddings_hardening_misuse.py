@@ -80,7 +80,7 @@ def test_load_checks_max_bytes(name, max_bytes, tmp_path):
 @pytest.mark.parametrize("name", TOKENIZERS)
 def test_paths_that_name_no_file_to_write_are_clear_errors(name, tmp_path):
     tokenizer = TOKENIZERS[name]
-    with pytest.raises(IsADirectoryError, match=r"save: .* is a directory; save to a file in it, such as"):
+    with pytest.raises(IsADirectoryError, match=r"save: .* names a directory, not a file; save to a file in it"):
         tokenizer.save(tmp_path)  # before: the message named a temporary file
     with pytest.raises(FileNotFoundError, match=r"save: cannot save .*: the folder .* does not exist"):
         tokenizer.save(tmp_path / "missing" / "vocab.json")

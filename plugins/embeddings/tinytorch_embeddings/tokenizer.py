@@ -311,17 +311,11 @@ def checked_path(path, caller: str) -> str:
 def write_json_file(path, data: dict, caller: str, indent: int | None = 1) -> None:
     """``data`` as UTF-8 JSON, atomically (a crash mid-save keeps the old file)."""
     target = checked_path(path, caller)
-    if os.path.isdir(target):  # refused before a temporary file is written next to it
-        raise IsADirectoryError(f"{caller}: {target!r} is a directory; save to a file in it, such as "
-                                f"{os.path.join(target, 'vocab.json')!r}")
-    folder = os.path.dirname(os.path.abspath(target))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{caller}: cannot save {target!r}: the folder {folder!r} does not exist")
     try:
         payload = json.dumps(data, ensure_ascii=False, indent=indent).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate character: escape it instead
         payload = json.dumps(data, ensure_ascii=True, indent=indent).encode("ascii")
-    with atomic_write(target) as handle:
+    with atomic_write(target, caller) as handle:  # refuses a directory or a missing folder
         handle.write(payload)
 
 

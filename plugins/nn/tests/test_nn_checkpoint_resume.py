@@ -252,3 +252,14 @@ def test_save_refuses_a_header_load_would_refuse(tmp_path):
     with pytest.raises(ValueError, match="JSON values, over the limit"):
         save({f"w{k}": np.zeros(1) for k in range(10_000)}, tmp_path / "many.safetensors")
     assert not list(tmp_path.iterdir())
+
+
+def test_save_to_a_directory_or_a_missing_folder_names_the_path(tmp_path):
+    state = {"w": tt.Tensor(np.ones(2, np.float32))}
+    # before: the errors named the temporary file written next to the target
+    with pytest.raises(IsADirectoryError, match=r"save: .* names a directory, not a file"):
+        tt.io.save(state, tmp_path)
+    missing = tmp_path / "missing" / "model.safetensors"
+    with pytest.raises(FileNotFoundError, match=r"save: cannot save .*: the folder .*missing.* does not exist"):
+        tt.io.save(state, missing)
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind

@@ -167,18 +167,21 @@ def _fsync_directory(directory: str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_write(path):
+def atomic_write(path, caller: str = "save"):
     """Yield a binary file; on a clean exit its content replaces ``path`` in one rename.
 
     The data goes to a temporary file in the same directory (so the rename cannot cross file
     systems), which is flushed and fsynced before ``os.replace``. If the block raises, the
-    temporary file is removed and ``path`` is untouched.
+    temporary file is removed and ``path`` is untouched. A directory, or a path whose folder does
+    not exist, is refused first, with ``caller`` (the function saving) named in the error.
     """
-    target = os.fspath(path)
+    target = os.fsdecode(path)
     directory = os.path.dirname(os.path.abspath(target))
     base = os.path.basename(target)
-    if not base:
-        raise IsADirectoryError(f"save: {target!r} names a directory, not a file")
+    if not base or os.path.isdir(target):
+        raise IsADirectoryError(f"{caller}: {target!r} names a directory, not a file; save to a file in it")
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"{caller}: cannot save {target!r}: the folder {directory!r} does not exist")
     _remove_stale_temporaries(directory, base)
     temp = os.path.join(directory, f".{base}{_TEMP_MARK}{_HOST}-{os.getpid()}-{secrets.token_hex(4)}")
     # O_EXCL: never reuse an existing file; mode 0o666 lets the umask decide, as open() would
