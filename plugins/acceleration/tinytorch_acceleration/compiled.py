@@ -90,8 +90,7 @@ class CompiledStep:
     def __call__(self, *args, **kwargs):
         if current_modes().anomaly:
             return self.train_step(*args, **kwargs)
-        key = signature(args, kwargs)
-        inputs = input_arrays((args, kwargs), [])
+        key, inputs = signature(args, kwargs)
         entry = self.programs.get(key)
         if entry is not None and entry.verified and entry.clock == MODULE_CLOCK.now:
             if not entry.covers(inputs):  # a value the recordings never saw: run (and check) it eagerly
@@ -131,39 +130,32 @@ class CompiledStep:
         return f"<compiled {name}: {len(self.programs)} program(s), {self.recordings} recordings, {self.replays} replays>"
 
 
-def signature(args: tuple, kwargs: dict | None = None) -> tuple:
-    """What a program is valid for: grad mode, and per argument its shape/dtype/requires_grad
-    (Tensors, arrays), its value (numbers, strings), its items (tuples, lists, dicts) or its
-    identity (anything else: the model, the optimizer)."""
-    keywords = tuple((name, _argument_key(value)) for name, value in (kwargs or {}).items())
-    return (is_grad_enabled(), *map(_argument_key, args), keywords)
+def signature(args: tuple, kwargs: dict) -> tuple[tuple, list]:
+    """What a program is valid for, and the call's inputs, in one walk over the arguments.
+
+    The key: grad mode, and per argument its shape/dtype/requires_grad (Tensors, arrays), its
+    value (numbers, strings), its items (tuples, lists, dicts) or its identity (anything else:
+    the model, the optimizer). The inputs: the Tensors and arrays met on the way, in order."""
+    inputs: list = []
+    key = (is_grad_enabled(), *[_argument_key(arg, inputs) for arg in args],
+           tuple((name, _argument_key(value, inputs)) for name, value in kwargs.items()))
+    return key, inputs
 
 
-def _argument_key(arg):
+def _argument_key(arg, inputs: list):
     if isinstance(arg, Tensor):
+        inputs.append(arg)
         return arg.data.shape, arg.data.dtype, arg.requires_grad
     if isinstance(arg, np.ndarray):
+        inputs.append(arg)
         return "array", arg.shape, arg.dtype
     if arg is None or isinstance(arg, (bool, int, float, str, np.generic)):
         return type(arg), arg
     if isinstance(arg, (tuple, list)):  # a new (x, y) batch each call: its items count, not its identity
-        return type(arg), tuple(map(_argument_key, arg))
+        return type(arg), tuple([_argument_key(item, inputs) for item in arg])
     if isinstance(arg, dict):
-        return dict, tuple((name, _argument_key(value)) for name, value in arg.items())
+        return dict, tuple([(name, _argument_key(value, inputs)) for name, value in arg.items()])
     return "object", id(arg)
-
-
-def input_arrays(value, found: list) -> list:
-    """The Tensors and arrays of a call's arguments in order, inside tuples, lists and dicts too."""
-    if isinstance(value, (Tensor, np.ndarray)):
-        found.append(value)
-    elif isinstance(value, (tuple, list)):
-        for item in value:
-            input_arrays(item, found)
-    elif isinstance(value, dict):
-        for item in value.values():
-            input_arrays(item, found)
-    return found
 
 
 def _array(value) -> np.ndarray:
@@ -179,9 +171,9 @@ def _integer_bounds(inputs: list, before: dict) -> dict:
         if array.dtype.kind not in "iu":
             continue
         low, high = before.get(index, (None, None))
-        if array.size:
-            low = array.min() if low is None else min(low, array.min())
-            high = array.max() if high is None else max(high, array.max())
+        if array.size:  # as Python ints: compared on every replay
+            low = int(array.min()) if low is None else min(low, int(array.min()))
+            high = int(array.max()) if high is None else max(high, int(array.max()))
         bounds[index] = (low, high)
     return bounds
 
