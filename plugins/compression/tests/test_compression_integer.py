@@ -119,3 +119,25 @@ def test_quantize_refuses_what_it_cannot_convert():
         quantize(tt.nn.Linear(2, 2), [np.zeros((1, 2), np.float32)])
     with pytest.raises(ValueError, match="no batch"):
         quantize(tt.nn.Sequential(tt.nn.Linear(2, 2)), [])
+
+
+def test_float32_accumulators_equal_the_int32_ones_where_they_are_taken():
+    """The fast path keeps accumulators in float32 only where every partial sum provably stays an
+    integer below 2**24; at the edge of that bound, with every product at its largest, it gives
+    exactly the int32 path's values."""
+    from tinytorch_compression.integer_layers import _K_BLOCK, _accumulate_in_float32, _fits_float32
+    from tinytorch_compression.quantize import per_channel_weights
+    k = 1000  # 1000 * 128 * 127 = 16,256,000, just inside 2**24 = 16,777,216
+    linear = tt.nn.Linear(k, 3, bias=False)
+    with tt.no_grad():
+        linear.weight.fill_(1.0)  # every weight code 127
+    layer = QuantizedLinear.from_float(linear, (0.05, 0), (0.2, 3), per_channel_weights)
+    columns = np.full((4, k), -128, np.float32)  # every input code -128: each product -16,256
+    weight = layer.weight_matrix()
+    offsets = layer.offsets(weight)
+    assert _fits_float32(k, offsets) and not _fits_float32(1100, offsets)
+    fast = _accumulate_in_float32(columns, weight, offsets)
+    exact = exact_integer_matmul(columns, weight.T.astype(np.float32), _K_BLOCK) + offsets.astype(np.int32)
+    assert fast.dtype == np.float32
+    np.testing.assert_array_equal(fast, exact)
+    np.testing.assert_array_equal(fast, np.full((4, 3), -16_256_000))
