@@ -48,12 +48,16 @@ def profile_counts():
 def profile_time_and_trace():
     rng = np.random.default_rng(1)
     a = Tensor(rng.standard_normal((250, 250)).astype(np.float32), requires_grad=True)
-    with tt.profiler.profile() as prof:
-        for _ in range(4):
-            (a @ a).sum().backward()
-    covered = sum(event.self_ns for event in prof.events)
-    if abs(covered - prof.wall_ns) > 0.10 * prof.wall_ns:
-        raise ConformanceError(f"the events' self times add up to {covered} ns, the region took {prof.wall_ns} ns")
+    for _ in range(3):  # wall-clock times: a pause of a busy machine between two events is nobody's self time
+        with tt.profiler.profile() as prof:
+            for _ in range(4):
+                (a @ a).sum().backward()
+        covered = sum(event.self_ns for event in prof.events)
+        if abs(covered - prof.wall_ns) <= 0.10 * prof.wall_ns:
+            break
+    else:
+        raise ConformanceError(f"the events' self times add up to {covered} ns, the region took {prof.wall_ns} ns "
+                               "(in each of 3 runs)")
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "trace.json"
         prof.export_chrome_trace(path)
