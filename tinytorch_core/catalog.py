@@ -156,19 +156,8 @@ STAGES: tuple[Package, ...] = (
         ),
     ),
     Package(
-        name="generation",
-        order=7,
-        distribution="tinytorch-generation",
-        folder="plugins/generation",
-        package="tinytorch_generation",
-        requires=("attention",),
-        title="Text generation",
-        introduces="generate with a key/value cache; greedy, temperature, top-k and top-p sampling",
-        symbols=_symbols(generation="generate KVCache top_k_filter top_p_filter sample_tokens"),
-    ),
-    Package(
         name="acceleration",
-        order=8,
+        order=7,
         distribution="tinytorch-acceleration",
         folder="plugins/acceleration",
         package="tinytorch_acceleration",
@@ -177,6 +166,18 @@ STAGES: tuple[Package, ...] = (
         introduces="compile: record a training step's kernels once, replay them with no Tensors, "
         "graph or engine work, bitwise equal to eager",
         symbols=_symbols(acceleration="compile CompiledStep CompileError"),
+    ),
+    Package(
+        name="generation",
+        order=8,
+        distribution="tinytorch-generation",
+        folder="plugins/generation",
+        package="tinytorch_generation",
+        requires=("attention", "acceleration"),
+        title="Text generation",
+        introduces="generate with a key/value cache whose decode step is compiled once and replayed; greedy, "
+        "temperature, top-k and top-p sampling",
+        symbols=_symbols(generation="generate KVCache top_k_filter top_p_filter sample_tokens", ops="kv_cache_write"),
     ),
     Package(
         name="distributed",

@@ -80,7 +80,7 @@ def test_with_only_core_and_nn_verify_runs_three_and_locks_two(tmp_path, capsys)
     assert installs == {
         "cnn": catalog.install_command("spatial"), "transformer": catalog.install_command("attention"),
         "mlperf": "pip install . ./plugins/nn ./plugins/spatial ./plugins/embeddings ./plugins/attention "
-                  "./plugins/profiling ./plugins/compression ./plugins/generation",
+                  "./plugins/profiling ./plugins/compression ./plugins/acceleration ./plugins/generation",
         "tinygpt": catalog.install_command("attention"),
     }
     assert payload["counts"] == {"passed": 3, "failed": 0, "error": 0, "locked": 4}

@@ -2,8 +2,8 @@
 
 The digits CNN (the CNN milestone's, when it ran in the same verify; else trained here) is
 profiled, quantized to INT8, pruned, pruned and quantized; a small GPT generates with and
-without its key/value cache; with the acceleration stage installed, the training step is also
-compiled. Each technique's size, latency and accuracy stand side by side with the float32
+without its key/value cache; the training step is also compiled (the acceleration stage, which
+generation builds on). Each technique's size, latency and accuracy stand side by side with the float32
 baseline in one table (the "Olympics" table), and each claim is a check.
 """
 
@@ -29,7 +29,7 @@ DESCRIPTION = (
     "Measure, then optimize, and prove each effect: profile a CNN training step (FLOPs match the model "
     "summary); INT8 quantization (within 0.5 points, 4x smaller weights, no slower); 80 % pruning "
     "(within 1 point); pruning + INT8 (8x smaller, within 1.5 points); a KV cache (same greedy tokens, "
-    "10x faster); a compiled training step (bitwise-equal losses, faster) when acceleration is installed."
+    "10x faster); a compiled training step (bitwise-equal losses, faster)."
 )
 LATENCY_BATCH, FINETUNE_EPOCHS, FINETUNE_LR, BATCH = 256, 3, 2e-3, 32
 NOISE = 0.10  # INT8 and float32 run the same float32 GEMMs: their times differ by less than this run to run

@@ -77,14 +77,21 @@ def _functional(stage: str, ops: list) -> str:
                   "", "import numpy as np", "", "from tinytorch_core import Function", ""]
     for op in ops:
         cls = _function_class(op)
-        functional += ["", f"class {cls}(Function):",
-                       f'    """The Function of {op.name}: forward on arrays, backward with one gradient per input."""',
-                       "", "    @staticmethod", f"    def forward(ctx, {op.signature}):",
-                       f'        raise NotImplementedError("TODO: {op.name} forward (save what backward needs with '
-                       f'ctx.save_for_backward)")', "", "    @staticmethod", "    def backward(ctx, grad):",
-                       f'        raise NotImplementedError("TODO: {op.name} backward (return one gradient per '
-                       f'forward input, None for non-tensors)")', "", "",
-                       f"def {op.name}({op.signature}):", f'    """{op.doc}\n    """',
+        if op.differentiable:
+            functional += ["", f"class {cls}(Function):",
+                           f'    """The Function of {op.name}: forward on arrays, backward with one gradient per input."""',
+                           "", "    @staticmethod", f"    def forward(ctx, {op.signature}):",
+                           f'        raise NotImplementedError("TODO: {op.name} forward (save what backward needs with '
+                           f'ctx.save_for_backward)")', "", "    @staticmethod", "    def backward(ctx, grad):",
+                           f'        raise NotImplementedError("TODO: {op.name} backward (return one gradient per '
+                           f'forward input, None for non-tensors)")']
+        else:
+            functional += ["", f"class {cls}(Function):",
+                           f'    """The Function of {op.name}: forward on arrays only (its outputs carry no gradient)."""',
+                           "", "    differentiable = False", "", "    @staticmethod",
+                           f"    def forward(ctx, {op.signature}):",
+                           f'        raise NotImplementedError("TODO: {op.name} forward")']
+        functional += ["", "", f"def {op.name}({op.signature}):", f'    """{op.doc}\n    """',
                        f"    return {cls}.apply({_signature_call(op.signature)})", ""]
     return "\n".join(functional).rstrip() + "\n"
 
@@ -94,7 +101,7 @@ def _samples(stage: str, ops: list) -> str:
     samples = ['"""Inputs each op is gradient-checked on (``tinytorch check ' + stage + '``)."""', "",
                "import numpy as np  # noqa: F401", "", "from tinytorch_core import Sample",
                "from tinytorch_core.host.samples import randn", ""]
-    for op in ops:
+    for op in (op for op in ops if op.differentiable):
         samples += ["", f"def {op.name}_samples(rng):", f"    yield {op.sample}", ""]
     return "\n".join(samples).rstrip() + "\n"
 
@@ -126,7 +133,8 @@ def _plugin(stage: str, ops: list) -> str:
     """The hooks: declare the stage, register each op and every catalog name of the stage."""
     registrations = "\n".join(
         f'    registry.op("{stage}::{op.name}", F.{_function_class(op)}, '
-        f"samples=samples.{op.name}_samples, call=F.{op.name})" for op in ops) or f"    pass  # stage {stage} has no ops"
+        + (f"samples=samples.{op.name}_samples, " if op.differentiable else "")
+        + f"call=F.{op.name})" for op in ops) or f"    pass  # stage {stage} has no ops"
     plugin = textwrap.dedent(f'''\
         """The hooks that make this package a provider of stage '{stage}'."""
 

@@ -13,6 +13,7 @@ class Op:
     inputs: tuple  # the parameters that are tensors (each may need a gradient)
     doc: str
     sample: str  # a Python expression of one gradient-check Sample (``rng``, ``randn`` in scope)
+    differentiable: bool = True  # False: forward only, registered without samples (no gradcheck)
 
 
 @dataclass(frozen=True)

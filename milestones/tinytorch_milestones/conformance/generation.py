@@ -10,7 +10,7 @@ import numpy as np
 import tinytorch_core as tt
 
 from . import Check, ConformanceError, expect_close, expect_error
-from .contract import Helper, Layer
+from .contract import Helper, Layer, Op
 
 VOCAB = 11
 
@@ -122,12 +122,40 @@ def kv_cache_contract():
         raise ConformanceError(f"the layers appended keys of shapes {spy.appended}: a step must compute only "
                                "its new position")
     cache = tt.generation.KVCache(1, 3)
-    keys = np.ones((1, 2, 4))
-    stored = cache.layer(0).append(keys, keys)
-    if tuple(np.shape(stored[0])) != (1, 2, 4):
-        raise ConformanceError(f"KVCache.layer(0).append of 2 positions returned keys {np.shape(stored[0])}")
+    keys = np.arange(8.0).reshape(1, 2, 4)
+    stored = np.asarray(getattr(cache.layer(0).append(keys, keys)[0], "data", None))
+    if stored.shape != (1, 2, 4) or not np.array_equal(stored, keys):
+        raise ConformanceError(f"KVCache.layer(0).append of 2 positions returned keys {stored.tolist()}, expected "
+                               f"the 2 appended {keys.tolist()}")
     cache.advance(2)
     expect_error(ValueError, lambda: cache.layer(0).append(keys, keys), "KVCache(max_len=3) given a 4th position")
+
+
+# ---- the cache's op -----------------------------------------------------------------------------------
+def kv_cache_write_forward():
+    key_buffer, value_buffer = np.zeros((2, 5, 3)), np.full((2, 5, 3), -1.0)
+    keys = np.random.default_rng(2).standard_normal((2, 2, 3))
+    stored_keys, stored_values = tt.ops.kv_cache_write(key_buffer, value_buffer, keys, keys + 1, np.array([1, 2]))
+    expected_keys, expected_values = np.zeros((2, 5, 3)), np.full((2, 5, 3), -1.0)
+    expected_keys[:, 1:3], expected_values[:, 1:3] = keys, keys + 1
+    _expect_equal("kv_cache_write: key_buffer written in place at positions 1 and 2", key_buffer, expected_keys)
+    _expect_equal("kv_cache_write: value_buffer written in place", value_buffer, expected_values)
+    _expect_equal("kv_cache_write: the keys returned (positions 0..2)", np.asarray(stored_keys.data),
+                  expected_keys[:, :3])
+    _expect_equal("kv_cache_write: the values returned (positions 0..2)", np.asarray(stored_values.data),
+                  expected_values[:, :3])
+
+
+def kv_cache_write_errors():
+    key_buffer, keys = np.zeros((1, 4, 2)), np.ones((1, 1, 2))
+    for error, positions, what in ((IndexError, np.array([4]), "a position past the buffer"),
+                                   (IndexError, np.array([-1]), "a negative position"),
+                                   (TypeError, np.array([1.0]), "a float position")):
+        expect_error(error, lambda: tt.ops.kv_cache_write(key_buffer, key_buffer.copy(), keys, keys, positions),
+                     f"kv_cache_write with {what}")
+    expect_error(ValueError, lambda: tt.ops.kv_cache_write(key_buffer, key_buffer.copy(), np.ones((1, 1, 3)),
+                                                           np.ones((1, 1, 3)), np.array([0])),
+                 "kv_cache_write with keys of another width")
 
 
 # ---- the sampling helpers -----------------------------------------------------------------------------
@@ -163,6 +191,8 @@ CHECKS = [
     Check("generation.generate", "contract", generate_sampled),
     Check("generation.generate", "contract", generate_errors),
     Check("generation.KVCache", "contract", kv_cache_contract),
+    Check("ops.kv_cache_write", "forward", kv_cache_write_forward),
+    Check("ops.kv_cache_write", "contract", kv_cache_write_errors),
     Check("generation.top_k_filter", "forward", top_k_forward),
     Check("generation.top_p_filter", "forward", top_p_forward),
     Check("generation.sample_tokens", "forward", sample_tokens_forward),
@@ -178,11 +208,16 @@ CONTRACT = [
     (model(idx, cache=cache)); the same tokens as without it. ValueError for an empty prompt,
     prompt + max_new_tokens > model.max_len, temperature < 0, top_p outside (0, 1], top_k < 1;
     IndexError for ids outside 0..vocab_size - 1."""),
+    Op("kv_cache_write", "key_buffer, value_buffer, keys, values, positions", inputs=(), differentiable=False,
+       doc="""Write keys and values (B, T, E) into the buffers (B, S, E) at positions (T,), consecutive
+    ints, in place; return views of both buffers' positions 0..positions[-1] (every stored one).
+    IndexError for a position outside 0..S-1, TypeError for float positions, ValueError for other shapes.""",
+       sample=""),
     Layer("KVCache", "num_layers, max_len", namespace="generation", base="object",
           doc="""The attention stage's cache protocol: length (positions stored), layer(i) -> an object
     whose append(keys, values) stores (B, T, E) at positions length.. and returns every stored
-    position's keys and values (B, length + T, E); advance(count) adds count to length. Allocate
-    (B, max_len, E) per layer once; ValueError beyond max_len.""",
+    position's keys and values (B, length + T, E) (kv_cache_write does both); advance(count) adds
+    count to length. Allocate (B, max_len, E) per layer once; ValueError beyond max_len.""",
           methods=("def layer(self, index)", "def advance(self, count)")),
     Helper("generation", "top_k_filter", "logits, k",
            """(B, V) logits with all but each row's k largest set to -inf (ties with the k-th kept)."""),

@@ -32,7 +32,7 @@ def eager_losses(batches):
     return losses
 
 
-def compiled_step():
+def compiled_step(**options):
     model, optimizer = setup()
 
     def step(x, y):
@@ -42,7 +42,7 @@ def compiled_step():
         optimizer.zero_grad()
         return loss.item()
 
-    return tt.compile(step)
+    return tt.compile(step, **options)
 
 
 def test_keyword_arguments_are_inputs_like_positional_ones():
@@ -119,3 +119,69 @@ def test_a_new_valid_integer_value_runs_eagerly_once_and_then_replays():
 def test_verify_must_be_a_bool():
     with pytest.raises(TypeError, match="verify must be True or False"):
         tt.compile(lambda: None, verify="no")
+
+
+def test_a_declared_integer_range_replays_values_the_recordings_never_saw():
+    step = compiled_step(integer_ranges={"y": (0, 2)})
+    ys = [Tensor(np.array([0, 1, 0, 1, 0]))] * 2 + [Tensor(np.array([2, 2, 0, 1, 2]))] * 3
+    losses = [step(x, y) for x, y in zip(XS, ys)]
+    assert losses == eager_losses(zip(XS, ys))
+    assert (step.recordings, step.replays) == (2, 3)  # class 2 was never recorded, yet replays
+
+
+@pytest.mark.parametrize("bad", [3, -1])
+def test_a_value_outside_the_declared_range_still_runs_eagerly_and_is_checked(bad):
+    step = compiled_step(integer_ranges={"y": (0, 2)})
+    for x, y in zip(XS[:3], YS[:3]):
+        step(x, y)
+    with pytest.raises(IndexError, match=f"class index {bad}"):
+        step(XS[3], Tensor(np.array([0, 1, 2, bad, 0])))
+
+
+def test_a_declared_range_covers_keyword_and_nested_arguments():
+    model, optimizer = setup()
+
+    def step(batch, scale=1.0):
+        x, y = batch
+        loss = tt.ops.cross_entropy(model(x), y) * scale
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        return loss.item()
+
+    compiled = tt.compile(step, integer_ranges={"batch": (0, 2)})
+    ys = [Tensor(np.array([0, 1, 0, 1, 0]))] * 2 + [Tensor(np.array([2, 2, 2, 2, 2]))] * 2
+    losses = [compiled(batch=(x, y)) for x, y in zip(XS, ys)]
+    assert losses == eager_losses(zip(XS, ys)) and compiled.replays == 2
+
+
+@pytest.mark.parametrize("ranges, error, message", [
+    ([("y", (0, 2))], TypeError, "must be a dict"),
+    ({"z": (0, 2)}, ValueError, "names 'z', which is not a parameter"),
+    ({"y": (2, 0)}, ValueError, "low <= high"),
+    ({"y": (0.0, 2)}, ValueError, "tuple \\(low, high\\) of ints"),
+    ({"y": (True, 2)}, ValueError, "tuple \\(low, high\\) of ints"),
+    ({"y": [0, 2]}, ValueError, "tuple \\(low, high\\) of ints"),
+])
+def test_integer_ranges_are_checked(ranges, error, message):
+    with pytest.raises(error, match=message):
+        compiled_step(integer_ranges=ranges)
+
+
+def test_a_step_that_slices_a_parameter_verifies_and_replays():
+    # x[:T] passes a slice to an op; slices are unhashable before Python 3.12, and the check that
+    # two recordings are the same used to compare them by identity: every such step was refused
+    table = tt.nn.Parameter(np.arange(12.0).reshape(6, 2))
+    optimizer = tt.optim.SGD([table], lr=0.1)
+
+    def step(x):
+        loss = (table[:3] * x).sum()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        return loss.item()
+
+    compiled = tt.compile(step)
+    for _ in range(4):
+        compiled(np.ones((3, 2)))
+    assert (compiled.recordings, compiled.replays) == (2, 2)

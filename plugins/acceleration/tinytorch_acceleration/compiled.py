@@ -21,12 +21,16 @@ passed by keyword: the Tensors and arrays inside are the call's inputs, the stru
 the signature. A replay skips the checks the step's functions make on values (a class index out
 of range, a token id past the vocabulary), so integer inputs replay only while their values stay
 within the range the recorded calls saw; any other value runs the step eagerly, which checks it
-(and, if it passes, widens the range).
+(and, if it passes, widens the range). A step whose integer inputs are valid over a known
+range (token ids below the vocabulary size, positions below the context) declares it with
+``integer_ranges``: values inside it replay from the first recording on.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
+import numbers
 
 import numpy as np
 
@@ -41,21 +45,27 @@ from .recorder import Recorder
 MAX_PROGRAMS = 8
 
 
-def compile(train_step=None, *, verify: bool = True):  # noqa: A001 (PyTorch's name)
+def compile(train_step=None, *, verify: bool = True, integer_ranges=None):  # noqa: A001 (PyTorch's name)
     """Return ``train_step`` compiled: same results, bitwise, with the per-op Python work gone.
 
     ``train_step(*args)`` does one step (forward, loss, ``backward()``, ``optimizer.step()``,
     ``zero_grad()``) and returns None, the loss tensor or ``loss.item()``. Usable as a decorator
     (``@compile``). ``verify=False`` replays from the second call (skips the second recording,
     and with it the check for data-dependent steps).
+
+    ``integer_ranges``: ``{parameter name: (low, high)}``, the values for which the step's
+    integer inputs in that argument pass every check the step makes (``{"token_ids": (0,
+    vocab_size - 1)}``). Such inputs replay whenever their values lie in that range, instead of
+    only within the values the recordings saw. Declaring a range the step does not accept lets
+    a replay skip a check it needed: declare only what the step's own checks allow.
     """
     if not isinstance(verify, bool):
         raise TypeError(f"compile: verify must be True or False, got {verify!r}")
     if train_step is None:
-        return functools.partial(compile, verify=verify)
+        return functools.partial(compile, verify=verify, integer_ranges=integer_ranges)
     if not callable(train_step):
         raise TypeError(f"compile: expected a function (the training step), got {type(train_step).__name__}")
-    return CompiledStep(train_step, verify=verify)
+    return CompiledStep(train_step, verify=verify, integer_ranges=integer_ranges)
 
 
 class _Entry:
@@ -79,9 +89,10 @@ class _Entry:
 class CompiledStep:
     """A training step that records itself on its first calls and replays afterwards."""
 
-    def __init__(self, train_step, verify: bool = True):
+    def __init__(self, train_step, verify: bool = True, integer_ranges=None):
         self.train_step = train_step
         self.verify = verify
+        self.integer_ranges = _check_integer_ranges(integer_ranges, train_step)
         self.programs: dict = {}  # signature -> _Entry
         self.recordings = 0  # eager, recorded calls so far (a test reads it)
         self.replays = 0
@@ -122,8 +133,25 @@ class CompiledStep:
         if len(self.programs) >= MAX_PROGRAMS and key not in self.programs:
             self.programs.pop(next(iter(self.programs)))
         bounds = _integer_bounds(inputs, entry.bounds if entry is not None else {})
+        if self.integer_ranges:
+            bounds.update(self._declared_bounds(args, kwargs, inputs))
         self.programs[key] = _Entry(program, clock, entry is not None or not self.verify, bounds)
         return value
+
+    def _declared_bounds(self, args: tuple, kwargs: dict, inputs: list) -> dict:
+        """input index -> the declared (low, high) of each integer input inside an argument named
+        in ``integer_ranges`` (inputs are numbered in the order ``signature`` collects them)."""
+        names = _parameter_names(self.train_step, len(args)) + list(kwargs)
+        declared, index = {}, 0
+        for name, value in zip(names, (*args, *kwargs.values())):
+            found: list = []
+            _argument_key(value, found)
+            if name in self.integer_ranges:
+                for position in range(index, index + len(found)):
+                    if _array(inputs[position]).dtype.kind in "iu":
+                        declared[position] = self.integer_ranges[name]
+            index += len(found)
+        return declared
 
     def __repr__(self) -> str:
         name = getattr(self.train_step, "__name__", repr(self.train_step))
@@ -160,6 +188,46 @@ def _argument_key(arg, inputs: list):
 
 def _array(value) -> np.ndarray:
     return value.data if isinstance(value, Tensor) else value
+
+
+def _check_integer_ranges(integer_ranges, train_step) -> dict:
+    """``integer_ranges`` as ``{name: (low, high)}`` of Python ints, after checking it."""
+    if integer_ranges is None:
+        return {}
+    if not isinstance(integer_ranges, dict):
+        raise TypeError(f"compile: integer_ranges must be a dict {{parameter name: (low, high)}}, got "
+                        f"{type(integer_ranges).__name__}")
+    try:
+        parameters = inspect.signature(train_step).parameters
+    except (TypeError, ValueError):  # a builtin or C function: names cannot be checked
+        parameters = None
+    checked = {}
+    for name, bounds in integer_ranges.items():
+        if parameters is not None and name not in parameters:
+            raise ValueError(f"compile: integer_ranges names {name!r}, which is not a parameter of the step "
+                             f"(its parameters: {list(parameters)})")
+        if not (isinstance(bounds, tuple) and len(bounds) == 2
+                and all(isinstance(b, numbers.Integral) and not isinstance(b, bool) for b in bounds)
+                and bounds[0] <= bounds[1]):
+            raise ValueError(f"compile: integer_ranges[{name!r}] must be a tuple (low, high) of ints with "
+                             f"low <= high, got {bounds!r}")
+        checked[name] = (int(bounds[0]), int(bounds[1]))
+    return checked
+
+
+def _parameter_names(train_step, count: int) -> list:
+    """The names of the step's first ``count`` positional parameters (``*args`` repeats its name)."""
+    try:
+        parameters = list(inspect.signature(train_step).parameters.values())
+    except (TypeError, ValueError):
+        return [None] * count
+    names = []
+    for parameter in parameters:
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            return names + [parameter.name] * (count - len(names))
+        if parameter.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
+            names.append(parameter.name)
+    return (names + [None] * count)[:count]
 
 
 def _integer_bounds(inputs: list, before: dict) -> dict:

@@ -41,6 +41,7 @@ class Recorder(Observer):
         self.arg_bindings, self.tensor_bindings, self.bound = [], [], {}  # bound: id(array) -> tensor
         self.pending = {}  # (id(node), output index) -> slot of that output's gradient sum
         self.watched = {}  # id(tensor) -> (tensor, id(data), version) of module parameters/buffers
+        self.covered = set()  # ids of the modules whose tensors are watched (with every submodule)
         self.depth = 0  # ops running inside an op (a forward built from other ops) are not recorded
         self.produced = set()  # slots of op outputs
         for index, arg in enumerate(args):
@@ -79,9 +80,16 @@ class Recorder(Observer):
 
     # ---- what the observer is told ----------------------------------------------------------------
     def module_started(self, module: Module):
-        for tensor in (*module.parameters(), *module.buffers()):
-            self._bind(tensor)
-            self.watched.setdefault(id(tensor), (tensor, id(tensor.data), tensor._version))
+        if id(module) in self.covered:  # a submodule of a module already seen: its tensors are bound
+            return
+        # every tensor of the module and its submodules: a forward may read a submodule's
+        # parameter without calling it (GPT reads its position table)
+        for sub_module in module.modules():
+            self.covered.add(id(sub_module))
+            for tensor in (*sub_module._parameters.values(), *sub_module._buffers.values()):
+                if tensor is not None:
+                    self._bind(tensor)
+                    self.watched.setdefault(id(tensor), (tensor, id(tensor.data), tensor._version))
 
     def op_started(self, function, phase):
         self.depth += 1
@@ -129,7 +137,7 @@ class Recorder(Observer):
         self.check_unrecorded_writes()
         self.instructions.append(update_instruction(function, args))
         self.description.append(("update", function, tuple(_comparable(a) for a in args)))
-        self.watched = {}  # the update changes parameters: watch from the next module call on
+        self.watched, self.covered = {}, set()  # the update changes parameters: watch from the next module call on
 
     # ---- backward, as the engine does it ----------------------------------------------------------
     def _grad_source(self, node, index: int, g):
@@ -237,6 +245,8 @@ def _comparable(value):
         return (type(value).__name__, tuple(_comparable(v) for v in value))
     if isinstance(value, Tensor):
         return ("tensor", id(value))
+    if isinstance(value, slice):  # an index such as x[:T]; slices are unhashable before Python 3.12
+        return ("slice", _comparable(value.start), _comparable(value.stop), _comparable(value.step))
     try:
         hash(value)
     except TypeError:

@@ -7,12 +7,18 @@ generation stage supplies the cache (``tinytorch_core.generation.KVCache``), whi
 the arrays and writes into them in place.
 
 - ``GPT.forward(idx, cache=cache)`` reads ``cache.length`` (positions stored so far: the new
-  tokens sit at positions ``length, length + 1, ...``, which picks their position vectors), hands
+  tokens sit at positions ``length, length + 1, ...``), looks up those positions' vectors, hands
   block ``i`` the layer cache ``cache.layer(i)``, and calls ``cache.advance(T)`` once every layer
   has stored its ``T`` new positions.
 - ``MultiHeadAttention.forward(x, cache=layer_cache)`` projects only the new positions, calls
-  ``layer_cache.append(keys, values)`` and attends its queries to every key returned: the
+  ``layer_cache.append(keys, values)`` and attends its queries to the keys returned: the
   earlier positions' keys are read, never recomputed.
+
+A cache may also hand out the new tokens' positions as an array (``positions(count)``; else
+they are ``length, length + 1, ...``). A cache that does, and stores and returns keys with an op
+that reads those positions, makes a decoding step whose every position-dependent choice is data
+inside ops: a compiled step (the acceleration stage) records it once and replays it at every
+position. The generation stage's ``KVCache`` does that.
 
 The cache holds plain arrays, so no gradient reaches earlier positions through it: the layers
 accept a cache only with gradient recording off (``tinytorch_core.no_grad()``).
@@ -44,6 +50,9 @@ class ModelCache(Protocol):
     def advance(self, count: int) -> None:
         """Every layer has stored ``count`` new positions: ``length`` grows by ``count``."""
 
+    # optional: def positions(self, count) -> the (count,) int array of the new tokens' positions
+    # (``length ..`` when absent); a static cache hands out the array a compiled step is given
+
 
 def model_cache_layers(cache, num_layers: int, where: str) -> list:
     """Check that ``cache`` follows ``ModelCache`` and return its first ``num_layers`` layer caches,
@@ -59,6 +68,19 @@ def model_cache_layers(cache, num_layers: int, where: str) -> list:
     if not all(callable(getattr(layer, "append", None)) for layer in layers):
         raise TypeError(f"{where}: cache.layer(i) must return a layer cache with append(keys, values)")
     return layers
+
+
+def new_positions(cache, count: int, where: str) -> np.ndarray:
+    """The positions of the ``count`` new tokens: ``cache.positions(count)`` if the cache hands
+    them out, else ``length, ..., length + count - 1``."""
+    if not callable(getattr(cache, "positions", None)):
+        return np.arange(cache.length, cache.length + count)
+    positions = cache.positions(count)
+    shape, dtype = np.shape(positions), getattr(positions, "dtype", None)
+    if shape != (count,) or dtype is None or dtype.kind not in "iu":
+        raise TypeError(f"{where}: cache.positions({count}) must return a ({count},) int array, got "
+                        f"{dtype} of shape {shape}")
+    return positions
 
 
 def cached_causal_mask(query_len: int, key_len: int) -> np.ndarray:

@@ -171,16 +171,18 @@ def _masked_softmax(scores, mask):
     A query row whose keys are all masked gets all zeros (it attends to nothing) instead of
     the NaN of ``exp(-inf) / 0``.
     """
-    if mask is not None:
-        scores = np.where(mask, scores, -np.inf)
-    row_max = scores.max(axis=-1, keepdims=True)
-    if mask is not None:
-        row_max = np.where(np.isneginf(row_max), 0.0, row_max)  # no -inf - -inf in a masked row
-    e = np.exp(scores - row_max)  # max-subtraction: exp never overflows
-    total = e.sum(axis=-1, keepdims=True)
-    if mask is not None:
-        total = np.where(total == 0, 1.0, total)  # a fully masked row: 0 / 1 = 0
-    return e / total
+    if mask is None:
+        row_max = scores.max(axis=-1, keepdims=True)
+        e = np.exp(scores - row_max)  # max-subtraction: exp never overflows
+        return e / e.sum(axis=-1, keepdims=True)
+    scores = np.where(mask, scores, -np.inf)
+    limits = np.finfo(scores.dtype)
+    # a fully masked row's max is -inf: lifted to the lowest finite float, its exp(-inf - max) is 0,
+    # never the NaN of -inf - -inf (any other row's max is finite and stays as it is)
+    row_max = np.maximum(scores.max(axis=-1, keepdims=True), limits.min)
+    e = np.exp(scores - row_max)
+    # any other row sums to at least 1 (exp(0) at its max); a fully masked one gets 0 / tiny = 0
+    return e / np.maximum(e.sum(axis=-1, keepdims=True), limits.tiny)
 
 
 def _split_heads(x, num_heads: int):

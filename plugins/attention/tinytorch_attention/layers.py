@@ -9,10 +9,10 @@ import numpy as np
 from tinytorch_core import Module, ModuleList, Parameter, is_grad_enabled, no_grad, resolve_generator
 from tinytorch_core.checks import array_of, dtype_mismatch, dtype_of, non_negative_int, positive_int, shape_of
 from tinytorch_embeddings import Embedding, LearnedPositionalEmbedding, SinusoidalPositionalEncoding
-from tinytorch_embeddings.functional import check_indices
+from tinytorch_embeddings.functional import check_indices, embedding
 from tinytorch_nn import GELU, Dropout, Linear, ReLU
 
-from .cache import cached_causal_mask, model_cache_layers
+from .cache import cached_causal_mask, model_cache_layers, new_positions
 from .functional import check_mask, layer_norm, scaled_dot_product_attention
 
 
@@ -338,7 +338,8 @@ class GPT(Module):
             raise ValueError("GPT: key_padding_mask cannot be combined with a cache (it would have to cover "
                              "the cached positions too)")
         check_indices(idx, self.vocab_size, "GPT")
-        x = self.drop(self._add_positions(self.tok_emb(idx), start))
+        positions = None if cache is None else new_positions(cache, shape[1], "GPT")
+        x = self.drop(self._add_positions(self.tok_emb(idx), positions))
         for block, layer_cache in zip(self.blocks, layer_caches):
             x = block(x, key_padding_mask=key_padding_mask, cache=layer_cache)
         if cache is not None:
@@ -351,14 +352,16 @@ class GPT(Module):
                              "position attends to later ones and must be recomputed (call it without a cache)")
         return model_cache_layers(cache, self.num_layers, "GPT")
 
-    def _add_positions(self, tokens, start: int):
-        """``tokens`` (B, T, E) plus the position vectors of positions ``start .. start + T - 1``."""
-        if start == 0:
+    def _add_positions(self, tokens, positions):
+        """``tokens`` (B, T, E) plus the vectors of positions ``0 .. T - 1``, or of ``positions``
+        (T,) when a cache says where the tokens sit."""
+        if positions is None:
             return self.pos_emb(tokens)
-        # later positions (a cached step, under no_grad): the same table rows the full sequence
-        # would get, added the same way, so a cached position gets exactly the input an uncached one does
+        # a cached step (under no_grad): the table rows the full sequence would get, added the
+        # same way, so a cached position gets exactly the input an uncached one does. A lookup
+        # op, not a slice: the positions are data, which a compiled decoding step replays
         table = self.pos_emb.weight if self.positional == "learned" else self.pos_emb.pe
-        return tokens + table.data[start : start + shape_of(tokens)[1]]
+        return tokens + embedding(positions, table)
 
     def generate(self, prompt_ids, max_new_tokens: int, temperature: float = 1.0, top_k=None, generator=None):
         """Extend ``prompt_ids`` ((T,) or (B, T) ints) by ``max_new_tokens`` sampled tokens.

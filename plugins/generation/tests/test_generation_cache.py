@@ -1,5 +1,6 @@
 """KVCache: preallocated for the whole context, filled in place, one new position per step, and
-the same logits as the full forward; its errors."""
+the same logits as the full forward; its errors. (Its op and the compiled decoding step:
+test_generation_static_cache.py.)"""
 
 from __future__ import annotations
 
@@ -79,8 +80,9 @@ def test_the_cache_refuses_what_does_not_fit():
     layer = cache.layer(0)
     keys = np.zeros((1, 3, 8), np.float32)
     stored_keys, _ = layer.append(keys, keys)
+    assert stored_keys.shape == (1, 3, 8)
     with pytest.raises(ValueError, match="read-only"):
-        stored_keys[0, 0, 0] = 1.0
+        stored_keys.data[0, 0, 0] = 1.0
     cache.advance(3)
     with pytest.raises(ValueError, match=r"at most max_len=4 positions; 3 are stored and 2 more came"):
         layer.append(np.zeros((1, 2, 8), np.float32), np.zeros((1, 2, 8), np.float32))

@@ -105,9 +105,11 @@ def test_generate_records_no_graph():
             seen.append(tt.is_grad_enabled())
             return forward(idx, **kwargs)
 
-    generate(Spy(), [1, 2, 3], 4, use_cache=True)
+    generate(Spy(), [1, 2, 3], 4, use_cache=True, compiled=False)
     generate(Spy(), [1, 2, 3], 4, use_cache=False)
     assert seen == [False] * 8
+    generate(Spy(), [1, 2, 3], 6, use_cache=True)  # compiled: the prompt and two recorded steps call it
+    assert seen == [False] * 11
 
 
 @pytest.mark.parametrize("k", [1, 3])

@@ -4,6 +4,12 @@ Each step needs the logits of the last position only. Without a cache the model 
 whole sequence for them (step ``t`` costs ``t`` positions, so ``n`` steps cost ``O(n**2)``
 positions). With a ``KVCache`` the prompt is computed once and every later step feeds the model
 one new token, which attends to the stored keys and values: each step costs one position.
+
+One position is little arithmetic, so the Python work of running the layers op by op (checks,
+Tensors, module calls) becomes most of a step. Every decoding step does the same work on
+arrays of the same shapes (the cache is static: the position is data), so the acceleration
+stage's ``compile`` records the step on its first two calls and replays its kernels for the
+rest: the same arithmetic without that Python work (``compiled=False`` runs every step eagerly).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import numbers
 
 import numpy as np
 
+from tinytorch_acceleration import CompileError, compile
 from tinytorch_core import no_grad
 from tinytorch_core.checks import array_of, non_negative_int, positive_int
 from tinytorch_embeddings.functional import check_indices
@@ -23,7 +30,7 @@ _WHERE = "generate"
 
 
 def generate(model, prompt_ids, max_new_tokens: int, temperature: float = 1.0, top_k=None, top_p=None,
-             seed=None, use_cache: bool = True) -> np.ndarray:
+             seed=None, use_cache: bool = True, compiled: bool = True, on_token=None) -> np.ndarray:
     """The prompt followed by ``max_new_tokens`` new token ids, as an int64 array.
 
     - ``model``: a causal language model such as ``tinytorch_core.nn.GPT`` (``forward(idx)`` ->
@@ -37,9 +44,18 @@ def generate(model, prompt_ids, max_new_tokens: int, temperature: float = 1.0, t
       ``np.random.default_rng(seed)``: the same seed gives the same tokens, with or without cache.
     - The context is not slid: ``T + max_new_tokens > max_len`` is a ``ValueError`` before any work
       (a sliding window would re-position every token at each step, which a cache cannot reuse).
+    - ``compiled`` (with the cache): replay the one-token step with ``tinytorch_acceleration.compile``
+      after recording it twice; the same tokens as eager steps. A model whose step a replay cannot
+      follow (Python work on the values) is detected at the second recording and runs eagerly.
+    - ``on_token(position, token_ids)``, if given, is called as each new token is chosen, with its
+      position and a copy of the (B,) chosen ids: to show text as it comes, or to time each step.
     """
     prompt, single = _check_prompt(model, prompt_ids)
     _check_use_cache(model, use_cache)
+    if not isinstance(compiled, (bool, np.bool_)):
+        raise TypeError(f"{_WHERE}: compiled must be True or False, got {compiled!r}")
+    if on_token is not None and not callable(on_token):
+        raise TypeError(f"{_WHERE}: on_token must be None or a function (position, token_ids), got {on_token!r}")
     max_new_tokens = non_negative_int(max_new_tokens, "max_new_tokens", _WHERE)
     _check_context(model, prompt.shape[1], max_new_tokens)
     temperature = check_temperature(temperature, _WHERE)
@@ -52,28 +68,62 @@ def generate(model, prompt_ids, max_new_tokens: int, temperature: float = 1.0, t
     ids[:, :prompt_len] = prompt
     was_training = model.training
     model.eval()  # no dropout: generation is inference
+
+    def put(position: int, logits) -> None:
+        """Choose the token at ``position`` from the (B, vocab) logits that predict it; report it."""
+        ids[:, position] = choose_next(logits, temperature, top_k, top_p, rng)
+        if on_token is not None:
+            on_token(position, ids[:, position].copy())
+
     try:
         with no_grad():
-            extend = _extend_cached if use_cache else _extend_uncached
-            extend(model, ids, prompt_len, lambda logits: choose_next(logits, temperature, top_k, top_p, rng))
+            if use_cache:
+                _extend_cached(model, ids, prompt_len, put, bool(compiled))
+            else:
+                _extend_uncached(model, ids, prompt_len, put)
     finally:
         model.train(was_training)
     return ids[0] if single else ids
 
 
-def _extend_uncached(model, ids: np.ndarray, prompt_len: int, choose) -> None:
+def _extend_uncached(model, ids: np.ndarray, prompt_len: int, put) -> None:
     """Fill ``ids[:, prompt_len:]``: each step runs the model on the whole sequence so far."""
     for position in range(prompt_len, ids.shape[1]):
-        ids[:, position] = choose(_last_logits(model, model(ids[:, :position]), position))
+        put(position, _last_logits(model, model(ids[:, :position]), position))
 
 
-def _extend_cached(model, ids: np.ndarray, prompt_len: int, choose) -> None:
+def _extend_cached(model, ids: np.ndarray, prompt_len: int, put, compiled: bool) -> None:
     """Fill ``ids[:, prompt_len:]``: the model sees the prompt once, then one new token a step."""
+    if ids.shape[1] == prompt_len:
+        return
     cache = KVCache.for_model(model)
-    unseen = ids[:, :prompt_len]  # the positions whose keys and values are not cached yet
-    for position in range(prompt_len, ids.shape[1]):
-        ids[:, position] = choose(_last_logits(model, model(unseen, cache=cache), unseen.shape[1]))
-        unseen = ids[:, position : position + 1]
+    put(prompt_len, _last_logits(model, model(ids[:, :prompt_len], cache=cache), prompt_len))
+
+    def decode(token_ids, positions, buffers):
+        """One new token per sequence at ``positions`` (1,). ``buffers``: the cache's arrays, an
+        argument so that a compiled step binds them and its replays write into them."""
+        cache.seek(positions)
+        return model(token_ids, cache=cache)
+
+    step = _compiled(decode, model) if compiled else decode
+    buffers = cache.arrays  # allocated by the prompt's step, the same arrays from here on
+    for position in range(prompt_len + 1, ids.shape[1]):
+        # the token chosen last sits at position - 1: its keys and values are the ones not cached yet
+        inputs = (ids[:, position - 1 : position], np.array([position - 1]), buffers)
+        try:
+            logits = step(*inputs)
+        except CompileError:  # the model's step depends on its values: decode eagerly from here on
+            step = decode
+            logits = step(*inputs)  # the cache is addressed by position: writing this one again is harmless
+        put(position, _last_logits(model, logits, 1))
+
+
+def _compiled(decode, model):
+    """``decode`` compiled. Its token ids and positions replay over the whole range the model
+    checks when it runs eagerly (ids below vocab_size, positions below max_len), not only over
+    the values its two recordings saw."""
+    return compile(decode, integer_ranges={"token_ids": (0, model.vocab_size - 1),
+                                           "positions": (0, model.max_len - 1)})
 
 
 def _last_logits(model, output, length: int) -> np.ndarray:
