@@ -83,7 +83,8 @@ def int8_matmul_exact():
     rng = np.random.default_rng(0)
     a = rng.integers(-128, 128, size=(8, 5000)).astype(np.int8)
     b = rng.integers(-128, 128, size=(5000, 6)).astype(np.int8)
-    a[0], b[:, 0] = 127, 127  # 5000 odd products: a float32 sum past 2**24 would lose the low bits
+    a[0], b[:, 0] = 127, 127
+    a[0, 0] = 126  # the first dot product is 80,644,873: odd and past 2**24, so no float32 sum can hold it
     product = np.asarray(getattr(C.int8_matmul(a, b), "data", C.int8_matmul(a, b)))
     reference = a.astype(np.int64) @ b.astype(np.int64)
     _expect(product.dtype == np.int32, f"int8_matmul gives dtype {product.dtype}, expected int32")
