@@ -36,9 +36,9 @@ class KVCacheWrite(Function):
 
     @staticmethod
     def forward(ctx, key_buffer, value_buffer, keys, values, positions):
-        key_buffer[:, positions] = keys
-        value_buffer[:, positions] = values
-        end = positions[-1] + 1
+        start, end = positions[0], positions[-1] + 1  # consecutive positions: one slice
+        key_buffer[:, start:end] = keys
+        value_buffer[:, start:end] = values
         stored_keys, stored_values = key_buffer[:, :end], value_buffer[:, :end]
         stored_keys.flags.writeable = stored_values.flags.writeable = False  # views: the cache owns them
         return stored_keys, stored_values
