@@ -83,6 +83,15 @@ def test_kv_cache_write_refuses_mismatched_arrays():
         kv_cache_write(frozen, frozen.copy(), keys, keys, np.array([0]))
 
 
+def test_kv_cache_write_refuses_keys_that_record_a_gradient():
+    key_buffer, keys = np.zeros((1, 4, 2), np.float32), tt.Tensor(np.ones((1, 1, 2)), requires_grad=True)
+    with pytest.raises(RuntimeError, match="not differentiable.*no_grad"):
+        kv_cache_write(key_buffer, key_buffer.copy(), keys, keys, np.array([0]))
+    with tt.no_grad():
+        stored_keys, _ = kv_cache_write(key_buffer, key_buffer.copy(), keys, keys, np.array([0]))
+    assert not stored_keys.requires_grad and key_buffer[0, 0].tolist() == [1.0, 1.0]
+
+
 # ---- seek -----------------------------------------------------------------------------------------
 def test_seek_hands_the_layers_that_very_array_until_advance():
     cache = KVCache(2, 8)

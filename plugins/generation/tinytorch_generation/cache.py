@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinytorch_core import Function
+from tinytorch_core import Function, is_grad_enabled
 from tinytorch_core.checks import array_of, dtype_of, positive_int, shape_of
 
 
@@ -71,6 +71,9 @@ def kv_cache_write(key_buffer, value_buffer, keys, values, positions):
     if index.size > 1 and not (np.diff(index) == 1).all():
         raise ValueError(f"{where}: positions must be consecutive (the new tokens follow each other), got "
                          f"{index.tolist() if index.size < 8 else index}")
+    if is_grad_enabled() and any(getattr(t, "requires_grad", False) for t in (keys, values)):
+        raise RuntimeError(f"{where}: not differentiable (a cache serves inference, and no gradient would reach "
+                           "the stored positions); call it under tinytorch_core.no_grad()")
     return KVCacheWrite.apply(key_buffer, value_buffer, keys, values, index)
 
 
