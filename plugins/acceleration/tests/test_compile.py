@@ -191,3 +191,43 @@ def test_bad_arguments_and_returns_are_refused():
     with pytest.raises(CompileError, match="returned dict"):
         step(_batch(4)[0])
     assert isinstance(tt.acceleration.compile(_mse_step), CompiledStep)
+
+
+def test_a_replay_holds_no_more_memory_than_an_eager_step():
+    # activations of 256 x 512 float32 (512 KiB each): a replay that kept every op's output and
+    # saved arrays to the end would hold all of them at once; the eager engine frees each after
+    # its last use, and so must the replay
+    import tracemalloc
+
+    def build():
+        layers = []
+        for index in range(6):
+            layers += [tt.nn.Linear(512, 512, generator=index), tt.nn.ReLU()]
+        model = tt.nn.Sequential(*layers)
+        return model, tt.optim.SGD(model.parameters(), lr=0.01)
+
+    def step(model, optimizer, x):
+        loss = (model(x) * model(x)).mean()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        return loss.item()
+
+    def peak(run) -> int:
+        tracemalloc.start()
+        try:
+            run()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    x = Tensor(np.random.default_rng(0).standard_normal((256, 512)).astype(np.float32))
+    eager_model, eager_optimizer = build()
+    compiled_model, compiled_optimizer = build()
+    compiled = tt.compile(step)
+    for _ in range(2):
+        assert compiled(compiled_model, compiled_optimizer, x) == step(eager_model, eager_optimizer, x)
+    eager_peak = peak(lambda: step(eager_model, eager_optimizer, x))
+    replay_peak = peak(lambda: compiled(compiled_model, compiled_optimizer, x))
+    assert compiled.replays == 1
+    assert replay_peak <= 1.1 * eager_peak, (replay_peak, eager_peak)

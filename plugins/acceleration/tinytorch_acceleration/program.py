@@ -14,6 +14,9 @@ recorded:
   ``.grad``; the same additions in the same order give bitwise the same sums;
 - ``update_instruction``: an optimizer's ``step``/``zero_grad`` or ``clip_grad_norm_``, called
   as recorded (the very same code as eager, so the same arithmetic; version counters move).
+
+An instruction after which a large array (an activation, a ctx's saved arrays, a gradient sum)
+has no further use also empties its slot (``releasing``), as the eager engine drops them.
 """
 
 from __future__ import annotations
@@ -156,6 +159,18 @@ def backward_instruction(function, ctx_slot, grad_sources, deliveries):
                 _accumulate_leaf(target, g, claimed)
 
     return run
+
+
+def releasing(run, released: tuple):
+    """``run``, then empty the slots ``released``: their arrays are used by no later instruction
+    (an eager step frees them there too), so a replay holds no more memory than eager."""
+
+    def run_and_release(slots):
+        run(slots)
+        for slot in released:
+            slots[slot] = None
+
+    return run_and_release
 
 
 def pass_instruction(slots):
