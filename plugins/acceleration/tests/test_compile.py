@@ -231,3 +231,34 @@ def test_a_replay_holds_no_more_memory_than_an_eager_step():
     replay_peak = peak(lambda: compiled(compiled_model, compiled_optimizer, x))
     assert compiled.replays == 1
     assert replay_peak <= 1.1 * eager_peak, (replay_peak, eager_peak)
+
+
+def test_a_replay_runs_the_optimizers_update_and_a_subclass_own_step():
+    # the replay calls Optimizer.update (step's arithmetic without its setup), unless a subclass
+    # overrides step: then its own step runs, whatever it adds
+    class CountingSGD(tt.optim.SGD):
+        calls = 0
+
+        def step(self, closure=None):
+            CountingSGD.calls += 1
+            return super().step(closure)
+
+    for optimizer_class, expected_calls in ((tt.optim.SGD, 0), (CountingSGD, 5)):
+        model = tt.nn.Linear(3, 2, generator=0)
+        optimizer = optimizer_class(model.parameters(), lr=0.1)
+        reference = tt.nn.Linear(3, 2, generator=0)
+        reference_optimizer = tt.optim.SGD(reference.parameters(), lr=0.1)
+
+        def step(model, optimizer, x):
+            loss = (model(x) ** 2).sum()
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            return loss.item()
+
+        compiled = tt.compile(step)
+        x = Tensor(np.arange(6.0, dtype=np.float32).reshape(2, 3))
+        for _ in range(5):
+            assert compiled(model, optimizer, x) == step(reference, reference_optimizer, x)
+        assert compiled.replays == 3 and CountingSGD.calls == expected_calls
+        assert np.array_equal(model.weight.data, reference.weight.data)

@@ -24,6 +24,7 @@ import numpy as np
 
 from tinytorch_core import Module, Observer, Tensor
 from tinytorch_core.inplace import REWRITTEN, node_seen_by
+from tinytorch_nn.optim import Optimizer
 
 from .errors import CompileError
 from .program import (
@@ -156,7 +157,7 @@ class Recorder(Observer):
                                "compute the loss and call backward() in the step itself")
         self.check_unrecorded_writes()
         self.uses.append(())
-        self.instructions.append(update_instruction(function, args))
+        self.instructions.append(update_instruction(_replayed_update(function), args))
         self.description.append(("update", function, tuple(_comparable(a) for a in args)))
         self.watched, self.covered = {}, set()  # the update changes parameters: watch from the next module call on
 
@@ -269,6 +270,16 @@ class Recorder(Observer):
             f"compile: the step returned the number {value}, which no op computed; return the loss "
             "tensor or loss.item()"
         )
+
+
+def _replayed_update(function):
+    """What a replay calls for the update ``function``: an optimizer's ``update`` for its
+    ``step`` (the same arithmetic without ``step``'s no_grad and error-state setup, which the
+    replay already holds); anything else as recorded."""
+    owner = getattr(function, "__self__", None)
+    if isinstance(owner, Optimizer) and getattr(function, "__func__", None) is Optimizer.step:
+        return lambda closure: owner.update()  # closure: the None a compiled step's step() passes
+    return function
 
 
 def _result_slots(described):
