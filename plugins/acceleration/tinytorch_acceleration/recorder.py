@@ -121,9 +121,9 @@ class Recorder(Observer):
         constants = {k: v for k, v in options.items() if not isinstance(v, np.ndarray)}
         results = outputs if type(outputs) is tuple else (outputs,)
         ctx_slot = self._new_slot(ctx)
-        self.sizes[ctx_slot] = sum(a.nbytes for a in (ctx._saved or ()) if isinstance(a, np.ndarray))
+        self.sizes[ctx_slot] = self._private_bytes(ctx)
         out_slots = tuple(self._new_slot(t.data) for t in results)
-        self.sizes.update((slot, t.data.nbytes) for slot, t in zip(out_slots, results))
+        self.sizes.update((slot, t.data.nbytes) for slot, t in zip(out_slots, results) if t.data.base is None)
         self.produced.update(out_slots)
         function = type(ctx)
         self.uses.append((*arg_slots, *(s for _, s in option_slots), ctx_slot, *out_slots))
@@ -131,6 +131,12 @@ class Recorder(Observer):
             function, ctx.needs_input_grad, arg_slots, constants, option_slots, ctx_slot, out_slots))
         self.description.append(("forward", function, ctx.needs_input_grad, arg_slots,
                                  _comparable(constants), option_slots, out_slots))
+
+    def _private_bytes(self, ctx) -> int:
+        """The bytes of the arrays ``ctx`` saved for backward that only it holds: not an input or
+        output of an op (their own slots count those), not a view of another array."""
+        return sum(a.nbytes for a in (ctx._saved or ())
+                   if type(a) is np.ndarray and a.base is None and id(a) not in self.slot_of)
 
     def pass_started(self, name):
         self.pending = {}
