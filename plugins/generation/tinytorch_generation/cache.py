@@ -81,8 +81,8 @@ class LayerKVCache:
     """One attention layer's keys and values.
 
     The two ``(batch, max_len, width)`` arrays are allocated at the first ``append``, when the
-    batch size, width and dtype of the keys are known (or by ``KVCache.allocate``), then written
-    in place: storing a position never copies the earlier ones.
+    batch size, width and dtype of the keys are known, then written in place: storing a position
+    never copies the earlier ones.
     """
 
     def __init__(self, owner: "KVCache", index: int):
@@ -98,13 +98,10 @@ class LayerKVCache:
         if self.keys is None or (self._owner.length == 0 and not self._holds_like(keys)):
             # the first append, or the first after reset() of a batch of another size, width or dtype
             batch, _, width = shape_of(keys)
-            self._allocate(batch, width, dtype_of(keys))
+            self.keys = np.zeros((batch, self._owner.max_len, width), dtype=dtype_of(keys))
+            self.values = np.zeros_like(self.keys)
         positions = self._owner.positions(shape_of(keys)[1])
         return kv_cache_write(self.keys, self.values, keys, values, positions)
-
-    def _allocate(self, batch: int, width: int, dtype) -> None:
-        self.keys = np.zeros((batch, self._owner.max_len, width), dtype=dtype)
-        self.values = np.zeros_like(self.keys)
 
     def _holds_like(self, keys) -> bool:
         """Whether ``keys`` have the batch size, width and dtype of the stored arrays."""
