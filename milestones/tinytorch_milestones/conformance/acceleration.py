@@ -1,7 +1,7 @@
 """The contract of stage ``acceleration`` (compile, CompiledStep, CompileError), checked through the
 public API: a compiled training step gives bitwise the eager step's losses, gradients and
-parameters, follows a change of batch shape and of the model's mode, and refuses a step whose
-work depends on its data."""
+parameters, follows a change of batch shape and of the model's mode, never skips the check of an
+integer input (declared valid range or not), and refuses a step whose work depends on its data."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import tinytorch_core as tt
 from tinytorch_core import Tensor
 
-from . import Check, ConformanceError
+from . import Check, ConformanceError, expect_error
 from .contract import Helper, Layer
 
 
@@ -73,6 +73,23 @@ def follows_a_model_change():
             raise ConformanceError(f"after adding a sub-module, a compiled step's loss is {a}, eager {b}")
 
 
+def never_skips_an_integer_check():
+    x, _ = _batch(5, 0)
+    seen, unseen, invalid = (Tensor(np.array(v)) for v in ([0, 1, 0, 1, 0], [2, 1, 0, 2, 2], [0, 1, 3, 1, 0]))
+    for options in ({}, {"integer_ranges": {"y": (0, 2)}}):
+        model, optimizer = _model()
+        eager_model, eager_optimizer = _model()
+        step = tt.compile(_train_step, **options)
+        for y in (seen, seen, seen, unseen, unseen):
+            a, b = step(model, optimizer, x, y), _train_step(eager_model, eager_optimizer, x, y)
+            if a != b:
+                raise ConformanceError(f"compile({options}): with class targets {y.data.tolist()} the compiled "
+                                       f"step's loss is {a}, eager {b}")
+        expect_error(IndexError, lambda: step(model, optimizer, x, invalid),
+                     f"compile({options}) after replays, a class index out of range (the check of an integer "
+                     "input must run as in eager)")
+
+
 def refuses_data_dependent_steps():
     model, optimizer = _model()
 
@@ -100,15 +117,19 @@ CHECKS = [
     Check("acceleration.compile", "contract", bitwise_equal_to_eager),
     Check("acceleration.compile", "contract", follows_a_shape_change),
     Check("acceleration.compile", "contract", follows_a_model_change),
+    Check("acceleration.compile", "contract", never_skips_an_integer_check),
     Check("acceleration.CompileError", "contract", refuses_data_dependent_steps),
 ]
 
 CONTRACT = [
-    Helper("acceleration", "compile", "train_step=None, *, verify=True", """Return a CompiledStep of
-    train_step(*args) (forward, loss, backward(), optimizer.step(), zero_grad()). Its calls give, bitwise,
-    what eager calls give (losses, .grad, parameters); later calls of the same argument shapes replay the
-    recorded kernels. A step whose work depends on its data raises CompileError."""),
-    Layer("CompiledStep", "train_step, verify=True", namespace="acceleration", base="object",
+    Helper("acceleration", "compile", "train_step=None, *, verify=True, integer_ranges=None", """Return a
+    CompiledStep of train_step(*args) (forward, loss, backward(), optimizer.step(), zero_grad()). Its calls
+    give, bitwise, what eager calls give (losses, .grad, parameters); later calls of the same argument shapes
+    replay the recorded kernels. A step whose work depends on its data raises CompileError. A replay skips
+    the step's checks, so an integer input replays only within the values the recordings saw, or within
+    integer_ranges[parameter name] = (low, high) when the step declares its valid range; any other value
+    runs the step eagerly, whose checks raise as usual."""),
+    Layer("CompiledStep", "train_step, verify=True, integer_ranges=None", namespace="acceleration", base="object",
           doc="""A training step that records itself on its first calls and replays afterwards.""",
           methods=("def __call__(self, *args)",)),
     Layer("CompileError", "", namespace="acceleration", base="RuntimeError",
