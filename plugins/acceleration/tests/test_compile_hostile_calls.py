@@ -168,6 +168,22 @@ def test_integer_ranges_are_checked(ranges, error, message):
         compiled_step(integer_ranges=ranges)
 
 
+def test_a_declared_range_may_name_a_keyword_of_a_step_that_takes_any():
+    model, optimizer = setup()
+
+    def step(x, **batch):
+        loss = tt.ops.cross_entropy(model(x), batch["y"])
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        return loss.item()
+
+    compiled = tt.compile(step, integer_ranges={"y": (0, 2)})
+    ys = [Tensor(np.array([0, 1, 0, 1, 0]))] * 2 + [Tensor(np.array([2, 2, 2, 2, 2]))] * 2
+    losses = [compiled(x, y=y) for x, y in zip(XS, ys)]
+    assert losses == eager_losses(zip(XS, ys)) and compiled.replays == 2
+
+
 def test_a_step_that_slices_a_parameter_verifies_and_replays():
     # x[:T] passes a slice to an op; slices are unhashable before Python 3.12, and the check that
     # two recordings are the same used to compare them by identity: every such step was refused

@@ -201,6 +201,8 @@ def _check_integer_ranges(integer_ranges, train_step) -> dict:
         parameters = inspect.signature(train_step).parameters
     except (TypeError, ValueError):  # a builtin or C function: names cannot be checked
         parameters = None
+    if parameters is not None and any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        parameters = None  # **kwargs takes any name
     checked = {}
     for name, bounds in integer_ranges.items():
         if parameters is not None and name not in parameters:
