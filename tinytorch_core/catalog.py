@@ -164,8 +164,8 @@ STAGES: tuple[Package, ...] = (
         requires=("nn",),
         title="Acceleration: compiled training steps",
         introduces="compile: record a training step's kernels once, replay them with no Tensors, "
-        "graph or engine work, bitwise equal to eager",
-        symbols=_symbols(acceleration="compile CompiledStep CompileError"),
+        "graph or engine work, bitwise equal to eager; a fused Linear-ReLU kernel the replay uses",
+        symbols=_symbols(acceleration="compile CompiledStep CompileError", ops="linear_relu"),
     ),
     Package(
         name="generation",

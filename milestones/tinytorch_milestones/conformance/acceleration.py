@@ -1,7 +1,8 @@
-"""The contract of stage ``acceleration`` (compile, CompiledStep, CompileError), checked through the
-public API: a compiled training step gives bitwise the eager step's losses, gradients and
-parameters, follows a change of batch shape and of the model's mode, never skips the check of an
-integer input (declared valid range or not), and refuses a step whose work depends on its data."""
+"""The contract of stage ``acceleration`` (compile, CompiledStep, CompileError, the fused op
+linear_relu), checked through the public API: a compiled training step gives bitwise the eager
+step's losses, gradients and parameters, follows a change of batch shape and of the model's mode,
+never skips the check of an integer input (declared valid range or not), and refuses a step whose
+work depends on its data; linear_relu computes relu(x @ weight.T + bias) and its gradients."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import numpy as np
 import tinytorch_core as tt
 from tinytorch_core import Tensor
 
-from . import Check, ConformanceError, expect_error
-from .contract import Helper, Layer
+from . import Check, ConformanceError, check_gradients, expect_close, expect_error
+from .contract import Helper, Layer, Op
 
 
 def _model():
@@ -113,7 +114,40 @@ def refuses_data_dependent_steps():
     raise ConformanceError("a step that takes a different branch on different data was compiled without an error")
 
 
+def _away_from_the_kink(x_shape, out_features):
+    """float64 x, weight, bias whose pre-activations keep at least 0.1 away from ReLU's kink
+    (a central difference across it matches neither side's derivative); both signs occur."""
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        x, weight, bias = (rng.standard_normal(shape) for shape in (x_shape, (out_features, x_shape[-1]),
+                                                                    (out_features,)))
+        pre = x @ weight.T + bias
+        if np.abs(pre).min() > 0.1 and (pre > 0).any() and (pre < 0).any():
+            return x, weight, bias
+    raise AssertionError("no seed below 100 gives pre-activations away from 0")  # not reached for these shapes
+
+
+def linear_relu_forward():
+    x, weight, bias = _away_from_the_kink((4, 3), 2)
+    f32 = lambda a: Tensor(a.astype(np.float32))  # noqa: E731
+    expect_close("linear_relu(x, weight, bias)", tt.ops.linear_relu(f32(x), f32(weight), f32(bias)),
+                 np.maximum(x @ weight.T + bias, 0), rtol=1e-5, atol=1e-5)
+    batched = np.random.default_rng(5).standard_normal((2, 4, 3))
+    expect_close("linear_relu of a (2, 4, 3) input, no bias", tt.ops.linear_relu(f32(batched), f32(weight)),
+                 np.maximum(batched @ weight.T, 0), rtol=1e-5, atol=1e-5)
+    expect_error(ValueError, lambda: tt.ops.linear_relu(f32(np.ones((4, 5))), f32(weight)),
+                 "linear_relu of 5 features by a (2, 3) weight")
+
+
+def linear_relu_backward():
+    x, weight, bias = _away_from_the_kink((4, 3), 2)
+    check_gradients(lambda x, weight, bias: tt.ops.linear_relu(x, weight, bias),
+                    {"x": x, "weight": weight, "bias": bias})
+
+
 CHECKS = [
+    Check("ops.linear_relu", "forward", linear_relu_forward),
+    Check("ops.linear_relu", "backward", linear_relu_backward),
     Check("acceleration.compile", "contract", bitwise_equal_to_eager),
     Check("acceleration.compile", "contract", follows_a_shape_change),
     Check("acceleration.compile", "contract", follows_a_model_change),
@@ -122,6 +156,11 @@ CHECKS = [
 ]
 
 CONTRACT = [
+    Op("linear_relu", "x, weight, bias=None", inputs=("x", "weight", "bias"),
+       doc="""relu(x @ weight.T + bias) as one op (a fused kernel): x (..., in), weight (out, in), bias (out,)
+    or None -> (..., out). ValueError when x's last axis is not in. Backward: grad * (out > 0), then the
+    linear op's gradients of x, weight and bias. compile's replay runs it in place of a Linear-ReLU pair.""",
+       sample="Sample(randn(rng, 4, 3), randn(rng, 2, 3), randn(rng, 2))"),
     Helper("acceleration", "compile", "train_step=None, *, verify=True, integer_ranges=None", """Return a
     CompiledStep of train_step(*args) (forward, loss, backward(), optimizer.step(), zero_grad()). Its calls
     give, bitwise, what eager calls give (losses, .grad, parameters); later calls of the same argument shapes

@@ -15,11 +15,16 @@ recorded:
 - ``update_instruction``: an optimizer's ``step``/``zero_grad`` or ``clip_grad_norm_``, called
   as recorded (the very same code as eager, so the same arithmetic; version counters move).
 
-An instruction after which a large array (an activation, a ctx's saved arrays, a gradient sum)
-has no further use also empties its slot (``releasing``), as the eager engine drops them.
+The recorder first writes each instruction as a *step*, a record of what it does and which slots
+it touches (``ForwardStep``, ``BackwardStep``, ``PASS``, ``UpdateStep``); ``fusion.py`` may replace
+pairs of steps by one fused op's; then every step becomes its instruction. An instruction after
+which a large array (an activation, a ctx's saved arrays, a gradient sum) has no further use also
+empties its slot (``releasing``), as the eager engine drops them.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -68,6 +73,68 @@ class Program:
             reset_errstate(errstate)
             modes.grad = grad_on
         return self.result(slots)
+
+
+# ---- steps: what each instruction does, before it is made ----------------------------------------
+class ForwardStep(NamedTuple):
+    """An op's forward: ``function.forward(ctx, *slots[arg_slots], **options)``."""
+
+    function: type
+    needs_input_grad: tuple
+    arg_slots: tuple
+    options: dict  # options that are not arrays, as recorded
+    option_slots: tuple  # (name, slot) of options that are arrays
+    ctx_slot: int
+    out_slots: tuple
+
+    def slots(self) -> tuple:
+        return (*self.arg_slots, *(s for _, s in self.option_slots), self.ctx_slot, *self.out_slots)
+
+    def instruction(self):
+        return forward_instruction(self.function, self.needs_input_grad, self.arg_slots, self.options,
+                                   self.option_slots, self.ctx_slot, self.out_slots)
+
+
+class BackwardStep(NamedTuple):
+    """A node's backward and the deliveries of its input gradients (see ``backward_instruction``)."""
+
+    function: type
+    ctx_slot: int
+    grad_sources: tuple
+    deliveries: tuple
+
+    def slots(self) -> tuple:
+        return (self.ctx_slot, *(s for s in self.grad_sources if type(s) is int),
+                *(t for _, _, t, _ in self.deliveries if type(t) is int))
+
+    def instruction(self):
+        return backward_instruction(self.function, self.ctx_slot, self.grad_sources, self.deliveries)
+
+
+class PassStep(NamedTuple):
+    """The start of a backward pass."""
+
+    def slots(self) -> tuple:
+        return ()
+
+    def instruction(self):
+        return pass_instruction
+
+
+PASS = PassStep()
+
+
+class UpdateStep(NamedTuple):
+    """A call outside the graph (an optimizer's update, ``zero_grad``), made as recorded."""
+
+    function: object
+    args: tuple
+
+    def slots(self) -> tuple:
+        return ()
+
+    def instruction(self):
+        return update_instruction(self.function, self.args)
 
 
 # ---- forward -----------------------------------------------------------------------------------

@@ -27,15 +27,8 @@ from tinytorch_core.inplace import REWRITTEN, node_seen_by
 from tinytorch_nn.optim import Optimizer
 
 from .errors import CompileError
-from .program import (
-    Fit,
-    Program,
-    backward_instruction,
-    forward_instruction,
-    pass_instruction,
-    releasing,
-    update_instruction,
-)
+from .fusion import fuse
+from .program import PASS, BackwardStep, Fit, ForwardStep, Program, UpdateStep, releasing
 
 #: a slot holding at least this many bytes is emptied after its last use; smaller arrays stay in
 #: the slots until the replay ends (emptying costs a Python call, holding them costs no memory to speak of)
@@ -48,8 +41,7 @@ class Recorder(Observer):
     def __init__(self, args: tuple):
         self.template = [None]  # slot 0: the claimed-gradients set of the current backward pass
         self.description = []
-        self.instructions = []
-        self.uses = []  # per instruction: the slots it reads or writes (for freeing slots early)
+        self.steps = []  # per instruction to be: what it does and which slots it touches (program.py)
         self.sizes = {}  # slot -> bytes it holds (outputs, ctxs' saved arrays, gradient sums)
         self.slot_of = {}  # id(array or ctx) -> slot
         self.held = []  # every array and ctx seen: keeps their ids unique while recording
@@ -126,9 +118,8 @@ class Recorder(Observer):
         self.sizes.update((slot, t.data.nbytes) for slot, t in zip(out_slots, results) if t.data.base is None)
         self.produced.update(out_slots)
         function = type(ctx)
-        self.uses.append((*arg_slots, *(s for _, s in option_slots), ctx_slot, *out_slots))
-        self.instructions.append(forward_instruction(
-            function, ctx.needs_input_grad, arg_slots, constants, option_slots, ctx_slot, out_slots))
+        self.steps.append(ForwardStep(function, ctx.needs_input_grad, arg_slots, constants, option_slots,
+                                      ctx_slot, out_slots))
         self.description.append(("forward", function, ctx.needs_input_grad, arg_slots,
                                  _comparable(constants), option_slots, out_slots))
 
@@ -140,8 +131,7 @@ class Recorder(Observer):
 
     def pass_started(self, name):
         self.pending = {}
-        self.uses.append(())
-        self.instructions.append(pass_instruction)
+        self.steps.append(PASS)
         self.description.append(("pass",))
 
     def backward_finished(self, token, node, output_grads, input_grads) -> None:
@@ -149,11 +139,9 @@ class Recorder(Observer):
         if self.depth:
             return
         grad_sources = [self._grad_source(node, index, g) for index, g in enumerate(output_grads)]
-        deliveries = list(self._deliveries(node, input_grads))
+        deliveries = tuple(self._deliveries(node, input_grads))
         ctx_slot = self.slot_of[id(node)]
-        self.uses.append((ctx_slot, *(s for s in grad_sources if type(s) is int),
-                          *(t for _, _, t, _ in deliveries if type(t) is int)))
-        self.instructions.append(backward_instruction(type(node), ctx_slot, grad_sources, deliveries))
+        self.steps.append(BackwardStep(type(node), ctx_slot, tuple(grad_sources), deliveries))
         self.description.append(("backward", ctx_slot, tuple(grad_sources),
                                  tuple((i, f and f.describe(), _target_key(t), first) for i, f, t, first in deliveries)))
 
@@ -162,8 +150,7 @@ class Recorder(Observer):
             raise CompileError("compile: optimizer.step(closure) is not supported inside a compiled step; "
                                "compute the loss and call backward() in the step itself")
         self.check_unrecorded_writes()
-        self.uses.append(())
-        self.instructions.append(update_instruction(_replayed_update(function), args))
+        self.steps.append(UpdateStep(_replayed_update(function), args))
         self.description.append(("update", function, tuple(_comparable(a) for a in args)))
         self.watched, self.covered = {}, set()  # the update changes parameters: watch from the next module call on
 
@@ -225,22 +212,23 @@ class Recorder(Observer):
         self.check_unrecorded_writes()
         result, described = self._result(result_value)
         self.description.append(("result", described))
-        instructions = [releasing(run, released) if released else run
-                        for run, released in zip(self.instructions, self._releases(described))]
+        kept = set(_result_slots(described))
+        steps = fuse(self.steps, kept)
+        instructions = [releasing(step.instruction(), released) if released else step.instruction()
+                        for step, released in zip(steps, self._releases(steps, kept))]
         return Program(self.template, self.arg_bindings, self.tensor_bindings, instructions, result,
                        self.description)
 
-    def _releases(self, described) -> list:
+    def _releases(self, steps: list, kept: set) -> list:
         """Per instruction, the large slots (op outputs, ctxs' saved arrays, gradient sums, of at
         least ``RELEASE_BYTES``) that no later instruction and not the result use: emptied right
         after it, so a replay holds no more memory than an eager step, which frees each array when
         its last consumer is done (a replay holding all of W7's activations was 5 % slower than eager)."""
-        kept = set(_result_slots(described))
         last_use = {}
-        for index, slots in enumerate(self.uses):
-            for slot in slots:
+        for index, step in enumerate(steps):
+            for slot in step.slots():
                 last_use[slot] = index
-        releases = [[] for _ in self.uses]
+        releases = [[] for _ in steps]
         for slot, index in last_use.items():
             if slot not in kept and self.sizes.get(slot, 0) >= RELEASE_BYTES:
                 releases[index].append(slot)

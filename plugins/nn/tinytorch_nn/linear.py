@@ -38,24 +38,35 @@ class LinearFunction(Function):
             if operand.dtype.kind != "f":
                 raise not_floating(ctx, operand)
         ctx.save_for_backward(x, weight)
-        out = _rows(x) @ weight.T
-        if bias is not None:
-            out = out + bias
-        return out if x.ndim == 2 else out.reshape(*x.shape[:-1], weight.shape[0])
+        return linear_forward(x, weight, bias)
 
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
-        need_x, need_weight, need_bias = ctx.needs_input_grad
-        grad_rows = _rows(grad)
-        grad_x = grad_weight = grad_bias = None
-        if need_x:
-            grad_x = (grad_rows @ weight).reshape(x.shape)
-        if need_weight:
-            grad_weight = grad_rows.T @ _rows(x)
-        if need_bias:
-            grad_bias = grad_rows.sum(axis=0)
-        return grad_x, grad_weight, grad_bias
+        return linear_backward(grad, x, weight, ctx.needs_input_grad)
+
+
+def linear_forward(x, weight, bias):
+    """The forward arithmetic on arrays: ``x @ weight.T + bias``, rows flattened and restored."""
+    out = _rows(x) @ weight.T
+    if bias is not None:
+        out = out + bias
+    return out if x.ndim == 2 else out.reshape(*x.shape[:-1], weight.shape[0])
+
+
+def linear_backward(grad, x, weight, needs_input_grad):
+    """The backward arithmetic on arrays: the gradients of x, weight and bias (None where
+    ``needs_input_grad`` says no one asked)."""
+    need_x, need_weight, need_bias = needs_input_grad
+    grad_rows = _rows(grad)
+    grad_x = grad_weight = grad_bias = None
+    if need_x:
+        grad_x = (grad_rows @ weight).reshape(x.shape)
+    if need_weight:
+        grad_weight = grad_rows.T @ _rows(x)
+    if need_bias:
+        grad_bias = grad_rows.sum(axis=0)
+    return grad_x, grad_weight, grad_bias
 
 
 def _rows(a):
@@ -65,14 +76,20 @@ def _rows(a):
 
 def linear(x, weight, bias=None):
     """``x @ weight.T + bias``: x (..., in_features), weight (out_features, in_features), bias (out_features,)."""
+    check_linear_operands("linear", x, weight, bias)
+    return LinearFunction.apply(x, weight, bias)
+
+
+def check_linear_operands(op, x, weight, bias) -> None:
+    """A clear error, naming ``op``, for a weight that is not 2-D, an input whose last axis is
+    not the weight's in_features, or a bias that is not (out_features,)."""
     xs, ws = shape_of(x), shape_of(weight)
     if len(ws) != 2:
-        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {ws}")
+        raise ValueError(f"{op}: weight must be 2-D (out_features, in_features), got shape {ws}")
     if len(xs) == 0 or xs[-1] != ws[1]:
         raise ValueError(
-            f"linear: input of shape {xs} does not fit weight {ws}: the input's last dimension "
+            f"{op}: input of shape {xs} does not fit weight {ws}: the input's last dimension "
             f"must be in_features={ws[1]}"
         )
     if bias is not None and shape_of(bias) != (ws[0],):
-        raise ValueError(f"linear: bias must have shape ({ws[0]},) to match weight {ws}, got {shape_of(bias)}")
-    return LinearFunction.apply(x, weight, bias)
+        raise ValueError(f"{op}: bias must have shape ({ws[0]},) to match weight {ws}, got {shape_of(bias)}")
