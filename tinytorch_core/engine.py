@@ -34,9 +34,8 @@ from .tensor import Tensor
 def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     seed = _seed(root, grad)
     claimed: set[int] = set()  # ids of arrays already stored as some leaf's .grad
-    if root._node is None:
-        _accumulate_leaf(root, seed, claimed)
-        _run_grad_hooks(root)
+    if root._node is None:  # a leaf: its own gradient is the seed
+        _backward_of_a_leaf(root, seed, claimed)
         return
     pending = {root._node: [None] * root._node._n_outputs}  # node -> the gradient of each output
     pending[root._node][root._out_index] = seed
@@ -95,6 +94,19 @@ def _walk(root_node, pending: dict, consumers: dict, claimed: set, retain_graph:
                 ready.append(source)
         if not retain_graph:  # free what the node kept for backward
             node._saved, node._inputs, node._outputs = None, (), ()
+
+
+def _backward_of_a_leaf(leaf: Tensor, seed, claimed: set) -> None:
+    """A pass with no node to run: the seed goes to the leaf's ``.grad``; an observer still sees
+    the pass (a compiled step's recorder must know that a gradient was delivered)."""
+    observer = current_modes().observer
+    started = None if observer is None else observer.pass_started(BACKWARD)
+    try:
+        _accumulate_leaf(leaf, seed, claimed)
+        _run_grad_hooks(leaf)
+    finally:
+        if observer is not None:
+            observer.pass_finished(started)
 
 
 def _seed(root: Tensor, grad) -> np.ndarray:

@@ -77,8 +77,9 @@ def _fusable_backwards(steps, readers, backward_of, linear, relu):
     relu_backward, linear_backward = steps[relu_backward_index], steps[linear_backward_index]
     if len(relu_backward.deliveries) != 1 or type(relu_backward.grad_sources[0]) is not int:
         return None
-    index, fit, handed, first = relu_backward.deliveries[0]
-    if fit is not None or type(handed) is not int or not first:
+    handed_on = relu_backward.deliveries[0]
+    handed = handed_on.target
+    if handed_on.fit is not None or type(handed) is not int or not handed_on.first:
         return None
     if linear_backward.grad_sources != (handed,) or readers[handed] != 2:
         return None

@@ -11,7 +11,10 @@ recorded:
 - ``backward_instruction``: ``Function.backward(ctx, *grads)``, then the engine's deliveries in
   the recorded order: each gradient fitted to its input (un-broadcast, cast) and stored in, or
   added to, the pending sum of the op that made the input, or accumulated into a parameter's
-  ``.grad``; the same additions in the same order give bitwise the same sums;
+  ``.grad``; the same additions in the same order give bitwise the same sums. After a
+  parameter's last gradient of the pass, its post-accumulate-grad hooks run, as in the engine;
+- ``pass_instruction`` / ``pass_end_instruction``: a backward pass's start and end; the end runs
+  what hooks queued with ``queue_callback`` (data-parallel training's all-reduce waits there);
 - ``update_instruction``: an optimizer's ``step``/``zero_grad`` or ``clip_grad_norm_``, called
   as recorded (the very same code as eager, so the same arithmetic; version counters move).
 
@@ -29,7 +32,7 @@ from typing import NamedTuple
 import numpy as np
 
 from tinytorch_core import Tensor
-from tinytorch_core.engine import _accumulate_leaf  # the engine's own leaf accumulation: same code, same bits
+from tinytorch_core.engine import _accumulate_leaf, _run_grad_hooks  # the engine's own code: same bits, same hooks
 from tinytorch_core.errstate import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
 from tinytorch_core.grad_mode import current_modes
 
@@ -65,13 +68,14 @@ class Program:
         backwards: recording off, NumPy's floating-point warnings off."""
         modes = current_modes()
         grad_on, modes.grad = modes.grad, False
+        callbacks = modes.pass_callbacks  # a pass that raises leaves its own list behind: put this back
         errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)
         try:
             for run in self.instructions:
                 run(slots)
         finally:
             reset_errstate(errstate)
-            modes.grad = grad_on
+            modes.grad, modes.pass_callbacks = grad_on, callbacks
         return self.result(slots)
 
 
@@ -105,7 +109,7 @@ class BackwardStep(NamedTuple):
 
     def slots(self) -> tuple:
         return (self.ctx_slot, *(s for s in self.grad_sources if type(s) is int),
-                *(t for _, _, t, _ in self.deliveries if type(t) is int))
+                *(delivery.target for delivery in self.deliveries if type(delivery.target) is int))
 
     def instruction(self):
         return backward_instruction(self.function, self.ctx_slot, self.grad_sources, self.deliveries)
@@ -121,7 +125,17 @@ class PassStep(NamedTuple):
         return pass_instruction
 
 
-PASS = PassStep()
+class PassEndStep(NamedTuple):
+    """The end of a backward pass: the callbacks its hooks queued."""
+
+    def slots(self) -> tuple:
+        return ()
+
+    def instruction(self):
+        return pass_end_instruction
+
+
+PASS, PASS_END = PassStep(), PassEndStep()
 
 
 class UpdateStep(NamedTuple):
@@ -198,13 +212,24 @@ class Fit:
         return self.lead_axes, self.one_axes, self.dtype
 
 
+class Delivery(NamedTuple):
+    """Where one input gradient of a backward goes (the engine's step 4)."""
+
+    index: int  # which of the backward's gradients
+    fit: Fit | None  # how to fit it to the input, or None when it already fits
+    target: object  # a pending sum's slot (int), or the leaf tensor whose .grad receives it
+    first: bool  # a slot target: store (the first gradient of the sum) rather than add
+    last: bool = False  # a leaf target: its last gradient of the pass (its grad hooks run next)
+
+
 def backward_instruction(function, ctx_slot, grad_sources, deliveries):
     """Run ``function.backward(ctx, *output grads)`` and deliver its input gradients.
 
     ``grad_sources``: per output, a slot or ``(shape, dtype)`` (no gradient reached it: zeros,
-    as the engine gives). ``deliveries``: ``(input index, Fit or None, slot or tensor, first)``
-    in the engine's order; ``first`` stores into the pending slot, otherwise adds to it (the
-    engine's ``pending + g``); a tensor target is a leaf: ``_accumulate_leaf`` into its ``.grad``.
+    as the engine gives). ``deliveries``: ``Delivery`` records in the engine's order; ``first``
+    stores into the pending slot, otherwise adds to it (the engine's ``pending + g``); a tensor
+    target is a leaf: ``_accumulate_leaf`` into its ``.grad``, then, after its ``last`` gradient,
+    its hooks (registered before or after the recording: they are looked up on each replay).
     """
     backward = function.backward
     plain = all(type(source) is int for source in grad_sources)
@@ -218,12 +243,14 @@ def backward_instruction(function, ctx_slot, grad_sources, deliveries):
         if type(grads) is not tuple:
             grads = (grads,)
         claimed = slots[0]  # ids of arrays already stored as a .grad in this pass (the engine's set)
-        for index, fit, target, first in deliveries:
+        for index, fit, target, first, last in deliveries:
             g = grads[index] if fit is None else fit(grads[index])
             if type(target) is int:
                 slots[target] = g if first else slots[target] + g
             else:
                 _accumulate_leaf(target, g, claimed)
+                if last and target._grad_hooks is not None:
+                    _run_grad_hooks(target)
 
     return run
 
@@ -241,8 +268,19 @@ def releasing(run, released: tuple):
 
 
 def pass_instruction(slots):
-    """A backward pass starts: the engine's fresh set of claimed gradient arrays (slot 0)."""
+    """A backward pass starts: the engine's fresh set of claimed gradient arrays (slot 0) and a
+    fresh list for ``queue_callback`` (the one outside the pass waits in slot 1)."""
+    modes = current_modes()
     slots[0] = set()
+    slots[1], modes.pass_callbacks = modes.pass_callbacks, []
+
+
+def pass_end_instruction(slots):
+    """A backward pass ends: the callbacks its hooks queued run, as the engine runs them."""
+    modes = current_modes()
+    for callback in modes.pass_callbacks:
+        callback()
+    modes.pass_callbacks = slots[1]
 
 
 # ---- updates outside the graph -------------------------------------------------------------------

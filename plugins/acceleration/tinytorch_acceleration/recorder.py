@@ -28,7 +28,7 @@ from tinytorch_nn.optim import Optimizer
 
 from .errors import CompileError
 from .fusion import fuse
-from .program import PASS, BackwardStep, Fit, ForwardStep, Program, UpdateStep, releasing
+from .program import PASS, PASS_END, BackwardStep, Delivery, Fit, ForwardStep, Program, UpdateStep, releasing
 
 #: a slot holding at least this many bytes is emptied after its last use; smaller arrays stay in
 #: the slots until the replay ends (emptying costs a Python call, holding them costs no memory to speak of)
@@ -39,7 +39,7 @@ class Recorder(Observer):
     """Watches one eager call of a step and builds its ``Program``."""
 
     def __init__(self, args: tuple):
-        self.template = [None]  # slot 0: the claimed-gradients set of the current backward pass
+        self.template = [None, None]  # slots 0, 1: the current backward pass's claimed gradients, outer callbacks
         self.description = []
         self.steps = []  # per instruction to be: what it does and which slots it touches (program.py)
         self.sizes = {}  # slot -> bytes it holds (outputs, ctxs' saved arrays, gradient sums)
@@ -132,6 +132,34 @@ class Recorder(Observer):
     def pass_started(self, name):
         self.pending = {}
         self.steps.append(PASS)
+        return len(self.steps) - 1  # the token pass_finished gets back: where the pass starts
+
+    def pass_finished(self, start: int) -> None:
+        if not any(type(step) is BackwardStep for step in self.steps[start:]):
+            raise CompileError(
+                "compile: the step called backward() on a leaf tensor (one no op computed); its seed goes "
+                "straight to .grad with no op a replay could run. Call backward() on a computed tensor, "
+                "or run this step eagerly"
+            )
+        self._mark_last_deliveries(start)
+        self.steps.append(PASS_END)
+        self.description.append(("pass end",))
+
+    def _mark_last_deliveries(self, start: int) -> None:
+        """Mark each leaf's last gradient of the pass that began at step ``start``: the engine
+        runs the leaf's post-accumulate-grad hooks right after it."""
+        seen = set()
+        for position in range(len(self.steps) - 1, start, -1):
+            step = self.steps[position]
+            if type(step) is not BackwardStep:
+                continue
+            marked = list(step.deliveries)
+            for k in range(len(marked) - 1, -1, -1):
+                target = marked[k].target
+                if type(target) is not int and id(target) not in seen:
+                    seen.add(id(target))
+                    marked[k] = marked[k]._replace(last=True)
+            self.steps[position] = step._replace(deliveries=tuple(marked))
         self.description.append(("pass",))
 
     def backward_finished(self, token, node, output_grads, input_grads) -> None:
@@ -143,7 +171,8 @@ class Recorder(Observer):
         ctx_slot = self.slot_of[id(node)]
         self.steps.append(BackwardStep(type(node), ctx_slot, tuple(grad_sources), deliveries))
         self.description.append(("backward", ctx_slot, tuple(grad_sources),
-                                 tuple((i, f and f.describe(), _target_key(t), first) for i, f, t, first in deliveries)))
+                                 tuple((d.index, d.fit and d.fit.describe(), _target_key(d.target), d.first)
+                                       for d in deliveries)))
 
     def update_called(self, function, args: tuple) -> None:
         if getattr(function, "__name__", "") == "step" and args and args[0] is not None:
@@ -176,14 +205,14 @@ class Recorder(Observer):
                 fit = Fit(np.shape(g), np.asarray(g).dtype, target.shape, target.dtype)
             source, out_index = node_seen_by(node, tensor) if REWRITTEN else (tensor._node, tensor._out_index)
             if source is None:
-                yield index, fit, self._leaf(tensor), False
+                yield Delivery(index, fit, self._leaf(tensor), False)
                 continue
             key = (id(source), out_index)
             first = key not in self.pending
             if first:
                 self.pending[key] = self._new_slot()
                 self.sizes[self.pending[key]] = np.asarray(g).nbytes
-            yield index, fit, self.pending[key], first
+            yield Delivery(index, fit, self.pending[key], first)
 
     def _leaf(self, tensor):
         """A leaf receiving a gradient must outlive the call: a parameter (or another tensor the

@@ -139,6 +139,31 @@ def test_one_all_reduce_per_bucket_per_backward():
         assert world.comm.allreduces == 3 * step
 
 
+def test_a_compiled_ddp_step_all_reduces_on_every_replay():
+    try:
+        compile_step = tt.compile
+    except tt.StageUnavailableError:  # the stage ladder's rung for this stage has only core and nn
+        pytest.skip("the acceleration stage is not installed")
+    world = _counting_world()
+    ddp = tt.distributed.DistributedDataParallel(_mlp(), bucket_size=80, world=world)
+    plain = _mlp()
+    optimizers = [tt.optim.SGD(m.parameters(), lr=0.5) for m in (ddp, plain)]
+
+    def step(model, optimizer, x, y):
+        optimizer.zero_grad()
+        loss = tt.ops.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    compiled = compile_step(step)
+    for x, y in _batches(5):
+        assert compiled(ddp, optimizers[0], x, y) == step(plain, optimizers[1], x, y)
+    assert compiled.replays == 3 and world.comm.allreduces == 3 * 5  # 3 buckets, every step
+    for a, b in zip(ddp.parameters(), plain.parameters()):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
 def test_no_sync_accumulates_locally_then_reduces_everything():
     world = _counting_world()
     ddp = tt.distributed.DistributedDataParallel(_mlp(), bucket_size=1 << 20, world=world)
