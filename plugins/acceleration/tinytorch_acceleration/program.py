@@ -68,14 +68,17 @@ class Program:
         backwards: recording off, NumPy's floating-point warnings off."""
         modes = current_modes()
         grad_on, modes.grad = modes.grad, False
-        callbacks = modes.pass_callbacks  # a pass that raises leaves its own list behind: put this back
+        callbacks = modes.pass_callbacks
         errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)
         try:
             for run in self.instructions:
                 run(slots)
+        except BaseException:
+            modes.pass_callbacks = callbacks  # a hook raised inside a pass: its list must not stay
+            raise
         finally:
             reset_errstate(errstate)
-            modes.grad, modes.pass_callbacks = grad_on, callbacks
+            modes.grad = grad_on
         return self.result(slots)
 
 
@@ -250,7 +253,7 @@ def backward_instruction(function, ctx_slot, grad_sources, deliveries):
             else:
                 _accumulate_leaf(target, g, claimed)
                 if last and target._grad_hooks is not None:
-                    _run_grad_hooks(target)
+                    run_hooks(slots, target)
 
     return run
 
@@ -267,20 +270,31 @@ def releasing(run, released: tuple):
     return run_and_release
 
 
+#: slot 1 while no hook has run in the current pass (most passes: nothing to set up or run)
+NO_HOOK_RAN = object()
+
+
 def pass_instruction(slots):
-    """A backward pass starts: the engine's fresh set of claimed gradient arrays (slot 0) and a
-    fresh list for ``queue_callback`` (the one outside the pass waits in slot 1)."""
-    modes = current_modes()
-    slots[0] = set()
-    slots[1], modes.pass_callbacks = modes.pass_callbacks, []
+    """A backward pass starts: the engine's fresh set of claimed gradient arrays (slot 0)."""
+    slots[0], slots[1] = set(), NO_HOOK_RAN
+
+
+def run_hooks(slots, leaf) -> None:
+    """``leaf``'s post-accumulate-grad hooks; before the pass's first, a fresh list for what they
+    queue with ``queue_callback`` (the list outside the pass waits in slot 1)."""
+    if slots[1] is NO_HOOK_RAN:
+        modes = current_modes()
+        slots[1], modes.pass_callbacks = modes.pass_callbacks, []
+    _run_grad_hooks(leaf)
 
 
 def pass_end_instruction(slots):
     """A backward pass ends: the callbacks its hooks queued run, as the engine runs them."""
-    modes = current_modes()
-    for callback in modes.pass_callbacks:
-        callback()
-    modes.pass_callbacks = slots[1]
+    if slots[1] is not NO_HOOK_RAN:
+        modes = current_modes()
+        for callback in modes.pass_callbacks:
+            callback()
+        modes.pass_callbacks = slots[1]
 
 
 # ---- updates outside the graph -------------------------------------------------------------------
