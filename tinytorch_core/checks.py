@@ -23,6 +23,22 @@ def array_of(value) -> np.ndarray:
     return data if isinstance(data, np.ndarray) else np.asarray(value)
 
 
+def array_from_list(where: str, position: int, values: list) -> np.ndarray:
+    """A list of numbers passed where an op takes an array, as the array ``np.asarray`` makes;
+    a clear error for a list NumPy cannot make one numeric array of (ragged, or holding
+    tensors: converting those would silently drop their gradients)."""
+    try:
+        array = np.asarray(values)
+    except ValueError as exc:  # ragged nesting
+        raise ValueError(f"{where}: argument {position} is a list that is not rectangular ({exc})") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{where}: argument {position} is a list holding {type(values[0]).__name__ if values else 'nothing'} "
+            "values, not numbers; pass a Tensor or an array (tt.stack makes one tensor of a list of tensors)"
+        )
+    return array
+
+
 def shape_of(value) -> tuple:
     """The shape of a Tensor, an array, or a (nested) sequence of numbers."""
     if isinstance(value, np.ndarray):

@@ -98,7 +98,7 @@ def promote(*operands, floating: bool = False) -> tuple:
     target = result_dtype(*operands, floating=floating)
     promoted = []
     for value in operands:
-        value = as_python_number(value)
+        value = list(value) if type(value) is tuple else as_python_number(value)  # numbers in a tuple: a list
         if target is not None:
             if isinstance(value, Tensor):
                 if value.data.dtype != target:

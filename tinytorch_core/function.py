@@ -21,6 +21,7 @@ import inspect
 import numpy as np
 
 from .anomaly import check_forward
+from .checks import array_from_list
 from .errstate import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
 from .grad_mode import _per_thread
 from .inplace import IN_PLACE_CLOCK, shares_memory_owner
@@ -107,8 +108,9 @@ class Function:
             if isinstance(a, Tensor):
                 arrays.append(a.data)
                 requires = grad_on and a.requires_grad
-            else:  # a NumPy scalar acts as the Python number it holds (see dtypes.py)
-                arrays.append(a.item() if isinstance(a, np.generic) else a)
+            else:  # a NumPy scalar acts as the Python number it holds (see dtypes.py), a list as its array
+                arrays.append(a.item() if isinstance(a, np.generic) else
+                              array_from_list(cls.display_name(), len(arrays), a) if type(a) is list else a)
                 requires = False
             parents.append(a if requires else None)
             needs.append(requires)
