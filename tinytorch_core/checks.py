@@ -121,6 +121,13 @@ def dtype_mismatch(layer, x, expected, what: str = "input") -> TypeError:
     return TypeError(f"{name}: {what} dtype {got} does not match the layer's parameters ({expected}); {hint}")
 
 
+def require_floating(op, *arrays) -> None:
+    """Raise ``not_floating`` for the first of ``arrays`` that holds no floating-point data."""
+    for array in arrays:
+        if array.dtype.kind != "f":
+            raise not_floating(op, array)
+
+
 def not_floating(op, array) -> TypeError:
     """The error of a floating-point op (exp, sigmoid, softmax, a loss) given integer or bool data.
 

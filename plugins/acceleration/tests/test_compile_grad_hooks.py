@@ -35,11 +35,12 @@ def _batch(seed):
 
 
 def _step(model, optimizer, x, y):
+    """zero_grad first: the hooked gradients stay readable after the call."""
+    optimizer.zero_grad()
     loss = tt.nn.CrossEntropyLoss()(model(x), y)
     loss.backward()
     optimizer.step()
-    optimizer.zero_grad()
-    return loss.item()
+    return loss
 
 
 def _hooked(model, log):
@@ -71,15 +72,16 @@ def _run(compiled, steps=6, hook_after=None):
     for k in range(steps):
         if k == hook_after:
             _hooked(model, log)
-        losses.append(step(model, optimizer, *_batch(k)))
-    return losses, log, [p.data.tobytes() for p in model.parameters()], step
+        losses.append(step(model, optimizer, *_batch(k)).item())
+    state = [(p.data.tobytes(), p.grad.data.tobytes()) for p in model.parameters()]
+    return losses, log, state, step
 
 
 def test_hooks_and_callbacks_run_on_every_replay_as_in_eager():
     eager = _run(compiled=False)
     compiled = _run(compiled=True)
     assert compiled[3].replays == 4
-    assert compiled[:3] == eager[:3]  # losses, the hook log (order, final sums) and parameters, bitwise
+    assert compiled[:3] == eager[:3]  # losses, the hook log (order, final sums), parameters and grads, bitwise
     assert sum(entry == ("pass", "end") for entry in compiled[1]) == 6
 
 

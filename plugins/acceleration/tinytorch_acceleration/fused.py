@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinytorch_core import Function, Sample
-from tinytorch_core.checks import not_floating
+from tinytorch_core.checks import require_floating
 from tinytorch_core.flops import OpCall
 from tinytorch_nn.linear import (
     check_linear_operands,
@@ -46,9 +46,7 @@ class LinearReLUFunction(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias=None):
-        for operand in (x, weight):
-            if operand.dtype.kind != "f":
-                raise not_floating(ctx, operand)
+        require_floating(ctx, x, weight)
         out = linear_forward(x, weight, None)  # the product, a fresh array: bias and ReLU go into it in place
         if bias is not None:
             out = np.add(out, bias, out=out if bias.dtype == out.dtype else None)  # else wider, as in linear

@@ -15,7 +15,7 @@ import numpy as np
 
 from tinytorch_core import Function, Sample, resolve_generator
 from tinytorch_core import flops as count  # FLOP formulas
-from tinytorch_core.checks import array_of, not_floating, positive_int, shape_of
+from tinytorch_core.checks import array_of, not_floating, positive_int, require_floating, shape_of
 from tinytorch_core.flops import OpCall
 
 
@@ -119,9 +119,7 @@ class ScaledDotProductAttention(Function):
 
     @staticmethod
     def forward(ctx, q, k, v, mask=None, dropout_p=0.0, generator=None, num_heads=None, scale=None):
-        for operand in (q, k, v):
-            if operand.dtype.kind != "f":
-                raise not_floating(ctx, operand)
+        require_floating(ctx, q, k, v)
         ctx.num_heads = num_heads
         if num_heads:  # (B, T, E) -> (B, H, T, E/H) views: splitting heads costs no graph nodes
             ctx.input_shapes = (q.shape, k.shape, v.shape)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tinytorch_core import Function
-from tinytorch_core.checks import not_floating, shape_of
+from tinytorch_core.checks import require_floating, shape_of
 from tinytorch_core.flops import OpCall
 
 
@@ -34,9 +34,7 @@ class LinearFunction(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias=None):
-        for operand in (x, weight):
-            if operand.dtype.kind != "f":
-                raise not_floating(ctx, operand)
+        require_floating(ctx, x, weight)
         ctx.save_for_backward(x, weight)
         return linear_forward(x, weight, bias)
 
