@@ -83,8 +83,15 @@ def normalize_axes(axis, ndim: int, where: str) -> tuple | None:
     non-negative axes."""
     if axis is None:
         return None
-    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    if isinstance(axis, numbers.Integral) and not isinstance(axis, bool):
+        axes = (axis,)
+    elif isinstance(axis, (tuple, list)):
+        axes = tuple(axis)
+    else:  # a Tensor, an array, a float: never iterated or guessed at (a 0-d tensor iterates as no axes)
+        raise TypeError(f"{where}: axis must be an int or a tuple of ints, got {type(axis).__name__}")
     normalized = tuple(normalize_axis(a, ndim, where) for a in axes)
+    if ndim == 0:  # a 0-d input has no axis to reduce: axis 0 (or -1) means itself, as in PyTorch
+        return ()
     if len(set(normalized)) != len(normalized):
         raise ValueError(f"{where}: repeated axis in {axis}")
     return normalized

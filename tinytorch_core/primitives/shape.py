@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import axis_or_dim, shape_of
+from ..checks import axis_or_dim, normalize_axes, normalize_axis, shape_of
 from .. import flops as count  # FLOP formulas
 from ..function import Function
 from ..host.samples import Sample, randn
@@ -154,16 +154,15 @@ def transpose(x, *axes):
     ndim = len(shape_of(x))
     if not axes:
         return Transpose.apply(x, None)
-    if sorted(a % ndim if -ndim <= a < ndim else -1 for a in axes) != list(range(ndim)):
+    permutation = tuple(normalize_axis(a, ndim, "transpose") for a in axes)
+    if sorted(permutation) != list(range(ndim)):
         raise ValueError(f"transpose: axes {axes} are not a permutation of the {ndim} axes")
-    return Transpose.apply(x, tuple(a % ndim for a in axes))
+    return Transpose.apply(x, permutation)
 
 
 def swapaxes(x, axis1: int, axis2: int):
     ndim = len(shape_of(x))
-    for a in (axis1, axis2):
-        if not -ndim <= a < ndim:
-            raise ValueError(f"swapaxes: axis {a} is out of range for a tensor with {ndim} dimension(s)")
+    axis1, axis2 = (normalize_axis(a, ndim, "swapaxes") for a in (axis1, axis2))
     perm = list(range(ndim))
     perm[axis1], perm[axis2] = perm[axis2], perm[axis1]
     return Transpose.apply(x, tuple(perm))
@@ -173,23 +172,16 @@ def squeeze(x, axis=None):
     shape = shape_of(x)
     if axis is None:
         return Reshape.apply(x, tuple(s for s in shape if s != 1))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    norm = set()
+    axes = normalize_axes(axis, len(shape), "squeeze")
     for a in axes:
-        if not -len(shape) <= a < len(shape):
-            raise ValueError(f"squeeze: axis {a} is out of range for shape {shape}")
         if shape[a] != 1:
             raise ValueError(f"squeeze: axis {a} has size {shape[a]}, only axes of size 1 can be removed")
-        norm.add(a % len(shape))
-    return Reshape.apply(x, tuple(s for i, s in enumerate(shape) if i not in norm))
+    return Reshape.apply(x, tuple(s for i, s in enumerate(shape) if i not in axes))
 
 
 def unsqueeze(x, axis: int):
     shape = shape_of(x)
-    ndim = len(shape) + 1
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"unsqueeze: axis {axis} is out of range for a result with {ndim} dimensions")
-    axis %= ndim
+    axis = normalize_axis(axis, len(shape) + 1, "unsqueeze")  # an axis of the result
     return Reshape.apply(x, shape[:axis] + (1,) + shape[axis:])
 
 
@@ -210,10 +202,9 @@ def _check_joinable(op: str, tensors, axis: int, same_axis: bool):
         raise ValueError(f"{op}: needs at least one tensor")
     shapes = [shape_of(t) for t in tensors]
     ndim = len(shapes[0])
-    limit = ndim + (0 if same_axis else 1)
-    if not -limit <= axis < max(limit, 1):
-        raise ValueError(f"{op}: axis {axis} is out of range for tensors with {ndim} dimension(s)")
-    axis %= max(limit, 1)
+    if same_axis and ndim == 0:
+        raise ValueError(f"{op}: 0-d tensors have no axis to join along; stack them instead")
+    axis = normalize_axis(axis, ndim + (0 if same_axis else 1), op)  # stack: an axis of the result
     for s in shapes[1:]:
         a = list(s)
         b = list(shapes[0])

@@ -68,9 +68,8 @@ def _pick(a, targets: ClassTargets):
 
 
 def _subtract_at(a, targets: ClassTargets, values) -> None:
-    """``a[n, target[n, ...], ...] -= values`` in place (each position is hit once); ``a`` is a
-    fresh C-contiguous array, so that its flattened form is a view."""
-    if targets.flat is not None:  # fast path: see _flat_positions
+    """``a[n, target[n, ...], ...] -= values`` in place (each position is hit once)."""
+    if targets.flat is not None and a.flags.c_contiguous:  # fast path (_flat_positions); only then is a.reshape(-1) a view
         a.reshape(-1)[targets.flat] -= values
         return
     index = np.expand_dims(targets.index, 1)
