@@ -187,8 +187,13 @@ class Module:
         return self.train(False)
 
     def zero_grad(self) -> None:
+        observer = _per_thread.modes.observer  # a compiled step's recorder replays this call
+        if observer is not None:
+            observer.update_called(self.zero_grad, ())
         for p in self.parameters():
             p.grad = None
+        if observer is not None:
+            observer.update_finished()
 
     def requires_grad_(self, requires_grad: bool = True) -> "Module":
         for p in self.parameters():

@@ -51,8 +51,11 @@ class Observer:
 
     def update_called(self, function, args: tuple) -> None:
         """``function(*args)`` is about to change tensors outside the graph (an optimizer's
-        ``step`` or ``zero_grad``, ``clip_grad_norm_``): a recorder of training steps (the
-        acceleration stage) replays the call; a profiler may ignore it."""
+        ``step`` or ``zero_grad``, ``clip_grad_norm_``, ``Module.zero_grad``): a recorder of
+        training steps (the acceleration stage) replays the call; a profiler may ignore it."""
+
+    def update_finished(self) -> None:
+        """The call of the last ``update_called`` returned (not called when it raised)."""
 
 
 @contextlib.contextmanager

@@ -99,7 +99,8 @@ class CompiledStep:
         functools.update_wrapper(self, train_step)
 
     def __call__(self, *args, **kwargs):
-        if current_modes().anomaly:
+        modes = current_modes()
+        if modes.anomaly or isinstance(modes.observer, Recorder):  # checked, or part of a step being recorded
             return self.train_step(*args, **kwargs)
         key, inputs = signature(args, kwargs)
         entry = self.programs.get(key)
@@ -111,8 +112,8 @@ class CompiledStep:
                 self.replays += 1
                 return entry.program.replay(slots)
             entry = None  # a parameter changed shape, dtype or requires_grad: record again
-        if entry is not None and entry.clock != MODULE_CLOCK.now:
-            entry = None
+        if entry is not None and (entry.clock != MODULE_CLOCK.now or entry.program.bind(inputs) is None):
+            entry = None  # the first recording no longer fits (a parameter frozen or unfrozen since): start again
         return self._record(key, entry, args, kwargs, inputs)
 
     def _record(self, key, entry, args, kwargs, inputs):
@@ -128,7 +129,8 @@ class CompiledStep:
                 f"compile: two calls of {getattr(self.train_step, '__name__', 'the step')} with the same "
                 "argument shapes ran different work (different ops, wiring or constants). The step "
                 "depends on its data in a way a replay cannot follow (Python control flow on values, "
-                "a dropout mask or other arrays computed outside ops); run it eagerly"
+                "a dropout mask or other arrays computed outside ops); run it eagerly. This call ran "
+                "eagerly to the end: its update is applied, do not repeat it"
             )
         if len(self.programs) >= MAX_PROGRAMS and key not in self.programs:
             self.programs.pop(next(iter(self.programs)))
@@ -167,6 +169,10 @@ def signature(args: tuple, kwargs: dict) -> tuple[tuple, list]:
     inputs: list = []
     key = (is_grad_enabled(), *[_argument_key(arg, inputs) for arg in args],
            tuple((name, _argument_key(value, inputs)) for name, value in kwargs.items()))
+    if len(inputs) > 1:  # one array passed twice is one slot of the program: a different wiring
+        ids = [id(_array(value)) for value in inputs]
+        if len(set(ids)) < len(ids):
+            key += (("aliases", tuple(ids.index(i) for i in ids)),)
     return key, inputs
 
 

@@ -9,7 +9,13 @@ optimizer update. It gives every array a slot:
 - the array of a Tensor (or an array) passed to the step: bound to that argument per call;
 - the array of a parameter or buffer of a module the step called, or of a leaf tensor that
   requires grad: bound to that tensor's ``.data`` per call (optimizers update it in place);
-- anything else: a constant, kept as recorded (a mask built once, ``np.arange`` positions).
+- anything else: a constant, kept as recorded (a mask built once, ``np.arange`` positions), as a
+  read-only copy (a kernel or hook that writes into what it got must not change later replays).
+
+A replay runs only ops, backward passes (with their hooks) and reported updates. The recorder
+refuses a step that changes a tensor in place anywhere else (``x /= 2`` on an input, ``p.grad *=
+0.5`` between ``backward()`` and ``step()``, a decay of the weights after ``step()``): every
+in-place change ticks core's ``IN_PLACE_CLOCK``, and the clock must not move between those.
 
 Backward is recorded by doing what the engine does (``engine._walk``, step 4) on the recorded
 gradients: which input receives which gradient, fitted how, summed into which pending slot in
@@ -23,7 +29,7 @@ import numbers
 import numpy as np
 
 from tinytorch_core import Module, Observer, Tensor
-from tinytorch_core.inplace import REWRITTEN, node_seen_by
+from tinytorch_core.inplace import IN_PLACE_CLOCK, REWRITTEN, node_seen_by
 from tinytorch_nn.optim import Optimizer
 
 from .errors import CompileError
@@ -50,6 +56,9 @@ class Recorder(Observer):
         self.watched = {}  # id(tensor) -> (tensor, id(data), version) of module parameters/buffers
         self.covered = set()  # ids of the modules whose tensors are watched (with every submodule)
         self.depth = 0  # ops running inside an op (a forward built from other ops) are not recorded
+        self.in_pass = False  # inside a backward pass: hooks and callbacks run live on replays too
+        self.in_update = False  # between update_called and update_finished
+        self.clock = IN_PLACE_CLOCK.now  # in-place changes seen so far (by ops, passes and updates)
         self.produced = set()  # slots of op outputs
         for index, arg in enumerate(args):
             array = arg.data if isinstance(arg, Tensor) else arg
@@ -76,7 +85,7 @@ class Recorder(Observer):
                 slot = self._new_slot(value)
                 self.tensor_bindings.append((slot, tensor, value.shape, value.dtype, tensor.requires_grad))
                 return slot
-        slot = self._new_slot(value, value)  # a constant
+        slot = self._new_slot(value, _read_only_copy(value))  # a constant
         self.description.append(("constant", slot, _comparable(value)))
         return slot
 
@@ -87,6 +96,7 @@ class Recorder(Observer):
 
     # ---- what the observer is told ----------------------------------------------------------------
     def module_started(self, module: Module):
+        self._check_clock()
         if id(module) in self.covered:  # a submodule of a module already seen: its tensors are bound
             return
         # every tensor of the module and its submodules: a forward may read a submodule's
@@ -99,12 +109,15 @@ class Recorder(Observer):
                     self.watched.setdefault(id(tensor), (tensor, id(tensor.data), tensor._version))
 
     def op_started(self, function, phase):
+        if not self.depth:
+            self._check_clock()
         self.depth += 1
 
     def forward_finished(self, token, ctx, inputs, options, outputs) -> None:
         self.depth -= 1
         if self.depth or outputs is None:
             return
+        self.clock = IN_PLACE_CLOCK.now  # what the op changed in place, a replay changes again
         for parent in ctx._parents:
             if parent is not None and parent._node is None:
                 self._bind(parent)
@@ -130,11 +143,14 @@ class Recorder(Observer):
                    if type(a) is np.ndarray and a.base is None and id(a) not in self.slot_of)
 
     def pass_started(self, name):
-        self.pending = {}
+        self._check_clock()
+        self.pending, self.in_pass = {}, True
         self.steps.append(PASS)
         return len(self.steps) - 1  # the token pass_finished gets back: where the pass starts
 
     def pass_finished(self, start: int) -> None:
+        self.in_pass, self.clock = False, IN_PLACE_CLOCK.now  # hooks' changes: a replay runs the hooks
+        self.watched = {key: (t, id(t.data), t._version) for key, (t, _, _) in self.watched.items()}
         if not any(type(step) is BackwardStep for step in self.steps[start:]):
             raise CompileError(
                 "compile: the step called backward() on a leaf tensor (one no op computed); its seed goes "
@@ -175,6 +191,10 @@ class Recorder(Observer):
                                        for d in deliveries)))
 
     def update_called(self, function, args: tuple) -> None:
+        if self.in_pass:  # called by a grad hook, which a replay runs itself: recording it would run it twice
+            return
+        self._check_clock()
+        self.in_update = True
         if getattr(function, "__name__", "") == "step" and args and args[0] is not None:
             raise CompileError("compile: optimizer.step(closure) is not supported inside a compiled step; "
                                "compute the loss and call backward() in the step itself")
@@ -182,6 +202,22 @@ class Recorder(Observer):
         self.steps.append(UpdateStep(_replayed_update(function), args))
         self.description.append(("update", function, tuple(_comparable(a) for a in args)))
         self.watched, self.covered = {}, set()  # the update changes parameters: watch from the next module call on
+
+    def update_finished(self) -> None:
+        if self.in_update:
+            self.in_update, self.clock = False, IN_PLACE_CLOCK.now  # the update's changes: replayed with it
+
+    def _check_clock(self) -> None:
+        """Refuse an in-place change made since the last op, pass or update ended: outside
+        what a replay runs, so a replay would skip it."""
+        if IN_PLACE_CLOCK.now != self.clock and not self.in_pass and not self.in_update:
+            self.check_unrecorded_writes()  # a module's tensor: the more precise message
+            raise CompileError(
+                "compile: the step changed a tensor in place outside ops, backward() and optimizer "
+                "calls (x /= 2 on an input, p.grad *= 0.5 before step(), a weight decay written after "
+                "step(), an in-place op on a tensor that does not require grad); a replay would skip "
+                "that change. Make it an op (x = x / 2), or run this step eagerly"
+            )
 
     # ---- backward, as the engine does it ----------------------------------------------------------
     def _grad_source(self, node, index: int, g):
@@ -238,6 +274,7 @@ class Recorder(Observer):
                 )
 
     def program(self, result_value) -> Program:
+        self._check_clock()
         self.check_unrecorded_writes()
         result, described = self._result(result_value)
         self.description.append(("result", described))
@@ -303,6 +340,15 @@ def _replayed_update(function):
     if isinstance(owner, Optimizer) and getattr(function, "__func__", None) is Optimizer.step:
         return lambda closure: owner.update()  # closure: the None a compiled step's step() passes
     return function
+
+
+def _read_only_copy(value):
+    """An array constant as a read-only copy; anything else as it is."""
+    if not isinstance(value, np.ndarray):
+        return value
+    frozen = value.copy()
+    frozen.setflags(write=False)
+    return frozen
 
 
 def _result_slots(described):

@@ -37,11 +37,13 @@ __all__ = [
 ]
 
 
-def _report_update(function, *args) -> None:
-    """Tell the thread's observer that ``function(*args)`` changes tensors outside the graph."""
+def _report_update(function, *args):
+    """Tell the thread's observer that ``function(*args)`` changes tensors outside the graph;
+    returns the observer, to be told ``update_finished()`` when the change is done (or None)."""
     observer = current_modes().observer
     if observer is not None:
         observer.update_called(function, args)
+    return observer
 
 
 def _number(owner: str, name: str, value, low=0.0, high=None, high_open=False) -> float:
@@ -106,18 +108,20 @@ class Optimizer:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients (set to None, or fill with zeros when ``set_to_none=False``)."""
-        _report_update(self.zero_grad, set_to_none)
+        observer = _report_update(self.zero_grad, set_to_none)
         for group in self.param_groups:
             for p in group["params"]:
                 if set_to_none:
                     p.grad = None
                 elif p.grad is not None:
                     p.grad.zero_()
+        if observer is not None:
+            observer.update_finished()
 
     def step(self, closure=None):
         """One update of every parameter that has a gradient. ``closure`` (optional) recomputes
         and returns the loss, with gradients, before the update."""
-        _report_update(self.step, closure)
+        observer = _report_update(self.step, closure)
         loss = None
         if closure is not None:
             with enable_grad():
@@ -130,6 +134,8 @@ class Optimizer:
                 self.update()
         finally:
             reset_errstate(errstate)
+        if observer is not None:
+            observer.update_finished()
         return loss
 
     def update(self) -> None:
@@ -424,7 +430,14 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0) -> float:
     are skipped. ``norm_type`` is 2 by default; ``float('inf')`` uses the largest magnitude.
     """
     parameters = [parameters] if isinstance(parameters, Tensor) else list(parameters)
-    _report_update(clip_grad_norm_, parameters, max_norm, norm_type)
+    observer = _report_update(clip_grad_norm_, parameters, max_norm, norm_type)
+    total = _clip(parameters, max_norm, norm_type)
+    if observer is not None:
+        observer.update_finished()
+    return total
+
+
+def _clip(parameters, max_norm, norm_type) -> float:
     max_norm = _number("clip_grad_norm_", "max_norm", max_norm)
     norm_type = float(norm_type)
     grads = [p.grad for p in parameters if p.grad is not None]

@@ -1,0 +1,182 @@
+"""What a replay does not run must not happen silently: in-place changes outside ops, backward
+passes and optimizer calls are refused; a nested compiled step, an optimizer stepped from a grad
+hook, one array passed twice, an explicit backward seed, ``Module.zero_grad`` and a parameter
+frozen for one call give the eager step's results, bitwise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tinytorch_core as tt
+from tinytorch_core import Tensor
+from tinytorch_acceleration import CompileError
+
+
+def _batch(seed, rows=4):
+    rng = np.random.default_rng(seed)
+    return Tensor(rng.standard_normal((rows, 4)).astype(np.float32)), Tensor(rng.integers(0, 3, rows))
+
+
+def _twins(build, calls=6):
+    """``build()`` -> (step, parameters); the step run eagerly and compiled on the same batches:
+    the returned values and the parameters after each call, as bytes."""
+    runs = []
+    for compiled in (False, True):
+        step, parameters = build()
+        step = tt.compile(step) if compiled else step
+        history = []
+        for k in range(calls):
+            value = step(*_batch(k))
+            history.append((value, [p.data.tobytes() for p in parameters]))
+        runs.append(history)
+    return runs
+
+
+def _model(seed=0):
+    model = tt.nn.Sequential(tt.nn.Linear(4, 5, generator=seed), tt.nn.ReLU(), tt.nn.Linear(5, 3, generator=seed + 1))
+    return model, tt.optim.SGD(model.parameters(), lr=0.1)
+
+
+@pytest.mark.parametrize("where", ["input", "gradient", "weights after step", "intermediate"])
+def test_an_in_place_change_outside_ops_is_refused(where):
+    model, optimizer = _model()
+
+    def step(x, y):
+        if where == "input":
+            x /= 2.0
+        hidden = model[0](x)
+        if where == "intermediate":
+            with tt.no_grad():
+                hidden.detach().mul_(0.0)
+        loss = tt.ops.cross_entropy(model[2](model[1](hidden)), y)
+        loss.backward()
+        if where == "gradient":
+            model[0].weight.grad.mul_(0.5)
+        optimizer.step()
+        optimizer.zero_grad()
+        if where == "weights after step":
+            with tt.no_grad():
+                model[0].weight.mul_(0.9)
+        return loss.item()
+
+    with pytest.raises(CompileError, match="changed a tensor in place outside ops"):
+        tt.compile(step)(*_batch(0))
+
+
+def test_a_compiled_step_inside_a_compiled_step_runs_eagerly_while_the_outer_records():
+    def build():
+        model, optimizer = _model()
+
+        @tt.compile
+        def inner(x, y):
+            optimizer.zero_grad()
+            loss = tt.ops.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+            return loss.item()
+
+        def outer(x, y):
+            return inner(x, y)
+
+        return outer, list(model.parameters())
+
+    eager, compiled = _twins(build)
+    assert compiled == eager  # the parameters moved on every call, replays included
+
+
+def test_an_optimizer_stepped_by_a_grad_hook_steps_once_per_replay():
+    def build():
+        model, _ = _model()
+        optimizers = {id(p): tt.optim.SGD([p], lr=0.1) for p in model.parameters()}
+        for p in model.parameters():
+            p.register_post_accumulate_grad_hook(lambda p: (optimizers[id(p)].step(), optimizers[id(p)].zero_grad()))
+
+        def step(x, y):
+            loss = tt.ops.cross_entropy(model(x), y)
+            loss.backward()
+            return loss.item()
+
+        return step, list(model.parameters())
+
+    eager, compiled = _twins(build)
+    assert compiled == eager
+
+
+def test_one_array_passed_twice_is_wired_by_the_call():
+    def build():
+        model = tt.nn.Linear(4, 4, generator=0)
+        optimizer = tt.optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x, target):
+            loss = ((model(x) - target) ** 2).mean()
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            return loss.item()
+
+        return step, list(model.parameters())
+
+    x, zeros = _batch(0)[0], Tensor(np.zeros((4, 4), np.float32))
+    results = []
+    for compiled in (False, True):
+        step, parameters = build()
+        step = tt.compile(step) if compiled else step
+        results.append([step(x, x), step(x, x), step(x, zeros), step(x, zeros), step(x, x), step(x, x)])
+    assert results[0] == results[1]
+
+
+def test_an_explicit_backward_seed_is_not_changed_by_a_hook():
+    def build():
+        model, optimizer = _model()
+        model[2].bias.register_post_accumulate_grad_hook(lambda p: p.grad.mul_(0.5))
+
+        def step(x, y):
+            out = model(x)
+            out.backward(np.ones(out.shape, np.float32))
+            optimizer.step()
+            optimizer.zero_grad()
+            return out
+
+        return step, list(model.parameters())
+
+    eager, compiled = _twins(build)
+    assert [[v.data.tobytes(), p] for v, p in compiled] == [[v.data.tobytes(), p] for v, p in eager]
+
+
+def test_module_zero_grad_in_the_step_is_replayed():
+    def build():
+        model, optimizer = _model()
+
+        def step(x, y):
+            model.zero_grad()
+            loss = tt.ops.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+            return loss.item()
+
+        return step, list(model.parameters())
+
+    eager, compiled = _twins(build)
+    assert compiled == eager
+
+
+def test_a_layer_frozen_for_one_call_records_again_instead_of_refusing():
+    results = []
+    for compiled in (False, True):
+        model, optimizer = _model()
+
+        def step(x, y):
+            loss = tt.ops.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            return loss.item()
+
+        step = tt.compile(step) if compiled else step
+        losses = []
+        for k in range(7):
+            model[0].requires_grad_(k != 2)  # frozen for the third call only
+            losses.append(step(*_batch(k)))
+        results.append((losses, [p.data.tobytes() for p in model.parameters()]))
+    assert results[0] == results[1]
