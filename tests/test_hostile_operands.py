@@ -4,6 +4,8 @@ with axis 0, 0-d tensors joined."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -59,3 +61,69 @@ def test_0d_tensors_are_stacked_not_concatenated():
     assert tt.stack([Tensor(1.0), Tensor(2.0)]).shape == (2,)
     with pytest.raises(ValueError, match="concatenate: 0-d tensors have no axis to join along"):
         tt.concatenate([Tensor(1.0), Tensor(2.0)])
+
+
+# ---- array subclasses, masked arrays, complex / object / text data ---------------------------------
+def _matrix(array):
+    with warnings.catch_warnings():  # np.matrix itself warns that it is deprecated
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        return np.matrix(array)
+
+
+@pytest.mark.parametrize("call", [
+    lambda a: tt.ops.mul(Tensor(np.asarray(a)), a),  # np.matrix's * is a matrix product
+    lambda a: Tensor(np.asarray(a)) * a,
+    lambda a: tt.ops.pow(a, 2),
+    lambda a: tt.ops.gelu(a),
+    lambda a: tt.ops.getitem(a, 0),  # a matrix row stays 2-D
+    lambda a: tt.ops.sum(a),
+    lambda a: tt.ops.softmax(a, axis=1),
+])
+def test_an_array_subclass_computes_what_a_plain_array_computes(call):
+    plain = np.arange(4.0).reshape(2, 2)
+    np.testing.assert_array_equal(call(_matrix(plain)).data, call(plain).data)
+
+
+def test_masked_arrays_are_refused_not_unmasked():
+    masked = np.ma.masked_array(np.arange(4.0), [1, 0, 0, 0])
+    with pytest.raises(TypeError, match="core::add: argument 0: a masked array's mask would be ignored"):
+        tt.ops.add(masked, 1.0)
+    with pytest.raises(TypeError, match="Tensor: a masked array's mask would be ignored"):
+        Tensor(masked)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda x: x * np.array([1j, 0, 0]), "argument 1 holds complex128 data"),
+    (lambda x: x * 2j, "argument 1 is the complex number 2j"),
+    (lambda x: x + np.array([1.0, 2.0, 3.0], dtype=object), "argument 1 holds object data"),
+    (lambda x: x.to(np.complex128), "cast: tensors hold float, int or bool data, not complex128"),
+    (lambda x: x.to(object), "cast: tensors hold float, int or bool data, not object"),
+    (lambda x: tt.ops.mse_loss(x, np.ones(3) + 0j), "mse_loss: target must hold numbers, got complex128"),
+    (lambda x: tt.ops.binary_cross_entropy(x.sigmoid(), np.array(["a", "b", "c"])),
+     "binary_cross_entropy: target must hold numbers"),
+])
+def test_complex_object_and_text_data_are_refused_naming_the_op(call, message):
+    """They used to leave the graph (a complex result cannot require grad) or warn and drop
+    the imaginary part."""
+    x = Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    with pytest.raises(TypeError, match=message.replace("(", r"\(")):
+        call(x)
+
+
+def test_a_spatial_op_refuses_text_data_naming_the_op():
+    try:
+        conv = tt.ops.conv2d
+    except tt.StageUnavailableError:
+        pytest.skip("conv2d comes with stage spatial")
+    with pytest.raises(TypeError, match="conv2d: input: expected float, int or bool data"):
+        conv(np.full((1, 1, 3, 3), "a"), np.ones((1, 1, 1, 1)))
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
+def test_class_weights_that_require_grad_are_refused_not_dropped(loss):
+    logits = Tensor(np.random.default_rng(0).standard_normal((4, 3)), requires_grad=True)
+    weight = Tensor(np.array([0.5, 1.0, 1.5]), requires_grad=True)
+    with pytest.raises(TypeError, match=f"{loss}: the class weights require grad"):
+        getattr(tt.ops, loss)(logits, np.array([0, 1, 2, 1]), weight=weight)
+    with tt.no_grad():  # nothing to drop: accepted
+        getattr(tt.ops, loss)(logits, np.array([0, 1, 2, 1]), weight=weight)

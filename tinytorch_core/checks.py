@@ -39,6 +39,14 @@ def array_from_list(where: str, position: int, values: list) -> np.ndarray:
     return array
 
 
+def refuse_masked(where: str, value) -> None:
+    """A masked array cannot be an op's input or a tensor's data: nothing would honour its mask
+    (``np.asarray`` drops it without a word)."""
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(f"{where}: a masked array's mask would be ignored; fill it first (np.ma.filled) "
+                        "or pass the data and a mask of your own")
+
+
 def shape_of(value) -> tuple:
     """The shape of a Tensor, an array, or a (nested) sequence of numbers."""
     if isinstance(value, np.ndarray):

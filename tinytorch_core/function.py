@@ -21,7 +21,7 @@ import inspect
 import numpy as np
 
 from .anomaly import check_forward
-from .checks import array_from_list
+from .checks import array_from_list, refuse_masked
 from .errstate import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
 from .grad_mode import _per_thread
 from .inplace import IN_PLACE_CLOCK, shares_memory_owner
@@ -108,9 +108,8 @@ class Function:
             if isinstance(a, Tensor):
                 arrays.append(a.data)
                 requires = grad_on and a.requires_grad
-            else:  # a NumPy scalar acts as the Python number it holds (see dtypes.py), a list as its array
-                arrays.append(a.item() if isinstance(a, np.generic) else
-                              array_from_list(cls.display_name(), len(arrays), a) if type(a) is list else a)
+            else:
+                arrays.append(a if type(a) in _AS_THEY_ARE else _plain_argument(a, cls, len(arrays)))
                 requires = False
             parents.append(a if requires else None)
             needs.append(requires)
@@ -165,9 +164,30 @@ def _wrap_outputs(ctx, outputs: tuple, args, record: bool) -> tuple:
     return tuple(results)
 
 
-def _plain_argument(value):
-    """A non-Tensor argument: a NumPy scalar acts as the Python number it holds (see dtypes.py)."""
-    return value.item() if isinstance(value, np.generic) else value
+#: argument types forward gets unchanged (the usual numbers and options), without a closer look
+_AS_THEY_ARE = frozenset({int, float, bool, str, tuple, slice, type(None)})
+
+
+def _plain_argument(value, op, position):
+    """A non-Tensor argument as forward sees it: a NumPy scalar as the Python number it holds
+    (see dtypes.py), a list of numbers as its array, an array subclass as a plain array
+    (``np.matrix`` would turn ``*`` into a matrix product). Complex, object or text data, and
+    masked arrays (whose mask no op would honour), are refused: the result would be wrong or
+    could not be a tensor."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    elif type(value) is list:
+        return array_from_list(op.display_name(), position, value)
+    if isinstance(value, np.ndarray):
+        refuse_masked(f"{op.display_name()}: argument {position}", value)
+        value = np.asarray(value)
+        if value.dtype.kind not in "biuf":
+            raise TypeError(f"{op.display_name()}: argument {position} holds {value.dtype} data; ops take "
+                            "float, int or bool arrays")
+    elif isinstance(value, complex):
+        raise TypeError(f"{op.display_name()}: argument {position} is the complex number {value!r}; ops take "
+                        "real numbers")
+    return value
 
 
 def _keyword_arguments(cls, kwargs: dict, grad_on: bool) -> dict:
@@ -181,7 +201,7 @@ def _keyword_arguments(cls, kwargs: dict, grad_on: bool) -> dict:
                 f"{cls.display_name()}: keyword argument '{key}' is a tensor that requires grad; "
                 "pass differentiable inputs positionally so they get a gradient"
             )
-    return {key: value.data if isinstance(value, Tensor) else _plain_argument(value)
+    return {key: value.data if isinstance(value, Tensor) else value.item() if isinstance(value, np.generic) else value
             for key, value in kwargs.items()}
 
 

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from .checks import normalize_axis
+from .checks import normalize_axis, refuse_masked
 from .grad_mode import _per_thread
 from .inplace import IN_PLACE_CLOCK, record_in_place
 
@@ -15,8 +15,8 @@ DEFAULT_FLOAT = np.float32
 
 
 def _as_array(data, dtype):
-    if isinstance(data, Tensor):
-        data = data.data
+    data = data.data if isinstance(data, Tensor) else data
+    refuse_masked("Tensor", data)
     arr = np.array(data, dtype=dtype)  # always a copy: a tensor owns its data
     if dtype is None and arr.dtype.kind == "f" and arr.dtype != DEFAULT_FLOAT:
         arr = arr.astype(DEFAULT_FLOAT)

@@ -258,6 +258,8 @@ class Cast(Function):
 
     @staticmethod
     def forward(ctx, a, dtype):
+        if np.dtype(dtype).kind not in "biuf":
+            raise TypeError(f"cast: tensors hold float, int or bool data, not {np.dtype(dtype)}")
         return a.astype(dtype)
 
     @staticmethod

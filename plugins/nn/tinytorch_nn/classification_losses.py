@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tinytorch_core import Function
+from tinytorch_core import Function, is_grad_enabled
 from tinytorch_core import flops as count  # FLOP formulas
 from tinytorch_core.checks import array_of, dtype_of, not_floating, shape_of
 
@@ -176,6 +176,9 @@ def class_weight_of(op, weight, input):
     other shape, a non-float dtype, or a negative or non-finite weight."""
     if weight is None:
         return None
+    if getattr(weight, "requires_grad", False) and is_grad_enabled():  # its gradient would be dropped
+        raise TypeError(f"{op}: the class weights require grad; they are constants of the loss here "
+                        "(pass weight.detach())")
     w = array_of(weight)
     shape = shape_of(input)
     _, n_classes = _expected_target_shape(op, shape)

@@ -23,6 +23,8 @@ def _loss_operands(op, input, target, probabilities=False):
     ``probabilities``, checked to lie in [0, 1]."""
     data = array_of(input)
     t = array_of(target)
+    if t.dtype.kind not in "biuf":  # complex would lose its imaginary part, text has no arithmetic
+        raise TypeError(f"{op}: target must hold numbers, got {t.dtype} data")
     if t.shape != data.shape:
         raise ValueError(f"{op}: input shape {data.shape} and target shape {t.shape} must be equal")
     if probabilities and t.size:

@@ -130,9 +130,13 @@ def _is_int(value) -> bool:
 
 
 def array_shape(value, what: str, where: str) -> tuple:
-    """The shape of a Tensor or an ndarray; a TypeError for anything else (a list, None)."""
-    if dtype_of(value) is None:
+    """The shape of a Tensor or an ndarray of numbers; a TypeError for anything else (a list,
+    None, an array of strings)."""
+    dtype = dtype_of(value)
+    if dtype is None:
         raise TypeError(f"{where}: {what}: expected a Tensor or an array, got {type(value).__name__}")
+    if dtype.kind not in "biuf":
+        raise TypeError(f"{where}: {what}: expected float, int or bool data, got {dtype}")
     return tuple(shape_of(value))
 
 
