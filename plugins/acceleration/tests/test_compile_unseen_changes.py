@@ -180,3 +180,42 @@ def test_a_layer_frozen_for_one_call_records_again_instead_of_refusing():
             losses.append(step(*_batch(k)))
         results.append((losses, [p.data.tobytes() for p in model.parameters()]))
     assert results[0] == results[1]
+
+
+def test_a_copy_of_a_numpy_argument_is_refused_and_as_tensor_replays():
+    """``Tensor(x)`` copies: with the same batch twice, the copy looked like a constant and every
+    replay trained on that first batch."""
+    first = np.random.default_rng(0).standard_normal((4, 4)).astype(np.float32), np.array([0, 1, 2, 1])
+
+    def build(wrap):
+        model, optimizer = _model()
+
+        def step(x, y):
+            loss = tt.ops.cross_entropy(model(wrap(x)), wrap(y))
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            return loss.item()
+
+        return step
+
+    with pytest.raises(CompileError, match="copied one of its arguments"):
+        tt.compile(build(Tensor))(*first)
+    batches = [first, first] + [(b[0].data, b[1].data) for b in (_batch(k) for k in range(3))]
+    eager, compiled = build(tt.as_tensor), tt.compile(build(tt.as_tensor))
+    assert [compiled(*b) for b in batches] == [eager(*b) for b in batches]
+    assert compiled.replays == 3
+
+
+def test_integers_cast_from_floats_inside_the_step_are_refused():
+    """A replay checks the range of integer inputs only; -1.0 cast to a class index wrapped around."""
+    model, optimizer = _model()
+
+    def step(x, y):
+        loss = tt.ops.cross_entropy(model(x), y.to(np.int64))
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    with pytest.raises(CompileError, match="casts floating-point data to integers"):
+        tt.compile(step)(_batch(0)[0], Tensor(np.array([0.0, 1.0, 2.0, 1.0])))

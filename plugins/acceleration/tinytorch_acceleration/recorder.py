@@ -30,6 +30,7 @@ import numpy as np
 
 from tinytorch_core import Module, Observer, Tensor
 from tinytorch_core.inplace import IN_PLACE_CLOCK, REWRITTEN, node_seen_by
+from tinytorch_core.primitives.arithmetic import Cast
 from tinytorch_nn.optim import Optimizer
 
 from .errors import CompileError
@@ -60,10 +61,12 @@ class Recorder(Observer):
         self.in_update = False  # between update_called and update_finished
         self.clock = IN_PLACE_CLOCK.now  # in-place changes seen so far (by ops, passes and updates)
         self.produced = set()  # slots of op outputs
+        self.argument_arrays = []  # to tell a copy of an argument from a constant
         for index, arg in enumerate(args):
             array = arg.data if isinstance(arg, Tensor) else arg
             if isinstance(array, np.ndarray):
                 self.arg_bindings.append((self._new_slot(array), index))
+                self.argument_arrays.append(array)
 
     # ---- slots ------------------------------------------------------------------------------------
     def _new_slot(self, key_object=None, value=None) -> int:
@@ -85,9 +88,24 @@ class Recorder(Observer):
                 slot = self._new_slot(value)
                 self.tensor_bindings.append((slot, tensor, value.shape, value.dtype, tensor.requires_grad))
                 return slot
+        if isinstance(value, np.ndarray):
+            self._refuse_a_copy_of_an_argument(value)
         slot = self._new_slot(value, _read_only_copy(value))  # a constant
         self.description.append(("constant", slot, _comparable(value)))
         return slot
+
+    def _refuse_a_copy_of_an_argument(self, array) -> None:
+        """A constant holding an argument's values is, almost surely, a copy the step made of it
+        (``Tensor(x)`` of a NumPy batch copies): a replay would keep this call's batch for good."""
+        if array.size < 2 or (array == array.flat[0]).all():  # too plain to tell a copy from a constant
+            return
+        for argument in self.argument_arrays:
+            if argument.shape == array.shape and np.array_equal(argument.astype(array.dtype), array):
+                raise CompileError(
+                    "compile: the step copied one of its arguments into a new array (Tensor(x) of a NumPy "
+                    "batch copies it); a replay would keep this call's copy. Pass tensors, or wrap with "
+                    "tt.as_tensor(x), which shares the array"
+                )
 
     def _bind(self, tensor) -> None:
         """``tensor`` lives across calls: its array is read from it on every replay."""
@@ -118,6 +136,12 @@ class Recorder(Observer):
         if self.depth or outputs is None:
             return
         self.clock = IN_PLACE_CLOCK.now  # what the op changed in place, a replay changes again
+        if function_casts_floats_to_integers(type(ctx), inputs, outputs):
+            raise CompileError(
+                "compile: the step casts floating-point data to integers (y.long() of float labels); a "
+                "replay could not check the integers (class indices, token ids) against their range. "
+                "Pass integer tensors to the step"
+            )
         for parent in ctx._parents:
             if parent is not None and parent._node is None:
                 self._bind(parent)
@@ -340,6 +364,12 @@ def _replayed_update(function):
     if isinstance(owner, Optimizer) and getattr(function, "__func__", None) is Optimizer.step:
         return lambda closure: owner.update()  # closure: the None a compiled step's step() passes
     return function
+
+
+def function_casts_floats_to_integers(function, inputs, outputs) -> bool:
+    """``function`` is core's cast, from floating-point input to integer output."""
+    return (function is Cast and isinstance(inputs[0], np.ndarray) and inputs[0].dtype.kind == "f"
+            and outputs.data.dtype.kind in "iu")
 
 
 def _read_only_copy(value):
