@@ -127,3 +127,16 @@ def test_class_weights_that_require_grad_are_refused_not_dropped(loss):
         getattr(tt.ops, loss)(logits, np.array([0, 1, 2, 1]), weight=weight)
     with tt.no_grad():  # nothing to drop: accepted
         getattr(tt.ops, loss)(logits, np.array([0, 1, 2, 1]), weight=weight)
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("shape", [(3, 0), (0, 3)])
+def test_softmax_of_an_empty_axis_is_empty(op, shape):
+    """Was NumPy's "zero-size array to reduction operation maximum"."""
+    x = Tensor(np.zeros(shape), requires_grad=True)
+    out = getattr(tt.ops, op)(x, axis=1)
+    out.sum().backward()
+    assert out.shape == shape and x.grad.shape == shape
+    with np.errstate(all="raise"):
+        probabilities = tt.ops.softmax(Tensor(np.array([[np.nan, 1.0], [-np.inf, 0.0]])), axis=1).data
+    assert np.isnan(probabilities[0]).all() and probabilities[1].tolist() == [0.0, 1.0]

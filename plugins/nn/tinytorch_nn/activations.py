@@ -203,7 +203,7 @@ def _shifted_by_max(ctx, x, axis):
     overflows, and softmax and log-softmax are unchanged by the shift."""
     if x.dtype.kind != "f":
         raise not_floating(ctx, x)
-    return x - x.max(axis=axis, keepdims=True)
+    return x - x.max(axis=axis, keepdims=True, initial=-np.inf)  # initial: an empty axis has max -inf, not an error
 
 
 def class_axis(x, axis, dim, where: str) -> int:
