@@ -238,9 +238,9 @@ class Recorder(Observer):
             self.check_unrecorded_writes()  # a module's tensor: the more precise message
             raise CompileError(
                 "compile: the step changed a tensor in place outside ops, backward() and optimizer "
-                "calls (x /= 2 on an input, p.grad *= 0.5 before step(), a weight decay written after "
-                "step(), an in-place op on a tensor that does not require grad); a replay would skip "
-                "that change. Make it an op (x = x / 2), or run this step eagerly"
+                "calls (x /= 2 on an input, h += 1 or h[i] = v on an intermediate, p.grad *= 0.5 "
+                "before step(), a weight decay written after step()); a replay would skip that "
+                "change. Write it out of place (h = h + 1), or run this step eagerly"
             )
 
     # ---- backward, as the engine does it ----------------------------------------------------------
