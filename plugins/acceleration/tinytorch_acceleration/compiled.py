@@ -169,10 +169,6 @@ def signature(args: tuple, kwargs: dict) -> tuple[tuple, list]:
     inputs: list = []
     key = (is_grad_enabled(), *[_argument_key(arg, inputs) for arg in args],
            tuple((name, _argument_key(value, inputs)) for name, value in kwargs.items()))
-    if len(inputs) > 1:  # one array passed twice is one slot of the program: a different wiring
-        ids = [id(_array(value)) for value in inputs]
-        if len(set(ids)) < len(ids):
-            key += (("aliases", tuple(ids.index(i) for i in ids)),)
     return key, inputs
 
 

@@ -41,17 +41,24 @@ class Program:
     """One recorded step: the slots' starting values, what to bind per call, the instructions
     and how to build the return value."""
 
-    def __init__(self, template, arg_bindings, tensor_bindings, instructions, result, description):
+    def __init__(self, template, arg_bindings, tensor_bindings, instructions, result, description, aliases=()):
         self.template = template  # constants in their slots, None elsewhere
         self.arg_bindings = arg_bindings  # (slot, index of the step's argument) per input array
         self.tensor_bindings = tensor_bindings  # (slot, tensor, shape, dtype, requires_grad)
         self.instructions = instructions
         self.result = result  # slots -> the value the step returns
         self.description = description  # what two recordings of the same step must share
+        # (i, j): inputs i and j were one array when recorded, so the ops read one slot for both; a
+        # call with two arrays there needs its own recording (the other way round replays right)
+        self.aliases = aliases
 
     def bind(self, args) -> list | None:
         """Fresh slots holding this call's arrays; None if a bound tensor no longer fits the
-        recording (its array changed shape or dtype, or it stopped/started requiring grad)."""
+        recording (its array changed shape or dtype, or it stopped/started requiring grad), or two
+        inputs that were one array no longer are."""
+        for i, j in self.aliases:
+            if _array(args[i]) is not _array(args[j]):
+                return None
         slots = self.template.copy()
         for slot, index in self.arg_bindings:
             arg = args[index]
@@ -80,6 +87,10 @@ class Program:
             reset_errstate(errstate)
             modes.grad = grad_on
         return self.result(slots)
+
+
+def _array(value):
+    return value.data if isinstance(value, Tensor) else value
 
 
 # ---- steps: what each instruction does, before it is made ----------------------------------------

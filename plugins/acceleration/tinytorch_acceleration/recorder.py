@@ -62,9 +62,14 @@ class Recorder(Observer):
         self.clock = IN_PLACE_CLOCK.now  # in-place changes seen so far (by ops, passes and updates)
         self.produced = set()  # slots of op outputs
         self.argument_arrays = []  # to tell a copy of an argument from a constant
+        self.aliases = []  # (i, j): inputs i and j are one array, so the ops read one slot for both
+        first_input_of = {}
         for index, arg in enumerate(args):
             array = arg.data if isinstance(arg, Tensor) else arg
             if isinstance(array, np.ndarray):
+                if id(array) in first_input_of:
+                    self.aliases.append((first_input_of[id(array)], index))
+                first_input_of.setdefault(id(array), index)
                 self.arg_bindings.append((self._new_slot(array), index))
                 self.argument_arrays.append(array)
 
@@ -307,7 +312,7 @@ class Recorder(Observer):
         instructions = [releasing(step.instruction(), released) if released else step.instruction()
                         for step, released in zip(steps, self._releases(steps, kept))]
         return Program(self.template, self.arg_bindings, self.tensor_bindings, instructions, result,
-                       self.description)
+                       self.description, tuple(self.aliases))
 
     def _releases(self, steps: list, kept: set) -> list:
         """Per instruction, the large slots (op outputs, ctxs' saved arrays, gradient sums, of at
