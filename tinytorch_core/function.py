@@ -174,6 +174,8 @@ def _plain_argument(value, op, position):
     (``np.matrix`` would turn ``*`` into a matrix product). Complex, object or text data, and
     masked arrays (whose mask no op would honour), are refused: the result would be wrong or
     could not be a tensor."""
+    if type(value) is np.ndarray and value.dtype.kind in "biuf":  # the usual raw operand (a target)
+        return value
     if isinstance(value, np.generic):
         value = value.item()
     elif type(value) is list:
