@@ -140,3 +140,29 @@ def test_softmax_of_an_empty_axis_is_empty(op, shape):
     with np.errstate(all="raise"):
         probabilities = tt.ops.softmax(Tensor(np.array([[np.nan, 1.0], [-np.inf, 0.0]])), axis=1).data
     assert np.isnan(probabilities[0]).all() and probabilities[1].tolist() == [0.0, 1.0]
+
+
+# ---- in-place changes the graph does not need to refuse ------------------------------------------
+def test_an_op_keeps_only_what_its_backward_reads_so_later_in_place_changes_stay_legal():
+    """y * 3 and y / 2 keep nothing of y (PyTorch's rule), so y.add_(1) after them is legal; y * y
+    keeps y, so the change is still refused."""
+    x = Tensor(np.arange(4.0), requires_grad=True, dtype=np.float64)
+    y = x * 1.0
+    z = y * 3.0 + y / 2.0
+    y.add_(1.0)
+    (z.sum() + y.sum()).backward()
+    np.testing.assert_array_equal(x.grad.data, np.full(4, 4.5))
+    y = x * 1.0
+    z = y * y
+    y.add_(1.0)
+    with pytest.raises(tt.GraphError, match="modified in place"):
+        z.sum().backward()
+
+
+def test_subtracting_a_tensor_from_itself_in_place_is_legal():
+    x = Tensor(np.arange(4.0), requires_grad=True, dtype=np.float64)
+    y = x * 2.0
+    y -= y
+    (y * x).sum().backward()  # d/dx (x * (2x - 2x)) = 0
+    np.testing.assert_array_equal(y.data, np.zeros(4))
+    np.testing.assert_array_equal(x.grad.data, np.zeros(4))
