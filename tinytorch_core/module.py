@@ -86,11 +86,11 @@ class Module:
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name):
+        object.__delattr__(self, name)  # first: a name that is not there leaves the registries alone
         params, buffers, modules = self._registries()
         for registry in (params, buffers, modules):
             registry.pop(name, None)
         MODULE_CLOCK.tick()
-        object.__delattr__(self, name)
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True, rebuild=None) -> None:
         """A non-trainable state tensor (running statistics) saved in the state dict.

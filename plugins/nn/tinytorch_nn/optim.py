@@ -188,6 +188,15 @@ class Optimizer:
                     f"state, {len(group['params'])} here"
                 )
             params.extend(zip(saved["params"], group["params"]))
+        loaded_groups = []
+        for k, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            unknown = set(saved) - set(group)
+            if unknown:  # another optimizer's state (Adam's betas into SGD, say)
+                raise ValueError(f"{name}.load_state_dict: group {k} has hyperparameter(s) {sorted(unknown)} "
+                                 f"that {name} does not have")
+            loaded = {**group, **{key: value for key, value in saved.items() if key != "params"}}
+            self._validate_group(loaded)  # the constructor's checks: lr >= 0, two betas, ...
+            loaded_groups.append(loaded)
         new_state = {}
         for saved_index, p in params:
             entry = saved_state.get(saved_index)
@@ -204,10 +213,8 @@ class Optimizer:
                     value = value.astype(p.data.dtype, copy=True)
                 restored[key] = value
             new_state[p] = restored
-        for saved, group in zip(saved_groups, self.param_groups):
-            for key, value in saved.items():
-                if key != "params":
-                    group[key] = value
+        for loaded, group in zip(loaded_groups, self.param_groups):
+            group.update((key, value) for key, value in loaded.items() if key != "params")
         self.state = new_state
 
     def __repr__(self) -> str:
@@ -439,18 +446,24 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0) -> float:
 
 def _clip(parameters, max_norm, norm_type) -> float:
     max_norm = _number("clip_grad_norm_", "max_norm", max_norm)
-    norm_type = float(norm_type)
+    norm_type = _number("clip_grad_norm_", "norm_type", norm_type)
+    if norm_type == 0:
+        raise ValueError("clip_grad_norm_: norm_type must be positive (2 by default, float('inf') for the largest)")
     grads = [p.grad for p in parameters if p.grad is not None]
-    if not grads:
+    magnitudes = [np.abs(g.data, dtype=np.float64) for g in grads if g.data.size]
+    if not magnitudes:
         return 0.0
-    if norm_type == math.inf:
-        total = max(float(np.max(np.abs(g.data))) if g.data.size else 0.0 for g in grads)
-    elif norm_type == 2.0:
-        total = math.sqrt(sum(float(np.sum(g.data * g.data)) for g in grads))
-    else:
-        total = sum(float(np.sum(np.abs(g.data) ** norm_type)) for g in grads) ** (1.0 / norm_type)
+    largest = float(np.max([m.max() for m in magnitudes]))  # NaN if any gradient holds one
+    if norm_type == math.inf or not 0 < largest < math.inf:
+        total = largest
+    else:  # in units of the largest entry, in float64: squares of large float32 gradients never overflow
+        total = largest * sum(float(np.sum((m / largest) ** norm_type)) for m in magnitudes) ** (1.0 / norm_type)
     coef = max_norm / (total + 1e-6)
     if coef < 1.0:
-        for g in grads:
-            g.mul_(coef)
+        errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)  # inf * 0 is NaN, as in every op, without a warning
+        try:
+            for g in grads:
+                g.mul_(coef)
+        finally:
+            reset_errstate(errstate)
     return total

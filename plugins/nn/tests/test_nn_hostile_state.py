@@ -1,0 +1,71 @@
+"""Gradient clipping of huge float32 gradients, a failed delattr, and optimizer states from
+elsewhere: each used to give a silently wrong model."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import tinytorch_core as tt
+from tinytorch_core import Parameter, Tensor
+
+
+@pytest.mark.parametrize("norm_type, expected_total", [(2.0, 5e20), (1.0, 7e20), (math.inf, 4e20)])
+def test_clipping_huge_float32_gradients_scales_them_instead_of_zeroing_them(norm_type, expected_total):
+    p = Parameter(np.zeros(2, np.float32))
+    p.grad = Tensor(np.array([3e20, 4e20], np.float32))  # their float32 squares overflow
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        total = tt.optim.clip_grad_norm_([p], 1.0, norm_type=norm_type)
+    assert total == pytest.approx(expected_total, rel=1e-6)
+    np.testing.assert_allclose(p.grad.data, np.array([3.0, 4.0]) / (expected_total / 1e20), rtol=1e-5)
+
+
+def test_clipping_an_infinite_gradient_warns_nothing_and_bad_norm_types_are_refused():
+    p = Parameter(np.zeros(2, np.float32))
+    p.grad = Tensor(np.array([np.inf, 4.0], np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert tt.optim.clip_grad_norm_([p], 1.0) == math.inf
+    for bad in (0, -1.0):
+        with pytest.raises(ValueError, match="clip_grad_norm_: norm_type must be"):
+            tt.optim.clip_grad_norm_([p], 1.0, norm_type=bad)
+    for bad in ("fro", float("nan")):
+        with pytest.raises(TypeError, match="clip_grad_norm_: norm_type must be a number"):
+            tt.optim.clip_grad_norm_([p], 1.0, norm_type=bad)
+
+
+def test_a_failed_delattr_leaves_the_module_as_it_was():
+    model = tt.nn.Sequential(tt.nn.Linear(2, 2), tt.nn.ReLU(), tt.nn.Linear(2, 3))
+    keys = list(model.state_dict())
+    with pytest.raises(AttributeError):
+        delattr(model, "2")  # a child of Sequential, not an instance attribute
+    assert list(model.state_dict()) == keys and len(list(model.parameters())) == 4
+
+
+def _stepped(optimizer_class, **options):
+    p = Parameter(np.ones(3))
+    optimizer = optimizer_class([p], **options)
+    p.grad = Tensor(np.ones(3))
+    optimizer.step()
+    return p, optimizer
+
+
+def test_an_optimizer_state_is_checked_as_the_constructor_checks_it():
+    p, adam = _stepped(tt.optim.Adam)
+    state = adam.state_dict()
+    state["param_groups"][0]["lr"] = -5
+    with pytest.raises(ValueError, match="lr must be at least 0"):
+        tt.optim.Adam([p]).load_state_dict(state)
+    state["param_groups"][0].update(lr=0.1, betas=[0.9])
+    with pytest.raises(ValueError, match="betas must be a pair"):
+        tt.optim.Adam([p]).load_state_dict(state)
+    state["param_groups"][0]["betas"] = (0.9, 0.999)
+    with pytest.raises(ValueError, match=r"SGD.load_state_dict: group 0 has hyperparameter\(s\) \['amsgrad', 'betas', 'eps'\]"):
+        tt.optim.SGD([p], lr=0.1).load_state_dict(state)
+    fresh = tt.optim.Adam([p])
+    fresh.load_state_dict(state)  # a valid state still loads
+    assert fresh.param_groups[0]["lr"] == 0.1
