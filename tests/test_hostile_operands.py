@@ -166,3 +166,59 @@ def test_subtracting_a_tensor_from_itself_in_place_is_legal():
     (y * x).sum().backward()  # d/dx (x * (2x - 2x)) = 0
     np.testing.assert_array_equal(y.data, np.zeros(4))
     np.testing.assert_array_equal(x.grad.data, np.zeros(4))
+
+
+# ---- what backward reads must not change unseen ----------------------------------------------------
+def _float64(values):
+    return Tensor(np.array(values, dtype=np.float64), requires_grad=True, dtype=np.float64)
+
+
+@pytest.mark.parametrize("change", [
+    "max output", "min output", "where condition", "clip bound",
+])
+def test_changing_in_place_what_backward_reads_is_refused(change):
+    """Each gave a wrong gradient (NaN for max/min, the new condition or bound for where/clip)."""
+    x = _float64([[1.0, 5.0, 2.0], [7.0, 3.0, 4.0]])
+    if change in ("max output", "min output"):
+        out = x.max(axis=1) if change == "max output" else x.min(axis=1)
+        with tt.no_grad():
+            out.add_(100.0)  # the output viewed the array backward compares against
+    elif change == "where condition":
+        condition = x > 2.0
+        out = tt.ops.where(condition, x, 0.0)
+        condition[0, 0] = True
+    else:
+        low = Tensor(np.array(2.5), dtype=np.float64)
+        out = x.clip(low, None)
+        low.fill_(0.0)
+    with pytest.raises(tt.GraphError, match="modified in place"):
+        out.sum().backward()
+
+
+def test_an_index_array_changed_after_indexing_does_not_move_the_gradient():
+    x = _float64([1.0, 2.0, 3.0])
+    index = np.array([0, 1])
+    picked = x[index]
+    index[0] = 2
+    picked.sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [1.0, 1.0, 0.0])
+
+
+def test_a_hook_that_clips_one_gradient_leaves_the_other_branch_alone():
+    a, b = _float64([3.0, 4.0]), _float64([1.0, 1.0])
+    a.register_post_accumulate_grad_hook(lambda p: tt.optim.clip_grad_norm_([p], 1.0))
+    ((a + b * 2.0) * Tensor(np.array([3.0, 4.0]), dtype=np.float64)).sum().backward()
+    np.testing.assert_array_equal(b.grad.data, [6.0, 8.0])  # was [1.2, 1.6]: a's clip reached b's pending gradient
+
+
+def test_fill_with_a_tensor_that_requires_grad_records_it():
+    y = _float64([1.0, 2.0, 3.0]) * 1.0
+    w = _float64(2.0)
+    y.fill_(w)
+    (y * Tensor(np.array([1.0, 2.0, 3.0]), dtype=np.float64)).sum().backward()
+    assert w.grad.data == 6.0
+
+
+def test_a_0d_bound_does_not_widen_clip():
+    x = Tensor(np.array([0.1, 0.6, 2.0], np.float32))
+    assert x.clip(Tensor(np.array(0.5), dtype=np.float64)).dtype == np.float32

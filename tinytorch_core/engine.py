@@ -245,7 +245,8 @@ def _accumulate_leaf(leaf: Tensor, g, claimed: set) -> None:
     """Add ``g`` to a leaf's ``.grad``. A stored gradient owns its memory (users and optimizers
     change ``.grad`` in place), so ``g`` is copied unless it is a fresh array no one else holds."""
     if leaf.grad is None:
-        if g.base is not None or id(g) in claimed or not g.flags.writeable:
+        # a hook may change .grad in place while g is still pending for another branch: its own copy
+        if g.base is not None or id(g) in claimed or not g.flags.writeable or leaf._grad_hooks is not None:
             g = g.copy()
         claimed.add(id(g))
         leaf.grad = Tensor._wrap(g)

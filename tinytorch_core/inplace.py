@@ -56,11 +56,9 @@ def node_seen_by(consumer, tensor):
 
 
 def shares_memory_owner(a, b) -> bool:
-    """True when array ``a`` is ``b`` or a view of the memory ``b`` owns or views."""
-    if a is b:
-        return True
-    base = a.base
-    return base is not None and (base is b or base is b.base)
+    """True when arrays ``a`` and ``b`` are, or view, the same owner's memory (either way round:
+    a saved array viewed by an output is changed by a write into that output)."""
+    return (a if a.base is None else a.base) is (b if b.base is None else b.base)
 
 
 def saved_array_changed_in_place(node) -> bool:

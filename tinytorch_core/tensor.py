@@ -215,10 +215,9 @@ class Tensor:
         return self
 
     def fill_(self, value) -> "Tensor":
-        value = self._operand(value)
-        if self._records_in_place(None):
+        if self._records_in_place(value):  # value itself may require grad (a 0-d tensor)
             return self._record_in_place("fill_", lambda before: _P.SetItem.apply(before, value, Ellipsis))
-        self.data.fill(value)
+        self.data.fill(self._operand(value))
         self._bump()
         return self
 

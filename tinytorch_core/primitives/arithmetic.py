@@ -222,18 +222,17 @@ class Clip(Function):
 
     @staticmethod
     def forward(ctx, a, low, high):
-        ctx.save_for_backward(a)
-        ctx.low, ctx.high = low, high
+        ctx.save_for_backward(a, low, high)  # saved, not kept aside: a bound changed in place is caught
         return np.clip(a, low, high)
 
     @staticmethod
     def backward(ctx, grad):
-        (a,) = ctx.saved_tensors
+        a, low, high = ctx.saved_tensors
         inside = np.ones(a.shape, dtype=bool)
-        if ctx.low is not None:
-            inside &= a >= ctx.low
-        if ctx.high is not None:
-            inside &= a <= ctx.high
+        if low is not None:
+            inside &= a >= low
+        if high is not None:
+            inside &= a <= high
         return grad * inside, None, None
 
 
@@ -242,12 +241,12 @@ class Where(Function):
 
     @staticmethod
     def forward(ctx, condition, a, b):
-        ctx.condition = condition
+        ctx.save_for_backward(condition)  # saved, not kept aside: a condition changed in place is caught
         return np.where(condition, a, b)
 
     @staticmethod
     def backward(ctx, grad):
-        cond = ctx.condition
+        (cond,) = ctx.saved_tensors
         _, need_a, need_b = ctx.needs_input_grad
         zero = np.zeros((), dtype=grad.dtype)
         ga = np.where(cond, grad, zero) if need_a else None
@@ -359,15 +358,18 @@ def clip(a, low=None, high=None):
     if low is None and high is None:
         raise ValueError("clip: give at least one of min and max")
     bounds = [bound for bound in (low, high) if bound is not None]
-    promoted = promote(a, *bounds)  # the bounds take part in the dtype like any operand
-    return Clip.apply(promoted[0], low, high)
+    promoted = iter(promote(a, *bounds))  # the bounds take part in the dtype like any operand
+    a = next(promoted)
+    low, high = (None if bound is None else next(promoted) for bound in (low, high))
+    return Clip.apply(a, low, high)
 
 
 def where(condition, a, b):
     cond = array_of(condition)
     if cond.dtype != np.bool_:
         raise TypeError(f"where: the condition must be a bool tensor, got {cond.dtype}")
-    return Where.apply(cond, *promote(a, b))
+    # the condition as given: a tensor's version counter tells backward that it was changed in place
+    return Where.apply(condition, *promote(a, b))
 
 
 def exp(x):

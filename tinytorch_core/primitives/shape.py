@@ -55,7 +55,7 @@ class GetItem(Function):
 
     @staticmethod
     def forward(ctx, a, index):
-        ctx.shape, ctx.index = a.shape, index
+        ctx.shape, ctx.index = a.shape, _private_index(index)
         return a[index]
 
     @staticmethod
@@ -66,6 +66,16 @@ class GetItem(Function):
         else:
             np.add.at(full, ctx.index, grad)  # arrays and lists may repeat indices: they must add up
         return full, None
+
+
+def _private_index(index):
+    """``index`` with its arrays and lists copied: backward scatters through it, after the caller
+    may have changed the index array it passed."""
+    if type(index) is tuple:
+        return tuple(_private_index(part) for part in index)
+    if isinstance(index, (np.ndarray, list)):
+        return np.array(index)
+    return index
 
 
 class SetItem(Function):
