@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -232,6 +233,9 @@ class Module:
     def load_state_dict(self, state, strict: bool = True) -> dict:
         """Copy values in place (optimizers keep their references). Mismatches raise
         ``StateDictError`` listing every missing, unexpected and mis-shaped key."""
+        if not isinstance(state, Mapping):
+            raise StateDictError(f"load_state_dict into {type(self).__name__}: expected a dict of arrays "
+                                 f"(name -> array), got {type(state).__name__}")
         targets = OrderedDict(self.named_parameters())
         targets.update(self.named_buffers(persistent_only=True))
         incoming = {k: (v.data if isinstance(v, Tensor) else np.asarray(v)) for k, v in state.items()}
@@ -300,6 +304,8 @@ class ModuleList(Module):
     def __init__(self, modules=None):
         super().__init__()
         self._items: list[Module] = []
+        if isinstance(modules, Module) or not (modules is None or hasattr(modules, "__iter__")):
+            raise TypeError(f"ModuleList takes an iterable of Modules, got {type(modules).__name__}")
         for m in modules or ():
             self.append(m)
 
@@ -319,6 +325,8 @@ class ModuleList(Module):
     def __getitem__(self, index):
         if isinstance(index, slice):
             return ModuleList(self._items[index])
+        if isinstance(index, int) and not -len(self._items) <= index < len(self._items):
+            raise IndexError(f"ModuleList index {index} is out of range for {len(self._items)} module(s)")
         return self._items[index]
 
     def __len__(self) -> int:

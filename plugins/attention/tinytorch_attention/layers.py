@@ -39,8 +39,8 @@ class LayerNorm(Module):
                 )
             normalized_shape = normalized_shape[0]
         self.normalized_shape = positive_int(normalized_shape, "normalized_shape", "LayerNorm")
-        if not eps > 0:
-            raise ValueError(f"LayerNorm: eps must be positive, got {eps!r}")
+        if not isinstance(eps, numbers.Real) or isinstance(eps, bool) or not eps > 0:
+            raise ValueError(f"LayerNorm: eps must be a positive number, got {eps!r}")
         self.eps = float(eps)
         self.weight = Parameter(np.ones(self.normalized_shape, dtype=np.float32))
         self.bias = Parameter(np.zeros(self.normalized_shape, dtype=np.float32))

@@ -69,3 +69,23 @@ def test_an_optimizer_state_is_checked_as_the_constructor_checks_it():
     fresh = tt.optim.Adam([p])
     fresh.load_state_dict(state)  # a valid state still loads
     assert fresh.param_groups[0]["lr"] == 0.1
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: tt.nn.LayerNorm(3, eps=None), ValueError, "LayerNorm: eps must be a positive number"),
+    (lambda: tt.nn.LeakyReLU("a"), TypeError, "LeakyReLU: negative_slope must be a number"),
+    (lambda: tt.nn.ModuleList([tt.nn.ReLU()])[5], IndexError, "ModuleList index 5 is out of range"),
+    (lambda: tt.nn.ModuleList(5), TypeError, "ModuleList takes an iterable of Modules"),
+    (lambda: tt.optim.Adam([Parameter(np.ones(2))], betas=0.9), TypeError, "Adam: betas must be a pair"),
+    (lambda: tt.optim.clip_grad_norm_([None], 1.0), TypeError, "clip_grad_norm_: expected tensors"),
+    (lambda: tt.nn.Linear(2, 2).load_state_dict(None), tt.StateDictError, "expected a dict of arrays"),
+    (lambda: tt.optim.StepLR(tt.optim.SGD([Parameter(np.ones(2))], lr=0.1), 1).load_state_dict({}), ValueError,
+     "StepLR.load_state_dict: expected a dict with 'base_lrs'"),
+    (lambda: tt.optim.SGD([Parameter(np.ones(2))], lr=0.1).load_state_dict({"state": {}, "param_groups": [5]}),
+     ValueError, "group 0 must be a dict with 'params'"),
+    (lambda: tt.nn.CrossEntropyLoss(label_smoothing=2), ValueError, "CrossEntropyLoss: label_smoothing must be in"),
+])
+def test_bad_layer_and_optimizer_arguments_are_refused_where_they_are_given(call, error, message):
+    """Each used to fail with a Python or NumPy internal error, or only at the first forward."""
+    with pytest.raises(error, match=message):
+        call()

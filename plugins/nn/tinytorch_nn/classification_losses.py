@@ -271,7 +271,7 @@ def check_ignore_index(where, ignore_index):
     return ignore_index
 
 
-def _check_label_smoothing(op, label_smoothing) -> float:
+def check_label_smoothing(op, label_smoothing) -> float:
     if not isinstance(label_smoothing, numbers.Real) or not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
     return float(label_smoothing)
@@ -293,7 +293,7 @@ def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduct
     op = "cross_entropy"
     check_reduction(op, reduction)
     check_ignore_index(op, ignore_index)
-    label_smoothing = _check_label_smoothing(op, label_smoothing)
+    label_smoothing = check_label_smoothing(op, label_smoothing)
     class_weight = class_weight_of(op, weight, logits)
     if check_probability_target(op, logits, target, ignore_index):
         return SoftCrossEntropyFunction.apply(logits, target, class_weight, label_smoothing, reduction)

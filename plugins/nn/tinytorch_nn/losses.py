@@ -6,7 +6,7 @@ from tinytorch_core import Module
 from tinytorch_core.checks import array_of
 
 from . import functional as F
-from .classification_losses import check_ignore_index
+from .classification_losses import check_label_smoothing, check_ignore_index
 from .reduction import check_reduction
 
 __all__ = ["BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "MSELoss", "NLLLoss"]
@@ -67,7 +67,7 @@ class CrossEntropyLoss(_ClassLoss):
 
     def __init__(self, ignore_index=None, label_smoothing=0.0, reduction="mean", *, weight=None):
         super().__init__(ignore_index, reduction, weight)
-        self.label_smoothing = label_smoothing
+        self.label_smoothing = check_label_smoothing("CrossEntropyLoss", label_smoothing)
 
     def forward(self, input, target):
         return F.cross_entropy(

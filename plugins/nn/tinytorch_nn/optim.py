@@ -182,6 +182,8 @@ class Optimizer:
             )
         params = []
         for k, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if not isinstance(saved, dict) or "params" not in saved:
+                raise ValueError(f"{name}.load_state_dict: group {k} must be a dict with 'params', got {saved!r:.80}")
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(
                     f"{name}.load_state_dict: group {k} has {len(saved['params'])} parameter(s) in the "
@@ -275,6 +277,8 @@ class Adam(Optimizer):
     _decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
+        if not isinstance(betas, (tuple, list)):
+            raise TypeError(f"{type(self).__name__}: betas must be a pair (beta1, beta2), got {betas!r}")
         super().__init__(
             params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
         )
@@ -376,6 +380,9 @@ class LRScheduler:
         return {"last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs)}
 
     def load_state_dict(self, state: dict) -> None:
+        if not isinstance(state, dict) or not {"base_lrs", "last_epoch"} <= set(state):
+            raise ValueError(f"{type(self).__name__}.load_state_dict: expected a dict with 'base_lrs' and "
+                             f"'last_epoch' (a scheduler's state_dict()), got {state!r:.80}")
         base_lrs = list(state["base_lrs"])
         if len(base_lrs) != len(self.optimizer.param_groups):
             raise ValueError(
@@ -437,6 +444,9 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0) -> float:
     are skipped. ``norm_type`` is 2 by default; ``float('inf')`` uses the largest magnitude.
     """
     parameters = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+    for p in parameters:
+        if not isinstance(p, Tensor):
+            raise TypeError(f"clip_grad_norm_: expected tensors (model.parameters()), got {type(p).__name__}")
     observer = _report_update(clip_grad_norm_, parameters, max_norm, norm_type)
     total = _clip(parameters, max_norm, norm_type)
     if observer is not None:
