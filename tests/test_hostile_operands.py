@@ -222,3 +222,9 @@ def test_fill_with_a_tensor_that_requires_grad_records_it():
 def test_a_0d_bound_does_not_widen_clip():
     x = Tensor(np.array([0.1, 0.6, 2.0], np.float32))
     assert x.clip(Tensor(np.array(0.5), dtype=np.float64)).dtype == np.float32
+
+
+@pytest.mark.parametrize("keepdims", ["no", Tensor(np.array(True)), 1])
+def test_keepdims_must_be_a_bool(keepdims):
+    with pytest.raises(TypeError, match="sum: keepdims must be True or False"):
+        tt.ops.sum(Tensor(np.ones((2, 3))), axis=1, keepdims=keepdims)

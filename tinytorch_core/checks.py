@@ -116,11 +116,13 @@ def axis_or_dim(axis, dim, where: str):
 
 def keepdims_or_keepdim(keepdims, keepdim, where: str) -> bool:
     """``keepdim``, PyTorch's name for ``keepdims``, accepted as an alias (one, not both)."""
-    if keepdim is None:
-        return keepdims
-    if keepdims:
-        raise TypeError(f"{where}: pass keepdims or keepdim (its PyTorch name), not both")
-    return keepdim
+    if keepdim is not None:
+        if keepdims:
+            raise TypeError(f"{where}: pass keepdims or keepdim (its PyTorch name), not both")
+        keepdims = keepdim
+    if not isinstance(keepdims, (bool, np.bool_)):  # "no" or a tensor would be read as True
+        raise TypeError(f"{where}: keepdims must be True or False, got {keepdims!r}")
+    return bool(keepdims)
 
 
 def dtype_mismatch(layer, x, expected, what: str = "input") -> TypeError:
