@@ -232,3 +232,10 @@ def test_block_dropout_follows_manual_seed_and_is_off_in_eval_mode():
     block.eval()
     np.testing.assert_array_equal(block(x).data, block(x).data)
     assert not np.allclose(block(x).data, first)
+
+
+@pytest.mark.parametrize("eps", [None, "a", True, 0.0])
+def test_layer_norm_eps_must_be_a_positive_number(eps):
+    """None and text used to fail inside a comparison with no layer named."""
+    with pytest.raises(ValueError, match="LayerNorm: eps must be a positive number"):
+        LayerNorm(3, eps=eps)
