@@ -72,15 +72,19 @@ class Module:
                     f"{type(self).__name__}: assign a Parameter (or None), or change the values in place "
                     f"under no_grad() (with no_grad(): m.{name} -= 0.1)"
                 )
-            was_parameter = params.pop(name, None) is not None
-            modules.pop(name, None)
-            if isinstance(value, Parameter) or (was_parameter and trainable_leaf):
+            # a name that stays in its registry keeps its place there (state-dict order, as in PyTorch)
+            if isinstance(value, Parameter) or (name in params and trainable_leaf):
                 params[name] = value
+                modules.pop(name, None)
                 buffers.pop(name, None)
             elif isinstance(value, Module):
                 modules[name] = value
+                params.pop(name, None)
                 buffers.pop(name, None)
-            elif name in buffers:
+            else:
+                params.pop(name, None)
+                modules.pop(name, None)
+            if not isinstance(value, (Parameter, Module)) and name in buffers:
                 if value is not None and not isinstance(value, Tensor):
                     raise TypeError(f"buffer '{name}' must be a Tensor or None, got {type(value).__name__}")
                 buffers[name] = value

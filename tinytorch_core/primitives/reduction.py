@@ -108,6 +108,8 @@ class Var(Function):
     def forward(ctx, a, axis=None, keepdims=False, ddof=0):
         if a.dtype.kind != "f":
             raise not_floating(ctx, a)
+        if not isinstance(ddof, int) or isinstance(ddof, bool) or ddof < 0:  # True would read as 1
+            raise TypeError(f"var: ddof must be an int >= 0, got {ddof!r}")
         n = a.size if axis is None else int(np.prod([a.shape[i] for i in axis]))
         centered = a - a.sum(axis=axis, keepdims=True) / max(n, 1)
         if n - ddof <= 0:

@@ -88,3 +88,26 @@ def test_bad_layer_and_optimizer_arguments_are_refused_where_they_are_given(call
     """Each used to fail with a Python or NumPy internal error, or only at the first forward."""
     with pytest.raises(error, match=message):
         call()
+
+
+def test_a_layer_replaced_by_name_is_the_one_that_runs_and_keeps_its_place():
+    model = tt.nn.Sequential(tt.nn.Linear(2, 2, generator=0), tt.nn.ReLU(), tt.nn.Linear(2, 3, generator=1))
+    replacement = tt.nn.Linear(2, 2, generator=5)
+    setattr(model, "0", replacement)  # forward used to run the old layer while state_dict() listed the new
+    x = Tensor(np.ones((1, 2), np.float32))
+    assert model[0] is replacement and list(model.parameters())[0] is replacement.weight
+    assert list(model.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    expected = model[2](model[1](replacement(x)))
+    np.testing.assert_array_equal(model(x).data, expected.data)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: Tensor(np.ones(3)).var(ddof=True), TypeError, "var: ddof must be an int >= 0"),
+    (lambda: tt.nn.Dropout(True), ValueError, "Dropout: p must be a probability"),
+    (lambda: tt.ops.dropout(Tensor(np.ones(3)), 0.5, training="no"), TypeError, "dropout: training must be True or False"),
+    (lambda: tt.ops.cross_entropy(Tensor(np.ones((2, 3))), np.array([0, 1]), label_smoothing=True), ValueError,
+     "label_smoothing must be in"),
+])
+def test_a_bool_is_not_taken_for_a_number_or_a_string_for_a_bool(call, error, message):
+    with pytest.raises(error, match=message):
+        call()

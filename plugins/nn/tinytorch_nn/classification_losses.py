@@ -272,7 +272,8 @@ def check_ignore_index(where, ignore_index):
 
 
 def check_label_smoothing(op, label_smoothing) -> float:
-    if not isinstance(label_smoothing, numbers.Real) or not 0.0 <= label_smoothing <= 1.0:
+    if (not isinstance(label_smoothing, numbers.Real) or isinstance(label_smoothing, bool)
+            or not 0.0 <= label_smoothing <= 1.0):
         raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
     return float(label_smoothing)
 

@@ -36,8 +36,10 @@ def dropout(x, p=0.5, training=True, generator=None):
     ``numpy.random.Generator`` (its stream advances) or an int seed (the same mask on
     every call with that seed); None draws from the default generator.
     """
-    if not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
+    if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be a probability in [0, 1], got {p!r}")
+    if not isinstance(training, (bool, np.bool_)):  # "no" would read as True
+        raise TypeError(f"dropout: training must be True or False, got {training!r}")
     if not training or p == 0:
         return x
     return DropoutFunction.apply(x, _dropout_mask(array_of(x), p, generator))

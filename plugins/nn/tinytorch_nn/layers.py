@@ -67,6 +67,14 @@ class Sequential(Module):
         object.__setattr__(self, "_layers", tuple(self._modules.values()))
         return self
 
+    def __setattr__(self, name, value):
+        super().__setattr__(name, value)
+        if isinstance(value, Module) and name.isdigit() and int(name) < len(self._layers):
+            # setattr(seq, "0", layer) replaces layer 0: forward and seq[0] run the new one
+            layers = list(self._layers)
+            layers[int(name)] = value
+            object.__setattr__(self, "_layers", tuple(layers))
+
     def forward(self, x):
         for module in self._layers:
             x = module(x)
@@ -103,7 +111,7 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, generator=None):
         super().__init__()
-        if not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
+        if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
         self.p = float(p)
         self.generator = None if generator is None else resolve_generator(generator)
