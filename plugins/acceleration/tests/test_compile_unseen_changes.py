@@ -219,3 +219,48 @@ def test_integers_cast_from_floats_inside_the_step_are_refused():
 
     with pytest.raises(CompileError, match="casts floating-point data to integers"):
         tt.compile(step)(_batch(0)[0], Tensor(np.array([0.0, 1.0, 2.0, 1.0])))
+
+
+def test_a_mask_argument_equal_to_a_mask_the_step_builds_is_not_taken_for_a_copy():
+    """Attention combines a causal mask passed in with its own lower triangle: equal arrays, no copy."""
+    model, optimizer = _model()
+    mask = np.tril(np.ones((4, 3), bool))
+
+    def step(x, y, mask):
+        allowed = np.logical_and(mask, np.tril(np.ones((4, 3), bool)))  # built from the argument, equal to it
+        logits = tt.ops.where(allowed, model(x), -1e9)
+        loss = tt.ops.cross_entropy(logits, y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        return loss.item()
+
+    compiled = tt.compile(step)
+    for k in range(4):
+        compiled(*_batch(k), mask)
+    assert compiled.replays == 2
+
+
+@pytest.mark.parametrize("ignored", [0, 2])
+def test_ignored_targets_that_first_appear_after_the_recordings_are_ignored_by_replays(ignored):
+    """Which entries are ignored was decided outside the op: a replay of batches without them counted them."""
+    rng = np.random.default_rng(0)
+    targets = [rng.integers(0, 3, 8) for _ in range(6)]
+    for t in targets[:2]:
+        t[t == ignored] = (ignored + 1) % 3  # none ignored while recording
+    for t in targets[2:]:
+        t[-3:] = ignored
+    results = []
+    for compiled in (False, True):
+        model, optimizer = _model()
+
+        def step(x, y):
+            loss = tt.nn.CrossEntropyLoss(ignore_index=ignored)(model(x), y)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            return loss.item()
+
+        step = tt.compile(step) if compiled else step
+        results.append([step(_batch(k, rows=8)[0], Tensor(t)) for k, t in enumerate(targets)])
+    assert results[0] == results[1]

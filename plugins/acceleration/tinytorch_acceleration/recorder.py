@@ -102,10 +102,10 @@ class Recorder(Observer):
     def _refuse_a_copy_of_an_argument(self, array) -> None:
         """A constant holding an argument's values is, almost surely, a copy the step made of it
         (``Tensor(x)`` of a NumPy batch copies): a replay would keep this call's batch for good."""
-        if array.size < 2 or (array == array.flat[0]).all():  # too plain to tell a copy from a constant
-            return
+        if array.size < 2 or array.dtype.kind == "b" or (array == array.flat[0]).all():
+            return  # too plain to tell a copy from a constant (a mask equal to a causal mask passed in, say)
         for argument in self.argument_arrays:
-            if argument.shape == array.shape and np.array_equal(argument.astype(array.dtype), array):
+            if argument.dtype == array.dtype and argument.shape == array.shape and np.array_equal(argument, array):
                 raise CompileError(
                     "compile: the step copied one of its arguments into a new array (Tensor(x) of a NumPy "
                     "batch copies it); a replay would keep this call's copy. Pass tensors, or wrap with "

@@ -36,12 +36,19 @@ class ClassTargets(NamedTuple):
     flat: np.ndarray | None  # (N, C) inputs: where each target sits in the flattened array (fast path)
 
 
-def _batched(input, target, valid, class_weight=None):
-    """``input`` with a batch axis and its ``ClassTargets`` (an unbatched (C,) sample becomes (1, C))."""
+def _batched(input, target, ignore_index, class_weight=None):
+    """``input`` with a batch axis and its ``ClassTargets`` (an unbatched (C,) sample becomes (1, C)).
+
+    The entries equal to ``ignore_index`` are found here, inside the op, so that a replay of a
+    compiled step finds them in each new batch."""
+    target = np.asarray(target)  # a Python int for one sample
     unbatched = input.ndim == 1
     if unbatched:
         input, target = input[None], target.reshape(1)
-        valid = None if valid is None else valid.reshape(1)
+    valid = None
+    if ignore_index is not None and (target == ignore_index).any():
+        valid = target != ignore_index
+        target = np.where(valid, target, 0)  # a class each ignored entry can be read at (then zeroed)
     weight = None if class_weight is None else class_weight[target]
     if weight is not None:
         count = float(weight.sum() if valid is None else weight[valid].sum())
@@ -152,23 +159,17 @@ def _check_class_range(op, t, n_classes, ignore_index) -> None:
         )
 
 
-def _class_targets(op, input, target, ignore_index):
-    """Validate integer class targets against ``input`` (N, C, d1, ...) or (C,).
-
-    Returns ``(safe_target, valid)``: ``safe_target`` has ignored entries replaced by class 0,
-    ``valid`` is the bool mask of counted entries, or None when every entry counts.
-    """
+def _check_class_targets(op, input, target, ignore_index) -> None:
+    """Validate integer class targets against ``input`` (N, C, d1, ...) or (C,): integers, of the
+    expected shape, each a class index or ``ignore_index``."""
     shape = shape_of(input)
     t = array_of(target)
     _check_integer_targets(op, t, shape)
     expected, n_classes = _expected_target_shape(op, shape)
     _check_target_shape(op, t, shape, expected)
-    valid = None
-    if ignore_index is not None and (t == ignore_index).any():
-        valid = t != ignore_index
-        t = np.where(valid, t, 0)
+    if ignore_index is not None:
+        t = t[t != ignore_index]
     _check_class_range(op, t, n_classes, ignore_index)
-    return t, valid
 
 
 def class_weight_of(op, weight, input):
@@ -208,10 +209,10 @@ class CrossEntropyFunction(Function):
     flops = staticmethod(count.per_input_element_times(6))  # log-softmax's five, the sum
 
     @staticmethod
-    def forward(ctx, logits, target=None, valid=None, weight=None, label_smoothing=0.0, reduction="mean"):
+    def forward(ctx, logits, target=None, ignore_index=None, weight=None, label_smoothing=0.0, reduction="mean"):
         if logits.dtype.kind != "f":
             raise not_floating(ctx, logits)
-        x, targets = _batched(logits, target, valid, weight)
+        x, targets = _batched(logits, target, ignore_index, weight)
         shifted = x - x.max(axis=1, keepdims=True)  # max-subtraction: exp never overflows
         exp = np.exp(shifted)
         sums = exp.sum(axis=1, keepdims=True)
@@ -298,8 +299,8 @@ def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduct
     class_weight = class_weight_of(op, weight, logits)
     if check_probability_target(op, logits, target, ignore_index):
         return SoftCrossEntropyFunction.apply(logits, target, class_weight, label_smoothing, reduction)
-    t, valid = _class_targets(op, logits, target, ignore_index)
-    return CrossEntropyFunction.apply(logits, t, valid, class_weight, label_smoothing, reduction)
+    _check_class_targets(op, logits, target, ignore_index)
+    return CrossEntropyFunction.apply(logits, target, ignore_index, class_weight, label_smoothing, reduction)
 
 
 # ---- negative log-likelihood -----------------------------------------------------------------
@@ -316,10 +317,10 @@ class NLLLossFunction(Function):
     flops = staticmethod(nll_loss_flops)
 
     @staticmethod
-    def forward(ctx, input, target=None, valid=None, weight=None, reduction="mean"):
+    def forward(ctx, input, target=None, ignore_index=None, weight=None, reduction="mean"):
         if input.dtype.kind != "f":
             raise not_floating(ctx, input)
-        x, targets = _batched(input, target, valid, weight)
+        x, targets = _batched(input, target, ignore_index, weight)
         ctx.targets, ctx.reduction = targets, reduction
         ctx.batched_shape, ctx.input_dtype = x.shape, x.dtype
         loss = -_pick(x, targets)
@@ -333,7 +334,7 @@ class NLLLossFunction(Function):
         g = np.zeros(ctx.batched_shape, dtype=ctx.input_dtype)
         scale = _per_entry_scale(grad, ctx.reduction, targets)
         _subtract_at(g, targets, scale if targets.weight is None else scale * targets.weight)
-        return _unbatch(g, targets), None, None, None, None  # None: target, valid, weight, reduction
+        return _unbatch(g, targets), None, None, None, None  # None: target, ignore_index, weight, reduction
 
 
 def nll_loss(input, target, ignore_index=None, reduction="mean", *, weight=None):
@@ -343,5 +344,5 @@ def nll_loss(input, target, ignore_index=None, reduction="mean", *, weight=None)
     check_reduction(op, reduction)
     check_ignore_index(op, ignore_index)
     class_weight = class_weight_of(op, weight, input)
-    t, valid = _class_targets(op, input, target, ignore_index)
-    return NLLLossFunction.apply(input, t, valid, class_weight, reduction)
+    _check_class_targets(op, input, target, ignore_index)
+    return NLLLossFunction.apply(input, target, ignore_index, class_weight, reduction)
