@@ -363,33 +363,33 @@ class Tensor:
 
     # ---- comparisons: bool tensors, never differentiable ------------------------------------
     def __lt__(self, other):
-        return Tensor._wrap(self.data < self._operand(other))
+        return _P.Compare.apply(self, other, np.less)
 
     def __le__(self, other):
-        return Tensor._wrap(self.data <= self._operand(other))
+        return _P.Compare.apply(self, other, np.less_equal)
 
     def __gt__(self, other):
-        return Tensor._wrap(self.data > self._operand(other))
+        return _P.Compare.apply(self, other, np.greater)
 
     def __ge__(self, other):
-        return Tensor._wrap(self.data >= self._operand(other))
+        return _P.Compare.apply(self, other, np.greater_equal)
 
     def __eq__(self, other):
-        return Tensor._wrap(np.asarray(self.data == self._operand(other)))
+        return _P.Compare.apply(self, other, np.equal)
 
     def __ne__(self, other):
-        return Tensor._wrap(np.asarray(self.data != self._operand(other)))
+        return _P.Compare.apply(self, other, np.not_equal)
 
     def __invert__(self):
         if self.data.dtype != np.bool_:
             raise TypeError(f"~ needs a bool tensor, got {self.data.dtype}")
-        return Tensor._wrap(~self.data)
+        return _P.LogicalNot.apply(self)
 
     def __and__(self, other):
-        return Tensor._wrap(np.logical_and(self.data, self._operand(other)))
+        return _P.Compare.apply(self, other, np.logical_and)
 
     def __or__(self, other):
-        return Tensor._wrap(np.logical_or(self.data, self._operand(other)))
+        return _P.Compare.apply(self, other, np.logical_or)
 
     def any(self) -> bool:
         return bool(self.data.any())
@@ -398,10 +398,10 @@ class Tensor:
         return bool(self.data.all())
 
     def argmax(self, axis=None, keepdims: bool = False):
-        return Tensor._wrap(np.asarray(self.data.argmax(axis=axis, keepdims=keepdims)))
+        return _P.ArgExtreme.apply(self, axis, keepdims, True)
 
     def argmin(self, axis=None, keepdims: bool = False):
-        return Tensor._wrap(np.asarray(self.data.argmin(axis=axis, keepdims=keepdims)))
+        return _P.ArgExtreme.apply(self, axis, keepdims, False)
 
     # ---- reductions (``dim``/``keepdim``, PyTorch's names, work too) --------------------------
     def sum(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):

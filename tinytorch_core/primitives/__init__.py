@@ -6,6 +6,9 @@ from ..checks import axis_or_dim, keepdims_or_keepdim, normalize_axes, shape_of
 from .arithmetic import (
     Abs,
     Add,
+    ArgExtreme,
+    Compare,
+    LogicalNot,
     Cast,
     Clip,
     Clone,

@@ -254,6 +254,40 @@ class Where(Function):
         return None, ga, gb
 
 
+class Compare(Function):
+    """``function(a, b)`` for a comparison or logical ufunc (``np.less``, ``np.logical_and``...):
+    a bool result, which carries no gradient. It is an op all the same, so that a compiled step
+    recomputes it on each batch (an accuracy computed inside the step)."""
+
+    flops = staticmethod(count.no_arithmetic)
+
+    @staticmethod
+    def forward(ctx, a, b, function):
+        return np.asarray(function(a, b))
+
+
+class LogicalNot(Function):
+    """``~a`` of a bool tensor (an op for the same reason as ``Compare``)."""
+
+    flops = staticmethod(count.no_arithmetic)
+
+    @staticmethod
+    def forward(ctx, a):
+        return ~a
+
+
+class ArgExtreme(Function):
+    """The index of the largest (``largest=True``) or smallest entry along ``axis``: integers,
+    no gradient; an op for the same reason as ``Compare``."""
+
+    flops = staticmethod(count.no_arithmetic)
+
+    @staticmethod
+    def forward(ctx, a, axis, keepdims, largest):
+        find = a.argmax if largest else a.argmin
+        return np.asarray(find(axis=axis, keepdims=keepdims))
+
+
 class Cast(Function):
     flops = staticmethod(count.no_arithmetic)
 

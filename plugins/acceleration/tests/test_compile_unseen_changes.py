@@ -264,3 +264,24 @@ def test_ignored_targets_that_first_appear_after_the_recordings_are_ignored_by_r
         step = tt.compile(step) if compiled else step
         results.append([step(_batch(k, rows=8)[0], Tensor(t)) for k, t in enumerate(targets)])
     assert results[0] == results[1]
+
+
+def test_an_accuracy_computed_in_the_step_follows_every_batch():
+    """Comparisons and argmax were NumPy results outside ops: replays kept the recorded accuracy."""
+    results = []
+    for compiled in (False, True):
+        model, optimizer = _model()
+
+        def step(x, y):
+            logits = model(x)
+            loss = tt.ops.cross_entropy(logits, y)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            return loss.item(), (logits.argmax(axis=1) == y).float().mean().item()
+
+        step = tt.compile(step) if compiled else step
+        batches = [_batch(0), _batch(0)] + [_batch(k) for k in range(1, 6)]  # the same batch while recording
+        results.append([step(*b) for b in batches])
+    assert results[0] == results[1]
+    assert len({accuracy for _, accuracy in results[1]}) > 1
