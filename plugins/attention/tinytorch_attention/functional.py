@@ -13,7 +13,7 @@ import numbers
 
 import numpy as np
 
-from tinytorch_core import Function, Sample, resolve_generator
+from tinytorch_core import Function, Sample, Tensor, resolve_generator
 from tinytorch_core import flops as count  # FLOP formulas
 from tinytorch_core.checks import array_of, not_floating, positive_int, require_floating, shape_of
 from tinytorch_core.flops import OpCall
@@ -280,7 +280,10 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False, dropo
     allowed = None if mask is None else check_mask(mask, target, where)
     if causal:
         future = causal_mask(sq[-2], sk[-2])
-        allowed = future if allowed is None else allowed & future
+        if isinstance(mask, Tensor):  # a mask computed by ops (a padding mask): combined by an op too
+            allowed = mask & future
+        else:
+            allowed = future if allowed is None else allowed & future
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"{where}: dropout_p must be in [0, 1), got {dropout_p!r}")
     rng = resolve_generator(generator) if dropout_p > 0.0 else None

@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from tinytorch_core import Module, ModuleList, Parameter, is_grad_enabled, no_grad, resolve_generator
+from tinytorch_core import Module, ModuleList, Parameter, Tensor, is_grad_enabled, no_grad, resolve_generator
 from tinytorch_core.checks import array_of, dtype_mismatch, dtype_of, non_negative_int, positive_int, shape_of
 from tinytorch_embeddings import Embedding, LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from tinytorch_embeddings.functional import check_indices, embedding
@@ -131,8 +131,10 @@ class MultiHeadAttention(Module):
                     f"{where}: key_padding_mask must have shape (batch, key_len) = {(batch, key_len)}, "
                     f"got {pad.shape}"
                 )
-            keys_allowed = ~pad[:, None, None, :]
-            allowed = keys_allowed if allowed is None else allowed & keys_allowed
+            # tensor ops, not NumPy: a compiled step recomputes the mask from each batch's padding
+            padding = key_padding_mask if isinstance(key_padding_mask, Tensor) else Tensor._wrap(pad)
+            keys_allowed = ~padding[:, None, None, :]
+            allowed = keys_allowed if allowed is None else keys_allowed & allowed
         return allowed
 
     def forward(self, query, key=None, value=None, mask=None, causal: bool = False, key_padding_mask=None,
