@@ -228,3 +228,16 @@ def test_a_0d_bound_does_not_widen_clip():
 def test_keepdims_must_be_a_bool(keepdims):
     with pytest.raises(TypeError, match="sum: keepdims must be True or False"):
         tt.ops.sum(Tensor(np.ones((2, 3))), axis=1, keepdims=keepdims)
+
+
+def test_a_recorded_write_into_a_detached_tensor_is_refused_like_any_view():
+    """It shares the memory of a tensor whose graph would not see the write (the error message
+    always said so; the check missed it, and y's gradient was silently wrong)."""
+    a = _float64([1.0, 2.0, 3.0])
+    y = a * 2.0
+    with pytest.raises(tt.GraphError, match="recording an in-place change of a view"):
+        y.detach()[0:1] = _float64([9.0])
+    detached = y.detach()
+    with tt.no_grad():  # a plain write is still a write into the shared memory, as in PyTorch
+        detached[0] = 5.0
+    assert y.data.tolist() == [5.0, 4.0, 6.0]

@@ -152,7 +152,7 @@ class Tensor:
 
     def detach(self) -> "Tensor":
         """Same data, no graph. Shares memory and the version counter with this tensor."""
-        t = Tensor._wrap(self.data)
+        t = Tensor._wrap(self.data.view())  # a view: a recorded write into it is refused, as into any view
         t._version_counter = self._version_counter
         return t
 
