@@ -18,6 +18,14 @@ def _batch(seed, rows=4):
     return Tensor(rng.standard_normal((rows, 4)).astype(np.float32)), Tensor(rng.integers(0, 3, rows))
 
 
+def _update(loss, optimizer) -> float:
+    """The end of a training step: backward, the optimizer's step, zero_grad; the loss as a float."""
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    return loss.item()
+
+
 def _twins(build, calls=6):
     """``build()`` -> (step, parameters); the step run eagerly and compiled on the same batches:
     the returned values and the parameters after each call, as bytes."""
@@ -31,6 +39,11 @@ def _twins(build, calls=6):
             history.append((value, [p.data.tobytes() for p in parameters]))
         runs.append(history)
     return runs
+
+
+def _expect_replays_equal_to_eager(build) -> None:
+    eager, compiled = _twins(build)
+    assert compiled == eager
 
 
 def _model(seed=0):
@@ -99,8 +112,7 @@ def test_an_optimizer_stepped_by_a_grad_hook_steps_once_per_replay():
 
         return step, list(model.parameters())
 
-    eager, compiled = _twins(build)
-    assert compiled == eager
+    _expect_replays_equal_to_eager(build)
 
 
 def test_one_array_passed_twice_is_wired_by_the_call():
@@ -110,10 +122,7 @@ def test_one_array_passed_twice_is_wired_by_the_call():
 
         def step(x, target):
             loss = ((model(x) - target) ** 2).mean()
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-            return loss.item()
+            return _update(loss, optimizer)
 
         return step, list(model.parameters())
 
@@ -157,8 +166,7 @@ def test_module_zero_grad_in_the_step_is_replayed():
 
         return step, list(model.parameters())
 
-    eager, compiled = _twins(build)
-    assert compiled == eager
+    _expect_replays_equal_to_eager(build)
 
 
 def test_a_layer_frozen_for_one_call_records_again_instead_of_refusing():
@@ -168,10 +176,7 @@ def test_a_layer_frozen_for_one_call_records_again_instead_of_refusing():
 
         def step(x, y):
             loss = tt.ops.cross_entropy(model(x), y)
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-            return loss.item()
+            return _update(loss, optimizer)
 
         step = tt.compile(step) if compiled else step
         losses = []
@@ -192,10 +197,7 @@ def test_a_copy_of_a_numpy_argument_is_refused_and_as_tensor_replays():
 
         def step(x, y):
             loss = tt.ops.cross_entropy(model(wrap(x)), wrap(y))
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-            return loss.item()
+            return _update(loss, optimizer)
 
         return step
 
@@ -230,10 +232,7 @@ def test_a_mask_argument_equal_to_a_mask_the_step_builds_is_not_taken_for_a_copy
         allowed = np.logical_and(mask, np.tril(np.ones((4, 3), bool)))  # built from the argument, equal to it
         logits = tt.ops.where(allowed, model(x), -1e9)
         loss = tt.ops.cross_entropy(logits, y)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        return loss.item()
+        return _update(loss, optimizer)
 
     compiled = tt.compile(step)
     for k in range(4):
@@ -256,10 +255,7 @@ def test_ignored_targets_that_first_appear_after_the_recordings_are_ignored_by_r
 
         def step(x, y):
             loss = tt.nn.CrossEntropyLoss(ignore_index=ignored)(model(x), y)
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-            return loss.item()
+            return _update(loss, optimizer)
 
         step = tt.compile(step) if compiled else step
         results.append([step(_batch(k, rows=8)[0], Tensor(t)) for k, t in enumerate(targets)])
