@@ -241,3 +241,13 @@ def test_a_recorded_write_into_a_detached_tensor_is_refused_like_any_view():
     with tt.no_grad():  # a plain write is still a write into the shared memory, as in PyTorch
         detached[0] = 5.0
     assert y.data.tolist() == [5.0, 4.0, 6.0]
+
+
+@pytest.mark.parametrize("call, number", [(lambda: tt.ones(2, dtype=np.int8) + 300, "300"),
+                                          (lambda: tt.ones(2, dtype=np.int32) * 2**40, str(2**40)),
+                                          (lambda: tt.ones(2, dtype=np.uint8) - (-1), "-1"),
+                                          (lambda: tt.ones(2, dtype=np.int64) + 2**70, "")])
+def test_a_number_the_dtype_cannot_hold_is_refused_naming_the_op(call, number):
+    """The op was named only in a note under NumPy's message."""
+    with pytest.raises(OverflowError, match=r"core::(add|mul|sub): .*" + number + r".*a number the operands' dtype cannot hold"):
+        call()

@@ -24,7 +24,7 @@ from .anomaly import check_forward
 from .checks import array_from_list, refuse_masked
 from .errstate import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
 from .grad_mode import _per_thread
-from .inplace import IN_PLACE_CLOCK, shares_memory_owner
+from .inplace import IN_PLACE_CLOCK, link_view, shares_memory_owner
 from .observers import FORWARD
 
 
@@ -41,6 +41,10 @@ class Function:
     registration = None
     #: False for ops whose outputs never carry gradients (registration skips gradcheck)
     differentiable: bool = True
+    #: for an op whose output is a view of its first input (reshape, transpose, basic indexing):
+    #: ``view(array, *options)`` makes that view of any array shaped like the input, so that a
+    #: recorded write into the output can go to the input's memory (``inplace.link_view``)
+    view = None
     #: FLOPs of one forward / backward call, as functions of a ``flops.OpCall`` (None: not stated)
     flops = None
     backward_flops = None
@@ -122,6 +126,9 @@ class Function:
         errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)
         try:
             out = cls.forward(ctx, *arrays, **kwargs)
+        except OverflowError as exc:  # a Python int the operands' dtype cannot hold (int8 + 300): say the op
+            _forward_failed(exc, ctx, observer, started, arrays, kwargs)
+            raise OverflowError(f"{cls.display_name()}: {exc} (a number the operands' dtype cannot hold)") from exc
         except Exception as exc:
             _forward_failed(exc, ctx, observer, started, arrays, kwargs)
             raise
@@ -159,7 +166,7 @@ def _wrap_outputs(ctx, outputs: tuple, args, record: bool) -> tuple:
         else:
             result = Tensor._wrap(array)
         if array.base is not None:
-            _share_version_counter(result, args)
+            _link_to_viewed_input(result, type(ctx), args)
         results.append(result)
     return tuple(results)
 
@@ -216,12 +223,17 @@ def _forward_failed(exc: Exception, ctx, observer, started, arrays, kwargs) -> N
         observer.forward_finished(started, ctx, arrays, kwargs, None)
 
 
-def _share_version_counter(view, args) -> None:
-    """An output that views an input's memory shares its version counter: an in-place write
-    through either is seen by the graph nodes that saved the other."""
+def _link_to_viewed_input(view, op, args) -> None:
+    """An output that views an input's memory is linked to it (``inplace.link_view``): an in-place
+    write through either is seen by the graph nodes that saved the other, and a recorded write into
+    the output goes to the input when the op says how it views (``Function.view``)."""
+    viewed = args[0] if args else None
+    if op.view is not None and isinstance(viewed, Tensor) and shares_memory_owner(view.data, viewed.data):
+        link_view(view, viewed, op.view, args[1:])
+        return
     for a in args:
         if isinstance(a, Tensor) and shares_memory_owner(view.data, a.data):
-            view._version_counter = a._version_counter
+            link_view(view, a)  # without a graph link: recorded writes into it are refused
             return
 
 

@@ -1,6 +1,6 @@
-"""In-place changes and autograd: how backward notices them.
+"""In-place changes and autograd: how backward notices them, and how views follow them.
 
-Two pieces of state, both rare to matter and cheap when they do not:
+Three pieces of state, all rare to matter and cheap when they do not:
 
 - ``IN_PLACE_CLOCK`` counts in-place changes to any tensor. A change stamps the tensor's
   version with a new tick, and every graph node notes the clock's time when it was recorded.
@@ -9,8 +9,11 @@ Two pieces of state, both rare to matter and cheap when they do not:
 - ``REWRITTEN`` lists, by tensor ``id``, the graph nodes a tensor had before a *recorded*
   in-place write (``x[i] = w`` with ``w`` requiring grad gives ``x`` a new node). Nodes recorded
   before the write consumed the earlier value: the engine finds that node here.
+- A view (``y[1:3]``, ``y.reshape(...)``, ``y.T``) knows its root, the tensor that owns the
+  memory, and how to rebuild itself from the root (``link_view``); the root keeps weak references
+  to its views. So a recorded write into a view is a write into its root, and after a recorded
+  write into a root each of its views reads the new value, as in PyTorch.
 """
-
 from __future__ import annotations
 
 import itertools
@@ -76,34 +79,141 @@ def saved_array_changed_in_place(node) -> bool:
     )
 
 
+def link_view(view, source, view_op=None, options=()) -> None:
+    """``view``, an op's output, shares ``source``'s memory. It shares its version counter (a write
+    through either is seen by the nodes that saved the other) and gets ``view._view``, its link to
+    its root (the tensor that owns the memory): ``(root, rebuild)``, where ``rebuild`` takes an
+    array shaped like the root's to the view's part of it (``lambda a: a[1:3].T``), composed of
+    each ``view_op(array, *options)`` (``Function.view``) on the way. ``rebuild`` is None when the
+    view has no graph link to its root (``detach()``, or an op that does not say how it views)."""
+    view._version_counter = source._version_counter
+    if source._view is None:
+        root, rebuild = source, None if view_op is None else (lambda array: view_op(array, *options))
+    else:
+        root, parent = source._view
+        rebuild = None if view_op is None or parent is None else (lambda array: view_op(parent(array), *options))
+    view._view = (root, rebuild)
+    if rebuild is not None:
+        _remember_view(root, view)
+
+
+def _remember_view(root, view) -> None:
+    """Keep a weak reference to ``view`` in ``root._views`` (a recorded write into the root
+    gives each live view a new node)."""
+    views = root._views
+    if views is None:
+        root._views = [weakref.ref(view)]
+        return
+    views.append(weakref.ref(view))
+    if len(views) >= 32 and len(views) & (len(views) - 1) == 0:  # at 32, 64, ...: forget dead views
+        views[:] = [ref for ref in views if ref() is not None]
+
+
+def view_of_a_root_that_requires_grad(tensor) -> bool:
+    """Whether ``tensor`` is a view, linked in the graph, of a root that requires grad."""
+    if tensor._view is None:
+        return False
+    root, rebuild = tensor._view
+    return rebuild is not None and root.requires_grad
+
+
+def views_root_memory(tensor) -> bool:
+    """Whether ``tensor`` is a view of its root's memory (still: ``root.data`` may be rebound)."""
+    return tensor._view is not None and shares_memory_owner(tensor.data, tensor._view[0].data)
+
+
+def positions_in_root(view) -> np.ndarray:
+    """Where each element of ``view`` sits in its root: flat (C-order) indices into the root."""
+    root, rebuild = view._view
+    return rebuild(np.arange(root.data.size).reshape(root.data.shape))
+
+
 def record_in_place(tensor, op: str, recorded_result):
     """An in-place change of ``tensor`` recorded in the graph, as in PyTorch, so that no gradient
     is silently lost (``x = zeros(3); x[0:1] = w`` must give ``w`` a gradient):
 
     1. ``before``: a snapshot of the current value, carrying the tensor's graph node;
     2. ``after = recorded_result(before)``: the new value, computed by ordinary ops;
-    3. ``after`` is copied into the tensor's memory, and the tensor takes ``after``'s node.
+    3. ``after`` is copied into the tensor's memory, and the tensor takes ``after``'s node;
+    4. each view of the tensor takes a node that reads the new value.
 
     Nodes recorded earlier that consumed the tensor keep the node it had then (``REWRITTEN``).
+    A view's change is recorded as its root's (``_record_through_view``).
     """
     _check_recordable(tensor, op)
+    if views_root_memory(tensor):
+        return _record_through_view(tensor, op, recorded_result)
     before = type(tensor)._wrap(tensor.data.copy(), tensor.requires_grad, tensor._node, tensor._out_index)
-    after = recorded_result(before)
-    if after.data.shape != tensor.data.shape:
-        raise ValueError(f"{op}: the result has shape {after.data.shape}, the tensor {tensor.data.shape}")
-    if after.data.dtype != tensor.data.dtype:
-        after = after.to(tensor.data.dtype)
+    after = _fit_result(op, recorded_result(before), tensor.data)
     tensor.data[...] = after.data
     tick = tensor._bump()
-    if tensor._node is not None:  # earlier consumers still see the node the tensor had before
-        remember_node_before_write(tensor, tick)
-    tensor._node, tensor._out_index, tensor.requires_grad = after._node, after._out_index, after.requires_grad
+    _take_node(tensor, after, tick)
+    _views_read_new_value(tensor, tick)
     return tensor
 
 
-def _check_recordable(tensor, op: str) -> None:
+def _record_through_view(view, op: str, recorded_result):
+    """A recorded change of a view is a change of its root: gather the view's elements from the
+    root (by their positions), change them, and scatter them back (a ``core::setitem``)."""
     from .function import GraphError  # the error of graph misuse (function.py imports this module)
+    from .primitives import SetItem
 
+    root, rebuild = view._view
+    if rebuild is None:
+        raise GraphError(
+            f"{op}: recording an in-place change of a view that has no graph link to the tensor whose "
+            "memory it shares (made by detach(), or by an op that does not say how it views): that "
+            "tensor would not see the gradient. clone() the view first, or write into that tensor"
+        )
+    positions = positions_in_root(view)
+
+    def write_into_root(before_root):
+        flat = before_root.reshape(-1)
+        after_view = _fit_result(op, recorded_result(flat[positions]), view.data)
+        return SetItem.apply(flat, after_view, positions).reshape(before_root.data.shape)
+
+    record_in_place(root, op, write_into_root)  # step 4 there gives this view its new node too
+    return view
+
+
+def _fit_result(op: str, after, target: np.ndarray):
+    if after.data.shape != target.shape:
+        raise ValueError(f"{op}: the result has shape {after.data.shape}, the tensor {target.shape}")
+    return after if after.data.dtype == target.dtype else after.to(target.dtype)
+
+
+def _take_node(tensor, source, tick: int) -> None:
+    """``tensor`` now holds ``source``'s value: it takes ``source``'s node; earlier consumers
+    still see the node it had before."""
+    if tensor._node is not None:
+        remember_node_before_write(tensor, tick)
+    tensor._node, tensor._out_index, tensor.requires_grad = source._node, source._out_index, source.requires_grad
+
+
+def _views_read_new_value(root, tick: int) -> None:
+    """After a recorded write into ``root``, each live view of it gathers its elements from the
+    root's new node (a view the user made a leaf that requires grad stays that leaf)."""
+    if root._views is None:
+        return
+    views = list(root._views)  # before ``flat``, itself a new view of the root
+    flat = root.reshape(-1)
+    for ref in views:
+        view = ref()
+        if view is not None and views_root_memory(view) and not (view._node is None and view.requires_grad):
+            _take_node(view, flat[positions_in_root(view)], tick)
+
+
+def is_region_of(value, tensor, index) -> bool:
+    """Whether ``value`` is the view ``tensor[index]`` itself: ``x[i] += w`` runs as
+    ``x[i] = x[i].__iadd__(w)``, and the add already wrote through that view."""
+    if getattr(value, "_view", None) is None:
+        return False
+    region = tensor.data[index]  # a view for a basic index; otherwise a copy, never the same memory
+    here, there = value.data.__array_interface__, region.__array_interface__
+    return (here["data"][0], here["shape"], here["strides"]) == (there["data"][0], there["shape"], there["strides"])
+
+
+def _check_recordable(tensor, op: str) -> None:
     if tensor._node is None and tensor.requires_grad:
         raise RuntimeError(
             f"{op}: in-place change of a leaf tensor that requires grad while grad mode is on "
@@ -113,10 +223,4 @@ def _check_recordable(tensor, op: str) -> None:
         raise TypeError(
             f"{op}: cannot write a value that requires grad into a {tensor.data.dtype} tensor; "
             "only floating-point tensors carry gradients"
-        )
-    if tensor.data.base is not None:
-        raise GraphError(
-            f"{op}: recording an in-place change of a view (a slice, reshape or detach of another "
-            "tensor) is not supported: the tensor it views would not see the gradient. Write into "
-            "the tensor that owns the memory, or clone() the view first"
         )

@@ -9,7 +9,7 @@ import numpy as np
 
 from .checks import normalize_axis, refuse_masked
 from .grad_mode import _per_thread
-from .inplace import IN_PLACE_CLOCK, record_in_place
+from .inplace import IN_PLACE_CLOCK, is_region_of, link_view, record_in_place, view_of_a_root_that_requires_grad
 
 DEFAULT_FLOAT = np.float32
 
@@ -29,7 +29,7 @@ class Tensor:
     """A NumPy array with autograd. Float data defaults to float32; integer data stays integer."""
 
     __slots__ = ("data", "requires_grad", "grad", "_node", "_out_index", "_version_counter", "_grad_hooks",
-                 "__weakref__")
+                 "_view", "_views", "__weakref__")
     __array_ufunc__ = None  # make `ndarray + tensor` call Tensor.__radd__ instead of looping
     __hash__ = object.__hash__  # __eq__ is elementwise; identity hashing keeps tensors usable as keys
 
@@ -40,6 +40,7 @@ class Tensor:
         self._out_index = 0
         self._version_counter = [0]
         self._grad_hooks = None  # see register_post_accumulate_grad_hook
+        self._view = self._views = None  # a view's link to its root; a root's views (inplace.py)
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -56,6 +57,7 @@ class Tensor:
         t._out_index = out_index
         t._version_counter = [0]
         t._grad_hooks = None
+        t._view = t._views = None
         return t
 
     # ---- metadata -------------------------------------------------------------------------
@@ -152,8 +154,8 @@ class Tensor:
 
     def detach(self) -> "Tensor":
         """Same data, no graph. Shares memory and the version counter with this tensor."""
-        t = Tensor._wrap(self.data.view())  # a view: a recorded write into it is refused, as into any view
-        t._version_counter = self._version_counter
+        t = Tensor._wrap(self.data.view())
+        link_view(t, self)  # without a graph link: a recorded write into it is refused
         return t
 
     def clone(self) -> "Tensor":
@@ -186,10 +188,11 @@ class Tensor:
 
     def _records_in_place(self, operand) -> bool:
         """Whether an in-place change must be recorded in the graph: grad mode is on and this
-        tensor or ``operand`` requires grad. Otherwise (an optimizer step under ``no_grad``,
-        say) the change is a plain NumPy write followed by ``_bump()``."""
+        tensor, ``operand``, or the root this tensor views requires grad. Otherwise (an optimizer
+        step under ``no_grad``, say) the change is a plain NumPy write followed by ``_bump()``."""
         return _per_thread.modes.grad and (
             self.requires_grad or (isinstance(operand, Tensor) and operand.requires_grad)
+            or view_of_a_root_that_requires_grad(self)
         )
 
     def _record_in_place(self, op: str, recorded_result) -> "Tensor":
@@ -199,6 +202,8 @@ class Tensor:
     def __setitem__(self, index, value) -> None:
         index = _index_operand(index)
         if self._records_in_place(value):
+            if is_region_of(value, self, index):  # x[i] += w: the add wrote through the view x[i]
+                return
             self._record_in_place("__setitem__", lambda before: _P.SetItem.apply(before, value, index))
         else:
             self.data[index] = self._operand(value)
@@ -249,26 +254,19 @@ class Tensor:
         self._bump()
         return self
 
-    # ``x += v`` acts on x itself, as in PyTorch and NumPy (a parameter stays the same object).
-    # One exception: a change to be recorded (a gradient involved) of a view. ``x[i] += w`` runs
-    # as ``x[i] = x[i].__iadd__(w)``, and the in-place change of the view ``x[i]`` could not be
-    # recorded; the result is then computed out of place, and the write into ``x`` records it.
-    def _augmented(self, in_place, out_of_place, other):
-        if self._records_in_place(other) and self.data.base is not None:
-            return out_of_place(self.clone(), other)  # a clone: the write that follows changes the view's memory
-        return in_place(other)
-
+    # ``x += v`` acts on x itself, as in PyTorch and NumPy (a parameter stays the same object; a
+    # view writes through to the tensor it views).
     def __iadd__(self, other):
-        return self._augmented(self.add_, Tensor.__add__, other)
+        return self.add_(other)
 
     def __isub__(self, other):
-        return self._augmented(self.sub_, Tensor.__sub__, other)
+        return self.sub_(other)
 
     def __imul__(self, other):
-        return self._augmented(self.mul_, Tensor.__mul__, other)
+        return self.mul_(other)
 
     def __itruediv__(self, other):
-        return self._augmented(self.div_, Tensor.__truediv__, other)
+        return self.div_(other)
 
     def _operand(self, value):
         return value.data if isinstance(value, Tensor) else value

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from ..checks import axis_or_dim, normalize_axes, normalize_axis, shape_of
@@ -12,6 +14,7 @@ from ..host.samples import Sample, randn
 
 class Reshape(Function):
     flops = staticmethod(count.no_arithmetic)
+    view = staticmethod(np.reshape)  # a view when NumPy can make one (see Function.view)
 
     @staticmethod
     def forward(ctx, a, shape):
@@ -25,6 +28,7 @@ class Reshape(Function):
 
 class Transpose(Function):
     flops = staticmethod(count.no_arithmetic)
+    view = staticmethod(np.transpose)
 
     @staticmethod
     def forward(ctx, a, axes):
@@ -52,6 +56,7 @@ class BroadcastTo(Function):
 
 class GetItem(Function):
     flops = staticmethod(count.no_arithmetic)
+    view = staticmethod(operator.getitem)  # a view for a basic index (ints, slices, None, ...)
 
     @staticmethod
     def forward(ctx, a, index):
@@ -84,7 +89,8 @@ class SetItem(Function):
 
     Backward: the written positions got their value from ``value``, so ``a``'s gradient is zero
     there and ``value``'s is the gradient at those positions (summed back to ``value``'s shape
-    by the engine when it was broadcast).
+    by the engine when it was broadcast). An index that names a position twice writes it twice:
+    only the write that stayed gets its gradient.
     """
 
     flops = staticmethod(count.no_arithmetic)
@@ -93,7 +99,7 @@ class SetItem(Function):
     def forward(ctx, a, value, index):
         out = a.copy()
         out[index] = value
-        ctx.index = index
+        ctx.index = _private_index(index)
         return out
 
     @staticmethod
@@ -105,7 +111,18 @@ class SetItem(Function):
             grad_a[ctx.index] = 0
         if need_value:
             grad_value = grad[ctx.index]
+            if not _is_basic(ctx.index):  # integer arrays may repeat a position
+                grad_value = np.where(_writes_that_stayed(grad.shape, ctx.index, grad_value.shape), grad_value, 0)
         return grad_a, grad_value, None
+
+
+def _writes_that_stayed(shape, index, region_shape) -> np.ndarray:
+    """For ``a[index] = value``, in the shape of ``a[index]``: which writes are in the result. Where
+    ``index`` names a position twice, NumPy keeps one of the writes; the same write here tells which."""
+    writes = np.arange(int(np.prod(region_shape))).reshape(region_shape)
+    writer = np.full(shape, -1, dtype=writes.dtype)
+    writer[index] = writes
+    return writer[index] == writes
 
 
 def _is_basic(index) -> bool:
@@ -279,6 +296,7 @@ def setitem_samples(rng):
     yield Sample(randn(rng, 4, 5), randn(rng, 5), np.array([0, 2]))  # a row broadcast into two rows
     yield Sample(randn(rng, 3, 4), randn(rng, 1), (slice(None), 1))  # broadcast into a column
     yield Sample(randn(rng, 2, 3), 0.5, Ellipsis)  # fill with a number
+    yield Sample(randn(rng, 4, 3), randn(rng, 3, 3), np.array([2, 0, 2]))  # row 2 written twice
 
 
 def concatenate_samples(rng):

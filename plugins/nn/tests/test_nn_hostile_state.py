@@ -111,3 +111,25 @@ def test_a_layer_replaced_by_name_is_the_one_that_runs_and_keeps_its_place():
 def test_a_bool_is_not_taken_for_a_number_or_a_string_for_a_bool(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+@pytest.mark.parametrize("make", [lambda ps: tt.optim.Adam(ps, lr=0.1), lambda ps: tt.optim.AdamW(ps, lr=0.1),
+                                  lambda ps: tt.optim.Adam(ps, lr=0.1, amsgrad=True),
+                                  lambda ps: tt.optim.SGD(ps, lr=0.1, momentum=0.9)])
+def test_optimizer_state_follows_the_model_to_float64(make):
+    """After ``model.to(np.float64)`` the moments stayed float32 and rounded every float64 step."""
+    model = tt.nn.Linear(3, 2)
+    optimizer = make(model.parameters())
+
+    def step(dtype):
+        optimizer.zero_grad()
+        model(Tensor(np.ones((4, 3)), dtype=dtype)).sum().backward()
+        optimizer.step()
+
+    step(np.float32)
+    model.to(np.float64)
+    step(np.float64)
+    for p in model.parameters():
+        assert p.data.dtype == np.float64
+        kept = {key: value.dtype for key, value in optimizer.state[p].items() if isinstance(value, np.ndarray)}
+        assert kept and set(kept.values()) == {np.dtype(np.float64)}, kept

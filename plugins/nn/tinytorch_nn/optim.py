@@ -149,6 +149,15 @@ class Optimizer:
         raise NotImplementedError
 
     # ---- state dicts --------------------------------------------------------------------------
+    @staticmethod
+    def _state_in_dtype_of(p, state: dict) -> dict:
+        """``p``'s state in ``p``'s dtype: after ``model.to(np.float64)`` the moments follow the
+        parameters (float32 moments would round every float64 step)."""
+        for key, value in state.items():
+            if isinstance(value, np.ndarray) and value.dtype != p.data.dtype:
+                state[key] = value.astype(p.data.dtype)
+        return state
+
     def state_dict(self) -> dict:
         """``{"state": {index: {...}}, "param_groups": [...]}``, parameters numbered across groups."""
         index = {}
@@ -259,7 +268,7 @@ class SGD(Optimizer):
     def _with_momentum(self, p, g, mu, dampening, nesterov):
         """``buf = mu * buf + (1 - dampening) * g`` (``buf = g`` on the first step); returns the
         step direction, ``g + mu * buf`` (Nesterov) or ``buf``."""
-        state = self.state.setdefault(p, {})
+        state = self._state_in_dtype_of(p, self.state.setdefault(p, {}))
         buf = state.get("momentum_buffer")
         if buf is None:
             buf = state["momentum_buffer"] = np.array(g, copy=True)
@@ -331,7 +340,7 @@ class Adam(Optimizer):
         """The step count and the two moment estimates of ``p`` (zeros before its first step)."""
         if p not in self.state:
             self.state[p] = {"step": 0, "exp_avg": np.zeros_like(p.data), "exp_avg_sq": np.zeros_like(p.data)}
-        return self.state[p]
+        return self._state_in_dtype_of(p, self.state[p])
 
 
 class AdamW(Adam):
