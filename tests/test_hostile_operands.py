@@ -251,3 +251,28 @@ def test_a_number_the_dtype_cannot_hold_is_refused_naming_the_op(call, number):
     """The op was named only in a note under NumPy's message."""
     with pytest.raises(OverflowError, match=r"core::(add|mul|sub): .*" + number + r".*a number the operands' dtype cannot hold"):
         call()
+
+
+@pytest.mark.parametrize("write, error, message", [
+    (lambda: tt.tensor(np.arange(3)).mul_(2.5), TypeError, "mul_: Cannot cast"),
+    (lambda: tt.tensor(np.array([True, False])).add_(1), TypeError, "add_: Cannot cast"),
+    (lambda: tt.tensor(np.arange(3, dtype=np.int8)).add_(300), OverflowError, "add_: Python integer 300"),
+    (lambda: tt.zeros(3).__setitem__(5, 1.0), IndexError, "__setitem__: index 5 is out of bounds"),
+    (lambda: tt.zeros(3).copy_(np.ones(2)), ValueError, r"copy_: source shape \(2,\) does not fit"),
+    (lambda: tt.zeros(3).fill_("a"), ValueError, "fill_: could not convert"),
+])
+def test_a_plain_in_place_write_that_numpy_refuses_names_the_write(write, error, message):
+    """NumPy's own errors named no op (and copy_ of a shape that does not broadcast raised
+    NumPy's broadcast error)."""
+    with pytest.raises(error, match=message):
+        write()
+
+
+def test_an_empty_list_indexes_nothing_as_in_numpy():
+    x = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True, dtype=np.float64)
+    assert x[[]].shape == (0, 3) and x[:, []].shape == (2, 0)
+    (x[[]].sum() + x[0].sum()).backward()
+    np.testing.assert_array_equal(x.grad.data, [[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
+    y = tt.zeros(3)
+    y[[]] = 5.0
+    assert y.data.tolist() == [0.0, 0.0, 0.0]

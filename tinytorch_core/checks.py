@@ -39,6 +39,22 @@ def array_from_list(where: str, position: int, values: list) -> np.ndarray:
     return array
 
 
+def broadcasts_to(shape: tuple, target: tuple) -> bool:
+    """Whether an array of ``shape`` broadcasts to ``target`` (``copy_``, ``expand``)."""
+    try:
+        return np.broadcast_shapes(shape, target) == tuple(target)
+    except ValueError:
+        return False
+
+
+def named_error(where: str, exc: Exception, context: str) -> Exception:
+    """``exc`` (NumPy's, which names no op) as the same kind of error, saying where and on what."""
+    for kind in (IndexError, OverflowError, TypeError, ValueError):
+        if isinstance(exc, kind):
+            return kind(f"{where}: {exc} ({context})")
+    return exc
+
+
 def refuse_masked(where: str, value) -> None:
     """A masked array cannot be an op's input or a tensor's data: nothing would honour its mask
     (``np.asarray`` drops it without a word)."""

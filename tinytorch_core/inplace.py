@@ -14,9 +14,10 @@ Three pieces of state, all rare to matter and cheap when they do not:
   to its views. So a recorded write into a view is a write into its root, and after a recorded
   write into a root each of its views reads the new value, as in PyTorch.
 """
+
 from __future__ import annotations
 
-import itertools
+import threading
 import weakref
 
 import numpy as np
@@ -27,13 +28,14 @@ class InPlaceClock:
 
     def __init__(self):
         self.now = 0
-        self._ticks = itertools.count(1)
+        self._lock = threading.Lock()
 
     def tick(self) -> int:
-        """Advance the clock; returns the new time (``next()`` is atomic: threads never share one)."""
-        tick = next(self._ticks)
-        self.now = tick
-        return tick
+        """Advance the clock; returns the new time. Under a lock: were two threads to interleave,
+        ``now`` could move back, and a node recorded after a write would look older than it."""
+        with self._lock:
+            self.now += 1
+            return self.now
 
 
 IN_PLACE_CLOCK = InPlaceClock()
@@ -82,18 +84,15 @@ def saved_array_changed_in_place(node) -> bool:
 def link_view(view, source, view_op=None, options=()) -> None:
     """``view``, an op's output, shares ``source``'s memory. It shares its version counter (a write
     through either is seen by the nodes that saved the other) and gets ``view._view``, its link to
-    its root (the tensor that owns the memory): ``(root, rebuild)``, where ``rebuild`` takes an
-    array shaped like the root's to the view's part of it (``lambda a: a[1:3].T``), composed of
-    each ``view_op(array, *options)`` (``Function.view``) on the way. ``rebuild`` is None when the
-    view has no graph link to its root (``detach()``, or an op that does not say how it views)."""
+    its root (the tensor that owns the memory): ``(root, steps)``, where ``steps`` are the
+    ``(view_op, options)`` pairs (``Function.view``) that make the view from the root
+    (``y.T[1:]``: a transpose, then a slice). ``steps`` is None when the view has no graph link to
+    its root (``detach()``, or an op that does not say how it views)."""
     view._version_counter = source._version_counter
-    if source._view is None:
-        root, rebuild = source, None if view_op is None else (lambda array: view_op(array, *options))
-    else:
-        root, parent = source._view
-        rebuild = None if view_op is None or parent is None else (lambda array: view_op(parent(array), *options))
-    view._view = (root, rebuild)
-    if rebuild is not None:
+    root, steps = (source, ()) if source._view is None else source._view
+    steps = None if view_op is None or steps is None else steps + ((view_op, options),)
+    view._view = (root, steps)
+    if steps is not None:
         _remember_view(root, view)
 
 
@@ -109,23 +108,51 @@ def _remember_view(root, view) -> None:
         views[:] = [ref for ref in views if ref() is not None]
 
 
+def _rebuild(steps, array: np.ndarray) -> np.ndarray:
+    """The view that ``steps`` make of ``array`` (shaped like the root)."""
+    for view_op, options in steps:
+        array = view_op(array, *options)
+    return array
+
+
 def view_of_a_root_that_requires_grad(tensor) -> bool:
     """Whether ``tensor`` is a view, linked in the graph, of a root that requires grad."""
     if tensor._view is None:
         return False
-    root, rebuild = tensor._view
-    return rebuild is not None and root.requires_grad
+    root, steps = tensor._view
+    return steps is not None and root.requires_grad
 
 
-def views_root_memory(tensor) -> bool:
-    """Whether ``tensor`` is a view of its root's memory (still: ``root.data`` may be rebound)."""
-    return tensor._view is not None and shares_memory_owner(tensor.data, tensor._view[0].data)
+def _link_holds(view) -> bool:
+    """Whether the view's steps still make its memory from its root's (``.data`` of either may
+    have been reassigned since the view was made)."""
+    root, steps = view._view
+    try:
+        return _same_memory(_rebuild(steps, root.data), view.data)
+    except (IndexError, TypeError, ValueError):  # the root's data no longer has the view's shape
+        return False
 
 
-def positions_in_root(view) -> np.ndarray:
-    """Where each element of ``view`` sits in its root: flat (C-order) indices into the root."""
-    root, rebuild = view._view
-    return rebuild(np.arange(root.data.size).reshape(root.data.shape))
+def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``a`` and ``b`` are the same elements of the same memory."""
+    return (a.__array_interface__["data"][0], a.shape, a.strides, a.dtype) == (
+        b.__array_interface__["data"][0], b.shape, b.strides, b.dtype)
+
+
+def _index_in_root(view):
+    """Where the view's elements sit in its root, as an index: one int array per root axis, shaped
+    like the view. None for a 0-d root, whose one element the view is."""
+    root, steps = view._view
+    if root.data.ndim == 0:
+        return None
+    positions = _rebuild(steps, np.arange(root.data.size).reshape(root.data.shape))
+    return np.unravel_index(positions, root.data.shape)
+
+
+def _gather(root, index, shape: tuple):
+    """A view's elements read from ``root`` by an op that copies them (a view of the root, made
+    here, would join the root's views)."""
+    return root.broadcast_to(shape) if index is None else root[index]
 
 
 def record_in_place(tensor, op: str, recorded_result):
@@ -141,7 +168,7 @@ def record_in_place(tensor, op: str, recorded_result):
     A view's change is recorded as its root's (``_record_through_view``).
     """
     _check_recordable(tensor, op)
-    if views_root_memory(tensor):
+    if tensor._view is not None and shares_memory_owner(tensor.data, tensor._view[0].data):
         return _record_through_view(tensor, op, recorded_result)
     before = type(tensor)._wrap(tensor.data.copy(), tensor.requires_grad, tensor._node, tensor._out_index)
     after = _fit_result(op, recorded_result(before), tensor.data)
@@ -154,23 +181,30 @@ def record_in_place(tensor, op: str, recorded_result):
 
 def _record_through_view(view, op: str, recorded_result):
     """A recorded change of a view is a change of its root: gather the view's elements from the
-    root (by their positions), change them, and scatter them back (a ``core::setitem``)."""
+    root (by their index in it), change them, and scatter them back (a ``core::setitem``)."""
     from .function import GraphError  # the error of graph misuse (function.py imports this module)
     from .primitives import SetItem
 
-    root, rebuild = view._view
-    if rebuild is None:
+    root, steps = view._view
+    if steps is None:
         raise GraphError(
             f"{op}: recording an in-place change of a view that has no graph link to the tensor whose "
             "memory it shares (made by detach(), or by an op that does not say how it views): that "
             "tensor would not see the gradient. clone() the view first, or write into that tensor"
         )
-    positions = positions_in_root(view)
+    if not _link_holds(view):
+        raise GraphError(
+            f"{op}: recording an in-place change of a view whose .data, or the .data of the tensor it "
+            "views, was reassigned after the view was made: where the write lands is no longer known. "
+            "clone() the view first, or write into that tensor"
+        )
+    index = _index_in_root(view)
 
     def write_into_root(before_root):
-        flat = before_root.reshape(-1)
-        after_view = _fit_result(op, recorded_result(flat[positions]), view.data)
-        return SetItem.apply(flat, after_view, positions).reshape(before_root.data.shape)
+        after_view = _fit_result(op, recorded_result(_gather(before_root, index, view.data.shape)), view.data)
+        if index is None:  # a 0-d root: the view is its one element
+            return after_view.reshape(())
+        return SetItem.apply(before_root, after_view, index)
 
     record_in_place(root, op, write_into_root)  # step 4 there gives this view its new node too
     return view
@@ -192,25 +226,23 @@ def _take_node(tensor, source, tick: int) -> None:
 
 def _views_read_new_value(root, tick: int) -> None:
     """After a recorded write into ``root``, each live view of it gathers its elements from the
-    root's new node (a view the user made a leaf that requires grad stays that leaf)."""
-    if root._views is None:
-        return
-    views = list(root._views)  # before ``flat``, itself a new view of the root
-    flat = root.reshape(-1)
-    for ref in views:
+    root's new node (a view the user made a leaf that requires grad stays that leaf; a view whose
+    ``.data`` was reassigned no longer views the root)."""
+    for ref in list(root._views or ()):
         view = ref()
-        if view is not None and views_root_memory(view) and not (view._node is None and view.requires_grad):
-            _take_node(view, flat[positions_in_root(view)], tick)
+        if view is not None and not (view._node is None and view.requires_grad) and _link_holds(view):
+            _take_node(view, _gather(root, _index_in_root(view), view.data.shape), tick)
 
 
 def is_region_of(value, tensor, index) -> bool:
-    """Whether ``value`` is the view ``tensor[index]`` itself: ``x[i] += w`` runs as
-    ``x[i] = x[i].__iadd__(w)``, and the add already wrote through that view."""
-    if getattr(value, "_view", None) is None:
+    """Whether ``value`` is the view ``tensor[index]`` itself, linked in the graph: ``x[i] += w``
+    runs as ``x[i] = x[i].__iadd__(w)``, and the add already wrote through that view."""
+    if getattr(value, "_view", None) is None or value._view[1] is None:
         return False
-    region = tensor.data[index]  # a view for a basic index; otherwise a copy, never the same memory
-    here, there = value.data.__array_interface__, region.__array_interface__
-    return (here["data"][0], here["shape"], here["strides"]) == (there["data"][0], there["shape"], there["strides"])
+    try:
+        return _same_memory(value.data, tensor.data[index])  # a basic index views; others copy
+    except (IndexError, TypeError, ValueError):  # the write itself will say what is wrong
+        return False
 
 
 def _check_recordable(tensor, op: str) -> None:

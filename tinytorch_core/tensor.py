@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from .checks import normalize_axis, refuse_masked
+from .checks import broadcasts_to, named_error, normalize_axis, refuse_masked
 from .grad_mode import _per_thread
 from .inplace import IN_PLACE_CLOCK, is_region_of, link_view, record_in_place, view_of_a_root_that_requires_grad
 
@@ -206,25 +206,20 @@ class Tensor:
                 return
             self._record_in_place("__setitem__", lambda before: _P.SetItem.apply(before, value, index))
         else:
-            self.data[index] = self._operand(value)
-            self._bump()
+            self._write("__setitem__", None, self._operand(value), index)
 
     def copy_(self, source) -> "Tensor":
         src_shape = np.shape(self._operand(source))
-        if src_shape != self.data.shape and np.broadcast_shapes(src_shape, self.data.shape) != self.data.shape:
+        if not broadcasts_to(src_shape, self.data.shape):
             raise ValueError(f"copy_: source shape {src_shape} does not fit tensor shape {self.data.shape}")
         if self._records_in_place(source):
             return self._record_in_place("copy_", lambda before: _P.SetItem.apply(before, source, Ellipsis))
-        self.data[...] = self._operand(source)
-        self._bump()
-        return self
+        return self._write("copy_", None, self._operand(source))
 
     def fill_(self, value) -> "Tensor":
         if self._records_in_place(value):  # value itself may require grad (a 0-d tensor)
             return self._record_in_place("fill_", lambda before: _P.SetItem.apply(before, value, Ellipsis))
-        self.data.fill(self._operand(value))
-        self._bump()
-        return self
+        return self._write("fill_", None, self._operand(value))
 
     def zero_(self) -> "Tensor":
         return self.fill_(0)
@@ -232,10 +227,8 @@ class Tensor:
     def add_(self, other, alpha=1) -> "Tensor":
         if self._records_in_place(other):
             return self._record_in_place("add_", lambda before: before + (other * alpha if alpha != 1 else other))
-        other = other.data if isinstance(other, Tensor) else other
-        self.data += other * alpha if alpha != 1 else other
-        self._bump()
-        return self
+        other = self._operand(other)
+        return self._write("add_", np.add, other * alpha if alpha != 1 else other)
 
     def sub_(self, other, alpha=1) -> "Tensor":
         return self.add_(other, alpha=-alpha)
@@ -243,14 +236,24 @@ class Tensor:
     def mul_(self, other) -> "Tensor":
         if self._records_in_place(other):
             return self._record_in_place("mul_", lambda before: before * other)
-        self.data *= self._operand(other)
-        self._bump()
-        return self
+        return self._write("mul_", np.multiply, self._operand(other))
 
     def div_(self, other) -> "Tensor":
         if self._records_in_place(other):
             return self._record_in_place("div_", lambda before: before / other)
-        self.data /= self._operand(other)
+        return self._write("div_", np.true_divide, self._operand(other))
+
+    def _write(self, op: str, ufunc, value, index=Ellipsis) -> "Tensor":
+        """A plain NumPy write (no gradient involved): ``data[index] = value``, or ``ufunc(data,
+        value)`` into ``data``; then a new version. NumPy's errors say which in-place op failed."""
+        try:
+            if ufunc is None:
+                self.data[index] = value
+            else:
+                ufunc(self.data, value, out=self.data)  # what ``data += value`` runs
+        except (IndexError, OverflowError, TypeError, ValueError) as exc:
+            written = f"an in-place write into a {self.data.dtype} tensor of shape {self.data.shape}"
+            raise named_error(op, exc, written) from exc
         self._bump()
         return self
 
@@ -481,12 +484,12 @@ class Tensor:
 
 
 def _index_operand(index):
-    """Unwrap tensors inside an index so NumPy sees plain arrays."""
+    """An index as NumPy takes it: tensors unwrapped, ``[]`` as an int array (indexing nothing)."""
+    if type(index) is tuple:
+        return tuple(_index_operand(part) for part in index)
     if isinstance(index, Tensor):
         return index.data
-    if type(index) is tuple:
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    return index
+    return np.zeros(0, dtype=np.intp) if type(index) is list and not index else index
 
 
 # The one import cycle in core, by design: Tensor's operators are Functions (primitives/),

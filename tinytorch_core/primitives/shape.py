@@ -6,7 +6,7 @@ import operator
 
 import numpy as np
 
-from ..checks import axis_or_dim, normalize_axes, normalize_axis, shape_of
+from ..checks import axis_or_dim, broadcasts_to, normalize_axes, normalize_axis, shape_of
 from .. import flops as count  # FLOP formulas
 from ..function import Function
 from ..host.samples import Sample, randn
@@ -215,12 +215,8 @@ def unsqueeze(x, axis: int):
 def broadcast_to(x, shape):
     shape = tuple(shape)
     src = shape_of(x)
-    try:
-        np.broadcast_shapes(src, shape)
-        if len(src) > len(shape) or np.broadcast_shapes(src, shape) != shape:
-            raise ValueError
-    except ValueError:
-        raise ValueError(f"broadcast_to: a tensor of shape {src} cannot be broadcast to {shape}") from None
+    if not broadcasts_to(src, shape):
+        raise ValueError(f"broadcast_to: a tensor of shape {src} cannot be broadcast to {shape}")
     return BroadcastTo.apply(x, shape)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from tinytorch_core import Function, Sample, Tensor, resolve_generator
 from tinytorch_core import flops as count  # FLOP formulas
-from tinytorch_core.checks import array_of, not_floating, positive_int, require_floating, shape_of
+from tinytorch_core.checks import array_of, broadcasts_to, not_floating, positive_int, require_floating, shape_of
 from tinytorch_core.flops import OpCall
 
 
@@ -208,11 +208,7 @@ def check_mask(mask, target_shape: tuple, where: str) -> np.ndarray:
             f"{where}: mask must be a bool array (True = may attend, False = masked out), got dtype "
             f"{arr.dtype}; build it with a comparison, e.g. lengths[:, None] > positions"
         )
-    try:
-        fits = np.broadcast_shapes(arr.shape, target_shape) == tuple(target_shape)
-    except ValueError:
-        fits = False
-    if not fits:
+    if not broadcasts_to(arr.shape, target_shape):
         raise ValueError(
             f"{where}: mask of shape {arr.shape} does not broadcast to the attention scores' shape "
             f"{tuple(target_shape)} (batch..., query_len, key_len)"
