@@ -124,7 +124,7 @@ def test_forward_matches_numpy_and_keeps_float32(op, reference):
         (lambda: Tensor(np.ones((2, 3))).broadcast_to((4, 2)), r"\(2, 3\) cannot be broadcast to \(4, 2\)"),
         (lambda: tt.concatenate([Tensor(np.ones((2, 3))), Tensor(np.ones((2, 4)))]), "concatenate"),
         (lambda: tt.where(Tensor([1.0]), Tensor([1.0]), 0.0), "bool"),
-        (lambda: Tensor(np.ones((2, 3))).transpose(0, 0), "permutation"),
+        (lambda: Tensor(np.ones((2, 3))).permute(0, 0), "permutation"),
     ],
 )
 def test_bad_shapes_give_clear_errors(call, message):

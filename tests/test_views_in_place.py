@@ -273,3 +273,49 @@ def test_the_in_place_clock_never_runs_back_when_threads_write():
     finally:
         sys.setswitchinterval(interval)
     assert wrong == []
+
+
+def test_transpose_of_two_axes_swaps_them_as_in_pytorch():
+    """``x.transpose(0, 1)`` of a matrix read (0, 1) as NumPy's identity permutation: a silent no-op
+    (``k.transpose(-2, -1)`` in attention code)."""
+    x = _float64(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    assert x.transpose(0, 1).shape == x.transpose(-2, -1).shape == (3, 2)
+    assert x.permute(0, 1).shape == (2, 3)  # a permutation of every axis, as in both libraries
+    (x.transpose(0, 1) * _float64(np.arange(6.0).reshape(3, 2))).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [[0.0, 2.0, 4.0], [1.0, 3.0, 5.0]])
+    y = tt.zeros(2, 3, 4)
+    assert y.transpose(0, 2).shape == (4, 3, 2) and y.transpose(2, 0, 1).shape == (4, 2, 3)
+
+
+def test_view_refuses_a_layout_it_would_have_to_copy():
+    """``y.T.view(-1)`` copied, so a write into it was silently lost."""
+    y = tt.zeros(2, 3)
+    with pytest.raises(ValueError, match="cannot be viewed as .* without a copy; use reshape"):
+        y.T.view(-1)
+    y.view(3, 2)[0, 0] = 1.0
+    assert y.data[0, 0] == 1.0
+
+
+def test_a_0d_integer_tensor_index_is_an_int_index():
+    """It was a NumPy advanced index: a copy, so a write through it was lost."""
+    y = _float64([[1.0, 2.0], [3.0, 4.0]]) * 1.0
+    row = y[tt.tensor(1)]
+    row *= 10.0
+    assert y.data.tolist() == [[1.0, 2.0], [30.0, 40.0]]
+
+
+def test_views_a_user_made_leaves_follow_writes_into_their_root():
+    """``v`` holds ``w``'s values after the write; it stayed a leaf and ``w`` lost that gradient."""
+    y = _float64([1.0, 2.0, 3.0]) * 1.0
+    w = _float64([5.0, 6.0], requires_grad=True)
+    v = y[1:3]
+    v.requires_grad_()
+    y[0:2] = w
+    (v * 1.0).sum().backward()
+    np.testing.assert_array_equal(w.grad.data, [0.0, 1.0])
+    t = (_float64([1.0, 2.0, 3.0]) * 1.0)
+    leaf = t[0:2]
+    leaf.requires_grad_()
+    t[0:2] = leaf  # was taken for ``x[i] += w``'s write-back: nothing recorded, no gradient
+    (t * t).sum().backward()
+    np.testing.assert_array_equal(leaf.grad.data, [2.0, 4.0])

@@ -218,27 +218,27 @@ def _fit_result(op: str, after, target: np.ndarray):
 
 def _take_node(tensor, source, tick: int) -> None:
     """``tensor`` now holds ``source``'s value: it takes ``source``'s node; earlier consumers
-    still see the node it had before."""
-    if tensor._node is not None:
+    still see the node it had before (None for a leaf: they send the leaf its gradient)."""
+    if tensor._node is not None or tensor.requires_grad:
         remember_node_before_write(tensor, tick)
     tensor._node, tensor._out_index, tensor.requires_grad = source._node, source._out_index, source.requires_grad
 
 
 def _views_read_new_value(root, tick: int) -> None:
     """After a recorded write into ``root``, each live view of it gathers its elements from the
-    root's new node (a view the user made a leaf that requires grad stays that leaf; a view whose
-    ``.data`` was reassigned no longer views the root)."""
+    root's new node, as in PyTorch (also a view the user had made a leaf; a view whose ``.data``
+    was reassigned no longer views the root)."""
     for ref in list(root._views or ()):
         view = ref()
-        if view is not None and not (view._node is None and view.requires_grad) and _link_holds(view):
+        if view is not None and _link_holds(view):
             _take_node(view, _gather(root, _index_in_root(view), view.data.shape), tick)
 
 
 def is_region_of(value, tensor, index) -> bool:
     """Whether ``value`` is the view ``tensor[index]`` itself, linked in the graph: ``x[i] += w``
     runs as ``x[i] = x[i].__iadd__(w)``, and the add already wrote through that view."""
-    if getattr(value, "_view", None) is None or value._view[1] is None:
-        return False
+    if getattr(value, "_view", None) is None or value._view[1] is None or value._node is None:
+        return False  # not a view in the graph (a leaf view must get the write's gradient)
     try:
         return _same_memory(value.data, tensor.data[index])  # a basic index views; others copy
     except (IndexError, TypeError, ValueError):  # the write itself will say what is wrong

@@ -425,8 +425,7 @@ class Tensor:
         return _P.reshape(self, *shape)
 
     def view(self, *shape):
-        """PyTorch's name for ``reshape`` (the result shares memory when the data is contiguous)."""
-        return _P.reshape(self, *shape)
+        return _P.view(self, *shape)
 
     def flatten(self, start_axis: int = 0, end_axis: int = -1, *, start_dim=None, end_dim=None):
         """Merge axes ``start_axis..end_axis`` (PyTorch: ``start_dim``, ``end_dim``) into one."""
@@ -443,7 +442,7 @@ class Tensor:
         return _P.transpose(self, *axes)
 
     def permute(self, *axes):
-        return _P.transpose(self, *axes)
+        return _P.permute(self, *axes)
 
     def swapaxes(self, axis1: int, axis2: int):
         return _P.swapaxes(self, axis1, axis2)
@@ -487,8 +486,8 @@ def _index_operand(index):
     """An index as NumPy takes it: tensors unwrapped, ``[]`` as an int array (indexing nothing)."""
     if type(index) is tuple:
         return tuple(_index_operand(part) for part in index)
-    if isinstance(index, Tensor):
-        return index.data
+    if isinstance(index, Tensor):  # a 0-d integer tensor indexes as its int (a view), as in PyTorch
+        return int(index.data) if index.data.ndim == 0 and index.data.dtype.kind in "iu" else index.data
     return np.zeros(0, dtype=np.intp) if type(index) is list and not index else index
 
 

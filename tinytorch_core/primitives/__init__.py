@@ -50,12 +50,14 @@ from .shape import (
     Transpose,
     broadcast_to,
     concatenate,
+    permute,
     reshape,
     squeeze,
     stack,
     swapaxes,
     transpose,
     unsqueeze,
+    view,
 )
 
 
@@ -129,6 +131,6 @@ __all__ = [
     "Log", "MatMul", "Max", "Maximum", "Mean", "Min", "Minimum", "Mul", "Neg", "Pow", "Reshape",
     "SetItem", "Sqrt", "Stack", "Sub", "Sum", "Transpose", "Var", "Where",
     "abs", "add", "broadcast_to", "clip", "concatenate", "div", "exp", "log", "matmul", "max", "maximum", "mean",
-    "min", "minimum", "mul", "pow", "reshape", "sqrt", "squeeze", "stack", "sub", "sum", "swapaxes",
-    "transpose", "unsqueeze", "var", "where",
+    "min", "minimum", "mul", "permute", "pow", "reshape", "sqrt", "squeeze", "stack", "sub", "sum", "swapaxes",
+    "transpose", "unsqueeze", "var", "view", "where",
 ]

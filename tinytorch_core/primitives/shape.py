@@ -6,7 +6,7 @@ import operator
 
 import numpy as np
 
-from ..checks import axis_or_dim, broadcasts_to, normalize_axes, normalize_axis, shape_of
+from ..checks import array_of, axis_or_dim, broadcasts_to, normalize_axes, normalize_axis, shape_of
 from .. import flops as count  # FLOP formulas
 from ..function import Function
 from ..host.samples import Sample, randn
@@ -176,14 +176,35 @@ def reshape(x, *shape):
     return Reshape.apply(x, target)
 
 
+def view(x, *shape):
+    """``reshape`` that always shares memory, as in PyTorch: a layout it cannot view is refused
+    (a copy would silently lose every write into the result)."""
+    result = reshape(x, *shape)
+    if result.data.size and not np.may_share_memory(result.data, array_of(x)):
+        raise ValueError(f"view: a tensor of shape {shape_of(x)} with strides {array_of(x).strides} cannot be "
+                         f"viewed as {result.data.shape} without a copy; use reshape()")
+    return result
+
+
 def transpose(x, *axes):
+    """Two axes: swap them (PyTorch's ``transpose(dim0, dim1)``; ``x.transpose(0, 1)`` of a
+    matrix is its transpose). Otherwise NumPy's: a permutation of every axis, or none to reverse
+    them."""
+    axes = tuple_argument(axes)
+    if len(axes) == 2:
+        return swapaxes(x, *axes)
+    return permute(x, *axes)
+
+
+def permute(x, *axes):
+    """The axes in the order ``axes`` (a permutation of all of them; none: reversed)."""
     axes = tuple_argument(axes)
     ndim = len(shape_of(x))
     if not axes:
         return Transpose.apply(x, None)
-    permutation = tuple(normalize_axis(a, ndim, "transpose") for a in axes)
+    permutation = tuple(normalize_axis(a, ndim, "permute") for a in axes)
     if sorted(permutation) != list(range(ndim)):
-        raise ValueError(f"transpose: axes {axes} are not a permutation of the {ndim} axes")
+        raise ValueError(f"permute: axes {axes} are not a permutation of the {ndim} axes")
     return Transpose.apply(x, permutation)
 
 
