@@ -319,3 +319,20 @@ def test_views_a_user_made_leaves_follow_writes_into_their_root():
     t[0:2] = leaf  # was taken for ``x[i] += w``'s write-back: nothing recorded, no gradient
     (t * t).sum().backward()
     np.testing.assert_array_equal(leaf.grad.data, [2.0, 4.0])
+
+
+def test_a_write_re_reads_only_the_views_it_touches():
+    """Every live view of the root used to be re-read after each write: writing each of n rows
+    through its own view cost n * n gathers (400 rows: 3.4 s)."""
+    y = tt.zeros(50, 4, dtype=np.float64) * 1.0
+    w = _float64(np.random.default_rng(4).standard_normal((50, 4)), requires_grad=True)
+    rows = [y[i] for i in range(50)]
+    column = y[:, 0]  # overlaps every row
+    untouched, column_before = rows[1].grad_fn, column.grad_fn
+    rows[0] += w[0]
+    assert rows[1].grad_fn is untouched
+    assert column.grad_fn is not column_before and column.requires_grad
+    for i in range(1, 50):
+        rows[i] += w[i]
+    ((y * y).sum() + column.sum()).backward()
+    np.testing.assert_allclose(w.grad.data, 2.0 * w.data + np.array([1.0, 0.0, 0.0, 0.0]))

@@ -155,7 +155,7 @@ def _gather(root, index, shape: tuple):
     return root.broadcast_to(shape) if index is None else root[index]
 
 
-def record_in_place(tensor, op: str, recorded_result):
+def record_in_place(tensor, op: str, recorded_result, written=None):
     """An in-place change of ``tensor`` recorded in the graph, as in PyTorch, so that no gradient
     is silently lost (``x = zeros(3); x[0:1] = w`` must give ``w`` a gradient):
 
@@ -165,7 +165,8 @@ def record_in_place(tensor, op: str, recorded_result):
     4. each view of the tensor takes a node that reads the new value.
 
     Nodes recorded earlier that consumed the tensor keep the node it had then (``REWRITTEN``).
-    A view's change is recorded as its root's (``_record_through_view``).
+    A view's change is recorded as its root's (``_record_through_view``). ``written`` is the
+    memory the change writes, when known (``memory_of``); None: all of the tensor.
     """
     _check_recordable(tensor, op)
     if tensor._view is not None and shares_memory_owner(tensor.data, tensor._view[0].data):
@@ -175,7 +176,7 @@ def record_in_place(tensor, op: str, recorded_result):
     tensor.data[...] = after.data
     tick = tensor._bump()
     _take_node(tensor, after, tick)
-    _views_read_new_value(tensor, tick)
+    _views_read_new_value(tensor, tick, written)
     return tensor
 
 
@@ -206,7 +207,7 @@ def _record_through_view(view, op: str, recorded_result):
             return after_view.reshape(())
         return SetItem.apply(before_root, after_view, index)
 
-    record_in_place(root, op, write_into_root)  # step 4 there gives this view its new node too
+    record_in_place(root, op, write_into_root, view.data)  # step 4 re-reads this view too
     return view
 
 
@@ -224,13 +225,26 @@ def _take_node(tensor, source, tick: int) -> None:
     tensor._node, tensor._out_index, tensor.requires_grad = source._node, source._out_index, source.requires_grad
 
 
-def _views_read_new_value(root, tick: int) -> None:
-    """After a recorded write into ``root``, each live view of it gathers its elements from the
-    root's new node, as in PyTorch (also a view the user had made a leaf; a view whose ``.data``
-    was reassigned no longer views the root)."""
+def memory_of(array: np.ndarray, index):
+    """The memory of ``array[index]``, as a view of it; None when the index copies (integer
+    arrays, a mask) or is invalid (the write will say so)."""
+    try:
+        region = array[index]
+    except (IndexError, TypeError, ValueError):
+        return None
+    return region if np.may_share_memory(region, array) else None
+
+
+def _views_read_new_value(root, tick: int, written) -> None:
+    """After a recorded write into ``root``, each live view of it that overlaps the ``written``
+    memory (all of them when that is None) gathers its elements from the root's new node, as in
+    PyTorch (also a view the user had made a leaf). A view the write missed keeps its node: the
+    values it reads did not change. A view whose ``.data`` was reassigned no longer views the root."""
     for ref in list(root._views or ()):
         view = ref()
-        if view is not None and _link_holds(view):
+        if view is None or (written is not None and not np.may_share_memory(view.data, written)):
+            continue
+        if _link_holds(view):
             _take_node(view, _gather(root, _index_in_root(view), view.data.shape), tick)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from .checks import broadcasts_to, named_error, normalize_axis, refuse_masked
 from .grad_mode import _per_thread
-from .inplace import IN_PLACE_CLOCK, is_region_of, link_view, record_in_place, view_of_a_root_that_requires_grad
+from .inplace import IN_PLACE_CLOCK, is_region_of, link_view, memory_of, record_in_place, view_of_a_root_that_requires_grad
 
 DEFAULT_FLOAT = np.float32
 
@@ -195,16 +195,16 @@ class Tensor:
             or view_of_a_root_that_requires_grad(self)
         )
 
-    def _record_in_place(self, op: str, recorded_result) -> "Tensor":
-        """An in-place change recorded in the graph (``inplace.record_in_place``)."""
-        return record_in_place(self, op, recorded_result)
+    def _record_in_place(self, op: str, recorded_result, index=Ellipsis) -> "Tensor":
+        """An in-place change of ``self[index]`` recorded in the graph (``inplace.record_in_place``)."""
+        return record_in_place(self, op, recorded_result, memory_of(self.data, index))
 
     def __setitem__(self, index, value) -> None:
         index = _index_operand(index)
         if self._records_in_place(value):
             if is_region_of(value, self, index):  # x[i] += w: the add wrote through the view x[i]
                 return
-            self._record_in_place("__setitem__", lambda before: _P.SetItem.apply(before, value, index))
+            self._record_in_place("__setitem__", lambda before: _P.SetItem.apply(before, value, index), index)
         else:
             self._write("__setitem__", None, self._operand(value), index)
 
