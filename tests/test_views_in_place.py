@@ -336,3 +336,26 @@ def test_a_write_re_reads_only_the_views_it_touches():
         rows[i] += w[i]
     ((y * y).sum() + column.sum()).backward()
     np.testing.assert_allclose(w.grad.data, 2.0 * w.data + np.array([1.0, 0.0, 0.0, 0.0]))
+
+
+@pytest.mark.parametrize("index, ints_first", [
+    ((0, slice(None), [0, 1, 2]), lambda a: a[0][:, [0, 1, 2]]),  # NumPy put the array axis first
+    ((slice(None), 0, [0, 1]), lambda a: a[:, 0][:, [0, 1]]),
+    (([0, 1], slice(None), 0), lambda a: a[:, :, 0][[0, 1]]),
+    ((0, Ellipsis, [1, 3]), lambda a: a[0][..., [1, 3]]),
+    (([1, 0], 0, [0, 2]), lambda a: a[:, 0][[1, 0], [0, 2]]),
+])
+def test_an_int_beside_index_arrays_indexes_in_pytorchs_axis_order(index, ints_first):
+    """PyTorch applies the ints first; NumPy moved the array axes to the front (on square shapes
+    a silent transpose of the result)."""
+    a = np.arange(24.0).reshape(2, 3, 4)
+    np.testing.assert_array_equal(_float64(a)[index].data, ints_first(a))
+
+
+def test_writes_with_an_int_beside_index_arrays_match_finite_differences():
+    def step(x):
+        z = x * 1.0
+        z[0, :, [0, 2]] = z[1, :, [1, 3]] * 2.0
+        return z * z
+
+    assert gradcheck(step, np.random.default_rng(5).standard_normal((2, 3, 4)))

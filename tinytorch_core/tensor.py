@@ -39,8 +39,7 @@ class Tensor:
         self._node = None
         self._out_index = 0
         self._version_counter = [0]
-        self._grad_hooks = None  # see register_post_accumulate_grad_hook
-        self._view = self._views = None  # a view's link to its root; a root's views (inplace.py)
+        self._grad_hooks = self._view = self._views = None  # grad hooks; view links (inplace.py)
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -56,8 +55,7 @@ class Tensor:
         t._node = node
         t._out_index = out_index
         t._version_counter = [0]
-        t._grad_hooks = None
-        t._view = t._views = None
+        t._grad_hooks = t._view = t._views = None
         return t
 
     # ---- metadata -------------------------------------------------------------------------
@@ -76,7 +74,6 @@ class Tensor:
         return self.data.shape[normalize_axis(dim, self.data.ndim, "size")]
 
     def numel(self) -> int:
-        """The number of elements."""
         return self.data.size
 
     def dim(self) -> int:
@@ -201,6 +198,8 @@ class Tensor:
 
     def __setitem__(self, index, value) -> None:
         index = _index_operand(index)
+        if (split := _P.ints_first(index)) is not None:  # y[0, :, [0, 1]] = v: PyTorch's axis order
+            return self[split[0]].__setitem__(split[1], value)
         if self._records_in_place(value):
             if is_region_of(value, self, index):  # x[i] += w: the add wrote through the view x[i]
                 return
@@ -457,14 +456,16 @@ class Tensor:
     def unsqueeze(self, axis: int):
         return _P.unsqueeze(self, axis)
 
-    def expand_dims(self, axis: int):
-        return _P.unsqueeze(self, axis)
+    expand_dims = unsqueeze  # NumPy's name
 
     def broadcast_to(self, shape):
         return _P.broadcast_to(self, shape)
 
     def __getitem__(self, index):
-        return _P.GetItem.apply(self, _index_operand(index))
+        index = _index_operand(index)
+        if (split := _P.ints_first(index)) is not None:  # y[0, :, [0, 1]]: PyTorch's axis order
+            return self[split[0]][split[1]]
+        return _P.GetItem.apply(self, index)
 
     # ---- every registered op as a method: x.relu(), x.softmax(-1), x.conv2d(w) ------------------
     def __getattr__(self, name):

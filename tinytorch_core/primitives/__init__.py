@@ -50,6 +50,7 @@ from .shape import (
     Transpose,
     broadcast_to,
     concatenate,
+    ints_first,
     permute,
     reshape,
     squeeze,
@@ -131,6 +132,6 @@ __all__ = [
     "Log", "MatMul", "Max", "Maximum", "Mean", "Min", "Minimum", "Mul", "Neg", "Pow", "Reshape",
     "SetItem", "Sqrt", "Stack", "Sub", "Sum", "Transpose", "Var", "Where",
     "abs", "add", "broadcast_to", "clip", "concatenate", "div", "exp", "log", "matmul", "max", "maximum", "mean",
-    "min", "minimum", "mul", "permute", "pow", "reshape", "sqrt", "squeeze", "stack", "sub", "sum", "swapaxes",
+    "ints_first", "min", "minimum", "mul", "permute", "pow", "reshape", "sqrt", "squeeze", "stack", "sub", "sum", "swapaxes",
     "transpose", "unsqueeze", "var", "view", "where",
 ]

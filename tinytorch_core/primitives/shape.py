@@ -125,6 +125,32 @@ def _writes_that_stayed(shape, index, region_shape) -> np.ndarray:
     return writer[index] == writes
 
 
+def ints_first(index):
+    """``(ints, rest)`` for an index that mixes ints with integer or bool arrays, else None.
+
+    PyTorch reads such an int as a basic index, its axis gone first; NumPy reads it as one more
+    array, and moves the array axes to the front when a slice separates them: ``y[0, :, [0, 1]]``
+    has shape ``(d1, 2)`` in PyTorch, ``(2, d1)`` in NumPy. Indexing with ``ints`` (the ints, the
+    rest full slices), then with ``rest`` (the arrays), gives PyTorch's order.
+    """
+    parts = index if type(index) is tuple else (index,)
+    arrays = [np.asarray(p) for p in parts if isinstance(p, (np.ndarray, list))]
+    if not arrays or not any(isinstance(p, (int, np.integer)) and not isinstance(p, bool) for p in parts):
+        return None
+    ints, rest, arrays = [], [], iter(arrays)
+    for p in parts:
+        if isinstance(p, (np.ndarray, list)):
+            array = next(arrays)
+            ints += [slice(None)] * (array.ndim if array.dtype == np.bool_ else 1)  # a mask spans its axes
+            rest.append(p)
+        elif isinstance(p, (int, np.integer)) and not isinstance(p, bool):
+            ints.append(p)
+        else:  # a slice, None or Ellipsis: applied with the ints; the arrays then see its result
+            ints.append(p)
+            rest.append(Ellipsis if p is Ellipsis else slice(None))
+    return tuple(ints), tuple(rest)
+
+
 def _is_basic(index) -> bool:
     """Only ints, slices, None and Ellipsis: NumPy basic indexing (a Python list is advanced)."""
     parts = index if type(index) is tuple else (index,)
