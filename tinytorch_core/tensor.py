@@ -7,9 +7,10 @@ import math
 
 import numpy as np
 
-from .checks import broadcasts_to, named_error, normalize_axis, refuse_masked
+from .checks import broadcasts_to, normalize_axis, refuse_masked
 from .grad_mode import _per_thread
-from .inplace import IN_PLACE_CLOCK, is_region_of, link_view, memory_of, record_in_place, view_of_a_root_that_requires_grad
+from .inplace import (IN_PLACE_CLOCK, is_region_of, link_view, memory_of, record_in_place,
+                      view_of_a_root_that_requires_grad, write_plain)
 
 DEFAULT_FLOAT = np.float32
 
@@ -205,7 +206,7 @@ class Tensor:
                 return
             self._record_in_place("__setitem__", lambda before: _P.SetItem.apply(before, value, index), index)
         else:
-            self._write("__setitem__", None, self._operand(value), index)
+            write_plain(self, "__setitem__", self._operand(value), index)
 
     def copy_(self, source) -> "Tensor":
         src_shape = np.shape(self._operand(source))
@@ -213,12 +214,12 @@ class Tensor:
             raise ValueError(f"copy_: source shape {src_shape} does not fit tensor shape {self.data.shape}")
         if self._records_in_place(source):
             return self._record_in_place("copy_", lambda before: _P.SetItem.apply(before, source, Ellipsis))
-        return self._write("copy_", None, self._operand(source))
+        return write_plain(self, "copy_", self._operand(source))
 
     def fill_(self, value) -> "Tensor":
         if self._records_in_place(value):  # value itself may require grad (a 0-d tensor)
             return self._record_in_place("fill_", lambda before: _P.SetItem.apply(before, value, Ellipsis))
-        return self._write("fill_", None, self._operand(value))
+        return write_plain(self, "fill_", self._operand(value))
 
     def zero_(self) -> "Tensor":
         return self.fill_(0)
@@ -227,7 +228,7 @@ class Tensor:
         if self._records_in_place(other):
             return self._record_in_place("add_", lambda before: before + (other * alpha if alpha != 1 else other))
         other = self._operand(other)
-        return self._write("add_", np.add, other * alpha if alpha != 1 else other)
+        return write_plain(self, "add_", other * alpha if alpha != 1 else other)
 
     def sub_(self, other, alpha=1) -> "Tensor":
         return self.add_(other, alpha=-alpha)
@@ -235,26 +236,12 @@ class Tensor:
     def mul_(self, other) -> "Tensor":
         if self._records_in_place(other):
             return self._record_in_place("mul_", lambda before: before * other)
-        return self._write("mul_", np.multiply, self._operand(other))
+        return write_plain(self, "mul_", self._operand(other))
 
     def div_(self, other) -> "Tensor":
         if self._records_in_place(other):
             return self._record_in_place("div_", lambda before: before / other)
-        return self._write("div_", np.true_divide, self._operand(other))
-
-    def _write(self, op: str, ufunc, value, index=Ellipsis) -> "Tensor":
-        """A plain NumPy write (no gradient involved): ``data[index] = value``, or ``ufunc(data,
-        value)`` into ``data``; then a new version. NumPy's errors say which in-place op failed."""
-        try:
-            if ufunc is None:
-                self.data[index] = value
-            else:
-                ufunc(self.data, value, out=self.data)  # what ``data += value`` runs
-        except (IndexError, OverflowError, TypeError, ValueError) as exc:
-            written = f"an in-place write into a {self.data.dtype} tensor of shape {self.data.shape}"
-            raise named_error(op, exc, written) from exc
-        self._bump()
-        return self
+        return write_plain(self, "div_", self._operand(other))
 
     # ``x += v`` acts on x itself, as in PyTorch and NumPy (a parameter stays the same object; a
     # view writes through to the tensor it views).
