@@ -17,7 +17,6 @@ Three pieces of state, all rare to matter and cheap when they do not:
 
 from __future__ import annotations
 
-import operator
 import threading
 import weakref
 
@@ -161,16 +160,11 @@ def _gather(root, index, shape: tuple):
     return root.broadcast_to(shape) if index is None else root[index]
 
 
-#: the NumPy in-place operator behind each plain in-place method (the others assign)
-_PLAIN_WRITES = {"add_": operator.iadd, "mul_": operator.imul, "div_": operator.itruediv}
-
-
-def write_plain(tensor, op: str, value, index=Ellipsis):
-    """An in-place change with no gradient involved: a NumPy write (``data += value`` for ``add_``,
-    ``data[index] = value`` for ``__setitem__``, ...), then a new version. NumPy's errors say
-    which write failed."""
+def write_plain(tensor, op: str, value, index=Ellipsis, in_place=None):
+    """An in-place change with no gradient involved: a NumPy write, ``data[index] = value`` or
+    ``in_place(data, value)`` (``operator.iadd`` runs ``data += value``), then a new version.
+    NumPy's errors say which write failed."""
     try:
-        in_place = _PLAIN_WRITES.get(op)
         if in_place is None:
             tensor.data[index] = value
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 
 import numpy as np
 
@@ -227,8 +228,8 @@ class Tensor:
     def add_(self, other, alpha=1) -> "Tensor":
         if self._records_in_place(other):
             return self._record_in_place("add_", lambda before: before + (other * alpha if alpha != 1 else other))
-        other = self._operand(other)
-        return write_plain(self, "add_", other * alpha if alpha != 1 else other)
+        other = other.data if isinstance(other, Tensor) else other
+        return write_plain(self, "add_", other * alpha if alpha != 1 else other, in_place=operator.iadd)
 
     def sub_(self, other, alpha=1) -> "Tensor":
         return self.add_(other, alpha=-alpha)
@@ -236,12 +237,12 @@ class Tensor:
     def mul_(self, other) -> "Tensor":
         if self._records_in_place(other):
             return self._record_in_place("mul_", lambda before: before * other)
-        return write_plain(self, "mul_", self._operand(other))
+        return write_plain(self, "mul_", self._operand(other), in_place=operator.imul)
 
     def div_(self, other) -> "Tensor":
         if self._records_in_place(other):
             return self._record_in_place("div_", lambda before: before / other)
-        return write_plain(self, "div_", self._operand(other))
+        return write_plain(self, "div_", self._operand(other), in_place=operator.itruediv)
 
     # ``x += v`` acts on x itself, as in PyTorch and NumPy (a parameter stays the same object; a
     # view writes through to the tensor it views).
