@@ -35,12 +35,9 @@ class InPlaceClock:
     def tick(self) -> int:
         """Advance the clock; returns the new time. Under a lock: were two threads to interleave,
         ``now`` could move back, and a node recorded after a write would look older than it."""
-        self._lock.acquire()  # not ``with``: half the cost, and this runs at every optimizer update
-        try:
+        with self._lock:
             self.now += 1
             return self.now
-        finally:
-            self._lock.release()
 
 
 IN_PLACE_CLOCK = InPlaceClock()
@@ -89,13 +86,14 @@ def saved_array_changed_in_place(node) -> bool:
 def link_view(view, source, view_op=None, options=()) -> None:
     """``view``, an op's output, shares ``source``'s memory. It shares its version counter (a write
     through either is seen by the nodes that saved the other) and gets ``view._view``, its link to
-    its root (the tensor that owns the memory): ``(root, steps)``, where ``steps`` are the
-    ``(view_op, options)`` pairs (``Function.view``) that make the view from the root
-    (``y.T[1:]``: a transpose, then a slice). ``steps`` is None when the view has no graph link to
-    its root (``detach()``, or an op that does not say how it views)."""
+    its root (the tensor that owns the memory): ``(root, steps)``, where ``steps`` are the calls
+    ``view_op(array, *options)`` (``Function.view``) that make the view from the root (``y.T[1:]``:
+    a transpose, then a slice), as a chain, last first: ``(earlier steps, view_op, options)``,
+    ending in ``()``. ``steps`` is None when the view has no graph link to its root
+    (``detach()``, or an op that does not say how it views)."""
     view._version_counter = source._version_counter
     root, steps = (source, ()) if source._view is None else source._view
-    steps = None if view_op is None or steps is None else steps + ((view_op, options),)
+    steps = None if view_op is None or steps is None else (steps, view_op, options)
     view._view = (root, steps)
     if steps is not None:
         _remember_view(root, view)
@@ -114,8 +112,12 @@ def _remember_view(root, view) -> None:
 
 
 def _rebuild(steps, array: np.ndarray) -> np.ndarray:
-    """The view that ``steps`` make of ``array`` (shaped like the root)."""
-    for view_op, options in steps:
+    """The view that ``steps`` make of ``array`` (shaped like the root): first step first."""
+    calls = []
+    while steps:  # a loop, not recursion: a chain of views can be deeper than the recursion limit
+        steps, view_op, options = steps
+        calls.append((view_op, options))
+    for view_op, options in reversed(calls):
         array = view_op(array, *options)
     return array
 
