@@ -276,3 +276,33 @@ def test_an_empty_list_indexes_nothing_as_in_numpy():
     y = tt.zeros(3)
     y[[]] = 5.0
     assert y.data.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_clip_bounds_that_require_grad_get_their_gradient():
+    """The forward ran, then backward failed: clip returned None for the bounds' gradients."""
+    from tinytorch_core.testing import gradcheck
+
+    rng = np.random.default_rng(6)
+    x = rng.uniform(-2.0, 2.0, (3, 5))
+    assert gradcheck(lambda a, low, high: a.clip(low, high), x, np.full((3, 1), -0.5), np.full((1, 5), 0.7))
+    a = Tensor([-1.0, 0.5, 2.0], requires_grad=True, dtype=np.float64)
+    low = Tensor([0.0, 0.0, 0.0], requires_grad=True, dtype=np.float64)
+    high = Tensor(1.0, requires_grad=True, dtype=np.float64)
+    a.clip(low, high).sum().backward()
+    assert (a.grad.data.tolist(), low.grad.data.tolist(), high.grad.item()) == ([0.0, 1.0, 0.0], [1.0, 0.0, 0.0], 1.0)
+
+
+def test_max_and_min_of_a_nan_send_the_gradient_to_the_nan():
+    """NaN == NaN is False: no position 'attained' the NaN maximum and every gradient was NaN."""
+    x = Tensor([1.0, np.nan, 3.0], requires_grad=True, dtype=np.float64)
+    x.max().backward()
+    assert x.grad.data.tolist() == [0.0, 1.0, 0.0]
+    y = Tensor([[1.0, np.nan], [3.0, 2.0]], requires_grad=True, dtype=np.float64)
+    y.min(axis=1).sum().backward()
+    assert y.grad.data.tolist() == [[0.0, 1.0], [0.0, 1.0]]
+
+
+def test_a_0d_tensor_reduces_over_axis_minus_1_as_over_axis_0():
+    x = Tensor(3.0, requires_grad=True, dtype=np.float64)
+    for name in ("sum", "mean", "max", "min"):
+        assert getattr(x, name)(dim=-1).item() == 3.0

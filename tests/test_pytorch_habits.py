@@ -40,7 +40,8 @@ def test_dtype_names():
 @pytest.mark.parametrize("name", ["sum", "mean", "max", "min", "var"])
 def test_dim_and_keepdim_on_reductions(name):
     x = sample(2, 3, 4)
-    numpy_result = getattr(np, name)(x.data, axis=1, keepdims=True)
+    torch_default = {"ddof": 1} if name == "var" else {}  # PyTorch's var divides by n - 1
+    numpy_result = getattr(np, name)(x.data, axis=1, keepdims=True, **torch_default)
     assert np.allclose(getattr(x, name)(dim=1, keepdim=True).data, numpy_result)
     assert np.allclose(getattr(tt.primitives, name)(x, dim=1, keepdim=True).data, numpy_result)
     assert getattr(x, name)(dim=(0, 2)).shape == (3,)
@@ -115,3 +116,25 @@ def test_module_apply_visits_children_first_then_the_module():
 
     model.apply(zero_biases)
     assert all(not m.bias.data.any() for m in (model[0], model[2]))
+
+
+def test_var_keeps_each_librarys_default_and_takes_pytorchs_names():
+    """``x.var(dim=1)`` divided by n (NumPy's default) where PyTorch divides by n - 1."""
+    x = Tensor([[1.0, 2.0, 4.0], [0.0, 3.0, 9.0]], dtype=np.float64)
+    np.testing.assert_allclose(x.var(dim=1).data, [7 / 3, 21.0])
+    np.testing.assert_allclose(x.var(axis=1).data, [14 / 9, 14.0])  # NumPy's name: NumPy's ddof=0
+    np.testing.assert_allclose(x.var(dim=1, unbiased=False).data, [14 / 9, 14.0])
+    np.testing.assert_allclose(x.var(1, correction=1).data, [7 / 3, 21.0])
+    np.testing.assert_allclose(tt.ops.var(x, dim=1).data, [7 / 3, 21.0])
+    with pytest.raises(TypeError, match="var: pass one of ddof, unbiased and correction"):
+        x.var(dim=1, ddof=1, unbiased=True)
+    with pytest.raises(TypeError, match="unbiased must be True or False"):
+        x.var(dim=1, unbiased="yes")
+
+
+def test_pytorch_keyword_names_on_arg_reductions_and_axes():
+    x = Tensor([[1.0, 5.0, 2.0], [7.0, 0.0, 3.0]])
+    assert x.argmax(dim=1).tolist() == [1, 0] and x.argmin(dim=1, keepdim=True).tolist() == [[0], [1]]
+    assert x.unsqueeze(dim=0).shape == (1, 2, 3) and x.unsqueeze(dim=0).squeeze(dim=0).shape == (2, 3)
+    assert x.clamp(1.0, 3.0).tolist() == [[1.0, 3.0, 2.0], [3.0, 1.0, 3.0]]
+

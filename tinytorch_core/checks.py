@@ -97,7 +97,7 @@ def normalize_axis(axis, ndim: int, where: str) -> int:
     """One axis as a non-negative index into ``ndim`` dimensions (``-1`` is the last)."""
     if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):
         raise TypeError(f"{where}: axis must be an int, got {type(axis).__name__}")
-    if not -ndim <= axis < max(ndim, 1):
+    if not -max(ndim, 1) <= axis < max(ndim, 1):  # a 0-d input's axis 0 or -1: itself, as in PyTorch
         raise ValueError(f"{where}: axis {axis} is out of range for an input with {ndim} dimension(s)")
     return int(axis) % max(ndim, 1)
 

@@ -8,7 +8,7 @@ import operator
 
 import numpy as np
 
-from .checks import broadcasts_to, normalize_axis, refuse_masked
+from .checks import axis_or_dim, broadcasts_to, keepdims_or_keepdim, normalize_axis, refuse_masked
 from .grad_mode import _per_thread
 from .inplace import (IN_PLACE_CLOCK, is_region_of, link_view, memory_of, record_in_place,
                       view_of_a_root_that_requires_grad, write_plain)
@@ -327,6 +327,8 @@ class Tensor:
     def clip(self, min=None, max=None):
         return _P.clip(self, min, max)
 
+    clamp = clip  # PyTorch's name
+
     # PyTorch's dtype conversions
     def float(self) -> "Tensor":
         return self.to(np.float32)
@@ -385,10 +387,12 @@ class Tensor:
     def all(self) -> bool:
         return bool(self.data.all())
 
-    def argmax(self, axis=None, keepdims: bool = False):
+    def argmax(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
+        axis, keepdims = axis_or_dim(axis, dim, "argmax"), keepdims_or_keepdim(keepdims, keepdim, "argmax")
         return _P.ArgExtreme.apply(self, axis, keepdims, True)
 
-    def argmin(self, axis=None, keepdims: bool = False):
+    def argmin(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
+        axis, keepdims = axis_or_dim(axis, dim, "argmin"), keepdims_or_keepdim(keepdims, keepdim, "argmin")
         return _P.ArgExtreme.apply(self, axis, keepdims, False)
 
     # ---- reductions (``dim``/``keepdim``, PyTorch's names, work too) --------------------------
@@ -404,8 +408,9 @@ class Tensor:
     def min(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
         return _P.min(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
-    def var(self, axis=None, keepdims: bool = False, ddof: int = 0, *, dim=None, keepdim=None):
-        return _P.var(self, axis, keepdims, dim=dim, keepdim=keepdim, ddof=ddof)
+    def var(self, axis=None, keepdims: bool = False, ddof=None, *, dim=None, keepdim=None, unbiased=None,
+            correction=None):  # ddof: NumPy's 0 with axis, PyTorch's 1 with dim (see primitives.var)
+        return _P.var(self, axis, keepdims, ddof, dim=dim, keepdim=keepdim, unbiased=unbiased, correction=correction)
 
     # ---- shape ------------------------------------------------------------------------------
     def reshape(self, *shape):
@@ -438,11 +443,11 @@ class Tensor:
     def T(self):
         return _P.transpose(self)
 
-    def squeeze(self, axis=None):
-        return _P.squeeze(self, axis)
+    def squeeze(self, axis=None, *, dim=None):
+        return _P.squeeze(self, axis_or_dim(axis, dim, "squeeze"))
 
-    def unsqueeze(self, axis: int):
-        return _P.unsqueeze(self, axis)
+    def unsqueeze(self, axis: int = None, *, dim=None):
+        return _P.unsqueeze(self, axis_or_dim(axis, dim, "unsqueeze"))
 
     expand_dims = unsqueeze  # NumPy's name
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..checks import axis_or_dim, keepdims_or_keepdim, normalize_axes, shape_of
 from .arithmetic import (
     Abs,
@@ -79,7 +81,21 @@ sum = _reducer(Sum, "sum")  # noqa: A001 - the framework's own reduction, as in 
 mean = _reducer(Mean, "mean")
 max = _reducer(Max, "max")  # noqa: A001
 min = _reducer(Min, "min")  # noqa: A001
-var = _reducer(Var, "var")
+_variance = _reducer(Var, "var")
+
+
+def var(x, axis=None, keepdims=False, ddof=None, *, dim=None, keepdim=None, unbiased=None, correction=None):
+    """Variance over ``axis``, divided by ``n - ddof``. Each library keeps its default: NumPy's
+    ``ddof=0`` with ``axis`` (or no axis), PyTorch's ``n - 1`` with ``dim``; ``unbiased`` and
+    ``correction`` are PyTorch's names for ``ddof`` (pass one of the three)."""
+    given = {name: value for name, value in (("ddof", ddof), ("unbiased", unbiased), ("correction", correction))
+             if value is not None}
+    if len(given) > 1:
+        raise TypeError(f"var: pass one of ddof, unbiased and correction, not {' and '.join(given)}")
+    if unbiased is not None and not isinstance(unbiased, (bool, np.bool_)):
+        raise TypeError(f"var: unbiased must be True or False, got {unbiased!r}")
+    ddof = int(unbiased) if unbiased is not None else next(iter(given.values()), 1 if dim is not None else 0)
+    return _variance(x, axis, keepdims, dim=dim, keepdim=keepdim, ddof=ddof)
 
 
 def core_op_table():
@@ -131,7 +147,7 @@ __all__ = [
     "Abs", "Add", "BroadcastTo", "Cast", "Clip", "Clone", "Concatenate", "Div", "Exp", "GetItem",
     "Log", "MatMul", "Max", "Maximum", "Mean", "Min", "Minimum", "Mul", "Neg", "Pow", "Reshape",
     "SetItem", "Sqrt", "Stack", "Sub", "Sum", "Transpose", "Var", "Where",
-    "abs", "add", "broadcast_to", "clip", "concatenate", "div", "exp", "log", "matmul", "max", "maximum", "mean",
-    "ints_first", "min", "minimum", "mul", "permute", "pow", "reshape", "sqrt", "squeeze", "stack", "sub", "sum", "swapaxes",
-    "transpose", "unsqueeze", "var", "view", "where",
+    "abs", "add", "broadcast_to", "clip", "concatenate", "div", "exp", "ints_first", "log", "matmul", "max",
+    "maximum", "mean", "min", "minimum", "mul", "permute", "pow", "reshape", "sqrt", "squeeze", "stack", "sub",
+    "sum", "swapaxes", "transpose", "unsqueeze", "var", "view", "where",
 ]

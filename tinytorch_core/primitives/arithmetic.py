@@ -216,7 +216,11 @@ class Minimum(Function):
 
 
 class Clip(Function):
-    """Clamp to [low, high] (either may be None); gradient passes inside the closed interval."""
+    """``min(max(a, low), high)`` (either bound may be None, or a tensor).
+
+    Backward, by the chain rule of that formula: the gradient goes to ``a`` inside the closed
+    interval, to ``low`` where ``a`` was raised to it, to ``high`` where the result was cut to it.
+    """
 
     flops = staticmethod(count.per_output_element)
 
@@ -228,12 +232,13 @@ class Clip(Function):
     @staticmethod
     def backward(ctx, grad):
         a, low, high = ctx.saved_tensors
-        inside = np.ones(a.shape, dtype=bool)
-        if low is not None:
-            inside &= a >= low
-        if high is not None:
-            inside &= a <= high
-        return grad * inside, None, None
+        _, need_low, need_high = ctx.needs_input_grad
+        raised = a if low is None else np.maximum(a, low)  # max(a, low)
+        kept = True if high is None else raised <= high  # min(raised, high) took raised
+        grad_a = grad * (kept if low is None else (a >= low) & kept)
+        grad_low = grad * ((a < low) & kept) if need_low else None
+        grad_high = grad * ~kept if need_high else None
+        return grad_a, grad_low, grad_high
 
 
 class Where(Function):
@@ -478,6 +483,8 @@ def clip_samples(rng):
     x = rand_away_from(rng, (3, 5), low=0.05, high=2.0)
     yield Sample(x, -1.0, 1.0)
     yield Sample(x + 0.03, None, 0.5)
+    low = x.mean() + rng.choice([-0.4, 0.4], size=(3, 1))  # tensor bounds, away from ties with x
+    yield Sample(x, low, low + rand_away_from(rng, (1, 5), low=0.3, high=0.8))
 
 
 def where_samples(rng):

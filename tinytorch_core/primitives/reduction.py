@@ -55,7 +55,8 @@ class Mean(Function):
 
 
 class _Extreme(Function):
-    """Max/min: the gradient is shared evenly among the positions that attain the extreme."""
+    """Max/min: the gradient is shared evenly among the positions that attain the extreme (a NaN
+    is the extreme of its reduction: the NaN positions share it)."""
 
     reduce = staticmethod(np.max)
 
@@ -73,7 +74,7 @@ class _Extreme(Function):
     @staticmethod
     def backward(ctx, grad):
         a, kept = ctx.saved_tensors
-        hit = a == kept
+        hit = (a == kept) | ((a != a) & (kept != kept))  # x != x: x is NaN (NaN == NaN is False)
         count = hit.sum(axis=ctx.axis, keepdims=True)
         g = grad.reshape(kept.shape) if not ctx.keepdims else grad
         return hit * (g / count)

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+import tinytorch_core as tt
 from tinytorch_embeddings import BPETokenizer, CharTokenizer
 from tinytorch_embeddings.tokenizer import VocabularyError
 
@@ -118,3 +119,12 @@ def test_special_tokens_are_limited_to_what_compiles_in_well_under_a_second(spec
     with pytest.raises(VocabularyError, match=message):
         BPETokenizer.load(path)
     assert BPETokenizer((), specials[:4096] if len(specials) > 1 else ["x" * 2**18]).vocab_size > 256
+
+
+def test_a_non_finite_gradient_reaches_only_the_rows_looked_up():
+    """The small-table backward multiplied by a one-hot matrix: 0 * inf put NaN in every row."""
+    table = tt.nn.Embedding(4, 2)
+    table.to(np.float64)
+    out = table(tt.tensor(np.array([1])))
+    out.backward(tt.tensor([[np.inf, 1.0]], dtype=np.float64))
+    assert table.weight.grad.data.tolist() == [[0.0, 0.0], [np.inf, 1.0], [0.0, 0.0], [0.0, 0.0]]

@@ -55,9 +55,11 @@ def scatter_add_rows(index, values, rows: int):
 
     A lookup is a one-hot matrix times the table, so its gradient is ``one_hot.T @ values``:
     one matrix product. The one-hot matrix has a column per row of the table, so above
-    ``ONE_HOT_MAX_ROWS`` rows ``np.add.at`` adds each value into its row in place instead.
+    ``ONE_HOT_MAX_ROWS`` rows ``np.add.at`` adds each value into its row in place instead; so it
+    does for values that are not all finite (the product's ``0 * inf`` would put NaN in rows no
+    index chose).
     """
-    if rows <= ONE_HOT_MAX_ROWS:
+    if rows <= ONE_HOT_MAX_ROWS and np.isfinite(values).all():
         one_hot = (index[:, None] == np.arange(rows)).astype(values.dtype)
         return one_hot.T @ values
     out = np.zeros((rows, values.shape[1]), dtype=values.dtype)
