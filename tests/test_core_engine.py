@@ -411,3 +411,24 @@ def test_needs_input_grad_has_one_entry_per_forward_input_passed_or_not():
 
     with pytest.raises(GraphError, match="returned 2 gradient"):
         Wrong.apply(w).sum().backward()
+
+
+@pytest.mark.parametrize("gradient", [lambda g: g * (2 + 1j), lambda g: g.astype(object), lambda g: g.astype(str),
+                                      lambda g: np.ma.masked_array(g, mask=True)])
+def test_a_backward_returning_a_gradient_that_is_not_real_numbers_is_named(gradient):
+    """A complex gradient lost its imaginary part with only a ComplexWarning; a masked one its
+    mask; a text one raised NumPy's conversion error, naming no op."""
+    from tinytorch_core import Function
+
+    class OddGradient(Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a * 2.0
+
+        @staticmethod
+        def backward(ctx, grad):
+            return gradient(grad * 2.0)
+
+    x = tt.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(tt.GraphError, match=r"backward of .*OddGradient returned a .*return a real \(float\) array"):
+        OddGradient.apply(x).sum().backward()

@@ -199,7 +199,13 @@ def _fit(g, tensor: Tensor, node, index: int) -> np.ndarray:
             f"backward of {node.display_name()} returned None for input {index}, which requires "
             "grad; return its gradient (zeros if it truly has none)"
         )
+    kind = "masked array" if isinstance(g, np.ma.MaskedArray) else None  # asarray would drop the mask
     g = np.asarray(g)
+    if kind or g.dtype.kind not in "biuf":  # a cast would drop the imaginary part, or fail on text
+        raise GraphError(
+            f"backward of {node.display_name()} returned a {kind or 'gradient'} of dtype {g.dtype} for "
+            f"input {index}; return a real (float) array"
+        )
     target = tensor.data
     if g.shape != target.shape:
         g = _unbroadcast(g, target.shape, node, index)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import stat
 
-__all__ = ["open_regular_file"]
+__all__ = ["open_regular_file", "writable_target"]
 
 # what a path names when it is not a regular file, in words for the error message
 _KINDS = (
@@ -76,3 +76,21 @@ def open_regular_file(path, *, error: type[Exception], context: str = ""):
     except BaseException:
         os.close(descriptor)
         raise
+
+
+def writable_target(path, caller: str) -> str:
+    """Where a save of ``path`` goes: the file a symlink points to (a save writes through it, as
+    ``open(path, "wb")`` would), refused when that is a directory, a device, a FIFO or a socket (a
+    save renames a new file over its target, and would replace the special file itself)."""
+    target = os.path.realpath(os.fsdecode(path))
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:  # does not exist yet: a new regular file
+        return target
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(f"{caller}: {os.fsdecode(path)!r} names a directory, not a file; save to a file in it")
+    if not stat.S_ISREG(mode):
+        raise FileExistsError(f"{caller}: {os.fsdecode(path)!r} is not a regular file (it is {_kind(mode)}); "
+                              "save to a regular file")
+    return target
+

@@ -16,7 +16,7 @@ import pytest
 import safetensors.numpy
 
 import tinytorch_core as tt
-from tinytorch_core.testing import time_limit
+from tinytorch_core.testing import special_file, time_limit
 from tinytorch_nn import io
 from tinytorch_nn.io import CheckpointError, load, save
 
@@ -263,3 +263,22 @@ def test_save_to_a_directory_or_a_missing_folder_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"save: cannot save .*: the folder .*missing.* does not exist"):
         tt.io.save(state, missing)
     assert list(tmp_path.iterdir()) == []  # no temporary file left behind
+
+
+def test_save_never_replaces_a_special_file_and_writes_through_a_symlink(tmp_path):
+    """The rename replaced a FIFO (or a device node) by a regular file, and a symlink by a file,
+    leaving its target as it was."""
+    import os
+
+    state = {"w": tt.Tensor(np.ones(2, np.float32))}
+    fifo = special_file("fifo", tmp_path, "pipe")
+    with pytest.raises(FileExistsError, match=r"save: .*pipe.* is not a regular file \(it is a FIFO"):
+        tt.io.save(state, fifo)
+    assert os.path.exists(fifo) and not os.path.isfile(fifo)
+    target = tmp_path / "target.safetensors"
+    target.write_bytes(b"old")
+    link = tmp_path / "link.safetensors"
+    link.symlink_to(target)
+    tt.io.save(state, link)
+    assert link.is_symlink()
+    np.testing.assert_array_equal(tt.io.load(target)["w"], np.ones(2, np.float32))

@@ -34,7 +34,7 @@ from collections import OrderedDict
 
 import safetensors.numpy
 
-from tinytorch_core.files import open_regular_file
+from tinytorch_core.files import open_regular_file, writable_target
 
 # MAX_ENTRIES, MAX_NAME_LENGTH and name_problem are offered here too, beside the error they go with
 from .checkpoint.errors import MAX_ENTRIES, MAX_NAME_LENGTH, CheckpointError, name_problem  # noqa: F401
@@ -172,14 +172,15 @@ def atomic_write(path, caller: str = "save"):
 
     The data goes to a temporary file in the same directory (so the rename cannot cross file
     systems), which is flushed and fsynced before ``os.replace``. If the block raises, the
-    temporary file is removed and ``path`` is untouched. A directory, or a path whose folder does
-    not exist, is refused first, with ``caller`` (the function saving) named in the error.
+    temporary file is removed and ``path`` is untouched. A symlink is written through (its target
+    is replaced); a directory, a device, a FIFO, or a path whose folder does not exist, is refused
+    first, with ``caller`` (the function saving) named in the error.
     """
-    target = os.fsdecode(path)
-    directory = os.path.dirname(os.path.abspath(target))
+    if not os.path.basename(os.fsdecode(path)):
+        raise IsADirectoryError(f"{caller}: {os.fsdecode(path)!r} names a directory, not a file; save to a file in it")
+    target = writable_target(path, caller)
+    directory = os.path.dirname(target)
     base = os.path.basename(target)
-    if not base or os.path.isdir(target):
-        raise IsADirectoryError(f"{caller}: {target!r} names a directory, not a file; save to a file in it")
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"{caller}: cannot save {target!r}: the folder {directory!r} does not exist")
     _remove_stale_temporaries(directory, base)
