@@ -133,3 +133,51 @@ def test_optimizer_state_follows_the_model_to_float64(make):
         assert p.data.dtype == np.float64
         kept = {key: value.dtype for key, value in optimizer.state[p].items() if isinstance(value, np.ndarray)}
         assert kept and set(kept.values()) == {np.dtype(np.float64)}, kept
+
+
+def _adam_state():
+    import copy
+
+    model = tt.nn.Linear(3, 2)
+    optimizer = tt.optim.Adam(model.parameters(), lr=0.1)
+    model(Tensor(np.ones((4, 3)))).sum().backward()
+    optimizer.step()
+    return model, copy.deepcopy(optimizer.state_dict())
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda sd: sd["state"][0].__setitem__("step", float("nan")), "'step' must be an int >= 0"),
+    (lambda sd: sd["state"][0].__setitem__("step", True), "'step' must be an int >= 0"),
+    (lambda sd: sd["state"][0].__setitem__("step", -5), "'step' must be an int >= 0"),
+    (lambda sd: sd["state"][0].__setitem__("exp_avg_sq", -np.ones((2, 3), np.float32)), "finite numbers and >= 0"),
+    (lambda sd: sd["state"][0].__setitem__("exp_avg", np.full((2, 3), np.nan, np.float32)), "finite numbers"),
+    (lambda sd: sd["state"][0].__setitem__("exp_avg", [[0.0] * 3] * 2), "must be an array of numbers"),
+    (lambda sd: sd["state"][0].pop("exp_avg_sq"), r"lacks \['exp_avg_sq'\]"),
+    (lambda sd: sd["state"][0].__setitem__("momentum_buffer", np.zeros((2, 3))), "does not keep"),
+    (lambda sd: sd["state"].__setitem__("0", sd["state"].pop(0)), "that no group lists"),
+    (lambda sd: sd["param_groups"][0].__setitem__("params", [0, 5]), "that no group lists"),
+])
+def test_a_loaded_optimizer_state_is_checked_per_parameter(damage, message):
+    """Each was accepted, and the next step() wrote NaN weights, or the momentum was silently
+    reset, or a bare KeyError came at the next step()."""
+    model, state = _adam_state()
+    damage(state)
+    with pytest.raises(ValueError, match=f"Adam.load_state_dict: .*{message}"):
+        tt.optim.Adam(model.parameters(), lr=0.1).load_state_dict(state)
+
+
+def test_infinite_hyperparameters_and_scheduler_states_are_refused():
+    model = tt.nn.Linear(3, 2)
+    for make in (lambda: tt.optim.Adam(model.parameters(), lr=float("inf")),
+                 lambda: tt.optim.Adam(model.parameters(), eps=float("inf")),
+                 lambda: tt.optim.SGD(model.parameters(), lr=float("inf"))):
+        with pytest.raises(ValueError, match="must be finite"):
+            make()
+    optimizer = tt.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = tt.optim.StepLR(optimizer, step_size=2)
+    for state, error, message in [({"base_lrs": [float("nan")], "last_epoch": 0}, TypeError, "must be a number"),
+                                  ({"base_lrs": [-5.0], "last_epoch": 0}, ValueError, "must be at least 0"),
+                                  ({"base_lrs": [0.1], "last_epoch": -10**6}, ValueError, "last_epoch must be an int")]:
+        with pytest.raises(error, match=f"StepLR.load_state_dict: .*{message}"):
+            scheduler.load_state_dict(state)
+        assert (optimizer.param_groups[0]["lr"], scheduler.last_epoch) == (0.1, 0)  # left as it was

@@ -31,6 +31,8 @@ from tinytorch_core import Tensor, enable_grad, no_grad
 from tinytorch_core.errstate import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
 from tinytorch_core.grad_mode import current_modes
 
+from .optim_state import StateSpec, restore_state
+
 __all__ = [
     "SGD", "Adam", "AdamW", "CosineAnnealingLR", "LRScheduler", "LinearWarmup", "Optimizer", "StepLR",
     "clip_grad_norm_",
@@ -46,9 +48,11 @@ def _report_update(function, *args):
     return observer
 
 
-def _number(owner: str, name: str, value, low=0.0, high=None, high_open=False) -> float:
+def _number(owner: str, name: str, value, low=0.0, high=None, high_open=False, finite=True) -> float:
     if not isinstance(value, numbers.Real) or isinstance(value, bool) or math.isnan(value):
         raise TypeError(f"{owner}: {name} must be a number, got {value!r}")
+    if finite and math.isinf(value):  # lr = inf: the first step makes every weight inf
+        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
     too_high = high is not None and (value >= high if high_open else value > high)
     if value < low or too_high:
         upper = "" if high is None else (f", below {high}" if high_open else f", at most {high}")
@@ -62,6 +66,9 @@ class Optimizer:
     ``params`` is an iterable of Parameters, or of dicts ``{"params": [...], "lr": ..., ...}``
     (parameter groups), each with its own hyperparameters; missing ones come from the defaults.
     """
+
+    #: what one parameter's state may hold, checked when a state is loaded (None: arrays only)
+    _state_spec = None
 
     def __init__(self, params, defaults: dict):
         self.defaults = dict(defaults)
@@ -208,22 +215,7 @@ class Optimizer:
             loaded = {**group, **{key: value for key, value in saved.items() if key != "params"}}
             self._validate_group(loaded)  # the constructor's checks: lr >= 0, two betas, ...
             loaded_groups.append(loaded)
-        new_state = {}
-        for saved_index, p in params:
-            entry = saved_state.get(saved_index)
-            if entry is None:
-                continue
-            restored = {}
-            for key, value in entry.items():
-                if isinstance(value, np.ndarray):
-                    if value.shape != p.data.shape:
-                        raise ValueError(
-                            f"{name}.load_state_dict: state '{key}' of parameter {saved_index} has shape "
-                            f"{value.shape}, the parameter has {p.data.shape}"
-                        )
-                    value = value.astype(p.data.dtype, copy=True)
-                restored[key] = value
-            new_state[p] = restored
+        new_state = restore_state(name, params, saved_state, self._state_spec)
         for loaded, group in zip(loaded_groups, self.param_groups):
             group.update((key, value) for key, value in loaded.items() if key != "params")
         self.state = new_state
@@ -238,6 +230,8 @@ class Optimizer:
 
 class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum, Nesterov momentum and weight decay."""
+
+    _state_spec = StateSpec({"momentum_buffer": False})
 
     def __init__(self, params, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
         super().__init__(
@@ -284,6 +278,8 @@ class Adam(Optimizer):
     because the gradients got smaller)."""
 
     _decoupled = False
+    _state_spec = StateSpec({"exp_avg": False, "exp_avg_sq": True, "max_exp_avg_sq": True}, counts=("step",),
+                            required=("step", "exp_avg", "exp_avg_sq"))
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
         if not isinstance(betas, (tuple, list)):
@@ -398,8 +394,12 @@ class LRScheduler:
                 f"{type(self).__name__}.load_state_dict: the state has {len(base_lrs)} base rate(s), "
                 f"the optimizer has {len(self.optimizer.param_groups)} parameter group(s)"
             )
-        self.last_epoch = int(state["last_epoch"])
-        self.base_lrs = base_lrs
+        name = f"{type(self).__name__}.load_state_dict"
+        base_lrs = [_number(name, f"base_lrs[{k}]", lr) for k, lr in enumerate(base_lrs)]  # before any is set
+        epoch = state["last_epoch"]
+        if not isinstance(epoch, numbers.Integral) or isinstance(epoch, (bool, np.bool_)) or not 0 <= epoch < 2**53:
+            raise ValueError(f"{name}: last_epoch must be an int >= 0, got {epoch!r}")
+        self.last_epoch, self.base_lrs = int(epoch), base_lrs
         self._apply()
 
 
@@ -464,8 +464,8 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0) -> float:
 
 
 def _clip(parameters, max_norm, norm_type) -> float:
-    max_norm = _number("clip_grad_norm_", "max_norm", max_norm)
-    norm_type = _number("clip_grad_norm_", "norm_type", norm_type)
+    max_norm = _number("clip_grad_norm_", "max_norm", max_norm, finite=False)
+    norm_type = _number("clip_grad_norm_", "norm_type", norm_type, finite=False)
     if norm_type == 0:
         raise ValueError("clip_grad_norm_: norm_type must be positive (2 by default, float('inf') for the largest)")
     grads = [p.grad for p in parameters if p.grad is not None]
