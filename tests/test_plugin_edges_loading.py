@@ -276,6 +276,21 @@ def test_cli_survives_a_plugin_command_whose_setup_exits(capsys):
     assert "command 'boom' from plugin 'cmdp' is broken" in capsys.readouterr().err
 
 
+def test_a_plugin_command_returning_no_exit_status_is_reported_not_a_traceback(capsys):
+    """``run`` returning text crashed the CLI in ``int(...)``."""
+    def commands(commands):
+        commands.add("say", help="returns text", setup=lambda parser: None, run=lambda a, r: "notint")
+
+    plugin = plugin_module(
+        "say_plugin",
+        tinytorch_declare_stage=lambda declare: declare("sayp", requires=("core",)),
+        tinytorch_cli_commands=commands,
+    )
+    with use_runtime(Runtime([FakeEntryPoint("sayp", plugin)], environ={})):
+        assert main(["say"]) == 1
+    assert "tinytorch say: the command returned 'notint', not an exit status" in capsys.readouterr().err
+
+
 def test_cli_check_survives_samples_that_exit(capsys):
     plugin = plugin_module(
         "exits",

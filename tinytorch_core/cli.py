@@ -79,10 +79,13 @@ class _Unwritable(Exception):
     """Why a path cannot be written; ``check_output_path`` adds what the option expected."""
 
 
-def check_output_path(path, *, directory: bool = False, option: str = "the output path") -> Path:
+def check_output_path(path, *, directory: bool = False, option: str = "the output path",
+                      regular_only: bool = False) -> Path:
     """``path`` as a ``Path`` if a file (``directory=False``) or a directory of files could be written
     there; else ``ValueError`` saying why. Missing parent folders are fine (they are created) as long
-    as the nearest existing one is a writable directory. Nothing is left behind by the check."""
+    as the nearest existing one is a writable directory. A character device (``/dev/null``) is a
+    file that can be written, unless ``regular_only`` (for writers that refuse devices). Nothing is
+    left behind by the check."""
     what = "a directory that can be written" if directory else "a file that can be written"
     text = os.fspath(path) if isinstance(path, os.PathLike) else str(path)
     try:
@@ -94,7 +97,7 @@ def check_output_path(path, *, directory: bool = False, option: str = "the outpu
         elif directory:
             _check_existing_directory(text, target)
         else:
-            _check_existing_file(text, target)
+            _check_existing_file(text, target, regular_only)
     except _Unwritable as why:
         raise ValueError(f"{option} must name {what}: {why}") from None
     return Path(text)
@@ -155,13 +158,13 @@ def _require_writable_directory(path: str, *, not_a_directory: str, not_writable
         raise _Unwritable(f"{not_writable} ({why})")
 
 
-def _check_existing_file(text: str, target: str) -> None:
+def _check_existing_file(text: str, target: str, regular_only: bool = False) -> None:
     if os.path.isdir(target):
         raise _Unwritable(f"{shown_value(text)} is a directory; give the path of a file")
     if not os.path.exists(target):
         raise _Unwritable(f"{shown_value(text)} is a broken symbolic link")
     mode = os.stat(target).st_mode
-    if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode)):  # a FIFO would block, a socket cannot be opened
+    if not (stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and not regular_only)):  # a FIFO would block
         raise _Unwritable(f"{shown_value(text)} is not a regular file")
     try:
         with open(target, "ab"):  # opening to append changes nothing
@@ -170,9 +173,9 @@ def _check_existing_file(text: str, target: str) -> None:
         raise _Unwritable(f"{shown_value(text)} cannot be written ({exc.strerror or type(exc).__name__})") from None
 
 
-def output_file_option(option: str):
+def output_file_option(option: str, regular_only: bool = False):
     """An argparse ``type=`` for an output file (``--json PATH``), checked before any work starts."""
-    return _path_type(option, directory=False)
+    return _path_type(option, directory=False, regular_only=regular_only)
 
 
 def output_directory_option(option: str):
@@ -180,10 +183,10 @@ def output_directory_option(option: str):
     return _path_type(option, directory=True)
 
 
-def _path_type(option: str, directory: bool):
+def _path_type(option: str, directory: bool, regular_only: bool = False):
     def parse(text):
         try:
-            check_output_path(text, directory=directory, option=option)
+            check_output_path(text, directory=directory, option=option, regular_only=regular_only)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
         return text
@@ -477,10 +480,18 @@ def main(argv=None) -> int:
                 with runtime.inspecting():
                     args.handler(args, runtime)
             return 1
-        return int(args.handler(args, runtime) or 0)
+        return _exit_status(args.command, args.handler(args, runtime))
     except BrokenPipeError:  # `tinytorch plugins | head`: the reader left; exit quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+
+
+def _exit_status(command: str, returned) -> int:
+    """A command's return value as the exit status (None: 0); anything else is reported, status 1."""
+    if returned is None or isinstance(returned, int):
+        return int(returned or 0)
+    print(f"tinytorch {command}: the command returned {returned!r:.80}, not an exit status", file=sys.stderr)
+    return 1
 
 
 __all__ = [

@@ -51,3 +51,16 @@ def test_bad_options_are_usage_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as info:
         main(["milestones", "profile", "xor", *argv])
     assert info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_trace_path_the_exporter_would_refuse_is_refused_before_the_run(capsys):
+    """/dev/full passed the check up front (devices may take --json), and the profile ended in
+    the exporter's traceback after the run."""
+    import os
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    with pytest.raises(SystemExit) as refused:
+        main(["milestones", "profile", "xor", "--steps", "1", "--trace", "/dev/full"])
+    assert refused.value.code == 2
+    assert "--trace must name a file that can be written: /dev/full is not a regular file" in capsys.readouterr().err

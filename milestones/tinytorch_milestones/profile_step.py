@@ -23,7 +23,7 @@ def setup(parser: argparse.ArgumentParser, seed_option, output_file_option, inpu
     """The options of ``milestones profile`` (the option types come from the milestones CLI)."""
     parser.add_argument("names", nargs=1, metavar="NAME", help="the milestone whose training step to profile")
     parser.add_argument("--seed", type=seed_option, default=DEFAULT_SEED, help="seed of every random source")
-    parser.add_argument("--trace", metavar="PATH", type=output_file_option("--trace"),
+    parser.add_argument("--trace", metavar="PATH", type=output_file_option("--trace", regular_only=True),
                         help="also write a Chrome/Perfetto trace (Trace Event JSON) to PATH")
     parser.add_argument("--sort", choices=SORT_KEYS, default="self_time", help="order of the table (default self_time)")
     parser.add_argument("--rows", type=integer_option("--rows", 1), default=20, help="rows of the table (default 20)")
