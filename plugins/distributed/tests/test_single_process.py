@@ -265,3 +265,14 @@ def test_the_rank_runner_takes_python_scripts_only(tmp_path):
     with pytest.raises(SystemExit, match="is not a Python script"):
         python_script(str(binary))
     assert python_script("tinytorch").endswith("tinytorch")  # the console script, a Python file
+
+
+def test_launch_checks_the_script_and_the_rank_count_before_starting_mpi(capsys):
+    """A missing script was found by every rank (100,000 of them, with -n 100000), after mpiexec."""
+    from tinytorch_core.cli import main
+
+    assert main(["launch", "-n", "2", "no-such-script-anywhere.py"]) == 2
+    assert capsys.readouterr().err.count("is neither a file nor a command on PATH") == 1
+    with pytest.raises(SystemExit) as refused:
+        main(["launch", "-n", "100000", "train.py"])
+    assert refused.value.code == 2 and "-n must be an integer from 1 to" in capsys.readouterr().err

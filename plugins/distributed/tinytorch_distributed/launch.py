@@ -32,15 +32,27 @@ def command_line(mpiexec: str, processes: int, target: list) -> list:
     return [mpiexec, "-n", str(processes), sys.executable, "-m", "tinytorch_distributed.rank", *target]
 
 
+#: ranks one launch may start: MPI runs oversubscribed past the CPU count, but 100,000 ranks on
+#: one machine only exhaust it
+MAX_PROCESSES = max(64, 4 * (os.cpu_count() or 1))
+
+
 def setup(parser) -> None:
-    parser.add_argument("-n", "--processes", type=integer_option("-n", 1), default=2,
-                        help="how many ranks to start (default 2)")
+    parser.add_argument("-n", "--processes", type=integer_option("-n", 1, MAX_PROCESSES), default=2,
+                        help=f"how many ranks to start (default 2, at most {MAX_PROCESSES})")
     parser.add_argument("target", nargs=1, metavar="SCRIPT",
                         help="a Python script, or a command installed in this environment (tinytorch)")
     parser.add_argument("arguments", nargs="...", metavar="ARGS", help="passed to the script")
 
 
 def run(args, runtime) -> int:
+    from .rank import python_script  # the target is checked once here, not once per rank
+
+    try:
+        python_script(args.target[0])
+    except SystemExit as refused:
+        print(refused.code, file=sys.stderr)
+        return 2
     mpiexec = find_mpiexec()
     if mpiexec is None:
         print("tinytorch launch: no mpiexec found next to this Python or on PATH; install the MPI wheel "
