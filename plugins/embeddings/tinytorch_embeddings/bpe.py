@@ -214,7 +214,8 @@ class BPETokenizer:
         not a regular file, over ``max_bytes``, not UTF-8, not JSON, wrong fields); a missing or
         unreadable file raises the usual ``OSError``."""
         where = checked_path(path, "BPETokenizer.load")
-        return cls.from_dict(read_json_file(where, "BPETokenizer.load", max_bytes), source=repr(where))
+        containers = MAX_VOCAB_SIZE + 8  # a merge is a pair: one list each, under the top-level object and lists
+        return cls.from_dict(read_json_file(where, "BPETokenizer.load", max_bytes, containers), source=repr(where))
 
     # ---- internals ------------------------------------------------------------------------------------
     def _byte_ids(self, text, caller: str, allow_special: bool) -> np.ndarray:
