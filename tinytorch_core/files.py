@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import stat
 
-__all__ = ["open_regular_file", "writable_target"]
+__all__ = ["checked_path", "open_regular_file", "writable_target"]
 
 # what a path names when it is not a regular file, in words for the error message
 _KINDS = (
@@ -93,4 +93,11 @@ def writable_target(path, caller: str) -> str:
         raise FileExistsError(f"{caller}: {os.fsdecode(path)!r} is not a regular file (it is {_kind(mode)}); "
                               "save to a regular file")
     return target
+
+
+def checked_path(path, caller: str) -> str:
+    """``path`` (a str, bytes or ``os.PathLike``) as a str, or a ``TypeError`` naming ``caller``."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"{caller}: expected a file path (str or os.PathLike), got {type(path).__name__}")
+    return os.fsdecode(path)
 

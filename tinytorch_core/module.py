@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .checks import refuse_masked
 from .grad_mode import _per_thread
 from .inplace import InPlaceClock
 from .tensor import Tensor
@@ -242,6 +243,8 @@ class Module:
                                  f"(name -> array), got {type(state).__name__}")
         targets = OrderedDict(self.named_parameters())
         targets.update(self.named_buffers(persistent_only=True))
+        for key, value in state.items():  # np.asarray would drop the mask without a word
+            refuse_masked(f"load_state_dict into {type(self).__name__}: '{key}'", value)
         incoming = {k: (v.data if isinstance(v, Tensor) else np.asarray(v)) for k, v in state.items()}
         missing = [k for k in targets if k not in incoming]
         unexpected = [k for k in incoming if k not in targets]

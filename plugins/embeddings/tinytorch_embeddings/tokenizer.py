@@ -19,7 +19,7 @@ import numpy as np
 
 from tinytorch_core import Tensor
 from tinytorch_core.checks import positive_int
-from tinytorch_core.files import open_regular_file
+from tinytorch_core.files import checked_path, open_regular_file
 from tinytorch_nn.io import atomic_write
 
 FORMAT = "tinytorch-char-tokenizer"
@@ -305,13 +305,6 @@ def _object_without_repeated_keys(pairs: list) -> dict:
         seen = set()
         raise _RepeatedKey(next(key for key, _ in pairs if key in seen or seen.add(key)))
     return obj
-
-
-def checked_path(path, caller: str) -> str:
-    """``path`` (a str, bytes or ``os.PathLike``) as a str, or a ``TypeError`` naming ``caller``."""
-    if not isinstance(path, (str, bytes, os.PathLike)):
-        raise TypeError(f"{caller}: expected a file path (str or os.PathLike), got {type(path).__name__}")
-    return os.fsdecode(path)
 
 
 def write_json_file(path, data: dict, caller: str, indent: int | None = 1) -> None:

@@ -282,3 +282,20 @@ def test_save_never_replaces_a_special_file_and_writes_through_a_symlink(tmp_pat
     tt.io.save(state, link)
     assert link.is_symlink()
     np.testing.assert_array_equal(tt.io.load(target)["w"], np.ones(2, np.float32))
+
+
+def test_a_path_that_is_not_a_path_is_refused_naming_the_function():
+    """A bare TypeError named neither load nor save."""
+    with pytest.raises(TypeError, match=r"load: expected a file path \(str or os.PathLike\), got NoneType"):
+        tt.io.load(None)
+    with pytest.raises(TypeError, match=r"save: expected a file path \(str or os.PathLike\), got int"):
+        tt.io.save({"w": np.zeros(2, np.float32)}, 3)
+
+
+def test_a_masked_array_in_a_state_dict_is_refused():
+    """load_state_dict dropped the mask without a word, while Tensor() and ops refuse it."""
+    model = tt.nn.Linear(2, 2)
+    state = model.state_dict()
+    state["weight"] = np.ma.array(np.ones((2, 2), np.float32), mask=True)
+    with pytest.raises(TypeError, match="load_state_dict into Linear: 'weight': a masked array's mask would be ignored"):
+        model.load_state_dict(state)

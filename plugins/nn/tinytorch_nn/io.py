@@ -34,7 +34,7 @@ from collections import OrderedDict
 
 import safetensors.numpy
 
-from tinytorch_core.files import open_regular_file, writable_target
+from tinytorch_core.files import checked_path, open_regular_file, writable_target
 
 # MAX_ENTRIES, MAX_NAME_LENGTH and name_problem are offered here too, beside the error they go with
 from .checkpoint.errors import MAX_ENTRIES, MAX_NAME_LENGTH, CheckpointError, name_problem  # noqa: F401
@@ -76,7 +76,7 @@ def load(path, *, max_bytes: int = DEFAULT_MAX_BYTES):
     file may announce. Only regular files are read: a FIFO, a device or a directory raises
     ``CheckpointError`` at once. A missing or unreadable file raises the usual ``OSError``.
     """
-    where = os.fspath(path)
+    where = checked_path(path, "load")
     with open_regular_file(where, error=CheckpointError, context="load: ") as handle:
         try:
             return _read_checkpoint(handle, where, max_bytes)
@@ -176,7 +176,8 @@ def atomic_write(path, caller: str = "save"):
     is replaced); a directory, a device, a FIFO, or a path whose folder does not exist, is refused
     first, with ``caller`` (the function saving) named in the error.
     """
-    if not os.path.basename(os.fsdecode(path)):
+    path = checked_path(path, caller)
+    if not os.path.basename(path):
         raise IsADirectoryError(f"{caller}: {os.fsdecode(path)!r} names a directory, not a file; save to a file in it")
     target = writable_target(path, caller)
     directory = os.path.dirname(target)
