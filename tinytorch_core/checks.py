@@ -121,23 +121,25 @@ def normalize_axes(axis, ndim: int, where: str) -> tuple | None:
     return normalized
 
 
-def axis_or_dim(axis, dim, where: str):
-    """``dim``, PyTorch's name for ``axis``, accepted as an alias (one of the two, not both)."""
+def axis_or_dim(axis, dim, where: str, names=("axis", "dim")):
+    """``dim``, PyTorch's name for ``axis``, accepted as an alias (one of the two, not both);
+    ``names`` for another such pair (``mask`` and ``attn_mask``)."""
     if dim is None:
         return axis
     if axis is not None:
-        raise TypeError(f"{where}: pass axis or dim (its PyTorch name), not both")
+        raise TypeError(f"{where}: pass {names[0]} or {names[1]} (its PyTorch name), not both")
     return dim
 
 
-def keepdims_or_keepdim(keepdims, keepdim, where: str) -> bool:
-    """``keepdim``, PyTorch's name for ``keepdims``, accepted as an alias (one, not both)."""
+def keepdims_or_keepdim(keepdims, keepdim, where: str, names=("keepdims", "keepdim")) -> bool:
+    """``keepdim``, PyTorch's name for ``keepdims``, accepted as an alias (one, not both);
+    ``names`` for another such pair of flags (``causal`` and ``is_causal``)."""
     if keepdim is not None:
         if keepdims:
-            raise TypeError(f"{where}: pass keepdims or keepdim (its PyTorch name), not both")
+            raise TypeError(f"{where}: pass {names[0]} or {names[1]} (its PyTorch name), not both")
         keepdims = keepdim
     if not isinstance(keepdims, (bool, np.bool_)):  # "no" or a tensor would be read as True
-        raise TypeError(f"{where}: keepdims must be True or False, got {keepdims!r}")
+        raise TypeError(f"{where}: {names[0]} must be True or False, got {keepdims!r}")
     return bool(keepdims)
 
 

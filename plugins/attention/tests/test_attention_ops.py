@@ -207,3 +207,15 @@ def test_layer_norm_refuses_mismatched_parameters():
         layer_norm(x, None, Tensor(np.ones((1, 5))))
     with pytest.raises(ValueError, match="eps"):
         layer_norm(x, eps=0.0)
+
+
+def test_pytorch_names_attn_mask_and_is_causal():
+    """PyTorch's keyword names raised TypeError (a bool attn_mask means the same as ``mask``)."""
+    rng = np.random.default_rng(0)
+    q, k, v = (Tensor(rng.standard_normal((1, 2, 3, 4))) for _ in range(3))
+    lower = np.tril(np.ones((3, 3), bool))
+    sdpa = scaled_dot_product_attention
+    np.testing.assert_array_equal(sdpa(q, k, v, attn_mask=lower).data, sdpa(q, k, v, mask=lower).data)
+    np.testing.assert_array_equal(sdpa(q, k, v, is_causal=True).data, sdpa(q, k, v, causal=True).data)
+    with pytest.raises(TypeError, match="pass mask or attn_mask"):
+        sdpa(q, k, v, mask=lower, attn_mask=lower)

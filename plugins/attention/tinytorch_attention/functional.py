@@ -15,7 +15,8 @@ import numpy as np
 
 from tinytorch_core import Function, Sample, Tensor, resolve_generator
 from tinytorch_core import flops as count  # FLOP formulas
-from tinytorch_core.checks import array_of, broadcasts_to, not_floating, positive_int, require_floating, shape_of
+from tinytorch_core.checks import (array_of, axis_or_dim, broadcasts_to, keepdims_or_keepdim, not_floating, positive_int,
+                                   require_floating, shape_of)
 from tinytorch_core.flops import OpCall
 
 
@@ -253,7 +254,8 @@ def _check_scale(scale, where: str):
 
 
 def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False, dropout_p: float = 0.0,
-                                 generator=None, num_heads: int | None = None, scale=None):
+                                 generator=None, num_heads: int | None = None, scale=None, *,
+                                 attn_mask=None, is_causal=None):
     """Attention of queries ``q`` over keys ``k`` and values ``v``.
 
     Shapes: ``q`` (B, H, Tq, D), ``k`` (B, H, Tk, D), ``v`` (B, H, Tk, Dv), or the same without
@@ -262,13 +264,17 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False, dropo
     query's own position (``j > i``). A query with no key left attends to nothing: its output
     row is zero and passes no gradient. ``dropout_p`` drops attention weights (train time) using
     ``generator``. ``scale`` multiplies the scores ``q k^T`` before the softmax: ``1 / sqrt(D)``
-    when None, as in PyTorch. Returns (B, H, Tq, Dv).
+    when None, as in PyTorch. Returns (B, H, Tq, Dv). PyTorch's names ``attn_mask`` (a bool mask:
+    True takes part, as here) and ``is_causal`` work too.
 
     With ``num_heads=H``, ``q``, ``k`` and ``v`` are (B, T, E) with E divisible by H: the op
     splits them into H heads of E / H features itself (no reshape/transpose nodes in the graph),
     the mask broadcasts to (B, H, Tq, Tk), and the result is (B, Tq, H * Dv / H) = (B, Tq, Ev).
     """
     where = "scaled_dot_product_attention"
+    mask = axis_or_dim(mask, attn_mask, where, ("mask", "attn_mask"))
+    if is_causal is not None:
+        causal = keepdims_or_keepdim(causal, is_causal, where, ("causal", "is_causal"))
     if num_heads is not None:
         num_heads = positive_int(num_heads, "num_heads", where)
     sq, sk, _ = _check_shapes(q, k, v, num_heads, where)

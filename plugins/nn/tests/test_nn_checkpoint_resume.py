@@ -299,3 +299,13 @@ def test_a_masked_array_in_a_state_dict_is_refused():
     state["weight"] = np.ma.array(np.ones((2, 2), np.float32), mask=True)
     with pytest.raises(TypeError, match="load_state_dict into Linear: 'weight': a masked array's mask would be ignored"):
         model.load_state_dict(state)
+
+
+@pytest.mark.parametrize("name", ["m" * 240 + ".st", "é" * 120 + ".st"])
+def test_save_to_a_long_legal_file_name(tmp_path, name):
+    """The temporary file's name (the target's, plus host, pid and marks) passed 255 bytes: the
+    save failed with ENAMETOOLONG naming the hidden temporary file."""
+    path = tmp_path / name
+    tt.io.save({"w": np.ones(2, np.float32)}, path)
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+    np.testing.assert_array_equal(tt.io.load(path)["w"], np.ones(2, np.float32))

@@ -26,6 +26,7 @@ raises ``CheckpointError`` (a ``ValueError``) naming the file and the problem.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import secrets
@@ -122,12 +123,20 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+def _temp_stem(base: str) -> str:
+    """``base`` as the temporary file's name begins: shortened (with a digest, so that it stays
+    the file's own) when the host, pid and marks would push a legal name past 255 bytes."""
+    if len(os.fsencode(base)) <= 120:
+        return base
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", base[:40]) + "~" + hashlib.sha256(os.fsencode(base)).hexdigest()[:16]
+
+
 def _remove_stale_temporaries(directory: str, base: str) -> None:
     """Delete temporary files of earlier saves of ``base`` that were killed before the rename:
     only this host's, and only those whose writing process no longer runs."""
     if os.name != "posix":  # os.kill(pid, 0) would not be a harmless probe elsewhere
         return
-    prefix = f".{base}{_TEMP_MARK}"
+    prefix = f".{_temp_stem(base)}{_TEMP_MARK}"
     try:
         entries = [e.name for e in os.scandir(directory) if e.name.startswith(prefix)]
     except OSError:
@@ -185,7 +194,7 @@ def atomic_write(path, caller: str = "save"):
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"{caller}: cannot save {target!r}: the folder {directory!r} does not exist")
     _remove_stale_temporaries(directory, base)
-    temp = os.path.join(directory, f".{base}{_TEMP_MARK}{_HOST}-{os.getpid()}-{secrets.token_hex(4)}")
+    temp = os.path.join(directory, f".{_temp_stem(base)}{_TEMP_MARK}{_HOST}-{os.getpid()}-{secrets.token_hex(4)}")
     # O_EXCL: never reuse an existing file; mode 0o666 lets the umask decide, as open() would
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     _in_flight.add(temp)
