@@ -303,6 +303,19 @@ def test_cli_check_survives_samples_that_exit(capsys):
     assert "FAIL  exits::twice: SystemExit" in capsys.readouterr().out
 
 
+def test_cli_check_names_a_sample_that_is_not_a_sample(capsys):
+    """``check`` reported AttributeError: 'int' object has no attribute 'describe'."""
+    plugin = plugin_module(
+        "odd_samples",
+        tinytorch_declare_stage=lambda declare: declare("oddsamples", requires=("core",)),
+        tinytorch_register_ops=lambda registry: registry.op(
+            "oddsamples::twice", Double, samples=lambda rng: iter([3])),
+    )
+    with use_runtime(Runtime([FakeEntryPoint("oddsamples", plugin)], environ={})):
+        assert main(["check", "oddsamples"]) == 1
+    assert "its samples callable yielded int 3 as sample 0, not a Sample" in capsys.readouterr().out
+
+
 def test_cli_in_strict_mode_reports_the_broken_stage_on_every_call(capsys):
     broken = FakeEntryPoint("spatial", _raiser(lambda: SystemExit(1)), call=True,
                             distribution="tinytorch-spatial", version="9.9")

@@ -9,6 +9,7 @@ import numpy as np
 from .checks import array_of
 from .function import Function
 from .grad_mode import no_grad
+from .host.samples import Sample
 from .tensor import Tensor
 
 
@@ -190,6 +191,9 @@ def opcheck(name: str, runtime=None, seed: int = 0, **tolerances) -> OpCheckRepo
     if not samples:
         raise OpCheckError(f"{entry.name}: its samples callable yielded no sample")
     for k, sample in enumerate(samples):
+        if not isinstance(sample, Sample):
+            raise OpCheckError(f"{entry.name}: its samples callable yielded {type(sample).__name__} {sample!r:.60} "
+                               f"as sample {k}, not a Sample(*args, **kwargs)")
         label = f"{entry.name} sample {k} {sample.describe()}"
         if entry.differentiable:
             try:
