@@ -264,3 +264,15 @@ def test_oversized_extra_fields_in_the_directory_are_refused(tmp_path):
         info.extra = struct.pack("<HH", 0xCAFE, 60_000) + bytes(60_000)
         archive.writestr(info, npy_header((0,)))
     assert_refused(load_in_child(path), "extra fields and comment of")
+
+
+def test_a_shape_no_array_can_have_is_a_header_error_not_damage(tmp_path):
+    """[0, 2**62, 2**62] holds 0 bytes, so the sizes matched; NumPy then refused it and the error
+    said the file was damaged or truncated."""
+    from tinytorch_nn.io import CheckpointError, load
+
+    header = json.dumps({"w": {"dtype": "F32", "shape": [0, 2**62, 2**62], "data_offsets": [0, 0]}}).encode()
+    path = tmp_path / "huge_shape.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header)
+    with pytest.raises(CheckpointError, match=r"entry 'w' has a shape .* no array can have"):
+        load(path)

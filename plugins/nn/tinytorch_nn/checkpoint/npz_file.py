@@ -195,6 +195,8 @@ def _read_entry(archive, info, name: str, budget: int, max_bytes: int, fail) -> 
             fail(f"entry {name!r} has dtype {dtype}, expected a plain numeric or bool array (no objects, no pickles)")
         if not all(isinstance(s, int) and s >= 0 for s in shape):
             fail(f"entry {name!r} has an invalid shape {shape!r}")
+        if math.prod(s for s in shape if s) * dtype.itemsize >= 2**63:  # NumPy refuses it, even with a 0 size
+            fail(f"entry {name!r} has a shape {str(shape)[:80]} no array can have (over 2**63 bytes without its 0 sizes)")
         nbytes = math.prod(shape) * dtype.itemsize  # Python integers: no overflow
         data_bytes = info.file_size - member.tell()
         if nbytes != data_bytes:

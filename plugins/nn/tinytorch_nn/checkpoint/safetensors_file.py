@@ -156,6 +156,8 @@ def _entry(name: str, info, fail) -> Entry:
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(map(_is_count, offsets)) and offsets[0] <= offsets[1]):
         fail(f"entry {name!r} has invalid data_offsets {str(offsets)[:80]} (expected [begin, end], 0 <= begin <= end)")
     dtype = DTYPES[code]
+    if math.prod(s for s in shape if s) * dtype.itemsize >= 2**63:  # NumPy refuses it, even with a 0 size
+        fail(f"entry {name!r} has a shape {str(shape)[:80]} no array can have (over 2**63 bytes without its 0 sizes)")
     nbytes = math.prod(shape) * dtype.itemsize  # Python integers: no overflow
     if nbytes != offsets[1] - offsets[0]:
         fail(
