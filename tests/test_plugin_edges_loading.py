@@ -465,3 +465,18 @@ def test_core_commands_print_plugin_text_with_markup_literally(capsys):
         assert main(["stages"]) == 0 and main(["plugins"]) == 0
     captured = capsys.readouterr()
     assert markup in captured.out and f"RuntimeError: {markup}" in captured.err
+
+
+def test_a_stage_that_requires_itself_says_so_and_a_generator_of_requirements_counts():
+    """``requires=('x',)`` on stage x said "which is pending"; a generator was used up by the type
+    check, and the stage then required nothing."""
+    itself = plugin_module("selfish", tinytorch_declare_stage=lambda declare: declare("selfish", requires=("selfish",)))
+    runtime = Runtime([FakeEntryPoint("selfish", itself)], environ={})
+    runtime.load()
+    assert "requires stage 'selfish', which is itself" in runtime.plugins["selfish"].reason
+    lazy = plugin_module("lazy", tinytorch_declare_stage=lambda declare: declare(
+        "lazy", requires=(name for name in ("no-such-stage",))))
+    runtime = Runtime([FakeEntryPoint("lazy", lazy)], environ={})
+    runtime.load()
+    assert runtime.plugins["lazy"].status != "loaded"
+    assert "requires stage 'no-such-stage'" in runtime.plugins["lazy"].reason

@@ -115,6 +115,8 @@ def declare_stage(runtime, record: PluginRecord) -> None:
     """Ask the plugin which stage it provides; a curriculum stage's name may be its entry point's."""
 
     def declare(name, *, requires=None, title=None, order=None):
+        if requires is not None and not isinstance(requires, (str, bytes)):
+            requires = tuple(requires) if hasattr(requires, "__iter__") else requires  # a generator, used once
         check_declaration(record, name, requires, title, order)
         take_stage(runtime, record, name, requires, title, order)
 
@@ -210,7 +212,9 @@ def missing_prerequisite(runtime, record: PluginRecord) -> str:
             continue
         if dep is None:
             dep = runtime.plugins.get(required)
-        if dep is not None:
+        if dep is record:
+            problem = "which is itself: a stage cannot require itself"
+        elif dep is not None:
             problem = f"which is {dep.status}" + (f" ({dep.reason})" if dep.reason else "")
         elif catalog.get(required) is not None:
             problem = f"which is not installed (install: {catalog.install_command(required)})"
