@@ -418,7 +418,6 @@ def test_needs_input_grad_has_one_entry_per_forward_input_passed_or_not():
 def test_a_backward_returning_a_gradient_that_is_not_real_numbers_is_named(gradient):
     """A complex gradient lost its imaginary part with only a ComplexWarning; a masked one its
     mask; a text one raised NumPy's conversion error, naming no op."""
-    from tinytorch_core import Function
 
     class OddGradient(Function):
         @staticmethod
