@@ -100,28 +100,28 @@ def var(x, axis=None, keepdims=False, ddof=None, *, dim=None, keepdim=None, unbi
 
 def core_op_table():
     """(short name, Function, samples, user-facing callable or None for ``apply``)."""
-    from . import arithmetic as ar
+    from . import arithmetic_samples as ars
     from . import reduction as rd
     from . import shape as sh
 
     return [
-        ("add", Add, ar.binary_samples, add),
-        ("sub", Sub, ar.binary_samples, sub),
-        ("mul", Mul, ar.binary_samples, mul),
-        ("div", Div, ar.div_samples, div),
-        ("pow", Pow, ar.pow_samples, pow),
-        ("neg", Neg, ar.unary_samples, None),
-        ("exp", Exp, ar.unary_samples, exp),
-        ("log", Log, ar.positive_samples, log),
-        ("sqrt", Sqrt, ar.positive_samples, sqrt),
-        ("abs", Abs, ar.kinked_samples, abs),
-        ("maximum", Maximum, ar.maxmin_samples, maximum),
-        ("minimum", Minimum, ar.maxmin_samples, minimum),
-        ("clip", Clip, ar.clip_samples, clip),
-        ("where", Where, ar.where_samples, where),
-        ("cast", Cast, ar.cast_samples, None),
-        ("clone", Clone, ar.unary_samples, None),
-        ("matmul", MatMul, ar.matmul_samples, matmul),
+        ("add", Add, ars.binary_samples, add),
+        ("sub", Sub, ars.binary_samples, sub),
+        ("mul", Mul, ars.binary_samples, mul),
+        ("div", Div, ars.div_samples, div),
+        ("pow", Pow, ars.pow_samples, pow),
+        ("neg", Neg, ars.unary_samples, None),
+        ("exp", Exp, ars.unary_samples, exp),
+        ("log", Log, ars.positive_samples, log),
+        ("sqrt", Sqrt, ars.positive_samples, sqrt),
+        ("abs", Abs, ars.kinked_samples, abs),
+        ("maximum", Maximum, ars.maxmin_samples, maximum),
+        ("minimum", Minimum, ars.maxmin_samples, minimum),
+        ("clip", Clip, ars.clip_samples, clip),
+        ("where", Where, ars.where_samples, where),
+        ("cast", Cast, ars.cast_samples, None),
+        ("clone", Clone, ars.unary_samples, None),
+        ("matmul", MatMul, ars.matmul_samples, matmul),
         ("sum", Sum, rd.reduction_samples, sum),
         ("mean", Mean, rd.reduction_samples, mean),
         ("max", Max, rd.extreme_samples, max),
