@@ -274,6 +274,11 @@ def test_cli_survives_a_plugin_command_whose_setup_exits(capsys):
     with use_runtime(Runtime([FakeEntryPoint("cmdp", plugin)], environ={})):
         assert main(["stages"]) == 0
     assert "command 'boom' from plugin 'cmdp' is broken" in capsys.readouterr().err
+    # strict mode: a broken command is an error, as a broken plugin is (it was one warning line, exit 0)
+    with use_runtime(Runtime([FakeEntryPoint("cmdp", plugin)], environ={"TINYTORCH_STRICT_PLUGINS": "1"})):
+        assert main(["stages"]) == 1
+    captured = capsys.readouterr()
+    assert "command 'boom' from plugin 'cmdp' is broken" in captured.err and "cmdp" in captured.out
 
 
 def test_a_plugin_command_returning_no_exit_status_is_reported_not_a_traceback(capsys):

@@ -395,6 +395,7 @@ def cmd_new_plugin(args, runtime: Runtime) -> int:
 
 def build_parser(runtime: Runtime) -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="tinytorch", description="TinyTorch, plugin edition")
+    parser.broken_commands = []  # what plugin commands failed to set up
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("stages", help="the curriculum: every stage, its status and install command")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -422,6 +423,7 @@ def build_parser(runtime: Runtime) -> argparse.ArgumentParser:
             problem = (f"tinytorch: command '{command.name}' from plugin '{command.plugin}' is broken: "
                        f"{describe_exception(exc)}")
             print(problem, file=sys.stderr)
+            parser.broken_commands.append(problem)  # under TINYTORCH_STRICT_PLUGINS=1: an error (main)
             if p is not None:  # running it says why instead of doing nothing
                 p.set_defaults(handler=lambda args, runtime, problem=problem: print(problem, file=sys.stderr) or 1)
             continue
@@ -470,6 +472,7 @@ def main(argv=None) -> int:
     if load_error is not None:
         print(f"tinytorch: error: {load_error}", file=sys.stderr)
     parser = build_parser(runtime)
+    load_error = load_error or (parser.broken_commands[0] if runtime.strict and parser.broken_commands else None)
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
@@ -480,21 +483,15 @@ def main(argv=None) -> int:
                 with runtime.inspecting():
                     args.handler(args, runtime)
             return 1
-        return _exit_status(args.command, args.handler(args, runtime))
+        status = args.handler(args, runtime)
+        if status is None or isinstance(status, int):
+            return int(status or 0)
+        print(f"tinytorch {args.command}: the command returned {status!r:.80}, not an exit status", file=sys.stderr)
+        return 1  # a plugin command's run returned text, say
     except BrokenPipeError:  # `tinytorch plugins | head`: the reader left; exit quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
 
 
-def _exit_status(command: str, returned) -> int:
-    """A command's return value as the exit status (None: 0); anything else is reported, status 1."""
-    if returned is None or isinstance(returned, int):
-        return int(returned or 0)
-    print(f"tinytorch {command}: the command returned {returned!r:.80}, not an exit status", file=sys.stderr)
-    return 1
-
-
-__all__ = [
-    "ArgumentParser", "build_parser", "check_output_path", "format_table", "input_directory_option",
-    "integer_option", "main", "output_directory_option", "output_file_option", "shown_value",
-]
+__all__ = ["ArgumentParser", "build_parser", "check_output_path", "format_table", "input_directory_option",
+           "integer_option", "main", "output_directory_option", "output_file_option", "shown_value"]
