@@ -120,7 +120,7 @@ def test_forward_matches_numpy_and_keeps_float32(op, reference):
         (lambda: Tensor(np.ones((2, 3))) @ Tensor(np.ones((4, 2))), r"matmul: shapes \(2, 3\) and \(4, 2\)"),
         (lambda: Tensor(np.ones((2, 3))).reshape(4, 2), r"reshape: cannot reshape.*\(2, 3\)"),
         (lambda: Tensor(np.ones((2, 3))).sum(axis=2), "axis 2 is out of range"),
-        (lambda: Tensor(np.ones((2, 3))).squeeze(0), "axis 0 has size 2"),
+        (lambda: Tensor(np.ones((2, 3))).squeeze(axis=0), "axis 0 has size 2"),
         (lambda: Tensor(np.ones((2, 3))).broadcast_to((4, 2)), r"\(2, 3\) cannot be broadcast to \(4, 2\)"),
         (lambda: tt.concatenate([Tensor(np.ones((2, 3))), Tensor(np.ones((2, 4)))]), "concatenate"),
         (lambda: tt.where(Tensor([1.0]), Tensor([1.0]), 0.0), "bool"),

@@ -305,4 +305,6 @@ def test_max_and_min_of_a_nan_send_the_gradient_to_the_nan():
 def test_a_0d_tensor_reduces_over_axis_minus_1_as_over_axis_0():
     x = Tensor(3.0, requires_grad=True, dtype=np.float64)
     for name in ("sum", "mean", "max", "min"):
-        assert getattr(x, name)(dim=-1).item() == 3.0
+        assert getattr(x, name)(axis=-1).item() == 3.0
+    for name in ("max", "min"):  # PyTorch's dim: values and indices
+        assert getattr(x, name)(dim=-1).values.item() == 3.0 and getattr(x, name)(-1).indices.item() == 0

@@ -402,11 +402,11 @@ class Tensor:
     def mean(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
         return _P.mean(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
-    def max(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
-        return _P.max(self, axis, keepdims, dim=dim, keepdim=keepdim)
+    def max(self, dim=None, keepdim=None, *, axis=None, keepdims=None):  # x.max(1): (values, indices)
+        return _P.max(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def min(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
-        return _P.min(self, axis, keepdims, dim=dim, keepdim=keepdim)
+    def min(self, dim=None, keepdim=None, *, axis=None, keepdims=None):
+        return _P.min(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
     def var(self, axis=None, keepdims: bool = False, ddof=None, *, dim=None, keepdim=None, unbiased=None,
             correction=None):  # ddof: NumPy's 0 with axis, PyTorch's 1 with dim (see primitives.var)
@@ -443,8 +443,8 @@ class Tensor:
     def T(self):
         return _P.transpose(self)
 
-    def squeeze(self, axis=None, *, dim=None):
-        return _P.squeeze(self, axis_or_dim(axis, dim, "squeeze"))
+    def squeeze(self, dim=None, *, axis=None):
+        return _P.squeeze(self, dim, axis=axis)
 
     def unsqueeze(self, axis: int = None, *, dim=None):
         return _P.unsqueeze(self, axis_or_dim(axis, dim, "unsqueeze"))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import axis_or_dim, keepdims_or_keepdim, normalize_axes, shape_of
+from .. import function  # its Tensor, looked up at call time (core's one import cycle)
+from ..checks import axis_or_dim, keepdims_or_keepdim, normalize_axes, normalize_axis, shape_of
 from .arithmetic import (
     Abs,
     Add,
@@ -41,7 +42,7 @@ from .arithmetic import (
     sub,
     where,
 )
-from .reduction import Max, Mean, Min, Sum, Var
+from .reduction import ExtremeAlong, Max, Mean, Min, Sum, ValuesAndIndices, Var
 from .shape import (
     BroadcastTo,
     Concatenate,
@@ -79,8 +80,40 @@ def _reducer(fn_class, op):
 
 sum = _reducer(Sum, "sum")  # noqa: A001 - the framework's own reduction, as in NumPy
 mean = _reducer(Mean, "mean")
-max = _reducer(Max, "max")  # noqa: A001
-min = _reducer(Min, "min")  # noqa: A001
+_largest = _reducer(Max, "max")
+_smallest = _reducer(Min, "min")
+
+
+def max(x, dim=None, keepdim=None, *, axis=None, keepdims=None):  # noqa: A001
+    """The largest entry, in the spelling of either library:
+
+    - ``max(x)`` and NumPy's ``max(x, axis=..., keepdims=...)``: the values (ties share the gradient);
+    - PyTorch's ``max(x, dim)``: ``(values, indices)`` along ``dim`` (the gradient goes to the index);
+    - PyTorch's ``max(x, other)`` with a tensor ``other``: the elementwise ``maximum``.
+    """
+    return _extreme(x, dim, keepdim, axis, keepdims, largest=True)
+
+
+def min(x, dim=None, keepdim=None, *, axis=None, keepdims=None):  # noqa: A001
+    """The smallest entry: ``max``'s four spellings, for the minimum."""
+    return _extreme(x, dim, keepdim, axis, keepdims, largest=False)
+
+
+def _extreme(x, dim, keepdim, axis, keepdims, largest: bool):
+    op = "max" if largest else "min"
+    if isinstance(dim, function.Tensor):
+        return (maximum if largest else minimum)(x, dim)
+    keep = keepdims_or_keepdim(False if keepdims is None else keepdims, keepdim, op)
+    if dim is None:
+        return (_largest if largest else _smallest)(x, axis, keep)
+    if axis is not None:
+        raise TypeError(f"{op}: pass axis (NumPy: the values) or dim (PyTorch: values and indices), not both")
+    ndim = len(shape_of(x))
+    if ndim == 0:  # PyTorch's 0-d rule: dim 0 of a scalar is the scalar itself, at index 0
+        normalize_axis(dim, 1, op)
+        values, indices = ExtremeAlong.apply(reshape(x, 1), 0, keep, largest)
+        return ValuesAndIndices(reshape(values, ()), reshape(indices, ()))
+    return ValuesAndIndices(*ExtremeAlong.apply(x, normalize_axis(dim, ndim, op), keep, largest))
 _variance = _reducer(Var, "var")
 
 
@@ -144,9 +177,9 @@ for _short, _function, _samples, _call in core_op_table():
     _function.name = f"core::{_short}"
 
 __all__ = [
-    "Abs", "Add", "BroadcastTo", "Cast", "Clip", "Clone", "Concatenate", "Div", "Exp", "GetItem",
+    "Abs", "Add", "BroadcastTo", "Cast", "Clip", "Clone", "Concatenate", "Div", "Exp", "ExtremeAlong", "GetItem",
     "Log", "MatMul", "Max", "Maximum", "Mean", "Min", "Minimum", "Mul", "Neg", "Pow", "Reshape",
-    "SetItem", "Sqrt", "Stack", "Sub", "Sum", "Transpose", "Var", "Where",
+    "SetItem", "Sqrt", "Stack", "Sub", "Sum", "Transpose", "ValuesAndIndices", "Var", "Where",
     "abs", "add", "broadcast_to", "clip", "concatenate", "div", "exp", "ints_first", "log", "matmul", "max",
     "maximum", "mean", "min", "minimum", "mul", "permute", "pow", "reshape", "sqrt", "squeeze", "stack", "sub",
     "sum", "swapaxes", "transpose", "unsqueeze", "var", "view", "where",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -98,6 +99,39 @@ class Min(_Extreme):
     @staticmethod
     def forward(ctx, a, axis=None, keepdims=False):
         return Min._forward(ctx, a, axis, keepdims)
+
+
+class ValuesAndIndices(NamedTuple):
+    """What ``x.max(dim)`` and ``x.min(dim)`` return, as in PyTorch: ``values, indices = x.max(1)``."""
+
+    values: object
+    indices: object
+
+
+class ExtremeAlong(Function):
+    """PyTorch's ``x.max(dim)``/``x.min(dim)``: the extreme along one axis and its index (the
+    first one on ties; a NaN is the extreme). The gradient goes to that index alone, where
+    ``max(axis=...)`` shares it among ties."""
+
+    flops = staticmethod(count.per_input_element)
+
+    @staticmethod
+    def forward(ctx, a, axis, keepdims, largest):
+        if a.shape[axis] == 0:
+            raise ValueError(f"{'max' if largest else 'min'}: axis {axis} of shape {a.shape} is empty")
+        find = np.argmax if largest else np.argmin  # both stop at the first NaN, as PyTorch does
+        index = np.expand_dims(find(a, axis=axis), axis)
+        values = np.take_along_axis(a, index, axis=axis)
+        ctx.shape, ctx.axis, ctx.index = a.shape, axis, index
+        if keepdims:
+            return values, index.copy()  # a copy: the caller may change the indices it gets
+        return np.squeeze(values, axis), np.squeeze(index, axis).copy()
+
+    @staticmethod
+    def backward(ctx, grad, index_grad):
+        full = np.zeros(ctx.shape, dtype=grad.dtype)
+        np.put_along_axis(full, ctx.index, grad.reshape(ctx.index.shape), axis=ctx.axis)
+        return full, None, None, None
 
 
 class Var(Function):

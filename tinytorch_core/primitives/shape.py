@@ -242,15 +242,21 @@ def swapaxes(x, axis1: int, axis2: int):
     return Transpose.apply(x, tuple(perm))
 
 
-def squeeze(x, axis=None):
+def squeeze(x, dim=None, *, axis=None):
+    """Remove axes of size 1: every one, or those named. Each library keeps its rule for a named
+    axis of another size: PyTorch's ``dim`` leaves it, NumPy's ``axis`` refuses it."""
     shape = shape_of(x)
-    if axis is None:
+    if dim is not None and axis is not None:
+        raise TypeError("squeeze: pass axis or dim (its PyTorch name), not both")
+    named = axis if dim is None else dim
+    if named is None:
         return Reshape.apply(x, tuple(s for s in shape if s != 1))
-    axes = normalize_axes(axis, len(shape), "squeeze")
-    for a in axes:
-        if shape[a] != 1:
-            raise ValueError(f"squeeze: axis {a} has size {shape[a]}, only axes of size 1 can be removed")
-    return Reshape.apply(x, tuple(s for i, s in enumerate(shape) if i not in axes))
+    axes = normalize_axes(named, len(shape), "squeeze")
+    if dim is None:
+        for a in axes:
+            if shape[a] != 1:
+                raise ValueError(f"squeeze: axis {a} has size {shape[a]}, only axes of size 1 can be removed")
+    return Reshape.apply(x, tuple(s for i, s in enumerate(shape) if not (i in axes and s == 1)))
 
 
 def unsqueeze(x, axis: int):
