@@ -308,3 +308,21 @@ def test_a_0d_tensor_reduces_over_axis_minus_1_as_over_axis_0():
         assert getattr(x, name)(axis=-1).item() == 3.0
     for name in ("max", "min"):  # PyTorch's dim: values and indices
         assert getattr(x, name)(dim=-1).values.item() == 3.0 and getattr(x, name)(-1).indices.item() == 0
+
+
+def test_nan_gradients_follow_pytorchs_conventions():
+    """At a NaN input, PyTorch's relu and maximum pass the gradient on and abs gives 0 (NumPy's
+    sign of NaN is NaN). Values from torch 2.x: relu [1, 1, 0], abs [0, 1, -1]."""
+    x = Tensor([np.nan, 1.0, -1.0], requires_grad=True, dtype=np.float64)
+    tt.ops.relu(x).sum().backward()
+    assert x.grad.data.tolist() == [1.0, 1.0, 0.0]
+    x.grad = None
+    x.abs().sum().backward()
+    assert x.grad.data.tolist() == [0.0, 1.0, -1.0]
+    a = Tensor([np.nan, 1.0, 2.0, 3.0], requires_grad=True, dtype=np.float64)
+    b = Tensor([0.0, np.nan, 2.0, 1.0], requires_grad=True, dtype=np.float64)
+    tt.maximum(a, b).sum().backward()  # beside a NaN both operands get it; ties split it
+    assert a.grad.data.tolist() == [1.0, 1.0, 0.5, 1.0] and b.grad.data.tolist() == [1.0, 1.0, 0.5, 0.0]
+    a.grad = b.grad = None
+    tt.minimum(a, b).sum().backward()
+    assert a.grad.data.tolist() == [1.0, 1.0, 0.5, 0.0] and b.grad.data.tolist() == [1.0, 1.0, 0.5, 1.0]

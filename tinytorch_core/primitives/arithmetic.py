@@ -177,11 +177,13 @@ class Abs(Function):
     @staticmethod
     def backward(ctx, grad):
         (a,) = ctx.saved_tensors
-        return grad * np.sign(a)
+        sign = (a > 0).astype(grad.dtype) - (a < 0)  # 0 at 0 and at NaN (np.sign(NaN) is NaN), as in PyTorch
+        return grad * sign
 
 
 class Maximum(Function):
-    """Elementwise maximum; at ties the gradient is split evenly."""
+    """Elementwise maximum. Each operand gets the gradient where the other is not larger: at ties
+    it is split evenly, and beside a NaN (neither is larger) both get it, as in PyTorch."""
 
     flops = staticmethod(count.per_output_element)
 
@@ -193,12 +195,12 @@ class Maximum(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
-        share = (a > b) + 0.5 * (a == b)
-        return grad * share, grad * (1.0 - share)
+        half_at_ties = 0.5 * (a == b)
+        return grad * (~(a < b) - half_at_ties), grad * (~(b < a) - half_at_ties)
 
 
 class Minimum(Function):
-    """Elementwise minimum; at ties the gradient is split evenly."""
+    """Elementwise minimum: ``Maximum``'s rule, mirrored."""
 
     flops = staticmethod(count.per_output_element)
 
@@ -210,8 +212,8 @@ class Minimum(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
-        share = (a < b) + 0.5 * (a == b)
-        return grad * share, grad * (1.0 - share)
+        half_at_ties = 0.5 * (a == b)
+        return grad * (~(a > b) - half_at_ties), grad * (~(b > a) - half_at_ties)
 
 
 class Clip(Function):

@@ -348,11 +348,11 @@ CONTRACT = [
     logits."""),
     _loss("sigmoid_binary_cross_entropy", """binary cross-entropy of sigmoid(input) from the logits (the fused
     node the BCE of a sigmoid's output becomes)."""),
-    Op("cross_entropy", "logits, target, ignore_index=None, label_smoothing=0.0, reduction='mean'", inputs=("logits",),
+    Op("cross_entropy", "logits, target, ignore_index=-100, label_smoothing=0.0, reduction='mean'", inputs=("logits",),
        doc="""-log softmax(logits)[target] per row, reduced: logits (N, C), target (N,) integer classes
     (TypeError for floats, IndexError out of range).""",
        sample="Sample(randn(rng, 4, 3), np.array([0, 2, 1, 2]))"),
-    Op("nll_loss", "input, target, ignore_index=None, reduction='mean'", inputs=("input",),
+    Op("nll_loss", "input, target, ignore_index=-100, reduction='mean'", inputs=("input",),
        doc="""-input[row, target] per row, reduced: input holds log-probabilities (N, C).""",
        sample="Sample(randn(rng, 4, 3), np.array([0, 2, 1, 2]))"),
     Layer("Linear", "in_features, out_features, bias=True, generator=None",

@@ -37,7 +37,7 @@ class LinearReLUFunction(Function):
     """``relu(x @ weight.T + bias)`` as one node.
 
     Forward: the linear op's arithmetic, then ``max(., 0)`` written over the product (nothing
-    needs the pre-activation again). Backward: ReLU's ``grad * (out > 0)``, then the linear op's
+    needs the pre-activation again). Backward: ReLU's ``grad * ~(out <= 0)``, then the linear op's
     backward. Against the two ops it saves an array, a node and a gradient handed between them.
     """
 
@@ -57,7 +57,7 @@ class LinearReLUFunction(Function):
     @staticmethod
     def backward(ctx, grad):
         x, weight, out = ctx.saved_tensors
-        grad = grad * (out > 0)  # ReLU's backward
+        grad = grad * ~(out <= 0)  # ReLU's backward
         return linear_backward(grad, x, weight, ctx.needs_input_grad)
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from tinytorch_core import GraphError, Tensor, no_grad
 from tinytorch_core.testing import gradcheck
+import tinytorch_core as tt
 from tinytorch_nn import functional as F
 
 RNG_SEED = 1234
@@ -349,6 +350,21 @@ def test_cross_entropy_ignore_index_leaves_entries_out_of_the_mean(rng):
     F.cross_entropy(logits, t, ignore_index=-100).backward()
     assert np.all(logits.grad.data[~keep] == 0)
     assert gradcheck(F.cross_entropy, x, t, ignore_index=-100)
+
+
+def test_minus_100_is_ignored_by_default_as_in_pytorch(rng):
+    x, t = rng.standard_normal((4, 3)), np.array([2, -100, 0, -100])
+    keep = t != -100
+    expected = -_log_softmax(x)[keep][np.arange(2), t[keep]].mean()
+    for loss in (F.cross_entropy(Tensor(x, dtype=np.float64), t),
+                 F.nll_loss(Tensor(_log_softmax(x), dtype=np.float64), t),
+                 tt.nn.CrossEntropyLoss()(Tensor(x, dtype=np.float64), t)):
+        np.testing.assert_allclose(loss.data, expected, rtol=1e-12)
+    assert repr(tt.nn.CrossEntropyLoss()) == "CrossEntropyLoss(reduction='mean')"
+    with pytest.raises(IndexError, match="class index -1, .*ignore_index=-100"):
+        F.cross_entropy(Tensor(x), np.array([2, -1, 0, 1]))
+    with pytest.raises(IndexError, match="class index -100"):  # ignore_index=None ignores nothing
+        F.cross_entropy(Tensor(x), t, ignore_index=None)
 
 
 def test_cross_entropy_label_smoothing_matches_pytorch_definition(rng):

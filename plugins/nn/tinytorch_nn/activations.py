@@ -36,7 +36,7 @@ class ReLUFunction(Function):
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_tensors
-        return grad * (out > 0)
+        return grad * ~(out <= 0)  # not (out > 0): a NaN passes its gradient on, as in PyTorch
 
 
 def relu(x):

@@ -152,7 +152,7 @@ def _check_target_shape(op, t, shape, expected) -> None:
 def _check_class_range(op, t, n_classes, ignore_index) -> None:
     if t.size and (t.min() < 0 or t.max() >= n_classes):
         bad = t.min() if t.min() < 0 else t.max()
-        note = "" if ignore_index is None else f" (ignore_index={ignore_index})"
+        note = "" if ignore_index is None else f" (ignore_index={ignore_index} marks an entry to skip)"
         raise IndexError(
             f"{op}: target holds class index {int(bad)}, but the input has C={n_classes} classes "
             f"(valid indices 0..{n_classes - 1}){note}"
@@ -209,7 +209,7 @@ class CrossEntropyFunction(Function):
     flops = staticmethod(count.per_input_element_times(6))  # log-softmax's five, the sum
 
     @staticmethod
-    def forward(ctx, logits, target=None, ignore_index=None, weight=None, label_smoothing=0.0, reduction="mean"):
+    def forward(ctx, logits, target=None, ignore_index=-100, weight=None, label_smoothing=0.0, reduction="mean"):
         if logits.dtype.kind != "f":
             raise not_floating(ctx, logits)
         x, targets = _batched(logits, target, ignore_index, weight)
@@ -279,12 +279,12 @@ def check_label_smoothing(op, label_smoothing) -> float:
     return float(label_smoothing)
 
 
-def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduction="mean", *, weight=None):
+def cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0, reduction="mean", *, weight=None):
     """Cross-entropy of raw ``logits`` against integer class ``target`` or class probabilities.
 
     ``logits`` (N, C) or (N, C, d1, ...) (or (C,) for one sample), ``target`` (N,) or (N, d1, ...)
-    of integer classes in ``0..C-1``. Entries equal to ``ignore_index`` contribute nothing and are
-    left out of the mean. ``weight`` (C,) multiplies each entry's loss by its target class's weight
+    of integer classes in ``0..C-1``. Entries equal to ``ignore_index`` (-100 unless given, as in
+    PyTorch) contribute nothing and are left out of the mean. ``weight`` (C,) multiplies each entry's loss by its target class's weight
     (the mean divides by the sum of those weights). ``label_smoothing`` eps mixes the one-hot target
     with the uniform distribution: ``(1 - eps) * nll + eps * mean_c(-w_c log p_c)``, as PyTorch
     defines it.
@@ -317,7 +317,7 @@ class NLLLossFunction(Function):
     flops = staticmethod(nll_loss_flops)
 
     @staticmethod
-    def forward(ctx, input, target=None, ignore_index=None, weight=None, reduction="mean"):
+    def forward(ctx, input, target=None, ignore_index=-100, weight=None, reduction="mean"):
         if input.dtype.kind != "f":
             raise not_floating(ctx, input)
         x, targets = _batched(input, target, ignore_index, weight)
@@ -337,7 +337,7 @@ class NLLLossFunction(Function):
         return _unbatch(g, targets), None, None, None, None  # None: target, ignore_index, weight, reduction
 
 
-def nll_loss(input, target, ignore_index=None, reduction="mean", *, weight=None):
+def nll_loss(input, target, ignore_index=-100, reduction="mean", *, weight=None):
     """Negative log-likelihood of log-probabilities ``input`` (e.g. from ``log_softmax``),
     with the same shapes, ``weight``, ``ignore_index`` and ``reduction`` as ``cross_entropy``."""
     op = "nll_loss"

@@ -47,7 +47,7 @@ class _ClassLoss(_Loss):
     """The options the class-target losses share: ``ignore_index`` and the class ``weight`` (C,),
     a keyword argument (PyTorch's third positional one; here the options keep their order)."""
 
-    def __init__(self, ignore_index=None, reduction="mean", weight=None):
+    def __init__(self, ignore_index=-100, reduction="mean", weight=None):
         super().__init__(reduction)
         self.ignore_index = check_ignore_index(type(self).__name__, ignore_index)
         self.weight = weight  # a plain attribute, not a Parameter: class weights are not trained
@@ -56,7 +56,7 @@ class _ClassLoss(_Loss):
         extra = [f"reduction={self.reduction!r}"]
         if self.weight is not None:
             extra.append("weight=(" + ", ".join(f"{w:g}" for w in array_of(self.weight)) + ")")
-        if self.ignore_index is not None:
+        if self.ignore_index != -100:  # the default is not shown, as in PyTorch
             extra.append(f"ignore_index={self.ignore_index}")
         return ", ".join(extra)
 
@@ -65,7 +65,7 @@ class CrossEntropyLoss(_ClassLoss):
     """Softmax cross-entropy of logits (N, C, ...) against integer class targets (N, ...), or
     against class probabilities of the logits' shape; see ``functional.cross_entropy``."""
 
-    def __init__(self, ignore_index=None, label_smoothing=0.0, reduction="mean", *, weight=None):
+    def __init__(self, ignore_index=-100, label_smoothing=0.0, reduction="mean", *, weight=None):
         super().__init__(ignore_index, reduction, weight)
         self.label_smoothing = check_label_smoothing("CrossEntropyLoss", label_smoothing)
 
@@ -83,7 +83,7 @@ class CrossEntropyLoss(_ClassLoss):
 class NLLLoss(_ClassLoss):
     """Negative log-likelihood of log-probabilities (N, C, ...) against integer class targets."""
 
-    def __init__(self, ignore_index=None, reduction="mean", *, weight=None):
+    def __init__(self, ignore_index=-100, reduction="mean", *, weight=None):
         super().__init__(ignore_index, reduction, weight)
 
     def forward(self, input, target):

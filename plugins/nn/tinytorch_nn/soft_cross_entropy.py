@@ -28,7 +28,7 @@ def check_probability_target(op, logits, target, ignore_index) -> bool:
     t = array_of(target)
     if t.dtype.kind != "f" or t.shape != tuple(shape_of(logits)):
         return False
-    if ignore_index is not None:
+    if ignore_index is not None and ignore_index != -100:  # -100: the default, PyTorch's
         raise ValueError(
             f"{op}: ignore_index={ignore_index} names a class index, but the target holds class "
             "probabilities; leave ignore_index unset (give an entry zero probabilities to drop its loss)"
