@@ -57,6 +57,17 @@ class Observer:
     def update_finished(self) -> None:
         """The call of the last ``update_called`` returned (not called when it raised)."""
 
+    def value_read(self, tensor) -> None:
+        """Python read ``tensor``'s values (``item()``, ``bool()``, ``tolist()``, ``numpy()``): a
+        recorder of training steps cannot follow a decision made on them."""
+
+
+def report_value_read(tensor) -> None:
+    """Tell the calling thread's observer, if any, that Python read ``tensor``'s values."""
+    observer = current_modes().observer
+    if observer is not None:
+        observer.value_read(tensor)
+
 
 @contextlib.contextmanager
 def observing(observer: Observer):

@@ -12,6 +12,7 @@ from .checks import axis_or_dim, broadcasts_to, keepdims_or_keepdim, normalize_a
 from .grad_mode import _per_thread
 from .inplace import (IN_PLACE_CLOCK, is_region_of, link_view, memory_of, record_in_place,
                       view_of_a_root_that_requires_grad, write_plain)
+from .observers import report_value_read
 
 DEFAULT_FLOAT = np.float32
 
@@ -107,13 +108,16 @@ class Tensor:
     def item(self):
         if self.data.size != 1:
             raise ValueError(f"item(): the tensor has {self.data.size} elements, expected exactly 1")
+        report_value_read(self)
         return self.data.item()
 
     def numpy(self) -> np.ndarray:
         """The underlying array (shared, not copied)."""
+        report_value_read(self)
         return self.data
 
     def tolist(self):
+        report_value_read(self)
         return self.data.tolist()
 
     def __float__(self) -> float:
@@ -127,6 +131,7 @@ class Tensor:
             raise ValueError(
                 f"the truth value of a tensor with {self.data.size} elements is ambiguous; use .any() or .all()"
             )
+        report_value_read(self)
         return bool(self.data)
 
     def __repr__(self) -> str:
@@ -382,9 +387,11 @@ class Tensor:
         return _P.Compare.apply(self, other, np.logical_or)
 
     def any(self) -> bool:
+        report_value_read(self)
         return bool(self.data.any())
 
     def all(self) -> bool:
+        report_value_read(self)
         return bool(self.data.all())
 
     def argmax(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):

@@ -161,9 +161,31 @@ def test_python_control_flow_on_values_is_refused():
     model, optimizer = _mlp()
     step = tt.compile(branchy)
     x, y = _batch(4)
-    with pytest.raises(CompileError, match="depends on its data"):
-        for flip in (1.0, -1.0):  # the second call takes the other branch
-            step(model, optimizer, Tensor(np.abs(x.data) * flip), y)
+    with pytest.raises(CompileError, match="read a tensor's value .* and then ran backward"):
+        step(model, optimizer, Tensor(np.abs(x.data)), y)  # refused at the first recording
+
+
+@pytest.mark.parametrize("decide", [
+    lambda loss: not np.isfinite(loss.item()),
+    lambda loss: bool(loss > 1e6),
+    lambda loss: (loss != loss).any(),
+])
+def test_a_branch_the_recordings_never_took_is_refused_before_any_replay(decide):
+    """Every recording skipped nothing; a replay could not skip the NaN batch that comes later."""
+    def skip_bad_batches(model, optimizer, x, y):
+        optimizer.zero_grad()
+        loss = ((model(x) - y) ** 2).mean()
+        if decide(loss):
+            return None
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    model, optimizer = _mlp()
+    step = tt.compile(skip_bad_batches)
+    with pytest.raises(CompileError, match="read a tensor's value"):
+        step(model, optimizer, *_batch(4))
+    assert step.replays == 0
 
 
 def test_writes_outside_ops_are_refused():

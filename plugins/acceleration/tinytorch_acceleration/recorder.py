@@ -63,6 +63,7 @@ class Recorder(Observer):
         self.produced = set()  # slots of op outputs
         self.argument_arrays = []  # to tell a copy of an argument from a constant
         self.aliases = []  # (i, j): inputs i and j are one array, so the ops read one slot for both
+        self.read_before = None  # the number of steps recorded when the step first read a value
         first_input_of = {}
         for index, arg in enumerate(args):
             array = arg.data if isinstance(arg, Tensor) else arg
@@ -236,6 +237,24 @@ class Recorder(Observer):
         if self.in_update:
             self.in_update, self.clock = False, IN_PLACE_CLOCK.now  # the update's changes: replayed with it
 
+    def value_read(self, tensor) -> None:
+        if not (self.depth or self.in_update or self.in_pass) and self.read_before is None:
+            self.read_before = len(self.steps)  # ops' and hooks' own reads are replayed with them
+
+    def _check_read_then_continued(self) -> None:
+        """Refuse a step that read a value (``loss.item()``, ``if loss > 0``) and then ran a
+        backward pass or an update: whether they run may hang on a decision a replay cannot make
+        again. Ops after a read (an accuracy computed for the return value) are allowed."""
+        later = self.steps[self.read_before:] if self.read_before is not None else ()
+        if any(step is PASS or type(step) is UpdateStep for step in later):
+            raise CompileError(
+                "compile: the step read a tensor's value (item(), bool(), tolist(), numpy(), any() or "
+                "all()) and then ran backward() or an update; a replay runs them whatever the value is, "
+                "so a Python decision made on it (skip a NaN batch, clip on a threshold) would not be "
+                "made again. Read values after the optimizer update (return loss.item()), or run this "
+                "step eagerly. This call ran eagerly to the end: its update is applied, do not repeat it"
+            )
+
     def _check_clock(self) -> None:
         """Refuse an in-place change made since the last op, pass or update ended: outside
         what a replay runs, so a replay would skip it."""
@@ -304,6 +323,7 @@ class Recorder(Observer):
 
     def program(self, result_value) -> Program:
         self._check_clock()
+        self._check_read_then_continued()
         self.check_unrecorded_writes()
         result, described = self._result(result_value)
         self.description.append(("result", described))
