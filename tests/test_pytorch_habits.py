@@ -177,3 +177,38 @@ def test_pytorch_keyword_names_on_arg_reductions_and_axes():
     assert x.unsqueeze(dim=0).shape == (1, 2, 3) and x.unsqueeze(dim=0).squeeze(dim=0).shape == (2, 3)
     assert x.clamp(1.0, 3.0).tolist() == [[1.0, 3.0, 2.0], [3.0, 1.0, 3.0]]
 
+
+
+def test_positional_arguments_follow_pytorchs_order():
+    """SGD(params, lr, momentum, dampening, weight_decay, nesterov) and MultiHeadAttention(embed_dim,
+    num_heads, dropout, bias): a weight decay given by position turned Nesterov on."""
+    p = tt.Parameter(np.array([1.0, 2.0]), dtype=np.float64)
+    optimizer = tt.optim.SGD([p], 0.1, 0.9, 0.0, 0.01)
+    for _ in range(3):
+        optimizer.zero_grad()
+        (p * p).sum().backward()
+        optimizer.step()
+    np.testing.assert_allclose(p.data, [0.0581942, 0.1163884], rtol=1e-6)  # torch 2.x, same calls
+    attention = tt.nn.MultiHeadAttention(8, 2, 0.1)
+    assert attention.dropout == 0.1 and attention.q_proj.bias is not None
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: tt.nn.Linear(3, 2, 0.5), "Linear: bias must be True or False"),
+    (lambda: tt.nn.MultiHeadAttention(8, 2, 0.0, 0.5), "MultiHeadAttention: bias must be True or False"),
+    (lambda: tt.optim.SGD([tt.Parameter(np.ones(2))], 0.1, 0.9, 0.0, 0.0, 0.01), "SGD: nesterov must be True or False"),
+    (lambda: tt.optim.Adam([tt.Parameter(np.ones(2))], amsgrad=1), "Adam: amsgrad must be True or False"),
+])
+def test_a_flag_given_a_number_is_refused(make, message):
+    with pytest.raises(TypeError, match=message):
+        make()
+
+
+def test_and_or_are_bitwise_on_integers_as_in_pytorch():
+    a = Tensor(np.array([1, 2, -3]))
+    assert (a & 2).tolist() == [0, 2, 0] and (a | 4).tolist() == [5, 6, -3] and (a & 2).dtype == np.int64
+    assert ((a > 0) & (a < 2)).tolist() == [True, False, False]
+    with pytest.raises(TypeError, match="& needs bool or integer operands, got float32"):
+        Tensor([1.0]) & 1
+    with pytest.raises(TypeError, match="\\| needs bool or integer operands, got float64"):
+        a | 1.5

@@ -93,6 +93,13 @@ def non_negative_int(value, what: str, where: str) -> int:
     return int(value)
 
 
+def true_or_false(value, what: str, where: str) -> bool:
+    """``value`` as a bool, refusing anything else: ``bias=0.5`` or a seed would read as True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: {what} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def normalize_axis(axis, ndim: int, where: str) -> int:
     """One axis as a non-negative index into ``ndim`` dimensions (``-1`` is the last)."""
     if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):

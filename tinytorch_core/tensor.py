@@ -381,10 +381,10 @@ class Tensor:
         return _P.LogicalNot.apply(self)
 
     def __and__(self, other):
-        return _P.Compare.apply(self, other, np.logical_and)
+        return _P.bitwise(self, other, np.bitwise_and)  # bools: logical; integers: bit by bit
 
     def __or__(self, other):
-        return _P.Compare.apply(self, other, np.logical_or)
+        return _P.bitwise(self, other, np.bitwise_or)
 
     def any(self) -> bool:
         report_value_read(self)

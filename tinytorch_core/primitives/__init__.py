@@ -29,6 +29,7 @@ from .arithmetic import (
     Where,
     abs,
     add,
+    bitwise,
     clip,
     div,
     exp,
@@ -180,7 +181,7 @@ __all__ = [
     "Abs", "Add", "BroadcastTo", "Cast", "Clip", "Clone", "Concatenate", "Div", "Exp", "ExtremeAlong", "GetItem",
     "Log", "MatMul", "Max", "Maximum", "Mean", "Min", "Minimum", "Mul", "Neg", "Pow", "Reshape",
     "SetItem", "Sqrt", "Stack", "Sub", "Sum", "Transpose", "ValuesAndIndices", "Var", "Where",
-    "abs", "add", "broadcast_to", "clip", "concatenate", "div", "exp", "ints_first", "log", "matmul", "max",
+    "abs", "add", "bitwise", "broadcast_to", "clip", "concatenate", "div", "exp", "ints_first", "log", "matmul", "max",
     "maximum", "mean", "min", "minimum", "mul", "permute", "pow", "reshape", "sqrt", "squeeze", "stack", "sub",
     "sum", "swapaxes", "transpose", "unsqueeze", "var", "view", "where",
 ]

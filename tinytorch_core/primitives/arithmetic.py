@@ -412,6 +412,16 @@ def where(condition, a, b):
     return Where.apply(condition, *promote(a, b))
 
 
+def bitwise(a, b, function):
+    """``a & b`` or ``a | b`` (``function``: ``np.bitwise_and``/``np.bitwise_or``): logical for
+    bools, bit by bit for integers, refused for floats (PyTorch's rule; NumPy's error names no op)."""
+    for operand in (a, b):
+        if array_of(operand).dtype.kind not in "biu":
+            symbol = "&" if function is np.bitwise_and else "|"
+            raise TypeError(f"{symbol} needs bool or integer operands, got {array_of(operand).dtype}")
+    return Compare.apply(*promote(a, b), function)
+
+
 def exp(x):
     return Exp.apply(x)
 

@@ -189,7 +189,7 @@ CONTRACT = [
     Layer("LayerNorm", "normalized_shape, eps=1e-5",
           doc="""Parameters weight (ones) and bias (zeros) of shape (normalized_shape,);
     forward(x) = layer_norm(x, weight, bias, eps)."""),
-    Layer("MultiHeadAttention", "embed_dim, num_heads, bias=True, dropout=0.0, generator=None",
+    Layer("MultiHeadAttention", "embed_dim, num_heads, dropout=0.0, bias=True, generator=None",
           doc="""Query, key, value and output projections (embed_dim -> embed_dim); num_heads must divide
     embed_dim (else ValueError). forward(query, key=None, value=None, mask=None, causal=False,
     key_padding_mask=None): (B, Tq, E) -> (B, Tq, E); key=None is self-attention; mask True = may

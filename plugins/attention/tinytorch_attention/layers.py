@@ -7,7 +7,8 @@ import numbers
 import numpy as np
 
 from tinytorch_core import Module, ModuleList, Parameter, Tensor, is_grad_enabled, no_grad, resolve_generator
-from tinytorch_core.checks import array_of, dtype_mismatch, dtype_of, non_negative_int, positive_int, shape_of
+from tinytorch_core.checks import (array_of, dtype_mismatch, dtype_of, non_negative_int, positive_int, shape_of,
+                                   true_or_false)
 from tinytorch_embeddings import Embedding, LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from tinytorch_embeddings.functional import check_indices, embedding
 from tinytorch_nn import GELU, Dropout, Linear, ReLU
@@ -81,7 +82,7 @@ class MultiHeadAttention(Module):
     ``dropout`` drops attention weights in training mode. Returns (B, Tq, E).
     """
 
-    def __init__(self, embed_dim: int, num_heads: int, bias: bool = True, dropout: float = 0.0, generator=None):
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True, generator=None):
         super().__init__()
         where = "MultiHeadAttention"
         self.embed_dim = positive_int(embed_dim, "embed_dim", where)
@@ -94,6 +95,7 @@ class MultiHeadAttention(Module):
             )
         self.head_dim = self.embed_dim // self.num_heads
         self.dropout = _probability(dropout, where)
+        true_or_false(bias, "bias", where)
         # a given generator drives both the initial values and dropout; None means the default
         # generator, looked up at each use so that manual_seed() takes effect
         rng = resolve_generator(generator) if generator is not None else None

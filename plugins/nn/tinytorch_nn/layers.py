@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 
 from tinytorch_core import Module, Parameter, resolve_generator
-from tinytorch_core.checks import axis_or_dim, dtype_mismatch, dtype_of, non_negative_int
+from tinytorch_core.checks import axis_or_dim, dtype_mismatch, dtype_of, non_negative_int, true_or_false
 
 from . import functional as F
 from . import init
@@ -34,7 +34,7 @@ class Linear(Module):
         rng = resolve_generator(generator)
         self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=dtype), dtype=dtype)
         init.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=rng)
-        if bias:
+        if true_or_false(bias, "bias", "Linear"):
             bound = 1.0 / math.sqrt(self.in_features) if self.in_features else 0.0
             self.bias = Parameter(np.empty(self.out_features, dtype=dtype), dtype=dtype)
             init.uniform_(self.bias, -bound, bound, generator=rng)

@@ -28,6 +28,7 @@ import numbers
 import numpy as np
 
 from tinytorch_core import Tensor, enable_grad, no_grad
+from tinytorch_core.checks import true_or_false
 from tinytorch_core.errstate import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
 from tinytorch_core.grad_mode import current_modes
 
@@ -233,10 +234,10 @@ class SGD(Optimizer):
 
     _state_spec = StateSpec({"momentum_buffer": False})
 
-    def __init__(self, params, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+    def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):  # PyTorch's order
         super().__init__(
             params,
-            dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay),
+            dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov),
         )
 
     def _validate_group(self, group):
@@ -244,6 +245,7 @@ class SGD(Optimizer):
         _number("SGD", "momentum", group["momentum"])
         _number("SGD", "dampening", group["dampening"])
         _number("SGD", "weight_decay", group["weight_decay"])
+        true_or_false(group["nesterov"], "nesterov", "SGD")  # a weight decay of 0.01 would read as True
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("SGD: nesterov momentum needs momentum > 0 and dampening = 0")
 
@@ -297,8 +299,7 @@ class Adam(Optimizer):
         group["betas"] = tuple(_number(name, f"betas[{k}]", b, 0.0, 1.0, high_open=True) for k, b in enumerate(betas))
         _number(name, "eps", group["eps"])
         _number(name, "weight_decay", group["weight_decay"])
-        if not isinstance(group["amsgrad"], (bool, np.bool_)):
-            raise TypeError(f"{name}: amsgrad must be True or False, got {group['amsgrad']!r}")
+        true_or_false(group["amsgrad"], "amsgrad", name)
 
     def _update_group(self, group):
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]

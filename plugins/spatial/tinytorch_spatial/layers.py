@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 
 from tinytorch_core import Module, Parameter, Tensor, resolve_generator
-from tinytorch_core.checks import dtype_mismatch, non_negative_int, positive_int
+from tinytorch_core.checks import dtype_mismatch, non_negative_int, positive_int, true_or_false
 
 from .batchnorm import check_momentum_and_eps, checked_batch_norm2d
 from .conv import checked_conv2d
@@ -184,7 +184,7 @@ class BatchNorm2d(Module):
         check_momentum_and_eps(momentum, eps, who)
         self.eps = float(eps)
         self.momentum = float(momentum)
-        self.affine = bool(affine)
+        self.affine = true_or_false(affine, "affine", who)
         c = self.num_features
         if self.affine:
             self.weight = Parameter(np.ones(c, np.float32))
