@@ -190,14 +190,15 @@ def test_binary_cross_entropy_values_gradients_and_clamp(rng):
     np.testing.assert_allclose(out, np.mean(-(t * np.log(p) + (1 - t) * np.log(1 - p))), rtol=1e-12)
     assert gradcheck(F.binary_cross_entropy, p, rng.uniform(0.1, 0.9, (3, 4)))
     assert gradcheck(F.binary_cross_entropy, np.array([1e-4, 0.9999]), Tensor([1.0, 0.0], dtype=np.float64))
-    # exact 0 and 1 are clamped to [eps, 1 - eps]: finite loss, finite and correctly signed gradient
+    # exact 0 and 1: each log floored at -100 and p (1 - p) at 1e-12, PyTorch's floors (torch 2.x
+    # gives these numbers): finite loss, finite and correctly signed gradient
     for dtype in (np.float32, np.float64):
-        eps = F.BCE_EPS[np.dtype(dtype).name]
-        x = Tensor([0.0, 1.0], requires_grad=True, dtype=dtype)
-        loss = F.binary_cross_entropy(x, np.array([1.0, 0.0]), reduction="none")
-        np.testing.assert_allclose(loss.data, [-np.log(eps)] * 2, rtol=1e-5)
+        x = Tensor([0.0, 1.0, 1e-9], requires_grad=True, dtype=dtype)
+        loss = F.binary_cross_entropy(x, np.array([1.0, 0.0, 1.0]), reduction="none")
+        np.testing.assert_allclose(loss.data, [100.0, 100.0, -np.log(dtype(1e-9))], rtol=1e-6)
         loss.sum().backward()
-        assert x.grad.data[0] < 0 < x.grad.data[1] and np.all(np.isfinite(x.grad.data))
+        np.testing.assert_allclose(x.grad.data, [-1e12, 1e12, -1e9], rtol=1e-5)
+        assert F.BCE_LOG_FLOOR == -100.0
 
 
 def test_binary_cross_entropy_rejects_values_outside_0_1():
@@ -257,17 +258,16 @@ def test_sigmoid_binary_cross_entropy_is_bce_of_sigmoid_as_one_node(rng, dtype, 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sigmoid_binary_cross_entropy_keeps_pushing_back_where_the_clamp_is_active(dtype):
-    # confident and wrong (first two), confident and right (last two): every probability is
-    # clamped. The value is the clamped one; the gradient stays s - t, the push back of the
-    # unclamped loss, where the two-node chain's vanishes with the sigmoid's slope.
+    # confident and wrong (first two), confident and right (last two): sigmoid(40) rounds to 1,
+    # so log(1 - s) is floored at -100. The value is the floored one; the gradient stays s - t,
+    # the push back of the exact loss, where the two-node chain's vanishes with the sigmoid's slope.
     x, t = np.array([-40.0, 40.0, -40.0, 40.0]), np.array([1.0, 0.0, 0.0, 1.0])
     logits = Tensor(x, requires_grad=True, dtype=dtype)
     loss = F.sigmoid_binary_cross_entropy(logits, t, reduction="sum")
     chain_logits = Tensor(x, requires_grad=True, dtype=dtype)
     chain = F.binary_cross_entropy(F.sigmoid(chain_logits), t, reduction="sum")
     np.testing.assert_array_equal(loss.data, chain.data)
-    eps = F.BCE_EPS[np.dtype(dtype).name]
-    np.testing.assert_allclose(loss.data, -2 * np.log(eps), rtol=1e-5)
+    np.testing.assert_allclose(loss.data, 40.0 + 100.0, rtol=1e-6)  # -log(sigmoid(-40)) and the floor
     loss.backward()
     np.testing.assert_allclose(logits.grad.data, [-1.0, 1.0, 0.0, 0.0], atol=1e-6)
     chain.backward()

@@ -69,14 +69,10 @@ def mse_loss(input, target, reduction="mean"):
 
 
 # ---- binary cross-entropy on probabilities ---------------------------------------------------
-def bce_eps(dtype) -> float:
-    """The clamp of binary cross-entropy: probabilities are kept in ``[eps, 1 - eps]``, with eps
-    the machine epsilon of their dtype."""
-    return float(np.finfo(dtype).eps)
-
-
-#: the clamp ``bce_eps`` per dtype name (1.19e-7 float32, 2.22e-16 float64)
-BCE_EPS = {"float32": bce_eps(np.float32), "float64": bce_eps(np.float64)}
+#: PyTorch's floor under BCE's logarithms: an element's loss is at most 100, never infinite
+BCE_LOG_FLOOR = -100.0
+#: PyTorch's floor under ``p (1 - p)`` in BCE's gradient: at most ``1e12`` per element
+BCE_GRAD_EPS = 1e-12
 
 
 def _check_probabilities(p) -> None:
@@ -90,29 +86,29 @@ def _check_probabilities(p) -> None:
         )
 
 
-def _clamp(p):
-    """``p`` kept in ``[eps, 1 - eps]`` (``np.clip``, as the two ufuncs it wraps)."""
-    eps = bce_eps(p.dtype)
-    return np.minimum(np.maximum(p, eps), 1 - eps)
+def _logs(p) -> tuple:
+    """``log p`` and ``log(1 - p)``, each floored at ``BCE_LOG_FLOOR`` (``log 0`` is -inf)."""
+    return np.maximum(np.log(p), BCE_LOG_FLOOR), np.maximum(np.log1p(-p), BCE_LOG_FLOOR)
 
 
 def _bce(p, target):
-    """The per-element loss ``-(t log p + (1 - t) log(1 - p))`` of clamped probabilities ``p``,
-    as ``-(t log(p / (1 - p)) + log(1 - p))``: one product with the target instead of two."""
-    log_q = np.log1p(-p)  # log(1 - p)
-    return -(target * (np.log(p) - log_q) + log_q)
+    """The per-element loss ``-(t log p + (1 - t) log(1 - p))`` with floored logarithms, as
+    ``-(t (log p - log(1 - p)) + log(1 - p))``: one product with the target instead of two."""
+    log_p, log_q = _logs(p)
+    return -(target * (log_p - log_q) + log_q)
 
 
 def _bce_target_grad(p, scale):
-    """d(loss)/d(target) = ``-log(p / (1 - p))``, times the reduction's scale."""
-    return -(np.log(p) - np.log1p(-p)) * scale
+    """d(loss)/d(target) = ``log(1 - p) - log p`` (floored logarithms), times the reduction's scale."""
+    log_p, log_q = _logs(p)
+    return (log_q - log_p) * scale
 
 
 class BinaryCrossEntropyFunction(Function):
-    """``-(t log p + (1 - t) log(1 - p))`` on probabilities ``p`` clamped to ``[eps, 1 - eps]``.
+    """``-(t log p + (1 - t) log(1 - p))`` on probabilities ``p``, each logarithm floored at -100.
 
-    Backward ``(p - t) / (p (1 - p))`` at the clamped p: a saturated wrong prediction still
-    gets a (large) push back.
+    Backward ``(p - t) / max(p (1 - p), 1e-12)``: a saturated wrong prediction still gets a
+    (large) push back. Both floors are PyTorch's, so the two agree at 0 and 1 too.
     """
 
     flops = staticmethod(count.per_input_element_times(5))  # two logs, two products, sum
@@ -122,17 +118,16 @@ class BinaryCrossEntropyFunction(Function):
         if input.dtype.kind != "f":
             raise not_floating(ctx, input)
         _check_probabilities(input)
-        p = _clamp(input)
-        ctx.save_for_backward(p, target)
+        ctx.save_for_backward(input, target)
         ctx.reduction = reduction
-        return reduce_loss(_bce(p, target), reduction)
+        return reduce_loss(_bce(input, target), reduction)
 
     @staticmethod
     def backward(ctx, grad):
         p, target = ctx.saved_tensors
         scale = grad_scale(grad, ctx.reduction, p.size)
         need_input, need_target = ctx.needs_input_grad[:2]
-        grad_input = (p - target) / (p * (1 - p)) * scale if need_input else None
+        grad_input = (p - target) / np.maximum(p * (1 - p), BCE_GRAD_EPS) * scale if need_input else None
         grad_target = _bce_target_grad(p, scale) if need_target else None
         return grad_input, grad_target, None  # None: reduction
 
@@ -140,9 +135,8 @@ class BinaryCrossEntropyFunction(Function):
 def binary_cross_entropy(input, target, reduction="mean"):
     """Binary cross-entropy on probabilities ``input`` in [0, 1] (e.g. after ``sigmoid``).
 
-    ``input`` is clamped to ``[eps, 1 - eps]`` with ``eps`` the machine epsilon of its dtype
-    (1.19e-7 float32, 2.22e-16 float64; see ``BCE_EPS``), so each element's loss is at most
-    about 15.9 (float32) / 36.0 (float64) and never infinite. On raw scores use
+    Each logarithm is floored at -100 (``BCE_LOG_FLOOR``), as in PyTorch, so each element's loss
+    is at most 100 and never infinite, also at exactly 0 or 1. On raw scores use
     ``binary_cross_entropy_with_logits`` (exact where the probability saturates) or
     ``sigmoid_binary_cross_entropy`` (this clamped loss of ``sigmoid(logits)``, as one node).
     """
@@ -189,12 +183,12 @@ def binary_cross_entropy_with_logits(input, target, reduction="mean"):
 
 # ---- sigmoid and clamped binary cross-entropy, fused -----------------------------------------
 class SigmoidBinaryCrossEntropyFunction(Function):
-    """``binary_cross_entropy(sigmoid(logits), target)`` as one node: the same clamped value,
+    """``binary_cross_entropy(sigmoid(logits), target)`` as one node: the same floored value,
     with the gradient ``s - t`` (``s = sigmoid(logits)``) times the reduction's scale.
 
-    That is the chain rule's gradient wherever the clamp is inactive, in one array operation
-    instead of the separate backwards of sigmoid and BCE. Where the clamp is active (s within
-    eps of 0 or 1) the gradient goes straight through it, as BCE's own does: a confident wrong
+    That is the chain rule's gradient wherever BCE's floors are inactive, in one array operation
+    instead of the separate backwards of sigmoid and BCE. Where a floor is active (s rounds to 0
+    or 1) the gradient goes straight through it, as BCE's own does: a confident wrong
     prediction keeps a push back of about 1 per element, where the two-node chain multiplies
     BCE's push back by the sigmoid's vanishing slope.
     """
@@ -208,7 +202,7 @@ class SigmoidBinaryCrossEntropyFunction(Function):
         s = stable_sigmoid(logits)
         ctx.save_for_backward(s, target)
         ctx.reduction = reduction
-        return reduce_loss(_bce(_clamp(s), target), reduction)
+        return reduce_loss(_bce(s, target), reduction)
 
     @staticmethod
     def backward(ctx, grad):
@@ -216,16 +210,15 @@ class SigmoidBinaryCrossEntropyFunction(Function):
         scale = grad_scale(grad, ctx.reduction, s.size)
         need_logits, need_target = ctx.needs_input_grad[:2]
         grad_logits = (s - target) * scale if need_logits else None
-        grad_target = _bce_target_grad(_clamp(s), scale) if need_target else None
+        grad_target = _bce_target_grad(s, scale) if need_target else None
         return grad_logits, grad_target, None  # None: reduction
 
 
 def sigmoid_binary_cross_entropy(logits, target, reduction="mean"):
     """Binary cross-entropy of ``sigmoid(logits)`` against ``target`` in [0, 1], as one node.
 
-    The value is exactly ``binary_cross_entropy(sigmoid(logits), target)`` (probabilities
-    clamped to ``[eps, 1 - eps]``); the gradient to the logits is ``s - t``, also where the
-    clamp is active (see ``SigmoidBinaryCrossEntropyFunction``). Like
+    The value is exactly ``binary_cross_entropy(sigmoid(logits), target)`` (logarithms floored
+    at -100); the gradient to the logits is ``s - t``, also where the floor is active (see ``SigmoidBinaryCrossEntropyFunction``). Like
     ``binary_cross_entropy_with_logits`` it is chosen explicitly: ``binary_cross_entropy``
     never turns itself into this op.
     """

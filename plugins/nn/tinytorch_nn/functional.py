@@ -38,7 +38,7 @@ from .activations import (
 from .classification_losses import CrossEntropyFunction, NLLLossFunction, cross_entropy, nll_loss
 from .dropout import DropoutFunction, dropout
 from .elementwise_losses import (
-    BCE_EPS,
+    BCE_LOG_FLOOR,
     BinaryCrossEntropyFunction,
     BinaryCrossEntropyWithLogitsFunction,
     MSELossFunction,
@@ -51,7 +51,7 @@ from .elementwise_losses import (
 from .linear import LinearFunction, linear
 
 __all__ = [
-    "BCE_EPS",
+    "BCE_LOG_FLOOR",
     "BinaryCrossEntropyFunction", "BinaryCrossEntropyWithLogitsFunction", "CrossEntropyFunction",
     "DropoutFunction", "GELUFunction", "LeakyReLUFunction", "LinearFunction", "LogSoftmaxFunction",
     "MSELossFunction", "NLLLossFunction", "ReLUFunction", "SigmoidBinaryCrossEntropyFunction",
