@@ -212,3 +212,15 @@ def test_and_or_are_bitwise_on_integers_as_in_pytorch():
         Tensor([1.0]) & 1
     with pytest.raises(TypeError, match="\\| needs bool or integer operands, got float64"):
         a | 1.5
+
+
+def test_factories_choose_pytorchs_dtypes():
+    """torch.tensor keeps an array's dtype; torch.full picks from the value; float aranges are
+    float32; nn.Parameter(t) keeps t's dtype. Tensor(...) stays torch.Tensor(...): float32."""
+    assert tt.tensor(np.ones(2)).dtype == np.float64 and tt.tensor([1.5]).dtype == np.float32
+    assert tt.tensor(np.float64(1.5)).dtype == np.float64 and tt.tensor(np.ones(2, np.float16)).dtype == np.float16
+    assert tt.tensor(Tensor(np.ones(2), dtype=np.float64)).dtype == np.float64
+    assert Tensor(np.ones(2)).dtype == np.float32
+    assert (tt.full((2,), 3).dtype, tt.full((2,), True).dtype, tt.full((2,), 1.5).dtype) == (np.int64, np.bool_, np.float32)
+    assert tt.arange(0, 2, 0.5).dtype == np.float32 and tt.arange(5).dtype == np.int64
+    assert tt.Parameter(Tensor(np.ones(2), dtype=np.float64)).dtype == np.float64

@@ -10,6 +10,11 @@ from .tensor import DEFAULT_FLOAT, Tensor
 
 
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
+    """A new tensor holding a copy of ``data``, with PyTorch's ``torch.tensor`` dtypes: an array,
+    a NumPy number or a tensor keeps its dtype; Python floats become float32 (``Tensor(...)``
+    makes any float data float32, as ``torch.Tensor(...)`` does)."""
+    if dtype is None and isinstance(data, (Tensor, np.ndarray, np.generic)):
+        dtype = data.dtype
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
@@ -35,7 +40,12 @@ def ones(*shape, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
     return Tensor._wrap(np.ones(tuple_argument(shape), dtype)).requires_grad_(requires_grad)
 
 
-def full(shape, value, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+def full(shape, value, dtype=None, requires_grad: bool = False) -> Tensor:
+    """``shape`` filled with ``value``; without ``dtype``, PyTorch's choice from the value: bool
+    for a bool, int64 for an int, float32 for a float."""
+    if dtype is None:
+        dtype = np.bool_ if isinstance(value, (bool, np.bool_)) else (
+            np.int64 if isinstance(value, (int, np.integer)) else DEFAULT_FLOAT)
     return Tensor._wrap(np.full(shape, value, dtype)).requires_grad_(requires_grad)
 
 
@@ -48,7 +58,12 @@ def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
 
 
 def arange(*args, dtype=None) -> Tensor:
-    return Tensor._wrap(np.arange(*args, dtype=dtype))
+    """NumPy's ``arange``; without ``dtype``, float steps give float32 (PyTorch's default) and
+    int steps int64."""
+    values = np.arange(*args, dtype=dtype)
+    if dtype is None:
+        values = values.astype(DEFAULT_FLOAT if values.dtype.kind == "f" else np.int64, copy=False)
+    return Tensor._wrap(values)
 
 
 def randn(*shape, generator=None, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:

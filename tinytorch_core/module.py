@@ -24,6 +24,8 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data, requires_grad: bool = True, dtype=None):
+        if dtype is None and isinstance(data, Tensor):  # Parameter(t) keeps t's dtype, as in PyTorch
+            dtype = data.dtype
         super().__init__(data, requires_grad=requires_grad, dtype=dtype)
 
     def __repr__(self) -> str:
