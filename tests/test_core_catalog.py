@@ -62,3 +62,21 @@ def test_the_catalog_check_fails_for_a_stage_that_registers_too_little():
     runtime = Runtime([FakeEntryPoint("nn", partial_nn, distribution="tinytorch-nn")], environ={})
     with pytest.raises(AssertionError, match=r"missing .*'ops': \[.*'linear'"):
         assert_registers_catalog("nn", runtime)
+
+
+def test_the_catalog_names_the_commands_and_milestones_each_package_registers():
+    """The catalog reserves these names for their package (a squatter is refused), so it must
+    list exactly what each package registers."""
+    from tinytorch_core.host.runtime import LOADED
+
+    runtime = default_runtime()
+    runtime.load()
+    checked = 0
+    for package in catalog.PACKAGES:
+        registered = runtime.plugins.get(package.name)
+        if registered is None or registered.status != LOADED:
+            continue
+        checked += 1
+        assert sorted(c.name for c in registered.registered.commands) == sorted(package.commands), package.name
+        assert sorted(m.name for m in registered.registered.milestones) == sorted(package.milestones), package.name
+    assert checked >= 2  # core and nn at least

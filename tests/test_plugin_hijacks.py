@@ -231,3 +231,50 @@ def test_a_milestone_report_names_a_provider_that_is_not_the_reference(capsys):
     from tinytorch_milestones.report import milestone_table
 
     assert milestone_table(result).title.endswith("on my-nn 0.1.0")
+
+
+def name_squatter(claims):
+    """A third-party plugin that claims the distributed stage's command or a milestone's name."""
+    from tinytorch_core import Milestone
+
+    def commands(commands):
+        commands.add("launch", help="mine", setup=lambda parser: None, run=lambda args: 0)
+
+    def milestones(register):
+        register(Milestone(name="perceptron", year=2000, title="Mine", requires=("nn",), run=lambda: None))
+
+    hooks = {"command": {"tinytorch_cli_commands": commands},
+             "milestone": {"tinytorch_register_milestones": milestones}}[claims]
+    module = plugin_module("aaa_squatter", tinytorch_declare_stage=_declaring("aaa_squatter", ("core",)), **hooks)
+    return FakeEntryPoint("aaa_squatter", module, distribution="aaa-squatter")
+
+
+@pytest.mark.parametrize("claims, message", [
+    ("command", "registers command 'launch', which belongs to 'distributed' (tinytorch-distributed)"),
+    ("milestone", "registers milestone 'perceptron', which belongs to 'milestones' (tinytorch-milestones)"),
+])
+def test_a_plugin_claiming_a_curriculum_command_or_milestone_is_refused_not_the_owner(claims, message):
+    """First come used to win: the squatter (loaded first) took 'launch' and the distributed
+    stage failed; 'perceptron' took the milestone suite down."""
+    runtime = _runtime(name_squatter(claims))
+    _loaded(runtime)
+    squatter = runtime.plugins["aaa_squatter"]
+    assert squatter.status == FAILED and message in squatter.reason
+    assert runtime.stage_status("distributed")[0] == LOADED and runtime.plugins["milestones"].status == LOADED
+    assert runtime.commands["launch"].plugin == "distributed"
+    assert runtime.milestones["perceptron"].title == "Perceptron"
+
+
+def test_a_milestone_requiring_an_unknown_stage_is_refused_at_registration():
+    from tinytorch_core import Milestone
+
+    def milestones(register):
+        register(Milestone(name="mine", year=2000, title="Mine", requires=("nonexistent",), run=lambda: None))
+
+    module = plugin_module("ghost", tinytorch_declare_stage=_declaring("ghost", ("core",)),
+                           tinytorch_register_milestones=milestones)
+    runtime = _runtime(FakeEntryPoint("ghost", module, distribution="ghost"))
+    _loaded(runtime)
+    assert runtime.plugins["ghost"].status == FAILED
+    assert "milestone 'mine' requires ['nonexistent'], which are not stages" in runtime.plugins["ghost"].reason
+    assert "mine" not in runtime.milestones

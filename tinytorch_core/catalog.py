@@ -28,6 +28,8 @@ class Package:
     requires: tuple[str, ...] = ()
     order: int | None = None  # stages only
     symbols: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    commands: tuple[str, ...] = ()  # ``tinytorch`` subcommands only this package may register
+    milestones: tuple[str, ...] = ()  # milestone names only this package may register
 
     @property
     def is_stage(self) -> bool:
@@ -189,6 +191,7 @@ STAGES: tuple[Package, ...] = (
         title="Data-parallel training on MPI",
         introduces="init, DistributedDataParallel (bucketed all-reduce overlapping backward), "
         "DistributedSampler, rank-0 checkpoints and logs, tinytorch launch",
+        commands=("launch",),
         symbols=_symbols(distributed="init get_rank get_world_size is_main_process barrier all_reduce "
                          "DistributedDataParallel DistributedSampler save log progress"),
     ),
@@ -203,6 +206,8 @@ MILESTONES = Package(
     requires=("core",),
     title="Milestone verification suite",
     introduces="Perceptron 1957, XOR 1969, MLP 1986, CNN 1998, Transformer 2017, MLPerf 2018, TinyGPT 2020 and their data",
+    commands=("milestones", "implement", "grade"),
+    milestones=("perceptron", "xor", "mlp", "cnn", "transformer", "mlperf", "tinygpt"),
 )
 
 PACKAGES: tuple[Package, ...] = STAGES + (MILESTONES,)
@@ -238,6 +243,12 @@ def install_command(name: str, *more: str) -> str:
     needed = {p.name: p for n in (name, *more) for p in prerequisites(n)}
     ordered = sorted(needed.values(), key=lambda p: (p.order if p.is_stage else len(STAGES), p.name))
     return "pip install " + " ".join(p.folder if p.folder == "." else f"./{p.folder}" for p in ordered)
+
+
+def package_owning(kind: str, name: str) -> Package | None:
+    """The package that owns the command or milestone (``kind``: "commands" or "milestones")
+    ``name``; None for a name no package of the project owns."""
+    return next((pkg for pkg in PACKAGES if name in getattr(pkg, kind)), None)
 
 
 def stage_providing(namespace: str, name: str) -> Package | None:

@@ -257,3 +257,20 @@ def test_a_milestone_that_calls_sys_exit_is_an_error_and_the_others_still_run(ca
     out = capsys.readouterr().out
     assert code == 1
     assert "SystemExit" in out and "Trained" in out
+
+
+@pytest.mark.parametrize("returned", [None, "done", 1.0])
+def test_a_milestone_that_returns_no_outcome_is_an_error_and_the_others_still_run(capsys, returned):
+    """A plugin's run returning None crashed `milestones verify` (AttributeError: no .parts)."""
+    def register(register):
+        register(Milestone(name="empty", year=1, title="Empty", requires=(), run=lambda options: returned))
+        register(Milestone(name="trained", year=2, title="Trained", requires=(), run=_trained))
+
+    runtime = Runtime([FakeEntryPoint("milestones", milestones_plugin),
+                       FakeEntryPoint("empty", plugin_module("empty", tinytorch_register_milestones=register))],
+                      environ={})
+    with use_runtime(runtime):
+        code = main(["milestones", "verify"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert f"returned {type(returned).__name__}" in out and "MilestoneOutcome" in out and "Trained" in out

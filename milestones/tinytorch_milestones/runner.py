@@ -173,6 +173,11 @@ def run_milestone(milestone, options: RunOptions) -> MilestoneResult:
         result.time_s = time.perf_counter() - start
         return result
     result.time_s = time.perf_counter() - start
+    if not isinstance(outcome, MilestoneOutcome):  # a plugin's milestone: an error row, the rest still runs
+        result.status = ERROR
+        result.error = (f"TypeError: milestone '{milestone.name}' returned {type(outcome).__name__}; "
+                        "its run must return a MilestoneOutcome")
+        return result
     result.parts, result.checks = list(outcome.parts), list(outcome.checks)
     result.data, result.samples = outcome.data, list(outcome.samples)
     result.headline, result.figures = outcome.headline, list(outcome.figures)

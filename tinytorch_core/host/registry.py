@@ -232,7 +232,24 @@ class MilestoneRegistrar:
         ]
         if problems:
             raise RegistrationError(f"{who}: milestone {milestone.name!r}: {'; '.join(problems)}")
+        unknown = [r for r in milestone.requires if catalog.get(r) is None or not catalog.get(r).is_stage]
+        if unknown:
+            raise RegistrationError(f"{who}: milestone {milestone.name!r} requires {unknown}, which are not "
+                                    f"stages; the stages are {[s.name for s in catalog.STAGES]}")
+        _check_owned("milestones", milestone.name, f"milestone {milestone.name!r}", self._owner)
         self._staged.milestones.append(milestone)
+
+
+def _check_owned(kind: str, name: str, shown: str, owner) -> None:
+    """A command or milestone name the catalog gives to a package of the project is that
+    package's alone: a plugin claiming ``launch`` or ``perceptron`` is refused, not the stage."""
+    package = catalog.package_owning(kind, name)
+    # a stage's active provider (maybe the learner's own), or the milestones' own plugin
+    if package is not None and (owner.stage if package.is_stage else owner.name) != package.name:
+        raise RegistrationError(
+            f"{owner.describe()} registers {shown}, which belongs to '{package.name}' "
+            f"({package.distribution}): only that package may register it"
+        )
 
 
 _COMMAND_NAME = re.compile(r"[a-z][a-z0-9-]{0,63}\Z")
@@ -253,4 +270,5 @@ class CommandRegistrar:
             raise RegistrationError(f"{who}: command '{name}': help must be a string, got {type(help).__name__}")
         if not (callable(setup) and callable(run)):
             raise RegistrationError(f"{who}: command '{name}': setup and run must be callable")
+        _check_owned("commands", name, f"command '{name}'", self._owner)
         self._staged.commands.append(Command(name, help, setup, run, self._owner.name))
