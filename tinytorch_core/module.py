@@ -32,6 +32,24 @@ class Parameter(Tensor):
         return "Parameter(" + super().__repr__()[len("tensor(") :]
 
 
+def values_that_do_not_fit(array: np.ndarray, dtype) -> str:
+    """Why ``array``'s values would change when stored in ``dtype`` ("" when they fit): integers
+    outside its range would wrap around, finite floats beyond its largest would become inf.
+    (Rounding float64 to float32 is a normal copy, as in PyTorch.)"""
+    dtype = np.dtype(dtype)
+    if array.size == 0 or array.dtype.kind not in "iuf" or np.can_cast(array.dtype, dtype):
+        return ""
+    if dtype.kind in "iu":
+        info, low, high = np.iinfo(dtype), array.min(), array.max()
+        if low < info.min or high > info.max:
+            return f"values in [{low}, {high}], outside {dtype}'s [{info.min}, {info.max}]"
+    elif dtype.kind == "f":
+        finite = np.abs(array[np.isfinite(array)])
+        if finite.size and finite.max() > np.finfo(dtype).max:
+            return f"a value of magnitude {finite.max():.3g}, beyond {dtype}'s largest {np.finfo(dtype).max:.3g}"
+    return ""
+
+
 class StateDictError(ValueError):
     """A state dict that does not fit the module: missing, unexpected or mis-shaped entries."""
 
@@ -260,7 +278,9 @@ class Module:
             for k in targets
             if k in incoming and incoming[k].dtype.kind != targets[k].data.dtype.kind
         ]
-        problems = []
+        overflowing = [f"{k}: {why}" for k in targets if k in incoming and incoming[k].shape == targets[k].data.shape
+                       and (why := values_that_do_not_fit(incoming[k], targets[k].data.dtype))]
+        problems = [f"values the model's dtype cannot hold: {overflowing}"] if overflowing else []
         if strict and missing:
             problems.append(f"missing keys: {missing}")
         if strict and unexpected:

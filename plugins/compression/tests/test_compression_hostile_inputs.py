@@ -206,3 +206,31 @@ def test_distillation_loss_handles_masked_teachers_empty_batches_and_bad_setting
         distillation_loss(student, masked, target, temperature=float("inf"))
     with pytest.raises(TypeError, match="alpha must be a number"):
         distillation_loss(student, masked, target, alpha=None)
+
+
+@pytest.mark.parametrize("key, value, excerpt", [
+    ("1.weight_scale", np.nan, "every weight scale must be finite and > 0"),
+    ("2.weight_scale", 0.0, "every weight scale must be finite and > 0"),
+    ("0.output_scale", 0.0, "output scale 0.0 and zero point"),
+    ("1.input_scale", -0.01, "input scale -0.0099"),
+    ("0.output_scale", np.inf, "output scale inf"),
+    ("0.output_zero_point", 5000, "zero point 5000 cannot read int8 codes"),
+])
+def test_a_quantized_state_dict_with_unusable_qparams_is_refused_not_run(key, value, excerpt):
+    """They loaded and ran: wrong outputs and NumPy's divide-by-zero warnings."""
+    int8 = quantize(mlp(), [X])
+    state = int8.state_dict()
+    state[key] = np.full_like(state[key], value)
+    int8.load_state_dict(state)
+    with pytest.raises(ValueError, match=excerpt):
+        int8(X)
+
+
+def test_integer_codes_that_would_wrap_are_refused_on_load():
+    """int64 codes of 1000 wrapped to garbage in the int8 weight; an int32 bias of 2**40 became 0."""
+    int8 = quantize(mlp(), [X])
+    state = int8.state_dict()
+    weight_key = next(k for k, v in state.items() if v.dtype == np.int8)
+    state[weight_key] = state[weight_key].astype(np.int64) + 1000
+    with pytest.raises(tt.StateDictError, match="outside int8's \\[-128, 127\\]"):
+        int8.load_state_dict(state)

@@ -21,6 +21,7 @@ clamp starts at zy, the code of the real 0. (A layer whose accumulators provably
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -53,7 +54,16 @@ def _qparams_buffers(module, prefix: str, scale, zero_point) -> None:
 
 
 def _read_with(module, prefix: str) -> tuple[float, int]:
-    return float(getattr(module, f"{prefix}_scale").data), int(getattr(module, f"{prefix}_zero_point").data)
+    """The scale and zero point of ``prefix`` codes, checked: a state dict may have set them to
+    anything (a zero or NaN scale, a zero point no int8 code can hold)."""
+    scale, zero_point = float(getattr(module, f"{prefix}_scale").data), int(getattr(module, f"{prefix}_zero_point").data)
+    if not (math.isfinite(scale) and scale > 0) or not AFFINE_RANGE[0] <= zero_point <= AFFINE_RANGE[1]:
+        raise ValueError(
+            f"{type(module).__name__}: {prefix} scale {scale} and zero point {zero_point} cannot read int8 "
+            f"codes: the scale must be finite and > 0, the zero point in {list(AFFINE_RANGE)} (a damaged "
+            "or hand-edited state dict?)"
+        )
+    return scale, zero_point
 
 
 def _fits_float32(k: int, offsets) -> bool:
@@ -147,7 +157,11 @@ class _IntegerWeighted(Module):
         fused: floor at its zero point)."""
         input_scale, _ = _read_with(self, "input")
         output_scale, output_zero_point = _read_with(self, "output")
-        multiplier = input_scale * self.weight_scale.data.astype(np.float64) / output_scale
+        weight_scale = self.weight_scale.data.astype(np.float64)
+        if not (np.isfinite(weight_scale).all() and (weight_scale > 0).all()):
+            raise ValueError(f"{type(self).__name__}: every weight scale must be finite and > 0, got "
+                             f"values in [{weight_scale.min()}, {weight_scale.max()}] (a damaged state dict?)")
+        multiplier = input_scale * weight_scale / output_scale
         floor = output_zero_point if self.relu else AFFINE_RANGE[0]
         codes = requantize(accumulator, multiplier, output_zero_point, floor)
         return QuantizedActivation(codes, output_scale, output_zero_point)
