@@ -64,3 +64,10 @@ def test_a_trace_path_the_exporter_would_refuse_is_refused_before_the_run(capsys
         main(["milestones", "profile", "xor", "--steps", "1", "--trace", "/dev/full"])
     assert refused.value.code == 2
     assert "--trace must name a file that can be written: /dev/full is not a regular file" in capsys.readouterr().err
+
+
+def test_a_trace_in_a_folder_that_does_not_exist_yet_is_written_there_as_json_is(tmp_path, capsys):
+    """The check up front allowed a new folder (as for --json), then the exporter failed after the run."""
+    trace = tmp_path / "new" / "deeper" / "xor.json"
+    assert main(["milestones", "profile", "xor", "--steps", "1", "--trace", str(trace)]) == 0
+    assert json.loads(trace.read_text())["traceEvents"]

@@ -9,6 +9,7 @@ training, not first-call costs (caches, imports, allocations).
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from tinytorch_core import StageUnavailableError
 
@@ -71,6 +72,7 @@ def run(args, runtime) -> int:
     print(prof.table(sort_by=args.sort, row_limit=args.rows))  # rendered tables: printed as they are
     print(prof.by_module())
     if args.trace:
+        Path(args.trace).parent.mkdir(parents=True, exist_ok=True)  # as --json does: the check allowed new folders
         prof.export_chrome_trace(args.trace)
         console.print(f"trace written to {args.trace} (open it in https://ui.perfetto.dev or chrome://tracing)",
                       markup=False)
