@@ -14,6 +14,7 @@ import socket
 import numpy as np
 import pytest
 
+import tinytorch_core as tt
 from tinytorch_core.files import open_regular_file
 from tinytorch_core.testing import time_limit
 
@@ -103,3 +104,29 @@ def test_load_cost_is_seen_even_below_the_parents_peak(tmp_path):
         pytest.skip("no per-process peak reset here (/proc/self/clear_refs)")
     assert outcome["error"] is None
     assert outcome["growth"] >= 40 * 2**20, outcome
+
+
+@pytest.mark.parametrize("max_bytes", [float("nan"), None, "x", 0, True])
+def test_a_max_bytes_that_is_not_a_positive_int_is_refused_naming_the_loader(tmp_path, max_bytes):
+    """NaN switched the limit off (every comparison with NaN is False); None blamed the file."""
+    from tinytorch_milestones.idx import read_idx
+
+    path = tmp_path / "c.safetensors"
+    tt.io.save({"a": np.ones(2, np.float32)}, path)
+    with pytest.raises(ValueError, match="load: max_bytes must be a positive int"):
+        tt.io.load(path, max_bytes=max_bytes)
+    with pytest.raises(ValueError, match="read_idx: max_bytes must be a positive int"):
+        read_idx(path, max_bytes=max_bytes)
+
+
+def test_a_path_with_a_nul_byte_or_a_name_too_long_is_refused_naming_the_call(tmp_path):
+    from tinytorch_milestones.idx import read_idx
+
+    nul = str(tmp_path / "a\0b")
+    for call, name in ((lambda: tt.io.load(nul), "load"), (lambda: read_idx(nul), "read_idx"),
+                       (lambda: tt.io.save({"a": np.ones(2)}, nul), "save")):
+        with pytest.raises(ValueError, match=f"{name}: the path .* holds a NUL byte"):
+            call()
+    with pytest.raises(OSError, match="save: the file name 'aaa.*is 300 bytes, longer than the"):
+        tt.io.save({"a": np.ones(2)}, tmp_path / ("a" * 300))
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind

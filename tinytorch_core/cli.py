@@ -13,7 +13,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from . import catalog
+from . import catalog, files
 from .host.errors import PluginLoadError, PluginWarning
 from .host.records import NOT_INSTALLED
 from .host.runtime import LOADED, Runtime, current_runtime, describe_exception
@@ -54,13 +54,6 @@ def integer_option(option: str, low: int, high: int | None = None, *, high_text:
 
     parse.__name__ = "integer"
     return parse
-
-
-def _name_max(directory: str) -> int:
-    try:
-        return os.pathconf(directory, "PC_NAME_MAX")
-    except (OSError, ValueError, AttributeError):
-        return 255
 
 
 def _probe_directory(directory: Path) -> str:
@@ -127,7 +120,7 @@ def _nearest_existing(target: str) -> str:
 def _check_new_names(target: str, existing: str) -> None:
     """Every folder or file name still to be created fits the file system's name limit."""
     to_create = Path(target).relative_to(existing).parts if existing != target else ()
-    name_max = _name_max(existing if os.path.isdir(existing) else os.path.dirname(existing))
+    name_max = files.name_max(existing if os.path.isdir(existing) else os.path.dirname(existing))
     for part in to_create:
         if len(os.fsencode(part)) > name_max:
             raise _Unwritable(f"the name {shown_value(part)} is longer than the {name_max} bytes the file system allows")

@@ -17,6 +17,7 @@ check what a header announces against what the file holds before they allocate a
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -78,11 +79,23 @@ def open_regular_file(path, *, error: type[Exception], context: str = ""):
         raise
 
 
+def name_max(directory: str) -> int:
+    """The longest file name, in bytes, the file system of ``directory`` allows (255 if it won't say)."""
+    try:
+        return os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
 def writable_target(path, caller: str) -> str:
     """Where a save of ``path`` goes: the file a symlink points to (a save writes through it, as
     ``open(path, "wb")`` would), refused when that is a directory, a device, a FIFO or a socket (a
     save renames a new file over its target, and would replace the special file itself)."""
     target = os.path.realpath(os.fsdecode(path))
+    name, limit = os.path.basename(target), name_max(os.path.dirname(target) or ".")
+    if len(os.fsencode(name)) > limit:  # else the rename at the end fails, naming the temporary file
+        raise OSError(errno.ENAMETOOLONG, f"{caller}: the file name {name[:40]!r}... is {len(os.fsencode(name))} "
+                      f"bytes, longer than the {limit} the file system allows")
     try:
         mode = os.stat(target).st_mode
     except OSError:  # does not exist yet: a new regular file
@@ -99,5 +112,8 @@ def checked_path(path, caller: str) -> str:
     """``path`` (a str, bytes or ``os.PathLike``) as a str, or a ``TypeError`` naming ``caller``."""
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise TypeError(f"{caller}: expected a file path (str or os.PathLike), got {type(path).__name__}")
-    return os.fsdecode(path)
+    text = os.fsdecode(path)
+    if "\0" in text:  # open() would raise "embedded null byte", naming no caller
+        raise ValueError(f"{caller}: the path {text!r} holds a NUL byte, which no file name can")
+    return text
 

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tinytorch_core.files import open_regular_file
+from tinytorch_core.checks import positive_int
+from tinytorch_core.files import checked_path, open_regular_file
 
 #: IDX type code -> NumPy dtype (big-endian where it matters)
 IDX_TYPES = {
@@ -53,7 +54,8 @@ def read_idx(path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
 
     ``max_bytes`` bounds the data the header may declare; anything malformed raises ``IDXError``.
     """
-    path = Path(path)
+    path = Path(checked_path(path, "read_idx"))
+    max_bytes = positive_int(max_bytes, "max_bytes", "read_idx")  # NaN would switch the limit off
     try:
         handle = open_regular_file(path, error=IDXError, context="read_idx: ")
     except (FileNotFoundError, NotADirectoryError):

@@ -35,6 +35,7 @@ from collections import OrderedDict
 
 import safetensors.numpy
 
+from tinytorch_core.checks import positive_int
 from tinytorch_core.files import checked_path, open_regular_file, writable_target
 
 # MAX_ENTRIES, MAX_NAME_LENGTH and name_problem are offered here too, beside the error they go with
@@ -78,6 +79,7 @@ def load(path, *, max_bytes: int = DEFAULT_MAX_BYTES):
     ``CheckpointError`` at once. A missing or unreadable file raises the usual ``OSError``.
     """
     where = checked_path(path, "load")
+    max_bytes = positive_int(max_bytes, "max_bytes", "load")  # NaN would switch the limit off
     with open_regular_file(where, error=CheckpointError, context="load: ") as handle:
         try:
             return _read_checkpoint(handle, where, max_bytes)
