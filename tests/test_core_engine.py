@@ -431,3 +431,17 @@ def test_a_backward_returning_a_gradient_that_is_not_real_numbers_is_named(gradi
     x = tt.tensor([1.0, 2.0], requires_grad=True)
     with pytest.raises(tt.GraphError, match=r"backward of .*OddGradient returned a .*return a real \(float\) array"):
         OddGradient.apply(x).sum().backward()
+
+
+@pytest.mark.parametrize("output", [lambda a: None, lambda a: "done", lambda a: (a * 2.0, None), lambda a: {"a": a}])
+def test_a_forward_returning_something_other_than_numbers_is_named(output):
+    """A forward that forgot its return gave None (or an object tensor) back, and the failure
+    surfaced later, far from the op ('NoneType' has no attribute 'backward')."""
+
+    class OddForward(Function):
+        @staticmethod
+        def forward(ctx, a):
+            return output(a)
+
+    with pytest.raises(tt.GraphError, match=r"forward of .*OddForward returned \w+; a forward returns arrays"):
+        OddForward.apply(tt.tensor([1.0, 2.0], requires_grad=True))

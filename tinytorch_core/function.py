@@ -126,6 +126,8 @@ class Function:
         errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)
         try:
             out = cls.forward(ctx, *arrays, **kwargs)
+            if type(out) is not np.ndarray and type(out) is not tuple:
+                out = _array_of_numbers(cls, out)  # a NumPy scalar (a reduced loss, say) or a number
         except OverflowError as exc:  # a Python int the operands' dtype cannot hold (int8 + 300): say the op
             _forward_failed(exc, ctx, observer, started, arrays, kwargs)
             raise OverflowError(f"{cls.display_name()}: {exc} (a number the operands' dtype cannot hold)") from exc
@@ -138,8 +140,6 @@ class Function:
         if modes.anomaly:
             check_forward(cls, ctx, arrays, out)
         # 3. wrap each output array as a Tensor; 4. record ctx as their graph node
-        if type(out) is not np.ndarray and type(out) is not tuple:
-            out = np.asarray(out)  # a NumPy scalar (a reduced loss, say) or a number
         if type(out) is np.ndarray and out.base is None:  # fast path: one fresh output, -5 % of a W1 step
             result = Tensor._wrap(out, True, ctx, 0) if record and out.dtype.kind == "f" else Tensor._wrap(out)
             if record:
@@ -154,13 +154,23 @@ class Function:
         return result
 
 
+def _array_of_numbers(op, value) -> np.ndarray:
+    """A forward's output that is not an array, as one: a number or a NumPy scalar becomes a 0-d
+    array; None, text or objects (a kernel that forgot its ``return``) are a ``GraphError``."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise GraphError(f"forward of {op.display_name()} returned {type(value).__name__}; a forward "
+                         "returns arrays of numbers (one, or a tuple of them)")
+    return array
+
+
 def _wrap_outputs(ctx, outputs: tuple, args, record: bool) -> tuple:
     """Each output array as a Tensor, whose node is ``ctx`` when the op is recorded (integer
     and bool outputs never carry gradients)."""
     results = []
     for index, array in enumerate(outputs):
         if type(array) is not np.ndarray:
-            array = np.asarray(array)
+            array = _array_of_numbers(type(ctx), array)
         if record and array.dtype.kind == "f":
             result = Tensor._wrap(array, True, ctx, index)
         else:
