@@ -82,3 +82,8 @@ def test_console_entry_runs_as_a_module():
     curriculum, third_party = rows[: len(stages)], rows[len(stages) :]  # a third-party stage has no place in the curriculum
     assert np.all([isinstance(r["order"], int) for r in curriculum])
     assert all(r["order"] is None for r in third_party)
+
+
+def test_check_of_an_empty_stage_name_is_refused_not_read_as_every_stage(capsys):
+    assert main(["check", ""]) == 1
+    assert "stage '' is not installed" in capsys.readouterr().out

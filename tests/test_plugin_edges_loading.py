@@ -281,10 +281,11 @@ def test_cli_survives_a_plugin_command_whose_setup_exits(capsys):
     assert "command 'boom' from plugin 'cmdp' is broken" in captured.err and "cmdp" in captured.out
 
 
-def test_a_plugin_command_returning_no_exit_status_is_reported_not_a_traceback(capsys):
-    """``run`` returning text crashed the CLI in ``int(...)``."""
+@pytest.mark.parametrize("returned", ["notint", 256, -1, True])
+def test_a_plugin_command_returning_no_exit_status_is_reported_not_a_traceback(capsys, returned):
+    """``run`` returning text crashed the CLI in ``int(...)``; 256 reached the shell as 0, success."""
     def commands(commands):
-        commands.add("say", help="returns text", setup=lambda parser: None, run=lambda a, r: "notint")
+        commands.add("say", help="returns text", setup=lambda parser: None, run=lambda a, r: returned)
 
     plugin = plugin_module(
         "say_plugin",
@@ -293,7 +294,7 @@ def test_a_plugin_command_returning_no_exit_status_is_reported_not_a_traceback(c
     )
     with use_runtime(Runtime([FakeEntryPoint("sayp", plugin)], environ={})):
         assert main(["say"]) == 1
-    assert "tinytorch say: the command returned 'notint', not an exit status" in capsys.readouterr().err
+    assert f"tinytorch say: the command returned {returned!r}, not an exit status" in capsys.readouterr().err
 
 
 def test_cli_check_survives_samples_that_exit(capsys):

@@ -341,7 +341,7 @@ def cmd_check(args, runtime: Runtime) -> int:
     from .testing import opcheck
 
     failures = 0
-    if args.stage:
+    if args.stage is not None:  # "" names no stage: refused below, not read as "every stage"
         status, record = runtime.stage_status(args.stage)
         if status != LOADED:
             detail = record.reason if record and record.reason else (
@@ -477,8 +477,8 @@ def main(argv=None) -> int:
                     args.handler(args, runtime)
             return 1
         status = args.handler(args, runtime)
-        if status is None or isinstance(status, int):
-            return int(status or 0)
+        if status is None or (isinstance(status, int) and not isinstance(status, bool) and 0 <= status <= 255):
+            return int(status or 0)  # 256 would reach the shell as 0: success
         print(f"tinytorch {args.command}: the command returned {status!r:.80}, not an exit status", file=sys.stderr)
         return 1  # a plugin command's run returned text, say
     except BrokenPipeError:  # `tinytorch plugins | head`: the reader left; exit quietly
