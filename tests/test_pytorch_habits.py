@@ -37,7 +37,7 @@ def test_dtype_names():
     assert sample(2).to(tt.float16).dtype == np.float16
 
 
-@pytest.mark.parametrize("name", ["sum", "mean", "var"])
+@pytest.mark.parametrize("name", ["sum", "mean"])
 def test_dim_and_keepdim_on_reductions(name):
     x = sample(2, 3, 4)
     torch_default = {"ddof": 1} if name == "var" else {}  # PyTorch's var divides by n - 1
@@ -158,9 +158,16 @@ def test_module_apply_visits_children_first_then_the_module():
 
 
 def test_var_keeps_each_librarys_default_and_takes_pytorchs_names():
-    """``x.var(dim=1)`` divided by n (NumPy's default) where PyTorch divides by n - 1."""
+    """``x.var(dim=1)`` divided by n (NumPy's default) where PyTorch divides by n - 1; so did
+    ``x.var(1)`` and ``x.var()``."""
     x = Tensor([[1.0, 2.0, 4.0], [0.0, 3.0, 9.0]], dtype=np.float64)
     np.testing.assert_allclose(x.var(dim=1).data, [7 / 3, 21.0])
+    np.testing.assert_allclose(x.var(1).data, [7 / 3, 21.0])
+    np.testing.assert_allclose(x.var().data, np.var(x.data, ddof=1))
+    np.testing.assert_allclose(tt.ops.var(x).data, np.var(x.data, ddof=1))
+    assert x.var(dim=1, keepdim=True).shape == (2, 1) and x.var(axis=(0, 1), keepdims=True).shape == (1, 1)
+    with pytest.raises(TypeError, match="var: pass axis or dim"):
+        x.var(1, axis=1)
     np.testing.assert_allclose(x.var(axis=1).data, [14 / 9, 14.0])  # NumPy's name: NumPy's ddof=0
     np.testing.assert_allclose(x.var(dim=1, unbiased=False).data, [14 / 9, 14.0])
     np.testing.assert_allclose(x.var(1, correction=1).data, [7 / 3, 21.0])

@@ -415,9 +415,8 @@ class Tensor:
     def min(self, dim=None, keepdim=None, *, axis=None, keepdims=None):
         return _P.min(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def var(self, axis=None, keepdims: bool = False, ddof=None, *, dim=None, keepdim=None, unbiased=None,
-            correction=None):  # ddof: NumPy's 0 with axis, PyTorch's 1 with dim (see primitives.var)
-        return _P.var(self, axis, keepdims, ddof, dim=dim, keepdim=keepdim, unbiased=unbiased, correction=correction)
+    def var(self, dim=None, keepdim=None, **options):  # ddof: NumPy's 0 with axis=, else PyTorch's 1 (primitives.var)
+        return _P.var(self, dim, keepdim, **options)
 
     # ---- shape ------------------------------------------------------------------------------
     def reshape(self, *shape):

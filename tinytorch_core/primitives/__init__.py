@@ -118,9 +118,9 @@ def _extreme(x, dim, keepdim, axis, keepdims, largest: bool):
 _variance = _reducer(Var, "var")
 
 
-def var(x, axis=None, keepdims=False, ddof=None, *, dim=None, keepdim=None, unbiased=None, correction=None):
-    """Variance over ``axis``, divided by ``n - ddof``. Each library keeps its default: NumPy's
-    ``ddof=0`` with ``axis`` (or no axis), PyTorch's ``n - 1`` with ``dim``; ``unbiased`` and
+def var(x, dim=None, keepdim=None, *, axis=None, keepdims=None, ddof=None, unbiased=None, correction=None):
+    """Variance, divided by ``n - ddof``. Each library keeps its default: NumPy's ``ddof=0`` with
+    ``axis=``, PyTorch's ``n - 1`` otherwise (``var(x)``, ``var(x, 1)``, ``dim=``); ``unbiased`` and
     ``correction`` are PyTorch's names for ``ddof`` (pass one of the three)."""
     given = {name: value for name, value in (("ddof", ddof), ("unbiased", unbiased), ("correction", correction))
              if value is not None}
@@ -128,8 +128,8 @@ def var(x, axis=None, keepdims=False, ddof=None, *, dim=None, keepdim=None, unbi
         raise TypeError(f"var: pass one of ddof, unbiased and correction, not {' and '.join(given)}")
     if unbiased is not None and not isinstance(unbiased, (bool, np.bool_)):
         raise TypeError(f"var: unbiased must be True or False, got {unbiased!r}")
-    ddof = int(unbiased) if unbiased is not None else next(iter(given.values()), 1 if dim is not None else 0)
-    return _variance(x, axis, keepdims, dim=dim, keepdim=keepdim, ddof=ddof)
+    ddof = int(unbiased) if unbiased is not None else next(iter(given.values()), 0 if axis is not None else 1)
+    return _variance(x, axis, bool(keepdims), dim=dim, keepdim=keepdim, ddof=ddof)
 
 
 def core_op_table():
