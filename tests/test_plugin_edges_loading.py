@@ -7,11 +7,14 @@ real command in a subprocess with a broken plugin installed (a dist-info on ``PY
 
 from __future__ import annotations
 
+import importlib.metadata as metadata
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 import warnings
 
 import pytest
@@ -19,8 +22,10 @@ import pytest
 import tinytorch_core as tt
 from tinytorch_core import Function, Sample
 from tinytorch_core.cli import main
+from tinytorch_core.host import hookspecs
+from tinytorch_core.host.errors import PluginWarning
 from tinytorch_core.host.registry import Milestone
-from tinytorch_core.host.runtime import Runtime, use_runtime
+from tinytorch_core.host.runtime import FAILED, LOADED, Runtime, use_runtime
 from tinytorch_core.testing import FakeEntryPoint, plugin_module
 
 
@@ -486,3 +491,58 @@ def test_a_stage_that_requires_itself_says_so_and_a_generator_of_requirements_co
     runtime.load()
     assert runtime.plugins["lazy"].status != "loaded"
     assert "requires stage 'no-such-stage'" in runtime.plugins["lazy"].reason
+
+
+def _blocking_plugins():
+    """One plugin whose import blocks, one whose registration hook blocks (a sleep, a wait on
+    input or a lock): each hung every tinytorch command, `stages` and `plugins` included."""
+    never = threading.Event()
+
+    def blocks_at_import():
+        never.wait()
+
+    def blocks_at_registration(registry):
+        never.wait()
+
+    importing = FakeEntryPoint("hangs_importing", blocks_at_import, call=True)
+    registering = FakeEntryPoint("hangs_registering", plugin_module(
+        "hangs_registering", tinytorch_declare_stage=lambda declare: declare("hangs_registering", requires=("core",)),
+        tinytorch_register_symbols=blocks_at_registration))
+    return [importing, registering]
+
+
+def test_a_plugin_that_blocks_is_refused_after_the_timeout_and_the_rest_loads(capsys):
+    entry_points = sorted(metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+    runtime = Runtime(entry_points + _blocking_plugins(), environ={"TINYTORCH_PLUGIN_TIMEOUT": "0.3"})
+    started = time.perf_counter()
+    with use_runtime(runtime):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert main(["stages"]) == 0
+    assert time.perf_counter() - started < 10
+    for name, what in (("hangs_importing", "its import"), ("hangs_registering", "tinytorch_register_symbols")):
+        assert runtime.plugins[name].status == FAILED
+        assert f"{what} did not finish within 0.3 s (TINYTORCH_PLUGIN_TIMEOUT)" in runtime.plugins[name].reason
+    assert all(runtime.stage_status(s)[0] == LOADED for s in ("nn", "spatial", "attention"))
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-1", "inf", "nan"])
+def test_a_plugin_timeout_that_is_not_a_positive_number_warns_and_keeps_the_default(value):
+    runtime = Runtime([], environ={"TINYTORCH_PLUGIN_TIMEOUT": value})
+    with pytest.warns(PluginWarning, match="TINYTORCH_PLUGIN_TIMEOUT=.* is not a number of seconds > 0"):
+        assert runtime.plugin_timeout == 15.0
+
+
+@pytest.mark.parametrize("body", [
+    "import time\ntime.sleep(3600)\n",
+    "from tinytorch_core import hookimpl\nimport threading\n\n@hookimpl\ndef tinytorch_register_ops(registry):\n"
+    "    threading.Event().wait()\n",
+], ids=["sleeps-at-import", "waits-in-a-hook"])
+def test_real_cli_with_an_installed_plugin_that_blocks_finishes(tmp_path, body):
+    _install_broken_plugin(tmp_path, body)
+    started = time.perf_counter()
+    result = _run_cli(tmp_path, "plugins", TINYTORCH_PLUGIN_TIMEOUT="1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert time.perf_counter() - started < 60
+    assert "did not finish within 1 s" in result.stderr and "Traceback" not in result.stderr
+    assert "nn" in result.stdout

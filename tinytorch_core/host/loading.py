@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import importlib.metadata as metadata
 import re
+import threading
 
 from .. import catalog
 from . import hookspecs
@@ -71,7 +72,7 @@ def import_plugin(runtime, ep) -> PluginRecord | None:
         record.status, record.reason = BLOCKED, why_blocked
         return None
     try:
-        plugin = ep.load()
+        plugin = run_plugin_code(runtime, "its import", ep.load)
         check_hook_names(plugin)
         runtime.pm.register(plugin, name=ep.name)
         runtime.core_classes.refuse_changes(record, "when imported")
@@ -107,7 +108,37 @@ def call_hook(runtime, record: PluginRecord, hook_name: str, **kwargs) -> None:
     plugin's, and what it raises is its own failure, never its neighbours'.
     """
     others = [plugin for name, plugin in runtime.pm.list_name_plugin() if name != record.name]
-    runtime.pm.subset_hook_caller(hook_name, remove_plugins=others)(**kwargs)
+    run_plugin_code(runtime, hook_name, runtime.pm.subset_hook_caller(hook_name, remove_plugins=others), **kwargs)
+
+
+class PluginTimeout(Exception):
+    """A plugin's import or hook ran past ``TINYTORCH_PLUGIN_TIMEOUT``."""
+
+
+def run_plugin_code(runtime, what: str, function, **kwargs):
+    """``function(**kwargs)``, a plugin's import or hook, in a thread of its own, waited for at most
+    ``runtime.plugin_timeout`` seconds: a plugin that blocks (sleeps, waits for input or a lock)
+    is refused like one that raises, and loading goes on without it. (Python cannot stop a
+    thread: a blocked one is left behind, a daemon, and what it registers later is never committed.)"""
+    outcome: dict = {}
+
+    def run():
+        runtime.plugin_threads.add(threading.get_ident())
+        try:
+            outcome["value"] = function(**kwargs)
+        except BaseException as exc:  # re-raised in the loading thread, which decides what is fatal
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, name=f"tinytorch plugin: {what}", daemon=True)
+    worker.start()
+    worker.join(runtime.plugin_timeout)
+    if worker.is_alive():
+        raise PluginTimeout(f"{what} did not finish within {runtime.plugin_timeout:g} s (TINYTORCH_PLUGIN_TIMEOUT): "
+                            "a plugin must not block while it loads")
+    runtime.plugin_threads.discard(worker.ident)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
 
 
 # ---- 2. declare --------------------------------------------------------------------------------

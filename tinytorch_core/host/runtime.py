@@ -34,6 +34,9 @@ from .records import (  # noqa: F401 - re-exported: the CLI and tests read them 
 )
 from .registry import OpEntry
 
+#: seconds one plugin's import or hook may run before it is refused (``TINYTORCH_PLUGIN_TIMEOUT``)
+DEFAULT_PLUGIN_TIMEOUT = 15.0
+
 
 class Runtime:
     """Plugin manager, registries and stage states for one process (or one test)."""
@@ -44,6 +47,7 @@ class Runtime:
         self._inspecting = 0  # inside ``inspecting()``: no strict-mode error
         # one thread loads while the others wait (reentrant: a plugin's import may use the runtime)
         self._load_lock = threading.RLock()
+        self.plugin_threads: set = set()  # idents of the threads running plugin code for this load
         self._reset()
 
     def _reset(self) -> None:
@@ -71,6 +75,20 @@ class Runtime:
 
     # ---- loading --------------------------------------------------------------------------
     @property
+    def plugin_timeout(self) -> float:
+        """Seconds one plugin's import or hook may run (``TINYTORCH_PLUGIN_TIMEOUT``, default 15)."""
+        text = self.environ.get("TINYTORCH_PLUGIN_TIMEOUT", "")
+        try:
+            seconds = float(text) if text else DEFAULT_PLUGIN_TIMEOUT
+        except ValueError:
+            seconds = -1.0
+        if not 0 < seconds < float("inf"):
+            warnings.warn(f"TINYTORCH_PLUGIN_TIMEOUT={text!r} is not a number of seconds > 0; using "
+                          f"{DEFAULT_PLUGIN_TIMEOUT:g}", PluginWarning, stacklevel=2)
+            seconds = DEFAULT_PLUGIN_TIMEOUT
+        return seconds
+
+    @property
     def strict(self) -> bool:
         return self.environ.get("TINYTORCH_STRICT_PLUGINS", "") not in ("", "0")
 
@@ -83,6 +101,8 @@ class Runtime:
         ``tinytorch stages`` table agree on what is installed and what is broken.
         """
         if not self._loaded or self._loading:  # not loaded yet, or another thread is loading
+            if self._loading and threading.get_ident() in self.plugin_threads:
+                return self  # a plugin's own code, run for this load: the state as it stands (no deadlock)
             with self._load_lock:
                 if not self._loaded:
                     self._load_once()
