@@ -546,3 +546,21 @@ def test_real_cli_with_an_installed_plugin_that_blocks_finishes(tmp_path, body):
     assert time.perf_counter() - started < 60
     assert "did not finish within 1 s" in result.stderr and "Traceback" not in result.stderr
     assert "nn" in result.stdout
+
+
+@pytest.mark.parametrize("entry_name", ["aaa_eager", "zzz_eager"])
+def test_a_plugin_reaching_a_stage_at_import_is_told_plugins_are_still_loading(entry_name):
+    """It was told nn 'is not installed' (nn not imported yet) or 'did not register it'."""
+    def import_uses_nn():
+        tt.nn.Linear  # noqa: B018 - the access is the point
+        return plugin_module(entry_name)
+
+    entry_points = sorted(metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+    runtime = Runtime(entry_points + [FakeEntryPoint(entry_name, import_uses_nn, call=True)], environ={})
+    with use_runtime(runtime), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runtime.load()
+        assert tt.nn.Linear is not None  # nn itself loaded
+    reason = runtime.plugins[entry_name].reason
+    assert "StageStillLoadingError" in reason and "stage 'nn', which is not loaded yet" in reason
+    assert "not installed" not in reason

@@ -54,6 +54,10 @@ class InactiveStageError(StageUnavailableError):
     """The stage is installed but a prerequisite stage is missing, broken or blocked."""
 
 
+class StageStillLoadingError(StageUnavailableError):
+    """Plugin code (an import or a hook) reached a stage's symbol while plugins are still loading."""
+
+
 class RegistrationError(ValueError):
     """A plugin registered something the host refuses (duplicate, no backward, no samples...)."""
 

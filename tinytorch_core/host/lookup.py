@@ -6,8 +6,9 @@ from __future__ import annotations
 import difflib
 
 from .. import catalog
-from .errors import BlockedStageError, BrokenStageError, InactiveStageError, MissingStageError
-from .records import BLOCKED, FAILED, INACTIVE, NOT_INSTALLED
+from .errors import (BlockedStageError, BrokenStageError, InactiveStageError, MissingStageError,
+                     StageStillLoadingError)
+from .records import BLOCKED, FAILED, INACTIVE, LOADED, NOT_INSTALLED
 
 
 def short_name_index(ops: dict) -> dict:
@@ -45,6 +46,14 @@ def unavailable(runtime, namespace: str, name: str, qualified: str | None = None
 def _stage_error(runtime, shown: str, stage: str, catalog_owned: bool):
     """Why ``stage``, which should provide ``shown``, does not: one error class per reason."""
     status, record = runtime.stage_status(stage)
+    if runtime.loading_now() and status != LOADED:  # the stage may well be installed: it is not loaded *yet*
+        return StageStillLoadingError(
+            f"{shown} comes from stage '{stage}', which is not loaded yet: plugins are still loading. A "
+            "plugin may use another stage's symbols when its own functions run (a forward, a command), "
+            f"not at import or while it registers; import them from the stage's package instead "
+            f"(tinytorch_{stage}) and declare requires=('{stage}',)",
+            stage=stage, symbol=shown,
+        )
     if status == NOT_INSTALLED:
         return MissingStageError.for_symbol(shown, stage)
     if status == FAILED:

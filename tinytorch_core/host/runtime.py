@@ -74,6 +74,10 @@ class Runtime:
         self._strict_error: PluginLoadError | None = None
 
     # ---- loading --------------------------------------------------------------------------
+    def loading_now(self) -> bool:
+        """Whether plugins are being loaded right now (their own code is running)."""
+        return self._loading
+
     @property
     def plugin_timeout(self) -> float:
         """Seconds one plugin's import or hook may run (``TINYTORCH_PLUGIN_TIMEOUT``, default 15)."""
