@@ -266,6 +266,15 @@ def test_max_pool_padding_never_wins_even_for_negative_inputs():
     np.testing.assert_array_equal(x.grad.data, expected)
 
 
+@pytest.mark.parametrize("padding", [0, 1])
+def test_max_pool_sends_a_nan_windows_gradient_to_its_nan_as_pytorch_does(padding):
+    """NaN == NaN is False: no entry 'won' a NaN window and its gradient was lost."""
+    x = Tensor(np.array([[[[1.0, np.nan, 0.0, 0.0], [3.0, 2.0, 0.0, 5.0]]]]), requires_grad=True, dtype=np.float64)
+    y = max_pool2d(x, 2, stride=2, padding=padding)
+    y.sum().backward()
+    assert x.grad.data[0, 0, 0, 1] == 1.0 and x.grad.data[0, 0, :, :2].sum() == 1.0
+
+
 def test_pooling_accepts_channels_last_and_strided_inputs():
     rng = np.random.default_rng(8)
     base = rng.standard_normal((2, 8, 9, 4))

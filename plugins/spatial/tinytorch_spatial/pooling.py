@@ -46,8 +46,9 @@ class MaxPool2dFunction(Function):
 
     Padding is filled with the lowest value, so it never beats a real entry; a window whose real
     entries are all -inf sends its gradient to its first real entry (as PyTorch does). Ties go
-    to the first maximum in row-major window order, so the routing is deterministic. (A window
-    holding NaN has a NaN maximum and passes no gradient.)
+    to the first maximum in row-major window order, so the routing is deterministic. A window
+    holding NaN has a NaN maximum, and its gradient goes to its first NaN (PyTorch's choice when
+    the window holds one NaN; with several, PyTorch's scan keeps the last).
     """
 
     flops = staticmethod(pool2d_flops)
@@ -99,6 +100,8 @@ def _first_maximum(taps, best, geo: WindowGeometry):
     """(kh*kw, N, Ho, Wo, C) bools: True at the kernel offset where each window's maximum first
     occurs, among the window's real (not padding) entries."""
     winner = taps == best
+    if np.isnan(best).any():  # NaN == NaN is False: a NaN maximum wins where it stands
+        winner |= np.isnan(taps)
     if geo.padding != (0, 0) or geo.overhang != (0, 0):
         # padding equals the maximum only in a window of all -inf: leave its padding out
         real = geo.pad(np.ones(geo.input_shape[2:], bool), False)  # (Hp, Wp): True on the input
