@@ -249,9 +249,26 @@ def test_linear_warmup_per_group():
     np.testing.assert_allclose(sched.get_last_lr(), [1.0, 0.4])
     fresh = LinearWarmup(SGD([{"params": [_param(1.0)]}, {"params": [_param(1.0)]}], lr=3.0), warmup_steps=4)
     fresh.load_state_dict(sched.state_dict())
-    assert fresh.get_last_lr() == [1.0, 0.4] and fresh.last_epoch == 5
+    assert fresh.get_last_lr() == sched.get_last_lr() and fresh.last_epoch == 5  # the chained rates, as saved
     with pytest.raises(ValueError, match="parameter group"):
         LinearWarmup(SGD([_param(1.0)], lr=1.0), warmup_steps=4).load_state_dict(sched.state_dict())
+
+
+@pytest.mark.parametrize("make", [lambda o: StepLR(o, 2, 0.5), lambda o: CosineAnnealingLR(o, 4, 0.01)])
+def test_schedulers_chain_from_the_rate_the_group_has_now_as_pytorchs_do(make):
+    """A rate set by hand was overwritten by the closed form from the initial rate. PyTorch 2.x
+    gives these rates for the same calls (StepLR: 0.1, 0.1, then 1.0 set by hand at step 1)."""
+    opt = SGD([_param(1.0)], lr=0.1)
+    sched = make(opt)
+    rates = []
+    for epoch in range(8):
+        rates.append(opt.param_groups[0]["lr"])
+        if epoch == 1:
+            opt.param_groups[0]["lr"] = 1.0
+        sched.step()
+    expected = {StepLR: [0.1, 0.1, 0.5, 0.5, 0.25, 0.25, 0.125, 0.125],
+                CosineAnnealingLR: [0.1, 0.08682, 0.58993, 0.17986, 0.01, 0.02318, 0.055, 0.08682]}[type(sched)]
+    np.testing.assert_allclose(rates, expected, atol=1e-5)
 
 
 # ---- gradient clipping ----------------------------------------------------------------------------

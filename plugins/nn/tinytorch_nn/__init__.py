@@ -7,7 +7,7 @@ importing ``tinytorch_nn`` directly gives the same objects.
 
 from tinytorch_core import catalog
 
-from . import data, functional, init, io, optim
+from . import data, functional, init, io, optim, schedulers
 from . import functional as F
 from .data import DataLoader, Dataset, TensorDataset
 from .init import (
@@ -33,9 +33,10 @@ from .layers import (
     Tanh,
 )
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
-from .optim import SGD, Adam, AdamW, CosineAnnealingLR, LinearWarmup, StepLR, clip_grad_norm_
+from .optim import SGD, Adam, AdamW, clip_grad_norm_
+from .schedulers import CosineAnnealingLR, LinearWarmup, StepLR
 
 __version__ = "0.1.0"
 
 #: the submodules, and every name the catalog lists for stage nn (the catalog is the one list)
-__all__ = ["F", "data", "functional", "init", "io", "optim", *(name for _, name in catalog.stage("nn").symbol_names())]
+__all__ = ["F", "data", "functional", "init", "io", "optim", "schedulers", *(name for _, name in catalog.stage("nn").symbol_names())]

@@ -1,4 +1,4 @@
-"""Optimizers (SGD, Adam, AdamW), learning-rate schedulers and gradient clipping.
+"""Optimizers (SGD, Adam, AdamW) and gradient clipping (the schedulers are in ``schedulers.py``).
 
 Update rules follow the published algorithms in PyTorch's conventions:
 
@@ -34,10 +34,7 @@ from tinytorch_core.grad_mode import current_modes
 
 from .optim_state import StateSpec, restore_state
 
-__all__ = [
-    "SGD", "Adam", "AdamW", "CosineAnnealingLR", "LRScheduler", "LinearWarmup", "Optimizer", "StepLR",
-    "clip_grad_norm_",
-]
+__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "clip_grad_norm_"]
 
 
 def _report_update(function, *args):
@@ -347,103 +344,6 @@ class AdamW(Adam):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
-
-
-# ---- learning-rate schedulers ----------------------------------------------------------------
-class LRScheduler:
-    """Sets every group's ``lr`` from its initial value and the number of ``step()`` calls.
-
-    The schedule is applied at construction (step 0) and after each ``step()``; call
-    ``scheduler.step()`` once per epoch (or per iteration), after ``optimizer.step()``.
-    """
-
-    def __init__(self, optimizer: Optimizer):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}")
-        self.optimizer = optimizer
-        for group in optimizer.param_groups:
-            group.setdefault("initial_lr", group["lr"])
-        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
-        self.last_epoch = 0
-        self._apply()
-
-    def lr_at(self, base_lr: float, epoch: int) -> float:
-        raise NotImplementedError
-
-    def _apply(self) -> None:
-        self._last_lr = [self.lr_at(base, self.last_epoch) for base in self.base_lrs]
-        for group, lr in zip(self.optimizer.param_groups, self._last_lr):
-            group["lr"] = lr
-
-    def step(self) -> None:
-        self.last_epoch += 1
-        self._apply()
-
-    def get_last_lr(self) -> list[float]:
-        return list(self._last_lr)
-
-    def state_dict(self) -> dict:
-        return {"last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs)}
-
-    def load_state_dict(self, state: dict) -> None:
-        if not isinstance(state, dict) or not {"base_lrs", "last_epoch"} <= set(state):
-            raise ValueError(f"{type(self).__name__}.load_state_dict: expected a dict with 'base_lrs' and "
-                             f"'last_epoch' (a scheduler's state_dict()), got {state!r:.80}")
-        base_lrs = list(state["base_lrs"])
-        if len(base_lrs) != len(self.optimizer.param_groups):
-            raise ValueError(
-                f"{type(self).__name__}.load_state_dict: the state has {len(base_lrs)} base rate(s), "
-                f"the optimizer has {len(self.optimizer.param_groups)} parameter group(s)"
-            )
-        name = f"{type(self).__name__}.load_state_dict"
-        base_lrs = [_number(name, f"base_lrs[{k}]", lr) for k, lr in enumerate(base_lrs)]  # before any is set
-        epoch = state["last_epoch"]
-        if not isinstance(epoch, numbers.Integral) or isinstance(epoch, (bool, np.bool_)) or not 0 <= epoch < 2**53:
-            raise ValueError(f"{name}: last_epoch must be an int >= 0, got {epoch!r}")
-        self.last_epoch, self.base_lrs = int(epoch), base_lrs
-        self._apply()
-
-
-class StepLR(LRScheduler):
-    """``lr = base_lr * gamma ** (epoch // step_size)``."""
-
-    def __init__(self, optimizer, step_size, gamma=0.1):
-        if not isinstance(step_size, numbers.Integral) or step_size < 1:
-            raise ValueError(f"StepLR: step_size must be a positive int, got {step_size!r}")
-        self.step_size = int(step_size)
-        self.gamma = _number("StepLR", "gamma", gamma)
-        super().__init__(optimizer)
-
-    def lr_at(self, base_lr, epoch):
-        return base_lr * self.gamma ** (epoch // self.step_size)
-
-
-class CosineAnnealingLR(LRScheduler):
-    """``lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2`` (SGDR without restarts)."""
-
-    def __init__(self, optimizer, T_max, eta_min=0.0):  # noqa: N803 - the name used in the literature
-        if not isinstance(T_max, numbers.Integral) or T_max < 1:
-            raise ValueError(f"CosineAnnealingLR: T_max must be a positive int, got {T_max!r}")
-        self.T_max = int(T_max)
-        self.eta_min = _number("CosineAnnealingLR", "eta_min", eta_min)
-        super().__init__(optimizer)
-
-    def lr_at(self, base_lr, epoch):
-        return self.eta_min + (base_lr - self.eta_min) * (1.0 + math.cos(math.pi * epoch / self.T_max)) / 2.0
-
-
-class LinearWarmup(LRScheduler):
-    """``lr = base_lr * min(1, (epoch + 1) / warmup_steps)``: base/warmup_steps for the first
-    step, growing linearly to the full rate after ``warmup_steps - 1`` scheduler steps."""
-
-    def __init__(self, optimizer, warmup_steps):
-        if not isinstance(warmup_steps, numbers.Integral) or warmup_steps < 1:
-            raise ValueError(f"LinearWarmup: warmup_steps must be a positive int, got {warmup_steps!r}")
-        self.warmup_steps = int(warmup_steps)
-        super().__init__(optimizer)
-
-    def lr_at(self, base_lr, epoch):
-        return base_lr * min(1.0, (epoch + 1) / self.warmup_steps)
 
 
 # ---- gradient clipping -----------------------------------------------------------------------

@@ -1,0 +1,147 @@
+"""Learning-rate schedulers: each sets every parameter group's ``lr`` as ``step()`` is called.
+
+PyTorch's schedulers, in its chainable form: a step changes the rate a group has *now*
+(``next_lr``), so a rate set by hand, or by a second scheduler on the same optimizer, is carried
+on; ``lr_at`` is the same schedule in closed form, from the initial rate.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from .optim import Optimizer, _number
+
+__all__ = ["CosineAnnealingLR", "LRScheduler", "LinearWarmup", "StepLR"]
+
+
+class LRScheduler:
+    """Sets every group's ``lr`` as the number of ``step()`` calls grows.
+
+    The schedule is applied at construction (step 0) and after each ``step()``; call
+    ``scheduler.step()`` once per epoch (or per iteration), after ``optimizer.step()``. Each step
+    changes the rate the group has now (``next_lr``), as PyTorch's schedulers do: a rate set by
+    hand, or by a second scheduler, is carried on. ``lr_at`` is the same schedule in closed form,
+    from the initial rate (used at step 0 and when a state is loaded).
+    """
+
+    def __init__(self, optimizer: Optimizer):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.last_epoch = 0
+        self._apply()
+
+    def lr_at(self, base_lr: float, epoch: int) -> float:
+        raise NotImplementedError
+
+    def next_lr(self, lr: float, base_lr: float, epoch: int) -> float:
+        """The rate at ``epoch`` from the rate ``lr`` the group had at ``epoch - 1``."""
+        raise NotImplementedError
+
+    def _apply(self) -> None:
+        self._set([self.lr_at(base, self.last_epoch) for base in self.base_lrs])
+
+    def _set(self, rates: list) -> None:
+        self._last_lr = rates
+        for group, lr in zip(self.optimizer.param_groups, rates):
+            group["lr"] = lr
+
+    def step(self) -> None:
+        self.last_epoch += 1
+        groups = self.optimizer.param_groups
+        self._set([self.next_lr(group["lr"], base, self.last_epoch) for group, base in zip(groups, self.base_lrs)])
+
+    def get_last_lr(self) -> list[float]:
+        return list(self._last_lr)
+
+    def state_dict(self) -> dict:
+        return {"last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs), "last_lr": list(self._last_lr)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if not isinstance(state, dict) or not {"base_lrs", "last_epoch"} <= set(state):
+            raise ValueError(f"{type(self).__name__}.load_state_dict: expected a dict with 'base_lrs' and "
+                             f"'last_epoch' (a scheduler's state_dict()), got {state!r:.80}")
+        base_lrs = list(state["base_lrs"])
+        if len(base_lrs) != len(self.optimizer.param_groups):
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: the state has {len(base_lrs)} base rate(s), "
+                f"the optimizer has {len(self.optimizer.param_groups)} parameter group(s)"
+            )
+        name = f"{type(self).__name__}.load_state_dict"
+        base_lrs = [_number(name, f"base_lrs[{k}]", lr) for k, lr in enumerate(base_lrs)]  # before any is set
+        epoch = state["last_epoch"]
+        if not isinstance(epoch, numbers.Integral) or isinstance(epoch, (bool, np.bool_)) or not 0 <= epoch < 2**53:
+            raise ValueError(f"{name}: last_epoch must be an int >= 0, got {epoch!r}")
+        last_lr = state.get("last_lr")  # the chained rates; a state without them gets the closed form
+        if last_lr is not None:
+            if not isinstance(last_lr, (list, tuple)) or len(last_lr) != len(base_lrs):
+                raise ValueError(f"{name}: last_lr must be a list of {len(base_lrs)} rate(s), got {last_lr!r:.80}")
+            last_lr = [_number(name, f"last_lr[{k}]", lr) for k, lr in enumerate(last_lr)]
+        self.last_epoch, self.base_lrs = int(epoch), base_lrs
+        if last_lr is None:
+            self._apply()
+        else:
+            self._set(last_lr)
+
+
+class StepLR(LRScheduler):
+    """``lr = base_lr * gamma ** (epoch // step_size)``."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        if not isinstance(step_size, numbers.Integral) or step_size < 1:
+            raise ValueError(f"StepLR: step_size must be a positive int, got {step_size!r}")
+        self.step_size = int(step_size)
+        self.gamma = _number("StepLR", "gamma", gamma)
+        super().__init__(optimizer)
+
+    def lr_at(self, base_lr, epoch):
+        return base_lr * self.gamma ** (epoch // self.step_size)
+
+    def next_lr(self, lr, base_lr, epoch):
+        return lr * self.gamma if epoch % self.step_size == 0 else lr
+
+
+class CosineAnnealingLR(LRScheduler):
+    """``lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2`` (SGDR without restarts)."""
+
+    def __init__(self, optimizer, T_max, eta_min=0.0):  # noqa: N803 - the name used in the literature
+        if not isinstance(T_max, numbers.Integral) or T_max < 1:
+            raise ValueError(f"CosineAnnealingLR: T_max must be a positive int, got {T_max!r}")
+        self.T_max = int(T_max)
+        self.eta_min = _number("CosineAnnealingLR", "eta_min", eta_min)
+        super().__init__(optimizer)
+
+    def lr_at(self, base_lr, epoch):
+        return self.eta_min + (base_lr - self.eta_min) * (1.0 + math.cos(math.pi * epoch / self.T_max)) / 2.0
+
+    def next_lr(self, lr, base_lr, epoch):
+        """The distance to ``eta_min`` scaled by the ratio of two cosine steps; from the bottom of
+        a period (where that ratio is 0/0), one step back up (PyTorch's recurrence)."""
+        eta_min, period = self.eta_min, self.T_max
+        if (epoch - 1 - period) % (2 * period) == 0:
+            return lr + (base_lr - eta_min) * (1.0 - math.cos(math.pi / period)) / 2.0
+        ratio = (1.0 + math.cos(math.pi * epoch / period)) / (1.0 + math.cos(math.pi * (epoch - 1) / period))
+        return eta_min + (lr - eta_min) * ratio
+
+
+class LinearWarmup(LRScheduler):
+    """``lr = base_lr * min(1, (epoch + 1) / warmup_steps)``: base/warmup_steps for the first
+    step, growing linearly to the full rate after ``warmup_steps - 1`` scheduler steps."""
+
+    def __init__(self, optimizer, warmup_steps):
+        if not isinstance(warmup_steps, numbers.Integral) or warmup_steps < 1:
+            raise ValueError(f"LinearWarmup: warmup_steps must be a positive int, got {warmup_steps!r}")
+        self.warmup_steps = int(warmup_steps)
+        super().__init__(optimizer)
+
+    def lr_at(self, base_lr, epoch):
+        return base_lr * min(1.0, (epoch + 1) / self.warmup_steps)
+
+    def next_lr(self, lr, base_lr, epoch):
+        return lr * (epoch + 1) / epoch if epoch < self.warmup_steps else lr
