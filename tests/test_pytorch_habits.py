@@ -231,3 +231,15 @@ def test_factories_choose_pytorchs_dtypes():
     assert (tt.full((2,), 3).dtype, tt.full((2,), True).dtype, tt.full((2,), 1.5).dtype) == (np.int64, np.bool_, np.float32)
     assert tt.arange(0, 2, 0.5).dtype == np.float32 and tt.arange(5).dtype == np.int64
     assert tt.Parameter(Tensor(np.ones(2), dtype=np.float64)).dtype == np.float64
+
+
+def test_pytorch_positional_calls_that_would_mean_something_else_are_refused():
+    """Dropout(0.5, True) is PyTorch's inplace=True; it became generator seed 1. PyTorch's 4th
+    positional argument of MultiHeadAttention is key_padding_mask (True = padding), where ours
+    was mask (True = may attend): a silent inversion."""
+    with pytest.raises(TypeError, match="expected a numpy Generator or an int seed, got bool"):
+        tt.nn.Dropout(0.5, True)
+    attention = tt.nn.MultiHeadAttention(8, 2, generator=0)
+    x = sample(2, 2, 8)
+    with pytest.raises(TypeError, match="positional argument"):
+        attention(x, x, x, tt.ones(2, 2, dtype=tt.bool))

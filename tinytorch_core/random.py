@@ -25,6 +25,6 @@ def resolve_generator(generator=None) -> np.random.Generator:
         return _default
     if isinstance(generator, np.random.Generator):
         return generator
-    if isinstance(generator, (int, np.integer)):
-        return np.random.default_rng(int(generator))
+    if isinstance(generator, (int, np.integer)) and not isinstance(generator, (bool, np.bool_)):
+        return np.random.default_rng(int(generator))  # (True would be seed 1: Dropout(0.5, True) is PyTorch's inplace)
     raise TypeError(f"generator: expected a numpy Generator or an int seed, got {type(generator).__name__}")

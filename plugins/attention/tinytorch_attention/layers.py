@@ -139,8 +139,8 @@ class MultiHeadAttention(Module):
             allowed = keys_allowed if allowed is None else keys_allowed & allowed
         return allowed
 
-    def forward(self, query, key=None, value=None, mask=None, causal: bool = False, key_padding_mask=None,
-                cache=None):
+    def forward(self, query, key=None, value=None, *, mask=None, causal: bool = False, key_padding_mask=None,
+                cache=None):  # masks by keyword: PyTorch's 4th is key_padding_mask (True = padding)
         if cache is not None:
             if key is not None or value is not None or mask is not None or key_padding_mask is not None:
                 raise ValueError(
