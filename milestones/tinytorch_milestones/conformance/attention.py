@@ -191,12 +191,12 @@ CONTRACT = [
     forward(x) = layer_norm(x, weight, bias, eps)."""),
     Layer("MultiHeadAttention", "embed_dim, num_heads, dropout=0.0, bias=True, generator=None",
           doc="""Query, key, value and output projections (embed_dim -> embed_dim); num_heads must divide
-    embed_dim (else ValueError). forward(query, key=None, value=None, mask=None, causal=False,
+    embed_dim (else ValueError). forward(query, key=None, value=None, *, mask=None, causal=False,
     key_padding_mask=None): (B, Tq, E) -> (B, Tq, E); key=None is self-attention; mask True = may
     attend; key_padding_mask (B, Tk) True = padding, ignored by every query. cache (the generation
     stage's KVCache, see tinytorch_attention/cache.py): self-attention of the new positions only,
     appended to the cache and attending to every stored position.""",
-          methods=("def forward(self, query, key=None, value=None, mask=None, causal=False, key_padding_mask=None, "
+          methods=("def forward(self, query, key=None, value=None, *, mask=None, causal=False, key_padding_mask=None, "
                    "cache=None)",)),
     Layer("FeedForward", "embed_dim, hidden_dim, dropout=0.0, activation='gelu_tanh', generator=None",
           doc="""Linear(embed_dim, hidden_dim), the activation, dropout, Linear(hidden_dim, embed_dim):

@@ -64,7 +64,7 @@ class LayerNorm(Module):
 class MultiHeadAttention(Module):
     """Multi-head scaled dot-product attention with separate query/key/value/output projections.
 
-    ``forward(query, key=None, value=None, mask=None, causal=False, key_padding_mask=None)``:
+    ``forward(query, key=None, value=None, *, mask=None, causal=False, key_padding_mask=None)``:
 
     - ``query`` (B, Tq, E); ``key``/``value`` (B, Tk, E). ``key=None`` means self-attention
       (key = value = query); ``value=None`` with a key means value = key (cross-attention).
