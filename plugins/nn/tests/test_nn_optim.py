@@ -78,7 +78,7 @@ def test_adam_two_steps_by_hand():
     np.testing.assert_allclose(np.ravel(history), [p1, p2], rtol=1e-14)
     assert abs(p1 - 0.9) < 1e-7  # the first Adam step has size lr
     assert Adam([p]).defaults == {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
-                                  "amsgrad": False}
+                                  "amsgrad": False, "maximize": False}
 
 
 def test_adam_weight_decay_is_l2_in_the_gradient():
@@ -269,6 +269,24 @@ def test_schedulers_chain_from_the_rate_the_group_has_now_as_pytorchs_do(make):
     expected = {StepLR: [0.1, 0.1, 0.5, 0.5, 0.25, 0.25, 0.125, 0.125],
                 CosineAnnealingLR: [0.1, 0.08682, 0.58993, 0.17986, 0.01, 0.02318, 0.055, 0.08682]}[type(sched)]
     np.testing.assert_allclose(rates, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda p: SGD([p], 0.1, 0.9, maximize=True), [0.062, 0.124]),
+    (lambda p: Adam([p], 0.1, maximize=True, weight_decay=0.1), [0.70158627, 1.70062339]),
+    (lambda p: AdamW([p], 0.1, maximize=True), [0.69891118, 1.69494451]),
+])
+def test_maximize_climbs_the_objective_as_pytorchs_does(make, expected):
+    """Three steps on -(p * p).sum(); the numbers are torch 2.x's for the same calls."""
+    p = _param(1.0, 2.0)
+    optimizer = make(p)
+    for _ in range(3):
+        optimizer.zero_grad()
+        (-(p * p).sum()).backward()
+        optimizer.step()
+    np.testing.assert_allclose(p.data, expected, rtol=1e-7)
+    with pytest.raises(TypeError, match="maximize must be True or False"):
+        make(p).__class__([p], 0.1, maximize="yes")
 
 
 # ---- gradient clipping ----------------------------------------------------------------------------

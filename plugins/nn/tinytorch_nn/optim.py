@@ -13,6 +13,7 @@ Update rules follow the published algorithms in PyTorch's conventions:
   the bias correction: after the maximum).
 * AdamW (Loshchilov & Hutter, 2019): decoupled decay ``p -= lr * wd * p`` first, then Adam
   without the L2 term.
+* ``maximize=True`` (each of them) uses ``-grad``: the update climbs the objective.
 
 Parameters are changed only through the tensors' in-place methods under ``no_grad()``, so
 their version counters move and a graph that saved a stale value refuses to backpropagate.
@@ -231,11 +232,10 @@ class SGD(Optimizer):
 
     _state_spec = StateSpec({"momentum_buffer": False})
 
-    def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):  # PyTorch's order
-        super().__init__(
-            params,
-            dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov),
-        )
+    def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *,
+                 maximize=False):  # PyTorch's order
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                                      nesterov=nesterov, maximize=maximize))
 
     def _validate_group(self, group):
         super()._validate_group(group)
@@ -243,6 +243,7 @@ class SGD(Optimizer):
         _number("SGD", "dampening", group["dampening"])
         _number("SGD", "weight_decay", group["weight_decay"])
         true_or_false(group["nesterov"], "nesterov", "SGD")  # a weight decay of 0.01 would read as True
+        true_or_false(group.setdefault("maximize", False), "maximize", "SGD")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("SGD: nesterov momentum needs momentum > 0 and dampening = 0")
 
@@ -251,7 +252,7 @@ class SGD(Optimizer):
         for p in group["params"]:
             if p.grad is None:
                 continue
-            g = p.grad.data
+            g = -p.grad.data if group["maximize"] else p.grad.data  # maximize: ascend the objective
             if wd:
                 g = g + wd * p.data
             if mu:
@@ -280,12 +281,12 @@ class Adam(Optimizer):
     _state_spec = StateSpec({"exp_avg": False, "exp_avg_sq": True, "max_exp_avg_sq": True}, counts=("step",),
                             required=("step", "exp_avg", "exp_avg_sq"))
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
+                 maximize=False):
         if not isinstance(betas, (tuple, list)):
             raise TypeError(f"{type(self).__name__}: betas must be a pair (beta1, beta2), got {betas!r}")
-        super().__init__(
-            params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
-        )
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      amsgrad=amsgrad, maximize=maximize))
 
     def _validate_group(self, group):
         super()._validate_group(group)
@@ -297,13 +298,14 @@ class Adam(Optimizer):
         _number(name, "eps", group["eps"])
         _number(name, "weight_decay", group["weight_decay"])
         true_or_false(group["amsgrad"], "amsgrad", name)
+        true_or_false(group.setdefault("maximize", False), "maximize", name)
 
     def _update_group(self, group):
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         for p in group["params"]:
             if p.grad is None:
                 continue
-            g = p.grad.data
+            g = -p.grad.data if group["maximize"] else p.grad.data  # maximize: ascend the objective
             if wd and self._decoupled:
                 p.mul_(1.0 - lr * wd)
             elif wd:
@@ -342,8 +344,10 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 maximize=False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                         maximize=maximize)
 
 
 # ---- gradient clipping -----------------------------------------------------------------------
