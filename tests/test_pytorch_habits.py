@@ -243,3 +243,14 @@ def test_pytorch_positional_calls_that_would_mean_something_else_are_refused():
     x = sample(2, 2, 8)
     with pytest.raises(TypeError, match="positional argument"):
         attention(x, x, x, tt.ones(2, 2, dtype=tt.bool))
+
+
+def test_expand_style_minus_one_and_extremes_over_a_non_empty_axis_of_an_empty_tensor():
+    x = sample(3, 1)
+    assert x.broadcast_to((2, -1, 4)).shape == (2, 3, 4)  # -1 keeps the axis's size (PyTorch's expand)
+    with pytest.raises(ValueError, match="cannot be broadcast"):
+        x.broadcast_to((-1, -1, 4))  # a new leading axis has no size to keep
+    empty = tt.zeros(0, 3)
+    assert empty.max(axis=1).shape == (0,) and empty.min(1).values.shape == (0,)  # nothing reduced over 0 rows
+    with pytest.raises(ValueError, match="reduction over an empty axis"):
+        empty.max(axis=0)

@@ -63,8 +63,8 @@ class _Extreme(Function):
 
     @classmethod
     def _forward(cls, ctx, a, axis, keepdims):
-        if a.size == 0:
-            raise ValueError(f"{cls.display_name()}: reduction of an empty tensor")
+        if a.size == 0 and (axis is None or any(a.shape[i] == 0 for i in axis)):  # (0, 3) over axis 1: (0,)
+            raise ValueError(f"{cls.display_name()}: reduction over an empty axis of shape {a.shape}")
         kept = cls.reduce(a, axis=axis, keepdims=True)
         ctx.save_for_backward(a, kept)
         ctx.axis, ctx.keepdims = axis, keepdims

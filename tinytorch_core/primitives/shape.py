@@ -268,6 +268,8 @@ def unsqueeze(x, axis: int):
 def broadcast_to(x, shape):
     shape = tuple(shape)
     src = shape_of(x)
+    lead = len(shape) - len(src)  # -1 keeps an existing axis's size, as PyTorch's expand does
+    shape = tuple(src[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(shape))
     if not broadcasts_to(src, shape):
         raise ValueError(f"broadcast_to: a tensor of shape {src} cannot be broadcast to {shape}")
     return BroadcastTo.apply(x, shape)
