@@ -75,7 +75,7 @@ TRIGGERS = {
     "reshape-size": lambda: ones(2, 3).reshape(4),
     "linear-features": lambda: _linear()(zeros(2, 5)),
     "conv-channels": lambda: tt.nn.Conv2d(3, 8, 3, generator=0)(zeros(2, 1, 8, 8)),
-    "conv-rank": lambda: tt.nn.Conv2d(3, 8, 3, generator=0)(zeros(3, 8, 8)),
+    "conv-rank": lambda: tt.nn.Conv2d(3, 8, 3, generator=0)(zeros(8, 8)),
     "conv-too-small": lambda: tt.nn.Conv2d(3, 8, 3, generator=0)(zeros(1, 3, 2, 2)),
     "attention-embed": lambda: _mha()(zeros(2, 3, 6)),
     "attention-qk": lambda: tt.ops.scaled_dot_product_attention(zeros(2, 3, 4), zeros(2, 3, 5), zeros(2, 3, 5)),

@@ -36,8 +36,9 @@ def t(*shape):
     ],
 )
 def test_wrong_rank_names_the_op_and_the_shape(call, who):
-    with pytest.raises(ValueError, match=rf"{who}.*4-D input \(N, C, H, W\).*\(3, 8, 8\)"):
-        call(t(3, 8, 8))
+    """A 3-D (C, H, W) image is a batch of one (PyTorch's rule) for conv and pooling, not for batch norm."""
+    with pytest.raises(ValueError, match=rf"{who}.*4-D input \(N, C, H, W\).*\(3, 8\)"):
+        call(t(3, 8))
 
 
 def test_conv2d_weight_must_be_4d():

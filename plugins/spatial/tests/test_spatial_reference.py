@@ -318,3 +318,17 @@ def test_batch_norm2d_matches_loop_reference(training, affine):
     if affine:
         np.testing.assert_allclose(w.grad.data, numeric_gradient(reference, w_np, grad_out), atol=1e-5)
         np.testing.assert_allclose(b.grad.data, numeric_gradient(reference, b_np, grad_out), atol=1e-5)
+
+
+def test_one_unbatched_image_runs_as_a_batch_of_one_as_in_pytorch():
+    rng = np.random.default_rng(3)
+    image = rng.standard_normal((2, 6, 6))
+    weight = rng.standard_normal((3, 2, 3, 3))
+    for op, args in ((conv2d, (weight,)), (max_pool2d, (2,)), (avg_pool2d, (2,))):
+        x = Tensor(image, requires_grad=True, dtype=np.float64)
+        batched = Tensor(image[None], requires_grad=True, dtype=np.float64)
+        one, many = op(x, *args), op(batched, *args)
+        np.testing.assert_array_equal(one.data, many.data[0])
+        one.sum().backward()
+        many.sum().backward()
+        np.testing.assert_array_equal(x.grad.data, batched.grad.data[0])

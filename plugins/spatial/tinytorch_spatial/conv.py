@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinytorch_core import Function
+from tinytorch_core import Function, squeeze, unsqueeze
 from tinytorch_core.checks import positive_int
 from tinytorch_core.flops import OpCall
 
-from .geometry import WindowGeometry, array_shape, check_fits, check_nchw, pair
+from .geometry import WindowGeometry, array_shape, check_fits, check_nchw, one_image, pair
 
 __all__ = ["Conv2dFunction", "conv2d", "im2col", "col2im"]
 
@@ -233,6 +233,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 def checked_conv2d(x, weight, bias, stride, padding, dilation, where: str, groups=1):
     """``conv2d`` whose errors name ``where`` (the layer that called it, say)."""
+    if one_image(x, where):
+        batch = checked_conv2d(unsqueeze(x, 0), weight, bias, stride, padding, dilation, where, groups)
+        return squeeze(batch, 0)
     stride, padding, dilation = _check_conv2d(x, weight, bias, stride, padding, dilation, groups, where)
     return Conv2dFunction.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation,
                                 groups=groups)

@@ -145,10 +145,16 @@ def check_nchw(x, where: str) -> tuple:
     shape = array_shape(x, "input", where)
     if len(shape) != 4:
         raise ValueError(
-            f"{where}: expected a 4-D input (N, C, H, W), got shape {shape} ({len(shape)}-D); "
-            "add a batch axis with x.unsqueeze(0) for a single image"
+            f"{where}: expected a 4-D input (N, C, H, W) or one 3-D image (C, H, W), got shape {shape} "
+            f"({len(shape)}-D)"
         )
     return shape
+
+
+def one_image(x, where: str) -> bool:
+    """Whether ``x`` is one unbatched (C, H, W) image, which PyTorch's conv and pooling take too:
+    the caller runs it as a batch of one and removes the batch axis again."""
+    return len(array_shape(x, "input", where)) == 3
 
 
 def check_fits(shape, kernel, padding, dilation, where: str) -> None:

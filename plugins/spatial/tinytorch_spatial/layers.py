@@ -43,7 +43,7 @@ class Conv2d(Module):
         bound = 1.0 / math.sqrt(fan_in)
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         self.weight = Parameter(rng.uniform(-bound, bound, size=shape).astype(np.float32))
-        if bias:
+        if true_or_false(bias, "bias", who):
             self.bias = Parameter(rng.uniform(-bound, bound, size=self.out_channels).astype(np.float32))
         else:
             self.bias = None

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinytorch_core import Function
+from tinytorch_core import Function, squeeze, unsqueeze
 from tinytorch_core.flops import OpCall
 from tinytorch_core.checks import not_floating
 
-from .geometry import WindowGeometry, check_fits, check_nchw, pair
+from .geometry import WindowGeometry, check_fits, check_nchw, one_image, pair
 
 __all__ = ["MaxPool2dFunction", "AvgPool2dFunction", "max_pool2d", "avg_pool2d"]
 
@@ -171,6 +171,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, *, ceil_mode=False):
 
 def checked_pool2d(function, x, kernel_size, stride, padding, where: str, ceil_mode=False):
     """Pooling by ``function`` whose errors name ``where`` (the layer that called it, say)."""
+    if one_image(x, where):
+        return squeeze(checked_pool2d(function, unsqueeze(x, 0), kernel_size, stride, padding, where, ceil_mode), 0)
     shape = check_nchw(x, where)
     kernel = pair(kernel_size, "kernel_size", where, 1)
     stride = kernel if stride is None else pair(stride, "stride", where, 1)
