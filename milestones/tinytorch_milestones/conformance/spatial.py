@@ -92,8 +92,8 @@ def conv2d_contract():
                                "expected float32 (1, 3, 3, 3)")
     expect_error(ValueError, lambda: tt.ops.conv2d(_f32(_data((1, 1, 5, 5))), _f32(_data((3, 2, 3, 3)))),
                  "conv2d with 1 input channel for a weight expecting 2")
-    expect_error(ValueError, lambda: tt.ops.conv2d(_f32(_data((2, 5, 5))), _f32(_data((3, 2, 3, 3)))),
-                 "conv2d of a 3-D input")
+    expect_error(ValueError, lambda: tt.ops.conv2d(_f32(_data((5, 5))), _f32(_data((3, 2, 3, 3)))),
+                 "conv2d of a 2-D input")
 
 
 # ---- ops.max_pool2d / ops.avg_pool2d ------------------------------------------------------------------
@@ -230,7 +230,8 @@ CONTRACT = [
     Ho = (H + 2 padding - dilation (kh - 1) - 1) // stride + 1 (Wo alike) and
     out[n, o, i, j] = bias[o] + sum over c, p, q of
                       x_padded[n, c, i stride + p dilation, j stride + q dilation] * weight[o, c, p, q].
-    Errors: ValueError for an input that is not 4-D, channels that do not match the weight, or a
+    Errors: ValueError for an input that is neither 4-D nor one 3-D (C, H, W) image (the reference
+    runs that as a batch of one, as PyTorch does), channels that do not match the weight, or a
     kernel larger than the padded input. Backward: the gradient of x, weight and bias.""",
        sample="Sample(randn(rng, 2, 2, 5, 5), randn(rng, 3, 2, 3, 3), randn(rng, 3), 1, 1)"),
     Op("max_pool2d", "x, kernel_size, stride=None, padding=0", inputs=("x",),
