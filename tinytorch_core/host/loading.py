@@ -15,7 +15,6 @@ from __future__ import annotations
 import difflib
 import importlib.metadata as metadata
 import re
-import threading
 
 from .. import catalog
 from . import hookspecs
@@ -72,7 +71,7 @@ def import_plugin(runtime, ep) -> PluginRecord | None:
         record.status, record.reason = BLOCKED, why_blocked
         return None
     try:
-        plugin = run_plugin_code(runtime, "its import", ep.load)
+        plugin = runtime.plugin_worker.run("its import", ep.load)
         check_hook_names(plugin)
         runtime.pm.register(plugin, name=ep.name)
         runtime.core_classes.refuse_changes(record, "when imported")
@@ -105,40 +104,16 @@ def call_hook(runtime, record: PluginRecord, hook_name: str, **kwargs) -> None:
 
     Each plugin is called on its own (a subset caller without the others), not all at once with
     ``pm.hook.<name>()``: what it registers is then staged and committed, or refused, as that
-    plugin's, and what it raises is its own failure, never its neighbours'.
+    plugin's, and what it raises (or a block past the time limit: ``worker.py``) is its own
+    failure, never its neighbours'.
     """
+    runtime.plugin_worker.run(hook_name, hook_caller(runtime, record, hook_name), **kwargs)
+
+
+def hook_caller(runtime, record: PluginRecord, hook_name: str):
+    """The caller of ``hook_name`` that reaches ``record``'s plugin alone."""
     others = [plugin for name, plugin in runtime.pm.list_name_plugin() if name != record.name]
-    run_plugin_code(runtime, hook_name, runtime.pm.subset_hook_caller(hook_name, remove_plugins=others), **kwargs)
-
-
-class PluginTimeout(Exception):
-    """A plugin's import or hook ran past ``TINYTORCH_PLUGIN_TIMEOUT``."""
-
-
-def run_plugin_code(runtime, what: str, function, **kwargs):
-    """``function(**kwargs)``, a plugin's import or hook, in a thread of its own, waited for at most
-    ``runtime.plugin_timeout`` seconds: a plugin that blocks (sleeps, waits for input or a lock)
-    is refused like one that raises, and loading goes on without it. (Python cannot stop a
-    thread: a blocked one is left behind, a daemon, and what it registers later is never committed.)"""
-    outcome: dict = {}
-
-    def run():
-        runtime.plugin_threads.add(threading.get_ident())
-        try:
-            outcome["value"] = function(**kwargs)
-        except BaseException as exc:  # re-raised in the loading thread, which decides what is fatal
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=run, name=f"tinytorch plugin: {what}", daemon=True)
-    worker.start()
-    worker.join(runtime.plugin_timeout)
-    if worker.is_alive():
-        raise PluginTimeout(f"{what} did not finish within {runtime.plugin_timeout:g} s (TINYTORCH_PLUGIN_TIMEOUT): "
-                            "a plugin must not block while it loads")
-    runtime.plugin_threads.discard(worker.ident)
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
+    return runtime.pm.subset_hook_caller(hook_name, remove_plugins=others)
 
 
 # ---- 2. declare --------------------------------------------------------------------------------
@@ -220,11 +195,16 @@ def activate(runtime, record: PluginRecord) -> None:
         return
     staged = Registrations()
     registry = Registrar(record, record.stage, staged)
+    calls = (("tinytorch_register_ops", {"registry": registry}), ("tinytorch_register_symbols", {"registry": registry}),
+             ("tinytorch_register_milestones", {"register": MilestoneRegistrar(record, staged)}),
+             ("tinytorch_cli_commands", {"commands": CommandRegistrar(record, staged)}))
+
+    def register():  # the four hooks as one call of the worker (each call costs a thread hand-over, ~0.1 ms)
+        for hook_name, kwargs in calls:
+            hook_caller(runtime, record, hook_name)(**kwargs)
+
     try:
-        call_hook(runtime, record, "tinytorch_register_ops", registry=registry)
-        call_hook(runtime, record, "tinytorch_register_symbols", registry=registry)
-        call_hook(runtime, record, "tinytorch_register_milestones", register=MilestoneRegistrar(record, staged))
-        call_hook(runtime, record, "tinytorch_cli_commands", commands=CommandRegistrar(record, staged))
+        runtime.plugin_worker.run("its registration hooks", register)
         runtime.core_classes.refuse_changes(record, "while registering")
         check_no_conflicts(runtime, record, staged)
     except BaseException as exc:

@@ -33,6 +33,7 @@ from .records import (  # noqa: F401 - re-exported: the CLI and tests read them 
     normalised,
 )
 from .registry import OpEntry
+from .worker import PluginWorker
 
 #: seconds one plugin's import or hook may run before it is refused (``TINYTORCH_PLUGIN_TIMEOUT``)
 DEFAULT_PLUGIN_TIMEOUT = 15.0
@@ -47,7 +48,6 @@ class Runtime:
         self._inspecting = 0  # inside ``inspecting()``: no strict-mode error
         # one thread loads while the others wait (reentrant: a plugin's import may use the runtime)
         self._load_lock = threading.RLock()
-        self.plugin_threads: set = set()  # idents of the threads running plugin code for this load
         self._reset()
 
     def _reset(self) -> None:
@@ -105,7 +105,7 @@ class Runtime:
         ``tinytorch stages`` table agree on what is installed and what is broken.
         """
         if not self._loaded or self._loading:  # not loaded yet, or another thread is loading
-            if self._loading and threading.get_ident() in self.plugin_threads:
+            if self._loading and threading.get_ident() in self.plugin_worker.idents:
                 return self  # a plugin's own code, run for this load: the state as it stands (no deadlock)
             with self._load_lock:
                 if not self._loaded:
@@ -114,6 +114,7 @@ class Runtime:
         return self
 
     def _load_once(self) -> None:
+        self.plugin_worker = PluginWorker(self.plugin_timeout)  # runs each plugin's code, with a time limit
         self._loading = True  # before _loaded: other threads then wait for the lock
         self._loaded = True
         try:
@@ -123,6 +124,7 @@ class Runtime:
             raise
         finally:
             self._loading = False
+            self.plugin_worker.close()
         if not self.strict:
             for record, _exc in self.failures:
                 warnings.warn(self.failure_message(record), PluginWarning, stacklevel=3)
