@@ -564,3 +564,9 @@ def test_a_plugin_reaching_a_stage_at_import_is_told_plugins_are_still_loading(e
     reason = runtime.plugins[entry_name].reason
     assert "StageStillLoadingError" in reason and "stage 'nn', which is not loaded yet" in reason
     assert "not installed" not in reason
+
+
+@pytest.mark.parametrize("value", ["garbage", "=tinytorch-nn", "nn="])
+def test_a_provider_choice_that_is_not_stage_equals_distribution_is_said_not_ignored_silently(value):
+    with pytest.warns(PluginWarning, match=f"TINYTORCH_PROVIDERS: '{value}' is not stage=distribution"):
+        Runtime([], environ={"TINYTORCH_PROVIDERS": f"{value},spatial=tinytorch-spatial"}).load()

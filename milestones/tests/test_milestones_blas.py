@@ -28,3 +28,11 @@ def test_requested_threads_follows_the_environment(monkeypatch, environ, expecte
     for key, value in environ.items():
         monkeypatch.setenv(key, value)
     assert blas.requested_threads() == expected
+
+
+def test_a_blas_thread_count_that_is_not_a_number_warns_and_leaves_blas_alone(monkeypatch):
+    from tinytorch_milestones.blas import requested_threads
+
+    monkeypatch.setenv("TINYTORCH_BLAS_THREADS", "banana")
+    with pytest.warns(RuntimeWarning, match="TINYTORCH_BLAS_THREADS='banana' is neither a number nor 'auto'"):
+        assert requested_threads() is None

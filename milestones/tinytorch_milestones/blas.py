@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import warnings
 
 _SETTERS = (
     "openblas_set_num_threads",
@@ -71,6 +72,8 @@ def requested_threads() -> int | None:
         try:
             return max(1, int(value))
         except ValueError:
+            warnings.warn(f"TINYTORCH_BLAS_THREADS={value!r} is neither a number nor 'auto'; BLAS is left as it is",
+                          RuntimeWarning, stacklevel=2)
             return None
     if any(os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")):
         return None  # the user already decided

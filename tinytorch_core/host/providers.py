@@ -37,6 +37,12 @@ def chosen_provider(environ, stage: str) -> str | None:
     return None
 
 
+def malformed_choices(environ) -> list:
+    """The items of ``TINYTORCH_PROVIDERS`` that are not ``stage=distribution`` (ignored, so said)."""
+    return [item for item in split_list(environ.get("TINYTORCH_PROVIDERS", ""))
+            if not all(part.strip() for part in item.partition("=")[::2]) or "=" not in item]
+
+
 def is_preferred(environ, stage: str, record) -> bool | None:
     """True: the user chose this plugin (or chose none, and it is the reference provider);
     False: the user chose another one; None: no choice was made and it is not the reference."""

@@ -21,7 +21,7 @@ from . import hookspecs, loading
 from .errors import PluginLoadError, PluginWarning
 from .lookup import short_name_index, unavailable
 from .namespace import Namespace
-from .providers import chosen_provider
+from .providers import chosen_provider, malformed_choices
 from .records import (  # noqa: F401 - re-exported: the CLI and tests read them from here
     BLOCKED,
     FAILED,
@@ -115,6 +115,9 @@ class Runtime:
 
     def _load_once(self) -> None:
         self.plugin_worker = PluginWorker(self.plugin_timeout)  # runs each plugin's code, with a time limit
+        for item in malformed_choices(self.environ):
+            warnings.warn(f"TINYTORCH_PROVIDERS: {item!r} is not stage=distribution; it is ignored", PluginWarning,
+                          stacklevel=3)
         self._loading = True  # before _loaded: other threads then wait for the lock
         self._loaded = True
         try:

@@ -167,9 +167,8 @@ def _check_class_targets(op, input, target, ignore_index) -> None:
     _check_integer_targets(op, t, shape)
     expected, n_classes = _expected_target_shape(op, shape)
     _check_target_shape(op, t, shape, expected)
-    if ignore_index is not None:
-        t = t[t != ignore_index]
-    _check_class_range(op, t, n_classes, ignore_index)
+    if t.size and not (t.min() >= 0 and t.max() < n_classes):  # out of range, unless they are ignore_index
+        _check_class_range(op, t if ignore_index is None else t[t != ignore_index], n_classes, ignore_index)
 
 
 def class_weight_of(op, weight, input):
