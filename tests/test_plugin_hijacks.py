@@ -278,3 +278,18 @@ def test_a_milestone_requiring_an_unknown_stage_is_refused_at_registration():
     assert runtime.plugins["ghost"].status == FAILED
     assert "milestone 'mine' requires ['nonexistent'], which are not stages" in runtime.plugins["ghost"].reason
     assert "mine" not in runtime.milestones
+
+
+@pytest.mark.parametrize("short", ["items", "read", "keys"])
+def test_an_op_named_like_a_dict_or_file_method_is_refused(short):
+    """Every op is a Tensor method: an op 'items' made hasattr(tensor, 'items') True, and
+    tt.io.save(tensor, path) then took the tensor for a dict."""
+    def register(registry):
+        registry.op(f"probe::{short}", _AdvancedRelu, differentiable=False)
+
+    module = plugin_module("probe", tinytorch_declare_stage=_declaring("probe", ("core",)),
+                           tinytorch_register_ops=register)
+    runtime = _runtime(FakeEntryPoint("probe", module, distribution="probe"))
+    _loaded(runtime)
+    assert runtime.plugins["probe"].status == FAILED
+    assert f"would make every tensor answer hasattr(x, '{short}')" in runtime.plugins["probe"].reason

@@ -122,6 +122,11 @@ class Registrar:
             raise RegistrationError(f"{who}: op name {name!r} must be qualified as 'stage::name'")
         if name.split("::")[0] != self._stage:
             raise RegistrationError(f"{who}: op {name!r} must be named after its stage: '{self._stage}::...'")
+        if name.split("::")[1] in PROBED_NAMES:
+            raise RegistrationError(
+                f"{who}: op {name!r} would make every tensor answer hasattr(x, {name.split('::')[1]!r}), a "
+                "question code asks to tell a dict, list or file from a tensor; choose another name"
+            )
         self._check_ownership("ops", name.split("::")[1], f"op {name!r}")
 
     def _check_op_class(self, name: str, function, differentiable: bool, samples) -> None:
@@ -251,6 +256,11 @@ def _check_owned(kind: str, name: str, shown: str, owner) -> None:
             f"({package.distribution}): only that package may register it"
         )
 
+
+#: attribute names code probes to recognise dicts, lists and files (``hasattr(x, "items")``); every
+#: op is also a Tensor method (``x.relu()``), so an op by one of these names would fool the probe
+PROBED_NAMES = frozenset({"keys", "items", "values", "get", "append", "extend", "read", "readline", "readlines",
+                          "write", "seek", "tell", "close", "fileno", "flush"})
 
 _COMMAND_NAME = re.compile(r"[a-z][a-z0-9-]{0,63}\Z")
 

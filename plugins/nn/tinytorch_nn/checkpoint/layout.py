@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -41,7 +42,7 @@ _SAVEABLE = set(DTYPES.values())  # in little-endian byte order; safetensors swa
 def flatten(state) -> tuple[dict, str]:
     """``(arrays by dotted name, layout as JSON text)`` for ``state``, a mapping of names to
     arrays, Tensors, plain values, and dicts, lists and tuples of them."""
-    if not hasattr(state, "items"):
+    if not isinstance(state, Mapping):
         raise TypeError(f"save: expected a mapping of names to arrays, got {type(state).__name__}")
     for key in state:
         if not isinstance(key, str) or not key:
@@ -65,7 +66,7 @@ def _node(value, name: str, arrays: dict, depth: int) -> dict:
         value = value.item()
     if isinstance(value, _PLAIN):
         return {"value": value}
-    if hasattr(value, "items"):
+    if isinstance(value, Mapping):
         return {"dict": [[key, _node(v, _child(name, key), arrays, depth + 1)] for key, v in value.items()]}
     if isinstance(value, (list, tuple)):
         kind = "tuple" if isinstance(value, tuple) else "list"
