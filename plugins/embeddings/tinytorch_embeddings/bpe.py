@@ -40,7 +40,7 @@ BYTES = 256  # the base vocabulary: one id per byte value
 #: the largest vocabulary (GPT-4o has about 200,000 ids)
 MAX_VOCAB_SIZE = 2**18
 #: the bytes of all tokens together; a hostile chain of merges (aa, then aaaa, ...) doubles a token per merge
-MAX_TOKEN_TABLE_BYTES = 64 * 2**20
+MAX_TOKEN_TABLE_BYTES = 16 * 2**20  # 45x a GPT-2 table; a doubling chain just under it loads in 17 MB (measured)
 #: special tokens are found with one regular expression, whose compile time grows faster than its size:
 #: at these limits it compiles in well under a second (200,000 tokens took a minute and 228 MiB)
 MAX_SPECIAL_TOKENS = 4096
