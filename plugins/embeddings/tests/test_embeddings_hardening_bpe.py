@@ -55,7 +55,7 @@ CRAFTED = {
     "special_repeated": (vocab_json(special_tokens=[EOT, EOT], vocab_size=260), "lists a token more than once"),
     "special_surrogate": (vocab_json(special_tokens=["\ud800"]), "holds a lone surrogate"),
     "doubling_chain": (vocab_json(merges=doubling_chain(40), vocab_size=256 + 40 + 1),
-                       "the tokens spell more than 67108864 bytes together"),
+                       "the tokens spell more than 16777216 bytes together"),
 }
 
 
