@@ -254,3 +254,11 @@ def test_expand_style_minus_one_and_extremes_over_a_non_empty_axis_of_an_empty_t
     assert empty.max(axis=1).shape == (0,) and empty.min(1).values.shape == (0,)  # nothing reduced over 0 rows
     with pytest.raises(ValueError, match="reduction over an empty axis"):
         empty.max(axis=0)
+
+
+def test_dim_of_no_axes_reduces_every_axis_and_unsigned_sums_are_int64_as_in_pytorch():
+    x = sample(2, 3)
+    assert x.sum(dim=()).shape == () and x.mean(dim=[]).shape == () and x.var(dim=()).shape == ()
+    assert x.sum(axis=()).shape == (2, 3)  # NumPy's axis=() reduces none
+    assert Tensor(np.full(300, 255, np.uint8)).sum().item() == 76500
+    assert Tensor(np.ones(3, np.uint8)).sum().dtype == np.int64  # NumPy's uint64 mixes badly with int64

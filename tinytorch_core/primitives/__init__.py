@@ -68,6 +68,8 @@ from .shape import (
 
 def _reducer(fn_class, op):
     def reduce(x, axis=None, keepdims=False, *, dim=None, keepdim=None, **kwargs):
+        if isinstance(dim, (tuple, list)) and not dim:
+            dim = None  # PyTorch's dim=(): every axis (NumPy's axis=() reduces none)
         axis = axis_or_dim(axis, dim, op)
         keepdims = keepdims_or_keepdim(keepdims, keepdim, op)
         ndim = len(shape_of(x))

@@ -26,6 +26,8 @@ class Sum(Function):
     @staticmethod
     def forward(ctx, a, axis=None, keepdims=False):
         ctx.shape, ctx.axis, ctx.keepdims = a.shape, axis, keepdims
+        if a.dtype.kind == "u":  # NumPy sums unsigned integers as uint64, PyTorch as int64
+            return a.sum(axis=axis, keepdims=keepdims, dtype=np.int64)
         return a.sum(axis=axis, keepdims=keepdims)
 
     @staticmethod
