@@ -57,7 +57,7 @@ def test_a_plugin_that_blocks_is_refused_after_the_timeout_and_the_rest_loads(ca
     assert all(runtime.stage_status(s)[0] == LOADED for s in ("nn", "spatial", "attention"))
 
 
-@pytest.mark.parametrize("value", ["soon", "0", "-1", "inf", "nan"])
+@pytest.mark.parametrize("value", ["soon", "0", "-1", "inf", "nan", "1e10"])
 def test_a_plugin_timeout_that_is_not_a_positive_number_warns_and_keeps_the_default(value):
     runtime = Runtime([], environ={"TINYTORCH_PLUGIN_TIMEOUT": value})
     with pytest.warns(PluginWarning, match="TINYTORCH_PLUGIN_TIMEOUT=.* is not a number of seconds > 0"):
@@ -171,3 +171,40 @@ def test_real_python_import_in_strict_mode_raises_plugin_load_error_not_system_e
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["PluginLoadError SystemExit 3"] * 5
+
+
+def test_a_plugin_raising_keyboard_interrupt_itself_is_its_failure_not_the_users():
+    """A real Ctrl-C reaches the loading thread; one raised by a plugin's own code in the worker
+    took down every command and every later access (each retried the load)."""
+    def interrupts():
+        raise KeyboardInterrupt("plugin")
+
+    entry_points = sorted(metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+    runtime = Runtime(entry_points + [FakeEntryPoint("interrupter", interrupts, call=True)], environ={})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runtime.load()
+    record = runtime.plugins["interrupter"]
+    assert record.status == FAILED and "raised KeyboardInterrupt(plugin) itself" in record.reason
+    assert runtime.stage_status("nn")[0] == LOADED
+
+
+def test_a_declaration_made_after_the_hook_timed_out_is_refused():
+    """A declare() from the thread left behind wrote the stage into the runtime after the load."""
+    finished = threading.Event()
+
+    def declares_late(declare):
+        time.sleep(0.6)
+        try:
+            declare("latestage", requires=("core",))
+        finally:
+            finished.set()
+
+    late = FakeEntryPoint("late", plugin_module("late", tinytorch_declare_stage=declares_late))
+    runtime = Runtime([late], environ={"TINYTORCH_PLUGIN_TIMEOUT": "0.2"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runtime.load()
+    assert finished.wait(5)
+    assert "latestage" not in runtime.stages and runtime.plugins["late"].status == FAILED
+

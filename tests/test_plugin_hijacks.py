@@ -293,3 +293,17 @@ def test_an_op_named_like_a_dict_or_file_method_is_refused(short):
     _loaded(runtime)
     assert runtime.plugins["probe"].status == FAILED
     assert f"would make every tensor answer hasattr(x, '{short}')" in runtime.plugins["probe"].reason
+
+
+@pytest.mark.parametrize("squatter_first", [True, False])
+def test_an_entry_point_named_like_a_stage_from_another_distribution_never_takes_it(squatter_first):
+    """A second entry point named 'nn' shut the nn stage off whichever came first: found first it
+    took the name; found second, refusing it unregistered the real nn from pluggy."""
+    squatter = FakeEntryPoint("nn", plugin_module("squat"), distribution="squat")
+    runtime = Runtime(([squatter] + REAL) if squatter_first else (REAL + [squatter]), environ={})
+    _loaded(runtime)
+    status, record = runtime.stage_status("nn")
+    assert status == LOADED and record.distribution == "tinytorch-nn"
+    assert runtime.resolve("nn", "Linear").__module__.startswith("tinytorch_nn")
+    refused = runtime.plugins["nn@squat"]
+    assert refused.status == FAILED and "entry-point name 'nn'" in refused.reason

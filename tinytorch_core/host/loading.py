@@ -15,14 +15,15 @@ from __future__ import annotations
 import difflib
 import importlib.metadata as metadata
 import re
+import threading
 
 from .. import catalog
 from . import hookspecs
 from .core_guard import CoreClasses
 from .errors import RegistrationError
-from .providers import blocked_reason, claim_curriculum_stage
-from .records import BLOCKED, INACTIVE, LOADED, PluginRecord, core_version, describe_exception, distribution_of
-from .records import is_fatal
+from .providers import blocked_reason, chosen_provider, claim_curriculum_stage
+from .records import BLOCKED, FAILED, INACTIVE, LOADED, PluginRecord, core_version, describe_exception
+from .records import distribution_of, is_fatal, normalised
 from .registry import CommandRegistrar, MilestoneRegistrar, Registrar, Registrations
 
 _STAGE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
@@ -49,7 +50,8 @@ def load_all(runtime) -> None:
         if record is not None:
             imported.append(record)
     for record in imported:
-        declare_stage(runtime, record)
+        if record.status != FAILED:  # a squatter that stepped aside for the name's owner
+            declare_stage(runtime, record)
     pending = [r for r in runtime.plugins.values() if r.status == "pending"]
     for record in sorted(pending, key=lambda r: (r.stage is None, runtime._stage_rank(r), r.name)):
         activate(runtime, record)
@@ -62,9 +64,13 @@ def import_plugin(runtime, ep) -> PluginRecord | None:
     record = PluginRecord(ep.name, dist, version, ep.value)
     if ep.name in runtime.plugins:
         other = runtime.plugins[ep.name]
-        runtime.plugins[f"{ep.name}@{dist}"] = record
-        runtime.fail(record, f"uses the entry-point name '{ep.name}' already taken by {other.describe()}")
-        return None
+        if not owns_name(runtime, ep.name, dist) or owns_name(runtime, ep.name, other.distribution):
+            runtime.plugins[f"{ep.name}@{dist}"] = record
+            runtime.fail(record, f"uses the entry-point name '{ep.name}' already taken by {other.describe()}")
+            return None
+        # the name is this distribution's (the catalog's package, or the user's choice): the other steps aside
+        runtime.fail(other, f"uses the entry-point name '{ep.name}', which belongs to {dist}")
+        runtime.plugins[f"{ep.name}@{other.distribution}"] = other
     runtime.plugins[ep.name] = record
     why_blocked = blocked_reason(runtime.environ, ep.name, dist)
     if why_blocked:
@@ -81,6 +87,16 @@ def import_plugin(runtime, ep) -> PluginRecord | None:
         runtime.fail(record, f"failed to load '{ep.value}': {describe_exception(exc)}", exc)
         return None
     return record
+
+
+def owns_name(runtime, name: str, distribution: str) -> bool:
+    """Whether the entry-point name ``name`` is ``distribution``'s: the one TINYTORCH_PROVIDERS
+    chose for it, else the catalog's package of that name (``nn`` is tinytorch-nn's)."""
+    chosen = chosen_provider(runtime.environ, name)
+    if chosen is not None:
+        return chosen in (distribution, normalised(distribution))
+    package = catalog.get(name)
+    return package is not None and normalised(package.distribution) == normalised(distribution)
 
 
 def check_hook_names(plugin) -> None:
@@ -120,14 +136,22 @@ def hook_caller(runtime, record: PluginRecord, hook_name: str):
 def declare_stage(runtime, record: PluginRecord) -> None:
     """Ask the plugin which stage it provides; a curriculum stage's name may be its entry point's."""
 
+    hook_ended = []  # set once the hook returned or timed out: a late call (from a thread left behind) is refused
+
     def declare(name, *, requires=None, title=None, order=None):
+        if hook_ended and threading.get_ident() != loading_thread:
+            raise RegistrationError(f"{record.describe()} called declare() after its tinytorch_declare_stage ended")
         if requires is not None and not isinstance(requires, (str, bytes)):
             requires = tuple(requires) if hasattr(requires, "__iter__") else requires  # a generator, used once
         check_declaration(record, name, requires, title, order)
         take_stage(runtime, record, name, requires, title, order)
 
+    loading_thread = threading.get_ident()
     try:
-        call_hook(runtime, record, "tinytorch_declare_stage", declare=declare)
+        try:
+            call_hook(runtime, record, "tinytorch_declare_stage", declare=declare)
+        finally:
+            hook_ended.append(True)
         if record.stage is None and _is_curriculum_stage(record.name):
             declare(record.name)  # the entry-point name is the stage's: nothing to repeat
         runtime.core_classes.refuse_changes(record, "while declaring its stage")

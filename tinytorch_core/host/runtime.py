@@ -86,8 +86,9 @@ class Runtime:
             seconds = float(text) if text else DEFAULT_PLUGIN_TIMEOUT
         except ValueError:
             seconds = -1.0
-        if not 0 < seconds < float("inf"):
-            warnings.warn(f"TINYTORCH_PLUGIN_TIMEOUT={text!r} is not a number of seconds > 0; using "
+        if not 0 < seconds <= threading.TIMEOUT_MAX:  # 1e10 would overflow the wait
+            warnings.warn(f"TINYTORCH_PLUGIN_TIMEOUT={text!r} is not a number of seconds > 0 and at most "
+                          f"{threading.TIMEOUT_MAX:g}; using "
                           f"{DEFAULT_PLUGIN_TIMEOUT:g}", PluginWarning, stacklevel=2)
             seconds = DEFAULT_PLUGIN_TIMEOUT
         return seconds
@@ -191,8 +192,9 @@ class Runtime:
     def fail(self, record: PluginRecord, reason: str, exc: BaseException | None = None) -> None:
         """Record a plugin's failure; ``load`` warns (or, strict, raises) once every plugin is done."""
         record.status, record.reason = FAILED, reason
-        with contextlib.suppress(Exception):
-            if self.pm.get_plugin(record.name) is not None and record.name != "core":
+        with contextlib.suppress(Exception):  # pluggy knows it by name: only if the name is this record's
+            if self.plugins.get(record.name) is record and self.pm.get_plugin(record.name) is not None \
+                    and record.name != "core":
                 self.pm.unregister(name=record.name)
         self.failures.append((record, exc))
 

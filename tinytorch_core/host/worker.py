@@ -16,6 +16,11 @@ class PluginTimeout(Exception):
     """A plugin's import or hook ran past ``TINYTORCH_PLUGIN_TIMEOUT``."""
 
 
+class PluginInterrupt(Exception):
+    """A plugin's own code raised ``KeyboardInterrupt``: the user's Ctrl-C reaches the loading
+    thread, never the worker, so this one is the plugin's failure like any other exception."""
+
+
 class PluginWorker:
     """One daemon thread that runs plugin calls one at a time, for one load of the plugins."""
 
@@ -35,8 +40,11 @@ class PluginWorker:
             self._jobs = None  # abandoned: the next call starts a fresh worker
             raise PluginTimeout(f"{what} did not finish within {self.timeout:g} s (TINYTORCH_PLUGIN_TIMEOUT): "
                                 "a plugin must not block while it loads")
-        if "error" in outcome:
-            raise outcome["error"]  # the loading thread decides what is fatal (KeyboardInterrupt)
+        error = outcome.get("error")
+        if isinstance(error, KeyboardInterrupt):
+            raise PluginInterrupt(f"{what} raised KeyboardInterrupt({error}) itself") from error
+        if error is not None:
+            raise error
         return outcome.get("value")
 
     def close(self) -> None:
