@@ -66,9 +66,12 @@ def test_a_plugin_timeout_that_is_not_a_positive_number_warns_and_keeps_the_defa
 
 @pytest.mark.parametrize("body", [
     "import time\ntime.sleep(3600)\n",
+    # an executor thread that never ends, then a block: interpreter shutdown joins executor threads
+    "import threading\nfrom concurrent.futures import ThreadPoolExecutor\n"
+    "ThreadPoolExecutor(1).submit(threading.Event().wait)\nthreading.Event().wait()\n",
     "from tinytorch_core import hookimpl\nimport threading\n\n@hookimpl\ndef tinytorch_register_ops(registry):\n"
     "    threading.Event().wait()\n",
-], ids=["sleeps-at-import", "waits-in-a-hook"])
+], ids=["sleeps-at-import", "leaves-an-executor-and-blocks", "waits-in-a-hook"])
 def test_real_cli_with_an_installed_plugin_that_blocks_finishes(tmp_path, body):
     _install_broken_plugin(tmp_path, body)
     started = time.perf_counter()
@@ -117,7 +120,7 @@ def _run_cli(root, *args, **extra_env):
     env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.update(extra_env)
     return subprocess.run([sys.executable, "-m", "tinytorch_core", *args], capture_output=True, text=True,
-                          env=env, timeout=120, stdin=subprocess.DEVNULL)
+                          env=env, timeout=60, stdin=subprocess.DEVNULL)
 
 
 @pytest.mark.parametrize("body", [

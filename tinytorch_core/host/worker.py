@@ -27,6 +27,7 @@ class PluginWorker:
     def __init__(self, timeout: float):
         self.timeout = timeout
         self.idents: set = set()  # every thread that ran plugin code for this load (a stuck one too)
+        self.abandoned = False  # a plugin timed out: its thread is left behind
         self._jobs: queue.SimpleQueue | None = None  # the live worker's queue; None: none started
 
     def run(self, what: str, function, **kwargs):
@@ -37,7 +38,7 @@ class PluginWorker:
         done = threading.Event()
         self._jobs.put((function, kwargs, outcome, done))
         if not done.wait(self.timeout):
-            self._jobs = None  # abandoned: the next call starts a fresh worker
+            self._jobs, self.abandoned = None, True  # the next call starts a fresh worker
             raise PluginTimeout(f"{what} did not finish within {self.timeout:g} s (TINYTORCH_PLUGIN_TIMEOUT): "
                                 "a plugin must not block while it loads")
         error = outcome.get("error")

@@ -177,7 +177,11 @@ def test_infinite_hyperparameters_and_scheduler_states_are_refused():
     scheduler = tt.optim.StepLR(optimizer, step_size=2)
     for state, error, message in [({"base_lrs": [float("nan")], "last_epoch": 0}, TypeError, "must be a number"),
                                   ({"base_lrs": [-5.0], "last_epoch": 0}, ValueError, "must be at least 0"),
-                                  ({"base_lrs": [0.1], "last_epoch": -10**6}, ValueError, "last_epoch must be an int")]:
+                                  ({"base_lrs": [0.1], "last_epoch": -10**6}, ValueError, "last_epoch must be an int"),
+                                  ({"base_lrs": None, "last_epoch": 0}, ValueError, "base_lrs must be a list"),
+                                  ({"base_lrs": -1, "last_epoch": 0}, ValueError, "base_lrs must be a list"),
+                                  ({"base_lrs": [0.1], "last_epoch": 1, "last_lr": 0.5}, ValueError,
+                                   "last_lr must be a list of 1 rate")]:
         with pytest.raises(error, match=f"StepLR.load_state_dict: .*{message}"):
             scheduler.load_state_dict(state)
         assert (optimizer.param_groups[0]["lr"], scheduler.last_epoch) == (0.1, 0)  # left as it was

@@ -67,13 +67,15 @@ class LRScheduler:
         if not isinstance(state, dict) or not {"base_lrs", "last_epoch"} <= set(state):
             raise ValueError(f"{type(self).__name__}.load_state_dict: expected a dict with 'base_lrs' and "
                              f"'last_epoch' (a scheduler's state_dict()), got {state!r:.80}")
+        name = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state["base_lrs"], (list, tuple)):
+            raise ValueError(f"{name}: base_lrs must be a list of rates, got {state['base_lrs']!r:.80}")
         base_lrs = list(state["base_lrs"])
         if len(base_lrs) != len(self.optimizer.param_groups):
             raise ValueError(
                 f"{type(self).__name__}.load_state_dict: the state has {len(base_lrs)} base rate(s), "
                 f"the optimizer has {len(self.optimizer.param_groups)} parameter group(s)"
             )
-        name = f"{type(self).__name__}.load_state_dict"
         base_lrs = [_number(name, f"base_lrs[{k}]", lr) for k, lr in enumerate(base_lrs)]  # before any is set
         epoch = state["last_epoch"]
         if not isinstance(epoch, numbers.Integral) or isinstance(epoch, (bool, np.bool_)) or not 0 <= epoch < 2**53:

@@ -156,3 +156,15 @@ def test_batch_norm_needs_more_than_one_value_per_channel_in_training():
 def test_batch_norm_eval_needs_running_statistics():
     with pytest.raises(ValueError, match=r"batch_norm2d: evaluation mode needs running_mean and running_var"):
         batch_norm2d(t(2, 3, 4, 4), None, None, training=False)
+
+
+@pytest.mark.parametrize("key, value", [("running_var", -1.0), ("running_var", np.nan), ("running_mean", np.inf)])
+def test_batch_norm_refuses_running_statistics_it_cannot_normalise_with(key, value):
+    """A loaded running_var of -1 or NaN, or a running_mean of inf, gave NaN or -inf outputs."""
+    layer = BatchNorm2d(3)
+    state = layer.state_dict()
+    state[key] = np.full(3, value, np.float32)
+    layer.load_state_dict(state)
+    layer.eval()
+    with pytest.raises(ValueError, match=r"BatchNorm2d\(3\): running_mean must be finite and running_var finite"):
+        layer(t(2, 3, 4, 4))

@@ -95,6 +95,11 @@ def checked_batch_norm2d(x, running_mean, running_var, weight, bias, training, m
     if not training:
         if running_mean is None or running_var is None:
             raise ValueError(f"{where}: evaluation mode needs running_mean and running_var, got None")
+        mean, var = array_of(running_mean), array_of(running_var)
+        if not (np.isfinite(mean).all() and np.isfinite(var).all() and (var >= 0).all()):  # a loaded state, say
+            raise ValueError(f"{where}: running_mean must be finite and running_var finite and >= 0 to normalise "
+                             f"in evaluation mode; running_var holds values in [{var.min()}, {var.max()}], "
+                             f"running_mean in [{mean.min()}, {mean.max()}]")
         return BatchNorm2dFunction.apply(x, weight, bias, mean=array_of(running_mean), var=array_of(running_var),
                                          batch_stats=False, eps=eps)
     count = shape[0] * shape[2] * shape[3]
