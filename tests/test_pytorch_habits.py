@@ -262,3 +262,15 @@ def test_dim_of_no_axes_reduces_every_axis_and_unsigned_sums_are_int64_as_in_pyt
     assert x.sum(axis=()).shape == (2, 3)  # NumPy's axis=() reduces none
     assert Tensor(np.full(300, 255, np.uint8)).sum().item() == 76500
     assert Tensor(np.ones(3, np.uint8)).sum().dtype == np.int64  # NumPy's uint64 mixes badly with int64
+
+
+def test_attention_takes_pytorchs_positional_order():
+    """sdpa(q, k, v, None, 0.1) read 0.1 as causal=True: a causal mask and no dropout."""
+    q = Tensor(np.random.default_rng(0).standard_normal((1, 4, 8)), dtype=np.float64)
+    plain = tt.ops.scaled_dot_product_attention(q, q, q)
+    np.testing.assert_array_equal(tt.ops.scaled_dot_product_attention(q, q, q, None, 0.0).data, plain.data)
+    causal = tt.ops.scaled_dot_product_attention(q, q, q, None, 0.0, True)
+    np.testing.assert_array_equal(causal.data, tt.ops.scaled_dot_product_attention(q, q, q, is_causal=True).data)
+    assert not np.allclose(causal.data, plain.data)
+    half = tt.ops.scaled_dot_product_attention(q, q, q, None, 0.0, False, 0.5)
+    np.testing.assert_array_equal(half.data, tt.ops.scaled_dot_product_attention(q, q, q, scale=0.5).data)

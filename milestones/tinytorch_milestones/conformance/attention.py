@@ -174,7 +174,7 @@ CHECKS = [
 ]
 
 CONTRACT = [
-    Op("scaled_dot_product_attention", "q, k, v, mask=None, causal=False, dropout_p=0.0, generator=None, "
+    Op("scaled_dot_product_attention", "q, k, v, mask=None, dropout_p=0.0, causal=False, generator=None, "
                                        "num_heads=None", inputs=("q", "k", "v"),
        doc="""softmax(q k^T / sqrt(D)) v over the last two axes: q (..., Tq, D), k (..., Tk, D),
     v (..., Tk, Dv) -> (..., Tq, Dv). ``mask`` (bool, broadcastable to (..., Tq, Tk)) is True where a

@@ -253,9 +253,8 @@ def _check_scale(scale, where: str):
     return float(scale)
 
 
-def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False, dropout_p: float = 0.0,
-                                 generator=None, num_heads: int | None = None, scale=None, *,
-                                 attn_mask=None, is_causal=None):
+def scaled_dot_product_attention(q, k, v, mask=None, dropout_p: float = 0.0, causal: bool = False, scale=None, *,
+                                 generator=None, num_heads: int | None = None, attn_mask=None, is_causal=None):
     """Attention of queries ``q`` over keys ``k`` and values ``v``.
 
     Shapes: ``q`` (B, H, Tq, D), ``k`` (B, H, Tk, D), ``v`` (B, H, Tk, Dv), or the same without
@@ -264,8 +263,9 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False, dropo
     query's own position (``j > i``). A query with no key left attends to nothing: its output
     row is zero and passes no gradient. ``dropout_p`` drops attention weights (train time) using
     ``generator``. ``scale`` multiplies the scores ``q k^T`` before the softmax: ``1 / sqrt(D)``
-    when None, as in PyTorch. Returns (B, H, Tq, Dv). PyTorch's names ``attn_mask`` (a bool mask:
-    True takes part, as here) and ``is_causal`` work too.
+    when None, as in PyTorch. Returns (B, H, Tq, Dv). The positional order is PyTorch's (mask,
+    dropout_p, causal, scale), and its names ``attn_mask`` (a bool mask: True takes part, as here)
+    and ``is_causal`` work too.
 
     With ``num_heads=H``, ``q``, ``k`` and ``v`` are (B, T, E) with E divisible by H: the op
     splits them into H heads of E / H features itself (no reshape/transpose nodes in the graph),
