@@ -43,7 +43,12 @@ def test_softmax_and_log_softmax_take_dim_as_axis(rng):
     np.testing.assert_allclose(F.softmax(_f64(x), dim=1).data, expected, rtol=1e-12)
     np.testing.assert_allclose(F.log_softmax(_f64(x), dim=1).data, np.log(expected), rtol=1e-12)
     np.testing.assert_allclose(F.softmax(_f64(x), dim=-1).data, F.softmax(_f64(x), axis=-1).data, rtol=0)
-    np.testing.assert_allclose(F.softmax(_f64(x)).data, F.softmax(_f64(x), 2).data, rtol=0)  # default: last axis
+    # no axis: the last one up to 2-D (PyTorch's implicit choice too); from 3-D on PyTorch would pick dim 0
+    # (3-D) or 1 (4-D): the axis must be given
+    np.testing.assert_allclose(F.softmax(_f64(x[0])).data, F.softmax(_f64(x[0]), 1).data, rtol=0)
+    for call in (F.softmax, F.log_softmax, Softmax(), LogSoftmax()):
+        with pytest.raises(ValueError, match="give the axis .* for an input of 3 dimensions"):
+            call(_f64(x))
     assert gradcheck(F.softmax, x, dim=1)
     assert gradcheck(F.log_softmax, x, dim=0)
 
@@ -61,7 +66,7 @@ def test_softmax_dim_is_a_method_keyword_and_a_layer_argument(rng):
     np.testing.assert_allclose(x.log_softmax(dim=0).data, F.log_softmax(x, axis=0).data, rtol=0)
     np.testing.assert_allclose(Softmax(dim=0)(x).data, F.softmax(x, axis=0).data, rtol=0)
     np.testing.assert_allclose(LogSoftmax(dim=0)(x).data, F.log_softmax(x, axis=0).data, rtol=0)
-    assert repr(Softmax(dim=0)) == "Softmax(axis=0)" and repr(LogSoftmax()) == "LogSoftmax(axis=-1)"
+    assert repr(Softmax(dim=0)) == "Softmax(axis=0)" and repr(LogSoftmax()) == "LogSoftmax(axis=None)"
 
 
 def test_softmax_axis_and_dim_together_is_an_error():

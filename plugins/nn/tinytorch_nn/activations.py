@@ -207,14 +207,19 @@ def _shifted_by_max(ctx, x, axis):
 
 
 def class_axis(x, axis, dim, where: str) -> int:
-    """The one axis softmax-like ops normalise over: ``axis`` or its PyTorch name ``dim``, -1 by default."""
-    axis = axis_or_dim(axis, dim, where)
-    return normalize_axis(-1 if axis is None else axis, len(shape_of(x)), where)
+    """The one axis softmax-like ops normalise over: ``axis`` or its PyTorch name ``dim``. Without
+    one, the last axis up to 2-D (PyTorch's implicit choice too); from 3-D on PyTorch's implicit
+    choice is another axis (0 for 3-D, 1 for 4-D), so the axis must be given."""
+    axis, ndim = axis_or_dim(axis, dim, where), len(shape_of(x))
+    if axis is None and ndim >= 3:
+        raise ValueError(f"{where}: give the axis (dim=...) for an input of {ndim} dimensions; without one, "
+                         "PyTorch would pick dim 0 for 3-D and dim 1 from 4-D on, not the last axis")
+    return normalize_axis(-1 if axis is None else axis, ndim, where)
 
 
 def softmax(x, axis=None, dim=None):
-    """``exp(x) / sum(exp(x))`` along ``axis`` (or ``dim``, PyTorch's name; the last axis by
-    default), computed after subtracting the maximum."""
+    """``exp(x) / sum(exp(x))`` along ``axis`` (or ``dim``, PyTorch's name; see ``class_axis`` for
+    the default), computed after subtracting the maximum."""
     return SoftmaxFunction.apply(x, class_axis(x, axis, dim, "softmax"))
 
 
@@ -238,6 +243,6 @@ class LogSoftmaxFunction(Function):
 
 
 def log_softmax(x, axis=None, dim=None):
-    """``x - logsumexp(x)`` along ``axis`` (or ``dim``; the last axis by default), stable for very
-    negative or very large logits."""
+    """``x - logsumexp(x)`` along ``axis`` (or ``dim``; see ``class_axis`` for the default), stable
+    for very negative or very large logits."""
     return LogSoftmaxFunction.apply(x, class_axis(x, axis, dim, "log_softmax"))

@@ -167,12 +167,12 @@ class GELU(Module):
 
 
 class Softmax(Module):
-    """``softmax`` along ``axis`` (or ``dim``, PyTorch's name for it; the last axis by default)."""
+    """``softmax`` along ``axis`` (or ``dim``, PyTorch's name for it; without one, the last axis of
+    a 1-D or 2-D input, and an error from 3-D on, where PyTorch would pick another)."""
 
     def __init__(self, axis=None, dim=None):
         super().__init__()
-        axis = axis_or_dim(axis, dim, "Softmax")
-        self.axis = -1 if axis is None else axis
+        self.axis = axis_or_dim(axis, dim, "Softmax")
 
     def forward(self, x):
         return F.softmax(x, self.axis)
@@ -182,12 +182,11 @@ class Softmax(Module):
 
 
 class LogSoftmax(Module):
-    """``log_softmax`` along ``axis`` (or ``dim``, PyTorch's name for it; the last axis by default)."""
+    """``log_softmax`` along ``axis`` (or ``dim``; the default as for ``Softmax``)."""
 
     def __init__(self, axis=None, dim=None):
         super().__init__()
-        axis = axis_or_dim(axis, dim, "LogSoftmax")
-        self.axis = -1 if axis is None else axis
+        self.axis = axis_or_dim(axis, dim, "LogSoftmax")
 
     def forward(self, x):
         return F.log_softmax(x, self.axis)
