@@ -274,3 +274,19 @@ def test_attention_takes_pytorchs_positional_order():
     assert not np.allclose(causal.data, plain.data)
     half = tt.ops.scaled_dot_product_attention(q, q, q, None, 0.0, False, 0.5)
     np.testing.assert_array_equal(half.data, tt.ops.scaled_dot_product_attention(q, q, q, scale=0.5).data)
+
+
+def test_more_of_pytorchs_dtypes_and_defaults():
+    """cat of int and float32 was float64 (NumPy's rule); where of two Python floats and as_tensor
+    of Python floats were float64; SGD had no default lr; .to('cpu') was an unknown dtype."""
+    ints, floats = tt.tensor(np.array([1, 2])), tt.tensor(np.array([0.5, 1.5], np.float32))
+    assert tt.cat([ints, floats]).dtype == np.float32 and tt.stack([floats, ints]).dtype == np.float32
+    condition = tt.tensor(np.array([True, False]))
+    assert tt.where(condition, 1.0, 0.0).dtype == np.float32 and tt.where(condition, 1, 0).dtype == np.int64
+    assert tt.as_tensor([1.0, 2.0]).dtype == np.float32 and tt.as_tensor(np.ones(2)).dtype == np.float64
+    assert tt.optim.SGD([tt.Parameter(np.ones(2))]).defaults["lr"] == 1e-3
+    assert floats.to("cpu") is floats and tt.nn.Linear(2, 2).to("cpu").weight.dtype == np.float32
+    with pytest.raises(ValueError, match="expected a dtype or the device 'cpu'"):
+        floats.to("cuda")
+    with pytest.raises(ValueError, match="got None"):
+        floats.to(None)  # np.dtype(None) is float64

@@ -100,6 +100,20 @@ def true_or_false(value, what: str, where: str) -> bool:
     return bool(value)
 
 
+def target_dtype(value, where: str):
+    """The dtype ``value`` names for ``.to(...)``, or None for ``"cpu"``: PyTorch code moves
+    tensors to its device, and the CPU is the only one here."""
+    device = value.split(":")[0] if isinstance(value, str) else None
+    if device == "cpu":
+        return None
+    if device in ("cuda", "mps", "xpu", "meta") or value is None:  # np.dtype(None) would be float64
+        raise ValueError(f"{where}: expected a dtype or the device 'cpu' (TinyTorch runs on NumPy), got {value!r}")
+    try:
+        return np.dtype(value)
+    except TypeError:
+        raise TypeError(f"{where}: expected a dtype (tt.float32, 'float64') or the device 'cpu', got {value!r}") from None
+
+
 def normalize_axis(axis, ndim: int, where: str) -> int:
     """One axis as a non-negative index into ``ndim`` dimensions (``-1`` is the last)."""
     if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):

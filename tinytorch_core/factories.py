@@ -27,6 +27,8 @@ def as_tensor(data, dtype=None) -> Tensor:
     if isinstance(data, Tensor):
         data = data.data
     arr = np.asarray(data, dtype=dtype)
+    if dtype is None and not isinstance(data, (np.ndarray, np.generic)) and arr.dtype.kind == "f":
+        arr = arr.astype(DEFAULT_FLOAT)  # Python floats: PyTorch's float32 (an array keeps its dtype)
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"as_tensor: unsupported data type {arr.dtype} (expected float, int or bool data)")
     return Tensor._wrap(arr)

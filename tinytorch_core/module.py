@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .checks import refuse_masked
+from .checks import refuse_masked, target_dtype
 from .grad_mode import _per_thread
 from .inplace import InPlaceClock
 from .tensor import Tensor
@@ -227,8 +227,10 @@ class Module:
         return self
 
     def to(self, dtype) -> "Module":
-        """Cast every floating parameter and buffer (float64 for numerical checks)."""
-        dtype = np.dtype(dtype)
+        """Cast every floating parameter and buffer (float64 for numerical checks); ``"cpu"``: itself."""
+        dtype = target_dtype(dtype, "Module.to")
+        if dtype is None:
+            return self
         if dtype.kind != "f":
             raise TypeError(f"Module.to: expected a floating dtype, got {dtype}")
         for module in self.modules():

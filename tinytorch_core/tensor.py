@@ -8,7 +8,7 @@ import operator
 
 import numpy as np
 
-from .checks import axis_or_dim, broadcasts_to, keepdims_or_keepdim, normalize_axis, refuse_masked
+from .checks import axis_or_dim, broadcasts_to, keepdims_or_keepdim, normalize_axis, refuse_masked, target_dtype
 from .grad_mode import _per_thread
 from .inplace import (IN_PLACE_CLOCK, is_region_of, link_view, memory_of, record_in_place,
                       view_of_a_root_that_requires_grad, write_plain)
@@ -351,10 +351,11 @@ class Tensor:
         return self.to(np.bool_)
 
     def to(self, dtype) -> "Tensor":
-        """Differentiable cast (float64 for numerical checks, float32 for speed)."""
-        if np.dtype(dtype) == self.data.dtype:
+        """Differentiable cast (float64 for numerical checks, float32 for speed); ``"cpu"``: itself."""
+        dtype = target_dtype(dtype, "Tensor.to")
+        if dtype is None or dtype == self.data.dtype:
             return self
-        return _P.Cast.apply(self, np.dtype(dtype))
+        return _P.Cast.apply(self, dtype)
 
     # ---- comparisons: bool tensors, never differentiable ------------------------------------
     def __lt__(self, other):

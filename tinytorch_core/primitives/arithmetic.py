@@ -7,7 +7,7 @@ import numpy as np
 
 from ..checks import array_of, shape_of
 from ..checks import not_floating
-from ..dtypes import promote
+from ..dtypes import DEFAULT_FLOAT, promote
 from .. import flops as count  # FLOP formulas
 from ..function import Function
 
@@ -408,8 +408,11 @@ def where(condition, a, b):
     cond = array_of(condition)
     if cond.dtype != np.bool_:
         raise TypeError(f"where: the condition must be a bool tensor, got {cond.dtype}")
+    a, b = promote(a, b)
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):  # two numbers: PyTorch's float32 (not float64)
+        a = np.asarray(a, DEFAULT_FLOAT if isinstance(a, float) or isinstance(b, float) else None)
     # the condition as given: a tensor's version counter tells backward that it was changed in place
-    return Where.apply(condition, *promote(a, b))
+    return Where.apply(condition, a, b)
 
 
 def bitwise(a, b, function):

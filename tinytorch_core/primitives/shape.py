@@ -6,7 +6,8 @@ import operator
 
 import numpy as np
 
-from ..checks import array_of, axis_or_dim, broadcasts_to, normalize_axes, normalize_axis, shape_of
+from ..checks import array_of, axis_or_dim, broadcasts_to, dtype_of, normalize_axes, normalize_axis, shape_of
+from ..dtypes import promote
 from .. import flops as count  # FLOP formulas
 from ..function import Function
 from ..host.samples import Sample, randn
@@ -296,7 +297,7 @@ def _check_joinable(op: str, tensors, axis: int, same_axis: bool):
 
 def concatenate(tensors, axis: int = None, *, dim: int = None):
     """Join ``tensors`` along an existing ``axis`` (default 0; PyTorch's ``cat(..., dim)``)."""
-    tensors = list(tensors)
+    tensors = _common_dtype(list(tensors))
     axis = _check_joinable("concatenate", tensors, _axis_or_first(axis, dim, "concatenate"), same_axis=True)
     return Concatenate.apply(*tensors, axis=axis)
 
@@ -306,9 +307,17 @@ cat = concatenate  # PyTorch's name
 
 def stack(tensors, axis: int = None, *, dim: int = None):
     """Join ``tensors`` along a new ``axis`` (default 0; PyTorch's ``dim``)."""
-    tensors = list(tensors)
+    tensors = _common_dtype(list(tensors))
     axis = _check_joinable("stack", tensors, _axis_or_first(axis, dim, "stack"), same_axis=False)
     return Stack.apply(*tensors, axis=axis)
+
+
+def _common_dtype(tensors: list) -> list:
+    """Tensors of different dtypes brought to one by the elementwise ops' rule (``dtypes.py``: int
+    and float32 give float32, where NumPy's concatenate gives float64)."""
+    if len({dtype_of(t) for t in tensors}) > 1:
+        return list(promote(*tensors))
+    return tensors
 
 
 def _axis_or_first(axis, dim, where: str) -> int:

@@ -372,7 +372,7 @@ CONTRACT = [
         ("NLLLoss", "nll_loss"))],
     *[Layer(cls, signature, namespace="optim", base="object", doc=doc,
             methods=("def step(self)", "def zero_grad(self)")) for cls, signature, doc in (
-        ("SGD", "params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False",
+        ("SGD", "params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False",
          """Stochastic gradient descent: v = momentum v + g; p -= lr v (v = g without momentum)."""),
         ("Adam", "params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0",
          """Adam with bias correction: p -= lr m_hat / (sqrt(v_hat) + eps)."""),
