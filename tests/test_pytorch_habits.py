@@ -290,3 +290,9 @@ def test_more_of_pytorchs_dtypes_and_defaults():
         floats.to("cuda")
     with pytest.raises(ValueError, match="got None"):
         floats.to(None)  # np.dtype(None) is float64
+
+
+def test_layer_norm_refuses_pytorchs_normalized_shape_argument():
+    """F.layer_norm(x, (E,)) read the tuple as the weight; silently when E == 1."""
+    with pytest.raises(TypeError, match="layer_norm: weight must be a tensor, got the tuple"):
+        tt.ops.layer_norm(sample(2, 1), (1,))

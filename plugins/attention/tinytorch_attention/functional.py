@@ -71,6 +71,9 @@ def layer_norm(x, weight=None, bias=None, eps: float = 1e-5):
     if len(shape) == 0:
         raise ValueError("layer_norm: the input needs at least one axis to normalise over")
     for name, param in (("weight", weight), ("bias", bias)):
+        if isinstance(param, (tuple, list)):  # PyTorch's F.layer_norm(x, normalized_shape, ...): (E,) is no weight
+            raise TypeError(f"layer_norm: {name} must be a tensor, got the {type(param).__name__} {param!r:.40}; "
+                            "the last axis is always the one normalised (no normalized_shape argument)")
         if param is not None and shape_of(param) != shape[-1:]:
             raise ValueError(
                 f"layer_norm: {name} must have shape ({shape[-1]},) to match the last axis of the input "
