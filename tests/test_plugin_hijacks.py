@@ -168,7 +168,7 @@ def test_a_plugin_that_patches_tensor_is_refused_and_the_patch_undone():
     assert not patched_left
     patcher = runtime.plugins["patcher"]
     assert patcher.status == FAILED
-    assert "changed core's classes while registering (Tensor.__add__)" in patcher.reason
+    assert "changed code it does not own while registering (Tensor.__add__)" in patcher.reason
     assert any("patcher" in message for message in said)
     x = Tensor([1.0, 2.0], requires_grad=True)
     (x + 1.0).sum().backward()
@@ -307,3 +307,32 @@ def test_an_entry_point_named_like_a_stage_from_another_distribution_never_takes
     assert runtime.resolve("nn", "Linear").__module__.startswith("tinytorch_nn")
     refused = runtime.plugins["nn@squat"]
     assert refused.status == FAILED and "entry-point name 'nn'" in refused.reason
+
+
+@pytest.mark.parametrize("target", ["core op", "engine", "other plugin's op"])
+def test_a_plugin_that_patches_a_core_op_the_engine_or_another_plugins_op_is_refused_and_undone(target):
+    """Only Tensor, Function, Module and Parameter were guarded: Add.backward or engine.backward
+    replaced at registration dropped every gradient, and so did nn's ReLU backward."""
+    import tinytorch_core.engine as engine
+    from tinytorch_nn.activations import ReLUFunction
+
+    owner, name = {"core op": (Add, "backward"), "engine": (engine, "backward"),
+                   "other plugin's op": (ReLUFunction, "backward")}[target]
+    original = vars(owner)[name]  # as stored: a staticmethod object, not the function it wraps
+
+    def register(registry):
+        setattr(owner, name, staticmethod(lambda *a, **k: None) if isinstance(owner, type) else (lambda *a, **k: None))
+
+    module = plugin_module("zz_patcher", tinytorch_declare_stage=_declaring("zz_patcher", ("nn",)),
+                           tinytorch_register_symbols=register)
+    try:
+        runtime = _runtime(FakeEntryPoint("zz_patcher", module, distribution="zz-patcher"))
+        _loaded(runtime)
+    finally:
+        patched_left = vars(owner)[name] is not original
+        setattr(owner, name, original)
+    assert not patched_left
+    assert runtime.plugins["zz_patcher"].status == FAILED
+    shown = getattr(owner, '__name__', '').rsplit('.', 1)[-1]
+    assert f"changed code it does not own while registering ({shown}.{name})" \
+        in runtime.plugins["zz_patcher"].reason

@@ -308,6 +308,7 @@ def commit(runtime, record: PluginRecord, staged: Registrations) -> None:
         # (plugin, distribution, version) without asking the host
         entry.function.name = entry.name
         entry.function.registration = entry
+    runtime.core_classes.accept(entry.function for entry in staged.ops)
     record.registered = staged
     record.status = LOADED
     runtime.index(record)
