@@ -233,6 +233,9 @@ def clipping():
         raise ConformanceError(f"clip_grad_norm_ returned {total}, expected the norm before clipping, 5.0")
     expect_close("gradients after clip_grad_norm_(max_norm=1)", np.concatenate([a.grad.data, b.grad.data]),
                  np.array([0.6, 0.0, 0.8]), rtol=1e-5, atol=1e-6)
+    c = _one_parameter([0.0, 0.0, 0.0], [3.0, -0.5, -4.0])
+    tt.optim.clip_grad_value_([c], clip_value=1.0)
+    expect_close("gradients after clip_grad_value_(clip_value=1)", c.grad.data, np.array([1.0, -0.5, -1.0]))
 
 
 # ---- data, init, saving ----------------------------------------------------------------------------------------
@@ -314,7 +317,7 @@ CHECKS = [
     Check("nn: the loss layers", "forward", loss_layers),
     Check("optim.SGD, optim.Adam, optim.AdamW", "contract", optimizers),
     Check("optim: the schedules", "contract", schedules),
-    Check("optim.clip_grad_norm_", "contract", clipping),
+    Check("optim.clip_grad_norm_, optim.clip_grad_value_", "contract", clipping),
     Check("data.TensorDataset, data.DataLoader", "contract", data_loading),
     Check("init", "contract", initialisers),
     Check("io.save, io.load", "contract", saving),
@@ -385,6 +388,8 @@ CONTRACT = [
         ("LinearWarmup", "optimizer, warmup_steps", """lr = base_lr min(1, (epoch + 1) / warmup_steps)."""))],
     Helper("optim", "clip_grad_norm_", "parameters, max_norm, norm_type=2.0",
            """Scale the gradients in place so their joint norm is at most max_norm; return the norm before."""),
+    Helper("optim", "clip_grad_value_", "parameters, clip_value",
+           """Clamp every gradient into [-clip_value, clip_value], in place."""),
     Layer("Dataset", "", namespace="data", base="object", doc="""The protocol: __len__ and __getitem__.""",
           methods=("def __len__(self)", "def __getitem__(self, index)")),
     Layer("TensorDataset", "*tensors", namespace="data", base="object",

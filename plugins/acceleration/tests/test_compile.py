@@ -128,12 +128,14 @@ def test_returns_a_detached_loss_tensor_and_parameters_change_version():
         assert model[0].weight._version > before  # the replayed optimizer step bumps versions
 
 
-def test_adam_and_gradient_clipping_replay_bitwise():
+@pytest.mark.parametrize("clip", [lambda ps: tt.optim.clip_grad_norm_(ps, max_norm=0.05),
+                                  lambda ps: tt.optim.clip_grad_value_(ps, clip_value=0.01)], ids=["norm", "value"])
+def test_adam_and_gradient_clipping_replay_bitwise(clip):
     def clipped_step(model, optimizer, x, y):
         optimizer.zero_grad()
         loss = tt.nn.MSELoss()(model(x), y)
         loss.backward()
-        tt.optim.clip_grad_norm_(model.parameters(), max_norm=0.05)
+        clip(model.parameters())
         optimizer.step()
         return loss.item()
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tinytorch_core import Parameter, Tensor
-from tinytorch_nn import SGD, Adam, AdamW, CosineAnnealingLR, LinearWarmup, StepLR, clip_grad_norm_
+from tinytorch_nn import SGD, Adam, AdamW, CosineAnnealingLR, LinearWarmup, StepLR, clip_grad_norm_, clip_grad_value_
 
 
 def _param(*values):
@@ -313,3 +313,14 @@ def test_adam_updates_a_zero_dimensional_parameter(optimizer_class):
     opt.step()
     assert p.shape == ()
     assert p.item() < 1.0
+
+
+def test_clip_grad_value_clamps_each_gradient_in_place_as_pytorchs_does():
+    a, b = _param(0.0, 0.0, 0.0), _param(0.0)
+    a.grad, b.grad = Tensor([3.0, -0.5, np.nan], dtype=np.float64), Tensor([-7.0], dtype=np.float64)
+    same = a.grad
+    clip_grad_value_([a, b, _param(1.0)], clip_value=1.0)  # a parameter without a gradient is skipped
+    np.testing.assert_array_equal(a.grad.data, [1.0, -0.5, np.nan])  # NaN stays NaN (torch.clamp_)
+    assert b.grad.data.tolist() == [-1.0] and a.grad is same
+    with pytest.raises(TypeError, match="clip_grad_value_: expected tensors"):
+        clip_grad_value_([1.0], 1.0)

@@ -33,7 +33,7 @@ from .layers import (
     Tanh,
 )
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
-from .optim import SGD, Adam, AdamW, clip_grad_norm_
+from .optim import SGD, Adam, AdamW, clip_grad_norm_, clip_grad_value_
 from .schedulers import CosineAnnealingLR, LinearWarmup, StepLR
 
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
-"""Optimizers (SGD, Adam, AdamW) and gradient clipping (the schedulers are in ``schedulers.py``).
+"""Optimizers (SGD, Adam, AdamW) and gradient clipping by norm or by value (the schedulers are in
+``schedulers.py``).
 
 Update rules follow the published algorithms in PyTorch's conventions:
 
@@ -35,7 +36,7 @@ from tinytorch_core.grad_mode import current_modes
 
 from .optim_state import StateSpec, restore_state
 
-__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "clip_grad_norm_"]
+__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "clip_grad_norm_", "clip_grad_value_"]
 
 
 def _report_update(function, *args):
@@ -366,6 +367,21 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0) -> float:
     if observer is not None:
         observer.update_finished()
     return total
+
+
+def clip_grad_value_(parameters, clip_value) -> None:
+    """Clamp every gradient into ``[-clip_value, clip_value]``, in place (a NaN stays NaN)."""
+    parameters = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+    for p in parameters:
+        if not isinstance(p, Tensor):
+            raise TypeError(f"clip_grad_value_: expected tensors (model.parameters()), got {type(p).__name__}")
+    clip_value = _number("clip_grad_value_", "clip_value", clip_value, finite=False)
+    observer = _report_update(clip_grad_value_, parameters, clip_value)
+    for p in parameters:
+        if p.grad is not None:
+            p.grad.copy_(np.clip(p.grad.data, -clip_value, clip_value))
+    if observer is not None:
+        observer.update_finished()
 
 
 def _clip(parameters, max_norm, norm_type) -> float:
