@@ -296,3 +296,16 @@ def test_layer_norm_refuses_pytorchs_normalized_shape_argument():
     """F.layer_norm(x, (E,)) read the tuple as the weight; silently when E == 1."""
     with pytest.raises(TypeError, match="layer_norm: weight must be a tensor, got the tuple"):
         tt.ops.layer_norm(sample(2, 1), (1,))
+
+
+def test_floor_division_and_remainder_follow_python_and_pytorch():
+    """No // or % existed. Values from torch 2.x: the remainder takes the divisor's sign."""
+    a = Tensor(np.array([5, -5, 7]))
+    assert (a // 2).tolist() == [2, -3, 3] and (a % 3).tolist() == [2, 1, 1]
+    assert (7 // Tensor(np.array([2, -2]))).tolist() == [3, -4] and (7 % Tensor(np.array([3, -3]))).tolist() == [1, -2]
+    x = Tensor([5.0, -5.0, 7.5], requires_grad=True, dtype=np.float64)
+    (x % 2).sum().backward()
+    assert x.grad.tolist() == [1.0, 1.0, 1.0]
+    assert gradcheck(lambda p, q: p % q, np.array([2.7, -3.3, 5.6]), np.array([1.5, 1.5, -2.0]))
+    with pytest.raises(tt.GraphError, match="floor division .* has no derivative"):
+        (x // 2).sum().backward()

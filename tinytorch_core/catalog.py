@@ -61,7 +61,7 @@ STAGES: tuple[Package, ...] = (
         title="Tensors and autograd",
         introduces="Tensor, Function, autograd, primitive ops, Module, Parameter, plugin host, gradcheck",
         symbols=_symbols(
-            ops="add sub mul div pow neg exp log sqrt abs maximum minimum clip where cast clone matmul "
+            ops="add sub mul div pow neg exp log sqrt abs maximum minimum clip where floor_divide remainder cast clone matmul "
             "sum mean max min var reshape transpose broadcast_to getitem setitem concatenate stack",
         ),
     ),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import math
 import operator
 
 import numpy as np
@@ -204,7 +203,7 @@ class Tensor:
         return record_in_place(self, op, recorded_result, memory_of(self.data, index))
 
     def __setitem__(self, index, value) -> None:
-        index = _index_operand(index)
+        index = _P.index_operand(index)
         if (split := _P.ints_first(index)) is not None:  # y[0, :, [0, 1]] = v: PyTorch's axis order
             return self[split[0]].__setitem__(split[1], value)
         if self._records_in_place(value):
@@ -296,6 +295,18 @@ class Tensor:
 
     def __rpow__(self, other):
         return _P.pow(other, self)
+
+    def __floordiv__(self, other):
+        return _P.floor_divide(self, other)
+
+    def __rfloordiv__(self, other):
+        return _P.floor_divide(other, self)
+
+    def __mod__(self, other):
+        return _P.remainder(self, other)
+
+    def __rmod__(self, other):
+        return _P.remainder(other, self)
 
     def __neg__(self):
         return _P.Neg.apply(self)
@@ -428,14 +439,8 @@ class Tensor:
 
     def flatten(self, start_axis: int = 0, end_axis: int = -1, *, start_dim=None, end_dim=None):
         """Merge axes ``start_axis..end_axis`` (PyTorch: ``start_dim``, ``end_dim``) into one."""
-        ndim = max(self.data.ndim, 1)
-        start = normalize_axis(start_axis if start_dim is None else start_dim, ndim, "flatten")
-        end = normalize_axis(end_axis if end_dim is None else end_dim, ndim, "flatten")
-        if start > end:
-            raise ValueError(f"flatten: start axis {start} comes after end axis {end}")
-        shape = self.data.shape
-        # the merged size spelled out, not -1: NumPy cannot infer -1 for an empty tensor
-        return _P.reshape(self, *shape[:start], math.prod(shape[start:end + 1]), *shape[end + 1:])
+        start, end = (start_axis if start_dim is None else start_dim), (end_axis if end_dim is None else end_dim)
+        return _P.flatten(self, start, end)
 
     def transpose(self, *axes):
         return _P.transpose(self, *axes)
@@ -462,7 +467,7 @@ class Tensor:
         return _P.broadcast_to(self, shape)
 
     def __getitem__(self, index):
-        index = _index_operand(index)
+        index = _P.index_operand(index)
         if (split := _P.ints_first(index)) is not None:  # y[0, :, [0, 1]]: PyTorch's axis order
             return self[split[0]][split[1]]
         return _P.GetItem.apply(self, index)
@@ -481,15 +486,6 @@ class Tensor:
         except AttributeError as exc:
             raise AttributeError(f"'Tensor' object has no attribute '{name}', and {exc}") from None
         return functools.partial(op, self)
-
-
-def _index_operand(index):
-    """An index as NumPy takes it: tensors unwrapped, ``[]`` as an int array (indexing nothing)."""
-    if type(index) is tuple:
-        return tuple(_index_operand(part) for part in index)
-    if isinstance(index, Tensor):  # a 0-d integer tensor indexes as its int (a view), as in PyTorch
-        return int(index.data) if index.data.ndim == 0 and index.data.dtype.kind in "iu" else index.data
-    return np.zeros(0, dtype=np.intp) if type(index) is list and not index else index
 
 
 # The one import cycle in core, by design: Tensor's operators are Functions (primitives/),

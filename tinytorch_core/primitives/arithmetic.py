@@ -9,7 +9,7 @@ from ..checks import array_of, shape_of
 from ..checks import not_floating
 from ..dtypes import DEFAULT_FLOAT, promote
 from .. import flops as count  # FLOP formulas
-from ..function import Function
+from ..function import Function, GraphError
 
 
 class Add(Function):
@@ -179,6 +179,40 @@ class Abs(Function):
         (a,) = ctx.saved_tensors
         sign = (a > 0).astype(grad.dtype) - (a < 0)  # 0 at 0 and at NaN (np.sign(NaN) is NaN), as in PyTorch
         return grad * sign
+
+
+class FloorDivide(Function):
+    """``floor(a / b)`` (``a // b``): piecewise constant, so it has no useful gradient; as in
+    PyTorch, a backward through it is an error rather than a silent zero."""
+
+    differentiable = False  # registration checks its forward only
+    flops = staticmethod(count.per_output_element)
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return np.floor_divide(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise GraphError("floor division (//) has no derivative (it is constant between the integers); "
+                         "take the gradient through a / b, or detach() the operands")
+
+
+class Remainder(Function):
+    """``a - b * floor(a / b)`` (``a % b``, the sign of ``b``, as Python and PyTorch). Backward:
+    ``grad`` for ``a``, ``-floor(a / b) * grad`` for ``b``."""
+
+    flops = staticmethod(count.per_output_element)
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return np.remainder(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        return grad, -np.floor_divide(a, b) * grad
 
 
 class Maximum(Function):
@@ -439,6 +473,14 @@ def sqrt(x):
 
 def abs(x):  # noqa: A001 - mirrors the NumPy name on purpose
     return Abs.apply(x)
+
+
+def floor_divide(a, b):
+    return FloorDivide.apply(*promote(a, b))
+
+
+def remainder(a, b):
+    return Remainder.apply(*promote(a, b))
 
 
 def maximum(a, b):

@@ -52,6 +52,19 @@ def maxmin_samples(rng):
     yield Sample(rand_away_from(rng, (4,), low=0.1), 0.0)
 
 
+def remainder_samples(rng):
+    """``a / b`` kept 0.2 or more from every integer: the remainder jumps there."""
+    b = rand_away_from(rng, (3, 4), low=1.0, high=2.0)
+    a = b * (rng.integers(-3, 4, (3, 4)) + rng.uniform(0.2, 0.8, (3, 4)))
+    yield Sample(a, b)
+    yield Sample(a, -b)
+    yield Sample(a[0], 1.5)
+
+
+def floor_divide_samples(rng):
+    yield Sample(randn(rng, 3, 4) * 5.0, rand_away_from(rng, (3, 4), low=0.5, high=2.0))
+
+
 def clip_samples(rng):
     x = rand_away_from(rng, (3, 5), low=0.05, high=2.0)
     yield Sample(x, -1.0, 1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 
 import numpy as np
@@ -9,6 +10,7 @@ import numpy as np
 from ..checks import array_of, axis_or_dim, broadcasts_to, dtype_of, normalize_axes, normalize_axis, shape_of
 from ..dtypes import promote
 from .. import flops as count  # FLOP formulas
+from .. import function  # its Tensor, looked up at call time (core's one import cycle)
 from ..function import Function
 from ..host.samples import Sample, randn
 
@@ -126,6 +128,15 @@ def _writes_that_stayed(shape, index, region_shape) -> np.ndarray:
     return writer[index] == writes
 
 
+def index_operand(index):
+    """An index as NumPy takes it: tensors unwrapped, ``[]`` as an int array (indexing nothing)."""
+    if type(index) is tuple:
+        return tuple(index_operand(part) for part in index)
+    if isinstance(index, function.Tensor):  # a 0-d integer tensor indexes as its int (a view), as in PyTorch
+        return int(index.data) if index.data.ndim == 0 and index.data.dtype.kind in "iu" else index.data
+    return np.zeros(0, dtype=np.intp) if type(index) is list and not index else index
+
+
 def ints_first(index):
     """``(ints, rest)`` for an index that mixes ints with integer or bool arrays, else None.
 
@@ -233,6 +244,17 @@ def permute(x, *axes):
     if sorted(permutation) != list(range(ndim)):
         raise ValueError(f"permute: axes {axes} are not a permutation of the {ndim} axes")
     return Transpose.apply(x, permutation)
+
+
+def flatten(x, start_axis: int = 0, end_axis: int = -1):
+    """Merge axes ``start_axis..end_axis`` into one."""
+    shape = shape_of(x)
+    ndim = max(len(shape), 1)
+    start, end = normalize_axis(start_axis, ndim, "flatten"), normalize_axis(end_axis, ndim, "flatten")
+    if start > end:
+        raise ValueError(f"flatten: start axis {start} comes after end axis {end}")
+    # the merged size spelled out, not -1: NumPy cannot infer -1 for an empty tensor
+    return Reshape.apply(x, (*shape[:start], math.prod(shape[start:end + 1]), *shape[end + 1:]))
 
 
 def swapaxes(x, axis1: int, axis2: int):
