@@ -45,6 +45,9 @@ def _cases_check(cases):
 
 
 A, B, ROW = _data((3, 4)), _data((3, 4), 1), _data((4,), 2)
+DIVISOR = _signed_away_from_zero((3, 4), 11)
+# a / DIVISOR kept 0.2 or more from every integer, where the remainder jumps
+DIVIDEND = DIVISOR * (np.random.default_rng(12).integers(-3, 4, (3, 4)) + np.random.default_rng(13).uniform(0.2, 0.8, (3, 4)))
 
 ARITHMETIC = [
     ("a + b (broadcast row)", lambda a, b: a + b, lambda a, b: a + b, {"a": A, "b": ROW}),
@@ -65,6 +68,7 @@ ARITHMETIC = [
     ("a @ b (matrices)", lambda a, b: a @ b, lambda a, b: a @ b, {"a": A, "b": _data((4, 2), 8)}),
     ("a @ b (batched)", lambda a, b: a @ b, lambda a, b: a @ b, {"a": _data((2, 3, 4), 9), "b": _data((2, 4, 5), 10)}),
     ("a @ v (matrix-vector)", lambda a, v: a @ v, lambda a, v: a @ v, {"a": A, "v": ROW}),
+    ("a % b (the sign of b)", lambda a, b: a % b, lambda a, b: np.remainder(a, b), {"a": DIVIDEND, "b": DIVISOR}),
 ]
 
 REDUCTIONS = [
@@ -103,6 +107,13 @@ def _written_reference(w):
 
 
 arithmetic_forward, arithmetic_backward = _cases_check(ARITHMETIC)
+
+
+def floor_division():
+    """``a // b``: floor(a / b), in floats and in integers (Python's rounding: -5 // 2 is -3)."""
+    expect_close("a // b", Tensor(DIVIDEND, dtype=np.float64) // Tensor(DIVISOR, dtype=np.float64),
+                 np.floor_divide(DIVIDEND, DIVISOR), rtol=0, atol=0)
+    expect_close("int a // 2", Tensor(np.array([5, -5, 7])) // 2, np.array([2, -3, 3]), rtol=0, atol=0)
 reductions_forward, reductions_backward = _cases_check(REDUCTIONS)
 shapes_forward, shapes_backward = _cases_check(SHAPES)
 
@@ -141,8 +152,11 @@ def core_learns():
 
 
 CHECKS = [
-    Check("ops: add sub mul div pow neg exp log sqrt abs maximum minimum clip where matmul", "forward", arithmetic_forward),
-    Check("ops: add sub mul div pow neg exp log sqrt abs maximum minimum clip where matmul", "backward", arithmetic_backward),
+    Check("ops: add sub mul div pow neg exp log sqrt abs maximum minimum clip where matmul remainder", "forward",
+          arithmetic_forward),
+    Check("ops: add sub mul div pow neg exp log sqrt abs maximum minimum clip where matmul remainder", "backward",
+          arithmetic_backward),
+    Check("ops.floor_divide", "forward", floor_division),
     Check("ops: sum mean max min var", "forward", reductions_forward),
     Check("ops: sum mean max min var", "backward", reductions_backward),
     Check("ops: reshape transpose broadcast_to getitem setitem concatenate stack clone", "forward", shapes_forward),
