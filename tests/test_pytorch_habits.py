@@ -309,3 +309,19 @@ def test_floor_division_and_remainder_follow_python_and_pytorch():
     assert gradcheck(lambda p, q: p % q, np.array([2.7, -3.3, 5.6]), np.array([1.5, 1.5, -2.0]))
     with pytest.raises(tt.GraphError, match="floor division .* has no derivative"):
         (x // 2).sum().backward()
+
+
+def test_integer_arithmetic_that_has_no_integer_answer_is_refused_naming_the_op():
+    """7 // 0 was a silent 0 (NumPy's); 2 ** -1 on integers and bool - bool raised NumPy's
+    errors, naming no op."""
+    ints = Tensor(np.array([1, 2]))
+    with pytest.raises(ZeroDivisionError, match="core::floor_divide: integer division by zero"):
+        ints // 0
+    with pytest.raises(ZeroDivisionError, match="core::remainder: integer division by zero"):
+        ints % Tensor(np.array([1, 0]))
+    with pytest.raises(ValueError, match="core::pow: an integer to a negative integer power"):
+        2 ** Tensor(np.array([-1, 3]))
+    flags = Tensor(np.array([True, False]))
+    with pytest.raises(TypeError, match="core::sub: bool tensors cannot be subtracted"):
+        flags - flags
+    assert np.isinf((tt.ones(2) // 0.0).data).all() and (ints ** 2).tolist() == [1, 4]  # floats: IEEE

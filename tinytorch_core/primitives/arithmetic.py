@@ -79,6 +79,9 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        if np.asarray(b).dtype.kind in "iu" and np.asarray(a).dtype.kind in "iu" and np.any(np.asarray(b) < 0):
+            raise ValueError(f"{Pow.display_name()}: an integer to a negative integer power is not an integer; "
+                             "cast to float first (x.float() ** -1)")
         with np.errstate(divide="ignore", invalid="ignore"):
             out = a**b
         ctx.save_for_backward(a, b, out)
@@ -190,12 +193,20 @@ class FloorDivide(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        refuse_integer_division_by_zero(FloorDivide, b)
         return np.floor_divide(a, b)
 
     @staticmethod
     def backward(ctx, grad):
         raise GraphError("floor division (//) has no derivative (it is constant between the integers); "
                          "take the gradient through a / b, or detach() the operands")
+
+
+def refuse_integer_division_by_zero(op, b) -> None:
+    """Integers have no inf: NumPy's ``7 // 0`` is a silent 0 (floats give inf or NaN, as IEEE says)."""
+    b = np.asarray(b)
+    if b.dtype.kind in "iub" and not b.all():
+        raise ZeroDivisionError(f"{op.display_name()}: integer division by zero")
 
 
 class Remainder(Function):
@@ -206,6 +217,7 @@ class Remainder(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        refuse_integer_division_by_zero(Remainder, b)
         ctx.save_for_backward(a, b)
         return np.remainder(a, b)
 
@@ -400,7 +412,10 @@ def add(a, b):
 
 
 def sub(a, b):
-    return Sub.apply(*promote(a, b))
+    a, b = promote(a, b)
+    if array_of(a).dtype == np.bool_ and array_of(b).dtype == np.bool_:  # NumPy's error names no op
+        raise TypeError("core::sub: bool tensors cannot be subtracted; compare them (x != y) or cast to int first")
+    return Sub.apply(a, b)
 
 
 def mul(a, b):
