@@ -264,20 +264,24 @@ def test_cli_keeps_working_with_a_plugin_that_exits_in_a_hook(capsys):
     assert "tinytorch-evil 6.6.6" in captured.err and "SystemExit" in captured.err
 
 
+def _stage_plugin(stage: str, **hooks) -> FakeEntryPoint:
+    """A third-party stage built on core alone, with ``hooks``."""
+    def declare_stage(declare):
+        declare(stage, requires=("core",))
+
+    return FakeEntryPoint(stage, plugin_module(f"{stage}_plugin", tinytorch_declare_stage=declare_stage, **hooks))
+
+
 def test_cli_survives_a_plugin_command_whose_setup_exits(capsys):
     def commands(commands):
         commands.add("boom", help="exits in setup", setup=_raiser(lambda: SystemExit(4)), run=lambda a, r: 0)
 
-    plugin = plugin_module(
-        "cmd_plugin",
-        tinytorch_declare_stage=lambda declare: declare("cmdp", requires=("core",)),
-        tinytorch_cli_commands=commands,
-    )
-    with use_runtime(Runtime([FakeEntryPoint("cmdp", plugin)], environ={})):
+    plugin = _stage_plugin("cmdp", tinytorch_cli_commands=commands)
+    with use_runtime(Runtime([plugin], environ={})):
         assert main(["stages"]) == 0
     assert "command 'boom' from plugin 'cmdp' is broken" in capsys.readouterr().err
     # strict mode: a broken command is an error, as a broken plugin is (it was one warning line, exit 0)
-    with use_runtime(Runtime([FakeEntryPoint("cmdp", plugin)], environ={"TINYTORCH_STRICT_PLUGINS": "1"})):
+    with use_runtime(Runtime([plugin], environ={"TINYTORCH_STRICT_PLUGINS": "1"})):
         assert main(["stages"]) == 1
     captured = capsys.readouterr()
     assert "command 'boom' from plugin 'cmdp' is broken" in captured.err and "cmdp" in captured.out
@@ -289,37 +293,24 @@ def test_a_plugin_command_returning_no_exit_status_is_reported_not_a_traceback(c
     def commands(commands):
         commands.add("say", help="returns text", setup=lambda parser: None, run=lambda a, r: returned)
 
-    plugin = plugin_module(
-        "say_plugin",
-        tinytorch_declare_stage=lambda declare: declare("sayp", requires=("core",)),
-        tinytorch_cli_commands=commands,
-    )
-    with use_runtime(Runtime([FakeEntryPoint("sayp", plugin)], environ={})):
+    with use_runtime(Runtime([_stage_plugin("sayp", tinytorch_cli_commands=commands)], environ={})):
         assert main(["say"]) == 1
     assert f"tinytorch say: the command returned {returned!r}, not an exit status" in capsys.readouterr().err
 
 
 def test_cli_check_survives_samples_that_exit(capsys):
-    plugin = plugin_module(
-        "exits",
-        tinytorch_declare_stage=lambda declare: declare("exits", requires=("core",)),
-        tinytorch_register_ops=lambda registry: registry.op(
-            "exits::twice", Double, samples=_raiser(lambda: SystemExit(0))),
-    )
-    with use_runtime(Runtime([FakeEntryPoint("exits", plugin)], environ={})):
+    plugin = _stage_plugin("exits", tinytorch_register_ops=lambda registry: registry.op(
+        "exits::twice", Double, samples=_raiser(lambda: SystemExit(0))))
+    with use_runtime(Runtime([plugin], environ={})):
         assert main(["check", "exits"]) == 1
     assert "FAIL  exits::twice: SystemExit" in capsys.readouterr().out
 
 
 def test_cli_check_names_a_sample_that_is_not_a_sample(capsys):
     """``check`` reported AttributeError: 'int' object has no attribute 'describe'."""
-    plugin = plugin_module(
-        "odd_samples",
-        tinytorch_declare_stage=lambda declare: declare("oddsamples", requires=("core",)),
-        tinytorch_register_ops=lambda registry: registry.op(
-            "oddsamples::twice", Double, samples=lambda rng: iter([3])),
-    )
-    with use_runtime(Runtime([FakeEntryPoint("oddsamples", plugin)], environ={})):
+    plugin = _stage_plugin("oddsamples", tinytorch_register_ops=lambda registry: registry.op(
+        "oddsamples::twice", Double, samples=lambda rng: iter([3])))
+    with use_runtime(Runtime([plugin], environ={})):
         assert main(["check", "oddsamples"]) == 1
     assert "its samples callable yielded int 3 as sample 0, not a Sample" in capsys.readouterr().out
 

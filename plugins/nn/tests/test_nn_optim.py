@@ -324,3 +324,15 @@ def test_clip_grad_value_clamps_each_gradient_in_place_as_pytorchs_does():
     assert b.grad.data.tolist() == [-1.0] and a.grad is same
     with pytest.raises(TypeError, match="clip_grad_value_: expected tensors"):
         clip_grad_value_([1.0], 1.0)
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda opt, n: StepLR(opt, n), "StepLR: step_size"),
+    (lambda opt, n: CosineAnnealingLR(opt, n), "CosineAnnealingLR: T_max"),
+    (lambda opt, n: LinearWarmup(opt, n), "LinearWarmup: warmup_steps"),
+])
+@pytest.mark.parametrize("bad", [0, -2, 2.5, True])
+def test_a_schedule_length_must_be_a_positive_int(make, name, bad):
+    """True was taken as 1 step."""
+    with pytest.raises(ValueError, match=f"{name} must be a positive int, got {bad!r}"):
+        make(SGD([_param(1.0)], lr=0.1), bad)

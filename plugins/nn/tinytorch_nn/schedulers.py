@@ -12,6 +12,8 @@ import numbers
 
 import numpy as np
 
+from tinytorch_core.checks import positive_int
+
 from .optim import Optimizer, _number
 
 __all__ = ["CosineAnnealingLR", "LRScheduler", "LinearWarmup", "StepLR"]
@@ -96,9 +98,7 @@ class StepLR(LRScheduler):
     """``lr = base_lr * gamma ** (epoch // step_size)``."""
 
     def __init__(self, optimizer, step_size, gamma=0.1):
-        if not isinstance(step_size, numbers.Integral) or step_size < 1:
-            raise ValueError(f"StepLR: step_size must be a positive int, got {step_size!r}")
-        self.step_size = int(step_size)
+        self.step_size = positive_int(step_size, "step_size", "StepLR")
         self.gamma = _number("StepLR", "gamma", gamma)
         super().__init__(optimizer)
 
@@ -113,9 +113,7 @@ class CosineAnnealingLR(LRScheduler):
     """``lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2`` (SGDR without restarts)."""
 
     def __init__(self, optimizer, T_max, eta_min=0.0):  # noqa: N803 - the name used in the literature
-        if not isinstance(T_max, numbers.Integral) or T_max < 1:
-            raise ValueError(f"CosineAnnealingLR: T_max must be a positive int, got {T_max!r}")
-        self.T_max = int(T_max)
+        self.T_max = positive_int(T_max, "T_max", "CosineAnnealingLR")
         self.eta_min = _number("CosineAnnealingLR", "eta_min", eta_min)
         super().__init__(optimizer)
 
@@ -137,9 +135,7 @@ class LinearWarmup(LRScheduler):
     step, growing linearly to the full rate after ``warmup_steps - 1`` scheduler steps."""
 
     def __init__(self, optimizer, warmup_steps):
-        if not isinstance(warmup_steps, numbers.Integral) or warmup_steps < 1:
-            raise ValueError(f"LinearWarmup: warmup_steps must be a positive int, got {warmup_steps!r}")
-        self.warmup_steps = int(warmup_steps)
+        self.warmup_steps = positive_int(warmup_steps, "warmup_steps", "LinearWarmup")
         super().__init__(optimizer)
 
     def lr_at(self, base_lr, epoch):
