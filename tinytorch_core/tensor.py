@@ -250,17 +250,7 @@ class Tensor:
 
     # ``x += v`` acts on x itself, as in PyTorch and NumPy (a parameter stays the same object; a
     # view writes through to the tensor it views).
-    def __iadd__(self, other):
-        return self.add_(other)
-
-    def __isub__(self, other):
-        return self.sub_(other)
-
-    def __imul__(self, other):
-        return self.mul_(other)
-
-    def __itruediv__(self, other):
-        return self.div_(other)
+    __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_
 
     def _operand(self, value):
         return value.data if isinstance(value, Tensor) else value
@@ -344,6 +334,10 @@ class Tensor:
         return _P.clip(self, min, max)
 
     clamp = clip  # PyTorch's name
+
+    def where(self, condition, other):
+        """PyTorch's ``x.where(condition, y)``: ``where(condition, x, y)``, x where the condition holds."""
+        return _P.where(condition, self, other)
 
     # PyTorch's dtype conversions
     def float(self) -> "Tensor":
@@ -454,6 +448,13 @@ class Tensor:
     @property
     def T(self):
         return _P.transpose(self)
+
+    @property
+    def mT(self):
+        """PyTorch's matrix transpose: the last two axes swapped (a batch of matrices)."""
+        if self.data.ndim < 2:
+            raise ValueError(f"mT: expected a matrix or a batch of matrices, got a {self.data.ndim}-d tensor")
+        return _P.swapaxes(self, -2, -1)
 
     def squeeze(self, dim=None, *, axis=None):
         return _P.squeeze(self, dim, axis=axis)

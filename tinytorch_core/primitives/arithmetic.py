@@ -9,6 +9,7 @@ from ..checks import array_of, shape_of
 from ..checks import not_floating
 from ..dtypes import DEFAULT_FLOAT, promote
 from .. import flops as count  # FLOP formulas
+from .. import function  # its Tensor, looked up at call time (core's one import cycle)
 from ..function import Function, GraphError
 
 
@@ -434,6 +435,9 @@ def matmul(a, b):
     sa, sb = shape_of(a), shape_of(b)
     if len(sa) == 0 or len(sb) == 0:
         raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {sa} and {sb}")
+    if isinstance(a, function.Tensor) and isinstance(b, function.Tensor) and a.data.dtype != b.data.dtype:  # PyTorch's rule
+        raise TypeError(f"matmul: both tensors must have the same dtype, got {a.data.dtype} and {b.data.dtype} "
+                        "(cast one with .to(dtype))")
     inner_b = sb[0] if len(sb) == 1 else sb[-2]
     if sa[-1] != inner_b:
         raise ValueError(

@@ -134,8 +134,8 @@ def dtypes_and_casts():
 def core_learns():
     """Linear regression from core ops alone: w, b and a hand-written SGD step."""
     rng = np.random.default_rng(0)
-    x = Tensor(rng.standard_normal((32, 3)))
-    y = Tensor(x.data @ np.array([2.0, -1.0, 0.5]) + 0.3)
+    x = Tensor(rng.standard_normal((32, 3)), dtype=np.float64)
+    y = Tensor(x.data @ np.array([2.0, -1.0, 0.5]) + 0.3, dtype=np.float64)
     w = Tensor(np.zeros(3), requires_grad=True, dtype=np.float64)
     b = Tensor(0.0, requires_grad=True, dtype=np.float64)
     first = None

@@ -34,14 +34,16 @@ def test_layer_norm_layer_parameters_and_forward():
     x = np.random.default_rng(0).standard_normal((2, 3, 6))
     out = ln.to(np.float64)(f64(x)).data
     np.testing.assert_allclose(out, (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5))
-    assert LayerNorm((6,)).normalized_shape == 6
+    assert LayerNorm((6,)).normalized_shape == LayerNorm(6).normalized_shape == (6,)  # PyTorch's tuple
 
 
 def test_layer_norm_layer_errors():
     with pytest.raises(ValueError, match=r"expected input of shape \(\.\.\., 6\), got \(2, 5\)"):
         LayerNorm(6)(Tensor(np.zeros((2, 5))))
-    with pytest.raises(ValueError, match="last axis only"):
-        LayerNorm((2, 3))
+    with pytest.raises(ValueError, match=r"expected input of shape \(\.\.\., 2, 3\), got \(3, 2\)"):
+        LayerNorm((2, 3))(Tensor(np.zeros((3, 2), np.float32)))
+    with pytest.raises(ValueError, match="normalized_shape must name at least one axis"):
+        LayerNorm(())
     with pytest.raises(ValueError, match="eps"):
         LayerNorm(4, eps=-1.0)
 

@@ -22,35 +22,39 @@ from tinytorch_core.flops import OpCall
 
 # ---- layer norm ---------------------------------------------------------------------------------
 class LayerNormFunction(Function):
-    """``(x - mean) / sqrt(var + eps) * weight + bias`` over the last axis.
+    """``(x - mean) / sqrt(var + eps) * weight + bias`` over the last ``normalized_ndim`` axes
+    (the last one, by default).
 
-    Backward, with ``xhat`` the normalised input, ``g = dy * weight`` and means over the last axis:
-    ``dx = rstd * (g - mean(g) - xhat * mean(g * xhat))``, ``dweight = sum(dy * xhat)``,
-    ``dbias = sum(dy)`` (sums over every leading axis).
+    Backward, with ``xhat`` the normalised input, ``g = dy * weight`` and means over the
+    normalised axes: ``dx = rstd * (g - mean(g) - xhat * mean(g * xhat))``,
+    ``dweight = sum(dy * xhat)``, ``dbias = sum(dy)`` (sums over every leading axis).
     """
 
     flops = staticmethod(count.per_input_element_times(7))  # mean, subtract, square, sum, normalize, scale, shift
 
     @staticmethod
-    def forward(ctx, x, weight, bias, eps=1e-5):
+    def forward(ctx, x, weight, bias, eps=1e-5, normalized_ndim=1):
         if x.dtype.kind != "f":
             raise not_floating(ctx, x)
-        width = x.shape[-1]  # means as sum / width, not np.mean (its Python wrapper): -11 % of a compiled W6 step
-        centered = x - x.sum(axis=-1, keepdims=True) / width
-        var = (centered * centered).sum(axis=-1, keepdims=True) / width  # biased, as in PyTorch
+        axes = tuple(range(-normalized_ndim, 0))
+        width = math.prod(x.shape[-normalized_ndim:])  # means as sum / width, not np.mean (its Python wrapper): -11 % of a compiled W6 step
+        centered = x - x.sum(axis=axes, keepdims=True) / width
+        var = (centered * centered).sum(axis=axes, keepdims=True) / width  # biased, as in PyTorch
         rstd = 1 / np.sqrt(var + eps)
         xhat = centered * rstd
         out = xhat if weight is None else xhat * weight
         if bias is not None:
             out = out + bias
         ctx.save_for_backward(xhat, rstd, weight)
+        ctx.axes = axes
         return out
 
     @staticmethod
     def backward(ctx, grad):
         xhat, rstd, weight = ctx.saved_tensors
+        axes = ctx.axes
         need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
-        leading_axes = tuple(range(grad.ndim - 1))  # every axis but the normalised one
+        leading_axes = tuple(range(grad.ndim - len(axes)))  # every axis but the normalised ones
         grad_x = grad_weight = grad_bias = None
         if need_weight:
             grad_weight = (grad * xhat).sum(axis=leading_axes)
@@ -58,30 +62,55 @@ class LayerNormFunction(Function):
             grad_bias = grad.sum(axis=leading_axes)
         if need_x:
             g = grad if weight is None else grad * weight
-            width = grad.shape[-1]
-            mean_g = g.sum(axis=-1, keepdims=True) / width
-            mean_gx = (g * xhat).sum(axis=-1, keepdims=True) / width
+            width = math.prod(grad.shape[-len(axes):])
+            mean_g = g.sum(axis=axes, keepdims=True) / width
+            mean_gx = (g * xhat).sum(axis=axes, keepdims=True) / width
             grad_x = rstd * (g - mean_g - xhat * mean_gx)
-        return grad_x, grad_weight, grad_bias, None  # None: eps
+        return grad_x, grad_weight, grad_bias, None, None  # None: eps, normalized_ndim
 
 
-def layer_norm(x, weight=None, bias=None, eps: float = 1e-5):
-    """Normalise ``x`` over its last axis, then ``* weight + bias`` (each of shape ``(E,)``, optional)."""
+def layer_norm(x, weight=None, bias=None, eps: float = 1e-5, *, normalized_shape=None):
+    """Normalise ``x`` over its last axes, then ``* weight + bias`` (optional).
+
+    The axes normalised are the last ``len(normalized_shape)``; without ``normalized_shape``
+    they are those of ``weight`` (or ``bias``), else the last axis alone. ``weight`` and ``bias``
+    have the shape of those axes.
+    """
     shape = shape_of(x)
-    if len(shape) == 0:
-        raise ValueError("layer_norm: the input needs at least one axis to normalise over")
     for name, param in (("weight", weight), ("bias", bias)):
         if isinstance(param, (tuple, list)):  # PyTorch's F.layer_norm(x, normalized_shape, ...): (E,) is no weight
             raise TypeError(f"layer_norm: {name} must be a tensor, got the {type(param).__name__} {param!r:.40}; "
-                            "the last axis is always the one normalised (no normalized_shape argument)")
-        if param is not None and shape_of(param) != shape[-1:]:
-            raise ValueError(
-                f"layer_norm: {name} must have shape ({shape[-1]},) to match the last axis of the input "
-                f"{shape}, got {shape_of(param)}"
-            )
+                            "pass the shape of the normalised axes as normalized_shape=")
+    normalized = _normalized_shape(normalized_shape, weight, bias, shape)
+    for name, param in (("weight", weight), ("bias", bias)):
+        if param is not None and shape_of(param) != normalized:
+            raise ValueError(f"layer_norm: {name} must have shape {normalized}, the shape of the normalised axes of "
+                             f"the input {shape}, got {shape_of(param)}")
     if not eps > 0:
         raise ValueError(f"layer_norm: eps must be positive, got {eps!r}")
-    return LayerNormFunction.apply(x, weight, bias, float(eps))
+    return LayerNormFunction.apply(x, weight, bias, float(eps), len(normalized))
+
+
+def _normalized_shape(normalized_shape, weight, bias, shape: tuple) -> tuple:
+    """The trailing axes ``layer_norm`` normalises, checked against the input's ``shape``."""
+    if normalized_shape is None:  # as many axes as the parameters have (the last one without them)
+        given = weight if weight is not None else bias
+        count = 1 if given is None else max(len(shape_of(given)), 1)
+        if len(shape) < count:
+            raise ValueError(f"layer_norm: the input {shape} has fewer axes than the {count} to normalise")
+        return shape[len(shape) - count:]
+    normalized = checked_normalized_shape(normalized_shape, "layer_norm")
+    if len(shape) < len(normalized) or shape[len(shape) - len(normalized):] != normalized:
+        raise ValueError(f"layer_norm: expected an input whose last axes are {normalized}, got shape {shape}")
+    return normalized
+
+
+def checked_normalized_shape(normalized_shape, where: str) -> tuple:
+    """An int or a non-empty sequence of positive ints, as a tuple."""
+    values = tuple(normalized_shape) if isinstance(normalized_shape, (tuple, list)) else (normalized_shape,)
+    if not values:
+        raise ValueError(f"{where}: normalized_shape must name at least one axis, got {normalized_shape!r}")
+    return tuple(positive_int(value, "normalized_shape", where) for value in values)
 
 
 def layer_norm_samples(rng):
@@ -89,6 +118,7 @@ def layer_norm_samples(rng):
     yield Sample(rng.standard_normal((2, 3, 6)), rng.standard_normal(6), rng.standard_normal(6))  # 3-D
     yield Sample(3.0 + 0.5 * rng.standard_normal((2, 2, 2, 4)), rng.standard_normal(4), None, eps=1e-3)
     yield Sample(rng.standard_normal((3, 4)), None, None)  # no affine part
+    yield Sample(rng.standard_normal((2, 3, 4)), rng.standard_normal((3, 4)), rng.standard_normal((3, 4)))  # two axes
 
 
 # ---- scaled dot-product attention ----------------------------------------------------------------

@@ -14,7 +14,7 @@ from tinytorch_embeddings.functional import check_indices, embedding
 from tinytorch_nn import GELU, Dropout, Linear, ReLU
 
 from .cache import cached_causal_mask, model_cache_layers, new_positions
-from .functional import check_mask, layer_norm, scaled_dot_product_attention
+from .functional import check_mask, checked_normalized_shape, layer_norm, scaled_dot_product_attention
 
 
 def _probability(value, where: str) -> float:
@@ -25,40 +25,39 @@ def _probability(value, where: str) -> float:
 
 
 class LayerNorm(Module):
-    """Normalise the last axis to zero mean and unit (biased) variance, then ``* weight + bias``.
+    """Normalise the last axes to zero mean and unit (biased) variance, then ``* weight + bias``.
 
-    ``weight`` starts at ones and ``bias`` at zeros, both of shape ``(normalized_shape,)``.
+    ``normalized_shape`` (an int or a tuple) is the shape of the axes normalised, the last ones.
+    ``weight`` starts at ones and ``bias`` at zeros, both of that shape; ``elementwise_affine=False``
+    leaves both out and ``bias=False`` the bias (as in PyTorch).
     """
 
-    def __init__(self, normalized_shape, eps: float = 1e-5):
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True):
         super().__init__()
-        if isinstance(normalized_shape, (tuple, list)):
-            if len(normalized_shape) != 1:
-                raise ValueError(
-                    f"LayerNorm normalises the last axis only: normalized_shape must be an int or a "
-                    f"1-tuple, got {tuple(normalized_shape)}"
-                )
-            normalized_shape = normalized_shape[0]
-        self.normalized_shape = positive_int(normalized_shape, "normalized_shape", "LayerNorm")
+        self.normalized_shape = checked_normalized_shape(normalized_shape, "LayerNorm")
         if not isinstance(eps, numbers.Real) or isinstance(eps, bool) or not eps > 0:
             raise ValueError(f"LayerNorm: eps must be a positive number, got {eps!r}")
         self.eps = float(eps)
-        self.weight = Parameter(np.ones(self.normalized_shape, dtype=np.float32))
-        self.bias = Parameter(np.zeros(self.normalized_shape, dtype=np.float32))
+        self.elementwise_affine = true_or_false(elementwise_affine, "elementwise_affine", "LayerNorm")
+        with_bias = true_or_false(bias, "bias", "LayerNorm")
+        affine = self.elementwise_affine
+        self.weight = Parameter(np.ones(self.normalized_shape, dtype=np.float32)) if affine else None
+        self.bias = Parameter(np.zeros(self.normalized_shape, dtype=np.float32)) if affine and with_bias else None
 
     def forward(self, x):
-        if dtype_of(x) != self.weight.dtype:
+        if self.weight is not None and dtype_of(x) != self.weight.dtype:  # without parameters: any float dtype
             raise dtype_mismatch(self, x, self.weight.dtype)
-        shape = shape_of(x)
-        if not shape or shape[-1] != self.normalized_shape:
-            raise ValueError(
-                f"LayerNorm({self.normalized_shape}): expected input of shape (..., {self.normalized_shape}), "
-                f"got {shape}"
-            )
-        return layer_norm(x, self.weight, self.bias, self.eps)
+        shape, normalized = shape_of(x), self.normalized_shape
+        if len(shape) < len(normalized) or shape[len(shape) - len(normalized):] != normalized:
+            expected = ", ".join(map(str, normalized))
+            raise ValueError(f"LayerNorm({expected}): expected input of shape (..., {expected}), got {shape}")
+        return layer_norm(x, self.weight, self.bias, self.eps, normalized_shape=normalized)
 
     def extra_repr(self) -> str:
-        return f"{self.normalized_shape}, eps={self.eps:g}"
+        text = f"{self.normalized_shape}, eps={self.eps:g}"
+        if not self.elementwise_affine:
+            return text + ", elementwise_affine=False"
+        return text if self.bias is not None else text + ", bias=False"
 
 
 class MultiHeadAttention(Module):

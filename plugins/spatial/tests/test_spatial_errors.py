@@ -114,8 +114,12 @@ def test_pool_padding_at_most_half_the_kernel():
 
 @pytest.mark.parametrize("bad", [1.5, "2", (1, 2, 3), (1.0, 2), True, None])
 def test_malformed_geometry_arguments(bad):
-    with pytest.raises(TypeError, match=r"conv2d: padding must be an int or a pair of ints"):
-        conv2d(t(1, 1, 5, 5), t(1, 1, 3, 3), padding=bad)
+    if isinstance(bad, str):  # a padding given by name must be one of PyTorch's two
+        with pytest.raises(ValueError, match=r"conv2d: padding must be an int, a pair of ints, 'valid' or 'same', got '2'"):
+            conv2d(t(1, 1, 5, 5), t(1, 1, 3, 3), padding=bad)
+    else:
+        with pytest.raises(TypeError, match=r"conv2d: padding must be an int or a pair of ints"):
+            conv2d(t(1, 1, 5, 5), t(1, 1, 3, 3), padding=bad)
     with pytest.raises(TypeError, match=r"MaxPool2d: kernel_size must be an int or a pair of ints"):
         MaxPool2d(bad)
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinytorch_core import Function, squeeze, unsqueeze
-from tinytorch_core.checks import positive_int
+from tinytorch_core import Function, concatenate, squeeze, unsqueeze
+from tinytorch_core.checks import dtype_of, positive_int
 from tinytorch_core.flops import OpCall
 
 from .geometry import WindowGeometry, array_shape, check_fits, check_nchw, one_image, pair
@@ -224,7 +224,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation, as PyTorch) of NCHW ``x`` with ``weight``
     (O, C/groups, kh, kw).
 
-    ``stride``, ``padding`` (zeros) and ``dilation`` are ints or (h, w) pairs. ``groups`` splits
+    ``stride``, ``padding`` (zeros) and ``dilation`` are ints or (h, w) pairs; ``padding`` may also
+    be PyTorch's ``"valid"`` (none) or ``"same"`` (stride 1: the output as large as the input). ``groups`` splits
     the C input and O output channels into that many groups, each convolved only with its own
     (``groups == C``: a depthwise convolution). Returns an (N, O, Ho, Wo) tensor.
     """
@@ -236,9 +237,39 @@ def checked_conv2d(x, weight, bias, stride, padding, dilation, where: str, group
     if one_image(x, where):
         batch = checked_conv2d(unsqueeze(x, 0), weight, bias, stride, padding, dilation, where, groups)
         return squeeze(batch, 0)
+    if isinstance(padding, str):
+        x, padding = padding_by_name(x, weight, stride, dilation, padding, where)
     stride, padding, dilation = _check_conv2d(x, weight, bias, stride, padding, dilation, groups, where)
     return Conv2dFunction.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation,
                                 groups=groups)
+
+
+def padding_by_name(x, weight, stride, dilation, padding: str, where: str):
+    """PyTorch's ``padding="valid"`` (none) and ``padding="same"`` as ``(x, padding pair)``.
+
+    "same" needs stride 1 and pads ``dilation * (k - 1)`` per axis, half before and the rest
+    after: an odd total's extra row or column goes after, joined to ``x`` as zeros."""
+    check_padding_name(padding, stride, where)
+    if padding == "valid":
+        return x, (0, 0)
+    kernel = array_shape(weight, "weight", where)[2:]
+    if len(kernel) != 2:
+        return x, (0, 0)  # not a 4-D weight: _check_conv2d says so
+    totals = [d * (k - 1) for d, k in zip(pair(dilation, "dilation", where, 1), kernel)]
+    for axis, extra in ((2, totals[0] % 2), (3, totals[1] % 2)):
+        if extra:
+            border = np.zeros(np.shape(x)[:axis] + (1,) + np.shape(x)[axis + 1:], dtype_of(x))
+            x = concatenate([x, border], axis=axis)
+    return x, (totals[0] // 2, totals[1] // 2)
+
+
+def check_padding_name(padding: str, stride, where: str) -> None:
+    """A padding given by name must be "valid" or "same", and "same" needs stride 1 (as in PyTorch)."""
+    if padding not in ("valid", "same"):
+        raise ValueError(f"{where}: padding must be an int, a pair of ints, 'valid' or 'same', got {padding!r}")
+    if padding == "same" and pair(stride, "stride", where, 1) != (1, 1):
+        raise ValueError(f"{where}: padding='same' needs stride 1, got stride={stride!r} "
+                         "(a strided output cannot keep the input's size)")
 
 
 def _check_conv2d(x, weight, bias, stride, padding, dilation, groups, where):

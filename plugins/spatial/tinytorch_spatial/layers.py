@@ -11,7 +11,7 @@ from tinytorch_core import Module, Parameter, Tensor, resolve_generator
 from tinytorch_core.checks import dtype_mismatch, non_negative_int, positive_int, true_or_false
 
 from .batchnorm import check_momentum_and_eps, checked_batch_norm2d
-from .conv import checked_conv2d
+from .conv import check_padding_name, checked_conv2d
 from .geometry import pair
 from .pooling import AvgPool2dFunction, MaxPool2dFunction, checked_pool2d
 
@@ -35,7 +35,11 @@ class Conv2d(Module):
         self.out_channels = positive_int(out_channels, "out_channels", who)
         self.kernel_size = pair(kernel_size, "kernel_size", who, 1)
         self.stride = pair(stride, "stride", who, 1)
-        self.padding = pair(padding, "padding", who, 0)
+        if isinstance(padding, str):  # PyTorch's "valid" or "same", resolved per input
+            check_padding_name(padding, stride, who)
+            self.padding = padding
+        else:
+            self.padding = pair(padding, "padding", who, 0)
         self.dilation = pair(dilation, "dilation", who, 1)
         self.groups = _check_groups(groups, self.in_channels, self.out_channels, who)
         rng = resolve_generator(generator)
@@ -57,7 +61,7 @@ class Conv2d(Module):
     def extra_repr(self) -> str:
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0, 0):
-            text += f", padding={self.padding}"
+            text += f", padding={self.padding!r}"
         if self.dilation != (1, 1):
             text += f", dilation={self.dilation}"
         if self.groups != 1:
@@ -108,11 +112,22 @@ class MaxPool2d(_Pool2d):
 
 
 class AvgPool2d(_Pool2d):
-    """Average pooling; ``stride`` defaults to ``kernel_size``; zero padding counts in the average.
-    ``ceil_mode=True`` keeps a last window that runs past the input, averaged over what it covers
-    of the padded input."""
+    """Average pooling; ``stride`` defaults to ``kernel_size``; zero padding counts in the average
+    unless ``count_include_pad=False``. ``ceil_mode=True`` keeps a last window that runs past the
+    input, averaged over what it covers of the padded input."""
 
     pooling = AvgPool2dFunction
+
+    def __init__(self, kernel_size, stride=None, padding=0, *, ceil_mode=False, count_include_pad=True):
+        super().__init__(kernel_size, stride, padding, ceil_mode=ceil_mode)
+        self.count_include_pad = true_or_false(count_include_pad, "count_include_pad", "AvgPool2d")
+
+    def forward(self, x):
+        return checked_pool2d(self.pooling, x, self.kernel_size, self.stride, self.padding,
+                              f"AvgPool2d({self.extra_repr()})", self.ceil_mode, count_include_pad=self.count_include_pad)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ("" if self.count_include_pad else ", count_include_pad=False")
 
 
 class Flatten(Module):

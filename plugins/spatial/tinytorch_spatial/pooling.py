@@ -19,7 +19,7 @@ import numpy as np
 
 from tinytorch_core import Function, squeeze, unsqueeze
 from tinytorch_core.flops import OpCall
-from tinytorch_core.checks import not_floating
+from tinytorch_core.checks import not_floating, true_or_false
 
 from .geometry import WindowGeometry, check_fits, check_nchw, one_image, pair
 
@@ -114,13 +114,14 @@ def _first_maximum(taps, best, geo: WindowGeometry):
 
 
 class AvgPool2dFunction(Function):
-    """Mean over each window; zero padding counts in the average (count_include_pad=True), a
-    ceil_mode window's overhang past the padded input does not."""
+    """Mean over each window. Zero padding counts in the average (``count_include_pad=True``, as in
+    PyTorch) or not (``False``: the mean of the window's input pixels); a ceil_mode window's
+    overhang past the padded input never counts."""
 
     flops = staticmethod(pool2d_flops)
 
     @staticmethod
-    def forward(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=False):
+    def forward(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=False, count_include_pad=True):
         if x.dtype.kind != "f":
             raise not_floating(ctx, x)
         geo = WindowGeometry.of(x.shape, kernel_size, stride, padding, ceil_mode=ceil_mode)
@@ -128,28 +129,34 @@ class AvgPool2dFunction(Function):
         total = np.zeros(geo.output_shape, x.dtype)
         for _, rows, cols in geo.offsets():
             total += padded[:, :, rows, cols]
-        ctx.geometry = geo
-        return total / window_sizes(geo, x.dtype)
+        ctx.geometry, ctx.count_include_pad = geo, count_include_pad
+        return total / window_sizes(geo, x.dtype, count_include_pad)
 
     @staticmethod
     def backward(ctx, grad):
         geo = ctx.geometry
-        share = grad / window_sizes(geo, grad.dtype)  # every pixel of a window gets an equal share
+        share = grad / window_sizes(geo, grad.dtype, ctx.count_include_pad)  # each pixel of a window: an equal share
         padded = np.zeros(geo.padded_shape, grad.dtype)
         for _, rows, cols in geo.offsets():
             padded[:, :, rows, cols] += share
         return geo.unpad(padded)
 
 
-def window_sizes(geo: WindowGeometry, dtype):
-    """(Ho, Wo): how many entries of the padded input each window covers, the average's divisor.
-    kh*kw for every window, except a ceil_mode window that runs past the padded input's end."""
+def window_sizes(geo: WindowGeometry, dtype, count_include_pad: bool = True):
+    """(Ho, Wo): the average's divisor per window. With the padding counted, how many entries of
+    the padded input each window covers: kh*kw, except for a ceil_mode window that runs past the
+    padded input's end; without, how many of the input's own pixels it covers."""
     (kh, kw), (ho, wo), (_, _, hp, wp), (oh, ow) = geo.kernel, geo.out_hw, geo.padded_shape, geo.overhang
-    if (oh, ow) == (0, 0):
+    if count_include_pad and (oh, ow) == (0, 0):
         return kh * kw
     top, left = np.arange(ho) * geo.stride[0], np.arange(wo) * geo.stride[1]  # where windows start
-    rows = np.minimum(top + kh, hp - oh) - top  # each window's rows inside the padded input
-    cols = np.minimum(left + kw, wp - ow) - left
+    if count_include_pad:
+        first, ends = (0, 0), (hp - oh, wp - ow)  # the padded input's rows and columns
+    else:
+        (ph, pw), (_, _, h, w) = geo.padding, geo.input_shape
+        first, ends = (ph, pw), (ph + h, pw + w)  # the input's own rows and columns
+    rows = np.minimum(top + kh, ends[0]) - np.maximum(top, first[0])
+    cols = np.minimum(left + kw, ends[1]) - np.maximum(left, first[1])
     return np.outer(rows, cols).astype(dtype)
 
 
@@ -163,16 +170,20 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, ceil_mode=False):
     return checked_pool2d(MaxPool2dFunction, x, kernel_size, stride, padding, "max_pool2d", ceil_mode)
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, *, ceil_mode=False):
-    """Average pooling of NCHW ``x``; zero padding is included in every average. ``ceil_mode``
-    keeps a last window that runs past the input, averaged over its entries inside the padded input."""
-    return checked_pool2d(AvgPool2dFunction, x, kernel_size, stride, padding, "avg_pool2d", ceil_mode)
+def avg_pool2d(x, kernel_size, stride=None, padding=0, *, ceil_mode=False, count_include_pad=True):
+    """Average pooling of NCHW ``x``; zero padding is included in every average unless
+    ``count_include_pad=False``. ``ceil_mode`` keeps a last window that runs past the input,
+    averaged over its entries inside the padded input."""
+    return checked_pool2d(AvgPool2dFunction, x, kernel_size, stride, padding, "avg_pool2d", ceil_mode,
+                          count_include_pad=true_or_false(count_include_pad, "count_include_pad", "avg_pool2d"))
 
 
-def checked_pool2d(function, x, kernel_size, stride, padding, where: str, ceil_mode=False):
-    """Pooling by ``function`` whose errors name ``where`` (the layer that called it, say)."""
+def checked_pool2d(function, x, kernel_size, stride, padding, where: str, ceil_mode=False, **options):
+    """Pooling by ``function`` whose errors name ``where`` (the layer that called it, say);
+    ``options`` go to ``function`` as they are."""
     if one_image(x, where):
-        return squeeze(checked_pool2d(function, unsqueeze(x, 0), kernel_size, stride, padding, where, ceil_mode), 0)
+        batch = checked_pool2d(function, unsqueeze(x, 0), kernel_size, stride, padding, where, ceil_mode, **options)
+        return squeeze(batch, 0)
     shape = check_nchw(x, where)
     kernel = pair(kernel_size, "kernel_size", where, 1)
     stride = kernel if stride is None else pair(stride, "stride", where, 1)
@@ -185,4 +196,4 @@ def checked_pool2d(function, x, kernel_size, stride, padding, where: str, ceil_m
     if not isinstance(ceil_mode, (bool, np.bool_)):
         raise TypeError(f"{where}: ceil_mode must be True or False, got {ceil_mode!r}")
     check_fits(shape, kernel, padding, (1, 1), where)
-    return function.apply(x, kernel_size=kernel, stride=stride, padding=padding, ceil_mode=bool(ceil_mode))
+    return function.apply(x, kernel_size=kernel, stride=stride, padding=padding, ceil_mode=bool(ceil_mode), **options)

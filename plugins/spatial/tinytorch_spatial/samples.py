@@ -50,6 +50,7 @@ def avg_pool2d_samples(rng):
     yield Sample(randn(rng, 2, 1, 6, 5), (2, 3), stride=(1, 2), padding=(1, 0))
     yield Sample(randn(rng, 2, 2, 5, 7), 2, ceil_mode=True)
     yield Sample(randn(rng, 1, 2, 6, 7), 3, stride=2, padding=1, ceil_mode=True)
+    yield Sample(randn(rng, 1, 2, 6, 7), 3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)
 
 
 def batch_norm2d_samples(rng):

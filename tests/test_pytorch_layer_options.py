@@ -1,0 +1,140 @@
+"""PyTorch arguments and methods that were missing or meant something else: ``x.where(c, y)``,
+``x.mT``, matmul of two dtypes, ``padding="same"``/``"valid"``, ``count_include_pad``, and
+LayerNorm over several axes or without its affine part. Values are checked against plain NumPy
+written here, gradients against finite differences."""
+
+import numpy as np
+import pytest
+
+import tinytorch_core as tt
+from tinytorch_core import Tensor
+from tinytorch_core.testing import gradcheck
+
+
+def f64(array, requires_grad=False):
+    return Tensor(np.asarray(array, dtype=np.float64), requires_grad=requires_grad, dtype=np.float64)
+
+
+def randn(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+# ---- tensor methods -----------------------------------------------------------------------------
+def test_where_method_keeps_the_tensor_as_the_values():
+    """``x.where(c, y)`` is PyTorch's ``where(c, x, y)``; it bound x as the condition, silently
+    for a bool x."""
+    x = f64([1.0, 2.0, 3.0])
+    assert x.where(x > 1.5, 0.0).tolist() == [0.0, 2.0, 3.0]
+    flags = Tensor(np.array([True, False, True]))
+    chosen = flags.where(Tensor(np.array([False, False, True])), Tensor(np.array([False, True, False])))
+    assert chosen.tolist() == [False, True, True]
+    keep = np.array([True, False, True, False])
+    assert gradcheck(lambda a, b: a.where(Tensor(keep), b), randn(4), randn(4))
+
+
+def test_mT_swaps_the_last_two_axes():
+    batch = randn(2, 3, 4)
+    np.testing.assert_array_equal(f64(batch).mT.data, batch.swapaxes(-1, -2))
+    assert gradcheck(lambda a: a.mT * 1.0, randn(2, 3, 4))
+    with pytest.raises(ValueError, match="mT: expected a matrix or a batch of matrices, got a 1-d tensor"):
+        f64(randn(3)).mT
+
+
+def test_matmul_of_two_dtypes_is_refused_as_in_pytorch():
+    """float32 @ float64 silently gave float64, and the next float32 layer failed far away."""
+    with pytest.raises(TypeError, match="matmul: both tensors must have the same dtype, got float32 and float64"):
+        Tensor(np.ones((2, 3), np.float32)) @ f64(np.ones((3, 2)))
+    with pytest.raises(TypeError, match="got int64 and float32"):
+        tt.ops.matmul(Tensor(np.ones((2, 3), np.int64)), Tensor(np.ones((3, 2), np.float32)))
+    assert (f64(np.ones((2, 3))) @ f64(np.ones((3, 2)))).dtype == np.float64
+
+
+# ---- convolution: padding by name ---------------------------------------------------------------
+@pytest.mark.parametrize("kernel, dilation", [((3, 3), (1, 1)), ((2, 4), (1, 1)), ((3, 2), (2, 3)), ((4, 4), (2, 1))])
+def test_padding_same_keeps_the_size_and_pads_the_odd_row_after(kernel, dilation):
+    """PyTorch's rule: ``dilation * (k - 1)`` zeros per axis, half before, the rest after."""
+    x, w = randn(2, 3, 7, 8), randn(4, 3, *kernel, seed=1)
+    same = tt.ops.conv2d(f64(x), f64(w), None, padding="same", dilation=dilation)
+    totals = [d * (k - 1) for d, k in zip(dilation, kernel)]
+    padded = np.pad(x, ((0, 0), (0, 0), (totals[0] // 2, totals[0] - totals[0] // 2),
+                        (totals[1] // 2, totals[1] - totals[1] // 2)))
+    by_hand = tt.ops.conv2d(f64(padded), f64(w), None, dilation=dilation)
+    assert same.shape == (2, 4, 7, 8)
+    np.testing.assert_allclose(same.data, by_hand.data, rtol=1e-12, atol=1e-12)
+    assert gradcheck(lambda a, b: tt.ops.conv2d(a, b, None, padding="same", dilation=dilation),
+                     randn(1, 3, 5, 6), randn(2, 3, *kernel, seed=1))
+
+
+def test_padding_valid_and_the_layer():
+    x, w = randn(1, 2, 6, 6), randn(3, 2, 3, 3)
+    valid = tt.ops.conv2d(f64(x), f64(w), None, padding="valid")
+    np.testing.assert_array_equal(valid.data, tt.ops.conv2d(f64(x), f64(w), None).data)
+    layer = tt.nn.Conv2d(2, 3, 4, padding="same").to(np.float64)
+    assert layer(f64(x)).shape == (1, 3, 6, 6) and layer(f64(x[0])).shape == (3, 6, 6)
+    assert "padding='same'" in repr(layer)
+
+
+def test_padding_by_name_errors():
+    with pytest.raises(ValueError, match=r"Conv2d: padding='same' needs stride 1, got stride=2"):
+        tt.nn.Conv2d(1, 1, 3, stride=2, padding="same")
+    with pytest.raises(ValueError, match="conv2d: padding must be an int, a pair of ints, 'valid' or 'same', got 'full'"):
+        tt.ops.conv2d(f64(randn(1, 1, 4, 4)), f64(randn(1, 1, 3, 3)), None, padding="full")
+
+
+# ---- average pooling without the padding in the count -------------------------------------------
+def average_by_hand(x, kernel, stride, padding, count_include_pad):
+    """Each window's mean over its input pixels, or over the padded window (no ceil mode)."""
+    n, c, h, w = x.shape
+    padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    real = np.pad(np.ones((h, w)), padding)
+    out_h, out_w = (h + 2 * padding - kernel) // stride + 1, (w + 2 * padding - kernel) // stride + 1
+    out = np.empty((n, c, out_h, out_w))
+    for i in range(out_h):
+        for j in range(out_w):
+            rows, cols = slice(i * stride, i * stride + kernel), slice(j * stride, j * stride + kernel)
+            count = kernel * kernel if count_include_pad else real[rows, cols].sum()
+            out[:, :, i, j] = padded[:, :, rows, cols].sum(axis=(2, 3)) / count
+    return out
+
+
+@pytest.mark.parametrize("count_include_pad", [True, False])
+def test_avg_pool_count_include_pad(count_include_pad):
+    x = randn(2, 3, 7, 6)
+    pooled = tt.nn.AvgPool2d(3, 2, 1, count_include_pad=count_include_pad).to(np.float64)(f64(x))
+    np.testing.assert_allclose(pooled.data, average_by_hand(x, 3, 2, 1, count_include_pad), rtol=1e-12)
+    assert gradcheck(lambda a: tt.ops.avg_pool2d(a, 3, 2, 1, ceil_mode=True, count_include_pad=count_include_pad),
+                     randn(1, 2, 6, 7))
+
+
+def test_avg_pool_count_include_pad_must_be_a_flag():
+    with pytest.raises(TypeError, match="AvgPool2d: count_include_pad must be True or False, got 0"):
+        tt.nn.AvgPool2d(2, count_include_pad=0)
+    assert "count_include_pad=False" in repr(tt.nn.AvgPool2d(2, count_include_pad=False))
+
+
+# ---- LayerNorm over several axes, with and without parameters -----------------------------------
+def normalised_by_hand(x, axes):
+    mean = x.mean(axis=axes, keepdims=True)
+    return (x - mean) / np.sqrt(((x - mean) ** 2).mean(axis=axes, keepdims=True) + 1e-5)
+
+
+def test_layer_norm_over_the_last_two_axes():
+    x = randn(2, 3, 4, 5)
+    layer = tt.nn.LayerNorm((4, 5)).to(np.float64)
+    assert layer.normalized_shape == (4, 5) and layer.weight.shape == layer.bias.shape == (4, 5)
+    np.testing.assert_allclose(layer(f64(x)).data, normalised_by_hand(x, (2, 3)), rtol=1e-10, atol=1e-12)
+    assert gradcheck(lambda a, w, b: tt.ops.layer_norm(a, w, b, normalized_shape=(4, 5)),
+                     randn(2, 4, 5), randn(4, 5, seed=1), randn(4, 5, seed=2))
+    with pytest.raises(ValueError, match=r"LayerNorm\(4, 5\): expected input of shape \(\.\.\., 4, 5\), got \(2, 5, 4\)"):
+        layer(f64(randn(2, 5, 4)))
+
+
+def test_layer_norm_without_affine_part_or_bias():
+    plain = tt.nn.LayerNorm(5, elementwise_affine=False)
+    assert list(plain.state_dict()) == [] and plain.weight is None and plain.bias is None
+    x = randn(3, 5)
+    np.testing.assert_allclose(plain(f64(x)).data, normalised_by_hand(x, -1), rtol=1e-10, atol=1e-12)  # any float dtype
+    no_bias = tt.nn.LayerNorm(5, bias=False)
+    assert list(no_bias.state_dict()) == ["weight"] and "bias=False" in repr(no_bias)
+    with pytest.raises(TypeError, match="LayerNorm: elementwise_affine must be True or False"):
+        tt.nn.LayerNorm(5, elementwise_affine="no")
