@@ -82,6 +82,30 @@ def test_real_cli_with_an_installed_plugin_that_blocks_finishes(tmp_path, body):
     assert "nn" in result.stdout
 
 
+_COMMANDS = """
+from tinytorch_core import hookimpl
+import threading
+
+@hookimpl
+def tinytorch_cli_commands(commands):
+    commands.add("evil-block", help="blocks", setup=lambda parser: threading.Event().wait(), run=lambda a, r: 0)
+    commands.add("evil-percent", help="100% better, %(prog)s", setup=lambda parser: None, run=lambda a, r: 0)
+"""
+
+
+def test_real_cli_with_a_plugin_command_whose_setup_blocks_or_whose_help_holds_percent(tmp_path):
+    """Setup ran on the main thread with no limit: every command hung. A % in the help crashed
+    ``tinytorch --help`` (argparse formats help text with %)."""
+    _install_broken_plugin(tmp_path, _COMMANDS)
+    result = _run_cli(tmp_path, "stages", TINYTORCH_PLUGIN_TIMEOUT="1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "command 'evil-block' from plugin 'evilplugin' is broken" in result.stderr
+    assert "did not finish within 1 s" in result.stderr and "nn" in result.stdout
+    helped = _run_cli(tmp_path, "--help", TINYTORCH_PLUGIN_TIMEOUT="1")
+    assert helped.returncode == 0 and "100% better, %(prog)s" in " ".join(helped.stdout.split())
+    assert "Traceback" not in result.stderr + helped.stderr
+
+
 @pytest.mark.parametrize("entry_name", ["aaa_eager", "zzz_eager"])
 def test_a_plugin_reaching_a_stage_at_import_is_told_plugins_are_still_loading(entry_name):
     """It was told nn 'is not installed' (nn not imported yet) or 'did not register it'."""

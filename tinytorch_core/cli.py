@@ -408,8 +408,8 @@ def build_parser(runtime: Runtime) -> argparse.ArgumentParser:
     for command in runtime.commands.values():
         p = None
         try:
-            p = sub.add_parser(command.name, help=command.help)
-            command.setup(p)
+            p = sub.add_parser(command.name, help=command.help.replace("%", "%%"))  # argparse formats help with %
+            runtime.plugin_worker.run(f"the setup of command '{command.name}'", lambda parser=p: command.setup(parser))
         except BaseException as exc:  # a broken plugin command (even one calling sys.exit) must not take the CLI down
             if isinstance(exc, KeyboardInterrupt):
                 raise

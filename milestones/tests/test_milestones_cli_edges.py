@@ -241,6 +241,11 @@ def test_progress_bar_labels_with_markup_do_not_crash():
     assert "model [/][/][plot]" in out.getvalue()
 
 
+def _raising_parts():
+    yield from ()
+    raise ValueError("half a part")
+
+
 def _exits(options):
     raise SystemExit(3)
 
@@ -251,7 +256,16 @@ def _exits(options):
     (lambda options: None, "returned NoneType; its run must return a MilestoneOutcome"),
     (lambda options: "done", "returned str; its run must return a MilestoneOutcome"),
     (lambda options: 1.0, "returned float; its run must return a MilestoneOutcome"),
-], ids=["sys-exit", "none", "text", "number"])
+    # a MilestoneOutcome holding the wrong things crashed the run or the report with a traceback
+    (lambda options: MilestoneOutcome(parts=[object()]), "malformed MilestoneOutcome: parts must be PartResult"),
+    (lambda options: MilestoneOutcome(parts=None), "malformed MilestoneOutcome: TypeError"),
+    (lambda options: MilestoneOutcome(parts=_raising_parts()), "malformed MilestoneOutcome: ValueError: half a part"),
+    (lambda options: MilestoneOutcome(parts=_trained(options).parts, samples=5), "malformed MilestoneOutcome: TypeError"),
+    (lambda options: MilestoneOutcome(parts=_trained(options).parts, headline=7), "headline must be the index of a part"),
+    (lambda options: MilestoneOutcome(parts=_trained(options).parts, checks=[Check("c", "yes")]),
+     "each Check's passed must be True or False"),
+], ids=["sys-exit", "none", "text", "number", "part-object", "parts-none", "parts-raise", "samples-int",
+        "headline-out-of-range", "passed-text"])
 def test_a_broken_plugin_milestone_is_an_error_and_the_others_still_run(capsys, run, said):
     def register(register):
         register(Milestone(name="broken", year=1, title="Broken", requires=(), run=run))

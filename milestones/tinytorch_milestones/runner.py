@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Callable
+
+import numpy as np
 
 from tinytorch_core import StageUnavailableError, catalog, manual_seed
 from tinytorch_core.host.runtime import LOADED, default_runtime
@@ -14,7 +17,7 @@ from tinytorch_core.host.runtime import LOADED, default_runtime
 from .datasets import DataError, DataMissing
 from .harness import compiling
 from .idx import IDXError
-from .results import finite_or_none
+from .results import Check, PartResult, finite_or_none
 
 PASSED, FAILED, LOCKED, ERROR = "passed", "failed", "locked", "error"
 DEFAULT_SEED = 0
@@ -173,17 +176,49 @@ def run_milestone(milestone, options: RunOptions) -> MilestoneResult:
         result.time_s = time.perf_counter() - start
         return result
     result.time_s = time.perf_counter() - start
-    if not isinstance(outcome, MilestoneOutcome):  # a plugin's milestone: an error row, the rest still runs
-        result.status = ERROR
-        result.error = (f"TypeError: milestone '{milestone.name}' returned {type(outcome).__name__}; "
-                        "its run must return a MilestoneOutcome")
-        return result
-    result.parts, result.checks = list(outcome.parts), list(outcome.checks)
-    result.data, result.samples = outcome.data, list(outcome.samples)
-    result.headline, result.figures = outcome.headline, list(outcome.figures)
-    ok = bool(result.parts) and all(p.passed for p in result.parts) and all(c.passed for c in result.checks)
-    result.status = PASSED if ok else FAILED
+    _record_outcome(result, outcome, milestone.name)
     return result
+
+
+def _record_outcome(result: MilestoneResult, outcome, name: str) -> None:
+    """Copy what a milestone's run returned into its result and judge it; a malformed outcome (a
+    plugin's milestone, say) is an error row, and the other milestones still run and report."""
+    if not isinstance(outcome, MilestoneOutcome):
+        result.status = ERROR
+        result.error = f"TypeError: milestone '{name}' returned {type(outcome).__name__}; its run must return a MilestoneOutcome"
+        return
+    try:
+        parts, checks, samples, figures = (list(outcome.parts), list(outcome.checks), list(outcome.samples),
+                                           list(outcome.figures))
+        problem = _outcome_problem(parts, checks, samples, figures, outcome)
+    except Exception as exc:  # an iterable that raises, a part whose checks are not Checks ...
+        problem = f"{type(exc).__name__}: {exc}"
+    if problem:
+        result.status = ERROR
+        result.error = f"TypeError: milestone '{name}' returned a malformed MilestoneOutcome: {problem}"
+        return
+    result.parts, result.checks, result.samples, result.figures = parts, checks, samples, figures
+    result.data, result.headline = outcome.data, outcome.headline
+    ok = bool(parts) and all(p.passed for p in parts) and all(c.passed for c in checks)
+    result.status = PASSED if ok else FAILED
+
+
+def _outcome_problem(parts: list, checks: list, samples: list, figures: list, outcome) -> str:
+    """What is malformed in an outcome, or "" (every field of the type the report and JSON read)."""
+    if not all(isinstance(part, PartResult) for part in parts):
+        return "parts must be PartResult objects"
+    if not all(isinstance(check, Check) for part in parts for check in [*checks, *part.checks]):
+        return "checks must be Check objects"
+    if not all(isinstance(check.passed, (bool, np.bool_)) for part in parts for check in [*checks, *part.checks]):
+        return "each Check's passed must be True or False"
+    if not isinstance(outcome.data, str) or not all(isinstance(sample, str) for sample in samples):
+        return "data and samples must be text"
+    if not all(isinstance(row, dict) for row in figures):
+        return "figures must be rows of a table (dicts)"
+    if type(outcome.headline) is not int or not -1 <= outcome.headline < max(len(parts), 1):
+        return f"headline must be the index of a part or -1, got {outcome.headline!r}"
+    json.dumps([part.to_dict() for part in parts] + [check.to_dict() for check in checks] + figures)  # the --json report
+    return ""
 
 
 def ordered_milestones(runtime) -> list:
