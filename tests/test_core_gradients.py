@@ -96,6 +96,22 @@ def test_gradcheck_catches_an_op_that_drops_its_gradient():
         gradcheck(dropped, r(3))
 
 
+def test_gradcheck_names_an_op_whose_float_input_gives_only_integer_outputs():
+    """A plugin op returning integers for float input was reported as "'NoneType' object has no
+    attribute 'backward'" by ``tinytorch check``."""
+    class Rounding(tt.Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a.astype(np.int64)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    with pytest.raises(GradcheckError, match="returned only int64 output"):
+        gradcheck(Rounding.apply, r(3))
+
+
 def test_cast_gradient_comes_back_in_the_input_dtype():
     x = tt.Tensor([1.0, 2.0], requires_grad=True)  # float32
     (x.to(np.float64) * 3.0).sum().backward()

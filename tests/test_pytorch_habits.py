@@ -322,6 +322,6 @@ def test_integer_arithmetic_that_has_no_integer_answer_is_refused_naming_the_op(
     with pytest.raises(ValueError, match="core::pow: an integer to a negative integer power"):
         2 ** Tensor(np.array([-1, 3]))
     flags = Tensor(np.array([True, False]))
-    with pytest.raises(TypeError, match="core::sub: bool tensors cannot be subtracted"):
+    with pytest.raises(TypeError, match="core::sub: subtraction with a bool tensor is not supported"):
         flags - flags
     assert np.isinf((tt.ones(2) // 0.0).data).all() and (ints ** 2).tolist() == [1, 4]  # floats: IEEE

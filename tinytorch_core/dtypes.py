@@ -57,10 +57,11 @@ def _describe(value):
     return None
 
 
-def result_dtype(*operands, floating: bool = False) -> np.dtype | None:
+def result_dtype(*operands, floating: bool = False, op: str = "an elementwise op") -> np.dtype | None:
     """The dtype of an elementwise op of ``operands`` under the rule above (None when an operand
     is not a number, tensor or array, or holds no bool/int/float data). ``floating``: the op's
-    result is floating-point whatever its operands (true division: ``int / int`` is float32)."""
+    result is floating-point whatever its operands (true division: ``int / int`` is float32).
+    Integers with no common integer dtype (uint64 and a signed one) are refused naming ``op``."""
     described = []
     for value in operands:
         kind_and_dtype = _describe(as_python_number(value))
@@ -72,6 +73,9 @@ def result_dtype(*operands, floating: bool = False) -> np.dtype | None:
         holders = [dtype for k, dtype in described if k == kind and _CATEGORY[dtype.kind] == category]
         if holders:
             dtype = np.result_type(*holders)
+            if category == 1 and dtype.kind == "f":  # NumPy's float64 would round integers above 2**53
+                raise TypeError(f"{op}: {' and '.join(sorted({str(h) for h in holders}))} have no common integer "
+                                "dtype (NumPy would give float64 and lose precision); cast one with .to(np.int64)")
             return _DEFAULT_OF_CATEGORY[2] if floating and dtype.kind != "f" else dtype
     return _DEFAULT_OF_CATEGORY[2 if floating else category]
 
@@ -90,12 +94,12 @@ def _already_common(a, b) -> bool:
     return type(b) is Tensor and type(a) in _PYTHON_NUMBERS and b.data.dtype.kind == "f"
 
 
-def promote(*operands, floating: bool = False) -> tuple:
+def promote(*operands, floating: bool = False, op: str = "an elementwise op") -> tuple:
     """``operands`` of an elementwise op, each array or tensor cast to ``result_dtype`` (numbers
     become Python numbers and stay as they are)."""
     if len(operands) == 2 and _already_common(*operands):
         return operands
-    target = result_dtype(*operands, floating=floating)
+    target = result_dtype(*operands, floating=floating, op=op)
     promoted = []
     for value in operands:
         value = list(value) if type(value) is tuple else as_python_number(value)  # numbers in a tuple: a list

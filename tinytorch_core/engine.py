@@ -250,6 +250,9 @@ def queue_callback(callback) -> None:
 def _accumulate_leaf(leaf: Tensor, g, claimed: set) -> None:
     """Add ``g`` to a leaf's ``.grad``. A stored gradient owns its memory (users and optimizers
     change ``.grad`` in place), so ``g`` is copied unless it is a fresh array no one else holds."""
+    if leaf.data.dtype.kind != "f":  # set by hand (x.requires_grad = True): an integer .grad would be truncated
+        raise GraphError(f"backward: a leaf tensor of dtype {leaf.data.dtype} requires grad; only floating-point "
+                         "tensors can hold a gradient (use requires_grad_(), which refuses this)")
     if leaf.grad is None:
         # a hook may change .grad in place while g is still pending for another branch: its own copy
         if g.base is not None or id(g) in claimed or not g.flags.writeable or leaf._grad_hooks is not None:
@@ -257,4 +260,12 @@ def _accumulate_leaf(leaf: Tensor, g, claimed: set) -> None:
         claimed.add(id(g))
         leaf.grad = Tensor._wrap(g)
     else:  # out of place: g may still be pending elsewhere in this backward pass
-        leaf.grad = Tensor._wrap(leaf.grad.data + g)
+        stored = leaf.grad
+        if not isinstance(stored, Tensor) or stored.data.shape != g.shape:  # a .grad set by hand
+            raise GraphError(f"backward: a leaf's .grad holds {_describe_grad(stored)}, which the new gradient of "
+                             f"shape {g.shape} cannot be added to; set .grad to None or a Tensor of the leaf's shape")
+        leaf.grad = Tensor._wrap(stored.data + g)
+
+
+def _describe_grad(grad) -> str:
+    return f"a tensor of shape {grad.data.shape}" if isinstance(grad, Tensor) else f"a {type(grad).__name__}"

@@ -126,8 +126,8 @@ class Function:
         errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)
         try:
             out = cls.forward(ctx, *arrays, **kwargs)
-            if type(out) is not np.ndarray and type(out) is not tuple:
-                out = _array_of_numbers(cls, out)  # a NumPy scalar (a reduced loss, say) or a number
+            if type(out) is not tuple and (type(out) is not np.ndarray or out.dtype.kind not in "biuf"):
+                out = _array_of_numbers(cls, out)  # a NumPy scalar (a reduced loss, say) or a number; never objects
         except OverflowError as exc:  # a Python int the operands' dtype cannot hold (int8 + 300): say the op
             _forward_failed(exc, ctx, observer, started, arrays, kwargs)
             raise OverflowError(f"{cls.display_name()}: {exc} (a number the operands' dtype cannot hold)") from exc
@@ -159,8 +159,9 @@ def _array_of_numbers(op, value) -> np.ndarray:
     array; None, text or objects (a kernel that forgot its ``return``) are a ``GraphError``."""
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":
-        raise GraphError(f"forward of {op.display_name()} returned {type(value).__name__}; a forward "
-                         "returns arrays of numbers (one, or a tuple of them)")
+        what = f"an array of {array.dtype}" if isinstance(value, np.ndarray) else type(value).__name__
+        raise GraphError(f"forward of {op.display_name()} returned {what}; a forward returns arrays of "
+                         "numbers (bool, int or float; one, or a tuple of them)")
     return array
 
 
@@ -169,7 +170,7 @@ def _wrap_outputs(ctx, outputs: tuple, args, record: bool) -> tuple:
     and bool outputs never carry gradients)."""
     results = []
     for index, array in enumerate(outputs):
-        if type(array) is not np.ndarray:
+        if type(array) is not np.ndarray or array.dtype.kind not in "biuf":
             array = _array_of_numbers(type(ctx), array)
         if record and array.dtype.kind == "f":
             result = Tensor._wrap(array, True, ctx, index)

@@ -7,7 +7,8 @@ import operator
 
 import numpy as np
 
-from .checks import axis_or_dim, broadcasts_to, keepdims_or_keepdim, normalize_axis, refuse_masked, target_dtype
+from .checks import (axis_or_dim, broadcasts_to, keepdims_or_keepdim, normalize_axis, refuse_masked, target_dtype,
+                     true_or_false)
 from .grad_mode import _per_thread
 from .inplace import (IN_PLACE_CLOCK, is_region_of, link_view, memory_of, record_in_place,
                       view_of_a_root_that_requires_grad, write_plain)
@@ -43,7 +44,7 @@ class Tensor:
         self._version_counter = [0]
         self._grad_hooks = self._view = self._views = None  # grad hooks; view links (inplace.py)
         self.requires_grad = False
-        if requires_grad:
+        if true_or_false(requires_grad, "requires_grad", "Tensor"):
             self.requires_grad_(True)
 
     @staticmethod
@@ -111,7 +112,10 @@ class Tensor:
         return self.data.item()
 
     def numpy(self) -> np.ndarray:
-        """The underlying array (shared, not copied)."""
+        """The underlying array (shared, not copied); refused while it requires grad, as in PyTorch."""
+        if self.requires_grad:  # a write into the shared array would change what backward reads, unseen
+            raise RuntimeError("numpy(): the tensor requires grad, and a write into its array would go unseen by "
+                               "backward; use tensor.detach().numpy()")
         report_value_read(self)
         return self.data
 
@@ -321,7 +325,6 @@ class Tensor:
 
     def abs(self):
         return _P.Abs.apply(self)
-
     __abs__ = abs
 
     def maximum(self, other):
@@ -382,8 +385,8 @@ class Tensor:
         return _P.Compare.apply(self, other, np.not_equal)
 
     def __invert__(self):
-        if self.data.dtype != np.bool_:
-            raise TypeError(f"~ needs a bool tensor, got {self.data.dtype}")
+        if self.data.dtype.kind not in "biu":
+            raise TypeError(f"~ needs a bool or integer tensor, got {self.data.dtype}")
         return _P.LogicalNot.apply(self)
 
     def __and__(self, other):

@@ -117,6 +117,9 @@ def _output_weights(label, outs, rng) -> list:
                 "(a gradient would silently stop here)"
             )
         weights.append(rng.standard_normal(o.data.shape))
+    if all(w is None for w in weights):  # integer outputs only: nothing would reach the inputs
+        raise GradcheckError(f"{label}: returned only {', '.join(str(o.data.dtype) for o in outs)} output(s) for "
+                             "float64 inputs; a differentiable op returns a floating-point output to check")
     return weights
 
 

@@ -113,6 +113,8 @@ class Neg(Function):
 
     @staticmethod
     def forward(ctx, a):
+        if a.dtype == np.bool_:  # NumPy's error names no op
+            raise TypeError("core::neg: negation of a bool tensor is not supported; invert it with ~")
         return -a
 
     @staticmethod
@@ -194,7 +196,7 @@ class FloorDivide(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        refuse_integer_division_by_zero(FloorDivide, b)
+        refuse_integer_division_by_zero(FloorDivide, a, b)
         return np.floor_divide(a, b)
 
     @staticmethod
@@ -203,10 +205,10 @@ class FloorDivide(Function):
                          "take the gradient through a / b, or detach() the operands")
 
 
-def refuse_integer_division_by_zero(op, b) -> None:
-    """Integers have no inf: NumPy's ``7 // 0`` is a silent 0 (floats give inf or NaN, as IEEE says)."""
+def refuse_integer_division_by_zero(op, a, b) -> None:
+    """Integers have no inf: NumPy's ``7 // 0`` is a silent 0 (a float result is inf or NaN, as IEEE says)."""
     b = np.asarray(b)
-    if b.dtype.kind in "iub" and not b.all():
+    if np.result_type(a, b).kind in "iub" and not b.all():
         raise ZeroDivisionError(f"{op.display_name()}: integer division by zero")
 
 
@@ -218,7 +220,7 @@ class Remainder(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        refuse_integer_division_by_zero(Remainder, b)
+        refuse_integer_division_by_zero(Remainder, a, b)
         ctx.save_for_backward(a, b)
         return np.remainder(a, b)
 
@@ -320,7 +322,8 @@ class Compare(Function):
 
 
 class LogicalNot(Function):
-    """``~a`` of a bool tensor (an op for the same reason as ``Compare``)."""
+    """``~a``: logical for a bool tensor, bit by bit for an integer one (an op for the same reason
+    as ``Compare``)."""
 
     flops = staticmethod(count.no_arithmetic)
 
@@ -409,26 +412,30 @@ class MatMul(Function):
 # Elementwise ops with two or more value operands first bring them to one dtype (see dtypes.py:
 # a number or a 0-d tensor never widens a tensor); Tensor's operators call these.
 def add(a, b):
-    return Add.apply(*promote(a, b))
+    return Add.apply(*promote(a, b, op="core::add"))
 
 
 def sub(a, b):
-    a, b = promote(a, b)
-    if array_of(a).dtype == np.bool_ and array_of(b).dtype == np.bool_:  # NumPy's error names no op
-        raise TypeError("core::sub: bool tensors cannot be subtracted; compare them (x != y) or cast to int first")
-    return Sub.apply(a, b)
+    if _is_bool(a) or _is_bool(b):  # PyTorch's rule (1 - mask meant ~mask); NumPy's error names no op
+        raise TypeError("core::sub: subtraction with a bool tensor is not supported; invert a mask with ~, "
+                        "compare (x != y), or cast to int first")
+    return Sub.apply(*promote(a, b, op="core::sub"))
+
+
+def _is_bool(value) -> bool:
+    return isinstance(value, (bool, np.bool_)) or array_of(value).dtype == np.bool_
 
 
 def mul(a, b):
-    return Mul.apply(*promote(a, b))
+    return Mul.apply(*promote(a, b, op="core::mul"))
 
 
 def div(a, b):
-    return Div.apply(*promote(a, b, floating=True))  # true division: int / int is float32
+    return Div.apply(*promote(a, b, floating=True, op="core::div"))  # true division: int / int is float32
 
 
 def pow(a, b):  # noqa: A001 - mirrors the NumPy name on purpose
-    return Pow.apply(*promote(a, b))
+    return Pow.apply(*promote(a, b, op="core::pow"))
 
 
 def matmul(a, b):
@@ -451,7 +458,7 @@ def clip(a, low=None, high=None):
     if low is None and high is None:
         raise ValueError("clip: give at least one of min and max")
     bounds = [bound for bound in (low, high) if bound is not None]
-    promoted = iter(promote(a, *bounds))  # the bounds take part in the dtype like any operand
+    promoted = iter(promote(a, *bounds, op="core::clip"))  # the bounds take part in the dtype like any operand
     a = next(promoted)
     low, high = (None if bound is None else next(promoted) for bound in (low, high))
     return Clip.apply(a, low, high)
@@ -461,7 +468,7 @@ def where(condition, a, b):
     cond = array_of(condition)
     if cond.dtype != np.bool_:
         raise TypeError(f"where: the condition must be a bool tensor, got {cond.dtype}")
-    a, b = promote(a, b)
+    a, b = promote(a, b, op="where")
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):  # two numbers: PyTorch's float32 (not float64)
         a = np.asarray(a, DEFAULT_FLOAT if isinstance(a, float) or isinstance(b, float) else None)
     # the condition as given: a tensor's version counter tells backward that it was changed in place
@@ -471,11 +478,11 @@ def where(condition, a, b):
 def bitwise(a, b, function):
     """``a & b`` or ``a | b`` (``function``: ``np.bitwise_and``/``np.bitwise_or``): logical for
     bools, bit by bit for integers, refused for floats (PyTorch's rule; NumPy's error names no op)."""
+    symbol = "&" if function is np.bitwise_and else "|"
     for operand in (a, b):
         if array_of(operand).dtype.kind not in "biu":
-            symbol = "&" if function is np.bitwise_and else "|"
             raise TypeError(f"{symbol} needs bool or integer operands, got {array_of(operand).dtype}")
-    return Compare.apply(*promote(a, b), function)
+    return Compare.apply(*promote(a, b, op=symbol), function)
 
 
 def exp(x):
@@ -495,16 +502,16 @@ def abs(x):  # noqa: A001 - mirrors the NumPy name on purpose
 
 
 def floor_divide(a, b):
-    return FloorDivide.apply(*promote(a, b))
+    return FloorDivide.apply(*promote(a, b, op="core::floor_divide"))
 
 
 def remainder(a, b):
-    return Remainder.apply(*promote(a, b))
+    return Remainder.apply(*promote(a, b, op="core::remainder"))
 
 
 def maximum(a, b):
-    return Maximum.apply(*promote(a, b))
+    return Maximum.apply(*promote(a, b, op="core::maximum"))
 
 
 def minimum(a, b):
-    return Minimum.apply(*promote(a, b))
+    return Minimum.apply(*promote(a, b, op="core::minimum"))

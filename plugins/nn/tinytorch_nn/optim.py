@@ -135,6 +135,7 @@ class Optimizer:
                 loss = closure()
         # IEEE arithmetic without warnings, as in every op: an inf or NaN gradient gives inf or NaN
         # parameters silently (anomaly mode finds where it came from)
+        self._check_gradients()
         errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)
         try:
             with no_grad():
@@ -144,6 +145,19 @@ class Optimizer:
         if observer is not None:
             observer.update_finished()
         return loss
+
+    def _check_gradients(self) -> None:
+        """Each ``.grad`` is a tensor of its parameter's shape and dtype: one set by hand (``p.grad =
+        ...``) of another shape would broadcast into the update silently."""
+        for g, group in enumerate(self.param_groups):
+            for k, p in enumerate(group["params"]):
+                grad = p.grad
+                if grad is not None and not (isinstance(grad, Tensor) and grad.data.shape == p.data.shape
+                                             and grad.data.dtype == p.data.dtype):
+                    got = (f"a {grad.data.dtype} tensor of shape {grad.data.shape}" if isinstance(grad, Tensor)
+                           else f"a {type(grad).__name__}")
+                    raise TypeError(f"{type(self).__name__}.step: the .grad of parameter {k} of group {g} is {got}; "
+                                    f"expected a {p.data.dtype} Tensor of shape {p.data.shape}, like the parameter")
 
     def update(self) -> None:
         """The update of every parameter that has a gradient, as ``step`` makes it, without
