@@ -176,6 +176,10 @@ def test_var_keeps_each_librarys_default_and_takes_pytorchs_names():
         x.var(dim=1, ddof=1, unbiased=True)
     with pytest.raises(TypeError, match="unbiased must be True or False"):
         x.var(dim=1, unbiased="yes")
+    # PyTorch's positional order (dim, unbiased, keepdim): x.var(0, False) was keepdim=False, n - 1
+    np.testing.assert_allclose(x.var(1, False).data, [14 / 9, 14.0])
+    assert x.var(1, True, True).shape == (2, 1) and tt.ops.var(x, 0, False).shape == (3,)
+    np.testing.assert_allclose(x.var(False).data, np.var(x.data))  # var(unbiased): every entry
 
 
 def test_pytorch_keyword_names_on_arg_reductions_and_axes():

@@ -138,3 +138,39 @@ def test_layer_norm_without_affine_part_or_bias():
     assert list(no_bias.state_dict()) == ["weight"] and "bias=False" in repr(no_bias)
     with pytest.raises(TypeError, match="LayerNorm: elementwise_affine must be True or False"):
         tt.nn.LayerNorm(5, elementwise_affine="no")
+
+
+# ---- modules: names, order and conversions as in PyTorch ----------------------------------------
+def test_a_slice_of_sequential_keeps_its_modules_names():
+    """``seq[1:]`` renumbered its keys from 0, so its state dict no longer matched the whole one's."""
+    seq = tt.nn.Sequential(tt.nn.Linear(2, 3), tt.nn.ReLU(), tt.nn.Linear(3, 1))
+    tail = seq[1:]
+    assert list(tail.state_dict()) == ["2.weight", "2.bias"] and len(tail) == 2 and tail[1] is seq[2]
+    tail.append(tt.nn.Linear(1, 1))  # the next free number, never a name the slice already holds
+    assert list(tail.state_dict()) == ["2.weight", "2.bias", "3.weight", "3.bias"]
+
+
+def test_sequential_from_a_dict_names_its_modules():
+    from collections import OrderedDict
+
+    seq = tt.nn.Sequential(OrderedDict([("fc", tt.nn.Linear(2, 3)), ("act", tt.nn.ReLU())]))
+    assert list(seq.state_dict()) == ["fc.weight", "fc.bias"] and seq(tt.ones((1, 2))).shape == (1, 3)
+    seq.act = tt.nn.Sigmoid()  # replaced in place: forward runs the new one
+    assert (seq(tt.ones((1, 2))).data > 0).all()
+    with pytest.raises(ValueError, match="a module's name must be a non-empty string without dots"):
+        tt.nn.Sequential({"a.b": tt.nn.ReLU()})
+
+
+def test_state_dict_lists_each_modules_parameters_then_its_buffers_as_pytorch():
+    model = tt.nn.Sequential(tt.nn.Conv2d(1, 2, 3), tt.nn.BatchNorm2d(2), tt.nn.Flatten(), tt.nn.Linear(8, 1))
+    assert list(model.state_dict()) == ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean",
+                                        "1.running_var", "3.weight", "3.bias"]
+
+
+def test_module_float_double_and_module_list_insert():
+    layer = tt.nn.Linear(2, 2).double()
+    assert layer.weight.dtype == np.float64 and layer.float().weight.dtype == np.float32
+    items = tt.nn.ModuleList([tt.nn.ReLU(), tt.nn.Linear(2, 2)])
+    inserted = tt.nn.Linear(2, 3)
+    items.insert(1, inserted)
+    assert items[1] is inserted and list(items.state_dict()) == ["1.weight", "1.bias", "2.weight", "2.bias"]

@@ -247,14 +247,30 @@ class Module:
                     t.grad = Tensor._wrap(t.grad.data.astype(dtype))
         return self
 
+    def float(self) -> "Module":
+        """PyTorch's ``model.float()``: ``to(np.float32)``."""
+        return self.to(np.float32)
+
+    def double(self) -> "Module":
+        """PyTorch's ``model.double()``: ``to(np.float64)``."""
+        return self.to(np.float64)
+
     # ---- state ---------------------------------------------------------------------------
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
-        """Copies of every parameter and persistent buffer, by dotted name."""
-        state = OrderedDict()
-        for name, p in self.named_parameters():
-            state[name] = p.data.copy()
-        for name, b in self.named_buffers(persistent_only=True):
-            state[name] = b.data.copy()
+        """Copies of every parameter and persistent buffer, by dotted name, in PyTorch's order:
+        module by module, each one's parameters, then its buffers (a shared parameter once).
+        Copies, not views: changing the dict leaves the model alone (in PyTorch it would not)."""
+        state, seen = OrderedDict(), set()
+        for mod_name, module in self.named_modules():
+            prefix = f"{mod_name}." if mod_name else ""
+            for name, p in module._parameters.items():
+                if p is not None and id(p) not in seen:
+                    seen.add(id(p))
+                    state[prefix + name] = p.data.copy()
+            skip = module.__dict__.get("_non_persistent", ())
+            for name, b in module._buffers.items():
+                if b is not None and name not in skip:
+                    state[prefix + name] = b.data.copy()
         return state
 
     def load_state_dict(self, state, strict: bool = True) -> dict:
@@ -352,6 +368,16 @@ class ModuleList(Module):
         for m in modules:
             self.append(m)
         return self
+
+    def insert(self, index: int, module: Module) -> None:
+        """Put ``module`` before position ``index``; the ones after it are renamed, as in PyTorch."""
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList holds Modules, got {type(module).__name__}")
+        items = list(self._items)
+        items.insert(index, module)
+        self._items = []
+        self._modules.clear()
+        self.extend(items)
 
     def __getitem__(self, index):
         if isinstance(index, slice):

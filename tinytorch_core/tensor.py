@@ -424,8 +424,8 @@ class Tensor:
     def min(self, dim=None, keepdim=None, *, axis=None, keepdims=None):
         return _P.min(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def var(self, dim=None, keepdim=None, **options):  # ddof: NumPy's 0 with axis=, else PyTorch's 1 (primitives.var)
-        return _P.var(self, dim, keepdim, **options)
+    def var(self, dim=None, unbiased=None, keepdim=None, **options):  # PyTorch's order; ddof: see primitives.var
+        return _P.var(self, dim, unbiased, keepdim, **options)
 
     # ---- shape ------------------------------------------------------------------------------
     def reshape(self, *shape):

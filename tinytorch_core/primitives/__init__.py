@@ -126,10 +126,15 @@ def _extreme(x, dim, keepdim, axis, keepdims, largest: bool):
 _variance = _reducer(Var, "var")
 
 
-def var(x, dim=None, keepdim=None, *, axis=None, keepdims=None, ddof=None, unbiased=None, correction=None):
+def var(x, dim=None, unbiased=None, keepdim=None, *, axis=None, keepdims=None, ddof=None, correction=None):
     """Variance, divided by ``n - ddof``. Each library keeps its default: NumPy's ``ddof=0`` with
     ``axis=``, PyTorch's ``n - 1`` otherwise (``var(x)``, ``var(x, 1)``, ``dim=``); ``unbiased`` and
-    ``correction`` are PyTorch's names for ``ddof`` (pass one of the three)."""
+    ``correction`` are PyTorch's names for ``ddof`` (pass one of the three). The positional order is
+    PyTorch's, ``var(x, dim, unbiased, keepdim)``, and ``var(x, False)`` is ``unbiased=False``."""
+    if isinstance(dim, (bool, np.bool_)):  # PyTorch's var(x, unbiased)
+        if unbiased is not None:
+            raise TypeError("var: a bool first argument is PyTorch's unbiased; pass dim as an int")
+        dim, unbiased = None, dim
     given = {name: value for name, value in (("ddof", ddof), ("unbiased", unbiased), ("correction", correction))
              if value is not None}
     if len(given) > 1:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -51,29 +52,42 @@ class Linear(Module):
 
 
 class Sequential(Module):
-    """Modules applied in order; children are named ``0``, ``1``, ... (the state-dict keys)."""
+    """Modules applied in order; children are named ``0``, ``1``, ... (the state-dict keys), or
+    by the keys of one dict given instead (PyTorch's ``Sequential(OrderedDict(...))``). A slice
+    keeps its modules' names, as in PyTorch, so its state dict matches the whole one's keys."""
 
     def __init__(self, *modules):
         super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], Mapping):
+            for name, module in modules[0].items():
+                self._add(name, module)
+            return
         if len(modules) == 1 and isinstance(modules[0], (list, tuple)):
             modules = tuple(modules[0])
         for module in modules:
             self.append(module)
 
     def append(self, module) -> "Sequential":
+        """Add ``module`` at the end, named by the next free number."""
+        number = len(self._modules)
+        while str(number) in self._modules:  # a slice of a longer Sequential keeps its names
+            number += 1
+        return self._add(str(number), module)
+
+    def _add(self, name, module) -> "Sequential":
         if not isinstance(module, Module):
             raise TypeError(f"Sequential holds Modules, got {type(module).__name__}")
-        self._modules[str(len(self._modules))] = module
+        if not isinstance(name, str) or not name or "." in name:
+            raise ValueError(f"Sequential: a module's name must be a non-empty string without dots, got {name!r}")
+        self._modules[name] = module
         object.__setattr__(self, "_layers", tuple(self._modules.values()))
         return self
 
     def __setattr__(self, name, value):
         super().__setattr__(name, value)
-        if isinstance(value, Module) and name.isdigit() and int(name) < len(self._layers):
+        if isinstance(value, Module) or name in self._modules:
             # setattr(seq, "0", layer) replaces layer 0: forward and seq[0] run the new one
-            layers = list(self._layers)
-            layers[int(name)] = value
-            object.__setattr__(self, "_layers", tuple(layers))
+            object.__setattr__(self, "_layers", tuple(m for m in self._modules.values() if m is not None))
 
     def forward(self, x):
         for module in self._layers:
@@ -82,7 +96,7 @@ class Sequential(Module):
 
     def __getitem__(self, index):
         if isinstance(index, slice):
-            return Sequential(*self._layers[index])
+            return Sequential(dict(list(self._modules.items())[index]))
         if not isinstance(index, numbers.Integral):
             raise TypeError(f"Sequential indices must be int or slice, got {type(index).__name__}")
         n = len(self._layers)

@@ -63,9 +63,14 @@ def test_end_axis_must_lie_between_the_start_and_the_last_axis(x):
         Flatten(start_dim=2, end_dim=1)
 
 
-def test_start_counts_from_the_first_axis():
-    with pytest.raises(ValueError, match=r"Flatten: start_dim must be a non-negative int, got -2 .*start at n - k"):
-        Flatten(start_dim=-2)
+def test_start_may_count_from_the_end_as_in_pytorch():
+    """``Flatten(start_dim=-2)`` was refused; PyTorch joins the last two axes."""
+    x = Tensor(np.zeros((2, 3, 4, 5)))
+    assert Flatten(start_dim=-2)(x).shape == (2, 3, 20) and Flatten(-3, -2)(x).shape == (2, 12, 5)
+    with pytest.raises(ValueError, match=r"Flatten: start_axis=-1 comes after end_axis=-2"):
+        Flatten(-1, -2)
+    with pytest.raises(ValueError, match=r"start_axis=-5 is not one of them"):
+        Flatten(-5)(x)
 
 
 def test_one_name_per_argument_and_ints_only():
@@ -75,5 +80,5 @@ def test_one_name_per_argument_and_ints_only():
         Flatten(1, 2, end_dim=3)
     with pytest.raises(TypeError, match=r"Flatten: end_axis must be an int, got 1.5"):
         Flatten(1, 1.5)
-    with pytest.raises(ValueError, match=r"Flatten: start_axis must be a non-negative int, got 'a'"):
+    with pytest.raises(TypeError, match=r"Flatten: start_axis must be an int, got 'a'"):
         Flatten("a")

@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 
 from tinytorch_core import Module, Parameter, Tensor, resolve_generator
-from tinytorch_core.checks import dtype_mismatch, non_negative_int, positive_int, true_or_false
+from tinytorch_core.checks import dtype_mismatch, positive_int, true_or_false
 
 from .batchnorm import check_momentum_and_eps, checked_batch_norm2d
 from .conv import check_padding_name, checked_conv2d
@@ -134,40 +134,36 @@ class Flatten(Module):
     """Joins the axes ``start_axis`` to ``end_axis`` (both included) into one; the default keeps
     the batch axis and joins all the others. ``start_dim`` and ``end_dim`` are PyTorch's names.
 
-    ``start_axis`` counts from the first axis (non-negative); ``end_axis`` may count from the end
-    (-1, the default, is the last axis), as in PyTorch.
+    Either may count from the end (-1, the default end, is the last axis), as in PyTorch.
     """
 
     def __init__(self, start_axis: int = 1, end_axis: int = -1, *, start_dim=None, end_dim=None):
         super().__init__()
         start, start_name = _alias(start_axis, 1, start_dim, "start_axis", "start_dim")
         end, end_name = _alias(end_axis, -1, end_dim, "end_axis", "end_dim")
-        if isinstance(start, numbers.Integral) and not isinstance(start, bool) and start < 0:
-            raise ValueError(f"Flatten: {start_name} must be a non-negative int, got {start} (the start "
-                             "counts from the first axis; to join the last k axes of an n-D input, start at n - k)")
-        self.start_axis = non_negative_int(start, start_name, "Flatten")
-        if not isinstance(end, numbers.Integral) or isinstance(end, bool):
-            raise TypeError(f"Flatten: {end_name} must be an int, got {end!r}")
-        self.end_axis = int(end)
-        if 0 <= self.end_axis < self.start_axis:
+        for name, value in ((start_name, start), (end_name, end)):
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+                raise TypeError(f"Flatten: {name} must be an int, got {value!r}")
+        self.start_axis, self.end_axis = int(start), int(end)
+        if (self.start_axis < 0) == (self.end_axis < 0) and self.end_axis < self.start_axis:  # known without the input
             raise ValueError(f"Flatten: {start_name}={self.start_axis} comes after {end_name}={self.end_axis}")
 
     def forward(self, x):
         if not isinstance(x, Tensor):
             x = Tensor(x)
-        if x.ndim <= self.start_axis:
+        start, end = (axis + x.ndim if axis < 0 else axis for axis in (self.start_axis, self.end_axis))
+        if not 0 <= start < x.ndim:
             raise ValueError(
                 f"Flatten({self.extra_repr()}): input of shape {x.shape} has only {x.ndim} "
-                f"axis/axes; expected more than {self.start_axis}"
+                f"axis/axes; start_axis={self.start_axis} is not one of them"
             )
-        end = self.end_axis + x.ndim if self.end_axis < 0 else self.end_axis
-        if not self.start_axis <= end < x.ndim:
+        if not start <= end < x.ndim:
             raise ValueError(
                 f"Flatten({self.extra_repr()}): the end axis must lie between the start axis "
-                f"{self.start_axis} and the last axis of the input, but for an input of shape {x.shape} "
+                f"{start} and the last axis of the input, but for an input of shape {x.shape} "
                 f"end_axis={self.end_axis} is axis {end}"
             )
-        return x.flatten(self.start_axis, end)
+        return x.flatten(start, end)
 
     def extra_repr(self) -> str:
         text = f"start_axis={self.start_axis}"
