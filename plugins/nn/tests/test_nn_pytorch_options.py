@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
+import tinytorch_core as tt
 from tinytorch_core import Tensor
 from tinytorch_core.testing import gradcheck
 from tinytorch_nn import CrossEntropyLoss, LogSoftmax, NLLLoss, Softmax
@@ -241,3 +242,36 @@ def test_soft_target_errors_name_the_problem(rng):
         F.cross_entropy(x, np.full((3, 2), 0.5))
     with pytest.raises(TypeError, match="nll_loss takes no class probabilities"):
         F.nll_loss(x, np.full((3, 4), 0.25))
+
+
+# ---- binary cross-entropy: weight and pos_weight -----------------------------------------------------
+def _softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+def test_bce_with_logits_weight_and_pos_weight_follow_pytorchs_formula():
+    """``-w [p t log s + (1 - t) log(1 - s)]``: PyTorch's definition, written out with NumPy."""
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal((4, 3)) * 4, rng.uniform(0, 1, (4, 3))
+    weight, pos_weight = rng.uniform(0.5, 2.0, (4, 1)), np.array([0.5, 2.0, 3.0])
+    expected = weight * (pos_weight * t * _softplus(-x) + (1 - t) * _softplus(x))
+    as64 = lambda a: tt.Tensor(a, dtype=np.float64)  # noqa: E731
+    got = F.binary_cross_entropy_with_logits(as64(x), as64(t), "none", weight=as64(weight), pos_weight=as64(pos_weight))
+    np.testing.assert_allclose(got.data, expected, rtol=1e-12)
+    layer = tt.nn.BCEWithLogitsLoss(pos_weight=as64(pos_weight))
+    np.testing.assert_allclose(layer(as64(x), as64(t)).item(), (pos_weight * t * _softplus(-x) + (1 - t) * _softplus(x)).mean())
+    p = 1 / (1 + np.exp(-x))
+    np.testing.assert_allclose(tt.nn.BCELoss(reduction="sum", weight=as64(weight))(as64(p), as64(t)).item(),
+                               (weight * -(t * np.log(p) + (1 - t) * np.log1p(-p))).sum(), rtol=1e-10)
+    assert gradcheck(lambda a, b: F.binary_cross_entropy_with_logits(a, b, weight=as64(weight), pos_weight=as64(pos_weight)),
+                     x, t)
+
+
+def test_bce_weights_that_do_not_fit_are_refused():
+    x, t = tt.Tensor(np.zeros((2, 3))), tt.Tensor(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"pos_weight of shape \(2,\) does not broadcast to the input's shape \(2, 3\)"):
+        F.binary_cross_entropy_with_logits(x, t, pos_weight=tt.Tensor(np.ones(2)))
+    with pytest.raises(TypeError, match="weight requires grad; it is a constant of the loss here"):
+        F.binary_cross_entropy(tt.Tensor(np.full((2, 3), 0.5)), t, weight=tt.Tensor(np.ones(3), requires_grad=True))
+    with pytest.raises(ValueError, match="weight must be finite"):
+        F.binary_cross_entropy_with_logits(x, t, weight=tt.Tensor(np.array([1.0, np.nan, 1.0])))

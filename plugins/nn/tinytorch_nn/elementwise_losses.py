@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinytorch_core import Function, Tensor
+from tinytorch_core import Function, Tensor, is_grad_enabled
 from tinytorch_core import flops as count  # FLOP formulas
-from tinytorch_core.checks import array_of, not_floating
+from tinytorch_core.checks import array_of, broadcasts_to, not_floating
 
 from .activations import exp_neg_abs, stable_sigmoid
 from .reduction import check_reduction, grad_scale, reduce_loss
@@ -114,35 +114,37 @@ class BinaryCrossEntropyFunction(Function):
     flops = staticmethod(count.per_input_element_times(5))  # two logs, two products, sum
 
     @staticmethod
-    def forward(ctx, input, target, reduction="mean"):
+    def forward(ctx, input, target, reduction="mean", weight=None):
         if input.dtype.kind != "f":
             raise not_floating(ctx, input)
         _check_probabilities(input)
         ctx.save_for_backward(input, target)
-        ctx.reduction = reduction
-        return reduce_loss(_bce(input, target), reduction)
+        ctx.reduction, ctx.weight = reduction, weight
+        return reduce_loss(_weighted(_bce(input, target), weight), reduction)
 
     @staticmethod
     def backward(ctx, grad):
         p, target = ctx.saved_tensors
-        scale = grad_scale(grad, ctx.reduction, p.size)
+        scale = _weighted(grad_scale(grad, ctx.reduction, p.size), ctx.weight)
         need_input, need_target = ctx.needs_input_grad[:2]
         grad_input = (p - target) / np.maximum(p * (1 - p), BCE_GRAD_EPS) * scale if need_input else None
         grad_target = _bce_target_grad(p, scale) if need_target else None
         return grad_input, grad_target, None  # None: reduction
 
 
-def binary_cross_entropy(input, target, reduction="mean"):
+def binary_cross_entropy(input, target, reduction="mean", *, weight=None):
     """Binary cross-entropy on probabilities ``input`` in [0, 1] (e.g. after ``sigmoid``).
 
     Each logarithm is floored at -100 (``BCE_LOG_FLOOR``), as in PyTorch, so each element's loss
-    is at most 100 and never infinite, also at exactly 0 or 1. On raw scores use
+    is at most 100 and never infinite, also at exactly 0 or 1. ``weight`` (broadcastable to the
+    input) multiplies each element's loss before the reduction. On raw scores use
     ``binary_cross_entropy_with_logits`` (exact where the probability saturates) or
     ``sigmoid_binary_cross_entropy`` (this clamped loss of ``sigmoid(logits)``, as one node).
     """
-    check_reduction("binary_cross_entropy", reduction)
-    target = _loss_operands("binary_cross_entropy", input, target, probabilities=True)
-    return BinaryCrossEntropyFunction.apply(input, target, reduction)
+    op = "binary_cross_entropy"
+    check_reduction(op, reduction)
+    target = _loss_operands(op, input, target, probabilities=True)
+    return BinaryCrossEntropyFunction.apply(input, target, reduction, weight=_loss_weight(op, "weight", weight, input))
 
 
 # ---- binary cross-entropy on logits ----------------------------------------------------------
@@ -150,35 +152,79 @@ class BinaryCrossEntropyWithLogitsFunction(Function):
     """``max(x, 0) - x t + log(1 + exp(-|x|))``: BCE of ``sigmoid(x)``, stable for any ``x``.
 
     Backward ``sigmoid(x) - t`` (and ``-x`` for the target), times the reduction's scale.
+    PyTorch's ``pos_weight`` p scales the positive term: the loss is ``(1 - t) x + l softplus(-x)``
+    with ``l = 1 + (p - 1) t``, and the gradient ``(1 - t) + l (sigmoid(x) - 1)`` (and
+    ``-x + (p - 1) softplus(-x)`` for the target). ``weight`` multiplies each element's loss.
     """
 
     flops = staticmethod(count.per_input_element_times(5))  # softplus, product, subtract, sum
 
     @staticmethod
-    def forward(ctx, input, target, reduction="mean"):
+    def forward(ctx, input, target, reduction="mean", weight=None, pos_weight=None):
         if input.dtype.kind != "f":
             raise not_floating(ctx, input)
-        loss = np.maximum(input, 0) - input * target + np.log1p(exp_neg_abs(input))
+        if pos_weight is None:
+            loss = np.maximum(input, 0) - input * target + np.log1p(exp_neg_abs(input))
+        else:
+            log_weight = 1 + (pos_weight - 1) * target
+            loss = (1 - target) * input + log_weight * _softplus_of_negative(input)
         ctx.save_for_backward(input, target)
-        ctx.reduction = reduction
-        return reduce_loss(loss, reduction)
+        ctx.reduction, ctx.weight, ctx.pos_weight = reduction, weight, pos_weight
+        return reduce_loss(_weighted(loss, weight), reduction)
 
     @staticmethod
     def backward(ctx, grad):
         x, target = ctx.saved_tensors
-        scale = grad_scale(grad, ctx.reduction, x.size)
+        scale = _weighted(grad_scale(grad, ctx.reduction, x.size), ctx.weight)
         need_input, need_target = ctx.needs_input_grad[:2]
-        grad_input = (stable_sigmoid(x) - target) * scale if need_input else None
-        grad_target = -x * scale if need_target else None
-        return grad_input, grad_target, None  # None: reduction
+        pos_weight, grad_input, grad_target = ctx.pos_weight, None, None
+        if need_input and pos_weight is None:
+            grad_input = (stable_sigmoid(x) - target) * scale
+        elif need_input:
+            grad_input = ((1 - target) + (1 + (pos_weight - 1) * target) * (stable_sigmoid(x) - 1)) * scale
+        if need_target:
+            slope = -x if pos_weight is None else -x + (pos_weight - 1) * _softplus_of_negative(x)
+            grad_target = slope * scale
+        return grad_input, grad_target, None, None, None  # None: reduction, weight, pos_weight
 
 
-def binary_cross_entropy_with_logits(input, target, reduction="mean"):
+def _softplus_of_negative(x):
+    """``log(1 + exp(-x))``, that is ``-log sigmoid(x)``, without overflow."""
+    return np.maximum(-x, 0) + np.log1p(exp_neg_abs(x))
+
+
+def _weighted(values, weight):
+    return values if weight is None else values * weight
+
+
+def _loss_weight(op: str, name: str, weight, input):
+    """An elementwise loss's ``weight`` or ``pos_weight`` as an array of the input's dtype that
+    broadcasts to the input's shape: a constant of the loss (one that requires grad is refused,
+    as its gradient would be dropped), finite."""
+    if weight is None:
+        return None
+    if getattr(weight, "requires_grad", False) and is_grad_enabled():
+        raise TypeError(f"{op}: {name} requires grad; it is a constant of the loss here (pass {name}.detach())")
+    w, shape = array_of(weight), array_of(input).shape
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"{op}: {name} must hold numbers, got {w.dtype} data")
+    if not broadcasts_to(w.shape, shape):
+        raise ValueError(f"{op}: {name} of shape {w.shape} does not broadcast to the input's shape {shape}")
+    if not np.isfinite(w).all():
+        raise ValueError(f"{op}: {name} must be finite, found values in [{w.min()}, {w.max()}]")
+    return w.astype(array_of(input).dtype, copy=False) if array_of(input).dtype.kind == "f" else w
+
+
+def binary_cross_entropy_with_logits(input, target, reduction="mean", *, weight=None, pos_weight=None):
     """Binary cross-entropy of ``sigmoid(input)`` against ``target`` in [0, 1], computed from
-    the raw scores in the overflow-free form."""
-    check_reduction("binary_cross_entropy_with_logits", reduction)
-    target = _loss_operands("binary_cross_entropy_with_logits", input, target, probabilities=True)
-    return BinaryCrossEntropyWithLogitsFunction.apply(input, target, reduction)
+    the raw scores in the overflow-free form. ``weight`` multiplies each element's loss;
+    ``pos_weight`` the positive term (PyTorch's, e.g. ``negatives / positives`` per class, the
+    last axis), both broadcastable to the input."""
+    op = "binary_cross_entropy_with_logits"
+    check_reduction(op, reduction)
+    target = _loss_operands(op, input, target, probabilities=True)
+    weight, pos_weight = _loss_weight(op, "weight", weight, input), _loss_weight(op, "pos_weight", pos_weight, input)
+    return BinaryCrossEntropyWithLogitsFunction.apply(input, target, reduction, weight=weight, pos_weight=pos_weight)
 
 
 # ---- sigmoid and clamped binary cross-entropy, fused -----------------------------------------

@@ -30,17 +30,28 @@ class MSELoss(_Loss):
 
 
 class BCELoss(_Loss):
-    """Binary cross-entropy on probabilities; see ``functional.binary_cross_entropy`` for the clamp."""
+    """Binary cross-entropy on probabilities; see ``functional.binary_cross_entropy`` for the clamp.
+    ``weight`` (keyword) multiplies each element's loss."""
+
+    def __init__(self, reduction="mean", *, weight=None):
+        super().__init__(reduction)
+        self.weight = weight  # a plain attribute, not a Parameter: loss weights are not trained
 
     def forward(self, input, target):
-        return F.binary_cross_entropy(input, target, reduction=self.reduction)
+        return F.binary_cross_entropy(input, target, reduction=self.reduction, weight=self.weight)
 
 
 class BCEWithLogitsLoss(_Loss):
-    """Binary cross-entropy on raw scores (sigmoid folded in, stable for any score)."""
+    """Binary cross-entropy on raw scores (sigmoid folded in, stable for any score); ``weight``
+    and ``pos_weight`` (keywords) as in ``functional.binary_cross_entropy_with_logits``."""
+
+    def __init__(self, reduction="mean", *, weight=None, pos_weight=None):
+        super().__init__(reduction)
+        self.weight, self.pos_weight = weight, pos_weight
 
     def forward(self, input, target):
-        return F.binary_cross_entropy_with_logits(input, target, reduction=self.reduction)
+        return F.binary_cross_entropy_with_logits(input, target, reduction=self.reduction, weight=self.weight,
+                                                  pos_weight=self.pos_weight)
 
 
 class _ClassLoss(_Loss):

@@ -89,6 +89,7 @@ def bce_samples(rng):
     yield Sample(rng.uniform(0.05, 0.95, 5), rng.uniform(0.1, 0.9, 5), reduction="none")
     # confident predictions, right and wrong (binary labels are not differentiated)
     yield Sample(np.array([1e-4, 0.9999, 0.02, 0.97]), _fixed([0.0, 1.0, 1.0, 0.0]), reduction="sum")
+    yield Sample(rng.uniform(0.05, 0.95, (3, 4)), rng.uniform(0.1, 0.9, (3, 4)), weight=rng.uniform(0.5, 2.0, 4))
 
 
 def bce_with_logits_samples(rng):
@@ -96,6 +97,8 @@ def bce_with_logits_samples(rng):
     yield Sample(randn(rng, 6), rng.uniform(0.1, 0.9, 6), reduction="none")
     yield Sample(_HARD.copy(), _fixed([0.0, 1.0, 0.0, 1.0, 0.0, 1.0]), reduction="sum")
     yield Sample(_HARD.copy(), rng.uniform(0.1, 0.9, 6))
+    yield Sample(randn(rng, 3, 4) * 3, rng.uniform(0.1, 0.9, (3, 4)), weight=rng.uniform(0.5, 2.0, (3, 1)),
+                 pos_weight=rng.uniform(0.5, 3.0, 4), reduction="sum")
 
 
 def sigmoid_bce_samples(rng):
