@@ -100,7 +100,7 @@ def test_a_module_change_or_train_mode_records_again():
         step(model, optimizer, *_batch(4))
     model.eval()
     step(model, optimizer, *_batch(4))
-    model.extra = tt.nn.Linear(1, 1)  # a new sub-module: the structure changed
+    model[0].extra = tt.nn.Linear(1, 1)  # a new sub-module (unused): the structure changed
     step(model, optimizer, *_batch(4))
     assert step.recordings == 4 and step.replays == 1
 
