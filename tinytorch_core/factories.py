@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+import sys
+
 import numpy as np
 
 from .primitives.shape import tuple_argument
@@ -34,21 +38,78 @@ def as_tensor(data, dtype=None) -> Tensor:
     return Tensor._wrap(arr)
 
 
+# ---- checking what a factory is asked for ---------------------------------------------------------
+def _checked_shape(factory: str, args: tuple) -> tuple:
+    """``f(2, 3)``, ``f((2, 3))`` and ``f([2, 3])`` as the tuple ``(2, 3)``, every dimension a
+    non-negative int (NumPy's own refusals name neither the factory nor the shape)."""
+    shape = tuple_argument(args)
+    for dim in shape:
+        if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
+            raise TypeError(f"{factory}: a shape dimension must be an int, got {dim!r} "
+                            f"({type(dim).__name__}) in shape {shape!r}")
+        if dim < 0:
+            raise ValueError(f"{factory}: a shape dimension must be non-negative, got {dim} in shape {shape!r}")
+    return tuple(int(dim) for dim in shape)
+
+
+def _size_text(nbytes: int) -> str:
+    """``4000000000000`` as ``3.64 TiB``: how NumPy writes sizes, so the numbers compare."""
+    size, unit = float(nbytes), "bytes"
+    for bigger in ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if size < 1024:
+            break
+        size, unit = size / 1024, bigger
+    return f"{size:.3g} {unit}"
+
+
+def _allocate(call: str, shape: tuple, dtype, make) -> np.ndarray:
+    """``make()``, the new array of ``shape`` and ``dtype``; running out of memory is reported as
+    a MemoryError that names ``call``, the shape, the dtype and the bytes it needed."""
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > sys.maxsize:  # NumPy's "array is too big": no allocation is even tried
+        raise MemoryError(f"{call}: a tensor of shape {shape} and dtype {dtype} would need "
+                          f"{_size_text(nbytes)}, more than any array can hold")
+    try:
+        return make()
+    except MemoryError:
+        raise MemoryError(f"{call}: not enough memory for a tensor of shape {shape} and dtype {dtype} "
+                          f"({_size_text(nbytes)})") from None
+
+
+def _checked_fill_value(value):
+    """``full``'s value as a number: text, None or complex would be NumPy's to convert or refuse."""
+    if isinstance(value, (Tensor, np.ndarray)) and value.ndim == 0 and value.dtype.kind in "biuf":
+        value = value.item()  # a 0-d tensor fills as its number, as in PyTorch
+    if not isinstance(value, (numbers.Real, np.bool_)):
+        raise TypeError(f"full: the fill value must be a number (bool, int or float), "
+                        f"got {type(value).__name__} {value!r}")
+    return value
+
+
+# ---- the factories ------------------------------------------------------------------------------
 def zeros(*shape, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
-    return Tensor._wrap(np.zeros(tuple_argument(shape), dtype)).requires_grad_(requires_grad)
+    shape = _checked_shape("zeros", shape)
+    data = _allocate("zeros", shape, dtype, lambda: np.zeros(shape, dtype))
+    return Tensor._wrap(data).requires_grad_(requires_grad)
 
 
 def ones(*shape, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
-    return Tensor._wrap(np.ones(tuple_argument(shape), dtype)).requires_grad_(requires_grad)
+    shape = _checked_shape("ones", shape)
+    data = _allocate("ones", shape, dtype, lambda: np.ones(shape, dtype))
+    return Tensor._wrap(data).requires_grad_(requires_grad)
 
 
 def full(shape, value, dtype=None, requires_grad: bool = False) -> Tensor:
     """``shape`` filled with ``value``; without ``dtype``, PyTorch's choice from the value: bool
     for a bool, int64 for an int, float32 for a float."""
+    shape = _checked_shape("full", (shape,))
+    value = _checked_fill_value(value)
     if dtype is None:
         dtype = np.bool_ if isinstance(value, (bool, np.bool_)) else (
             np.int64 if isinstance(value, (int, np.integer)) else DEFAULT_FLOAT)
-    return Tensor._wrap(np.full(shape, value, dtype)).requires_grad_(requires_grad)
+    data = _allocate("full", shape, dtype, lambda: np.full(shape, value, dtype))
+    return Tensor._wrap(data).requires_grad_(requires_grad)
 
 
 def zeros_like(t: Tensor, requires_grad: bool = False) -> Tensor:
@@ -59,20 +120,43 @@ def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
     return ones(t.shape, dtype=t.dtype, requires_grad=requires_grad)
 
 
+def _arange_length(args: tuple) -> int | None:
+    """How many values ``np.arange(*args)`` makes, or None where NumPy is left to refuse the
+    arguments (no stop, a step of 0, NaN, infinity, not numbers)."""
+    if not 1 <= len(args) <= 3 or not all(isinstance(a, numbers.Real) for a in args):
+        return None
+    start, stop, step = (0, args[0], 1) if len(args) == 1 else (*args, 1)[:3]
+    try:
+        return max(0, math.ceil((stop - start) / step))
+    except (ZeroDivisionError, OverflowError, ValueError):
+        return None
+
+
 def arange(*args, dtype=None) -> Tensor:
     """NumPy's ``arange``; without ``dtype``, float steps give float32 (PyTorch's default) and
     int steps int64."""
-    values = np.arange(*args, dtype=dtype)
+    length = _arange_length(args)
+    if length is None:  # NumPy's own message says what is wrong with the arguments
+        values = np.arange(*args, dtype=dtype)
+    else:
+        floats = any(isinstance(a, (float, np.floating)) for a in args)
+        result_dtype = dtype if dtype is not None else (DEFAULT_FLOAT if floats else np.int64)
+        call = f"arange({', '.join(map(repr, args))})"
+        values = _allocate(call, (length,), result_dtype, lambda: np.arange(*args, dtype=dtype))
     if dtype is None:
         values = values.astype(DEFAULT_FLOAT if values.dtype.kind == "f" else np.int64, copy=False)
     return Tensor._wrap(values)
 
 
 def randn(*shape, generator=None, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
-    data = resolve_generator(generator).standard_normal(tuple_argument(shape)).astype(dtype)
+    shape = _checked_shape("randn", shape)
+    rng = resolve_generator(generator)
+    data = _allocate("randn", shape, dtype, lambda: rng.standard_normal(shape).astype(dtype))
     return Tensor._wrap(data).requires_grad_(requires_grad)
 
 
 def rand(*shape, generator=None, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
-    data = resolve_generator(generator).random(tuple_argument(shape)).astype(dtype)
+    shape = _checked_shape("rand", shape)
+    rng = resolve_generator(generator)
+    data = _allocate("rand", shape, dtype, lambda: rng.random(shape).astype(dtype))
     return Tensor._wrap(data).requires_grad_(requires_grad)

@@ -8,6 +8,9 @@ threads against 22 s with one thread on the same loaded machine. So ``run`` and
 ``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS`` is respected, and
 ``TINYTORCH_BLAS_THREADS`` (a number, or ``auto`` to leave BLAS alone) overrides.
 One thread also makes the numbers independent of the machine's core count.
+A count outside 1..``MAX_THREADS`` is refused with a warning and BLAS left as it is (the
+setter takes a C int, and OpenBLAS silently caps what it gets at its build's limit), and the
+note reports the count OpenBLAS really uses after the change.
 
 The thread count is changed through OpenBLAS's own ``*_set_num_threads`` entry point
 (what ``threadpoolctl`` does), found among the libraries this process has loaded.
@@ -20,6 +23,9 @@ import contextlib
 import ctypes
 import os
 import warnings
+
+#: the most threads TINYTORCH_BLAS_THREADS may ask for (OpenBLAS builds allow 64 to 512)
+MAX_THREADS = 256
 
 _SETTERS = (
     "openblas_set_num_threads",
@@ -69,15 +75,26 @@ def requested_threads() -> int | None:
     if value == "auto":
         return None
     if value:
-        try:
-            return max(1, int(value))
-        except ValueError:
-            warnings.warn(f"TINYTORCH_BLAS_THREADS={value!r} is neither a number nor 'auto'; BLAS is left as it is",
-                          RuntimeWarning, stacklevel=2)
-            return None
+        return _thread_count(value)
     if any(os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")):
         return None  # the user already decided
     return 1
+
+
+def _thread_count(value: str) -> int | None:
+    """TINYTORCH_BLAS_THREADS's ``value`` as a count from 1 to ``MAX_THREADS``, or None (with a
+    warning) to leave BLAS alone: a count out of range is a mistake, not a request to round."""
+    try:
+        count = int(value)
+    except ValueError:
+        warnings.warn(f"TINYTORCH_BLAS_THREADS={value!r} is neither a number nor 'auto'; BLAS is left as it is",
+                      RuntimeWarning, stacklevel=3)
+        return None
+    if not 1 <= count <= MAX_THREADS:
+        warnings.warn(f"TINYTORCH_BLAS_THREADS={value!r} is not a thread count from 1 to {MAX_THREADS}; "
+                      "BLAS is left as it is", RuntimeWarning, stacklevel=3)
+        return None
+    return count
 
 
 @contextlib.contextmanager
@@ -90,7 +107,9 @@ def blas_threads():
         return
     previous = int(getter())
     setter(ctypes.c_int(wanted))
+    used = int(getter())  # what OpenBLAS took: at most its build's limit
+    capped = "" if used == wanted else f", not the {wanted} asked for: this OpenBLAS's limit"
     try:
-        yield f"OpenBLAS threads: {wanted} (small matrices; TINYTORCH_BLAS_THREADS=auto leaves BLAS alone)"
+        yield f"OpenBLAS threads: {used}{capped} (small matrices; TINYTORCH_BLAS_THREADS=auto leaves BLAS alone)"
     finally:
         setter(ctypes.c_int(previous))

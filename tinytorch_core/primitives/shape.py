@@ -202,22 +202,41 @@ def tuple_argument(args: tuple) -> tuple:
     return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
 
 
-def reshape(x, *shape):
-    shape = tuple_argument(shape)
+def _check_reshape_dims(op: str, shape: tuple) -> None:
+    """Every dimension an int >= 0, or one -1 to infer: NumPy reads any negative number as -1,
+    so ``reshape(-5)`` would pass; PyTorch refuses it, and so do we."""
+    for dim in shape:
+        if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
+            raise TypeError(f"{op}: a shape dimension must be an int, got {dim!r} "
+                            f"({type(dim).__name__}) in shape {shape!r}")
+        if dim < -1:
+            raise ValueError(f"{op}: invalid shape dimension {dim} in shape {shape!r}; "
+                             "only -1 (inferred from the other dimensions) may be negative")
+    if shape.count(-1) > 1:
+        raise ValueError(f"{op}: only one dimension can be inferred, but shape {shape!r} has several -1")
+
+
+def _reshaped(x, shape: tuple, op: str):
+    """``x`` reshaped to ``shape`` (checked first), for ``op``: reshape or view."""
+    _check_reshape_dims(op, shape)
     src = shape_of(x)
     try:
         target = np.empty(src, dtype=np.bool_).reshape(shape).shape  # validates -1 and sizes cheaply
     except ValueError:
         raise ValueError(
-            f"reshape: cannot reshape a tensor of shape {src} ({int(np.prod(src))} elements) into {shape}"
+            f"{op}: cannot reshape a tensor of shape {src} ({int(np.prod(src))} elements) into {shape}"
         ) from None
     return Reshape.apply(x, target)
+
+
+def reshape(x, *shape):
+    return _reshaped(x, tuple_argument(shape), "reshape")
 
 
 def view(x, *shape):
     """``reshape`` that always shares memory, as in PyTorch: a layout it cannot view is refused
     (a copy would silently lose every write into the result)."""
-    result = reshape(x, *shape)
+    result = _reshaped(x, tuple_argument(shape), "view")
     if result.data.size and not np.may_share_memory(result.data, array_of(x)):
         raise ValueError(f"view: a tensor of shape {shape_of(x)} with strides {array_of(x).strides} cannot be "
                          f"viewed as {result.data.shape} without a copy; use reshape()")
@@ -319,7 +338,7 @@ def _check_joinable(op: str, tensors, axis: int, same_axis: bool):
 
 def concatenate(tensors, axis: int = None, *, dim: int = None):
     """Join ``tensors`` along an existing ``axis`` (default 0; PyTorch's ``cat(..., dim)``)."""
-    tensors = _common_dtype(list(tensors))
+    tensors = _common_dtype(list(tensors), "concatenate")
     axis = _check_joinable("concatenate", tensors, _axis_or_first(axis, dim, "concatenate"), same_axis=True)
     return Concatenate.apply(*tensors, axis=axis)
 
@@ -329,16 +348,16 @@ cat = concatenate  # PyTorch's name
 
 def stack(tensors, axis: int = None, *, dim: int = None):
     """Join ``tensors`` along a new ``axis`` (default 0; PyTorch's ``dim``)."""
-    tensors = _common_dtype(list(tensors))
+    tensors = _common_dtype(list(tensors), "stack")
     axis = _check_joinable("stack", tensors, _axis_or_first(axis, dim, "stack"), same_axis=False)
     return Stack.apply(*tensors, axis=axis)
 
 
-def _common_dtype(tensors: list) -> list:
+def _common_dtype(tensors: list, op: str) -> list:
     """Tensors of different dtypes brought to one by the elementwise ops' rule (``dtypes.py``: int
     and float32 give float32, where NumPy's concatenate gives float64)."""
     if len({dtype_of(t) for t in tensors}) > 1:
-        return list(promote(*tensors))
+        return list(promote(*tensors, op=op))
     return tensors
 
 

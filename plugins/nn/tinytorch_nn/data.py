@@ -69,19 +69,88 @@ class TensorDataset(Dataset):
         return tuple(_wrap(a[indices]) for a in self.arrays)
 
 
-def _collate(samples):
-    """Stack a list of samples (tensors, arrays, numbers, or tuples/dicts of them) into Tensors."""
+def _collate(samples, indices, field=""):
+    """Stack a list of samples (tensors, arrays, numbers, or tuples/dicts of them) into Tensors.
+
+    ``indices`` are the samples' dataset indices and ``field`` the path to the part being
+    stacked (``[1]``, ``['image']``): both only name the culprit when samples do not match.
+    Every sample must have the structure of the first; a sample that differs is refused
+    rather than truncated or padded, as PyTorch's ``default_collate`` refuses it.
+    """
     first = samples[0]
     if isinstance(first, (tuple, list)):
-        return tuple(_collate([s[k] for s in samples]) for k in range(len(first)))
+        _check_same_length(samples, indices, field)
+        return tuple(_collate([s[k] for s in samples], indices, f"{field}[{k}]") for k in range(len(first)))
     if isinstance(first, dict):
-        return {key: _collate([s[key] for s in samples]) for key in first}
+        _check_same_keys(samples, indices, field)
+        return {key: _collate([s[key] for s in samples], indices, f"{field}[{key!r}]") for key in first}
     if isinstance(first, Tensor):  # tensors keep their dtype
-        return _wrap(np.stack([s.data for s in samples]))
-    stacked = np.stack([np.asarray(s) for s in samples])
+        _check_all_tensors(samples, indices, field)
+        return _wrap(_stack([s.data for s in samples], indices, field))
+    stacked = _stack([np.asarray(s) for s in samples], indices, field)
     if stacked.dtype.kind not in "fiub":
         raise TypeError(f"DataLoader: cannot batch samples of type {type(first).__name__} (dtype {stacked.dtype})")
     return Tensor(stacked)  # arrays and numbers convert as Tensor() converts them (float -> float32)
+
+
+def _culprit(indices, k, field) -> str:
+    """'sample 2 of the batch (dataset index 7), field [1]': where a mismatch was found."""
+    where = f"sample {k} of the batch (dataset index {indices[k]})"
+    return f"{where}, field {field}" if field else where
+
+
+def _check_same_length(samples, indices, field):
+    """Tuple samples must all be sequences of the first one's length (zip would drop the rest)."""
+    expected = len(samples[0])
+    for k, s in enumerate(samples):
+        if not isinstance(s, (tuple, list)):
+            raise TypeError(f"DataLoader: {_culprit(indices, k, field)} is a {type(s).__name__}, but sample 0 "
+                            f"is a {type(samples[0]).__name__} of {expected} fields; "
+                            "every sample needs the same structure")
+        if len(s) != expected:
+            raise ValueError(f"DataLoader: {_culprit(indices, k, field)} has {len(s)} fields, but sample 0 "
+                             f"has {expected}; every sample needs the same number of fields")
+
+
+def _check_same_keys(samples, indices, field):
+    """Dict samples must all have the first one's keys (extra keys would be dropped silently)."""
+    expected = set(samples[0])
+    for k, s in enumerate(samples):
+        if not isinstance(s, dict):
+            raise TypeError(f"DataLoader: {_culprit(indices, k, field)} is a {type(s).__name__}, but sample 0 "
+                            "is a dict; every sample needs the same structure")
+        if set(s) != expected:
+            missing, extra = sorted(expected - set(s), key=repr), sorted(set(s) - expected, key=repr)
+            raise ValueError(f"DataLoader: {_culprit(indices, k, field)} has different keys than sample 0 "
+                             f"(missing {missing}, extra {extra}); every sample needs the same keys")
+
+
+def _check_all_tensors(samples, indices, field):
+    """Tensor samples keep their dtype, so a batch cannot mix them with arrays or numbers."""
+    for k, s in enumerate(samples):
+        if not isinstance(s, Tensor):
+            raise TypeError(f"DataLoader: {_culprit(indices, k, field)} is a {type(s).__name__}, but sample 0 "
+                            "is a Tensor; every sample needs the same structure")
+
+
+def _stack(arrays, indices, field) -> np.ndarray:
+    """``np.stack`` of equally shaped arrays, naming the first sample whose shape differs."""
+    expected = np.shape(arrays[0])
+    for k, a in enumerate(arrays):
+        if np.shape(a) != expected:
+            raise ValueError(f"DataLoader: {_culprit(indices, k, field)} has shape {tuple(np.shape(a))}, but "
+                             f"sample 0 has shape {tuple(expected)}; samples of one batch must have equal shapes")
+    return np.stack(arrays)
+
+
+def _check_generator(generator):
+    """A seed must be a non-negative int (NumPy's own refusal does not name the loader)."""
+    seed_or_generator = (type(None), int, np.integer, np.random.Generator)
+    if isinstance(generator, (bool, np.bool_)) or not isinstance(generator, seed_or_generator):
+        raise TypeError(f"DataLoader: generator must be a numpy Generator or a non-negative int seed, "
+                        f"got {type(generator).__name__}")
+    if isinstance(generator, (int, np.integer)) and generator < 0:
+        raise ValueError(f"DataLoader: generator must be a numpy Generator or a non-negative int seed, got {generator}")
 
 
 class DataLoader:
@@ -110,6 +179,7 @@ class DataLoader:
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
+        _check_generator(generator)
         self.generator = resolve_generator(generator) if shuffle else None
 
     def __len__(self) -> int:
@@ -132,4 +202,4 @@ class DataLoader:
             if gather is not None:
                 yield gather(indices)
             else:
-                yield _collate([self.dataset[int(i)] for i in indices])
+                yield _collate([self.dataset[int(i)] for i in indices], indices)

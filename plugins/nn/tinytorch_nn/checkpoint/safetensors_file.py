@@ -40,7 +40,7 @@ DTYPES = {
     "I16": np.dtype("<i2"), "U32": np.dtype("<u4"), "I32": np.dtype("<i4"), "U64": np.dtype("<u8"),
     "I64": np.dtype("<i8"), "F16": np.dtype("<f2"), "F32": np.dtype("<f4"), "F64": np.dtype("<f8"),
 }
-#: the longest header read, and the most JSON values in it (room for about 2,500 arrays)
+#: the longest header read, and the most JSON values in it (room for about MAX_ENTRIES arrays)
 MAX_HEADER_BYTES = 2**20
 MAX_HEADER_VALUES = 40_000
 MAX_DIMS = 64  # NumPy's own limit
