@@ -93,3 +93,13 @@ def test_float_division_by_an_integer_zero_is_ieee_not_an_error():
     assert np.isnan((x % 0).data).all()
     with pytest.raises(ZeroDivisionError, match="core::floor_divide: integer division by zero"):
         Tensor([7]) // 0
+
+
+@pytest.mark.parametrize("make, kind, said", [
+    (lambda: Tensor([[1, 2], [3]]), ValueError, "Tensor: setting an array element with a sequence"),
+    (lambda: Tensor([np.inf], dtype=np.int64), OverflowError, "Tensor: cannot convert float infinity to integer"),
+    (lambda: Tensor([1.0], requires_grad=True).backward("a"), GraphError, "the gradient argument must hold numbers"),
+], ids=["ragged", "inf-as-int", "text-gradient"])
+def test_numpys_refusals_while_making_a_tensor_name_the_call(make, kind, said):
+    with pytest.raises(kind, match=said):
+        make()

@@ -39,6 +39,21 @@ def array_from_list(where: str, position: int, values: list) -> np.ndarray:
     return array
 
 
+def owned_array(data, dtype, default_float) -> np.ndarray:
+    """The array a new ``Tensor(data)`` owns: always a copy; float data in ``default_float``
+    unless ``dtype`` says otherwise; NumPy's refusals (ragged lists, inf as an integer) named."""
+    refuse_masked("Tensor", data)
+    try:
+        array = np.array(data, dtype=dtype)
+    except (IndexError, OverflowError, TypeError, ValueError) as exc:
+        raise named_error("Tensor", exc, f"data of type {type(data).__name__}") from None
+    if dtype is None and array.dtype.kind == "f" and array.dtype != default_float:
+        array = array.astype(default_float)
+    if array.dtype.kind not in "fiub":
+        raise TypeError(f"Tensor: unsupported data type {array.dtype} (expected float, int or bool data)")
+    return array
+
+
 def broadcasts_to(shape: tuple, target: tuple) -> bool:
     """Whether an array of ``shape`` broadcasts to ``target`` (``copy_``, ``expand``)."""
     try:

@@ -126,7 +126,10 @@ def _seed(root: Tensor, grad) -> np.ndarray:
         seed = np.array(1, root.data.dtype).reshape(root.data.shape)  # d(root)/d(root) = 1
         seed.setflags(write=False)  # a backward must never write into its incoming gradient
         return seed
-    seed = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=root.data.dtype)
+    given = np.asarray(grad.data if isinstance(grad, Tensor) else grad)
+    if given.dtype.kind not in "biuf":  # text would be NumPy's "could not convert string to float"
+        raise GraphError(f"backward(): the gradient argument must hold numbers, got {type(grad).__name__} of {given.dtype}")
+    seed = given.astype(root.data.dtype)
     if seed.shape != root.data.shape:
         raise GraphError(
             f"backward(): the gradient argument has shape {seed.shape}, expected the tensor's "

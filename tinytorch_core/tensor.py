@@ -7,7 +7,7 @@ import operator
 
 import numpy as np
 
-from .checks import (axis_or_dim, broadcasts_to, keepdims_or_keepdim, normalize_axis, refuse_masked, target_dtype,
+from .checks import (axis_or_dim, broadcasts_to, keepdims_or_keepdim, normalize_axis, owned_array, target_dtype,
                      true_or_false)
 from .grad_mode import _per_thread
 from .inplace import (IN_PLACE_CLOCK, is_region_of, link_view, memory_of, record_in_place,
@@ -15,17 +15,6 @@ from .inplace import (IN_PLACE_CLOCK, is_region_of, link_view, memory_of, record
 from .observers import report_value_read
 
 DEFAULT_FLOAT = np.float32
-
-
-def _as_array(data, dtype):
-    data = data.data if isinstance(data, Tensor) else data
-    refuse_masked("Tensor", data)
-    arr = np.array(data, dtype=dtype)  # always a copy: a tensor owns its data
-    if dtype is None and arr.dtype.kind == "f" and arr.dtype != DEFAULT_FLOAT:
-        arr = arr.astype(DEFAULT_FLOAT)
-    if arr.dtype.kind not in "fiub":
-        raise TypeError(f"Tensor: unsupported data type {arr.dtype} (expected float, int or bool data)")
-    return arr
 
 
 class Tensor:
@@ -37,7 +26,7 @@ class Tensor:
     __hash__ = object.__hash__  # __eq__ is elementwise; identity hashing keeps tensors usable as keys
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
-        self.data = _as_array(data, dtype)
+        self.data = owned_array(data.data if isinstance(data, Tensor) else data, dtype, DEFAULT_FLOAT)
         self.grad = None
         self._node = None
         self._out_index = 0
