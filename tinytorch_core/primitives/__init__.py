@@ -29,6 +29,8 @@ from .arithmetic import (
     Sqrt,
     Sub,
     Where,
+)
+from .operators import (
     abs,
     add,
     bitwise,

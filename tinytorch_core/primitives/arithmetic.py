@@ -1,15 +1,13 @@
 """Elementwise and matrix-product primitives. Backward may return a gradient in the
-broadcast shape: the engine sums it back to each input's shape."""
+broadcast shape: the engine sums it back to each input's shape. The checks and dtype
+promotion before each one are in ``operators.py``."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..checks import array_of, shape_of
 from ..checks import not_floating
-from ..dtypes import DEFAULT_FLOAT, promote
 from .. import flops as count  # FLOP formulas
-from .. import function  # its Tensor, looked up at call time (core's one import cycle)
 from ..function import Function, GraphError
 
 
@@ -406,112 +404,3 @@ class MatMul(Function):
             if b.ndim == 1:
                 gb = gb[..., 0]
         return ga, gb
-
-
-# ---- front-ends that validate before applying --------------------------------------------------
-# Elementwise ops with two or more value operands first bring them to one dtype (see dtypes.py:
-# a number or a 0-d tensor never widens a tensor); Tensor's operators call these.
-def add(a, b):
-    return Add.apply(*promote(a, b, op="core::add"))
-
-
-def sub(a, b):
-    if _is_bool(a) or _is_bool(b):  # PyTorch's rule (1 - mask meant ~mask); NumPy's error names no op
-        raise TypeError("core::sub: subtraction with a bool tensor is not supported; invert a mask with ~, "
-                        "compare (x != y), or cast to int first")
-    return Sub.apply(*promote(a, b, op="core::sub"))
-
-
-def _is_bool(value) -> bool:
-    return isinstance(value, (bool, np.bool_)) or array_of(value).dtype == np.bool_
-
-
-def mul(a, b):
-    return Mul.apply(*promote(a, b, op="core::mul"))
-
-
-def div(a, b):
-    return Div.apply(*promote(a, b, floating=True, op="core::div"))  # true division: int / int is float32
-
-
-def pow(a, b):  # noqa: A001 - mirrors the NumPy name on purpose
-    return Pow.apply(*promote(a, b, op="core::pow"))
-
-
-def matmul(a, b):
-    sa, sb = shape_of(a), shape_of(b)
-    if len(sa) == 0 or len(sb) == 0:
-        raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {sa} and {sb}")
-    if isinstance(a, function.Tensor) and isinstance(b, function.Tensor) and a.data.dtype != b.data.dtype:  # PyTorch's rule
-        raise TypeError(f"matmul: both tensors must have the same dtype, got {a.data.dtype} and {b.data.dtype} "
-                        "(cast one with .to(dtype))")
-    inner_b = sb[0] if len(sb) == 1 else sb[-2]
-    if sa[-1] != inner_b:
-        raise ValueError(
-            f"matmul: shapes {sa} and {sb} are not aligned: the last axis of the first ({sa[-1]}) "
-            f"must equal the {'only' if len(sb) == 1 else 'second-to-last'} axis of the second ({inner_b})"
-        )
-    return MatMul.apply(a, b)
-
-
-def clip(a, low=None, high=None):
-    if low is None and high is None:
-        raise ValueError("clip: give at least one of min and max")
-    bounds = [bound for bound in (low, high) if bound is not None]
-    promoted = iter(promote(a, *bounds, op="core::clip"))  # the bounds take part in the dtype like any operand
-    a = next(promoted)
-    low, high = (None if bound is None else next(promoted) for bound in (low, high))
-    return Clip.apply(a, low, high)
-
-
-def where(condition, a, b):
-    cond = array_of(condition)
-    if cond.dtype != np.bool_:
-        raise TypeError(f"where: the condition must be a bool tensor, got {cond.dtype}")
-    a, b = promote(a, b, op="where")
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):  # two numbers: PyTorch's float32 (not float64)
-        a = np.asarray(a, DEFAULT_FLOAT if isinstance(a, float) or isinstance(b, float) else None)
-    # the condition as given: a tensor's version counter tells backward that it was changed in place
-    return Where.apply(condition, a, b)
-
-
-def bitwise(a, b, function):
-    """``a & b`` or ``a | b`` (``function``: ``np.bitwise_and``/``np.bitwise_or``): logical for
-    bools, bit by bit for integers, refused for floats (PyTorch's rule; NumPy's error names no op)."""
-    symbol = "&" if function is np.bitwise_and else "|"
-    for operand in (a, b):
-        if array_of(operand).dtype.kind not in "biu":
-            raise TypeError(f"{symbol} needs bool or integer operands, got {array_of(operand).dtype}")
-    return Compare.apply(*promote(a, b, op=symbol), function)
-
-
-def exp(x):
-    return Exp.apply(x)
-
-
-def log(x):
-    return Log.apply(x)
-
-
-def sqrt(x):
-    return Sqrt.apply(x)
-
-
-def abs(x):  # noqa: A001 - mirrors the NumPy name on purpose
-    return Abs.apply(x)
-
-
-def floor_divide(a, b):
-    return FloorDivide.apply(*promote(a, b, op="core::floor_divide"))
-
-
-def remainder(a, b):
-    return Remainder.apply(*promote(a, b, op="core::remainder"))
-
-
-def maximum(a, b):
-    return Maximum.apply(*promote(a, b, op="core::maximum"))
-
-
-def minimum(a, b):
-    return Minimum.apply(*promote(a, b, op="core::minimum"))
