@@ -213,6 +213,9 @@ def _fit(g, tensor: Tensor, node, index: int) -> np.ndarray:
     if g.shape != target.shape:
         g = _unbroadcast(g, target.shape, node, index)
     if g.dtype != target.dtype:
+        if target.dtype.kind != "f":  # set by hand (x.requires_grad = True): an integer .grad would be truncated
+            raise GraphError(f"backward: a tensor of dtype {target.dtype} requires grad; only floating-point "
+                             "tensors can hold a gradient (requires_grad_() refuses this)")
         g = g.astype(target.dtype)
     return g
 
@@ -253,9 +256,6 @@ def queue_callback(callback) -> None:
 def _accumulate_leaf(leaf: Tensor, g, claimed: set) -> None:
     """Add ``g`` to a leaf's ``.grad``. A stored gradient owns its memory (users and optimizers
     change ``.grad`` in place), so ``g`` is copied unless it is a fresh array no one else holds."""
-    if leaf.data.dtype.kind != "f":  # set by hand (x.requires_grad = True): an integer .grad would be truncated
-        raise GraphError(f"backward: a leaf tensor of dtype {leaf.data.dtype} requires grad; only floating-point "
-                         "tensors can hold a gradient (use requires_grad_(), which refuses this)")
     if leaf.grad is None:
         # a hook may change .grad in place while g is still pending for another branch: its own copy
         if g.base is not None or id(g) in claimed or not g.flags.writeable or leaf._grad_hooks is not None:

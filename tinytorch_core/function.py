@@ -126,8 +126,8 @@ class Function:
         errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)
         try:
             out = cls.forward(ctx, *arrays, **kwargs)
-            if type(out) is not tuple and (type(out) is not np.ndarray or out.dtype.kind not in "biuf"):
-                out = _array_of_numbers(cls, out)  # a NumPy scalar (a reduced loss, say) or a number; never objects
+            if type(out) is not np.ndarray and type(out) is not tuple:
+                out = _array_of_numbers(cls, out)  # a NumPy scalar (a reduced loss, say) or a number
         except OverflowError as exc:  # a Python int the operands' dtype cannot hold (int8 + 300): say the op
             _forward_failed(exc, ctx, observer, started, arrays, kwargs)
             raise OverflowError(f"{cls.display_name()}: {exc} (a number the operands' dtype cannot hold)") from exc
@@ -141,7 +141,10 @@ class Function:
             check_forward(cls, ctx, arrays, out)
         # 3. wrap each output array as a Tensor; 4. record ctx as their graph node
         if type(out) is np.ndarray and out.base is None:  # fast path: one fresh output, -5 % of a W1 step
-            result = Tensor._wrap(out, True, ctx, 0) if record and out.dtype.kind == "f" else Tensor._wrap(out)
+            kind = out.dtype.kind
+            if kind not in "fbiu":  # objects, complex: never a tensor
+                _array_of_numbers(cls, out)
+            result = Tensor._wrap(out, True, ctx, 0) if record and kind == "f" else Tensor._wrap(out)
             if record:
                 _record(ctx, parents, args, (result,))
         else:  # a tuple of outputs, or a view
