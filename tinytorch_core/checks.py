@@ -14,13 +14,20 @@ import numbers
 
 import numpy as np
 
+from .grad_mode import _per_thread
+from .observers import report_data_read
+
 
 def array_of(value) -> np.ndarray:
     """The array behind ``value``: a Tensor's data, an ndarray itself, anything else converted."""
     if isinstance(value, np.ndarray):
         return value
     data = getattr(value, "data", None)
-    return data if isinstance(data, np.ndarray) else np.asarray(value)
+    if not isinstance(data, np.ndarray):
+        return np.asarray(value)
+    if _per_thread.modes.observer is not None:  # a compiled step's recorder must know what went in
+        report_data_read(value)
+    return data
 
 
 def array_from_list(where: str, position: int, values: list) -> np.ndarray:

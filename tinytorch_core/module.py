@@ -54,6 +54,27 @@ class StateDictError(ValueError):
     """A state dict that does not fit the module: missing, unexpected or mis-shaped entries."""
 
 
+def _a_setting_changed(attributes: dict, name: str, value) -> bool:
+    """Whether assigning ``value`` changes a setting the module already had (``loss.reduction =
+    "sum"``, ``act.negative_slope = 0.5``, a new class-weight tensor): a compiled step recorded
+    with the old one must record again. Setting the same value again changes nothing."""
+    old = attributes.get(name, _ABSENT)
+    if old is _ABSENT or old is value:
+        return False
+    if isinstance(old, (Tensor, np.ndarray)) or isinstance(value, (Tensor, np.ndarray)):
+        return True
+    if not isinstance(old, _SETTINGS) or type(old) is not type(value):
+        return isinstance(old, _SETTINGS)
+    try:
+        return bool(old != value)
+    except (TypeError, ValueError):  # a tuple holding arrays: no plain answer, so count it as a change
+        return True
+
+
+_ABSENT = object()
+_SETTINGS = (bool, int, float, str, tuple, type(None))
+
+
 class Module:
     """Base class of layers and models.
 
@@ -81,7 +102,7 @@ class Module:
         if isinstance(value, (Parameter, Module)) or "_parameters" in self.__dict__:
             params, buffers, modules = self._registries()
             if name in params or name in buffers or name in modules or name == "training" \
-                    or isinstance(value, (Parameter, Module)):
+                    or isinstance(value, (Parameter, Module)) or _a_setting_changed(self.__dict__, name, value):
                 MODULE_CLOCK.tick()
             # a trainable leaf (a Parameter, or a tensor requiring grad swapped in for a gradient
             # check) takes the parameter's place; anything else would silently drop out of

@@ -61,12 +61,24 @@ class Observer:
         """Python read ``tensor``'s values (``item()``, ``bool()``, ``tolist()``, ``numpy()``): a
         recorder of training steps cannot follow a decision made on them."""
 
+    def data_read(self, tensor) -> None:
+        """Code outside ops took ``tensor``'s array (``checks.array_of``: a loss's class weights,
+        say) to compute an op's argument: a recorder keeps such an argument as a constant, valid
+        while the tensor is unchanged."""
+
 
 def report_value_read(tensor) -> None:
     """Tell the calling thread's observer, if any, that Python read ``tensor``'s values."""
     observer = current_modes().observer
     if observer is not None:
         observer.value_read(tensor)
+
+
+def report_data_read(tensor) -> None:
+    """Tell the calling thread's observer, if any, that code outside ops took ``tensor``'s array."""
+    observer = current_modes().observer
+    if observer is not None:
+        observer.data_read(tensor)
 
 
 @contextlib.contextmanager

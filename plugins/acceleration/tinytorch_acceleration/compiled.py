@@ -13,8 +13,10 @@ the optimizer), the value of every number, and grad mode. For a new signature:
 
 A program is recorded again (steps 1-2) when the call's signature is new, when any module's
 parameters, buffers, sub-modules or training mode changed since (``MODULE_CLOCK``), or when a
-parameter's array changed shape or dtype or its requires_grad changed. With anomaly detection
-on, every call runs eagerly (a replay checks nothing).
+parameter's array changed shape or dtype or its requires_grad changed, a module's setting
+changed (``loss.reduction``), or a tensor whose array code outside ops read (a loss's class
+weights) changed. With anomaly detection on, or an observer installed (a profiler), every call
+runs eagerly: a replay checks nothing and reports nothing.
 
 Arguments may be nested in tuples, lists and dicts (``step(batch)`` with ``batch = (x, y)``) and
 passed by keyword: the Tensors and arrays inside are the call's inputs, the structure is part of
@@ -100,8 +102,8 @@ class CompiledStep:
 
     def __call__(self, *args, **kwargs):
         modes = current_modes()
-        if modes.anomaly or isinstance(modes.observer, Recorder):  # checked, or part of a step being recorded
-            return self.train_step(*args, **kwargs)
+        if modes.anomaly or modes.observer is not None:  # checked, watched (a profiler) or inside a recording
+            return self.train_step(*args, **kwargs)  # eager: the checks run and the observer sees every op
         key, inputs = signature(args, kwargs)
         entry = self.programs.get(key)
         if entry is not None and entry.verified and entry.clock == MODULE_CLOCK.now:

@@ -41,7 +41,8 @@ class Program:
     """One recorded step: the slots' starting values, what to bind per call, the instructions
     and how to build the return value."""
 
-    def __init__(self, template, arg_bindings, tensor_bindings, instructions, result, description, aliases=()):
+    def __init__(self, template, arg_bindings, tensor_bindings, instructions, result, description, aliases=(),
+                 outside_reads=()):
         self.template = template  # constants in their slots, None elsewhere
         self.arg_bindings = arg_bindings  # (slot, index of the step's argument) per input array
         self.tensor_bindings = tensor_bindings  # (slot, tensor, shape, dtype, requires_grad)
@@ -51,11 +52,17 @@ class Program:
         # (i, j): inputs i and j were one array when recorded, so the ops read one slot for both; a
         # call with two arrays there needs its own recording (the other way round replays right)
         self.aliases = aliases
+        # (tensor, array, version) of each tensor whose array code outside ops read (a loss's class
+        # weights): what it computed is a constant here, so any change to the tensor records again
+        self.outside_reads = outside_reads
 
     def bind(self, args) -> list | None:
         """Fresh slots holding this call's arrays; None if a bound tensor no longer fits the
-        recording (its array changed shape or dtype, or it stopped/started requiring grad), or two
-        inputs that were one array no longer are."""
+        recording (its array changed shape or dtype, or it stopped/started requiring grad), two
+        inputs that were one array no longer are, or a tensor read outside ops changed."""
+        for tensor, array, version in self.outside_reads:
+            if tensor.data is not array or tensor._version != version:
+                return None
         for i, j in self.aliases:
             if _array(args[i]) is not _array(args[j]):
                 return None

@@ -55,6 +55,7 @@ class Recorder(Observer):
         self.arg_bindings, self.tensor_bindings, self.bound = [], [], {}  # bound: id(array) -> tensor
         self.pending = {}  # (id(node), output index) -> slot of that output's gradient sum
         self.watched = {}  # id(tensor) -> (tensor, id(data), version) of module parameters/buffers
+        self.read_outside = {}  # id(tensor) -> (tensor, data, version): arrays taken outside ops (data_read)
         self.covered = set()  # ids of the modules whose tensors are watched (with every submodule)
         self.depth = 0  # ops running inside an op (a forward built from other ops) are not recorded
         self.in_pass = False  # inside a backward pass: hooks and callbacks run live on replays too
@@ -237,6 +238,16 @@ class Recorder(Observer):
         if self.in_update:
             self.in_update, self.clock = False, IN_PLACE_CLOCK.now  # the update's changes: replayed with it
 
+    def data_read(self, tensor) -> None:
+        """Code outside ops took the array of a tensor the step neither made nor was given (a
+        loss's class weights held by the loss): what it computed from it may be a constant of the
+        program, valid while that tensor keeps its array and version (``Program.bind`` checks)."""
+        if self.depth or not isinstance(tensor, Tensor):
+            return
+        data = tensor.data
+        if id(data) not in self.slot_of and id(data) not in self.bound:
+            self.read_outside.setdefault(id(tensor), (tensor, data, tensor._version))
+
     def value_read(self, tensor) -> None:
         if not (self.depth or self.in_update or self.in_pass) and self.read_before is None:
             self.read_before = len(self.steps)  # ops' and hooks' own reads are replayed with them
@@ -331,8 +342,9 @@ class Recorder(Observer):
         steps = fuse(self.steps, kept)
         instructions = [releasing(step.instruction(), released) if released else step.instruction()
                         for step, released in zip(steps, self._releases(steps, kept))]
+        outside = tuple(read for read in self.read_outside.values() if id(read[1]) not in self.bound)
         return Program(self.template, self.arg_bindings, self.tensor_bindings, instructions, result,
-                       self.description, tuple(self.aliases))
+                       self.description, tuple(self.aliases), outside)
 
     def _releases(self, steps: list, kept: set) -> list:
         """Per instruction, the large slots (op outputs, ctxs' saved arrays, gradient sums, of at

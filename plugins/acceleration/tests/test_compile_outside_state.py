@@ -1,0 +1,82 @@
+"""State a step reads from outside its arguments: a tensor held by a loss (class weights), a
+module's settings, and an observer watching the step. A change between calls records again (the
+replay kept the recorded copy: silently other losses), and a profiler sees the eager ops (it saw
+nothing)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import tinytorch_core as tt
+from tinytorch_core import Tensor
+
+
+def _data(rows=8):
+    rng = np.random.default_rng(0)
+    return Tensor(rng.standard_normal((rows, 6)).astype(np.float32)), Tensor(rng.integers(0, 3, rows))
+
+
+def _losses(compiled: bool, change, calls=6):
+    """Six training steps of a small classifier, eager or compiled, with ``change(loss, model)``
+    made before call 4; the losses, and the compiled step (None when eager)."""
+    model = tt.nn.Sequential(tt.nn.Linear(6, 8, generator=0), tt.nn.LeakyReLU(0.01), tt.nn.Linear(8, 3, generator=1))
+    optimizer = tt.optim.SGD(model.parameters(), lr=0.1)
+    loss_fn = tt.nn.CrossEntropyLoss(weight=Tensor(np.ones(3, np.float32)))
+
+    def step(x, y):
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        return loss.item()
+
+    run = tt.compile(step) if compiled else step
+    losses = []
+    for call in range(calls):
+        if call == 4:
+            change(loss_fn, model)
+        losses.append(run(*_data()))
+    return losses, (run if compiled else None)
+
+
+def _same_as_eager(change):
+    eager, _ = _losses(False, change)
+    compiled, step = _losses(True, change)
+    assert compiled == eager, (compiled, eager)
+    assert step.replays >= 2  # it still replays before the change (and after it, once recorded again)
+    return step
+
+
+def test_class_weights_changed_in_place_between_calls_record_again():
+    _same_as_eager(lambda loss_fn, model: loss_fn.weight.mul_(Tensor(np.array([5.0, 0.1, 1.0], np.float32))))
+    _same_as_eager(lambda loss_fn, model: loss_fn.weight.__setitem__(0, 7.0))
+
+
+def test_class_weights_replaced_between_calls_record_again():
+    _same_as_eager(lambda loss_fn, model: setattr(loss_fn, "weight", Tensor(np.array([3.0, 1.0, 0.5], np.float32))))
+
+
+def test_a_module_setting_changed_between_calls_records_again():
+    def change(loss_fn, model):
+        loss_fn.reduction = "sum"
+        model[1].negative_slope = 0.5
+
+    step = _same_as_eager(change)
+    assert step.recordings == 4  # two before the change, two after
+
+
+def test_setting_the_same_value_again_keeps_replaying():
+    step = _same_as_eager(lambda loss_fn, model: setattr(loss_fn, "reduction", "mean"))
+    assert step.recordings == 2 and step.replays == 4
+
+
+def test_a_profiler_around_a_compiled_step_sees_the_eager_ops():
+    """The replay bypassed the profiler's observer: 'Profile: 0 events'."""
+    _, step = _losses(True, lambda loss_fn, model: None, calls=3)
+    replays = step.replays
+    x, y = _data()
+    with tt.profiler.profile() as prof:
+        step(x, y)
+    assert step.replays == replays  # ran eagerly
+    names = {row.name for row in prof.key_averages()}
+    assert {"nn::linear", "nn::cross_entropy"} <= names, names
