@@ -71,7 +71,7 @@ def compile(train_step=None, *, verify: bool = True, integer_ranges=None):  # no
 
 
 class _Entry:
-    """The program of one signature, the clock it was recorded at, whether a second recording
+    """The program of one signature, the module clock after its last call, whether a second recording
     confirmed it, and the range of values of each integer input its recordings saw."""
 
     __slots__ = ("program", "clock", "verified", "bounds")
@@ -112,7 +112,9 @@ class CompiledStep:
             slots = entry.program.bind(inputs)
             if slots is not None:
                 self.replays += 1
-                return entry.program.replay(slots)
+                value = entry.program.replay(slots)
+                entry.clock = MODULE_CLOCK.now  # hooks that ran (a module's own bookkeeping) are part of the step
+                return value
             entry = None  # a parameter changed shape, dtype or requires_grad: record again
         if entry is not None and (entry.clock != MODULE_CLOCK.now or entry.program.bind(inputs) is None):
             entry = None  # the first recording no longer fits (a parameter frozen or unfrozen since): start again
@@ -120,7 +122,6 @@ class CompiledStep:
 
     def _record(self, key, entry, args, kwargs, inputs):
         """An eager call under the recorder; the second for a signature confirms the first."""
-        clock = MODULE_CLOCK.now
         recorder = Recorder(inputs)
         with observing(recorder):
             value = self.train_step(*args, **kwargs)
@@ -139,7 +140,8 @@ class CompiledStep:
         bounds = _integer_bounds(inputs, entry.bounds if entry is not None else {})
         if self.integer_ranges:
             bounds.update(self._declared_bounds(args, kwargs, inputs))
-        self.programs[key] = _Entry(program, clock, entry is not None or not self.verify, bounds)
+        # the clock after the call: only a change between calls records again, not what the step itself did
+        self.programs[key] = _Entry(program, MODULE_CLOCK.now, entry is not None or not self.verify, bounds)
         return value
 
     def _declared_bounds(self, args: tuple, kwargs: dict, inputs: list) -> dict:

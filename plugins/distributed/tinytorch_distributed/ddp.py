@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,6 +36,17 @@ from .collectives import broadcast_
 from .world import DistributedError, init
 
 DEFAULT_BUCKET_SIZE = 1 << 20  # bytes; PyTorch's default is 25 MiB for models thousands of times larger
+
+
+@dataclass
+class _PassState:
+    """What changes from one backward pass to the next. It lives in this plain object, not in
+    attributes of the Module: core counts a changed Module attribute as a changed setting, and a
+    compiled step (``tt.compile``) would then record itself again at every step."""
+
+    synchronizing: bool = True  # False inside no_sync()
+    running: bool = False  # a backward pass has started reducing and not yet finished
+    launched: int = 0  # buckets whose all-reduce has started in this pass
 
 
 class DistributedDataParallel(Module):
@@ -55,14 +67,12 @@ class DistributedDataParallel(Module):
         trained = [p for p in module.parameters() if p.requires_grad]
         self.buckets = assign_buckets(trained, self.bucket_size)
         self._bucket_of = {p: bucket for bucket in self.buckets for p in bucket.parameters}
-        self._synchronizing = True  # False inside no_sync()
-        self._pass_running = False  # a backward pass has started reducing and not yet finished
-        self._launched = 0  # buckets whose all-reduce has started in this pass
+        self._pass = _PassState()
         for parameter in trained:
             parameter.register_post_accumulate_grad_hook(self._gradient_ready)
 
     def forward(self, *args, **kwargs):
-        if self._pass_running:
+        if self._pass.running:
             raise DistributedError(
                 "DistributedDataParallel: the previous backward pass raised while its gradients were being "
                 "all-reduced; the ranks are out of step. Restart the job"
@@ -73,11 +83,11 @@ class DistributedDataParallel(Module):
     def no_sync(self):
         """Inside the block, backward accumulates gradients locally and sends nothing; the first
         backward after it all-reduces everything accumulated (gradient accumulation)."""
-        previous, self._synchronizing = self._synchronizing, False
+        previous, self._pass.synchronizing = self._pass.synchronizing, False
         try:
             yield
         finally:
-            self._synchronizing = previous
+            self._pass.synchronizing = previous
 
     # ---- step 1: every rank starts from rank 0's weights -----------------------------------------
     def _broadcast_initial_state(self) -> None:
@@ -87,42 +97,42 @@ class DistributedDataParallel(Module):
 
     # ---- step 2: a gradient is final --------------------------------------------------------------
     def _gradient_ready(self, parameter) -> None:
-        if not self._synchronizing:
+        if not self._pass.synchronizing:
             return
-        if not self._pass_running:
+        if not self._pass.running:
             self._start_pass()
         self._bucket_of[parameter].waiting -= 1
         self._launch_ready_buckets()
 
     def _start_pass(self) -> None:
-        self._pass_running, self._launched = True, 0
+        self._pass.running, self._pass.launched = True, 0
         for bucket in self.buckets:
             bucket.waiting, bucket.request, bucket.result = len(bucket.parameters), None, None
         queue_callback(self._finish_pass)
 
     def _launch_ready_buckets(self) -> None:
         """Start the all-reduce of every ready bucket, in index order (the same on every rank)."""
-        while self._launched < len(self.buckets) and self.buckets[self._launched].waiting == 0:
-            self._launch(self.buckets[self._launched])
-        for bucket in self.buckets[: self._launched]:
+        while self._pass.launched < len(self.buckets) and self.buckets[self._pass.launched].waiting == 0:
+            self._launch(self.buckets[self._pass.launched])
+        for bucket in self.buckets[: self._pass.launched]:
             bucket.request.Test()  # MPI moves messages along only when called: let it, while backward runs
 
     def _launch(self, bucket) -> None:
         send = flatten_gradients(bucket)
         bucket.result = np.empty_like(send)
         bucket.request = self.world.comm.Iallreduce(send, bucket.result)  # the sum over ranks
-        self._launched += 1
+        self._pass.launched += 1
 
     # ---- step 3: the end of backward --------------------------------------------------------------
     def _finish_pass(self) -> None:
         """Start what is left (buckets holding a parameter this rank's forward did not use: its
         gradient counts as zeros), wait for all, and store the averages as ``.grad``."""
-        while self._launched < len(self.buckets):
-            self._launch(self.buckets[self._launched])
+        while self._pass.launched < len(self.buckets):
+            self._launch(self.buckets[self._pass.launched])
         for bucket in self.buckets:
             self.world.wait(bucket.request, f"the all-reduce of gradient bucket {bucket.index}")
             averaged = bucket.result / np.asarray(self.world.size, bucket.dtype)
             for parameter, grad in zip(bucket.parameters, unflatten_into_gradients(bucket, averaged)):
                 parameter.grad = as_tensor(grad)
             bucket.request = bucket.result = None
-        self._pass_running = False
+        self._pass.running = False

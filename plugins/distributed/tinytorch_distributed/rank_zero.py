@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 import tinytorch_core as tt
+from tinytorch_core.checks import non_negative_int
 
 from .collectives import barrier
 from .world import is_main_process
@@ -30,14 +31,41 @@ def log(*values, sep: str = " ", file=None) -> None:
 
 
 def progress(iterable, description: str = "", total: int | None = None, file=None):
-    """Iterate over ``iterable``; rank 0 draws a one-line progress bar on stderr."""
+    """Iterate over ``iterable``; rank 0 draws a one-line progress bar on stderr (or ``file``).
+
+    The arguments are checked on every rank when ``progress`` is called, not at the first step of
+    the loop: a mistake then reads the same on every rank, and names this call."""
+    items, total = _checked_progress(iterable, description, total, file)
     if not is_main_process():
-        yield from iterable
-        return
-    out = file if file is not None else sys.stderr
-    total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
+        return items
+    return _drawn(items, description, total, file if file is not None else sys.stderr)
+
+
+def _checked_progress(iterable, description, total, file):
+    """An iterator over ``iterable`` and the bar's length (None: unknown), after checking the
+    arguments of ``progress``."""
+    where = "progress"
+    if not isinstance(description, str):
+        raise TypeError(f"{where}: description must be a str, got {type(description).__name__}")
+    if total is not None:
+        total = non_negative_int(total, "total", where)
+    if file is not None and not callable(getattr(file, "write", None)):
+        raise TypeError(f"{where}: file must be None (stderr) or a text stream with write(), got "
+                        f"{type(file).__name__}")
+    if total is None and hasattr(iterable, "__len__"):
+        total = len(iterable)  # taken before iter(): a generator made from it has no length
+    try:
+        items = iter(iterable)
+    except TypeError:  # Python's own words ("'int' object is not iterable") name no call
+        raise TypeError(f"{where}: expected an iterable to go through (a DataLoader, a range, a list), got "
+                        f"{type(iterable).__name__} {iterable!r:.40}") from None
+    return items, total
+
+
+def _drawn(items, description: str, total: int | None, out):
+    """Yield ``items``, redrawing the bar after each one and ending its line at the end."""
     done = 0
-    for done, item in enumerate(iterable, start=1):
+    for done, item in enumerate(items, start=1):
         yield item
         _draw(out, description, done, total)
     out.write("\n")

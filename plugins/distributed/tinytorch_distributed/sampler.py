@@ -18,7 +18,7 @@ import numbers
 
 import numpy as np
 
-from tinytorch_core.checks import non_negative_int, positive_int
+from tinytorch_core.checks import non_negative_int, positive_int, true_or_false
 
 from .world import world
 
@@ -32,6 +32,11 @@ class DistributedSampler:
 
     def __init__(self, dataset, num_replicas=None, rank=None, shuffle=True, seed=0, drop_last=False):
         where = "DistributedSampler"
+        # the flags are checked, not converted: bool("False") is True, so drop_last="False" would
+        # drop samples and shuffle="no" would shuffle
+        self.shuffle = true_or_false(shuffle, "shuffle", where)
+        self.drop_last = true_or_false(drop_last, "drop_last", where)
+        self.seed = non_negative_int(seed, "seed", where)
         self.length = _length_of(dataset)
         if num_replicas is None or rank is None:  # asking the world starts MPI: only when needed
             num_replicas = world().size if num_replicas is None else num_replicas
@@ -40,8 +45,6 @@ class DistributedSampler:
         self.rank = non_negative_int(rank, "rank", where)
         if self.rank >= self.num_replicas:
             raise ValueError(f"{where}: rank must be below num_replicas ({self.num_replicas}), got {self.rank}")
-        self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
-        self.seed = non_negative_int(seed, "seed", where)
         self.epoch = 0
         rounded = math.floor if self.drop_last else math.ceil
         self.per_rank = rounded(self.length / self.num_replicas)  # indices each rank reads per epoch

@@ -21,6 +21,11 @@ import numpy as np
 from tinytorch_core import Function, is_grad_enabled
 from tinytorch_core.checks import array_of, dtype_of, positive_int, shape_of
 
+#: the most positions a cache may hold: far beyond the context of any model built here (GPT's
+#: learned position table alone holds max_len x embed_dim numbers), so a larger max_len is a
+#: mistake, refused when the cache is created instead of failing at its first allocation
+MAX_LEN_LIMIT = 1 << 20
+
 
 class KVCacheWrite(Function):
     """Store new keys and values at their positions in a layer's buffers, in place.
@@ -97,11 +102,29 @@ class LayerKVCache:
         self._check(keys, values)
         if self.keys is None or (self._owner.length == 0 and not self._holds_like(keys)):
             # the first append, or the first after reset() of a batch of another size, width or dtype
-            batch, _, width = shape_of(keys)
-            self.keys = np.zeros((batch, self._owner.max_len, width), dtype=dtype_of(keys))
-            self.values = np.zeros_like(self.keys)
+            self._allocate(shape_of(keys), dtype_of(keys))
         positions = self._owner.positions(shape_of(keys)[1])
         return kv_cache_write(self.keys, self.values, keys, values, positions)
+
+    def _allocate(self, key_shape: tuple, dtype) -> None:
+        """The two ``(batch, max_len, width)`` arrays for keys like these. An allocation the
+        system refuses is named: NumPy's own words ("Unable to allocate 58.2 TiB") say neither
+        which object asked nor which setting made it so large."""
+        batch, _, width = key_shape
+        shape = (batch, self._owner.max_len, width)
+        try:
+            self.keys = np.zeros(shape, dtype=dtype)
+            self.values = np.zeros(shape, dtype=dtype)
+        except MemoryError:
+            self.keys = self.values = None  # a half-made pair must not be written into later
+            pair = 2 * np.dtype(dtype).itemsize * batch * self._owner.max_len * width
+            every_layer = pair * self._owner.num_layers
+            raise MemoryError(
+                f"KVCache layer {self.index}: cannot allocate its keys and values, two {dtype} arrays of shape "
+                f"{shape}: {_readable_bytes(pair)} for this layer, {_readable_bytes(every_layer)} for all "
+                f"{self._owner.num_layers} layer(s); max_len={self._owner.max_len} sets the size, and "
+                "KVCache.for_model(model) fits it to the model's context"
+            ) from None
 
     def _holds_like(self, keys) -> bool:
         """Whether ``keys`` have the batch size, width and dtype of the stored arrays."""
@@ -137,12 +160,16 @@ class KVCache:
     length + 1, ...`` (``positions``), or where ``seek`` put them. ``GPT.forward(idx,
     cache=cache)`` appends ``idx``'s positions to every layer, then calls ``advance``. Memory:
     ``2 * num_layers * batch * max_len * width`` numbers (``nbytes``), whatever the length,
-    because the arrays are allocated for the whole context.
+    because the arrays are allocated for the whole context; ``max_len`` is therefore at most
+    ``MAX_LEN_LIMIT``, and ``for_model`` sizes it to the model's context.
     """
 
     def __init__(self, num_layers: int, max_len: int):
         self.num_layers = positive_int(num_layers, "num_layers", "KVCache")
         self.max_len = positive_int(max_len, "max_len", "KVCache")
+        if self.max_len > MAX_LEN_LIMIT:
+            raise ValueError(f"KVCache: max_len must be at most {MAX_LEN_LIMIT:,} positions, got {self.max_len:,}; "
+                             "KVCache.for_model(model) fits the cache to the model's context")
         self.length = 0
         self._next_positions = None  # the array seek() was given, until advance()
         self.layers = tuple(LayerKVCache(self, index) for index in range(self.num_layers))
@@ -213,3 +240,12 @@ class KVCache:
 
     def __repr__(self) -> str:
         return f"KVCache(num_layers={self.num_layers}, max_len={self.max_len}, length={self.length})"
+
+
+def _readable_bytes(nbytes: int) -> str:
+    """A byte count as people read it: ``58.2 TiB``, ``1.5 GiB``, ``640 KiB``."""
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= scale:  # three digits, or the whole number beyond them: 1,536 TiB, not 1.54e+03
+            value = nbytes / scale
+            return f"{value:.3g} {unit}" if value < 1000 else f"{value:,.0f} {unit}"
+    return f"{nbytes} bytes"

@@ -33,9 +33,10 @@ def generate(model, prompt_ids, max_new_tokens: int, temperature: float = 1.0, t
              seed=None, use_cache: bool = True, compiled: bool = True, on_token=None) -> np.ndarray:
     """The prompt followed by ``max_new_tokens`` new token ids, as an int64 array.
 
-    - ``model``: a causal language model such as ``tinytorch_core.nn.GPT`` (``forward(idx)`` ->
-      logits (B, T, vocab); ``vocab_size``, ``max_len``, ``num_layers``; ``forward(idx, cache=...)``
-      when ``use_cache``). It runs in eval mode under ``no_grad``; its mode is restored afterwards.
+    - ``model``: a causal language model, a tinytorch ``Module`` such as ``tinytorch_core.nn.GPT``
+      (``forward(idx)`` -> logits (B, T, vocab); ``vocab_size``, ``max_len``, ``num_layers``;
+      ``forward(idx, cache=...)`` when ``use_cache``). It runs in eval mode under ``no_grad``;
+      its mode is restored afterwards.
     - ``prompt_ids``: (T,) or (B, T) ints in ``0 .. vocab_size - 1``, T >= 1: B prompts of equal
       length. The result has shape (T + max_new_tokens,) or (B, T + max_new_tokens).
     - ``temperature == 0``: greedy (the most likely token; top_k and top_p change nothing). Else
@@ -50,12 +51,9 @@ def generate(model, prompt_ids, max_new_tokens: int, temperature: float = 1.0, t
     - ``on_token(position, token_ids)``, if given, is called as each new token is chosen, with its
       position and a copy of the (B,) chosen ids: to show text as it comes, or to time each step.
     """
+    _check_model(model)
     prompt, single = _check_prompt(model, prompt_ids)
-    _check_use_cache(model, use_cache)
-    if not isinstance(compiled, (bool, np.bool_)):
-        raise TypeError(f"{_WHERE}: compiled must be True or False, got {compiled!r}")
-    if on_token is not None and not callable(on_token):
-        raise TypeError(f"{_WHERE}: on_token must be None or a function (position, token_ids), got {on_token!r}")
+    _check_decoding(model, use_cache, compiled, on_token)
     max_new_tokens = non_negative_int(max_new_tokens, "max_new_tokens", _WHERE)
     _check_context(model, prompt.shape[1], max_new_tokens)
     temperature = check_temperature(temperature, _WHERE)
@@ -139,14 +137,33 @@ def _last_logits(model, output, length: int) -> np.ndarray:
     return logits[:, -1, :]
 
 
-def _check_prompt(model, prompt_ids) -> tuple[np.ndarray, bool]:
-    """The prompt as a (B, T) array, and whether it came as one (T,) sequence."""
+def _check_model(model) -> None:
+    """``model`` as ``generate`` uses it, checked before anything else: the sizes of a causal
+    language model, and what a tinytorch ``Module`` has to run in eval mode and be restored
+    (``training``, ``eval()``, ``train(mode)``, a call). Without this, a model lacking one of
+    them failed with a bare AttributeError from inside ``generate``."""
     for attribute in ("vocab_size", "max_len", "num_layers"):
         if not hasattr(model, attribute):
             raise TypeError(
                 f"{_WHERE}: model must be a causal language model with vocab_size, max_len and num_layers "
                 f"(such as tinytorch_core.nn.GPT); {type(model).__name__} has no {attribute!r}"
             )
+    lacking = [name for name, present in (
+        ("a bool 'training'", isinstance(getattr(model, "training", None), (bool, np.bool_))),
+        ("eval()", callable(getattr(model, "eval", None))),
+        ("train(mode)", callable(getattr(model, "train", None))),
+        ("a call model(ids)", callable(model)),
+    ) if not present]
+    if lacking:
+        raise TypeError(
+            f"{_WHERE}: model must be a tinytorch Module (such as tinytorch_core.nn.GPT), which generate calls, "
+            f"puts in eval mode and restores to its training mode; {type(model).__name__} lacks "
+            f"{', '.join(lacking)}"
+        )
+
+
+def _check_prompt(model, prompt_ids) -> tuple[np.ndarray, bool]:
+    """The prompt as a (B, T) array, and whether it came as one (T,) sequence."""
     try:
         ids = array_of(prompt_ids)
     except ValueError:  # NumPy cannot stack prompts of different lengths
@@ -162,7 +179,12 @@ def _check_prompt(model, prompt_ids) -> tuple[np.ndarray, bool]:
     return (ids[None, :] if single else ids), single
 
 
-def _check_use_cache(model, use_cache) -> None:
+def _check_decoding(model, use_cache, compiled, on_token) -> None:
+    """The options that choose how tokens are computed and reported."""
+    if not isinstance(compiled, (bool, np.bool_)):
+        raise TypeError(f"{_WHERE}: compiled must be True or False, got {compiled!r}")
+    if on_token is not None and not callable(on_token):
+        raise TypeError(f"{_WHERE}: on_token must be None or a function (position, token_ids), got {on_token!r}")
     if not isinstance(use_cache, (bool, np.bool_)):
         raise TypeError(f"{_WHERE}: use_cache must be True or False, got {use_cache!r}")
     if use_cache and not getattr(model, "causal", True):

@@ -21,6 +21,8 @@ from tinytorch_core.checks import non_negative_int, positive_int
 RESAMPLES, RESAMPLE_CHUNK = 2000, 1_000_000
 #: the most timed runs one benchmark keeps (bounds its memory)
 RUNS_LIMIT = 1_000_000
+#: the most untimed warm-up runs (bounds the time: a warm-up has no deadline to stop it)
+WARMUP_LIMIT = 1_000_000
 #: rounds a comparison needs before it may call one side faster: with n rounds all favouring one
 #: side, the sign test's two-sided p is 2 / 2**n, below 0.05 only from n = 6 on
 MIN_ROUNDS_FOR_VERDICT = 6
@@ -87,7 +89,8 @@ class Comparison:
 def benchmark(fn, *, warmup: int = 3, min_time: float = 1.0, min_runs: int = 10, max_runs: int = 10_000,
               label: str | None = None, seed: int = 0) -> BenchmarkResult:
     """Call ``fn()`` ``warmup`` times untimed, then time it until both ``min_runs`` runs and
-    ``min_time`` seconds are done (at most ``max_runs`` runs)."""
+    ``min_time`` seconds are done (at most ``max_runs`` runs). ``warmup`` and ``max_runs`` are
+    at most ``WARMUP_LIMIT`` and ``RUNS_LIMIT``: neither has a deadline that would stop it."""
     _check_plan("benchmark", fn, warmup, min_time, min_runs, max_runs, seed)
     if label is not None and not isinstance(label, str):
         raise TypeError(f"benchmark(): label must be a str, got {type(label).__name__}")
@@ -166,6 +169,8 @@ def _check_plan(where: str, fn, warmup, min_time, min_runs, max_runs, seed) -> N
     positive_int(max_runs, "max_runs", where)
     if seed is not None:  # the bootstrap's resampling; None draws fresh entropy
         non_negative_int(seed, "seed", where)
+    if warmup > WARMUP_LIMIT:
+        raise ValueError(f"{where}: warmup must be at most {WARMUP_LIMIT:,}, got {warmup:,}")
     if max_runs > RUNS_LIMIT:
         raise ValueError(f"{where}: max_runs must be at most {RUNS_LIMIT:,}, got {max_runs:,}")
     if max_runs < min_runs:

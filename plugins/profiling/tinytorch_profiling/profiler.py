@@ -11,7 +11,8 @@ What one op event holds: the qualified op name (``spatial::conv2d``) and the plu
 registered it, its phase (forward or backward), self and total time, its FLOPs (from the op's
 FLOP formula; None where the op states none), the bytes of new memory its outputs hold, the
 input shapes (with ``record_shapes=True``), and the module it ran in. A backward event belongs
-to the module whose forward recorded its node.
+to the module whose forward recorded its node, and counts towards the backward time of every
+module around that forward (``by_module``).
 
 The profiler watches only the thread that entered ``profile()``; an inner ``profile()`` hides
 the ops it records from an outer one.
@@ -51,6 +52,7 @@ class Event:
     plugin: str = ""  # for ops: the plugin that registered the op
     module_type: str = ""  # for module calls: the module's class name
     module: str = ""  # the module path the event belongs to ("" outside any module)
+    modules: tuple = ()  # for a backward op: every module around its forward, outermost first
     flops: int | None = None  # None: the op states no FLOP formula
     allocated_bytes: int = 0  # new memory held by the outputs (views of old memory count 0)
     output_bytes: int = 0  # the outputs' size, views included
@@ -73,6 +75,7 @@ class _ForwardRecord:
 
     call: OpCall
     module: str
+    modules: tuple  # every module path around the forward, outermost first: who owns the backward
 
 
 @dataclass
@@ -101,6 +104,7 @@ class Profiler(Observer):
         self._names: dict[tuple[int, int], str] = {}  # (id of parent, id of child) -> the child's path in it
         self._ops: dict[type, tuple[str, str]] = {}  # Function class -> (its name, the plugin that registered it)
         self._module_now = ""  # the module path new events belong to
+        self._module_chain: tuple = ()  # the paths of every open module call, outermost first
         self._observing = None
         self._thread = None
 
@@ -166,13 +170,13 @@ class Profiler(Observer):
         )
         self._finish_op(event, end_ns, call, type(ctx).flops, arrays)
         if ctx._parents:  # recorded: its backward will want the call and the module
-            self._forwards[ctx] = _ForwardRecord(call, event.module)
+            self._forwards[ctx] = _ForwardRecord(call, event.module, self._module_chain)
 
     def backward_finished(self, event: Event, node, output_grads: list, input_grads: tuple) -> None:
         end_ns = _clock()
         record = self._forwards.get(node)
-        if record is not None:
-            event.module = record.module
+        if record is not None:  # the backward belongs to the modules its forward ran in
+            event.module, event.modules = record.module, record.modules
         arrays = [g for g in input_grads if isinstance(g, np.ndarray)]
         self._finish_op(event, end_ns, record.call if record else None, type(node).backward_flops, arrays)
 
@@ -193,6 +197,7 @@ class Profiler(Observer):
         frame = self._module_frame(module)
         self._modules.append(frame)
         self._module_now = _module_key(frame)
+        self._module_chain += (self._module_now,)
         return self._open_event(self._module_now, MODULE, module_type=type(module).__name__)
 
     def module_finished(self, event: Event, output) -> None:
@@ -202,6 +207,7 @@ class Profiler(Observer):
         event.output_shapes = tuple(a.shape for a in arrays)
         event.output_bytes = sum(a.nbytes for a in arrays)
         self._modules.pop()
+        self._module_chain = self._module_chain[:-1]
         self._module_now = _module_key(self._modules[-1]) if self._modules else ""
 
     def pass_started(self, name: str) -> Event:

@@ -5,6 +5,10 @@ A row sums the events of one op in one phase: calls, self time (the op's own wor
 time a module spends outside its ops (Python glue), and the region's time outside every event,
 make the ``[other Python]`` row, less the profiler's own bookkeeping, which gets a row of its
 own; so the self times of the table add up to the wall time.
+
+A module row's total is forward *and* backward: the module's calls plus the backward of every op
+they recorded, children included (the backward pass runs after the call has returned, so the
+call's own duration would leave it out).
 """
 
 from __future__ import annotations
@@ -117,20 +121,33 @@ def _caption(profiler: Profiler, rows: list[OpRow]) -> str:
 
 @dataclass
 class ModuleRow:
-    """One module path: its calls, their time, and the ops called directly in it (not in its
-    children): their forward and backward self time and FLOPs."""
+    """One module path: its calls, their time forward and backward, and the ops called directly
+    in it (not in its children): their forward and backward self time and FLOPs.
+
+    ``total_ns`` is the module's whole share of the profile: ``forward_total_ns`` (its calls,
+    children included) plus ``backward_total_ns`` (the backward of every op those calls recorded,
+    children included). So for every module ``total_ns >= forward_ns + backward_ns``."""
 
     path: str
     type: str
     calls: int = 0
-    total_ns: int = 0  # the module's calls, children included
+    forward_total_ns: int = 0  # the module's calls, children included
+    backward_total_ns: int = 0  # the backward of the ops its calls recorded, children included
     forward_ns: int = 0  # self time of its own ops' forwards
     backward_ns: int = 0  # self time of its own ops' backwards
     flops: int = 0  # its own ops, forward and backward
 
+    @property
+    def total_ns(self) -> int:
+        """Forward and backward, children included: what the module costs a training step."""
+        return self.forward_total_ns + self.backward_total_ns
+
 
 class ModuleBreakdown:
     """``prof.by_module()``: one ``ModuleRow`` per module path, in call order; ``str()`` is a table."""
+
+    TITLE = "Time by module (Total = Forward + Backward, children included; Own: its own ops, not its children's)"
+    HEADERS = ("Module", "Type", "Calls", "Total", "Forward", "Backward", "Own forward", "Own backward", "Own FLOPs")
 
     def __init__(self, rows: list[ModuleRow], wall_ns: int):
         self.rows, self.wall_ns = rows, wall_ns
@@ -144,30 +161,41 @@ class ModuleBreakdown:
     def __str__(self) -> str:
         from rich.table import Table
 
-        grid = Table(title="Time by module (own ops: called directly in the module, not in its children)")
-        for header in ("Module", "Type", "Calls", "Total", "Own forward", "Own backward", "Own FLOPs"):
+        grid = Table(title=self.TITLE)
+        for header in self.HEADERS:
             grid.add_column(header, justify="left" if header in ("Module", "Type") else "right")
         for r in self.rows:
-            grid.add_row(escape(r.path), r.type, str(r.calls), format_time(r.total_ns), format_time(r.forward_ns),
-                         format_time(r.backward_ns), format_count(r.flops))
-        return render(grid, 132)
+            times = (r.total_ns, r.forward_total_ns, r.backward_total_ns, r.forward_ns, r.backward_ns)
+            grid.add_row(escape(r.path), r.type, str(r.calls), *map(format_time, times), format_count(r.flops))
+        return render(grid, 160)
 
 
 def by_module(profiler: Profiler) -> ModuleBreakdown:
+    """Module calls give each path its calls and forward time; an op event adds to its own
+    module's forward or backward; a backward op adds its time to every module around the forward
+    that recorded it (a layer's backward is part of its block's and of the model's)."""
     rows: dict[str, ModuleRow] = {}
     for event in sorted(profiler.events, key=lambda e: e.start_ns):
         if event.kind == MODULE:
             row = rows.setdefault(event.module, ModuleRow(event.module, event.module_type))
             row.calls += 1
-            row.total_ns += event.duration_ns
+            row.forward_total_ns += event.duration_ns
         elif event.kind in (FORWARD, BACKWARD) and event.module:
-            row = rows.setdefault(event.module, ModuleRow(event.module, ""))  # its type comes with its call
-            if event.kind == FORWARD:
-                row.forward_ns += event.self_ns
-            else:
-                row.backward_ns += event.self_ns
-            row.flops += event.flops or 0
+            _add_op(rows, event)
     return ModuleBreakdown(list(rows.values()), profiler.wall_ns)
+
+
+def _add_op(rows: dict[str, ModuleRow], event: Event) -> None:
+    """Count one op event towards its own module and, for a backward, towards every module
+    around its forward (each once, even if a path repeats in the chain)."""
+    row = rows.setdefault(event.module, ModuleRow(event.module, ""))  # its type comes with its call
+    if event.kind == FORWARD:
+        row.forward_ns += event.self_ns
+    else:
+        row.backward_ns += event.self_ns
+        for path in dict.fromkeys(event.modules or (event.module,)):
+            rows.setdefault(path, ModuleRow(path, "")).backward_total_ns += event.duration_ns
+    row.flops += event.flops or 0
 
 
 # ---- formatting ----------------------------------------------------------------------------------
