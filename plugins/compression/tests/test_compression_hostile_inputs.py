@@ -234,3 +234,11 @@ def test_integer_codes_that_would_wrap_are_refused_on_load():
     state[weight_key] = state[weight_key].astype(np.int64) + 1000
     with pytest.raises(tt.StateDictError, match="outside int8's \\[-128, 127\\]"):
         int8.load_state_dict(state)
+
+
+def test_quantize_refuses_a_calibration_whose_rank_its_integer_layers_cannot_take():
+    """A Linear calibrated on (4, 5, 6) batches quantized fine, and the int8 model then refused
+    that same data ("expected a 2-D QuantizedActivation")."""
+    model = tt.nn.Sequential(tt.nn.Linear(6, 3, generator=0), tt.nn.ReLU())
+    with pytest.raises(ValueError, match=r"layer '0' \(Linear.*calibrated on 3-D input of shape \(4, 5, 6\)"):
+        quantize(model, [Tensor(rng.standard_normal((4, 5, 6)).astype(np.float32))])

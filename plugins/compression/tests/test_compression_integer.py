@@ -144,3 +144,45 @@ def test_float32_accumulators_equal_the_int32_ones_where_they_are_taken():
     assert fast.dtype == np.float32
     np.testing.assert_array_equal(fast, exact)
     np.testing.assert_array_equal(fast, np.full((4, 3), -16_256_000))
+
+
+def tiny_weight_row_model():
+    """Linear(4, 2) whose row 0 is all but zero and whose bias is 2.0: the weight scale of channel 0
+    is floored at float32's eps, so the bias is about 4.3e9 at the accumulator's scale."""
+    linear = tt.nn.Linear(4, 2, generator=0)
+    linear.weight.data[...] = [[1e-6, 0, 0, 0], [0.5, -0.3, 0.2, 0.1]]
+    linear.bias.data[...] = [2.0, 0.1]
+    x = tt.Tensor(np.random.default_rng(0).random((64, 4)).astype(np.float32))
+    return tt.nn.Sequential(tt.nn.ReLU(), linear), x
+
+
+def test_a_bias_beyond_the_int32_accumulator_is_refused_at_quantize_naming_layer_and_channel():
+    """The bias code was clipped to 2**31 - 1 and the offsets cast to int32 wrapped: the int8 model
+    answered -0.03 where the float model answers 2.0, without a word."""
+    model, x = tiny_weight_row_model()
+    with pytest.raises(ValueError, match=r"layer '1' \(Linear.*output channel 0: the bias 2 is beyond int32 at the "
+                                         r"accumulator's scale: 4.29e\+09 units"):
+        quantize(model, [x])
+
+
+def test_an_accumulator_that_could_leave_int32_is_refused_never_wrapped():
+    """A bias code inside int32 whose sum with the products is not: at quantize time, and when a
+    loaded state dict sets it; a large bias that fits gives the float model's answer."""
+    model, x = tiny_weight_row_model()
+    linear = model[1]
+    linear.weight.data[0] = [0.5, 0.4, 0.3, 0.2]
+    q = quantize(model, [x])
+    accumulator_scale = float(q[2].input_scale.data) * q[2].weight_scale.data.astype(np.float64)
+    linear.bias.data[0] = (2**31 - 300) * accumulator_scale[0]  # the products add up to 128 * 127 * 4 at most
+    with pytest.raises(ValueError, match="output channel 0's accumulator could reach"):
+        quantize(model, [x])
+    linear.bias.data[0] = 2**29 * accumulator_scale[0]  # fits with room to spare: exact, and right
+    big = quantize(model, [x])
+    with tt.no_grad():
+        expected = model(x).data
+    np.testing.assert_allclose(big(x).data, expected, atol=float(big[2].output_scale.data))  # within a code
+    state = q.state_dict()
+    state["2.bias"][0] = 2**31 - 300  # loaded: fits int32, but bias + products need not
+    q.load_state_dict(state)
+    with pytest.raises(ValueError, match="QuantizedLinear: output channel 0's accumulator could reach"):
+        q(x)

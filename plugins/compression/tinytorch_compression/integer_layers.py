@@ -33,6 +33,10 @@ from tinytorch_core.checks import array_of
 from .integer import (AFFINE_RANGE, EXACT_FLOAT32_INTEGER, SYMMETRIC_RANGE, exact_integer_matmul, k_block,
                       quantize_array, requantize)
 
+_INT32_MAX = np.iinfo(np.int32).max
+#: the largest size of an input code (-128): a bound on |sum_k x[k] w[o, k]| is this times sum_k |w[o, k]|
+_LARGEST_INPUT_CODE = -AFFINE_RANGE[0]
+
 __all__ = [
     "DeQuantize", "FloatStep", "IntegerFlatten", "IntegerMaxPool2d", "IntegerReLU", "Quantize",
     "QuantizedActivation", "QuantizedConv2d", "QuantizedLinear",
@@ -73,6 +77,31 @@ def _fits_float32(k: int, offsets) -> bool:
     return largest <= EXACT_FLOAT32_INTEGER
 
 
+def accumulator_reach(weight, offsets):
+    """Per output channel, the largest size its accumulator ``sum_k x[k] w[o, k] + offsets[o]`` can
+    take over all int8 inputs x: ``128 sum_k |w[o, k]| + |offsets[o]|`` (int64, exact)."""
+    products = _LARGEST_INPUT_CODE * np.abs(weight.astype(np.int64)).sum(axis=1)
+    return products + np.abs(offsets)
+
+
+def check_int32_accumulators(weight, offsets, where: str) -> None:
+    """Refuse a layer one of whose accumulators could leave int32: an int32 addition would wrap
+    around without a word. First a bound that takes no pass over the weights (every product at
+    its largest, 128 x 127), which any layer of sensible size meets; only past it, channel by channel."""
+    if weight.shape[1] * _LARGEST_INPUT_CODE * SYMMETRIC_RANGE[1] + int(np.abs(offsets).max(initial=0)) <= _INT32_MAX:
+        return
+    reach = accumulator_reach(weight, offsets)
+    beyond = np.flatnonzero(reach > _INT32_MAX)
+    if beyond.size:
+        o = int(beyond[0])
+        raise ValueError(
+            f"{where}: output channel {o}'s accumulator could reach {int(reach[o]):,} (bias and zero-point term "
+            f"{int(offsets[o]):,}, plus up to {int(reach[o] - abs(offsets[o])):,} from the int8 products), beyond "
+            f"int32's {_INT32_MAX:,}: an int32 accumulator would wrap around ({beyond.size} channel(s) like this; "
+            "a bias far larger than the weights' contribution, or a damaged state dict?)"
+        )
+
+
 def _accumulate_in_float32(columns, weight, offsets):
     """The accumulators left in float32, for a layer that ``_fits_float32``: one GEMM and the
     offsets, every partial sum an exact integer, so the values are those of the int32 path (and
@@ -111,19 +140,38 @@ class _IntegerWeighted(Module):
     """What the integer Linear and Conv2d share: int8 weights with per-output-channel scales, an
     int32 bias, the input's and output's qparams, the exact accumulation and the requantization."""
 
-    def __init__(self, weight_codes, weight_scale, bias, input_qparams, output_qparams, relu: bool):
+    def __init__(self, weight_codes, weight_scale, bias, input_qparams, output_qparams, relu: bool,
+                 where: str = "quantize"):
         super().__init__()
         self.register_buffer("weight", Tensor(np.asarray(weight_codes, np.int8)))
         out_channels = len(weight_codes)
         self.register_buffer("weight_scale", Tensor(np.broadcast_to(weight_scale, (out_channels,)).astype(np.float32)))
         _qparams_buffers(self, "input", *input_qparams)
         _qparams_buffers(self, "output", *output_qparams)
-        bias_q = None
-        if bias is not None:  # at the accumulator's scale, sx * sw[o]: one int32 addition
-            accumulator_scale = self.input_scale.data.astype(np.float64) * self.weight_scale.data
-            bias_q = np.clip(np.rint(array_of(bias) / accumulator_scale), -(2**31), 2**31 - 1).astype(np.int32)
+        bias_q = None if bias is None else self._bias_codes(array_of(bias), where)
         self.register_buffer("bias", None if bias_q is None else Tensor(bias_q))
         self.relu = bool(relu)
+        weight = self.weight_matrix()
+        check_int32_accumulators(weight, self.offsets(weight), where)  # refused now, not wrapped later
+
+    def _bias_codes(self, bias, where: str):
+        """The bias at the accumulator's scale sx * sw[o], as int32: one integer addition. A bias
+        int32 cannot hold there is refused, never clipped (a clipped bias is a wrong answer)."""
+        accumulator_scale = self.input_scale.data.astype(np.float64) * self.weight_scale.data
+        if not np.isfinite(bias).all():
+            raise ValueError(f"{where}: the bias holds NaN or inf; an int32 bias needs finite values")
+        codes = np.rint(bias.astype(np.float64) / accumulator_scale)
+        beyond = np.flatnonzero(np.abs(codes) > _INT32_MAX)
+        if beyond.size:
+            o = int(beyond[0])
+            raise ValueError(
+                f"{where}: output channel {o}: the bias {bias[o]:.6g} is beyond int32 at the accumulator's scale: "
+                f"{codes[o]:.4g} units of input scale {self.input_scale.data:.3g} x weight scale "
+                f"{self.weight_scale.data[o]:.3g}, where an int32 accumulator holds at most {_INT32_MAX:,}. A channel "
+                "whose weights are all near 0 gets a tiny weight scale: set such weights to exactly 0 (a row of "
+                "zeros gets scale 1)"
+            )
+        return codes.astype(np.int32)
 
     def weight_matrix(self):
         """The int8 weight as (out, K), columns in im2col's (i, j, c) order for a convolution."""
@@ -144,9 +192,11 @@ class _IntegerWeighted(Module):
         weight = self.weight_matrix()
         offsets = self.offsets(weight)
         if _fits_float32(columns.shape[1], offsets):  # fast path: -3.4 % of the trained INT8 digits CNN, batch 256
-            return _accumulate_in_float32(columns, weight, offsets)
+            return _accumulate_in_float32(columns, weight, offsets)  # below 2**24: far inside int32 too
+        # a loaded state dict may hold any int32 bias: make sure no sum below can wrap around
+        check_int32_accumulators(weight, offsets, type(self).__name__)
         accumulator = exact_integer_matmul(columns, weight.T.astype(np.float32), _K_BLOCK)
-        accumulator += offsets.astype(np.int32)
+        accumulator += offsets.astype(np.int32)  # exact: every |offset| <= its channel's reach <= int32's largest
         return accumulator
 
     def integer_forward(self, columns):
@@ -197,10 +247,10 @@ class QuantizedLinear(_IntegerWeighted):
     """An int8 ``Linear``: (N, in) codes -> (N, out) codes."""
 
     @classmethod
-    def from_float(cls, linear, input_qparams, output_qparams, weight_observer, relu=False):
+    def from_float(cls, linear, input_qparams, output_qparams, weight_observer, relu=False, where="quantize"):
         codes, scale = cls.quantized_weight(linear.weight.data, weight_observer)
         bias = None if linear.bias is None else linear.bias.data
-        return cls(codes, scale, bias, input_qparams, output_qparams, relu)
+        return cls(codes, scale, bias, input_qparams, output_qparams, relu, where)
 
     def forward(self, act):
         self._check_input(act, 2)
@@ -211,12 +261,12 @@ class QuantizedConv2d(_IntegerWeighted):
     """An int8 ``Conv2d`` (groups=1): (N, H, W, C) codes -> (N, Ho, Wo, O) codes, via im2col."""
 
     @classmethod
-    def from_float(cls, conv, input_qparams, output_qparams, weight_observer, relu=False):
+    def from_float(cls, conv, input_qparams, output_qparams, weight_observer, relu=False, where="quantize"):
         if conv.groups != 1:
             raise ValueError(f"quantize: Conv2d with groups={conv.groups} has no integer version here (groups=1 only)")
         codes, scale = cls.quantized_weight(conv.weight.data, weight_observer)
         bias = None if conv.bias is None else conv.bias.data
-        layer = cls(codes, scale, bias, input_qparams, output_qparams, relu)
+        layer = cls(codes, scale, bias, input_qparams, output_qparams, relu, where)
         layer.stride, layer.padding, layer.dilation = conv.stride, conv.padding, conv.dilation
         return layer
 

@@ -31,7 +31,7 @@ from .layer_types import is_layer
 from .observers import MinMaxObserver, _Observer
 from .pruning import Pruned
 
-__all__ = ["quantize", "sequential_layers"]
+__all__ = ["quantize", "sequential_layers", "sequential_named_layers"]
 
 #: weights: symmetric, one scale per output channel (axis 0 of a Linear or Conv2d weight)
 per_channel_weights = partial(MinMaxObserver, symmetric=True, axis=0)
@@ -47,8 +47,11 @@ def quantize(model, calibration_loader, activation_observer=None, weight_observe
     ``MinMaxObserver`` per tensor for activations, symmetric per output channel for weights."""
     activation_observer = _observer_factory(activation_observer or MinMaxObserver, "activation_observer", (None,))
     weight_observer = _observer_factory(weight_observer or per_channel_weights, "weight_observer", (None, 0))
-    layers = [_dense(layer) for layer in sequential_layers(model, "quantize")]
-    observers = calibrate(layers, calibration_loader, activation_observer, num_batches)
+    named = sequential_named_layers(model, "quantize")
+    names, layers = [name for name, _ in named], [_dense(layer) for _, layer in named]
+    observers, input_shapes = calibrate(layers, calibration_loader, activation_observer, num_batches)
+    for name, layer, shapes in zip(names, layers, input_shapes):
+        _check_input_rank(name, layer, shapes)
     steps = [Quantize(*observers[0].calculate_qparams())]
     qparams = observers[0].calculate_qparams()  # of the codes flowing into the next layer
     index = 0
@@ -56,7 +59,8 @@ def quantize(model, calibration_loader, activation_observer=None, weight_observe
         layer = layers[index]
         fused = index + 1 < len(layers) and is_layer(layers[index + 1], "ReLU") and _is_weighted(layer)
         after = observers[index + 1 + fused].calculate_qparams()  # the output's qparams, past a fused ReLU
-        step = _integer_step(layer, qparams, after, weight_observer, fused)
+        where = f"quantize: layer '{names[index]}' ({layer!r})"
+        step = _integer_step(layer, qparams, after, weight_observer, fused, where)
         if step is not None:
             steps.append(step)
             if isinstance(step, (QuantizedLinear, QuantizedConv2d, FloatStep)):
@@ -91,17 +95,47 @@ def _is_weighted(layer) -> bool:
     return is_layer(layer, "Linear", "Conv2d")
 
 
-def _integer_step(layer, qparams, after, weight_observer, fused_relu: bool):
-    """The step of the quantized model that replaces ``layer`` (None: it does nothing at inference)."""
+def _pools_on_codes(layer) -> bool:
+    """A max pooling the integer version computes: no padding (its -inf has no code), no ceil mode."""
+    return is_layer(layer, "MaxPool2d") and layer.padding == (0, 0) and not layer.ceil_mode
+
+
+def _integer_input_rank(layer):
+    """The rank of input the integer version of ``layer`` takes (None: any): a Linear's (N, features),
+    a convolution's or pooling's batch of images."""
     if is_layer(layer, "Linear"):
-        return QuantizedLinear.from_float(layer, qparams, after, weight_observer, relu=fused_relu)
+        return 2
+    if is_layer(layer, "Conv2d") or _pools_on_codes(layer):
+        return 4
+    return None
+
+
+def _check_input_rank(name: str, layer, shapes: dict) -> None:
+    """Refuse now what the quantized model would refuse on the very data it was calibrated on: the
+    float layer took other ranks (a Linear applies to the last axis of any input)."""
+    rank = _integer_input_rank(layer)
+    other = sorted(ndim for ndim in shapes if ndim != rank)
+    if rank is not None and other:
+        expected = "(N, features) batches" if rank == 2 else "(N, C, H, W) batches of images"
+        raise ValueError(
+            f"quantize: layer '{name}' ({layer!r}) was calibrated on {other[0]}-D input of shape "
+            f"{shapes[other[0]]}; its integer version takes {rank}-D {expected} only. Reshape the data to "
+            f"{rank}-D (e.g. merge the leading axes into N) to calibrate and to run the int8 model"
+        )
+
+
+def _integer_step(layer, qparams, after, weight_observer, fused_relu: bool, where: str):
+    """The step of the quantized model that replaces ``layer`` (None: it does nothing at inference);
+    ``where`` names the layer in the errors of its conversion."""
+    if is_layer(layer, "Linear"):
+        return QuantizedLinear.from_float(layer, qparams, after, weight_observer, relu=fused_relu, where=where)
     if is_layer(layer, "Conv2d"):
-        return QuantizedConv2d.from_float(layer, qparams, after, weight_observer, relu=fused_relu)
+        return QuantizedConv2d.from_float(layer, qparams, after, weight_observer, relu=fused_relu, where=where)
     if is_layer(layer, "Dropout", "Identity"):
         return None
     if is_layer(layer, "ReLU"):
         return IntegerReLU()
-    if is_layer(layer, "MaxPool2d") and layer.padding == (0, 0) and not layer.ceil_mode:
+    if _pools_on_codes(layer):
         return IntegerMaxPool2d(layer.kernel_size, layer.stride)
     if is_layer(layer, "Flatten") and (layer.start_axis, layer.end_axis) == (1, -1):
         return IntegerFlatten()
@@ -110,23 +144,34 @@ def _integer_step(layer, qparams, after, weight_observer, fused_relu: bool):
 
 def sequential_layers(model, where: str) -> list:
     """The layers of a ``Sequential`` in order, nested ``Sequential``s opened up."""
+    return [layer for _, layer in sequential_named_layers(model, where)]
+
+
+def sequential_named_layers(model, where: str, prefix: str = "") -> list:
+    """(name, layer) of every layer of a ``Sequential`` in order, nested ``Sequential``s opened up;
+    the names are the model's own (state-dict prefixes such as ``"1.0"``), for the error messages."""
     if not is_layer(model, "Sequential"):
         raise TypeError(f"{where}: expected a tinytorch_core.nn.Sequential model (its layers in the order they "
                         f"run), got {type(model).__name__}")
-    layers = []
-    for layer in model:
-        layers.extend(sequential_layers(layer, where) if is_layer(layer, "Sequential") else [layer])
-    return layers
+    named = []
+    for name, layer in model.named_children():
+        if is_layer(layer, "Sequential"):
+            named.extend(sequential_named_layers(layer, where, f"{prefix}{name}."))
+        else:
+            named.append((f"{prefix}{name}", layer))
+    return named
 
 
-def calibrate(layers, loader, activation_observer, num_batches=None) -> list:
+def calibrate(layers, loader, activation_observer, num_batches=None) -> tuple:
     """Observers of the input and of every layer's output, fed the float model's activations on
-    the calibration batches (in eval mode: dropout off; the model's mode is restored after)."""
+    the calibration batches (in eval mode: dropout off; the model's mode is restored after); and,
+    per layer, the shapes of the inputs it was given, one for each rank (ndim -> shape)."""
     limit = None if num_batches is None else positive_int(num_batches, "num_batches", "quantize")
     if isinstance(loader, (Tensor, np.ndarray)) or not hasattr(loader, "__iter__"):
         raise TypeError(f"quantize: calibration_loader must yield batches (a list of Tensors, a DataLoader), got "
                         f"{type(loader).__name__}; for one batch x, pass [x]")
     observers = [activation_observer() for _ in range(len(layers) + 1)]
+    input_shapes = [{} for _ in layers]
     modes = [layer.training for layer in layers]
     for layer in layers:
         layer.eval()
@@ -136,19 +181,20 @@ def calibrate(layers, loader, activation_observer, num_batches=None) -> list:
             for batch in loader:
                 if limit is not None and seen >= limit:
                     break
-                _observe_batch(layers, observers, _input_of(batch))
+                _observe_batch(layers, observers, input_shapes, _input_of(batch))
                 seen += 1
     finally:
         for layer, mode in zip(layers, modes):
             layer.train(mode)
     if seen == 0:
         raise ValueError("quantize: the calibration loader yielded no batch; calibration needs data")
-    return observers
+    return observers, input_shapes
 
 
-def _observe_batch(layers, observers, x) -> None:
+def _observe_batch(layers, observers, input_shapes, x) -> None:
     observers[0](x)
-    for layer, observer in zip(layers, observers[1:]):
+    for layer, observer, shapes in zip(layers, observers[1:], input_shapes):
+        shapes.setdefault(x.ndim, tuple(x.shape))
         x = layer(x)
         observer(x)
 

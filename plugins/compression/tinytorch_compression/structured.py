@@ -21,8 +21,8 @@ import tinytorch_core as tt
 from tinytorch_core import Parameter
 
 from .layer_types import is_layer
-from .pruning import Pruned
-from .quantize import sequential_layers
+from .pruning import Pruned, tied_weights
+from .quantize import sequential_named_layers
 
 __all__ = ["prune_channels"]
 
@@ -37,7 +37,9 @@ def prune_channels(model, amount):
         raise TypeError(f"prune_channels: amount must be a number, a fraction in [0, 1) of the channels, got {amount!r}")
     if not 0.0 <= amount < 1.0:
         raise ValueError(f"prune_channels: amount must be a fraction in [0, 1) of the channels to remove, got {amount!r}")
-    layers = [_dense_copy(layer) for layer in sequential_layers(model, "prune_channels")]
+    named = sequential_named_layers(model, "prune_channels")
+    _refuse_shared_layers(named)
+    layers = [_dense_copy(layer) for _, layer in named]
     weighted = [i for i, layer in enumerate(layers) if is_layer(layer, "Linear", "Conv2d")]
     for this, following in zip(weighted, weighted[1:]):
         flattens = _check_between(layers[this + 1 : following], layers[this], layers[following])
@@ -47,6 +49,24 @@ def prune_channels(model, amount):
         layers[this] = _resized(layers[this], outputs=kept)
         layers[following] = _resized(layers[following], inputs=_input_columns(kept, spatial))
     return tt.nn.Sequential(*layers)
+
+
+def _refuse_shared_layers(named) -> None:
+    """A layer used twice, or two layers tied to one weight, cannot lose channels: its output
+    channels are cut where it is used first, its input channels where it is used next, so the
+    copies would differ (and the tie would be gone)."""
+    weighted = [(name, m) for name, m in named if is_layer(m, "Linear", "Conv2d") or isinstance(m, Pruned)]
+    first_use = {}
+    for name, layer in weighted:
+        first = first_use.setdefault(id(layer), name)
+        if first != name:
+            raise ValueError(f"prune_channels: layers '{first}' and '{name}' share one layer ({layer!r} is used "
+                             "twice); removing its output channels at one use would change its inputs at the other. "
+                             "Give each use a layer of its own (copy.deepcopy) to prune them apart")
+    tied = tied_weights(list({id(layer): (name, layer) for name, layer in weighted}.values()))
+    if tied is not None:
+        raise ValueError(f"prune_channels: layers '{tied[0]}' and '{tied[1]}' share one weight Parameter (tied "
+                         "weights); each would be cut to other channels and the tie lost. Untie them to prune them")
 
 
 def _dense_copy(layer):
