@@ -105,7 +105,6 @@ class Function:
         modes = _per_thread.modes  # this thread's grad and anomaly modes, and its observer
         grad_on, ctx, observer = modes.grad, object.__new__(cls), modes.observer
         started = None if observer is None else observer.op_started(cls, FORWARD)  # a profiler
-
         # 1. unwrap: the arrays forward runs on, and the inputs the graph must reach
         arrays, parents, needs = [], [], []
         for a in args:
@@ -126,14 +125,13 @@ class Function:
         errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)
         try:
             out = cls.forward(ctx, *arrays, **kwargs)
-            if type(out) is not np.ndarray and type(out) is not tuple:
-                out = _array_of_numbers(cls, out)  # a NumPy scalar (a reduced loss, say) or a number
-        except OverflowError as exc:  # a Python int the operands' dtype cannot hold (int8 + 300): say the op
-            _forward_failed(exc, ctx, observer, started, arrays, kwargs)
-            raise OverflowError(f"{cls.display_name()}: {exc} (a number the operands' dtype cannot hold)") from exc
+            if type(out) is not tuple and (type(out) is not np.ndarray or out.dtype.kind not in "fbiu"):
+                out = _array_of_numbers(cls, out)  # a number, a NumPy scalar (a loss); never objects
         except Exception as exc:
-            _forward_failed(exc, ctx, observer, started, arrays, kwargs)
-            raise
+            named = _forward_failed(exc, ctx, observer, started, arrays, kwargs)
+            if named is None:
+                raise
+            raise named from exc
         finally:
             reset_errstate(errstate)
             modes.grad = grad_on
@@ -141,10 +139,7 @@ class Function:
             check_forward(cls, ctx, arrays, out)
         # 3. wrap each output array as a Tensor; 4. record ctx as their graph node
         if type(out) is np.ndarray and out.base is None:  # fast path: one fresh output, -5 % of a W1 step
-            kind = out.dtype.kind
-            if kind not in "fbiu":  # objects, complex: never a tensor
-                _array_of_numbers(cls, out)
-            result = Tensor._wrap(out, True, ctx, 0) if record and kind == "f" else Tensor._wrap(out)
+            result = Tensor._wrap(out, True, ctx, 0) if record and out.dtype.kind == "f" else Tensor._wrap(out)
             if record:
                 _record(ctx, parents, args, (result,))
         else:  # a tuple of outputs, or a view
@@ -228,13 +223,17 @@ def _keyword_arguments(cls, kwargs: dict, grad_on: bool) -> dict:
             for key, value in kwargs.items()}
 
 
-def _forward_failed(exc: Exception, ctx, observer, started, arrays, kwargs) -> None:
-    """A forward raised: say which op in the error (NumPy's own errors, shapes that do not
-    broadcast say, do not), and tell the observer (if any)."""
-    if hasattr(exc, "add_note"):  # Python >= 3.11
-        exc.add_note(f"raised in the forward of {ctx.display_name()}")
+def _forward_failed(exc: Exception, ctx, observer, started, arrays, kwargs) -> Exception | None:
+    """A forward raised: tell the observer (if any) and say which op in the error (NumPy's own
+    errors, shapes that do not broadcast say, do not). Returns the error to raise instead, or
+    None to raise ``exc`` itself."""
     if observer is not None:
         observer.forward_finished(started, ctx, arrays, kwargs, None)
+    if isinstance(exc, OverflowError):  # a Python int the operands' dtype cannot hold (int8 + 300)
+        return OverflowError(f"{ctx.display_name()}: {exc} (a number the operands' dtype cannot hold)")
+    if hasattr(exc, "add_note"):  # Python >= 3.11
+        exc.add_note(f"raised in the forward of {ctx.display_name()}")
+    return None
 
 
 def _link_to_viewed_input(view, op, args) -> None:
