@@ -205,6 +205,12 @@ def tuple_argument(args: tuple) -> tuple:
 def _check_reshape_dims(op: str, shape: tuple) -> None:
     """Every dimension an int >= 0, or one -1 to infer: NumPy reads any negative number as -1,
     so ``reshape(-5)`` would pass; PyTorch refuses it, and so do we."""
+    for dim in shape:  # the usual shape, plain ints of at least -1, in one quick pass
+        if type(dim) is not int or dim < -1:
+            break
+    else:
+        if shape.count(-1) <= 1:
+            return
     for dim in shape:
         if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
             raise TypeError(f"{op}: a shape dimension must be an int, got {dim!r} "

@@ -51,7 +51,8 @@ class LayerNorm(Module):
         if len(shape) < len(normalized) or shape[len(shape) - len(normalized):] != normalized:
             expected = ", ".join(map(str, normalized))
             raise ValueError(f"LayerNorm({expected}): expected input of shape (..., {expected}), got {shape}")
-        return layer_norm(x, self.weight, self.bias, self.eps, normalized_shape=normalized)
+        # with parameters, their shape names the axes (checked above), so layer_norm need not check it again
+        return layer_norm(x, self.weight, self.bias, self.eps, normalized_shape=None if self.weight is not None else normalized)
 
     def extra_repr(self) -> str:
         text = f"{self.normalized_shape}, eps={self.eps:g}"
