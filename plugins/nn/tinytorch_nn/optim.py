@@ -147,22 +147,22 @@ class Optimizer:
         return loss
 
     def _check_gradients(self) -> None:
-        """Each ``.grad`` is a tensor of its parameter's shape and dtype: one set by hand (``p.grad =
-        ...``) of another shape would broadcast into the update silently."""
+        """Each ``.grad`` is a float tensor of its parameter's shape, checked before any parameter
+        moves: one set by hand (``p.grad = ...``) of another shape would broadcast into the update."""
         for group in self.param_groups:
             for p in group["params"]:
                 grad = p.grad
                 if grad is None:
                     continue
-                data = grad.data if isinstance(grad, Tensor) else None
-                if data is None or data.shape != p.data.shape or data.dtype != p.data.dtype:
+                g = grad.data if isinstance(grad, Tensor) else None
+                if g is None or g.shape != p.data.shape or g.dtype.kind != "f":
                     self._refuse_gradient(p, grad)
 
     def _refuse_gradient(self, p, grad):
-        g, k = next((g, group["params"].index(p)) for g, group in enumerate(self.param_groups) if p in group["params"])
+        where = next((g, k) for g, group in enumerate(self.param_groups) for k, q in enumerate(group["params"]) if q is p)
         got = f"a {grad.data.dtype} tensor of shape {grad.data.shape}" if isinstance(grad, Tensor) else f"a {type(grad).__name__}"
-        raise TypeError(f"{type(self).__name__}.step: the .grad of parameter {k} of group {g} is {got}; "
-                        f"expected a {p.data.dtype} Tensor of shape {p.data.shape}, like the parameter")
+        raise TypeError(f"{type(self).__name__}.step: the .grad of parameter {where[1]} of group {where[0]} is {got}; "
+                        f"expected a float Tensor of shape {p.data.shape}, like the parameter")
 
     def update(self) -> None:
         """The update of every parameter that has a gradient, as ``step`` makes it, without
