@@ -174,3 +174,17 @@ def test_module_float_double_and_module_list_insert():
     inserted = tt.nn.Linear(2, 3)
     items.insert(1, inserted)
     assert items[1] is inserted and list(items.state_dict()) == ["1.weight", "1.bias", "2.weight", "2.bias"]
+
+
+def test_layer_norm_of_values_whose_squares_overflow_is_not_zero():
+    """|x| near 1e19 in float32: the variance overflowed to inf, so every output (and gradient)
+    came out 0. The rows are normalised in units of their largest entry instead."""
+    small = np.array([[1.0, 2.0, 4.0]], np.float32)
+    layer = tt.nn.LayerNorm(3)
+    huge = Tensor(small * np.float32(1e19), requires_grad=True)
+    reference = Tensor(small, requires_grad=True)
+    weights = Tensor(np.array([[1.0, 2.0, 3.0]], np.float32))
+    (layer(huge) * weights).sum().backward()
+    (layer(reference) * weights).sum().backward()
+    np.testing.assert_allclose(layer(huge).data, layer(reference).data, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(huge.grad.data * np.float32(1e19), reference.grad.data, rtol=1e-3, atol=1e-6)

@@ -40,8 +40,11 @@ class LayerNormFunction(Function):
         width = math.prod(x.shape[-normalized_ndim:])  # means as sum / width, not np.mean (its Python wrapper): -11 % of a compiled W6 step
         centered = x - x.sum(axis=axes, keepdims=True) / width
         var = (centered * centered).sum(axis=axes, keepdims=True) / width  # biased, as in PyTorch
-        rstd = 1 / np.sqrt(var + eps)
-        xhat = centered * rstd
+        if np.isfinite(var).all():
+            rstd = 1 / np.sqrt(var + eps)
+            xhat = centered * rstd
+        else:  # the squares overflowed (|x| near 1e19 in float32): rstd would be 0 and xhat all zeros
+            xhat, rstd = _normalized_in_units_of_the_largest(centered, axes, width, eps)
         out = xhat if weight is None else xhat * weight
         if bias is not None:
             out = out + bias
@@ -67,6 +70,15 @@ class LayerNormFunction(Function):
             mean_gx = (g * xhat).sum(axis=axes, keepdims=True) / width
             grad_x = rstd * (g - mean_g - xhat * mean_gx)
         return grad_x, grad_weight, grad_bias, None, None  # None: eps, normalized_ndim
+
+
+def _normalized_in_units_of_the_largest(centered, axes, width, eps):
+    """``xhat`` and ``rstd`` computed on ``centered / scale`` (``scale`` each row's largest
+    magnitude), so no square overflows: ``var = scale**2 * var_unit`` is never formed."""
+    scale = np.abs(centered).max(axis=axes, keepdims=True)
+    unit = centered / scale
+    std_unit = np.sqrt((unit * unit).sum(axis=axes, keepdims=True) / width + eps / (scale * scale))
+    return unit / std_unit, 1 / (scale * std_unit)
 
 
 def layer_norm(x, weight=None, bias=None, eps: float = 1e-5, *, normalized_shape=None):

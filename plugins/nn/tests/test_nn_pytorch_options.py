@@ -275,3 +275,21 @@ def test_bce_weights_that_do_not_fit_are_refused():
         F.binary_cross_entropy(tt.Tensor(np.full((2, 3), 0.5)), t, weight=tt.Tensor(np.ones(3), requires_grad=True))
     with pytest.raises(ValueError, match="weight must be finite"):
         F.binary_cross_entropy_with_logits(x, t, weight=tt.Tensor(np.array([1.0, np.nan, 1.0])))
+
+
+def test_bce_keeps_the_precision_of_a_tiny_loss():
+    """The form with one product cancelled: p = 1 - 6e-8 (float32) and t = 1 gave a loss of 0."""
+    p = 1 - 6e-8
+    loss = F.binary_cross_entropy(tt.Tensor(np.array([p], np.float32)), tt.Tensor(np.array([1.0], np.float32)))
+    np.testing.assert_allclose(loss.item(), -math.log(np.float32(p)), rtol=1e-3)
+    tiny = F.binary_cross_entropy(tt.Tensor(np.array([1 - 1e-13]), dtype=np.float64), tt.Tensor(np.array([1.0]), dtype=np.float64))
+    np.testing.assert_allclose(tiny.item(), -math.log(1 - 1e-13), rtol=1e-9)  # of the float 1 - 1e-13 rounds to
+
+
+def test_a_weight_in_pytorchs_positional_place_is_named():
+    """``F.binary_cross_entropy(p, t, w)`` read w as the reduction: NumPy's 'ufunc equal' error."""
+    p, t = tt.Tensor([0.5, 0.5]), tt.Tensor([1.0, 0.0])
+    with pytest.raises(TypeError, match="reduction must be one of .* got a Tensor; pass weights as weight="):
+        F.binary_cross_entropy(p, t, tt.Tensor([2.0, 1.0]))
+    with pytest.raises(TypeError, match="got a ndarray"):
+        tt.nn.BCEWithLogitsLoss(np.ones(2))

@@ -13,6 +13,9 @@ REDUCTIONS = ("mean", "sum", "none")
 
 
 def check_reduction(where: str, reduction) -> None:
+    if not isinstance(reduction, str):  # PyTorch's third positional argument of the losses is a weight
+        raise TypeError(f"{where}: reduction must be one of {REDUCTIONS}, got a {type(reduction).__name__}; "
+                        "pass weights as weight=...")
     if reduction not in REDUCTIONS:
         raise ValueError(f"{where}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
