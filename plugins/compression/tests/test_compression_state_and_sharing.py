@@ -4,7 +4,6 @@ shared (tied) layer shared or refuses it. Each test names the silent failure it 
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pytest
@@ -17,11 +16,7 @@ from tinytorch_compression import (FakeQuantize, MinMaxObserver, PercentileObser
 X = Tensor(np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32))
 
 
-@pytest.fixture(autouse=True)
-def warnings_are_errors():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        yield
+pytestmark = pytest.mark.filterwarnings("error")  # a warning in any test here is a failure
 
 
 def qat_model(seed, observer=None):

@@ -3,7 +3,6 @@ cross-entropy and NLL, and class-probability ("soft") targets in cross-entropy. 
 against an independent formula written here, a hand-computed case, and finite differences."""
 
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -20,11 +19,7 @@ def rng():
     return np.random.default_rng(4321)
 
 
-@pytest.fixture(autouse=True)
-def _warnings_are_errors():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        yield
+pytestmark = pytest.mark.filterwarnings("error")  # a warning in any test here is a failure
 
 
 def _f64(x, requires_grad=False):
