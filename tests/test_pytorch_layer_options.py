@@ -164,7 +164,7 @@ def test_sequential_from_a_dict_names_its_modules():
 def test_state_dict_lists_each_modules_parameters_then_its_buffers_as_pytorch():
     model = tt.nn.Sequential(tt.nn.Conv2d(1, 2, 3), tt.nn.BatchNorm2d(2), tt.nn.Flatten(), tt.nn.Linear(8, 1))
     assert list(model.state_dict()) == ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean",
-                                        "1.running_var", "3.weight", "3.bias"]
+                                        "1.running_var", "1.num_batches_tracked", "3.weight", "3.bias"]
 
 
 def test_module_float_double_and_module_list_insert():
@@ -188,3 +188,60 @@ def test_layer_norm_of_values_whose_squares_overflow_is_not_zero():
     (layer(reference) * weights).sum().backward()
     np.testing.assert_allclose(layer(huge).data, layer(reference).data, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(huge.grad.data * np.float32(1e19), reference.grad.data, rtol=1e-3, atol=1e-6)
+
+
+# ---- BatchNorm2d: PyTorch's batch counter, cumulative average and untracked statistics ------------
+def _batches(count, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((4, 2, 3, 3)).astype(np.float32) for _ in range(count)]
+
+
+def _unbiased_channel_var(x):
+    return x.transpose(1, 0, 2, 3).reshape(2, -1).var(axis=1, ddof=1)
+
+
+def test_batch_norm_counts_batches_and_momentum_none_averages_every_batch():
+    pytest.importorskip("tinytorch_spatial")
+    layer = tt.nn.BatchNorm2d(2, momentum=None)
+    batches = _batches(3)
+    for x in batches:
+        layer(Tensor(x))
+    assert layer.num_batches_tracked.data.dtype == np.int64 and int(layer.num_batches_tracked.data) == 3
+    means = [x.mean(axis=(0, 2, 3)) for x in batches]
+    np.testing.assert_allclose(layer.running_mean.data, np.mean(means, axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.running_var.data, np.mean([_unbiased_channel_var(x) for x in batches], axis=0),
+                               rtol=1e-5)
+    layer.eval()
+    layer(Tensor(batches[0]))
+    assert int(layer.num_batches_tracked.data) == 3  # evaluation counts nothing
+    assert list(layer.state_dict()) == ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
+
+
+def test_batch_norm_refused_input_is_not_counted():
+    pytest.importorskip("tinytorch_spatial")
+    layer = tt.nn.BatchNorm2d(2)
+    with pytest.raises(ValueError, match="more than one value per channel"):
+        layer(Tensor(np.ones((1, 2, 1, 1), np.float32)))
+    assert int(layer.num_batches_tracked.data) == 0
+
+
+def test_batch_norm_without_running_statistics_uses_the_batch_in_both_modes():
+    pytest.importorskip("tinytorch_spatial")
+    layer = tt.nn.BatchNorm2d(2, track_running_stats=False).eval()
+    (x,) = _batches(1, seed=1)
+    mean, var = x.mean(axis=(0, 2, 3), keepdims=True), x.var(axis=(0, 2, 3), keepdims=True)
+    np.testing.assert_allclose(layer(Tensor(x)).data, (x - mean) / np.sqrt(var + 1e-5), rtol=1e-5, atol=1e-5)
+    assert layer.running_mean is None and layer.num_batches_tracked is None
+    assert list(layer.state_dict()) == ["weight", "bias"]
+
+
+def test_batch_norm_loads_a_state_dict_without_the_counter():
+    pytest.importorskip("tinytorch_spatial")
+    layer = tt.nn.BatchNorm2d(2)
+    state = {k: v for k, v in tt.nn.BatchNorm2d(2).state_dict().items() if k != "num_batches_tracked"}
+    state["running_mean"] = np.array([1.0, 2.0], np.float32)
+    result = layer.load_state_dict(state)  # strict
+    assert result["missing_keys"] == []
+    np.testing.assert_array_equal(layer.running_mean.data, [1.0, 2.0])
+    with pytest.raises(tt.StateDictError, match="missing keys"):
+        layer.load_state_dict({"weight": state["weight"]})

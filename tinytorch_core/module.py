@@ -305,7 +305,7 @@ class Module:
         for key, value in state.items():  # np.asarray would drop the mask without a word
             refuse_masked(f"load_state_dict into {type(self).__name__}: '{key}'", value)
         incoming = {k: (v.data if isinstance(v, Tensor) else np.asarray(v)) for k, v in state.items()}
-        missing = [k for k in targets if k not in incoming]
+        missing = [k for k in targets if k not in incoming and k not in self._optional_state_keys()]
         unexpected = [k for k in incoming if k not in targets]
         mismatched = [
             f"{k}: checkpoint {incoming[k].shape} vs model {targets[k].data.shape}"
@@ -335,6 +335,12 @@ class Module:
                 t.data[...] = incoming[k]
                 t._bump()
         return {"missing_keys": missing, "unexpected_keys": unexpected}
+
+    def _optional_state_keys(self) -> set:
+        """Dotted names a state dict may leave out (each module's ``optional_state_keys``, such as
+        BatchNorm's batch counter, which older checkpoints lack): they keep their values."""
+        return {f"{name}.{key}" if name else key
+                for name, module in self.named_modules() for key in getattr(module, "optional_state_keys", ())}
 
     # ---- calling and printing -----------------------------------------------------------------
     def forward(self, *args, **kwargs):

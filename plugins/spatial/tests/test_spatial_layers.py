@@ -134,11 +134,11 @@ def test_batch_norm_parameters_and_buffers():
     assert [name for name, _ in bn.named_parameters()] == ["weight", "bias"]
     np.testing.assert_array_equal(bn.weight.data, np.ones(3))
     np.testing.assert_array_equal(bn.bias.data, np.zeros(3))
-    assert [name for name, _ in bn.named_buffers()] == ["running_mean", "running_var"]
-    assert set(bn.state_dict()) == {"weight", "bias", "running_mean", "running_var"}
+    assert [name for name, _ in bn.named_buffers()] == ["running_mean", "running_var", "num_batches_tracked"]
+    assert set(bn.state_dict()) == {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"}
     plain = BatchNorm2d(3, affine=False)
     assert list(plain.parameters()) == [] and plain.weight is None
-    assert set(plain.state_dict()) == {"running_mean", "running_var"}
+    assert set(plain.state_dict()) == {"running_mean", "running_var", "num_batches_tracked"}
 
 
 def test_batch_norm_training_normalises_with_batch_statistics(rng):

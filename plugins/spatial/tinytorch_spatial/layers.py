@@ -180,22 +180,28 @@ def _alias(value, default, torch_value, name: str, torch_name: str):
 
 
 class BatchNorm2d(Module):
-    """Batch normalisation of NCHW input per channel.
+    """Batch normalisation of NCHW input per channel, with PyTorch's options.
 
     Training mode normalises with the batch statistics (biased variance) and updates the
-    buffers ``running_mean`` / ``running_var`` (unbiased variance) with ``momentum``; eval
-    mode normalises with the buffers. ``affine=True`` adds parameters ``weight`` (ones) and
-    ``bias`` (zeros).
+    buffers ``running_mean`` / ``running_var`` (unbiased variance) with ``momentum``, counting
+    the batches in ``num_batches_tracked``; ``momentum=None`` makes the running statistics the
+    plain average over every batch seen (``1 / num_batches_tracked`` as the factor). Eval mode
+    normalises with the buffers. ``affine=True`` adds parameters ``weight`` (ones) and ``bias``
+    (zeros). ``track_running_stats=False`` keeps no buffers: batch statistics in both modes.
     """
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True):
+    #: a state dict without this key (one saved before it existed, or by hand) still loads
+    optional_state_keys = ("num_batches_tracked",)
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         super().__init__()
         who = "BatchNorm2d"
         self.num_features = positive_int(num_features, "num_features", who)
-        check_momentum_and_eps(momentum, eps, who)
+        check_momentum_and_eps(0.0 if momentum is None else momentum, eps, who)
         self.eps = float(eps)
-        self.momentum = float(momentum)
+        self.momentum = None if momentum is None else float(momentum)
         self.affine = true_or_false(affine, "affine", who)
+        self.track_running_stats = true_or_false(track_running_stats, "track_running_stats", who)
         c = self.num_features
         if self.affine:
             self.weight = Parameter(np.ones(c, np.float32))
@@ -203,16 +209,33 @@ class BatchNorm2d(Module):
         else:
             self.weight = None
             self.bias = None
-        self.register_buffer("running_mean", Tensor(np.zeros(c, np.float32)))
-        self.register_buffer("running_var", Tensor(np.ones(c, np.float32)))
+        if self.track_running_stats:
+            self.register_buffer("running_mean", Tensor(np.zeros(c, np.float32)))
+            self.register_buffer("running_var", Tensor(np.ones(c, np.float32)))
+            self.register_buffer("num_batches_tracked", Tensor(np.array(0, np.int64)))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
 
     def forward(self, x):
-        if getattr(x, "dtype", None) != self.running_mean.dtype:
-            raise dtype_mismatch(self, x, self.running_mean.dtype)
-        return checked_batch_norm2d(
-            x, self.running_mean, self.running_var, self.weight, self.bias,
-            self.training, self.momentum, self.eps, f"BatchNorm2d({self.num_features})",
-        )
+        reference = self.running_mean if self.running_mean is not None else self.weight
+        if reference is not None and getattr(x, "dtype", None) != reference.dtype:
+            raise dtype_mismatch(self, x, reference.dtype)
+        where = f"BatchNorm2d({self.num_features})"
+        batch_statistics = self.training or self.running_mean is None  # no running statistics: the batch's
+        counter = self.num_batches_tracked
+        if not (self.training and counter is not None):
+            return checked_batch_norm2d(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                        batch_statistics, self.momentum or 0.0, self.eps, where)
+        batches = int(counter.data) + 1
+        factor = 1.0 / batches if self.momentum is None else self.momentum  # None: the average of every batch
+        y = checked_batch_norm2d(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                 True, factor, self.eps, where)
+        counter.data[...] = batches  # after the op: an input it refuses is not counted (PyTorch's add_(1))
+        counter._bump()
+        return y
 
     def extra_repr(self) -> str:
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")
