@@ -49,6 +49,25 @@ def test_matmul_of_two_dtypes_is_refused_as_in_pytorch():
     assert (f64(np.ones((2, 3))) @ f64(np.ones((3, 2)))).dtype == np.float64
 
 
+def test_functional_linear_conv_and_layer_norm_refuse_two_dtypes_as_in_pytorch():
+    """F.linear of a float32 input and a float64 weight gave float64; F.conv2d of int64 arrays
+    gave int64. PyTorch refuses both (the layers already did)."""
+    F = tt.nn.functional
+    x32, w64 = Tensor(np.ones((2, 3), np.float32)), f64(np.ones((4, 3)))
+    with pytest.raises(TypeError, match="linear: the operands must share one dtype, got input float32, weight float64"):
+        F.linear(x32, w64)
+    with pytest.raises(TypeError, match="got input float64, weight float64, bias float32"):
+        F.linear(f64(np.ones((2, 3))), w64, Tensor(np.ones(4, np.float32)))
+    assert F.linear(x32, Tensor(np.ones((4, 3), np.float32))).dtype == np.float32
+    with pytest.raises(TypeError, match="layer_norm: the operands must share one dtype"):
+        F.layer_norm(x32, f64(np.ones(3)))
+    pytest.importorskip("tinytorch_spatial")
+    with pytest.raises(TypeError, match="conv2d: expected a floating-point input, got int64"):
+        F.conv2d(Tensor(np.ones((1, 1, 4, 4), np.int64)), Tensor(np.ones((1, 1, 3, 3), np.int64)))
+    with pytest.raises(TypeError, match="conv2d: the operands must share one dtype"):
+        F.conv2d(Tensor(np.ones((1, 1, 4, 4), np.float32)), f64(np.ones((1, 1, 3, 3))))
+
+
 # ---- convolution: padding by name ---------------------------------------------------------------
 @pytest.mark.parametrize("kernel, dilation", [((3, 3), (1, 1)), ((2, 4), (1, 1)), ((3, 2), (2, 3)), ((4, 4), (2, 1))])
 def test_padding_same_keeps_the_size_and_pads_the_odd_row_after(kernel, dilation):

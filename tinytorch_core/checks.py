@@ -199,6 +199,21 @@ def dtype_mismatch(layer, x, expected, what: str = "input") -> TypeError:
     return TypeError(f"{name}: {what} dtype {got} does not match the layer's parameters ({expected}); {hint}")
 
 
+def require_one_float_dtype(op: str, **operands) -> None:
+    """An input and the weights it meets are floating-point of one dtype, as PyTorch requires of
+    ``linear``, ``conv2d`` and ``layer_norm`` (NumPy would widen a float32 input and a float64
+    weight to float64 without a word). Operands that are None or hold no array are skipped."""
+    dtypes = {name: dtype for name, value in operands.items() if (dtype := dtype_of(value)) is not None}
+    for name, dtype in dtypes.items():
+        if dtype.kind != "f":
+            raise TypeError(f"{op}: expected a floating-point {name}, got {dtype} data; cast it first, "
+                            "e.g. x.to(np.float32)")
+    if len(set(dtypes.values())) > 1:
+        listed = ", ".join(f"{name} {dtype}" for name, dtype in dtypes.items())
+        raise TypeError(f"{op}: the operands must share one dtype, got {listed}; cast one of them "
+                        "(x.to(np.float32), or the model with model.to(...))")
+
+
 def require_floating(op, *arrays) -> None:
     """Raise ``not_floating`` for the first of ``arrays`` that holds no floating-point data."""
     for array in arrays:

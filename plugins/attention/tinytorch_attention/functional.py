@@ -16,7 +16,7 @@ import numpy as np
 from tinytorch_core import Function, Sample, Tensor, resolve_generator
 from tinytorch_core import flops as count  # FLOP formulas
 from tinytorch_core.checks import (array_of, axis_or_dim, broadcasts_to, keepdims_or_keepdim, not_floating, positive_int,
-                                   require_floating, shape_of)
+                                   require_floating, require_one_float_dtype, shape_of)
 from tinytorch_core.flops import OpCall
 
 
@@ -93,6 +93,7 @@ def layer_norm(x, weight=None, bias=None, eps: float = 1e-5, *, normalized_shape
         if isinstance(param, (tuple, list)):  # PyTorch's F.layer_norm(x, normalized_shape, ...): (E,) is no weight
             raise TypeError(f"layer_norm: {name} must be a tensor, got the {type(param).__name__} {param!r:.40}; "
                             "pass the shape of the normalised axes as normalized_shape=")
+    require_one_float_dtype("layer_norm", input=x, weight=weight, bias=bias)
     normalized = _normalized_shape(normalized_shape, weight, bias, shape)
     for name, param in (("weight", weight), ("bias", bias)):
         if param is not None and shape_of(param) != normalized:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinytorch_core import Function, concatenate, squeeze, unsqueeze
-from tinytorch_core.checks import dtype_of, positive_int
+from tinytorch_core.checks import dtype_of, positive_int, require_one_float_dtype
 from tinytorch_core.flops import OpCall
 
 from .geometry import WindowGeometry, array_shape, check_fits, check_nchw, one_image, pair
@@ -273,7 +273,9 @@ def check_padding_name(padding: str, stride, where: str) -> None:
 
 
 def _check_conv2d(x, weight, bias, stride, padding, dilation, groups, where):
-    """The shapes must agree and the kernel fit; returns stride, padding, dilation as pairs."""
+    """Floats of one dtype, shapes that agree, a kernel that fits; returns stride, padding,
+    dilation as pairs."""
+    require_one_float_dtype(where, input=x, weight=weight, bias=bias)
     xs = check_nchw(x, where)
     ws = array_shape(weight, "weight", where)
     if len(ws) != 4:
