@@ -264,3 +264,22 @@ def test_batch_norm_loads_a_state_dict_without_the_counter():
     np.testing.assert_array_equal(layer.running_mean.data, [1.0, 2.0])
     with pytest.raises(tt.StateDictError, match="missing keys"):
         layer.load_state_dict({"weight": state["weight"]})
+
+
+# ---- loss weights are buffers, as in PyTorch ------------------------------------------------------
+def test_loss_weights_are_buffers_in_the_state_dict_and_follow_model_to():
+    """They were plain attributes: a PyTorch state dict holding them had unexpected keys, and
+    model.double() left them float32."""
+    model = tt.nn.Sequential(tt.nn.Linear(3, 3), tt.nn.CrossEntropyLoss(weight=np.array([1.0, 2.0, 0.5], np.float32)))
+    assert list(model.state_dict()) == ["0.weight", "0.bias", "1.weight"]
+    model.double()
+    assert model[1].weight.dtype == np.float64
+    logits = tt.nn.BCEWithLogitsLoss(weight=[1, 2], pos_weight=Tensor(np.array([3.0, 1.0], np.float32)))
+    assert list(logits.state_dict()) == ["weight", "pos_weight"] and logits.weight.dtype == np.float32
+    assert list(tt.nn.BCELoss().state_dict()) == [] and tt.nn.NLLLoss(weight=[1.0, 1.0]).weight.shape == (2,)
+    logits.load_state_dict({"weight": np.array([0.5, 0.5], np.float32), "pos_weight": np.array([1, 1], np.float32)})
+    x, y = Tensor(np.array([[0.3, -0.2]], np.float32)), Tensor(np.array([[1.0, 0.0]], np.float32))
+    expected = 0.5 * np.mean([np.log1p(np.exp(-0.3)), np.log1p(np.exp(-0.2))])
+    np.testing.assert_allclose(logits(x, y).item(), expected, rtol=1e-6)
+    with pytest.raises(TypeError, match="BCELoss: weight must be a Tensor or an array of numbers, got str"):
+        tt.nn.BCELoss(weight="heavy")

@@ -245,7 +245,7 @@ class Recorder(Observer):
         if self.depth or not isinstance(tensor, Tensor):
             return
         data = tensor.data
-        if id(data) not in self.slot_of and id(data) not in self.bound:
+        if id(data) not in self.slot_of:  # a module's tensor too: ops read it anew, but not this code
             self.read_outside.setdefault(id(tensor), (tensor, data, tensor._version))
 
     def value_read(self, tensor) -> None:
@@ -342,7 +342,7 @@ class Recorder(Observer):
         steps = fuse(self.steps, kept)
         instructions = [releasing(step.instruction(), released) if released else step.instruction()
                         for step, released in zip(steps, self._releases(steps, kept))]
-        outside = tuple(read for read in self.read_outside.values() if id(read[1]) not in self.bound)
+        outside = tuple(self.read_outside.values())
         return Program(self.template, self.arg_bindings, self.tensor_bindings, instructions, result,
                        self.description, tuple(self.aliases), outside)
 

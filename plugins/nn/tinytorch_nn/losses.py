@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tinytorch_core import Module
+import numpy as np
+
+from tinytorch_core import Module, Tensor
 from tinytorch_core.checks import array_of
 
 from . import functional as F
@@ -21,6 +23,18 @@ class _Loss(Module):
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}"
 
+    def _weight_buffer(self, name: str, value) -> None:
+        """Loss weights as a buffer, as in PyTorch: in the state dict, cast by ``model.to()``,
+        never trained. A Tensor is kept as it is (a change to it is seen); arrays and lists are
+        copied into one."""
+        if value is not None and not isinstance(value, Tensor):
+            array = np.asarray(value) if isinstance(value, (np.ndarray, list, tuple)) else None
+            if array is None or array.dtype.kind not in "biuf":
+                raise TypeError(f"{type(self).__name__}: {name} must be a Tensor or an array of numbers, got "
+                                f"{type(value).__name__}" + ("" if array is None else f" of {array.dtype}"))
+            value = Tensor(array.astype(np.float32) if array.dtype.kind in "biu" else array)
+        self.register_buffer(name, value)
+
 
 class MSELoss(_Loss):
     """Mean squared error; ``input`` and ``target`` must have the same shape."""
@@ -35,7 +49,7 @@ class BCELoss(_Loss):
 
     def __init__(self, reduction="mean", *, weight=None):
         super().__init__(reduction)
-        self.weight = weight  # a plain attribute, not a Parameter: loss weights are not trained
+        self._weight_buffer("weight", weight)
 
     def forward(self, input, target):
         return F.binary_cross_entropy(input, target, reduction=self.reduction, weight=self.weight)
@@ -47,7 +61,8 @@ class BCEWithLogitsLoss(_Loss):
 
     def __init__(self, reduction="mean", *, weight=None, pos_weight=None):
         super().__init__(reduction)
-        self.weight, self.pos_weight = weight, pos_weight
+        self._weight_buffer("weight", weight)
+        self._weight_buffer("pos_weight", pos_weight)
 
     def forward(self, input, target):
         return F.binary_cross_entropy_with_logits(input, target, reduction=self.reduction, weight=self.weight,
@@ -61,7 +76,7 @@ class _ClassLoss(_Loss):
     def __init__(self, ignore_index=-100, reduction="mean", weight=None):
         super().__init__(reduction)
         self.ignore_index = check_ignore_index(type(self).__name__, ignore_index)
-        self.weight = weight  # a plain attribute, not a Parameter: class weights are not trained
+        self._weight_buffer("weight", weight)
 
     def extra_repr(self) -> str:
         extra = [f"reduction={self.reduction!r}"]
