@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 
-from .checks import refuse_masked, target_dtype
+from .checks import refuse_masked, target_dtype, true_or_false
 from .grad_mode import _per_thread
 from .inplace import InPlaceClock
 from .tensor import Tensor
@@ -52,6 +53,17 @@ def values_that_do_not_fit(array: np.ndarray, dtype) -> str:
 
 class StateDictError(ValueError):
     """A state dict that does not fit the module: missing, unexpected or mis-shaped entries."""
+
+
+class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict`` did not match (PyTorch's return value): ``result.missing_keys``,
+    or ``result["missing_keys"]``."""
+
+    missing_keys: list
+    unexpected_keys: list
+
+    def __getitem__(self, key):
+        return getattr(self, key) if isinstance(key, str) else tuple.__getitem__(self, key)
 
 
 def _a_setting_changed(attributes: dict, name: str, value) -> bool:
@@ -108,6 +120,9 @@ class Module:
             # check) takes the parameter's place; anything else would silently drop out of
             # parameters(): ``m.weight = m.weight - 0.1`` is refused
             trainable_leaf = isinstance(value, Tensor) and value.requires_grad and value.is_leaf
+            if name in modules and value is not None and not isinstance(value, Module):
+                raise TypeError(f"cannot assign a {type(value).__name__} to '{name}', a sub-module of "
+                                f"{type(self).__name__}: assign a Module (or None)")
             if name in params and value is not None and not trainable_leaf:
                 raise TypeError(
                     f"cannot assign a {type(value).__name__} to '{name}', a parameter of "
@@ -233,12 +248,17 @@ class Module:
     def eval(self) -> "Module":
         return self.train(False)
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the parameters' gradients (None, or zeros in place with ``set_to_none=False``)."""
+        true_or_false(set_to_none, "set_to_none", f"{type(self).__name__}.zero_grad")
         observer = _per_thread.modes.observer  # a compiled step's recorder replays this call
         if observer is not None:
-            observer.update_called(self.zero_grad, ())
+            observer.update_called(self.zero_grad, (set_to_none,))
         for p in self.parameters():
-            p.grad = None
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.zero_()
         if observer is not None:
             observer.update_finished()
 
@@ -279,29 +299,37 @@ class Module:
     # ---- state ---------------------------------------------------------------------------
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
         """Copies of every parameter and persistent buffer, by dotted name, in PyTorch's order:
-        module by module, each one's parameters, then its buffers (a shared parameter once).
-        Copies, not views: changing the dict leaves the model alone (in PyTorch it would not)."""
-        state, seen = OrderedDict(), set()
-        for mod_name, module in self.named_modules():
-            prefix = f"{mod_name}." if mod_name else ""
-            for name, p in module._parameters.items():
-                if p is not None and id(p) not in seen:
-                    seen.add(id(p))
-                    state[prefix + name] = p.data.copy()
-            skip = module.__dict__.get("_non_persistent", ())
-            for name, b in module._buffers.items():
-                if b is not None and name not in skip:
-                    state[prefix + name] = b.data.copy()
-        return state
+        module by module, each one's parameters, then its buffers. A tensor shared by two layers
+        (tied weights) is listed under each name, as in PyTorch. Copies, not views: changing the
+        dict leaves the model alone (in PyTorch it would not)."""
+        return OrderedDict((name, tensor.data.copy()) for name, tensor in self._state_tensors())
 
-    def load_state_dict(self, state, strict: bool = True) -> dict:
+    def _state_tensors(self):
+        """(dotted name, tensor) of every parameter and persistent buffer under every name it
+        has, depth first; a module that contains itself is not entered again."""
+        stack = [("", self, ())]
+        while stack:
+            name, module, ancestors = stack.pop()
+            prefix = f"{name}." if name else ""
+            for key, parameter in module._parameters.items():
+                if parameter is not None:
+                    yield prefix + key, parameter
+            skip = module.__dict__.get("_non_persistent", ())
+            for key, buffer in module._buffers.items():
+                if buffer is not None and key not in skip:
+                    yield prefix + key, buffer
+            path = (*ancestors, id(module))
+            for child_name, child in reversed(module._modules.items()):
+                if child is not None and id(child) not in path:
+                    stack.append((prefix + child_name, child, path))
+
+    def load_state_dict(self, state, strict: bool = True) -> "IncompatibleKeys":
         """Copy values in place (optimizers keep their references). Mismatches raise
         ``StateDictError`` listing every missing, unexpected and mis-shaped key."""
         if not isinstance(state, Mapping):
             raise StateDictError(f"load_state_dict into {type(self).__name__}: expected a dict of arrays "
                                  f"(name -> array), got {type(state).__name__}")
-        targets = OrderedDict(self.named_parameters())
-        targets.update(self.named_buffers(persistent_only=True))
+        targets = OrderedDict(self._state_tensors())
         for key, value in state.items():  # np.asarray would drop the mask without a word
             refuse_masked(f"load_state_dict into {type(self).__name__}: '{key}'", value)
         incoming = {k: (v.data if isinstance(v, Tensor) else np.asarray(v)) for k, v in state.items()}
@@ -334,7 +362,7 @@ class Module:
             if k in incoming:
                 t.data[...] = incoming[k]
                 t._bump()
-        return {"missing_keys": missing, "unexpected_keys": unexpected}
+        return IncompatibleKeys(missing, unexpected)
 
     def _optional_state_keys(self) -> set:
         """Dotted names a state dict may leave out (each module's ``optional_state_keys``, such as
@@ -402,16 +430,43 @@ class ModuleList(Module):
             raise TypeError(f"ModuleList holds Modules, got {type(module).__name__}")
         items = list(self._items)
         items.insert(index, module)
-        self._items = []
-        self._modules.clear()
-        self.extend(items)
+        self._renumber(items)
 
     def __getitem__(self, index):
         if isinstance(index, slice):
             return ModuleList(self._items[index])
-        if isinstance(index, int) and not -len(self._items) <= index < len(self._items):
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise TypeError(f"ModuleList indices must be int or slice, got {type(index).__name__}")
+        if not -len(self._items) <= index < len(self._items):
             raise IndexError(f"ModuleList index {index} is out of range for {len(self._items)} module(s)")
         return self._items[index]
+
+    def __setitem__(self, index: int, module: Module) -> None:
+        """Replace the module at ``index``; it keeps its name."""
+        self[index]  # noqa: B018 - the index checks of __getitem__
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList holds Modules, got {type(module).__name__}")
+        items = list(self._items)
+        items[index] = module
+        self._renumber(items)
+
+    def __delitem__(self, index) -> None:
+        """Remove the module(s) at ``index`` (an int or a slice); the rest are renumbered 0, 1, ..."""
+        if not isinstance(index, slice):
+            self[index]  # noqa: B018 - the index checks of __getitem__
+        items = list(self._items)
+        del items[index]
+        self._renumber(items)
+
+    def __add__(self, other) -> "ModuleList":
+        if not isinstance(other, ModuleList):
+            return NotImplemented
+        return ModuleList([*self._items, *other._items])
+
+    def _renumber(self, items) -> None:
+        self._items = []
+        self._modules.clear()
+        self.extend(items)
 
     def __len__(self) -> int:
         return len(self._items)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from tinytorch_core import Module, Parameter, resolve_generator
+from tinytorch_core.module import MODULE_CLOCK
 from tinytorch_core.checks import axis_or_dim, dtype_mismatch, dtype_of, non_negative_int, true_or_false
 
 from . import functional as F
@@ -81,7 +82,15 @@ class Sequential(Module):
             raise ValueError(f"Sequential: a module's name must be a non-empty string without dots, got {name!r}")
         self._modules[name] = module
         object.__setattr__(self, "_layers", tuple(self._modules.values()))
+        MODULE_CLOCK.tick()  # a compiled step records again
         return self
+
+    def _renumber(self, modules) -> None:
+        """Hold exactly ``modules``, named 0, 1, ... (PyTorch renumbers after a deletion)."""
+        self._modules.clear()
+        object.__setattr__(self, "_layers", ())
+        for module in modules:
+            self.append(module)
 
     def __setattr__(self, name, value):
         super().__setattr__(name, value)
@@ -103,6 +112,28 @@ class Sequential(Module):
         if not -n <= index < n:
             raise IndexError(f"Sequential index {index} is out of range for {n} module(s)")
         return self._layers[index]
+
+    def __setitem__(self, index, module) -> None:
+        """Replace the module at ``index``; it keeps its name."""
+        self[index]  # noqa: B018 - the index checks of __getitem__
+        if isinstance(index, slice):
+            raise TypeError("Sequential: assign one module at an int index, not a slice")
+        setattr(self, list(self._modules)[index], module)
+
+    def __delitem__(self, index) -> None:
+        """Remove the module(s) at ``index`` (an int or a slice); the rest are renumbered 0, 1, ..."""
+        if not isinstance(index, slice):
+            self[index]  # noqa: B018 - the index checks of __getitem__
+            index = slice(index, index + 1 or None)
+        kept = list(self._layers)
+        del kept[index]
+        self._renumber(kept)
+
+    def __add__(self, other) -> "Sequential":
+        """A new Sequential of this one's modules, then ``other``'s, numbered 0, 1, ..."""
+        if not isinstance(other, Sequential):
+            return NotImplemented
+        return Sequential(*self._layers, *other._layers)
 
     def __len__(self) -> int:
         return len(self._layers)

@@ -227,7 +227,9 @@ class Optimizer:
             params.extend(zip(saved["params"], group["params"]))
         loaded_groups = []
         for k, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
-            unknown = set(saved) - set(group)
+            unknown = set(saved) - set(group) - {"initial_lr"}  # a scheduler's mark: kept, as in PyTorch
+            if "initial_lr" in saved:
+                _number(f"{name}.load_state_dict", "initial_lr", saved["initial_lr"])
             if unknown:  # another optimizer's state (Adam's betas into SGD, say)
                 raise ValueError(f"{name}.load_state_dict: group {k} has hyperparameter(s) {sorted(unknown)} "
                                  f"that {name} does not have")
@@ -371,18 +373,25 @@ class AdamW(Adam):
 
 
 # ---- gradient clipping -----------------------------------------------------------------------
-def clip_grad_norm_(parameters, max_norm, norm_type=2.0) -> float:
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None) -> float:
     """Scale the gradients in place so that their joint norm is at most ``max_norm``.
 
     Returns the total norm before clipping (a Python float). Parameters without a gradient
-    are skipped. ``norm_type`` is 2 by default; ``float('inf')`` uses the largest magnitude.
+    are skipped. ``norm_type`` is 2 by default; ``float('inf')`` (or ``"inf"``) uses the largest
+    magnitude. A NaN or infinite norm makes the gradients NaN (or 0 and NaN), as in PyTorch;
+    ``error_if_nonfinite=True`` raises instead, before any gradient changes. ``foreach`` is
+    accepted for PyTorch's signature: there is one way to loop here.
     """
     parameters = [parameters] if isinstance(parameters, Tensor) else list(parameters)
     for p in parameters:
         if not isinstance(p, Tensor):
             raise TypeError(f"clip_grad_norm_: expected tensors (model.parameters()), got {type(p).__name__}")
-    observer = _report_update(clip_grad_norm_, parameters, max_norm, norm_type)
-    total = _clip(parameters, max_norm, norm_type)
+    norm_type = math.inf if isinstance(norm_type, str) and norm_type.lower() == "inf" else norm_type
+    true_or_false(error_if_nonfinite, "error_if_nonfinite", "clip_grad_norm_")
+    if foreach is not None:
+        true_or_false(foreach, "foreach", "clip_grad_norm_")
+    observer = _report_update(clip_grad_norm_, parameters, max_norm, norm_type, error_if_nonfinite)
+    total = _clip(parameters, max_norm, norm_type, error_if_nonfinite)
     if observer is not None:
         observer.update_finished()
     return total
@@ -403,7 +412,7 @@ def clip_grad_value_(parameters, clip_value) -> None:
         observer.update_finished()
 
 
-def _clip(parameters, max_norm, norm_type) -> float:
+def _clip(parameters, max_norm, norm_type, error_if_nonfinite=False) -> float:
     max_norm = _number("clip_grad_norm_", "max_norm", max_norm, finite=False)
     norm_type = _number("clip_grad_norm_", "norm_type", norm_type, finite=False)
     if norm_type == 0:
@@ -417,8 +426,11 @@ def _clip(parameters, max_norm, norm_type) -> float:
         total = largest
     else:  # in units of the largest entry, in float64: squares of large float32 gradients never overflow
         total = largest * sum(float(np.sum((m / largest) ** norm_type)) for m in magnitudes) ** (1.0 / norm_type)
+    if error_if_nonfinite and not math.isfinite(total):
+        raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is {total}, "
+                           "so it cannot be clipped (error_if_nonfinite=True); a NaN or inf gradient came first")
     coef = max_norm / (total + 1e-6)
-    if coef < 1.0:
+    if not coef >= 1.0:  # NaN too (a NaN gradient): every gradient becomes NaN, as in PyTorch, not left unclipped
         errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)  # inf * 0 is NaN, as in every op, without a warning
         try:
             for g in grads:

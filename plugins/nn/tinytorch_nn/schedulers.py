@@ -22,11 +22,12 @@ __all__ = ["CosineAnnealingLR", "LRScheduler", "LinearWarmup", "StepLR"]
 class LRScheduler:
     """Sets every group's ``lr`` as the number of ``step()`` calls grows.
 
-    The schedule is applied at construction (step 0) and after each ``step()``; call
-    ``scheduler.step()`` once per epoch (or per iteration), after ``optimizer.step()``. Each step
-    changes the rate the group has now (``next_lr``), as PyTorch's schedulers do: a rate set by
-    hand, or by a second scheduler, is carried on. ``lr_at`` is the same schedule in closed form,
-    from the initial rate (used at step 0 and when a state is loaded).
+    The schedule is applied at construction (step 0, from the rate the group has then) and after
+    each ``step()``; call ``scheduler.step()`` once per epoch (or per iteration), after
+    ``optimizer.step()``. Each step changes the rate the group has now (``next_lr``), as
+    PyTorch's schedulers do: a rate set by hand, or by a second scheduler, is carried on.
+    ``lr_at`` is the same schedule in closed form, from the initial rate (used when a state
+    without its last rates is loaded).
     """
 
     def __init__(self, optimizer: Optimizer):
@@ -37,7 +38,13 @@ class LRScheduler:
             group.setdefault("initial_lr", group["lr"])
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = 0
-        self._apply()
+        # step 0 starts from the rate each group has now, as PyTorch's: a scheduler made after
+        # another (a warm-up, then a cosine) or later in training carries that rate on
+        self._set([self.first_lr(group["lr"]) for group in optimizer.param_groups])
+
+    def first_lr(self, lr: float) -> float:
+        """The rate at step 0 from the group's rate ``lr`` when the scheduler is made."""
+        return lr
 
     def lr_at(self, base_lr: float, epoch: int) -> float:
         raise NotImplementedError
@@ -140,6 +147,9 @@ class LinearWarmup(LRScheduler):
 
     def lr_at(self, base_lr, epoch):
         return base_lr * min(1.0, (epoch + 1) / self.warmup_steps)
+
+    def first_lr(self, lr):
+        return lr / self.warmup_steps
 
     def next_lr(self, lr, base_lr, epoch):
         return lr * (epoch + 1) / epoch if epoch < self.warmup_steps else lr
