@@ -241,8 +241,15 @@ def test_pytorch_positional_calls_that_would_mean_something_else_are_refused():
     """Dropout(0.5, True) is PyTorch's inplace=True; it became generator seed 1. PyTorch's 4th
     positional argument of MultiHeadAttention is key_padding_mask (True = padding), where ours
     was mask (True = may attend): a silent inversion."""
-    with pytest.raises(TypeError, match="expected a numpy Generator or an int seed, got bool"):
+    with pytest.raises(TypeError, match="positional argument"):
         tt.nn.Dropout(0.5, True)
+    # a seed is a keyword: PyTorch's 4th positional argument is max_norm (Embedding) or device
+    # (Linear); an int there became a seed. Likewise padding_mode (Conv2d), add_bias_kv (attention)
+    for make in (lambda: tt.nn.Embedding(5, 3, None, 1.0), lambda: tt.nn.Linear(2, 3, True, 0),
+                 lambda: tt.nn.MultiHeadAttention(8, 2, 0.0, True, 0),
+                 lambda: tt.data.DataLoader([1, 2], 1, False, [0, 1])):
+        with pytest.raises(TypeError, match="positional argument"):
+            make()
     attention = tt.nn.MultiHeadAttention(8, 2, generator=0)
     x = sample(2, 2, 8)
     with pytest.raises(TypeError, match="positional argument"):

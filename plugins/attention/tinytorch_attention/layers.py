@@ -82,7 +82,7 @@ class MultiHeadAttention(Module):
     ``dropout`` drops attention weights in training mode. Returns (B, Tq, E).
     """
 
-    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True, generator=None):
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True, *, generator=None):
         super().__init__()
         where = "MultiHeadAttention"
         self.embed_dim = positive_int(embed_dim, "embed_dim", where)

@@ -21,7 +21,7 @@ class Embedding(Module):
     zero, so a state dict looks like PyTorch's.
     """
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx=None, generator=None):
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx=None, *, generator=None):
         super().__init__()
         self.num_embeddings = positive_int(num_embeddings, "num_embeddings", "Embedding")
         self.embedding_dim = positive_int(embedding_dim, "embedding_dim", "Embedding")

@@ -165,7 +165,7 @@ class DataLoader:
     samples and their order instead of ``shuffle``.
     """
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, generator=None, sampler=None):
+    def __init__(self, dataset, batch_size=1, shuffle=False, *, drop_last=False, generator=None, sampler=None):
         if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):

@@ -29,7 +29,7 @@ class Linear(Module):
     ``generator`` (a Generator or int seed) makes the initial values reproducible.
     """
 
-    def __init__(self, in_features, out_features, bias=True, generator=None, dtype=np.float32):
+    def __init__(self, in_features, out_features, bias=True, *, generator=None, dtype=np.float32):
         super().__init__()
         self.in_features = non_negative_int(in_features, "in_features", "Linear")
         self.out_features = non_negative_int(out_features, "out_features", "Linear")
@@ -154,7 +154,7 @@ class Dropout(Module):
     the identity in eval mode. An int ``generator`` seeds this layer's own stream once, so
     successive calls draw different masks, reproducibly."""
 
-    def __init__(self, p=0.5, generator=None):
+    def __init__(self, p=0.5, *, generator=None):
         super().__init__()
         if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")

@@ -28,7 +28,7 @@ class Conv2d(Module):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, generator=None):
+                 groups=1, bias=True, *, generator=None):
         super().__init__()
         who = "Conv2d"
         self.in_channels = positive_int(in_channels, "in_channels", who)
