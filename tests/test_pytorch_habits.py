@@ -336,3 +336,18 @@ def test_integer_arithmetic_that_has_no_integer_answer_is_refused_naming_the_op(
     with pytest.raises(TypeError, match="core::sub: subtraction with a bool tensor is not supported"):
         flags - flags
     assert np.isinf((tt.ones(2) // 0.0).data).all() and (ints ** 2).tolist() == [1, 4]  # floats: IEEE
+
+
+def test_a_float64_target_promotes_the_loss_as_in_pytorch():
+    """A float32 input and a float64 target gave a float32 loss (the target was cast down);
+    PyTorch computes it in float64. Integer labels still take the input's dtype."""
+    F = tt.nn.functional
+    x = Tensor(np.array([0.1, 0.7], np.float32), requires_grad=True)
+    target = np.array([0.0, 1.0])
+    loss = F.mse_loss(x, Tensor(target, dtype=np.float64))
+    assert loss.dtype == np.float64
+    loss.backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_allclose(x.grad.data, (x.data.astype(np.float64) - target), rtol=1e-6)
+    assert F.binary_cross_entropy_with_logits(x, Tensor(target, dtype=np.float64)).dtype == np.float64
+    assert F.mse_loss(x, Tensor(np.array([0, 1]))).dtype == np.float32

@@ -18,9 +18,9 @@ from .reduction import check_reduction, grad_scale, reduce_loss
 
 
 def _loss_operands(op, input, target, probabilities=False):
-    """The target as an array of the input's float dtype (integer 0/1 labels are fine), or as
-    itself when it is a tensor that requires grad (it keeps its own dtype); with
-    ``probabilities``, checked to lie in [0, 1]."""
+    """The target as an array: integer or bool labels in the input's float dtype, float targets
+    (and a tensor that requires grad) as they are; with ``probabilities``, checked to lie in
+    [0, 1]."""
     data = array_of(input)
     t = array_of(target)
     if t.dtype.kind not in "biuf":  # complex would lose its imaginary part, text has no arithmetic
@@ -33,9 +33,9 @@ def _loss_operands(op, input, target, probabilities=False):
             raise ValueError(f"{op}: target must be probabilities in [0, 1], found values in [{lo}, {hi}]")
     if isinstance(target, Tensor) and target.requires_grad:
         return target
-    if t.dtype != data.dtype and data.dtype.kind == "f":
-        t = t.astype(data.dtype)  # e.g. integer 0/1 labels: compute in the input's precision
-    return t
+    if t.dtype.kind != "f" and data.dtype.kind == "f":
+        t = t.astype(data.dtype)  # integer 0/1 labels: computed in the input's precision
+    return t  # a float target of another width promotes the loss, as in PyTorch (float32 and float64: float64)
 
 
 # ---- mean squared error ----------------------------------------------------------------------
