@@ -351,3 +351,14 @@ def test_a_float64_target_promotes_the_loss_as_in_pytorch():
     np.testing.assert_allclose(x.grad.data, (x.data.astype(np.float64) - target), rtol=1e-6)
     assert F.binary_cross_entropy_with_logits(x, Tensor(target, dtype=np.float64)).dtype == np.float64
     assert F.mse_loss(x, Tensor(np.array([0, 1]))).dtype == np.float32
+
+
+def test_any_and_all_are_bool_tensors_with_dim_as_in_pytorch():
+    """They returned a Python bool and took no axis."""
+    x = Tensor(np.array([[1, 0], [1, 1]]))
+    assert isinstance(x.all(), Tensor) and x.all().dtype == np.bool_ and not x.all()
+    np.testing.assert_array_equal(x.all(dim=1).data, [False, True])
+    np.testing.assert_array_equal(x.any(0, keepdim=True).data, [[True, True]])
+    np.testing.assert_array_equal((x == 0).any(axis=1).data, [True, False])
+    with pytest.raises(ValueError, match="any"):
+        x.any(dim=2)

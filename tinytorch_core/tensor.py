@@ -7,7 +7,7 @@ import operator
 
 import numpy as np
 
-from .checks import (axis_or_dim, broadcasts_to, keepdims_or_keepdim, normalize_axis, owned_array, target_dtype,
+from .checks import (axis_or_dim, broadcasts_to, keepdims_or_keepdim, normalize_axes, normalize_axis, owned_array, target_dtype,
                      true_or_false)
 from .grad_mode import _per_thread
 from .inplace import (IN_PLACE_CLOCK, is_region_of, link_view, memory_of, record_in_place,
@@ -384,13 +384,15 @@ class Tensor:
     def __or__(self, other):
         return _P.bitwise(self, other, np.bitwise_or)
 
-    def any(self) -> bool:
-        report_value_read(self)
-        return bool(self.data.any())
+    def any(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> "Tensor":
+        """A bool tensor: whether any entry (along ``axis``/``dim``) is nonzero; ``if x.any():`` reads it."""
+        axis, keepdims = axis_or_dim(axis, dim, "any"), keepdims_or_keepdim(keepdims, keepdim, "any")
+        return _P.AnyAll.apply(self, normalize_axes(axis, self.data.ndim, "any"), keepdims, False)
 
-    def all(self) -> bool:
-        report_value_read(self)
-        return bool(self.data.all())
+    def all(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> "Tensor":
+        """A bool tensor: whether every entry (along ``axis``/``dim``) is nonzero."""
+        axis, keepdims = axis_or_dim(axis, dim, "all"), keepdims_or_keepdim(keepdims, keepdim, "all")
+        return _P.AnyAll.apply(self, normalize_axes(axis, self.data.ndim, "all"), keepdims, True)
 
     def argmax(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
         axis, keepdims = axis_or_dim(axis, dim, "argmax"), keepdims_or_keepdim(keepdims, keepdim, "argmax")

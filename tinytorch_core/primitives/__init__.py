@@ -9,6 +9,7 @@ from ..checks import axis_or_dim, keepdims_or_keepdim, normalize_axes, normalize
 from .arithmetic import (
     Abs,
     Add,
+    AnyAll,
     ArgExtreme,
     Compare,
     LogicalNot,

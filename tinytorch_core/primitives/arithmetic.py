@@ -342,6 +342,18 @@ class ArgExtreme(Function):
         return np.asarray(find(axis=axis, keepdims=keepdims))
 
 
+class AnyAll(Function):
+    """Whether every entry (``every=True``) or any entry along ``axis`` is nonzero: a bool
+    result, no gradient; an op for the same reason as ``Compare``."""
+
+    flops = staticmethod(count.no_arithmetic)
+
+    @staticmethod
+    def forward(ctx, a, axis, keepdims, every):
+        test = a.all if every else a.any
+        return np.asarray(test(axis=axis, keepdims=keepdims))
+
+
 class Cast(Function):
     flops = staticmethod(count.no_arithmetic)
 
