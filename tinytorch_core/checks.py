@@ -14,6 +14,7 @@ import numbers
 
 import numpy as np
 
+from .errstate import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
 from .grad_mode import _per_thread
 from .observers import report_data_read
 
@@ -50,12 +51,15 @@ def owned_array(data, dtype, default_float) -> np.ndarray:
     """The array a new ``Tensor(data)`` owns: always a copy; float data in ``default_float``
     unless ``dtype`` says otherwise; NumPy's refusals (ragged lists, inf as an integer) named."""
     refuse_masked("Tensor", data)
+    errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)  # 1e40 as float32 is inf, as in PyTorch, without a warning
     try:
         array = np.array(data, dtype=dtype)
+        if dtype is None and array.dtype.kind == "f" and array.dtype != default_float:
+            array = array.astype(default_float)
     except (IndexError, OverflowError, TypeError, ValueError) as exc:
         raise named_error("Tensor", exc, f"data of type {type(data).__name__}") from None
-    if dtype is None and array.dtype.kind == "f" and array.dtype != default_float:
-        array = array.astype(default_float)
+    finally:
+        reset_errstate(errstate)
     if array.dtype.kind not in "fiub":
         raise TypeError(f"Tensor: unsupported data type {array.dtype} (expected float, int or bool data)")
     return array

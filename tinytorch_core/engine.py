@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from .anomaly import check_backward
+from .checks import true_or_false
 from .errstate import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
 from .function import GraphError
 from .grad_mode import current_modes
@@ -32,6 +33,7 @@ from .tensor import Tensor
 
 
 def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
+    retain_graph = true_or_false(retain_graph, "retain_graph", "backward()")
     seed = _seed(root, grad)
     claimed: set[int] = set()  # ids of arrays already stored as some leaf's .grad
     if root._node is None:  # a leaf: its own gradient is the seed

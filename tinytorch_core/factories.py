@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 
+from .errstate import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
 from .primitives.shape import tuple_argument
 from .random import resolve_generator
 from .tensor import DEFAULT_FLOAT, Tensor
@@ -70,11 +71,14 @@ def _allocate(call: str, shape: tuple, dtype, make) -> np.ndarray:
     if nbytes > sys.maxsize:  # NumPy's "array is too big": no allocation is even tried
         raise MemoryError(f"{call}: a tensor of shape {shape} and dtype {dtype} would need "
                           f"{_size_text(nbytes)}, more than any array can hold")
+    errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)  # full((2,), 1e10, dtype=float16) is inf, silently
     try:
         return make()
     except MemoryError:
         raise MemoryError(f"{call}: not enough memory for a tensor of shape {shape} and dtype {dtype} "
                           f"({_size_text(nbytes)})") from None
+    finally:
+        reset_errstate(errstate)
 
 
 def _checked_fill_value(value):
@@ -136,12 +140,17 @@ def arange(*args, dtype=None) -> Tensor:
     """NumPy's ``arange``; without ``dtype``, float steps give float32 (PyTorch's default) and
     int steps int64."""
     length = _arange_length(args)
-    if length is None:  # NumPy's own message says what is wrong with the arguments
-        values = np.arange(*args, dtype=dtype)
+    call = f"arange({', '.join(map(repr, args))})"
+    if length is None:  # no stop, a step of 0, NaN, infinity, not numbers: NumPy's reason, with the call
+        try:
+            values = np.arange(*args, dtype=dtype)
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
+            kind = TypeError if isinstance(exc, TypeError) else ValueError
+            raise kind(f"{call}: {exc or type(exc).__name__} (arange takes finite numbers start, stop and a "
+                       "nonzero step)") from None
     else:
         floats = any(isinstance(a, (float, np.floating)) for a in args)
         result_dtype = dtype if dtype is not None else (DEFAULT_FLOAT if floats else np.int64)
-        call = f"arange({', '.join(map(repr, args))})"
         values = _allocate(call, (length,), result_dtype, lambda: np.arange(*args, dtype=dtype))
     if dtype is None:
         values = values.astype(DEFAULT_FLOAT if values.dtype.kind == "f" else np.int64, copy=False)

@@ -23,6 +23,7 @@ import weakref
 import numpy as np
 
 from .checks import named_error
+from .errstate import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
 
 
 class InPlaceClock:
@@ -165,7 +166,9 @@ def _gather(root, index, shape: tuple):
 def write_plain(tensor, op: str, value, index=Ellipsis, in_place=None):
     """An in-place change with no gradient involved: a NumPy write, ``data[index] = value`` or
     ``in_place(data, value)`` (``operator.iadd`` runs ``data += value``), then a new version.
-    NumPy's errors say which write failed."""
+    NumPy's errors say which write failed; a value beyond the dtype's range is inf, as in
+    PyTorch, without NumPy's warning."""
+    errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)
     try:
         if in_place is None:
             tensor.data[index] = value
@@ -174,6 +177,8 @@ def write_plain(tensor, op: str, value, index=Ellipsis, in_place=None):
     except (IndexError, OverflowError, TypeError, ValueError) as exc:
         written = f"an in-place write into a {tensor.data.dtype} tensor of shape {tensor.data.shape}"
         raise named_error(op, exc, written) from exc
+    finally:
+        reset_errstate(errstate)
     tensor._bump()
     return tensor
 

@@ -240,6 +240,7 @@ class Module:
         return self
 
     def train(self, mode: bool = True) -> "Module":
+        mode = true_or_false(mode, "mode", f"{type(self).__name__}.train")  # "False" would train
         for m in self.modules():
             object.__setattr__(m, "training", mode)
         MODULE_CLOCK.tick()
@@ -263,6 +264,7 @@ class Module:
             observer.update_finished()
 
     def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        true_or_false(requires_grad, "requires_grad", f"{type(self).__name__}.requires_grad_")
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
@@ -326,6 +328,7 @@ class Module:
     def load_state_dict(self, state, strict: bool = True) -> "IncompatibleKeys":
         """Copy values in place (optimizers keep their references). Mismatches raise
         ``StateDictError`` listing every missing, unexpected and mis-shaped key."""
+        strict = true_or_false(strict, "strict", f"load_state_dict into {type(self).__name__}")
         if not isinstance(state, Mapping):
             raise StateDictError(f"load_state_dict into {type(self).__name__}: expected a dict of arrays "
                                  f"(name -> array), got {type(state).__name__}")

@@ -94,6 +94,13 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return len(self.data)
 
+    def __iter__(self):
+        """The sub-tensors along the first axis (a 0-d tensor has none to give: an error, not an
+        empty loop, as in PyTorch)."""
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[index] for index in range(len(self.data)))
+
     def item(self):
         if self.data.size != 1:
             raise ValueError(f"item(): the tensor has {self.data.size} elements, expected exactly 1")
@@ -139,6 +146,7 @@ class Tensor:
 
     # ---- autograd -----------------------------------------------------------------------
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        requires_grad = true_or_false(requires_grad, "requires_grad", "requires_grad_")
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(
                 f"only floating-point tensors can require gradients; this one holds {self.data.dtype}"

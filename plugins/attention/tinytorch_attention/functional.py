@@ -16,7 +16,7 @@ import numpy as np
 from tinytorch_core import Function, Sample, Tensor, resolve_generator
 from tinytorch_core import flops as count  # FLOP formulas
 from tinytorch_core.checks import (array_of, axis_or_dim, broadcasts_to, keepdims_or_keepdim, not_floating, positive_int,
-                                   require_floating, require_one_float_dtype, shape_of)
+                                   require_floating, require_one_float_dtype, shape_of, true_or_false)
 from tinytorch_core.flops import OpCall
 
 
@@ -171,8 +171,8 @@ class ScaledDotProductAttention(Function):
         if num_heads:  # (B, T, E) -> (B, H, T, E/H) views: splitting heads costs no graph nodes
             ctx.input_shapes = (q.shape, k.shape, v.shape)
             q, k, v = (_split_heads(t, num_heads) for t in (q, k, v))
-        if scale is None:
-            scale = 1.0 / math.sqrt(q.shape[-1])
+        if scale is None:  # no features: every score is the empty sum 0, whatever the scale
+            scale = 1.0 / math.sqrt(q.shape[-1]) if q.shape[-1] else 1.0
         probs = _masked_softmax((q @ k.swapaxes(-1, -2)) * scale, mask)
         attn, keep = probs, None
         if dropout_p > 0.0:
@@ -321,6 +321,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p: float = 0.0, cau
     mask = axis_or_dim(mask, attn_mask, where, ("mask", "attn_mask"))
     if is_causal is not None:
         causal = keepdims_or_keepdim(causal, is_causal, where, ("causal", "is_causal"))
+    causal = true_or_false(causal, "causal", where)
     if num_heads is not None:
         num_heads = positive_int(num_heads, "num_heads", where)
     sq, sk, _ = _check_shapes(q, k, v, num_heads, where)

@@ -141,6 +141,7 @@ class MultiHeadAttention(Module):
 
     def forward(self, query, key=None, value=None, *, mask=None, causal: bool = False, key_padding_mask=None,
                 cache=None):  # masks by keyword: PyTorch's 4th is key_padding_mask (True = padding)
+        causal = true_or_false(causal, "causal", "MultiHeadAttention")
         if cache is not None:
             if key is not None or value is not None or mask is not None or key_padding_mask is not None:
                 raise ValueError(
@@ -261,7 +262,7 @@ class TransformerBlock(Module):
                  generator=None):
         super().__init__()
         rng = resolve_generator(generator) if generator is not None else None  # see FeedForward
-        self.causal = bool(causal)
+        self.causal = true_or_false(causal, "causal", "TransformerBlock")
         self.ln1 = LayerNorm(embed_dim)
         self.attn = MultiHeadAttention(embed_dim, num_heads, dropout=dropout, generator=rng)
         self.ln2 = LayerNorm(embed_dim)
@@ -307,7 +308,7 @@ class GPT(Module):
         if positional not in self.positional_kinds:
             raise ValueError(f"{where}: positional must be one of {self.positional_kinds}, got {positional!r}")
         self.positional = positional
-        self.causal = bool(causal)
+        self.causal = true_or_false(causal, "causal", "GPT")
         rng = resolve_generator(generator) if generator is not None else None  # see FeedForward
         self.tok_emb = Embedding(self.vocab_size, embed_dim, generator=rng)
         with no_grad():
@@ -397,13 +398,15 @@ class GPT(Module):
             top_k = positive_int(top_k, "top_k", "GPT.generate")
         rng = resolve_generator(generator)
         greedy = temperature == 0 or top_k == 1
-        out = ids.astype(np.int64).reshape(1, -1) if single else ids.astype(np.int64)
+        prompt = ids.astype(np.int64).reshape(1, -1) if single else ids.astype(np.int64)
+        out = _token_buffer(prompt, max_new_tokens)
         was_training = self.training
         self.eval()
         try:
             with no_grad():
-                for _ in range(max_new_tokens):
-                    logits = self(out[:, -self.max_len :]).data[:, -1, :].astype(np.float64)
+                for position in range(prompt.shape[1], out.shape[1]):
+                    window = out[:, max(0, position - self.max_len):position]  # the last max_len tokens
+                    logits = self(window).data[:, -1, :].astype(np.float64)
                     if not np.isfinite(logits).all():
                         raise ValueError("GPT.generate: the model's logits hold NaN or inf; no token can be chosen")
                     if greedy:
@@ -411,13 +414,26 @@ class GPT(Module):
                     else:  # shifted first: a tiny temperature then gives -inf (probability 0), never +inf
                         with np.errstate(over="ignore"):
                             nxt = _sample((logits - logits.max(axis=-1, keepdims=True)) / temperature, top_k, rng)
-                    out = np.concatenate([out, nxt[:, None]], axis=1)
+                    out[:, position] = nxt
         finally:
             self.train(was_training)
         return out[0] if single else out
 
     def extra_repr(self) -> str:
         return f"vocab_size={self.vocab_size}, max_len={self.max_len}, num_layers={self.num_layers}"
+
+
+def _token_buffer(prompt: np.ndarray, max_new_tokens: int) -> np.ndarray:
+    """The prompt followed by room for ``max_new_tokens`` ids, allocated before any step runs: a
+    count no memory can hold is refused at once, not after hours of growing."""
+    shape = (prompt.shape[0], prompt.shape[1] + max_new_tokens)
+    try:
+        out = np.empty(shape, dtype=np.int64)
+    except (MemoryError, ValueError):
+        raise MemoryError(f"GPT.generate: max_new_tokens={max_new_tokens} for {shape[0]} prompt(s) needs an "
+                          f"array of {shape} token ids, more than the memory can hold") from None
+    out[:, :prompt.shape[1]] = prompt
+    return out
 
 
 def _sample(logits: np.ndarray, top_k, rng) -> np.ndarray:

@@ -31,6 +31,7 @@ import numpy as np
 
 import tinytorch_core as tt
 from tinytorch_core import Module, Parameter, Tensor
+from tinytorch_core.checks import true_or_false
 
 from .layer_types import is_layer, weighted_layer_classes
 
@@ -124,6 +125,7 @@ def sparsity(model, by_layer: bool = False):
     """The fraction of zero weights over all Linear / Conv2d layers (pruned or not); with
     ``by_layer``, a dict of each layer's fraction by its name in the model."""
     _check_module(model, "sparsity")
+    by_layer = true_or_false(by_layer, "by_layer", "sparsity")
     weights = {name: _weight_of(m) for name, m in prunable_modules(model)}
     if not sum(w.size for w in weights.values()):
         raise ValueError(f"sparsity: {type(model).__name__} has no Linear or Conv2d weights to measure")

@@ -231,8 +231,9 @@ def test_soft_target_errors_name_the_problem(rng):
     with pytest.raises(ValueError, match="ignore_index=2 names a class index.*probabilities"):
         F.cross_entropy(x, np.full((3, 4), 0.25), ignore_index=2)
     F.cross_entropy(x, np.full((3, 4), 0.25), ignore_index=-100)  # the default, as PyTorch leaves it unused
-    with pytest.raises(ValueError, match="non-negative"):
-        F.cross_entropy(x, np.array([[1.5, -0.5, 0.0, 0.0]] * 3))
+    for bad in ([1.5, -0.5, 0.0, 0.0], [np.nan, 1.0, 0.0, 0.0], [np.inf, 1.0, 0.0, 0.0], [5.0, 1.0, 0.0, 0.0]):
+        with pytest.raises(ValueError, match=r"class probabilities in the target must lie in \[0, 1\]"):
+            F.cross_entropy(x, np.array([bad] * 3))  # NaN, inf and 5 gave a loss of NaN, inf or 4.16
     with pytest.raises(TypeError, match=r"integer class indices.*probabilities.*input's shape \(3, 4\)"):
         F.cross_entropy(x, np.full((3, 2), 0.5))
     with pytest.raises(TypeError, match="nll_loss takes no class probabilities"):

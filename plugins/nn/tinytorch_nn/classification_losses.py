@@ -166,6 +166,9 @@ def _check_class_targets(op, input, target, ignore_index) -> None:
     t = array_of(target)
     _check_integer_targets(op, t, shape)
     expected, n_classes = _expected_target_shape(op, shape)
+    if n_classes == 0:
+        raise ValueError(f"{op}: the input {tuple(shape)} has no classes (C = 0 on axis {min(len(shape) - 1, 1)}); "
+                         "a class target needs at least one")
     _check_target_shape(op, t, shape, expected)
     if t.size and not (t.min() >= 0 and t.max() < n_classes):  # out of range, unless they are ignore_index
         _check_class_range(op, t if ignore_index is None else t[t != ignore_index], n_classes, ignore_index)

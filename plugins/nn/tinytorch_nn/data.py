@@ -14,6 +14,7 @@ import numbers
 import numpy as np
 
 from tinytorch_core import Tensor, as_tensor, resolve_generator
+from tinytorch_core.checks import true_or_false
 
 __all__ = ["DataLoader", "Dataset", "TensorDataset"]
 
@@ -170,6 +171,7 @@ class DataLoader:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise TypeError(f"DataLoader: the dataset must define __len__ and __getitem__, got {type(dataset).__name__}")
+        shuffle = true_or_false(shuffle, "shuffle", "DataLoader")
         if sampler is not None and (shuffle or not hasattr(sampler, "__iter__") or not hasattr(sampler, "__len__")):
             raise ValueError("DataLoader: sampler must be an iterable of indices with a length, and shuffle "
                              f"must stay False when one is given (it decides the order); got {type(sampler).__name__}"
@@ -177,8 +179,8 @@ class DataLoader:
         self.dataset = dataset
         self.sampler = sampler
         self.batch_size = int(batch_size)
-        self.shuffle = bool(shuffle)
-        self.drop_last = bool(drop_last)
+        self.shuffle = shuffle
+        self.drop_last = true_or_false(drop_last, "drop_last", "DataLoader")
         _check_generator(generator)
         self.generator = resolve_generator(generator) if shuffle else None
 

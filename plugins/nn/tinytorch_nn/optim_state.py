@@ -11,6 +11,8 @@ import numbers
 
 import numpy as np
 
+from tinytorch_core.module import values_that_do_not_fit
+
 
 class StateSpec:
     """What one parameter's state may hold: ``arrays`` maps each array's key to whether it must be
@@ -58,7 +60,7 @@ def _entry(where: str, entry, p, spec: StateSpec) -> dict:
                 raise ValueError(f"{where}: '{key}' must be an int >= 0, got {value!r}")
             out[key] = int(value)
             continue
-        if not isinstance(value, np.ndarray) or isinstance(value, np.ma.MaskedArray) or value.dtype.kind not in "biuf":
+        if not isinstance(value, np.ndarray) or isinstance(value, np.ma.MaskedArray) or value.dtype.kind not in "iuf":
             raise ValueError(f"{where}: '{key}' must be an array of numbers, got {type(value).__name__}")
         if value.shape != p.data.shape:
             raise ValueError(f"{where}: '{key}' has shape {value.shape}, the parameter has {p.data.shape}")
@@ -66,5 +68,8 @@ def _entry(where: str, entry, p, spec: StateSpec) -> dict:
         if not np.isfinite(value).all() or (non_negative and (value < 0).any()):
             sign = " and >= 0" if non_negative else ""
             raise ValueError(f"{where}: '{key}' must hold finite numbers{sign}")
+        too_large = values_that_do_not_fit(value, p.data.dtype)  # 1e300 would load as inf in float32
+        if too_large:
+            raise ValueError(f"{where}: '{key}' holds {too_large}")
         out[key] = value.astype(p.data.dtype, copy=True)
     return out

@@ -33,8 +33,11 @@ def check_probability_target(op, logits, target, ignore_index) -> bool:
             f"{op}: ignore_index={ignore_index} names a class index, but the target holds class "
             "probabilities; leave ignore_index unset (give an entry zero probabilities to drop its loss)"
         )
-    if t.size and t.min() < 0:
-        raise ValueError(f"{op}: class probabilities in the target must be non-negative, got {t.min()}")
+    if t.size:
+        low, high = np.minimum.reduce(t, axis=None), np.maximum.reduce(t, axis=None)
+        if not (low >= 0 and high <= 1):  # NaN fails both, as in binary_cross_entropy
+            raise ValueError(f"{op}: class probabilities in the target must lie in [0, 1], found values in "
+                             f"[{low}, {high}]")
     return True
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from tinytorch_core import Function, Tensor, no_grad
 from tinytorch_core import flops as count  # FLOP formulas
-from tinytorch_core.checks import array_of, not_floating
+from tinytorch_core.checks import array_of, not_floating, true_or_false
 
 from .geometry import array_shape, check_nchw
 
@@ -92,7 +92,7 @@ def checked_batch_norm2d(x, running_mean, running_var, weight, bias, training, m
                 f"{array_shape(value, name, where)}; expected ({shape[1]},)"
             )
     check_momentum_and_eps(momentum, eps, where)
-    if not training:
+    if not true_or_false(training, "training", where):
         if running_mean is None or running_var is None:
             raise ValueError(f"{where}: evaluation mode needs running_mean and running_var, got None")
         mean, var = array_of(running_mean), array_of(running_var)

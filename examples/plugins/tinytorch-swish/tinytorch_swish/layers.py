@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 
 from tinytorch_core import Module, Parameter, resolve_generator
-from tinytorch_core.checks import positive_int
+from tinytorch_core.checks import positive_int, true_or_false
 
 from . import functional as F
 
@@ -54,6 +54,7 @@ class DepthwiseConv2d(Module):
         who = "DepthwiseConv2d"
         self.channels = positive_int(channels, "channels", who)
         self.multiplier = positive_int(multiplier, "multiplier", who)
+        bias = true_or_false(bias, "bias", who)  # "False" would read as True
         self.kernel_size = F._pair(kernel_size, "kernel_size", who, 1)
         self.stride = F._pair(stride, "stride", who, 1)
         self.padding = F._pair(padding, "padding", who, 0)
