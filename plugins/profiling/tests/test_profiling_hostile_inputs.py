@@ -79,3 +79,13 @@ def test_a_comparison_of_too_few_rounds_calls_no_side_faster():
     comparison = tt.profiler.compare(lambda: None, lambda: sum(range(2000)), min_time=0, min_runs=1, max_runs=1)
     assert comparison.b_is_faster is None  # before: "a is faster" from one round
     assert "too few rounds (1)" in str(comparison)
+
+
+def test_profiles_do_not_nest():
+    """An inner profile() took every op away from the outer one, which said nothing."""
+    with tt.profiler.profile() as outer:
+        with pytest.raises(RuntimeError, match="profiles do not nest"):
+            with tt.profiler.profile():
+                pass
+        Tensor(np.ones(2, np.float32)) * 2
+    assert any(event.name == "core::mul" for event in outer.events)

@@ -112,6 +112,11 @@ class Profiler(Observer):
     def __enter__(self) -> "Profiler":
         if self._thread is not None:
             raise RuntimeError("profile(): this profiler already ran; start a new profile() for a new region")
+        watching = current_modes().observer
+        if watching is not None:  # one observer per thread: the outer one would silently miss these ops
+            raise RuntimeError(f"profile(): this thread is already watched by {type(watching).__name__} (an outer "
+                               "profile() or a compiled step's recording); profiles do not nest: profile the "
+                               "whole region once and read the part you need from its events")
         self._thread = threading.get_ident()
         self._observing = observing(self)
         self._observing.__enter__()
