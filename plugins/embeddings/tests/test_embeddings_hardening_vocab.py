@@ -38,6 +38,8 @@ CRAFTED = {
     "truncated": (vocab_json().encode()[:-5], "is not valid JSON"),
     "deep_nesting": (b"[" * 100_000 + b"]" * 100_000, "JSON lists and objects; a vocabulary has at most"),
     "many_empty_objects": (b"[" + b",".join([b"{}"] * 100_000) + b"]", "JSON lists and objects"),
+    # more entries than code points: refused before parsing (16 MiB of them cost 224 MB parsed)
+    "many_values": (b'{"chars": [' + b",".join([b'"a"'] * 1_200_000) + b"]}", "JSON values; a vocabulary has at most"),
     # Python >= 3.11 refuses to parse the integer; 3.10 parses it and the version check refuses it
     "huge_integer": (vocab_json(version=0).replace('"version": 0', '"version": ' + "9" * 5000).encode(),
                      ("is not valid JSON", "'version' is 9999")),

@@ -61,3 +61,12 @@ def test_a_valid_vocabulary_still_loads(tmp_path):
     CharTokenizer.from_text("hello, world").save(path)
     outcome = load_in_child(path)
     assert outcome["error"] is None and outcome["message"] == "CharTokenizer(vocab_size=9)", outcome
+
+
+def test_a_file_of_many_small_entries_is_refused_before_it_is_parsed(tmp_path):
+    """16 MiB of '"一",' parsed to 224 MB of Python strings before the entry count was checked."""
+    path = tmp_path / "vocab.json"
+    entries = ",".join(['"一"'] * (16 * MiB // 6 - 16))
+    path.write_text(f'{{"format": "tinytorch-char-tokenizer", "version": 1, "chars": [{entries}]}}', encoding="utf-8")
+    # the bytes read are the cost: counted before they are decoded or parsed
+    assert_refused(load_in_child(path), "JSON values; a vocabulary has at most", legitimate=path.stat().st_size)

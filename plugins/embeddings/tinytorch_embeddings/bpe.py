@@ -215,7 +215,9 @@ class BPETokenizer:
         unreadable file raises the usual ``OSError``."""
         where = checked_path(path, "BPETokenizer.load")
         containers = MAX_VOCAB_SIZE + 8  # a merge is a pair: one list each, under the top-level object and lists
-        return cls.from_dict(read_json_file(where, "BPETokenizer.load", max_bytes, containers), source=repr(where))
+        values = 3 * MAX_VOCAB_SIZE + MAX_SPECIAL_TOKENS + 64  # a merge is a list and two ids; the specials; the fields
+        return cls.from_dict(read_json_file(where, "BPETokenizer.load", max_bytes, containers, values),
+                             source=repr(where))
 
     # ---- internals ------------------------------------------------------------------------------------
     def _byte_ids(self, text, caller: str, allow_special: bool) -> np.ndarray:

@@ -255,12 +255,14 @@ def check_header(data, fail, format_name: str, version: int, fields: set) -> Non
         fail(f"unexpected keys {_excerpt(unexpected)}")
 
 
-def read_json_file(where: str, caller: str, max_bytes: int, max_containers: int = 16):
+def read_json_file(where: str, caller: str, max_bytes: int, max_containers: int = 16,
+                   max_values: int = _CODE_POINTS + 64):
     """The JSON value of the untrusted file ``where``: a regular file only, its size checked
-    before a byte is read, strict UTF-8, at most ``max_containers`` lists and objects (counted
-    before parsing: 16 MiB of ``[{},{},...]`` parsed to 450 MB; a character vocabulary has two,
-    and at most two more "[" and "{" among its characters); any problem raises
-    ``VocabularyError`` naming ``caller`` and the file."""
+    before a byte is read, strict UTF-8, at most ``max_containers`` lists and objects and at
+    most ``max_values`` values in all (both counted before parsing: 16 MiB of ``[{},{},...]``
+    parsed to 450 MB, and of ``"a",`` to 224 MB; a character vocabulary has two containers, at
+    most two more "[" and "{" among its characters, and a value per code point at most); any
+    problem raises ``VocabularyError`` naming ``caller`` and the file."""
 
     def too_large():
         return VocabularyError(
@@ -275,15 +277,21 @@ def read_json_file(where: str, caller: str, max_bytes: int, max_containers: int 
         raw = handle.read(max_bytes + 1)  # bounded even if the file grows meanwhile
     if len(raw) > max_bytes:
         raise too_large()
+    # counted in the bytes, before they are decoded or parsed (UTF-8 never hides "[", "{" or ","
+    # inside a longer character); brackets and commas inside strings count too: upper bounds
+    containers = raw.count(b"[") + raw.count(b"{")
+    if containers > max_containers:
+        raise VocabularyError(f"{caller}: {where!r} holds up to {containers} JSON lists and objects; a "
+                              f"vocabulary has at most {max_containers}")
+    values = raw.count(b",") + containers + 1  # each value but a container's last is followed by a comma
+    if values > max_values:
+        raise VocabularyError(f"{caller}: {where!r} holds up to {values} JSON values; a vocabulary has at most "
+                              f"{max_values}")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise VocabularyError(f"{caller}: {where!r} is not UTF-8 text: {exc}") from None
     del raw  # the text replaces the bytes: never both while the JSON is parsed
-    containers = text.count("[") + text.count("{")  # brackets inside strings count too: an upper bound
-    if containers > max_containers:
-        raise VocabularyError(f"{caller}: {where!r} holds up to {containers} JSON lists and objects; a "
-                              f"vocabulary has at most {max_containers}")
     try:
         return json.loads(text, object_pairs_hook=_object_without_repeated_keys)
     except MemoryError:
