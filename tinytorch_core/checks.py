@@ -203,6 +203,19 @@ def dtype_mismatch(layer, x, expected, what: str = "input") -> TypeError:
     return TypeError(f"{name}: {what} dtype {got} does not match the layer's parameters ({expected}); {hint}")
 
 
+def computed_in_float32(array: np.ndarray) -> np.ndarray:
+    """``array`` itself, or as float32 when it holds float16: a kernel that sums many values
+    works in float32 and stores its result in float16, as PyTorch does on the CPU (a float16
+    sum of 70,000 ones overflows to inf; so did the variance of 1,000 values near 300)."""
+    return array.astype(np.float32) if array.dtype.char == "e" else array
+
+
+def accumulator_dtype(dtype) -> np.dtype:
+    """The dtype a sum of ``dtype`` values runs in: float32 for float16 (see ``computed_in_float32``)."""
+    dtype = np.dtype(dtype)
+    return np.dtype(np.float32) if dtype.char == "e" else dtype
+
+
 def require_one_float_dtype(op: str, **operands) -> None:
     """An input and the weights it meets are floating-point of one dtype, as PyTorch requires of
     ``linear``, ``conv2d`` and ``layer_norm`` (NumPy would widen a float32 input and a float64

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..checks import not_floating
+from ..checks import computed_in_float32, not_floating
 from .. import flops as count  # FLOP formulas
 from ..function import Function
 from ..host.samples import Sample, randn
@@ -28,6 +28,8 @@ class Sum(Function):
         ctx.shape, ctx.axis, ctx.keepdims = a.shape, axis, keepdims
         if a.dtype.kind == "u":  # NumPy sums unsigned integers as uint64, PyTorch as int64
             return a.sum(axis=axis, keepdims=keepdims, dtype=np.int64)
+        if a.dtype.char == "e":  # float16 adds up in float32 (see checks.computed_in_float32)
+            return a.sum(axis=axis, keepdims=keepdims, dtype=np.float32).astype(a.dtype)
         return a.sum(axis=axis, keepdims=keepdims)
 
     @staticmethod
@@ -148,12 +150,13 @@ class Var(Function):
         if not isinstance(ddof, int) or isinstance(ddof, bool) or ddof < 0:  # True would read as 1
             raise TypeError(f"var: ddof must be an int >= 0, got {ddof!r}")
         n = a.size if axis is None else int(np.prod([a.shape[i] for i in axis]))
-        centered = a - a.sum(axis=axis, keepdims=True) / max(n, 1)
+        work = computed_in_float32(a)
+        centered = work - work.sum(axis=axis, keepdims=True) / max(n, 1)
         if n - ddof <= 0:
             raise ValueError(f"var: {n} element(s) per reduction is too few for ddof={ddof}")
         ctx.save_for_backward(centered)
         ctx.axis, ctx.keepdims, ctx.denominator = axis, keepdims, n - ddof
-        return (centered * centered).sum(axis=axis, keepdims=keepdims) / (n - ddof)
+        return ((centered * centered).sum(axis=axis, keepdims=keepdims) / (n - ddof)).astype(a.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):

@@ -14,7 +14,7 @@ import numpy as np
 
 from tinytorch_core import Function
 from tinytorch_core import flops as count  # FLOP formulas
-from tinytorch_core.checks import axis_or_dim, normalize_axis, not_floating, shape_of
+from tinytorch_core.checks import axis_or_dim, computed_in_float32, normalize_axis, not_floating, shape_of
 
 from .special import erfc
 
@@ -187,7 +187,7 @@ class SoftmaxFunction(Function):
     @staticmethod
     def forward(ctx, x, axis=-1):
         e = np.exp(_shifted_by_max(ctx, x, axis))
-        y = e / e.sum(axis=axis, keepdims=True)
+        y = (e / e.sum(axis=axis, keepdims=True)).astype(x.dtype, copy=False)
         ctx.save_for_backward(y)
         ctx.axis = axis
         return y
@@ -203,6 +203,7 @@ def _shifted_by_max(ctx, x, axis):
     overflows, and softmax and log-softmax are unchanged by the shift."""
     if x.dtype.kind != "f":
         raise not_floating(ctx, x)
+    x = computed_in_float32(x)  # float16: the sum of exps works in float32
     return x - x.max(axis=axis, keepdims=True, initial=-np.inf)  # initial: an empty axis has max -inf, not an error
 
 
@@ -231,7 +232,7 @@ class LogSoftmaxFunction(Function):
     @staticmethod
     def forward(ctx, x, axis=-1):
         shifted = _shifted_by_max(ctx, x, axis)
-        out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        out = (shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))).astype(x.dtype, copy=False)
         ctx.save_for_backward(out)
         ctx.axis = axis
         return out

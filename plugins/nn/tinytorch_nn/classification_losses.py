@@ -19,7 +19,7 @@ import numpy as np
 
 from tinytorch_core import Function, is_grad_enabled
 from tinytorch_core import flops as count  # FLOP formulas
-from tinytorch_core.checks import array_of, dtype_of, not_floating, shape_of
+from tinytorch_core.checks import array_of, computed_in_float32, dtype_of, not_floating, shape_of
 
 from .reduction import check_reduction, grad_scale, reduce_loss
 from .soft_cross_entropy import SoftCrossEntropyFunction, check_probability_target
@@ -214,7 +214,7 @@ class CrossEntropyFunction(Function):
     def forward(ctx, logits, target=None, ignore_index=-100, weight=None, label_smoothing=0.0, reduction="mean"):
         if logits.dtype.kind != "f":
             raise not_floating(ctx, logits)
-        x, targets = _batched(logits, target, ignore_index, weight)
+        x, targets = _batched(computed_in_float32(logits), target, ignore_index, weight)
         shifted = x - x.max(axis=1, keepdims=True)  # max-subtraction: exp never overflows
         exp = np.exp(shifted)
         sums = exp.sum(axis=1, keepdims=True)
@@ -226,7 +226,8 @@ class CrossEntropyFunction(Function):
             loss = (1 - label_smoothing) * loss + label_smoothing * _mean_neg_log_p(shifted, log_sum, weight)
         ctx.save_for_backward(exp / sums)  # the softmax
         ctx.targets, ctx.weight, ctx.label_smoothing, ctx.reduction = targets, weight, label_smoothing, reduction
-        return _reduced(loss, reduction, targets)
+        loss = _reduced(loss, reduction, targets)
+        return loss.astype(logits.dtype) if logits.dtype.char == "e" else loss  # float16 computed in float32
 
     @staticmethod
     def backward(ctx, grad):

@@ -28,6 +28,8 @@ def reduce_loss(loss: np.ndarray, reduction: str, count=None):
     """
     if reduction == "none":
         return loss
+    if loss.dtype.char == "e":  # float16 adds up in float32 (checks.computed_in_float32)
+        return reduce_loss(loss.astype(np.float32), reduction, count).astype(loss.dtype)
     total = loss.sum()
     if reduction == "sum":
         return total

@@ -8,7 +8,7 @@ import numpy as np
 
 from tinytorch_core import Function, Tensor, no_grad
 from tinytorch_core import flops as count  # FLOP formulas
-from tinytorch_core.checks import array_of, not_floating, true_or_false
+from tinytorch_core.checks import array_of, computed_in_float32, not_floating, true_or_false
 
 from .geometry import array_shape, check_nchw
 
@@ -37,6 +37,7 @@ class BatchNorm2dFunction(Function):
     def forward(ctx, x, weight=None, bias=None, mean=None, var=None, batch_stats=True, eps=1e-5):
         if x.dtype.kind != "f":
             raise not_floating(ctx, x)
+        stored, x = x.dtype, computed_in_float32(x)
         if batch_stats and mean is None:
             mean = x.mean(axis=AXES)
         if batch_stats and var is None:
@@ -49,7 +50,7 @@ class BatchNorm2dFunction(Function):
             y += _per_channel(bias)
         ctx.save_for_backward(xhat, rstd, weight)
         ctx.batch_stats = batch_stats
-        return y
+        return y.astype(stored, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
@@ -109,8 +110,9 @@ def checked_batch_norm2d(x, running_mean, running_var, weight, bias, training, m
             f"got input shape {shape}"
         )
     with np.errstate(all="ignore"):  # outside apply: inf input gives inf/NaN stats silently, as in the op
-        mean = array_of(x).mean(axis=AXES)
-        var = array_of(x).var(axis=AXES)
+        values = computed_in_float32(array_of(x))  # float16 adds up in float32
+        mean = values.mean(axis=AXES)
+        var = values.var(axis=AXES)
     y = BatchNorm2dFunction.apply(x, weight, bias, mean=mean, var=var, batch_stats=True, eps=eps)
     _update_running(running_mean, mean, momentum)  # after the op: an input it refuses changes nothing
     _update_running(running_var, var * (count / (count - 1)), momentum)  # the unbiased variance

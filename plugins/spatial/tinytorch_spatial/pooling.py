@@ -19,7 +19,7 @@ import numpy as np
 
 from tinytorch_core import Function, squeeze, unsqueeze
 from tinytorch_core.flops import OpCall
-from tinytorch_core.checks import not_floating, true_or_false
+from tinytorch_core.checks import accumulator_dtype, not_floating, true_or_false
 
 from .geometry import WindowGeometry, check_fits, check_nchw, one_image, pair
 
@@ -126,11 +126,11 @@ class AvgPool2dFunction(Function):
             raise not_floating(ctx, x)
         geo = WindowGeometry.of(x.shape, kernel_size, stride, padding, ceil_mode=ceil_mode)
         padded = geo.pad(x, 0)
-        total = np.zeros(geo.output_shape, x.dtype)
+        total = np.zeros(geo.output_shape, accumulator_dtype(x.dtype))  # float16 adds up in float32
         for _, rows, cols in geo.offsets():
             total += padded[:, :, rows, cols]
         ctx.geometry, ctx.count_include_pad = geo, count_include_pad
-        return total / window_sizes(geo, x.dtype, count_include_pad)
+        return (total / window_sizes(geo, total.dtype, count_include_pad)).astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
