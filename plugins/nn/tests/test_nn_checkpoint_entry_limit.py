@@ -49,3 +49,11 @@ def test_save_refuses_more_arrays_than_the_limit(tmp_path):
     state = {f"a{i}": np.zeros(1, np.float32) for i in range(LIMIT + 1)}
     with pytest.raises(ValueError, match=r"save: 2501 arrays is more than the 2500 a checkpoint may hold"):
         save(state, tmp_path / "many.safetensors")
+
+
+def test_an_integer_too_long_to_write_as_text_is_refused_naming_its_entry(tmp_path):
+    """Python's own 'Exceeds the limit (4300 digits)' came out of the JSON encoder, naming nothing."""
+    with pytest.raises(ValueError, match="save: entry 'step' is an integer of 16610 bits"):
+        save({"weights": np.ones(2), "step": 10**5000}, tmp_path / "x.safetensors")
+    save({"step": 10**40}, tmp_path / "y.safetensors")
+    assert load(tmp_path / "y.safetensors")["step"] == 10**40

@@ -34,6 +34,7 @@ __all__ = ["LAYOUT_KEY", "MAX_DEPTH", "flatten", "unflatten"]
 LAYOUT_KEY = "tinytorch.layout"
 MAX_DEPTH = 32  # levels of nesting (a training checkpoint uses four)
 _PLAIN = (bool, int, float, str, type(None))
+_MAX_INT_BITS = 13_000  # under Python's 4,300-digit limit on turning an int into text
 _CONTAINERS = {"list": list, "tuple": tuple}
 _SAVEABLE = set(DTYPES.values())  # in little-endian byte order; safetensors swaps big-endian arrays
 
@@ -64,6 +65,9 @@ def _node(value, name: str, arrays: dict, depth: int) -> dict:
         return {"tensor": name}
     if isinstance(value, np.generic):  # a NumPy scalar is kept as the Python number it holds
         value = value.item()
+    if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:  # Python refuses to write it as text
+        raise ValueError(f"save: entry '{name}' is an integer of {value.bit_length()} bits; a checkpoint writes its "
+                         f"numbers as JSON text, at most {_MAX_INT_BITS} bits (4,000 digits)")
     if isinstance(value, _PLAIN):
         return {"value": value}
     if isinstance(value, Mapping):
