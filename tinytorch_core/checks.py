@@ -216,18 +216,23 @@ def accumulator_dtype(dtype) -> np.dtype:
     return np.dtype(np.float32) if dtype.char == "e" else dtype
 
 
-def require_one_float_dtype(op: str, **operands) -> None:
-    """An input and the weights it meets are floating-point of one dtype, as PyTorch requires of
-    ``linear``, ``conv2d`` and ``layer_norm`` (NumPy would widen a float32 input and a float64
-    weight to float64 without a word). Operands that are None or hold no array are skipped."""
-    dtypes = {name: dtype for name, value in operands.items() if (dtype := dtype_of(value)) is not None}
-    for name, dtype in dtypes.items():
-        if dtype.kind != "f":
-            raise TypeError(f"{op}: expected a floating-point {name}, got {dtype} data; cast it first, "
+def require_one_float_dtype(op, x: np.ndarray, weight=None, bias=None) -> None:
+    """An input and the weights it meets (arrays, in a kernel's forward; None where absent) are
+    floating-point of one dtype, as PyTorch requires of ``linear``, ``conv2d`` and ``layer_norm``:
+    NumPy would widen a float32 input and a float64 weight to float64 without a word. ``op`` is
+    the op's node or its name."""
+    dtype = x.dtype
+    if (weight is None or weight.dtype is dtype) and (bias is None or bias.dtype is dtype) and dtype.kind == "f":
+        return  # the usual case: one float dtype (builtin dtypes are singletons)
+    name = op if isinstance(op, str) else op.display_name()
+    operands = {role: array for role, array in (("input", x), ("weight", weight), ("bias", bias)) if array is not None}
+    for role, array in operands.items():
+        if array.dtype.kind != "f":
+            raise TypeError(f"{name}: expected a floating-point {role}, got {array.dtype} data; cast it first, "
                             "e.g. x.to(np.float32)")
-    if len(set(dtypes.values())) > 1:
-        listed = ", ".join(f"{name} {dtype}" for name, dtype in dtypes.items())
-        raise TypeError(f"{op}: the operands must share one dtype, got {listed}; cast one of them "
+    if len({array.dtype for array in operands.values()}) > 1:
+        listed = ", ".join(f"{role} {array.dtype}" for role, array in operands.items())
+        raise TypeError(f"{name}: the operands must share one dtype, got {listed}; cast one of them "
                         "(x.to(np.float32), or the model with model.to(...))")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinytorch_core import Function, Sample
-from tinytorch_core.checks import require_floating
+from tinytorch_core.checks import require_one_float_dtype
 from tinytorch_core.flops import OpCall
 from tinytorch_nn.linear import (
     check_linear_operands,
@@ -46,10 +46,10 @@ class LinearReLUFunction(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias=None):
-        require_floating(ctx, x, weight)
+        require_one_float_dtype(ctx, x, weight, bias)
         out = linear_forward(x, weight, None)  # the product, a fresh array: bias and ReLU go into it in place
         if bias is not None:
-            out = np.add(out, bias, out=out if bias.dtype == out.dtype else None)  # else wider, as in linear
+            np.add(out, bias, out=out)  # one dtype: checked above
         np.maximum(out, 0, out=out)  # ReLU: the same values as np.maximum(out, 0)
         ctx.save_for_backward(x, weight, out)
         return out

@@ -35,8 +35,7 @@ class LayerNormFunction(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps=1e-5, normalized_ndim=1):
-        if x.dtype.kind != "f":
-            raise not_floating(ctx, x)
+        require_one_float_dtype(ctx, x, weight, bias)
         axes = tuple(range(-normalized_ndim, 0))
         dtype, x = x.dtype, computed_in_float32(x)
         width = math.prod(x.shape[-normalized_ndim:])  # means as sum / width, not np.mean (its Python wrapper): -11 % of a compiled W6 step
@@ -95,7 +94,6 @@ def layer_norm(x, weight=None, bias=None, eps: float = 1e-5, *, normalized_shape
         if isinstance(param, (tuple, list)):  # PyTorch's F.layer_norm(x, normalized_shape, ...): (E,) is no weight
             raise TypeError(f"layer_norm: {name} must be a tensor, got the {type(param).__name__} {param!r:.40}; "
                             "pass the shape of the normalised axes as normalized_shape=")
-    require_one_float_dtype("layer_norm", input=x, weight=weight, bias=bias)
     normalized = _normalized_shape(normalized_shape, weight, bias, shape)
     for name, param in (("weight", weight), ("bias", bias)):
         if param is not None and shape_of(param) != normalized:

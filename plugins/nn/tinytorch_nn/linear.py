@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tinytorch_core import Function
-from tinytorch_core.checks import require_floating, require_one_float_dtype, shape_of
+from tinytorch_core.checks import require_one_float_dtype, shape_of
 from tinytorch_core.flops import OpCall
 
 
@@ -34,7 +34,7 @@ class LinearFunction(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias=None):
-        require_floating(ctx, x, weight)
+        require_one_float_dtype(ctx, x, weight, bias)
         ctx.save_for_backward(x, weight)
         return linear_forward(x, weight, bias)
 
@@ -80,9 +80,8 @@ def linear(x, weight, bias=None):
 
 def check_linear_operands(op, x, weight, bias) -> None:
     """A clear error, naming ``op``, for a weight that is not 2-D, an input whose last axis is
-    not the weight's in_features, a bias that is not (out_features,), or operands that are not
-    floats of one dtype."""
-    require_one_float_dtype(op, input=x, weight=weight, bias=bias)
+    not the weight's in_features, or a bias that is not (out_features,) (the forward checks that
+    they are floats of one dtype)."""
     xs, ws = shape_of(x), shape_of(weight)
     if len(ws) != 2:
         raise ValueError(f"{op}: weight must be 2-D (out_features, in_features), got shape {ws}")

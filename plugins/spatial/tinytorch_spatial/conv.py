@@ -119,6 +119,7 @@ class Conv2dFunction(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+        require_one_float_dtype(ctx, x, weight, bias)
         geo = WindowGeometry.of(x.shape, weight.shape[2:], stride, padding, dilation)
         n, o = x.shape[0], weight.shape[0]
         filters = filter_matrix(weight, groups)  # (G, O/G, kh*kw*C/G)
@@ -273,9 +274,8 @@ def check_padding_name(padding: str, stride, where: str) -> None:
 
 
 def _check_conv2d(x, weight, bias, stride, padding, dilation, groups, where):
-    """Floats of one dtype, shapes that agree, a kernel that fits; returns stride, padding,
-    dilation as pairs."""
-    require_one_float_dtype(where, input=x, weight=weight, bias=bias)
+    """The shapes must agree and the kernel fit (the forward checks that the operands are floats
+    of one dtype); returns stride, padding, dilation as pairs."""
     xs = check_nchw(x, where)
     ws = array_shape(weight, "weight", where)
     if len(ws) != 4:
