@@ -6,7 +6,7 @@
 2. count: how many edges lead into each node from the nodes above it (``_count_consumers``);
 3. walk: nodes run in topological order (Kahn's algorithm): a node runs its backward once
    every consumer has sent its gradient, so it runs once, with their sum;
-4. deliver: each input's gradient is checked and fitted to the input (``_fit``), then either
+4. deliver: each input's gradient is checked and fitted to the input (``gradients.fitted_gradient``), then either
    stored as a leaf's ``.grad`` or added to the pending gradient of the input's node.
 
 Two seams let code act *during* a pass (data-parallel training sends each gradient as soon as it
@@ -26,6 +26,7 @@ from .anomaly import check_backward
 from .checks import true_or_false
 from .errstate import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
 from .function import GraphError
+from .gradients import accumulate_leaf, fitted_gradient, seed_gradient
 from .grad_mode import current_modes
 from .inplace import IN_PLACE_CLOCK, REWRITTEN, node_seen_by, saved_array_changed_in_place
 from .observers import BACKWARD
@@ -34,7 +35,7 @@ from .tensor import Tensor
 
 def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     retain_graph = true_or_false(retain_graph, "retain_graph", "backward()")
-    seed = _seed(root, grad)
+    seed = seed_gradient(root, grad)
     claimed: set[int] = set()  # ids of arrays already stored as some leaf's .grad
     if root._node is None:  # a leaf: its own gradient is the seed
         _backward_of_a_leaf(root, seed, claimed)
@@ -75,13 +76,13 @@ def _walk(root_node, pending: dict, consumers: dict, claimed: set, retain_graph:
                 continue
             g = input_grads[index]
             if type(g) is not np.ndarray or g.shape != tensor.data.shape or g.dtype != tensor.data.dtype:
-                g = _fit(g, tensor, node, index)
+                g = fitted_gradient(g, tensor, node, index)
             if anomaly:
                 check_backward(node, index, g)
             # step 4: deliver, to a leaf's .grad or to the pending sum of the node that made it
             source, out_index = node_seen_by(node, tensor) if REWRITTEN else (tensor._node, tensor._out_index)
             if source is None:
-                _accumulate_leaf(tensor, g, claimed)
+                accumulate_leaf(tensor, g, claimed)
                 if tensor._grad_hooks is not None:
                     consumers[tensor] -= 1
                     if consumers[tensor] == 0:  # the leaf's last contribution: its .grad is final
@@ -104,40 +105,11 @@ def _backward_of_a_leaf(leaf: Tensor, seed, claimed: set) -> None:
     observer = current_modes().observer
     started = None if observer is None else observer.pass_started(BACKWARD)
     try:
-        _accumulate_leaf(leaf, seed, claimed)
+        accumulate_leaf(leaf, seed, claimed)
         _run_grad_hooks(leaf)
     finally:
         if observer is not None:
             observer.pass_finished(started)
-
-
-def _seed(root: Tensor, grad) -> np.ndarray:
-    """Step 1: the gradient backward starts from."""
-    if not root.requires_grad:
-        raise GraphError(
-            "backward() was called on a tensor that does not require grad: it was not created with "
-            "requires_grad=True, was computed under no_grad(), or holds integer/bool data"
-        )
-    if grad is None:
-        if root.data.size != 1:
-            raise GraphError(
-                f"backward() of a non-scalar tensor (shape {root.data.shape}) needs a gradient "
-                "argument of the same shape, e.g. t.backward(np.ones_like(t.data)), or reduce "
-                "it first (t.sum().backward())"
-            )
-        seed = np.array(1, root.data.dtype).reshape(root.data.shape)  # d(root)/d(root) = 1
-        seed.setflags(write=False)  # a backward must never write into its incoming gradient
-        return seed
-    given = np.asarray(grad.data if isinstance(grad, Tensor) else grad)
-    if given.dtype.kind not in "biuf":  # text would be NumPy's "could not convert string to float"
-        raise GraphError(f"backward(): the gradient argument must hold numbers, got {type(grad).__name__} of {given.dtype}")
-    seed = given.astype(root.data.dtype)
-    if seed.shape != root.data.shape:
-        raise GraphError(
-            f"backward(): the gradient argument has shape {seed.shape}, expected the tensor's "
-            f"shape {root.data.shape}"
-        )
-    return seed
 
 
 def _count_consumers(root_node) -> dict:
@@ -196,50 +168,6 @@ def _run_node(node, output_grads: list) -> tuple:
     return result
 
 
-def _fit(g, tensor: Tensor, node, index: int) -> np.ndarray:
-    """Step 4, when a gradient does not already fit its input: check it and fit it to the
-    input's shape (un-broadcasting) and dtype."""
-    if g is None:
-        raise GraphError(
-            f"backward of {node.display_name()} returned None for input {index}, which requires "
-            "grad; return its gradient (zeros if it truly has none)"
-        )
-    kind = "masked array" if isinstance(g, np.ma.MaskedArray) else None  # asarray would drop the mask
-    g = np.asarray(g)
-    if kind or g.dtype.kind not in "biuf":  # a cast would drop the imaginary part, or fail on text
-        raise GraphError(
-            f"backward of {node.display_name()} returned a {kind or 'gradient'} of dtype {g.dtype} for "
-            f"input {index}; return a real (float) array"
-        )
-    target = tensor.data
-    if g.shape != target.shape:
-        g = _unbroadcast(g, target.shape, node, index)
-    if g.dtype != target.dtype:
-        if target.dtype.kind != "f":  # set by hand (x.requires_grad = True): an integer .grad would be truncated
-            raise GraphError(f"backward: a tensor of dtype {target.dtype} requires grad; only floating-point "
-                             "tensors can hold a gradient (requires_grad_() refuses this)")
-        g = g.astype(target.dtype)
-    return g
-
-
-def _unbroadcast(g, shape, node, index):
-    """Sum a gradient computed in the broadcast shape back to the input's shape."""
-    original = g.shape
-    lead = g.ndim - len(shape)
-    if lead > 0:
-        g = g.sum(axis=tuple(range(lead)))
-    if lead >= 0:
-        axes = tuple(k for k, s in enumerate(shape) if s == 1 and g.shape[k] != 1)
-        if axes:
-            g = g.sum(axis=axes, keepdims=True)
-    if g.shape != shape:
-        raise GraphError(
-            f"backward of {node.display_name()} returned a gradient of shape {original} for "
-            f"input {index}, whose shape is {shape} (not reducible by un-broadcasting)"
-        )
-    return g
-
-
 def _run_grad_hooks(leaf: Tensor) -> None:
     """A leaf's ``.grad`` is final for this pass: call its post-accumulate-grad hooks."""
     for hook in leaf._grad_hooks or ():
@@ -253,24 +181,3 @@ def queue_callback(callback) -> None:
     if callbacks is None:
         raise GraphError("queue_callback() is called during a backward pass (from a grad hook); no pass is running")
     callbacks.append(callback)
-
-
-def _accumulate_leaf(leaf: Tensor, g, claimed: set) -> None:
-    """Add ``g`` to a leaf's ``.grad``. A stored gradient owns its memory (users and optimizers
-    change ``.grad`` in place), so ``g`` is copied unless it is a fresh array no one else holds."""
-    if leaf.grad is None:
-        # a hook may change .grad in place while g is still pending for another branch: its own copy
-        if g.base is not None or id(g) in claimed or not g.flags.writeable or leaf._grad_hooks is not None:
-            g = g.copy()
-        claimed.add(id(g))
-        leaf.grad = Tensor._wrap(g)
-    else:  # out of place: g may still be pending elsewhere in this backward pass
-        stored = leaf.grad
-        if not isinstance(stored, Tensor) or stored.data.shape != g.shape:  # a .grad set by hand
-            raise GraphError(f"backward: a leaf's .grad holds {_describe_grad(stored)}, which the new gradient of "
-                             f"shape {g.shape} cannot be added to; set .grad to None or a Tensor of the leaf's shape")
-        leaf.grad = Tensor._wrap(stored.data + g)
-
-
-def _describe_grad(grad) -> str:
-    return f"a tensor of shape {grad.data.shape}" if isinstance(grad, Tensor) else f"a {type(grad).__name__}"

@@ -16,12 +16,10 @@ gradient. The engine (``engine.py``) walks the nodes recorded here.
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 
 from .anomaly import check_forward
-from .checks import array_from_list, refuse_masked
+from .arguments import AS_THEY_ARE, array_of_numbers, count_positional_inputs, keyword_arguments, plain_argument
 from .errstate import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
 from .grad_mode import _per_thread
 from .inplace import IN_PLACE_CLOCK, link_view, shares_memory_owner
@@ -61,7 +59,7 @@ class Function:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        cls._n_inputs = _count_positional_inputs(cls.forward)
+        cls._n_inputs = count_positional_inputs(cls.forward)
         cls._not_passed = (False,) * cls._n_inputs  # needs_input_grad's padding
 
     @staticmethod
@@ -112,12 +110,12 @@ class Function:
                 arrays.append(a.data)
                 requires = grad_on and a.requires_grad
             else:
-                arrays.append(a if type(a) in _AS_THEY_ARE else _plain_argument(a, cls, len(arrays)))
+                arrays.append(a if type(a) in AS_THEY_ARE else plain_argument(a, cls, len(arrays)))
                 requires = False
             parents.append(a if requires else None)
             needs.append(requires)
         ctx.needs_input_grad = tuple(needs) if len(needs) >= cls._n_inputs else (*needs, *cls._not_passed[len(needs):])
-        kwargs = _keyword_arguments(cls, kwargs, grad_on) if kwargs else kwargs
+        kwargs = keyword_arguments(cls, kwargs, grad_on) if kwargs else kwargs
         record = any(needs)
 
         # 2. forward: recording off (an op built from other ops records only itself), IEEE results
@@ -126,7 +124,7 @@ class Function:
         try:
             out = cls.forward(ctx, *arrays, **kwargs)
             if type(out) is not tuple and (type(out) is not np.ndarray or out.dtype.kind not in "fbiu"):
-                out = _array_of_numbers(cls, out)  # a number, a NumPy scalar (a loss); never objects
+                out = array_of_numbers(cls, out)  # a number, a NumPy scalar (a loss); never objects
         except Exception as exc:
             named = _forward_failed(exc, ctx, observer, started, arrays, kwargs)
             if named is None:
@@ -152,24 +150,13 @@ class Function:
         return result
 
 
-def _array_of_numbers(op, value) -> np.ndarray:
-    """A forward's output that is not an array, as one: a number or a NumPy scalar becomes a 0-d
-    array; None, text or objects (a kernel that forgot its ``return``) are a ``GraphError``."""
-    array = np.asarray(value)
-    if array.dtype.kind not in "biuf":
-        what = f"an array of {array.dtype}" if isinstance(value, np.ndarray) else type(value).__name__
-        raise GraphError(f"forward of {op.display_name()} returned {what}; a forward returns arrays of "
-                         "numbers (bool, int or float; one, or a tuple of them)")
-    return array
-
-
 def _wrap_outputs(ctx, outputs: tuple, args, record: bool) -> tuple:
     """Each output array as a Tensor, whose node is ``ctx`` when the op is recorded (integer
     and bool outputs never carry gradients)."""
     results = []
     for index, array in enumerate(outputs):
         if type(array) is not np.ndarray or array.dtype.kind not in "biuf":
-            array = _array_of_numbers(type(ctx), array)
+            array = array_of_numbers(type(ctx), array)
         if record and array.dtype.kind == "f":
             result = Tensor._wrap(array, True, ctx, index)
         else:
@@ -178,49 +165,6 @@ def _wrap_outputs(ctx, outputs: tuple, args, record: bool) -> tuple:
             _link_to_viewed_input(result, type(ctx), args)
         results.append(result)
     return tuple(results)
-
-
-#: argument types forward gets unchanged (the usual numbers and options), without a closer look
-_AS_THEY_ARE = frozenset({int, float, bool, str, tuple, slice, type(None)})
-
-
-def _plain_argument(value, op, position):
-    """A non-Tensor argument as forward sees it: a NumPy scalar as the Python number it holds
-    (see dtypes.py), a list of numbers as its array, an array subclass as a plain array
-    (``np.matrix`` would turn ``*`` into a matrix product). Complex, object or text data, and
-    masked arrays (whose mask no op would honour), are refused: the result would be wrong or
-    could not be a tensor."""
-    if type(value) is np.ndarray and value.dtype.kind in "biuf":  # the usual raw operand (a target)
-        return value
-    if isinstance(value, np.generic):
-        value = value.item()
-    elif type(value) is list:
-        return array_from_list(op.display_name(), position, value)
-    if isinstance(value, np.ndarray):
-        refuse_masked(f"{op.display_name()}: argument {position}", value)
-        value = np.asarray(value)
-        if value.dtype.kind not in "biuf":
-            raise TypeError(f"{op.display_name()}: argument {position} holds {value.dtype} data; ops take "
-                            "float, int or bool arrays")
-    elif isinstance(value, complex):
-        raise TypeError(f"{op.display_name()}: argument {position} is the complex number {value!r}; ops take "
-                        "real numbers")
-    return value
-
-
-def _keyword_arguments(cls, kwargs: dict, grad_on: bool) -> dict:
-    """Keyword arguments are options: a Tensor passed as one is used as its array, never
-    differentiated, so one that requires grad is refused rather than silently cut off."""
-    if not any(isinstance(value, (Tensor, np.generic)) for value in kwargs.values()):
-        return kwargs  # the usual case: plain options
-    for key, value in kwargs.items():
-        if grad_on and isinstance(value, Tensor) and value.requires_grad:
-            raise TypeError(
-                f"{cls.display_name()}: keyword argument '{key}' is a tensor that requires grad; "
-                "pass differentiable inputs positionally so they get a gradient"
-            )
-    return {key: value.data if isinstance(value, Tensor) else value.item() if isinstance(value, np.generic) else value
-            for key, value in kwargs.items()}
 
 
 def _forward_failed(exc: Exception, ctx, observer, started, arrays, kwargs) -> Exception | None:
@@ -260,17 +204,6 @@ def _record(ctx, parents, args, results) -> None:
     if ctx._saved:  # to tell, at backward, whether a saved array was changed in place since
         ctx._inputs = args
         ctx._outputs = [(r.data, r._version_counter) for r in results]
-
-
-def _count_positional_inputs(forward) -> int:
-    """How many inputs ``forward(ctx, ...)`` takes positionally (0 with ``*args``: no fixed count)."""
-    try:
-        parameters = list(inspect.signature(forward).parameters.values())[1:]  # after ctx
-    except (TypeError, ValueError):  # a forward without a readable signature (a builtin, say)
-        return 0
-    if any(p.kind is p.VAR_POSITIONAL for p in parameters):
-        return 0
-    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters)
 
 
 # The one import cycle in core, by design: Tensor's operators are Functions, and a Function's

@@ -14,7 +14,7 @@ class CoreClasses:
     core) and every function of core's engine modules, as loading found them."""
 
     def __init__(self):
-        from .. import engine, function, inplace, primitives
+        from .. import arguments, engine, function, gradients, inplace, primitives
         from ..function import Function
         from ..module import Module, Parameter
         from ..tensor import Tensor
@@ -24,7 +24,7 @@ class CoreClasses:
         self._attributes = {cls: dict(vars(cls)) for cls in (Tensor, Parameter, Function, Module, *core_ops)}
         # engine.backward, Function.apply's helpers...: replaced, they could drop every gradient
         self._functions = {module: {name: value for name, value in vars(module).items() if callable(value)}
-                           for module in (engine, function, inplace)}
+                           for module in (arguments, engine, function, gradients, inplace)}
 
     def accept(self, classes) -> None:
         """Take ``classes`` as they are now: the host itself just named them (``commit``). From here

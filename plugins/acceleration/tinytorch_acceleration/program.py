@@ -32,7 +32,8 @@ from typing import NamedTuple
 import numpy as np
 
 from tinytorch_core import Tensor
-from tinytorch_core.engine import _accumulate_leaf, _run_grad_hooks  # the engine's own code: same bits, same hooks
+from tinytorch_core.engine import _run_grad_hooks  # the engine's own code: same bits, same hooks
+from tinytorch_core.gradients import accumulate_leaf
 from tinytorch_core.errstate import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
 from tinytorch_core.grad_mode import current_modes
 
@@ -249,7 +250,7 @@ def backward_instruction(function, ctx_slot, grad_sources, deliveries):
     ``grad_sources``: per output, a slot or ``(shape, dtype)`` (no gradient reached it: zeros,
     as the engine gives). ``deliveries``: ``Delivery`` records in the engine's order; ``first``
     stores into the pending slot, otherwise adds to it (the engine's ``pending + g``); a tensor
-    target is a leaf: ``_accumulate_leaf`` into its ``.grad``, then, after its ``last`` gradient,
+    target is a leaf: ``gradients.accumulate_leaf`` into its ``.grad``, then, after its ``last`` gradient,
     its hooks (registered before or after the recording: they are looked up on each replay).
     """
     backward = function.backward
@@ -269,7 +270,7 @@ def backward_instruction(function, ctx_slot, grad_sources, deliveries):
             if type(target) is int:
                 slots[target] = g if first else slots[target] + g
             else:
-                _accumulate_leaf(target, g, claimed)
+                accumulate_leaf(target, g, claimed)
                 if last and target._grad_hooks is not None:
                     run_hooks(slots, target)
 
