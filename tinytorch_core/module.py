@@ -438,7 +438,7 @@ class ModuleList(Module):
     def __getitem__(self, index):
         if isinstance(index, slice):
             return ModuleList(self._items[index])
-        if not isinstance(index, int) or isinstance(index, bool):
+        if not isinstance(index, (int, np.integer)) or isinstance(index, (bool, np.bool_)):
             raise TypeError(f"ModuleList indices must be int or slice, got {type(index).__name__}")
         if not -len(self._items) <= index < len(self._items):
             raise IndexError(f"ModuleList index {index} is out of range for {len(self._items)} module(s)")
