@@ -362,3 +362,22 @@ def test_any_and_all_are_bool_tensors_with_dim_as_in_pytorch():
     np.testing.assert_array_equal((x == 0).any(axis=1).data, [True, False])
     with pytest.raises(ValueError, match="any"):
         x.any(dim=2)
+
+
+def test_an_element_picked_with_ints_is_a_view_as_in_pytorch():
+    """x[0] of a 1-D tensor (and y[1, 0]) was NumPy's detached scalar: writes through it were
+    lost, later writes into x unseen, and a backward after y.zero_() used the stale value."""
+    x = Tensor(np.array([1.0, 2.0, 3.0]))
+    z = x[0]
+    x[0] = 5.0
+    assert z.item() == 5.0
+    y = Tensor(np.arange(4.0).reshape(2, 2))
+    y[1, 0].fill_(9.0)
+    y[-1].add_(100.0)
+    np.testing.assert_array_equal(y.data, [[0.0, 1.0], [109.0, 103.0]])
+    leaf = Tensor(np.ones(3), requires_grad=True, dtype=np.float64)
+    doubled = leaf * 2
+    first = doubled[0]
+    doubled.zero_()
+    first.backward()
+    assert first.item() == 0.0 and not leaf.grad.data.any()

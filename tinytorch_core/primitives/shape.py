@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import operator
 
 import numpy as np
 
@@ -57,14 +56,24 @@ class BroadcastTo(Function):
         return grad, None  # the engine sums the broadcast axes away
 
 
+def element_view(a: np.ndarray, index):
+    """``a[index]``, and a 0-d view (not NumPy's detached scalar) when the index names one element
+    with ints: ``x[0]`` of a 1-D tensor sees later writes into ``x``, and writes through it reach
+    ``x``, as in PyTorch. A trailing ``...`` keeps NumPy from turning the element into a scalar."""
+    picked = a[index]
+    if isinstance(picked, np.ndarray):
+        return picked
+    return a[(*index, Ellipsis) if type(index) is tuple else (index, Ellipsis)]
+
+
 class GetItem(Function):
     flops = staticmethod(count.no_arithmetic)
-    view = staticmethod(operator.getitem)  # a view for a basic index (ints, slices, None, ...)
+    view = staticmethod(element_view)  # a view for a basic index (ints, slices, None, ...)
 
     @staticmethod
     def forward(ctx, a, index):
         ctx.shape, ctx.index = a.shape, _private_index(index)
-        return a[index]
+        return element_view(a, index)
 
     @staticmethod
     def backward(ctx, grad):
