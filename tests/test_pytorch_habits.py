@@ -381,3 +381,42 @@ def test_an_element_picked_with_ints_is_a_view_as_in_pytorch():
     doubled.zero_()
     first.backward()
     assert first.item() == 0.0 and not leaf.grad.data.any()
+
+
+def test_comparisons_follow_the_promotion_rule_as_in_pytorch():
+    """They compared in NumPy's common dtype: float32 0.1 == a float64 0-d 0.1 was False, while
+    (x - z) == 0 was True."""
+    x = Tensor(np.array([0.1], np.float32))
+    z = tt.tensor(np.float64(0.1))
+    assert (x == z).data.tolist() == [True] and (x - z == 0).data.tolist() == [True]
+    big = Tensor(np.array([16777217]))
+    assert (big == 16777216.0).data.tolist() == [True]
+    assert (Tensor(np.array([3], np.uint8)) < -1).data.tolist() == [False]  # a Python int compares exactly
+    assert (x == None) is False and (x != None) is True  # noqa: E711 - PyTorch's answer to ==/!= None
+
+
+def test_matmul_of_a_tensor_and_an_array_of_another_dtype_is_refused():
+    with pytest.raises(TypeError, match="matmul: both tensors must have the same dtype, got float32 and float64"):
+        Tensor(np.ones((2, 2), np.float32)) @ np.ones((2, 2))
+
+
+def test_a_later_backward_adds_into_the_same_grad_tensor_as_in_pytorch():
+    """A second backward replaced .grad with a new tensor: a held x.grad kept the first sum."""
+    x = Tensor(np.ones(3), requires_grad=True, dtype=np.float64)
+    (x * 2).sum().backward()
+    held = x.grad
+    (x * 3).sum().backward()
+    assert held is x.grad and held.data.tolist() == [5.0, 5.0, 5.0]
+    y = Tensor(np.ones(2), requires_grad=True, dtype=np.float64)  # within one pass: summed, not aliased
+    ((y * 2) + (y * 3)).sum().backward()
+    assert y.grad.data.tolist() == [5.0, 5.0]
+
+
+def test_setitem_of_a_value_with_leading_size_one_axes_has_its_gradient():
+    """y[1] = v with v of shape (1, 5): the forward worked, the backward refused the (5,) gradient."""
+    y = Tensor(np.zeros((3, 5)), dtype=np.float64)
+    v = Tensor(np.ones((1, 5)), requires_grad=True, dtype=np.float64)
+    y = y * 1.0
+    y[1] = v
+    (y * Tensor(np.arange(15.0).reshape(3, 5), dtype=np.float64)).sum().backward()
+    np.testing.assert_array_equal(v.grad.data, [[5.0, 6.0, 7.0, 8.0, 9.0]])

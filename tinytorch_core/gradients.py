@@ -93,19 +93,27 @@ def unbroadcast(g, shape, node, index):
 
 def accumulate_leaf(leaf: Tensor, g, claimed: set) -> None:
     """Add ``g`` to a leaf's ``.grad``. A stored gradient owns its memory (users and optimizers
-    change ``.grad`` in place), so ``g`` is copied unless it is a fresh array no one else holds."""
+    change ``.grad`` in place), so ``g`` is copied unless it is a fresh array no one else holds.
+
+    A ``.grad`` from an earlier pass takes the new gradient in place, as in PyTorch: whoever holds
+    ``x.grad`` sees the sum. One stored in this pass (``claimed``) may still be pending for another
+    branch, so it is summed out of place."""
     if leaf.grad is None:
         # a hook may change .grad in place while g is still pending for another branch: its own copy
         if g.base is not None or id(g) in claimed or not g.flags.writeable or leaf._grad_hooks is not None:
             g = g.copy()
         claimed.add(id(g))
         leaf.grad = Tensor._wrap(g)
-    else:  # out of place: g may still be pending elsewhere in this backward pass
+    else:
         stored = leaf.grad
         if not isinstance(stored, Tensor) or stored.data.shape != g.shape:  # a .grad set by hand
             raise GraphError(f"backward: a leaf's .grad holds {_describe_grad(stored)}, which the new gradient of "
                              f"shape {g.shape} cannot be added to; set .grad to None or a Tensor of the leaf's shape")
-        leaf.grad = Tensor._wrap(stored.data + g)
+        if id(stored.data) in claimed or not stored.data.flags.writeable or stored.data.dtype != g.dtype:
+            leaf.grad = Tensor._wrap(stored.data + g)
+        else:
+            stored.data += g
+            stored._bump()
 
 
 def _describe_grad(grad) -> str:

@@ -364,22 +364,22 @@ class Tensor:
 
     # ---- comparisons: bool tensors, never differentiable ------------------------------------
     def __lt__(self, other):
-        return _P.Compare.apply(self, other, np.less)
+        return _P.compare(self, other, np.less)
 
     def __le__(self, other):
-        return _P.Compare.apply(self, other, np.less_equal)
+        return _P.compare(self, other, np.less_equal)
 
     def __gt__(self, other):
-        return _P.Compare.apply(self, other, np.greater)
+        return _P.compare(self, other, np.greater)
 
     def __ge__(self, other):
-        return _P.Compare.apply(self, other, np.greater_equal)
+        return _P.compare(self, other, np.greater_equal)
 
-    def __eq__(self, other):
-        return _P.Compare.apply(self, other, np.equal)
+    def __eq__(self, other):  # t == None is False, as in PyTorch
+        return NotImplemented if other is None else _P.compare(self, other, np.equal)
 
     def __ne__(self, other):
-        return _P.Compare.apply(self, other, np.not_equal)
+        return NotImplemented if other is None else _P.compare(self, other, np.not_equal)
 
     def __invert__(self):
         if self.data.dtype.kind not in "biu":

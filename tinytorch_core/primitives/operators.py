@@ -27,6 +27,11 @@ def sub(a, b):
     return Sub.apply(*promote(a, b, op="core::sub"))
 
 
+def _is_array(value) -> bool:
+    """A Tensor or a NumPy array (not a list of numbers, which takes the other operand's dtype)."""
+    return isinstance(value, (function.Tensor, np.ndarray))
+
+
 def _is_bool(value) -> bool:
     return isinstance(value, (bool, np.bool_)) or array_of(value).dtype == np.bool_
 
@@ -43,13 +48,22 @@ def pow(a, b):  # noqa: A001 - mirrors the NumPy name on purpose
     return Pow.apply(*promote(a, b, op="core::pow"))
 
 
+def compare(a, b, function):
+    """``function(a, b)`` for a comparison ufunc (``np.less``...), in the operands' promoted dtype
+    as PyTorch compares (a float32 0.1 equals a float64 0-d 0.1; an int64 16777217 equals the
+    float 16777216.0 in float32). A Python int is compared exactly, as NumPy does (uint8 < -1)."""
+    if isinstance(b, int) and not isinstance(b, bool):
+        return Compare.apply(a, b, function)
+    return Compare.apply(*promote(a, b, op=f"core::{function.__name__}"), function)
+
+
 def matmul(a, b):
     sa, sb = shape_of(a), shape_of(b)
     if len(sa) == 0 or len(sb) == 0:
         raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {sa} and {sb}")
-    if isinstance(a, function.Tensor) and isinstance(b, function.Tensor) and a.data.dtype != b.data.dtype:  # PyTorch's rule
-        raise TypeError(f"matmul: both tensors must have the same dtype, got {a.data.dtype} and {b.data.dtype} "
-                        "(cast one with .to(dtype))")
+    if _is_array(a) and _is_array(b) and array_of(a).dtype != array_of(b).dtype:  # PyTorch's rule
+        raise TypeError(f"matmul: both tensors must have the same dtype, got {array_of(a).dtype} and "
+                        f"{array_of(b).dtype} (cast one with .to(dtype))")
     inner_b = sb[0] if len(sb) == 1 else sb[-2]
     if sa[-1] != inner_b:
         raise ValueError(

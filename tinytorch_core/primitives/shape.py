@@ -111,7 +111,7 @@ class SetItem(Function):
     def forward(ctx, a, value, index):
         out = a.copy()
         out[index] = value
-        ctx.index = _private_index(index)
+        ctx.index, ctx.value_ndim = _private_index(index), np.ndim(value)
         return out
 
     @staticmethod
@@ -125,6 +125,9 @@ class SetItem(Function):
             grad_value = grad[ctx.index]
             if not _is_basic(ctx.index):  # integer arrays may repeat a position
                 grad_value = np.where(_writes_that_stayed(grad.shape, ctx.index, grad_value.shape), grad_value, 0)
+            extra = ctx.value_ndim - grad_value.ndim
+            if extra > 0:  # leading size-1 axes of value, which NumPy drops when it assigns: back in place
+                grad_value = grad_value.reshape((1,) * extra + grad_value.shape)
         return grad_a, grad_value, None
 
 
