@@ -31,8 +31,9 @@ class _Negate(Function):
         return -grad
 
 
-def _provider(name, op_call, layer):
-    """A fake provider of 'spatial' whose ops are ``op_call(op)`` and whose layers ``layer(name)``."""
+def _provider(name, op_call, layer, function_base=None):
+    """A fake provider of 'spatial' whose ops are ``op_call(op)`` and whose layers ``layer(name)``;
+    its op classes derive from the reference's, or from ``function_base``."""
 
     def declare(declare):
         declare("spatial")
@@ -42,7 +43,7 @@ def _provider(name, op_call, layer):
 
         for op in OPS:
             # a subclass per provider: a Function class has one op name only
-            function = type(f"{name}_{op}", (getattr(functional, _FUNCTIONS[op]),), {})
+            function = type(f"{name}_{op}", (function_base or getattr(functional, _FUNCTIONS[op]),), {})
             registry.op(f"spatial::{op}", function, call=op_call(op), differentiable=False)
 
     def register_layers(registry):
@@ -106,6 +107,8 @@ def test_a_planted_wrong_gradient_is_named_by_its_op(planted):
         report = grade("spatial", runtime)
     assert report.provider == "planted-spatial 0.1.0"
     failed = {(o.check.symbol, o.check.aspect) for o in report.outcomes if o.status == FAILED}
+    assert ("spatial", "provenance") in failed  # it borrows the reference's code to plant one bug
+    failed.discard(("spatial", "provenance"))
     assert (f"ops.{planted}", "backward") in failed
     assert all(symbol == f"ops.{planted}" for symbol, _ in failed), failed
     detail = next(o.detail for o in report.outcomes if (o.check.symbol, o.check.aspect) == (f"ops.{planted}", "backward"))
@@ -123,7 +126,7 @@ def test_a_stub_provider_scores_zero_and_fails_cleanly(capsys):
             raise NotImplementedError(f"TODO: {name}")
         return stub
 
-    runtime = _runtime_with(_provider("stub_spatial", op_call, layer))
+    runtime = _runtime_with(_provider("stub_spatial", op_call, layer, function_base=_Negate))
     with use_runtime(runtime):
         report = grade("spatial", runtime)
         code = main(["grade", "spatial"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 from tinytorch_core.cli import (
@@ -20,7 +21,8 @@ from tinytorch_core import StageUnavailableError
 from . import profile_step
 from .allocator import tune_malloc
 from .blas import blas_threads
-from .runner import DEFAULT_SEED, LOCKED, RunOptions, lock_state, ordered_milestones, run_milestone
+from .conformance.integrity import GraderSnapshot
+from .runner import RUNNER, DEFAULT_SEED, LOCKED, RunOptions, lock_state, ordered_milestones, run_milestone
 
 TIME_BAR_S = 60.0  # the whole default verify must stay under this on a 2-core machine
 SEED_MAX = 2**32 - 1  # the widest seed every random source accepts
@@ -118,6 +120,11 @@ def _verify(args, runtime, single: bool, blas_note: str) -> int:
     from .report import make_console, print_milestone, progress_factory
 
     console = make_console()
+    tampered = _tampered_with()
+    if tampered:  # a plugin changed the code that reports results: nothing it would report counts
+        console.print(f"[bold red]milestones: the runner's code was replaced while plugins loaded "
+                      f"({escape(', '.join(tampered))}); no result can be trusted[/]")
+        return 1
     available = {m.name: m for m in ordered_milestones(runtime)}
     names = list(args.names) or [n for n, m in available.items() if getattr(args, "all", False) or not m.extended]
     refusal = _refusal(args, available, names, runtime)
@@ -143,6 +150,16 @@ def _verify(args, runtime, single: bool, blas_note: str) -> int:
     failed = _print_verdict(console, results, total, whole_suite=whole_suite)
     written_ok = _write_outputs(console, args, results, total, data_source)
     return 1 if failed or not written_ok else 0
+
+
+def _tampered_with() -> list[str]:
+    """The runner's and this module's functions replaced since they were imported."""
+    from . import runner
+
+    changed = RUNNER.changed() + _CLI.changed()
+    if run_milestone is not RUNNER.value(runner, "run_milestone"):
+        changed.append(f"{__name__}.run_milestone")
+    return sorted(set(changed))
 
 
 def _refusal(args, available: dict, names: list, runtime) -> str:
@@ -221,3 +238,6 @@ def _same_place(json_path, plot_dir) -> str:
     if json_at == plot_at or plot_at.startswith(json_at + os.sep):
         return f"--json {json_path} and --plot {plot_dir}: the JSON file would be where the curves' directory goes"
     return ""
+
+
+_CLI = GraderSnapshot(sys.modules[__name__])  # this module as written (see _tampered_with)

@@ -19,6 +19,7 @@ implemented" when the provider's code raised ``NotImplementedError`` (a skeleton
 from __future__ import annotations
 
 import importlib
+import sys
 import traceback
 from dataclasses import dataclass, field
 from typing import Callable
@@ -28,6 +29,8 @@ import numpy as np
 import tinytorch_core as tt
 from tinytorch_core import Tensor
 from tinytorch_core.testing import central_difference
+
+from .integrity import GraderSnapshot, reference_code_in, reference_hidden
 
 PASSED, FAILED, NOT_IMPLEMENTED = "ok", "FAIL", "not implemented"
 
@@ -96,9 +99,24 @@ def grade(stage: str, runtime=None) -> Report:
     _, record = runtime.stage_status(stage)
     provider = f"{record.distribution} {record.version}" if record is not None else "not installed"
     report = Report(stage, provider)
-    for check in importlib.import_module(SUITES[stage]).CHECKS:
-        report.outcomes.append(_run(check))
+    changed = _GRADER.changed()
+    if changed:  # a plugin replaced the grader's code while it loaded: nothing it reports counts
+        report.outcomes.append(Outcome(Check(stage, "integrity", _no_check), FAILED,
+                                       f"the grader's own code was replaced while plugins loaded: {', '.join(changed)}"))
+        return report
+    borrowed = reference_code_in(stage, record)
+    if borrowed:
+        report.outcomes.append(Outcome(Check(stage, "provenance", _no_check), FAILED,
+                                       "the provider uses the reference implementation instead of its own code: "
+                                       + ", ".join(borrowed[:8]) + (" ..." if len(borrowed) > 8 else "")))
+    with reference_hidden(stage, record):
+        for check in importlib.import_module(SUITES[stage]).CHECKS:
+            report.outcomes.append(_run(check))
     return report
+
+
+def _no_check() -> None:
+    """The run of the integrity and provenance rows, which ``grade`` decides itself."""
 
 
 def _run(check: Check) -> Outcome:
@@ -113,6 +131,8 @@ def _run(check: Check) -> Outcome:
     except Exception as exc:  # a crash in the provider's code: a failure that says where
         where = traceback.extract_tb(exc.__traceback__)[-1]
         return Outcome(check, FAILED, f"{type(exc).__name__}: {exc} (at {where.filename}:{where.lineno})")
+    except (SystemExit, GeneratorExit) as exc:  # sys.exit(0) in the provider's code is no pass
+        return Outcome(check, FAILED, f"the provider's code raised {type(exc).__name__}({exc}) during the check")
     return Outcome(check, PASSED)
 
 
@@ -205,16 +225,27 @@ def check_parameter_gradients(module, forward: Callable, *, coordinates: int = 3
                                        f"finite differences {numeric:.6g})")
 
 
-def train(loss_of_step: Callable, optimizer, steps: int) -> tuple[float, float]:
-    """``steps`` optimizer steps on ``loss_of_step()``; returns the first and the last loss."""
-    losses = []
+def train(loss_of_step: Callable, optimizer, steps: int, *, every_parameter: bool = True) -> tuple[float, float]:
+    """``steps`` optimizer steps on ``loss_of_step()``; returns the first and the last loss.
+    ``every_parameter``: each parameter must get a nonzero gradient in some step (a model that
+    learns with a layer's gradient dropped is not the contract)."""
+    losses, reached = [], set()
     for _ in range(steps):
         loss = loss_of_step()
         losses.append(loss.item())
         optimizer.zero_grad()
         loss.backward()
+        reached.update(id(p) for p in _parameters(optimizer) if p.grad is not None and p.grad.data.any())
         optimizer.step()
+    unreached = [tuple(p.shape) for p in _parameters(optimizer) if id(p) not in reached]
+    if unreached and every_parameter:  # learning with some parameters stuck is not the contract: each must take part
+        raise ConformanceError(f"{len(unreached)} parameter(s) never got a nonzero gradient in {steps} steps "
+                               f"(shapes {unreached[:4]}): their gradients are dropped or zero")
     return losses[0], losses[-1]
+
+
+def _parameters(optimizer) -> list:
+    return [p for group in optimizer.param_groups for p in group["params"]]
 
 
 def expect_learned(what: str, first: float, last: float, *, loss_ratio: float, accuracy: float,
@@ -226,3 +257,7 @@ def expect_learned(what: str, first: float, last: float, *, loss_ratio: float, a
             f"{what} did not learn: loss {first:.3f} -> {last:.3f} (needs below {loss_ratio:.0%} of the "
             f"first), accuracy {accuracy:.0%} (needs {min_accuracy:.0%})"
         )
+
+
+# The grader as this package wrote it, taken before any provider can change it (suites included).
+_GRADER = GraderSnapshot(sys.modules[__name__], *(importlib.import_module(module) for module in SUITES.values()))

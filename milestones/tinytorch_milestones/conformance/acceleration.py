@@ -58,6 +58,24 @@ def follows_a_shape_change():
     _expect_same("batches of 8, then 5, then 8 again", [8] * 4 + [5] * 4 + [8] * 4)
 
 
+def replays_without_running_the_step():
+    """Later calls replay the recorded kernels: the step's Python body runs only while recording
+    (a compile that ran every call eagerly would pass every other check, and speed nothing up)."""
+    model, optimizer = _model()
+    runs = []
+
+    def counted(x, y):
+        runs.append(1)
+        return _train_step(model, optimizer, x, y)
+
+    step = tt.compile(counted)
+    for seed in range(8):
+        step(*_batch(8, seed))
+    if len(runs) > 3:
+        raise ConformanceError(f"8 calls of a compiled step with one argument signature ran its Python body "
+                               f"{len(runs)} times; after the recordings (two with verify=True), calls must replay")
+
+
 def follows_a_model_change():
     model, optimizer = _model()
     step = tt.compile(_train_step)
@@ -149,6 +167,7 @@ CHECKS = [
     Check("ops.linear_relu", "forward", linear_relu_forward),
     Check("ops.linear_relu", "backward", linear_relu_backward),
     Check("acceleration.compile", "contract", bitwise_equal_to_eager),
+    Check("acceleration.compile", "contract", replays_without_running_the_step),
     Check("acceleration.compile", "contract", follows_a_shape_change),
     Check("acceleration.compile", "contract", follows_a_model_change),
     Check("acceleration.compile", "contract", never_skips_an_integer_check),

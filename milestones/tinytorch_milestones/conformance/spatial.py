@@ -81,8 +81,15 @@ def conv2d_forward():
 
 
 def conv2d_backward():
-    check_gradients(lambda x, weight, bias: tt.ops.conv2d(x, weight, bias, stride=2, padding=1),
-                    {"x": _data((2, 2, 5, 5)), "weight": _data((3, 2, 3, 3), 1), "bias": _data((3,), 2)})
+    """Every input's gradient, over the geometries a kernel can get wrong separately: stride and
+    padding, dilation, and a non-square kernel with stride 1."""
+    for options, x_shape, weight_shape in (
+        (dict(stride=2, padding=1), (2, 2, 5, 5), (3, 2, 3, 3)),
+        (dict(stride=1, padding=2, dilation=2), (1, 2, 6, 6), (2, 2, 3, 3)),
+        (dict(stride=1, padding=0), (1, 1, 5, 6), (2, 1, 2, 3)),
+    ):
+        check_gradients(lambda x, weight, bias, options=options: tt.ops.conv2d(x, weight, bias, **options),
+                        {"x": _data(x_shape), "weight": _data(weight_shape, 1), "bias": _data(weight_shape[:1], 2)})
 
 
 def conv2d_contract():
