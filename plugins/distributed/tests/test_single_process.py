@@ -180,7 +180,7 @@ def test_no_sync_accumulates_locally_then_reduces_everything():
         np.testing.assert_allclose(a.grad.data, b.grad.data, rtol=1e-6)
 
 
-def test_a_parameter_this_rank_did_not_use_gets_a_zero_gradient():
+def test_a_parameter_no_rank_used_keeps_no_gradient_as_without_ddp():
     class TwoHeads(tt.Module):
         def __init__(self):
             super().__init__()
@@ -191,7 +191,8 @@ def test_a_parameter_this_rank_did_not_use_gets_a_zero_gradient():
 
     ddp = tt.distributed.DistributedDataParallel(TwoHeads(), bucket_size=1 << 20, world=_counting_world())
     ddp(Tensor(np.ones((2, 3), np.float32))).sum().backward()
-    assert np.all(ddp.module.unused.weight.grad.data == 0) and np.any(ddp.module.used.weight.grad.data != 0)
+    # it had a zero .grad: Adam's moments and weight decay then moved a parameter plain training leaves alone
+    assert ddp.module.unused.weight.grad is None and np.any(ddp.module.used.weight.grad.data != 0)
 
 
 def test_a_backward_that_raised_mid_reduction_is_refused_at_the_next_forward():
@@ -276,3 +277,18 @@ def test_launch_checks_the_script_and_the_rank_count_before_starting_mpi(capsys)
     with pytest.raises(SystemExit) as refused:
         main(["launch", "-n", "100000", "train.py"])
     assert refused.value.code == 2 and "-n must be an integer from 1 to" in capsys.readouterr().err
+
+
+def test_a_parameter_unfrozen_after_wrapping_is_reduced_and_one_frozen_is_left_alone():
+    """The buckets were fixed at wrap time: an unfrozen layer was never all-reduced (ranks drifted
+    apart), and a frozen one got a zero .grad that momentum and weight decay then acted on."""
+    model = tt.nn.Sequential(tt.nn.Linear(3, 4, generator=0), tt.nn.ReLU(), tt.nn.Linear(4, 2, generator=1))
+    model[0].requires_grad_(False)
+    ddp = tt.distributed.DistributedDataParallel(model, world=_counting_world())
+    covered = lambda: {id(p) for bucket in ddp.buckets for p in bucket.parameters}  # noqa: E731
+    assert id(model[0].weight) not in covered()
+    model[0].requires_grad_(True)
+    model[2].requires_grad_(False)
+    ddp(Tensor(np.ones((2, 3), np.float32))).sum().backward()
+    assert id(model[0].weight) in covered() and id(model[2].weight) not in covered()
+    assert model[0].weight.grad is not None and model[2].weight.grad is None

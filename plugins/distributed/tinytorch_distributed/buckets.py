@@ -50,16 +50,20 @@ def assign_buckets(parameters, bucket_size: int) -> list[Bucket]:
 
 
 def flatten_gradients(bucket: Bucket) -> np.ndarray:
-    """The bucket's gradients in one fresh flat array; a parameter that got no gradient in this
-    pass (not used by this rank's forward) contributes zeros."""
-    return np.concatenate([
-        (p.grad.data if p.grad is not None else np.zeros(p.data.shape, bucket.dtype)).ravel()
-        for p in bucket.parameters
-    ]).astype(bucket.dtype, copy=False)
+    """The bucket's gradients in one fresh flat array, then one flag per parameter: 1 when this
+    rank's backward gave it a gradient, 0 when not (its gradient travels as zeros). Summed over
+    the ranks, a flag of 0 means no rank reached the parameter."""
+    gradients = [(p.grad.data if p.grad is not None else np.zeros(p.data.shape, bucket.dtype)).ravel()
+                 for p in bucket.parameters]
+    reached = np.array([p.grad is not None for p in bucket.parameters], dtype=bucket.dtype)
+    return np.concatenate([*gradients, reached]).astype(bucket.dtype, copy=False)
 
 
 def unflatten_into_gradients(bucket: Bucket, flat: np.ndarray) -> list:
-    """Split ``flat`` back into one array per parameter, shaped like it (views of ``flat``)."""
+    """Split ``flat`` back into one array per parameter, shaped like it (views of ``flat``), or
+    None for a parameter no rank reached (its flag, the last entries, summed to 0)."""
     sizes = [p.data.size for p in bucket.parameters]
-    pieces = np.split(flat, np.cumsum(sizes)[:-1])
-    return [piece.reshape(p.data.shape) for piece, p in zip(pieces, bucket.parameters)]
+    pieces = np.split(flat[: sum(sizes)], np.cumsum(sizes)[:-1])
+    reached = flat[sum(sizes):]
+    return [piece.reshape(p.data.shape) if flag > 0 else None
+            for piece, p, flag in zip(pieces, bucket.parameters, reached)]

@@ -13,7 +13,11 @@ The life of one training step:
    bucket counts it; a bucket whose gradients are all final starts a non-blocking all-reduce
    (``Iallreduce``) while backward goes on through the earlier layers: the overlap;
 3. end of backward (core's ``queue_callback``): wait for every bucket, divide by the world
-   size, and store the averages as the parameters' ``.grad``.
+   size, and store the averages as the parameters' ``.grad``; a parameter no rank's backward
+   reached keeps ``.grad = None``, as in training without DDP (an optimizer then leaves it be).
+
+A parameter frozen or unfrozen after wrapping is seen at the next forward: the buckets are built
+again from the parameters that require grad (every rank does the same, so they stay in step).
 
 Buckets start strictly in index order: MPI requires every rank to issue its collectives in the
 same order, and the order in which gradients become final is then irrelevant.
@@ -64,12 +68,21 @@ class DistributedDataParallel(Module):
         self.world = world if world is not None else init()
         self.bucket_size = positive_int(bucket_size, "bucket_size (bytes)", "DistributedDataParallel")
         self._broadcast_initial_state()
-        trained = [p for p in module.parameters() if p.requires_grad]
+        self._pass = _PassState()
+        self._hooked: set = set()  # ids of the parameters that carry this wrapper's grad hook
+        self._assign_buckets(self._trained_parameters())
+
+    def _trained_parameters(self) -> list:
+        return [p for p in self.module.parameters() if p.requires_grad]
+
+    def _assign_buckets(self, trained: list) -> None:
+        """Buckets over the parameters that require grad, each with the grad hook."""
         self.buckets = assign_buckets(trained, self.bucket_size)
         self._bucket_of = {p: bucket for bucket in self.buckets for p in bucket.parameters}
-        self._pass = _PassState()
         for parameter in trained:
-            parameter.register_post_accumulate_grad_hook(self._gradient_ready)
+            if id(parameter) not in self._hooked:
+                self._hooked.add(id(parameter))
+                parameter.register_post_accumulate_grad_hook(self._gradient_ready)
 
     def forward(self, *args, **kwargs):
         if self._pass.running:
@@ -77,6 +90,9 @@ class DistributedDataParallel(Module):
                 "DistributedDataParallel: the previous backward pass raised while its gradients were being "
                 "all-reduced; the ranks are out of step. Restart the job"
             )
+        trained = self._trained_parameters()
+        if [id(p) for p in trained] != [id(p) for bucket in self.buckets for p in bucket.parameters]:
+            self._assign_buckets(trained)  # a parameter was frozen or unfrozen since: reduce what trains now
         return self.module(*args, **kwargs)
 
     @contextlib.contextmanager
@@ -97,7 +113,7 @@ class DistributedDataParallel(Module):
 
     # ---- step 2: a gradient is final --------------------------------------------------------------
     def _gradient_ready(self, parameter) -> None:
-        if not self._pass.synchronizing:
+        if not self._pass.synchronizing or parameter not in self._bucket_of:  # frozen since it was hooked
             return
         if not self._pass.running:
             self._start_pass()
@@ -133,6 +149,6 @@ class DistributedDataParallel(Module):
             self.world.wait(bucket.request, f"the all-reduce of gradient bucket {bucket.index}")
             averaged = bucket.result / np.asarray(self.world.size, bucket.dtype)
             for parameter, grad in zip(bucket.parameters, unflatten_into_gradients(bucket, averaged)):
-                parameter.grad = as_tensor(grad)
+                parameter.grad = None if grad is None else as_tensor(grad)  # None: no rank reached it
             bucket.request = bucket.result = None
         self._pass.running = False
