@@ -80,3 +80,77 @@ def test_a_profiler_around_a_compiled_step_sees_the_eager_ops():
     assert step.replays == replays  # ran eagerly
     names = {row.name for row in prof.key_averages()}
     assert {"nn::linear", "nn::cross_entropy"} <= names, names
+
+
+def _scaled_losses(compiled: bool, change, calls=6):
+    """Losses of a step that reads a 0-d tensor held in a closure, changed by ``change(scale)`` before call 4."""
+    model = tt.nn.Linear(6, 3, generator=0)
+    optimizer = tt.optim.SGD(model.parameters(), lr=0.1)
+    scale = tt.tensor(np.float32(1.0))
+
+    def step(x, y):
+        loss = tt.nn.CrossEntropyLoss()(model(x) * scale, y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        return loss.item()
+
+    run = tt.compile(step) if compiled else step
+    losses = []
+    for call in range(calls):
+        if call == 4:
+            change(scale)
+        losses.append(run(*_data()))
+    return losses
+
+
+def test_a_tensor_read_through_a_closure_and_changed_in_place_records_again():
+    """The replay kept the recorded value of a closure's tensor after mul_ changed it."""
+    change = lambda scale: scale.mul_(0.125)  # noqa: E731
+    assert _scaled_losses(True, change) == _scaled_losses(False, change)
+
+
+def test_a_scheduler_stepped_inside_the_step_is_replayed():
+    def losses(compiled):
+        model = tt.nn.Linear(6, 3, generator=0)
+        optimizer = tt.optim.SGD(model.parameters(), lr=0.5)
+        scheduler = tt.optim.StepLR(optimizer, step_size=1, gamma=0.5)
+
+        def step(x, y):
+            loss = tt.nn.CrossEntropyLoss()(model(x), y)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            scheduler.step()
+            return loss.item()
+
+        run = tt.compile(step) if compiled else step
+        return [run(*_data()) for _ in range(7)], optimizer.param_groups[0]["lr"]
+
+    assert losses(True) == losses(False)  # the rate stayed at its recorded value
+
+
+def test_distillation_under_compile_follows_each_batch():
+    """The teacher's soft targets were computed in NumPy: replays reused the recorded ones."""
+    teacher = tt.nn.Linear(6, 3, generator=1)
+
+    def losses(compiled):
+        model = tt.nn.Linear(6, 3, generator=0)
+        optimizer = tt.optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x, y):
+            with tt.no_grad():
+                soft = teacher(x)
+            loss = tt.compression.distillation_loss(model(x), soft, y, temperature=2.0, alpha=0.5)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            return loss.item()
+
+        run = tt.compile(step) if compiled else step
+        rng = np.random.default_rng(3)
+        batches = [_data()] * 2 + [(Tensor(rng.standard_normal((8, 6)).astype(np.float32)), _data()[1])
+                                   for _ in range(5)]
+        return [run(x, y) for x, y in batches]
+
+    assert losses(True) == losses(False)

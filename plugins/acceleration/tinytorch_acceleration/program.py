@@ -43,7 +43,7 @@ class Program:
     and how to build the return value."""
 
     def __init__(self, template, arg_bindings, tensor_bindings, instructions, result, description, aliases=(),
-                 outside_reads=()):
+                 outside_reads=(), watched_constants=()):
         self.template = template  # constants in their slots, None elsewhere
         self.arg_bindings = arg_bindings  # (slot, index of the step's argument) per input array
         self.tensor_bindings = tensor_bindings  # (slot, tensor, shape, dtype, requires_grad)
@@ -56,13 +56,20 @@ class Program:
         # (tensor, array, version) of each tensor whose array code outside ops read (a loss's class
         # weights): what it computed is a constant here, so any change to the tensor records again
         self.outside_reads = outside_reads
+        # (array, bytes when recorded) of each writable array an op read as a constant (a tensor
+        # held in a closure or a plain attribute): changed since, the step records again
+        self.watched_constants = watched_constants
 
     def bind(self, args) -> list | None:
         """Fresh slots holding this call's arrays; None if a bound tensor no longer fits the
         recording (its array changed shape or dtype, or it stopped/started requiring grad), two
-        inputs that were one array no longer are, or a tensor read outside ops changed."""
+        inputs that were one array no longer are, or a tensor read outside ops, or an array an op
+        read as a constant, changed."""
         for tensor, array, version in self.outside_reads:
             if tensor.data is not array or tensor._version != version:
+                return None
+        for array, recorded in self.watched_constants:
+            if array.tobytes() != recorded:
                 return None
         for i, j in self.aliases:
             if _array(args[i]) is not _array(args[j]):

@@ -56,6 +56,7 @@ class Recorder(Observer):
         self.pending = {}  # (id(node), output index) -> slot of that output's gradient sum
         self.watched = {}  # id(tensor) -> (tensor, id(data), version) of module parameters/buffers
         self.read_outside = {}  # id(tensor) -> (tensor, data, version): arrays taken outside ops (data_read)
+        self.watched_constants = []  # (array, its bytes): a writable array an op read as a constant
         self.covered = set()  # ids of the modules whose tensors are watched (with every submodule)
         self.depth = 0  # ops running inside an op (a forward built from other ops) are not recorded
         self.in_pass = False  # inside a backward pass: hooks and callbacks run live on replays too
@@ -97,6 +98,8 @@ class Recorder(Observer):
                 return slot
         if isinstance(value, np.ndarray):
             self._refuse_a_copy_of_an_argument(value)
+            if value.flags.writeable:  # a tensor held in a closure (a scale changed with mul_ between calls)
+                self.watched_constants.append((value, value.tobytes()))
         slot = self._new_slot(value, _read_only_copy(value))  # a constant
         self.description.append(("constant", slot, _comparable(value)))
         return slot
@@ -344,7 +347,7 @@ class Recorder(Observer):
                         for step, released in zip(steps, self._releases(steps, kept))]
         outside = tuple(self.read_outside.values())
         return Program(self.template, self.arg_bindings, self.tensor_bindings, instructions, result,
-                       self.description, tuple(self.aliases), outside)
+                       self.description, tuple(self.aliases), outside, tuple(self.watched_constants))
 
     def _releases(self, steps: list, kept: set) -> list:
         """Per instruction, the large slots (op outputs, ctxs' saved arrays, gradient sums, of at

@@ -31,27 +31,26 @@ def distillation_loss(student_logits, teacher_logits, target, temperature=4.0, a
     _check(student_logits, teacher_logits, temperature, alpha)
     t = float(temperature)
     dtype = array_of(student_logits).dtype  # the student's: Tensor() alone would make float32
-    teacher_probs, teacher_entropy_term = _soft_targets(array_of(teacher_logits), t)
+    teacher_probs, teacher_entropy_term = _soft_targets(teacher_logits, t)
     student_log_probs = tt.ops.log_softmax(student_logits / t, axis=-1)
     # KL(p || q) = sum p log p - sum p log q; a class the teacher rules out (p = 0) adds nothing
-    cross = (Tensor(teacher_probs, dtype=dtype) * student_log_probs).sum(axis=-1).sum()
+    cross = (teacher_probs.to(dtype) * student_log_probs).sum(axis=-1).sum()
     n = len(teacher_probs)
-    kl_sum = Tensor(teacher_entropy_term, dtype=dtype) - cross
+    kl_sum = teacher_entropy_term.to(dtype) - cross
     soft = kl_sum * (t * t / n) if n else kl_sum * float("nan")
     hard = tt.ops.cross_entropy(student_logits, target)
     return soft * alpha + hard * (1.0 - alpha)
 
 
 def _soft_targets(teacher_logits, t: float):
-    """The teacher's softened probabilities (plain data, float64) and ``sum p log p`` over the
-    batch, with 0 log 0 = 0. IEEE arithmetic without warnings: a NaN or +inf teacher gives NaN."""
-    with np.errstate(all="ignore"):
-        teacher = teacher_logits.astype(np.float64) / t
-        top = teacher.max(axis=-1, keepdims=True)
-        top = np.where(np.isfinite(top), top, 0.0)  # a row of -inf stays -inf (NaN probabilities)
-        log_probs = teacher - top - np.log(np.exp(teacher - top).sum(axis=-1, keepdims=True))
-        probs = np.exp(log_probs)
-        entropy_term = np.where(probs > 0, probs * log_probs, np.where(np.isnan(probs), np.nan, 0.0)).sum()
+    """The teacher's softened probabilities (float64, no gradient) and ``sum p log p`` over the
+    batch, with 0 log 0 = 0; a NaN or infinite teacher gives NaN. Computed by ops, not NumPy on
+    the teacher's array, so that a compiled training step computes them anew from each batch."""
+    with tt.no_grad():
+        teacher = tt.as_tensor(array_of(teacher_logits) if not isinstance(teacher_logits, Tensor) else teacher_logits)
+        log_probs = tt.ops.log_softmax(teacher.to(np.float64) / t, axis=-1)
+        probs = tt.ops.exp(log_probs)
+        entropy_term = tt.ops.where(probs == 0, 0.0, probs * log_probs).sum()  # 0 log 0 = 0; NaN stays NaN
     return probs, entropy_term
 
 

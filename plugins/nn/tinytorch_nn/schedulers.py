@@ -14,7 +14,7 @@ import numpy as np
 
 from tinytorch_core.checks import positive_int
 
-from .optim import Optimizer, _number
+from .optim import Optimizer, _number, _report_update
 
 __all__ = ["CosineAnnealingLR", "LRScheduler", "LinearWarmup", "StepLR"]
 
@@ -66,9 +66,12 @@ class LRScheduler:
             group["lr"] = lr
 
     def step(self) -> None:
+        observer = _report_update(self.step)  # a compiled training step replays this call, as an optimizer's step
         self.last_epoch += 1
         groups = self.optimizer.param_groups
         self._set([self.next_lr(group["lr"], base, self.last_epoch) for group, base in zip(groups, self.base_lrs)])
+        if observer is not None:
+            observer.update_finished()
 
     def get_last_lr(self) -> list[float]:
         return list(self._last_lr)
