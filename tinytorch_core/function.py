@@ -68,7 +68,8 @@ class Function:
 
     @staticmethod
     def backward(ctx, *grads):
-        raise NotImplementedError("Function subclasses must define a static backward(ctx, *grads)")
+        raise GraphError(f"{ctx.display_name()} defines no backward, but a gradient reached its output; give it a "
+                         "static backward(ctx, *grads), or detach its output (an op that is not differentiable)")
 
     # ---- what forward and backward use -------------------------------------------------------
     def save_for_backward(self, *arrays) -> None:

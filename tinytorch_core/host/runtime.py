@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 import warnings
 
@@ -122,7 +123,8 @@ class Runtime:
         self._loading = True  # before _loaded: other threads then wait for the lock
         self._loaded = True
         try:
-            loading.load_all(self)
+            with contextlib.redirect_stdout(sys.stderr):  # a plugin that prints must not corrupt `--json` output
+                loading.load_all(self)
         except BaseException:  # interrupted (Ctrl-C): the next access starts again from scratch
             self._reset()
             raise

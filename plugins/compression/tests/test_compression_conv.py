@@ -83,3 +83,16 @@ def test_channel_pruning_keeps_the_strongest_filters_and_the_function_of_what_is
             layer.weight.data[drop] = 0
             layer.bias.data[drop] = 0
         assert small(x).shape == (5, 3)
+
+
+def test_padding_by_name_is_quantized_as_numbers_or_refused_by_name():
+    """Conv2d(padding="same") was accepted, then the int8 model failed with "too many values to unpack"."""
+    rng = np.random.default_rng(0)
+    same = QuantizedConv2d.from_float(Conv2d(3, 4, 3, padding="same", generator=rng), (0.1, 5), (0.3, -2),
+                                      per_channel_weights)
+    valid = QuantizedConv2d.from_float(Conv2d(3, 4, 3, padding="valid", generator=rng), (0.1, 5), (0.3, -2),
+                                       per_channel_weights)
+    assert (same.padding, valid.padding) == ((1, 1), (0, 0))
+    with pytest.raises(ValueError, match=r"quantize: Conv2d\(padding='same'\) with kernel \(2, 2\) pads one side"):
+        QuantizedConv2d.from_float(Conv2d(3, 4, 2, padding="same", generator=rng), (0.1, 5), (0.3, -2),
+                                   per_channel_weights)

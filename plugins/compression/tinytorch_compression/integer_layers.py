@@ -267,8 +267,9 @@ class QuantizedConv2d(_IntegerWeighted):
         codes, scale = cls.quantized_weight(conv.weight.data, weight_observer)
         bias = None if conv.bias is None else conv.bias.data
         layer = cls(codes, scale, bias, input_qparams, output_qparams, relu, where)
-        layer.stride, layer.padding, layer.dilation = conv.stride, conv.padding, conv.dilation
+        layer.stride, layer.padding, layer.dilation = conv.stride, _padding_pair(conv, where), conv.dilation
         return layer
+
 
     def forward(self, act):
         self._check_input(act, 4)
@@ -276,6 +277,21 @@ class QuantizedConv2d(_IntegerWeighted):
                                            self.dilation, act.zero_point)
         out = self.integer_forward(columns)
         return out._replace(codes=out.codes.reshape(len(act.codes), ho, wo, len(self.weight.data)))
+
+
+def _padding_pair(conv, where: str) -> tuple:
+    """The Conv2d's padding as (rows, columns) on both sides; PyTorch's names "valid" and "same"
+    as numbers ("same" with an even kernel pads one side more, which the integer im2col does not)."""
+    if not isinstance(conv.padding, str):
+        return conv.padding
+    if conv.padding == "valid":
+        return (0, 0)
+    kernel = conv.weight.data.shape[2:]
+    totals = [d * (k - 1) for d, k in zip(conv.dilation, kernel)]
+    if any(total % 2 for total in totals):
+        raise ValueError(f"{where}: Conv2d(padding='same') with kernel {tuple(kernel)} pads one side more than the "
+                         "other; its integer version pads both sides alike: use an odd kernel or explicit padding")
+    return (totals[0] // 2, totals[1] // 2)
 
 
 def integer_im2col(codes, kernel, stride, padding, dilation, pad_code: int):
