@@ -89,3 +89,9 @@ def test_profiles_do_not_nest():
                 pass
         Tensor(np.ones(2, np.float32)) * 2
     assert any(event.name == "core::mul" for event in outer.events)
+
+
+def test_by_module_iterates_its_rows(prof):
+    """Iterating raised KeyError: no module path 0 (Python fell back to indexing by number)."""
+    rows = list(prof.by_module())
+    assert rows == prof.by_module().rows and len(prof.by_module()) == len(rows) > 0

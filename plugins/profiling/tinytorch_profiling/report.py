@@ -158,6 +158,13 @@ class ModuleBreakdown:
                 return row
         raise KeyError(f"by_module(): no module path {path!r}; the paths are {[r.path for r in self.rows]}")
 
+    def __iter__(self):
+        """The rows, in call order (``for row in prof.by_module()``; indexing is by path)."""
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
     def __str__(self) -> str:
         from rich.table import Table
 
