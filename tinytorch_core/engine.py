@@ -34,7 +34,8 @@ from .tensor import Tensor
 
 
 def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
-    retain_graph = true_or_false(retain_graph, "retain_graph", "backward()")
+    if type(retain_graph) is not bool:  # "no" would read as True
+        retain_graph = true_or_false(retain_graph, "retain_graph", "backward()")
     seed = seed_gradient(root, grad)
     claimed: set[int] = set()  # ids of arrays already stored as some leaf's .grad
     if root._node is None:  # a leaf: its own gradient is the seed

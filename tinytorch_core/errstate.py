@@ -22,6 +22,7 @@ try:  # NumPy 2: the error state is a context variable, set directly (``with np.
     IGNORE_FLOATING_POINT_ERRORS = _make_extobj(all="ignore")
     set_errstate = _extobj_contextvar.set
     reset_errstate = _extobj_contextvar.reset
+    current_errstate = _extobj_contextvar.get  # IGNORE_FLOATING_POINT_ERRORS itself inside an op or a step
 except ImportError:  # NumPy 1.x: the public per-thread setting
     IGNORE_FLOATING_POINT_ERRORS = {"all": "ignore"}
 
@@ -31,3 +32,6 @@ except ImportError:  # NumPy 1.x: the public per-thread setting
 
     def reset_errstate(previous) -> None:
         numpy.seterr(**previous)
+
+    def current_errstate():
+        return numpy.geterr()

@@ -23,7 +23,7 @@ import weakref
 import numpy as np
 
 from .checks import named_error
-from .errstate import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
+from .errstate import IGNORE_FLOATING_POINT_ERRORS, current_errstate, reset_errstate, set_errstate
 
 
 class InPlaceClock:
@@ -168,7 +168,8 @@ def write_plain(tensor, op: str, value, index=Ellipsis, in_place=None):
     ``in_place(data, value)`` (``operator.iadd`` runs ``data += value``), then a new version.
     NumPy's errors say which write failed; a value beyond the dtype's range is inf, as in
     PyTorch, without NumPy's warning."""
-    errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)
+    # already so inside an optimizer's step (the usual caller): set only when not
+    errstate = None if current_errstate() is IGNORE_FLOATING_POINT_ERRORS else set_errstate(IGNORE_FLOATING_POINT_ERRORS)
     try:
         if in_place is None:
             tensor.data[index] = value
@@ -178,7 +179,8 @@ def write_plain(tensor, op: str, value, index=Ellipsis, in_place=None):
         written = f"an in-place write into a {tensor.data.dtype} tensor of shape {tensor.data.shape}"
         raise named_error(op, exc, written) from exc
     finally:
-        reset_errstate(errstate)
+        if errstate is not None:
+            reset_errstate(errstate)
     tensor._bump()
     return tensor
 

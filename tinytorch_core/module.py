@@ -251,7 +251,8 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the parameters' gradients (None, or zeros in place with ``set_to_none=False``)."""
-        true_or_false(set_to_none, "set_to_none", f"{type(self).__name__}.zero_grad")
+        if type(set_to_none) is not bool:  # "False" would read as True; the name is built only then
+            set_to_none = true_or_false(set_to_none, "set_to_none", f"{type(self).__name__}.zero_grad")
         observer = _per_thread.modes.observer  # a compiled step's recorder replays this call
         if observer is not None:
             observer.update_called(self.zero_grad, (set_to_none,))

@@ -115,7 +115,8 @@ class Optimizer:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients (set to None, or fill with zeros when ``set_to_none=False``)."""
-        set_to_none = true_or_false(set_to_none, "set_to_none", f"{type(self).__name__}.zero_grad")
+        if type(set_to_none) is not bool:  # "False" would read as True; the name is built only then
+            set_to_none = true_or_false(set_to_none, "set_to_none", f"{type(self).__name__}.zero_grad")
         observer = _report_update(self.zero_grad, set_to_none)
         for group in self.param_groups:
             for p in group["params"]:
