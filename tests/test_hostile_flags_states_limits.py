@@ -124,3 +124,31 @@ def test_values_beyond_a_dtype_become_inf_without_a_warning():
     t[0] = 1e40
     t += 1e40
     assert np.isinf(t.data).all()
+
+
+def test_review_of_this_round_edge_cases():
+    """Cases the round's own review found: an old checkpoint of a model holding a weighted loss,
+    big-endian data into a float32 layer, a value with leading size-1 axes written into one
+    element or through a mask, attention over no keys, uint64 against int64, a schedule that
+    goes below zero (PyTorch carries on)."""
+    model = tt.nn.Sequential(tt.nn.Linear(2, 2, generator=0), tt.nn.CrossEntropyLoss(weight=np.ones(2, np.float32)))
+    old = {k: v for k, v in model.state_dict().items() if k != "1.weight"}  # saved before weights were buffers
+    assert model.load_state_dict(old).missing_keys == []
+    big_endian = tt.tensor(np.arange(3.0).astype(">f4"))
+    assert big_endian.dtype == np.float32 and tt.nn.Linear(3, 2)(big_endian.reshape(1, 3)).dtype == np.float32
+    y = Tensor(np.zeros((2, 3)))
+    y[0, 0] = Tensor(np.array([[5.0]], np.float32))
+    y[Tensor(np.array([[False, True, False], [False, False, True]]))] = Tensor(np.array([[7.0]], np.float32))
+    assert y.data.tolist() == [[5.0, 7.0, 0.0], [0.0, 0.0, 7.0]]
+    q = Tensor(np.ones((1, 2, 4), np.float32))
+    empty_keys = Tensor(np.ones((1, 0, 4), np.float32))
+    out = tt.nn.functional.scaled_dot_product_attention(q, empty_keys, Tensor(np.ones((1, 0, 3), np.float32)))
+    assert out.shape == (1, 2, 3) and not out.data.any()
+    big = tt.tensor(np.array([2**63, 5], np.uint64))
+    assert (big == tt.tensor(np.array([-1, 5]))).data.tolist() == [False, True]
+    optimizer = tt.optim.SGD([_param()], lr=0.1)
+    step_lr, cosine = tt.optim.StepLR(optimizer, 2, 0.5), tt.optim.CosineAnnealingLR(optimizer, 6, eta_min=0.01)
+    for _ in range(12):
+        step_lr.step()
+        cosine.step()
+    assert optimizer.param_groups[0]["lr"] < 0  # as in PyTorch; only an infinite or NaN rate is refused

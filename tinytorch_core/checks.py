@@ -56,6 +56,8 @@ def owned_array(data, dtype, default_float) -> np.ndarray:
         array = np.array(data, dtype=dtype)
         if dtype is None and array.dtype.kind == "f" and array.dtype != default_float:
             array = array.astype(default_float)
+        if not array.dtype.isnative:  # big-endian file data: stored in this machine's order, as PyTorch does
+            array = array.astype(array.dtype.newbyteorder("="))
     except (IndexError, OverflowError, TypeError, ValueError) as exc:
         raise named_error("Tensor", exc, f"data of type {type(data).__name__}") from None
     finally:
@@ -230,7 +232,7 @@ def require_one_float_dtype(op, x: np.ndarray, weight=None, bias=None) -> None:
         if array.dtype.kind != "f":
             raise TypeError(f"{name}: expected a floating-point {role}, got {array.dtype} data; cast it first, "
                             "e.g. x.to(np.float32)")
-    if len({array.dtype for array in operands.values()}) > 1:
+    if len({array.dtype.newbyteorder("=") for array in operands.values()}) > 1:  # byte order is storage, not type
         listed = ", ".join(f"{role} {array.dtype}" for role, array in operands.items())
         raise TypeError(f"{name}: the operands must share one dtype, got {listed}; cast one of them "
                         "(x.to(np.float32), or the model with model.to(...))")

@@ -163,6 +163,27 @@ def _gather(root, index, shape: tuple):
     return root.broadcast_to(shape) if index is None else root[index]
 
 
+def assign_at(array: np.ndarray, index, value) -> None:
+    """``array[index] = value``, where ``value`` may carry leading size-1 axes that NumPy drops only
+    sometimes (it refuses them for one element, ``y[0, 0] = v`` with v (1, 1), and for a mask):
+    dropped here as PyTorch drops them."""
+    try:
+        array[index] = value
+        return
+    except (ValueError, TypeError):
+        squeezed = np.asarray(value)
+        if not (squeezed.ndim and squeezed.shape[0] == 1):
+            raise
+    while squeezed.ndim and squeezed.shape[0] == 1:
+        squeezed = squeezed[0]
+        try:
+            array[index] = squeezed
+            return
+        except (ValueError, TypeError):
+            continue
+    array[index] = value  # NumPy's own error for what no squeezing fits
+
+
 def write_plain(tensor, op: str, value, index=Ellipsis, in_place=None):
     """An in-place change with no gradient involved: a NumPy write, ``data[index] = value`` or
     ``in_place(data, value)`` (``operator.iadd`` runs ``data += value``), then a new version.
@@ -172,7 +193,7 @@ def write_plain(tensor, op: str, value, index=Ellipsis, in_place=None):
     errstate = None if current_errstate() is IGNORE_FLOATING_POINT_ERRORS else set_errstate(IGNORE_FLOATING_POINT_ERRORS)
     try:
         if in_place is None:
-            tensor.data[index] = value
+            assign_at(tensor.data, index, value)
         else:
             in_place(tensor.data, value)
     except (IndexError, OverflowError, TypeError, ValueError) as exc:

@@ -54,6 +54,8 @@ def compare(a, b, function):
     float 16777216.0 in float32). A Python int is compared exactly, as NumPy does (uint8 < -1)."""
     if isinstance(b, int) and not isinstance(b, bool):
         return Compare.apply(a, b, function)
+    if array_of(a).dtype.kind in "iu" and array_of(b).dtype.kind in "iu":  # integers compare exactly (uint64 and int64 too)
+        return Compare.apply(a, b, function)
     return Compare.apply(*promote(a, b, op=f"core::{function.__name__}"), function)
 
 

@@ -214,8 +214,10 @@ def _masked_softmax(scores, mask):
     """Softmax over the last axis (the keys), with probability 0 where ``mask`` is False.
 
     A query row whose keys are all masked gets all zeros (it attends to nothing) instead of
-    the NaN of ``exp(-inf) / 0``.
+    the NaN of ``exp(-inf) / 0``; so does every row when there are no keys at all.
     """
+    if scores.shape[-1] == 0:  # no keys: nothing to attend to (and no maximum to take)
+        return np.zeros_like(scores)
     if mask is None:
         row_max = scores.max(axis=-1, keepdims=True)
         e = np.exp(scores - row_max)  # max-subtraction: exp never overflows

@@ -15,6 +15,9 @@ __all__ = ["BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "MSELoss", "NLLLo
 
 
 class _Loss(Module):
+    #: checkpoints saved before loss weights were buffers lack these keys: such a state still loads
+    optional_state_keys = ("weight", "pos_weight")
+
     def __init__(self, reduction="mean"):
         super().__init__()
         check_reduction(type(self).__name__, reduction)

@@ -58,9 +58,9 @@ class LRScheduler:
 
     def _set(self, rates: list) -> None:
         for rate in rates:  # gamma=1e300 would reach inf, then every weight -inf, then NaN
-            if not (0 <= rate < math.inf):
+            if not math.isfinite(rate):
                 raise ValueError(f"{type(self).__name__}: the schedule reached the learning rate {rate}; a rate must "
-                                 f"be finite and >= 0 (check gamma, eta_min and the optimizer's lr)")
+                                 f"be finite (check gamma, eta_min and the optimizer's lr)")
         self._last_lr = rates
         for group, lr in zip(self.optimizer.param_groups, rates):
             group["lr"] = lr
