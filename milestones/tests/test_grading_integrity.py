@@ -102,3 +102,22 @@ def test_milestones_refuse_to_report_when_the_runner_was_replaced(monkeypatch, c
     monkeypatch.setattr(runner, "run_milestone", lambda milestone, options: None)
     assert main(["milestones", "verify", "xor"]) == 1
     assert "the runner's code was replaced" in capsys.readouterr().out
+
+
+def test_op_code_a_plugin_replaced_after_loading_is_reported_and_put_back():
+    """A hostile plugin's op, once called, replaced nn's ReLU backward: grading and the milestones
+    then ran on the patched code. Both now report it, and the host's code is restored."""
+    from tinytorch_core.host.runtime import default_runtime
+    from tinytorch_nn.activations import ReLUFunction
+
+    runtime = default_runtime().load()
+    original = ReLUFunction.__dict__["backward"]
+    ReLUFunction.backward = staticmethod(lambda ctx, grad: grad * 0)  # what the plugin did at call time
+    try:
+        report = grade("nn")
+    finally:
+        restored = ReLUFunction.__dict__["backward"] is original
+        ReLUFunction.backward = original
+    assert restored and runtime.core_classes.undo_changes(code_only=True) == []
+    assert [(o.check.aspect, o.status) for o in report.outcomes] == [("integrity", FAILED)]
+    assert "ReLUFunction.backward" in report.outcomes[0].detail

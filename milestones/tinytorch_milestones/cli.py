@@ -21,7 +21,7 @@ from tinytorch_core import StageUnavailableError
 from . import profile_step
 from .allocator import tune_malloc
 from .blas import blas_threads
-from .conformance.integrity import GraderSnapshot
+from .conformance.integrity import GraderSnapshot, patched_since_loading
 from .runner import RUNNER, DEFAULT_SEED, LOCKED, RunOptions, lock_state, ordered_milestones, run_milestone
 
 TIME_BAR_S = 60.0  # the whole default verify must stay under this on a 2-core machine
@@ -120,7 +120,7 @@ def _verify(args, runtime, single: bool, blas_note: str) -> int:
     from .report import make_console, print_milestone, progress_factory
 
     console = make_console()
-    tampered = _tampered_with()
+    tampered = _tampered_with() + patched_since_loading(runtime)
     if tampered:  # a plugin changed the code that reports results: nothing it would report counts
         console.print(f"[bold red]milestones: the runner's code was replaced while plugins loaded "
                       f"({escape(', '.join(tampered))}); no result can be trusted[/]")
@@ -146,6 +146,11 @@ def _verify(args, runtime, single: bool, blas_note: str) -> int:
         results.append(result)
         print_milestone(console, result, verbose=not args.quiet)
     total = time.perf_counter() - start
+    patched = patched_since_loading(runtime)
+    if patched:  # a plugin replaced code while the milestones trained: their results cannot be trusted
+        console.print(f"[bold red]milestones: code was replaced while they ran ({escape(', '.join(patched))}); "
+                      "no result can be trusted[/]")
+        return 1
     whole_suite = not (args.mnist_dir or args.cifar_dir or single or args.names or getattr(args, "all", False))
     failed = _print_verdict(console, results, total, whole_suite=whole_suite)
     written_ok = _write_outputs(console, args, results, total, data_source)

@@ -4,6 +4,8 @@ before loading and, after each plugin step, undoes any change and refuses the pl
 
 from __future__ import annotations
 
+import types
+
 from .errors import RegistrationError
 
 _ABSENT = object()
@@ -42,24 +44,30 @@ class CoreClasses:
                 "another plugin's ops"
             )
 
-    def undo_changes(self) -> list[str]:
+    def undo_changes(self, code_only: bool = False) -> list[str]:
         """Put back every attribute that was replaced, added or deleted since the snapshot; returns
-        their names (``Tensor.__add__``, ``engine.backward``)."""
+        their names (``Tensor.__add__``, ``engine.backward``). ``code_only``: only functions,
+        methods and properties (after loading, another runtime may legitimately name the same op
+        classes, and pickling caches ``__slotnames__``)."""
         changed = []
         for cls, attributes in self._attributes.items():
-            changed += _restore(cls, attributes, vars(cls), cls.__name__)
+            changed += _restore(cls, attributes, vars(cls), cls.__name__, code_only)
         for module, functions in self._functions.items():
             now = {name: value for name, value in vars(module).items() if callable(value)}
-            changed += _restore(module, functions, now, module.__name__.rsplit(".", 1)[-1])
+            changed += _restore(module, functions, now, module.__name__.rsplit(".", 1)[-1], code_only)
         return changed
 
 
-def _restore(owner, before_by_name: dict, now: dict, shown: str) -> list[str]:
+def _is_code(value) -> bool:
+    return isinstance(value, (types.FunctionType, staticmethod, classmethod, property))
+
+
+def _restore(owner, before_by_name: dict, now: dict, shown: str, code_only: bool = False) -> list[str]:
     """Set ``owner``'s attributes back to ``before_by_name`` where ``now`` differs; their names."""
     changed = []
     for name in sorted(set(before_by_name) | set(now)):
         before, after = before_by_name.get(name, _ABSENT), now.get(name, _ABSENT)
-        if before is after:
+        if before is after or (code_only and not (_is_code(before) or _is_code(after))):
             continue
         changed.append(f"{shown}.{name}")
         if before is _ABSENT:

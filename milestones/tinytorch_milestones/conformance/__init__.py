@@ -30,7 +30,7 @@ import tinytorch_core as tt
 from tinytorch_core import Tensor
 from tinytorch_core.testing import central_difference
 
-from .integrity import GraderSnapshot, reference_code_in, reference_hidden
+from .integrity import GraderSnapshot, patched_since_loading, reference_code_in, reference_hidden
 
 PASSED, FAILED, NOT_IMPLEMENTED = "ok", "FAIL", "not implemented"
 
@@ -99,7 +99,7 @@ def grade(stage: str, runtime=None) -> Report:
     _, record = runtime.stage_status(stage)
     provider = f"{record.distribution} {record.version}" if record is not None else "not installed"
     report = Report(stage, provider)
-    changed = _GRADER.changed()
+    changed = _GRADER.changed() + patched_since_loading(runtime)
     if changed:  # a plugin replaced the grader's code while it loaded: nothing it reports counts
         report.outcomes.append(Outcome(Check(stage, "integrity", _no_check), FAILED,
                                        f"the grader's own code was replaced while plugins loaded: {', '.join(changed)}"))
@@ -112,6 +112,10 @@ def grade(stage: str, runtime=None) -> Report:
     with reference_hidden(stage, record):
         for check in importlib.import_module(SUITES[stage]).CHECKS:
             report.outcomes.append(_run(check))
+    patched = patched_since_loading(runtime)  # code replaced while the checks ran: their results do not count
+    if patched:
+        report.outcomes = [Outcome(Check(stage, "integrity", _no_check), FAILED,
+                                   f"code was replaced while the checks ran: {', '.join(patched)}")]
     return report
 
 

@@ -11,7 +11,10 @@ reference or by changing the grader. Three checks stand against the easy ways:
   that imports it at call time fails the check that called it);
 - ``GraderSnapshot``: the grader's own functions, as they were when this package was imported, are
   still the ones in place after the provider loaded (a plugin that replaces ``_run`` or
-  ``run_milestone`` to report a pass is caught).
+  ``run_milestone`` to report a pass is caught);
+- ``patched_since_loading``: core's classes and every plugin's op classes are as the host
+  committed them (a plugin whose op, once called, replaced nn's ReLU backward is caught, and the
+  change undone).
 
 Python runs the provider in-process, so a determined forger can still get around these; they
 close the one-line ways.
@@ -124,3 +127,11 @@ class GraderSnapshot:
                 if (callable(value) or isinstance(value, type)) and now.get(name) is not value:
                     changed.append(f"{module.__name__}.{name}")
         return changed
+
+
+def patched_since_loading(runtime) -> list[str]:
+    """The names (``ReLUFunction.backward``, ``engine.backward``) of core's and the plugins' op code
+    replaced since the host loaded the plugins, each put back as it was (the host's own guard,
+    which checks while plugins load, run again)."""
+    guard = getattr(runtime, "core_classes", None)
+    return guard.undo_changes(code_only=True) if guard is not None else []
