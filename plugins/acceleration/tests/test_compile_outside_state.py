@@ -6,6 +6,7 @@ nothing)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import tinytorch_core as tt
 from tinytorch_core import Tensor
@@ -133,3 +134,33 @@ def test_distillation_under_compile_follows_each_batch():
         return [run(x, y) for x, y in batches]
 
     assert losses(True) == losses(False)
+
+
+def test_the_same_call_fast_path_still_sees_what_the_signature_reads():
+    """A call with the very same objects reuses the last signature; a new array and shape behind
+    the same tensors, and another grad mode, must still be seen (bitwise the eager losses)."""
+
+    def run(compiled: bool):
+        model = tt.nn.Linear(6, 3, generator=0)
+        optimizer = tt.optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x, y):
+            loss = tt.nn.CrossEntropyLoss()(model(x), y)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            return loss.item()
+
+        call = tt.compile(step) if compiled else step
+        x, y = _data()
+        losses = [call(x, y) for _ in range(3)]
+        x.data = np.random.default_rng(5).standard_normal((5, 6)).astype(np.float32)  # new array, new shape
+        y.data = y.data[:5].copy()
+        losses += [call(x, y) for _ in range(3)]
+        with tt.no_grad(), pytest.raises(tt.GraphError, match="does not require grad"):
+            call(x, y)  # another grad mode: recorded again, so backward refuses as in eager
+        return losses, call
+
+    eager, _ = run(False)
+    compiled, step = run(True)
+    assert compiled == eager and len(step.programs) == 2 and step.replays >= 2  # the no_grad call raised while recording
