@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import function  # its Tensor, looked up at call time (core's one import cycle)
-from ..checks import array_of, shape_of
+from ..checks import dtype_of, shape_of
 from ..dtypes import DEFAULT_FLOAT, promote
 from .arithmetic import (Abs, Add, Clip, Compare, Div, Exp, FloorDivide, Log, MatMul, Maximum, Minimum, Mul, Pow,
                          Remainder, Sqrt, Sub, Where)
@@ -27,13 +27,20 @@ def sub(a, b):
     return Sub.apply(*promote(a, b, op="core::sub"))
 
 
+def _dtype(value) -> np.dtype:
+    """The dtype of an operand, without reading its values (a compiled step's recorder is told of
+    value reads, ``checks.array_of``; a dtype is not one): a number's as NumPy sees it."""
+    dtype = dtype_of(value)
+    return dtype if dtype is not None else np.asarray(value).dtype
+
+
 def _is_array(value) -> bool:
     """A Tensor or a NumPy array (not a list of numbers, which takes the other operand's dtype)."""
     return isinstance(value, (function.Tensor, np.ndarray))
 
 
 def _is_bool(value) -> bool:
-    return isinstance(value, (bool, np.bool_)) or array_of(value).dtype == np.bool_
+    return isinstance(value, (bool, np.bool_)) or _dtype(value) == np.bool_
 
 
 def mul(a, b):
@@ -54,7 +61,7 @@ def compare(a, b, function):
     float 16777216.0 in float32). A Python int is compared exactly, as NumPy does (uint8 < -1)."""
     if isinstance(b, int) and not isinstance(b, bool):
         return Compare.apply(a, b, function)
-    if array_of(a).dtype.kind in "iu" and array_of(b).dtype.kind in "iu":  # integers compare exactly (uint64 and int64 too)
+    if _dtype(a).kind in "iu" and _dtype(b).kind in "iu":  # integers compare exactly (uint64 and int64 too)
         return Compare.apply(a, b, function)
     return Compare.apply(*promote(a, b, op=f"core::{function.__name__}"), function)
 
@@ -63,9 +70,9 @@ def matmul(a, b):
     sa, sb = shape_of(a), shape_of(b)
     if len(sa) == 0 or len(sb) == 0:
         raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {sa} and {sb}")
-    if _is_array(a) and _is_array(b) and array_of(a).dtype != array_of(b).dtype:  # PyTorch's rule
-        raise TypeError(f"matmul: both tensors must have the same dtype, got {array_of(a).dtype} and "
-                        f"{array_of(b).dtype} (cast one with .to(dtype))")
+    if _is_array(a) and _is_array(b) and _dtype(a) != _dtype(b):  # PyTorch's rule
+        raise TypeError(f"matmul: both tensors must have the same dtype, got {_dtype(a)} and {_dtype(b)} "
+                        "(cast one with .to(dtype))")
     inner_b = sb[0] if len(sb) == 1 else sb[-2]
     if sa[-1] != inner_b:
         raise ValueError(
@@ -86,9 +93,8 @@ def clip(a, low=None, high=None):
 
 
 def where(condition, a, b):
-    cond = array_of(condition)
-    if cond.dtype != np.bool_:
-        raise TypeError(f"where: the condition must be a bool tensor, got {cond.dtype}")
+    if _dtype(condition) != np.bool_:
+        raise TypeError(f"where: the condition must be a bool tensor, got {_dtype(condition)}")
     a, b = promote(a, b, op="where")
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):  # two numbers: PyTorch's float32 (not float64)
         a = np.asarray(a, DEFAULT_FLOAT if isinstance(a, float) or isinstance(b, float) else None)
@@ -101,8 +107,8 @@ def bitwise(a, b, function):
     bools, bit by bit for integers, refused for floats (PyTorch's rule; NumPy's error names no op)."""
     symbol = "&" if function is np.bitwise_and else "|"
     for operand in (a, b):
-        if array_of(operand).dtype.kind not in "biu":
-            raise TypeError(f"{symbol} needs bool or integer operands, got {array_of(operand).dtype}")
+        if _dtype(operand).kind not in "biu":
+            raise TypeError(f"{symbol} needs bool or integer operands, got {_dtype(operand)}")
     return Compare.apply(*promote(a, b, op=symbol), function)
 
 

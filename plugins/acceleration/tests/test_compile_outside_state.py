@@ -164,3 +164,36 @@ def test_the_same_call_fast_path_still_sees_what_the_signature_reads():
     eager, _ = run(False)
     compiled, step = run(True)
     assert compiled == eager and len(step.programs) == 2 and step.replays >= 2  # the no_grad call raised while recording
+
+
+def test_parameters_used_with_operators_still_replay():
+    """Operators read their operands' dtypes for their checks; that must not count as a read of a
+    parameter's values (the optimizer changes them every call: the step would record again at
+    every call)."""
+
+    class Centered(tt.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = tt.nn.Parameter(np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32))
+            self.mu = tt.nn.Parameter(np.zeros(6, np.float32))
+
+        def forward(self, x):
+            return (x - self.mu) @ self.w
+
+    def run(compiled):
+        model = Centered()
+        optimizer = tt.optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x, y):
+            loss = tt.nn.CrossEntropyLoss()(model(x), y)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            return loss.item()
+
+        call = tt.compile(step) if compiled else step
+        return [call(*_data()) for _ in range(6)], call
+
+    eager, _ = run(False)
+    compiled, step = run(True)
+    assert compiled == eager and step.recordings == 2 and step.replays == 4

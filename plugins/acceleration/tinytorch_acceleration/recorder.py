@@ -248,8 +248,10 @@ class Recorder(Observer):
         if self.depth or not isinstance(tensor, Tensor):
             return
         data = tensor.data
-        if id(data) not in self.slot_of:  # a module's tensor too: ops read it anew, but not this code
-            self.read_outside.setdefault(id(tensor), (tensor, data, tensor._version))
+        if id(data) in self.slot_of or (id(data) in self.bound and tensor.requires_grad):
+            return  # made or given by the step, or a parameter (its reads outside ops are shape checks)
+        # a module's buffer too (a loss's class weights): ops read it anew, but not this code
+        self.read_outside.setdefault(id(tensor), (tensor, data, tensor._version))
 
     def value_read(self, tensor) -> None:
         if not (self.depth or self.in_update or self.in_pass) and self.read_before is None:
