@@ -136,22 +136,26 @@ def test_distillation_under_compile_follows_each_batch():
     assert losses(True) == losses(False)
 
 
+def _classifier_step(model, compiled: bool):
+    """One SGD step of ``model`` on (x, y) under cross-entropy, compiled or eager; returns the loss."""
+    optimizer = tt.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        loss = tt.nn.CrossEntropyLoss()(model(x), y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        return loss.item()
+
+    return tt.compile(step) if compiled else step
+
+
 def test_the_same_call_fast_path_still_sees_what_the_signature_reads():
     """A call with the very same objects reuses the last signature; a new array and shape behind
     the same tensors, and another grad mode, must still be seen (bitwise the eager losses)."""
 
     def run(compiled: bool):
-        model = tt.nn.Linear(6, 3, generator=0)
-        optimizer = tt.optim.SGD(model.parameters(), lr=0.1)
-
-        def step(x, y):
-            loss = tt.nn.CrossEntropyLoss()(model(x), y)
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-            return loss.item()
-
-        call = tt.compile(step) if compiled else step
+        call = _classifier_step(tt.nn.Linear(6, 3, generator=0), compiled)
         x, y = _data()
         losses = [call(x, y) for _ in range(3)]
         x.data = np.random.default_rng(5).standard_normal((5, 6)).astype(np.float32)  # new array, new shape
@@ -180,20 +184,7 @@ def test_parameters_used_with_operators_still_replay():
         def forward(self, x):
             return (x - self.mu) @ self.w
 
-    def run(compiled):
-        model = Centered()
-        optimizer = tt.optim.SGD(model.parameters(), lr=0.1)
-
-        def step(x, y):
-            loss = tt.nn.CrossEntropyLoss()(model(x), y)
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-            return loss.item()
-
-        call = tt.compile(step) if compiled else step
-        return [call(*_data()) for _ in range(6)], call
-
-    eager, _ = run(False)
-    compiled, step = run(True)
-    assert compiled == eager and step.recordings == 2 and step.replays == 4
+    eager_step, compiled_step = _classifier_step(Centered(), False), _classifier_step(Centered(), True)
+    eager = [eager_step(*_data()) for _ in range(6)]
+    compiled = [compiled_step(*_data()) for _ in range(6)]
+    assert compiled == eager and compiled_step.recordings == 2 and compiled_step.replays == 4
