@@ -108,8 +108,7 @@ class CompiledStep:
         key, inputs = self._same_call(args) if not kwargs else (None, None)
         if key is None:
             key, inputs = signature(args, kwargs)
-            flat = not kwargs and not any(isinstance(a, (list, tuple, dict)) for a in args)  # containers may change inside
-            self._last_call = (args, inputs, [_input_state(i) for i in inputs], key) if flat else None
+            self._remember(args, kwargs, inputs, key)
         entry = self.programs.get(key)
         if entry is not None and entry.verified and entry.clock == MODULE_CLOCK.now:
             if not entry.covers(inputs):  # a value the recordings never saw: run (and check) it eagerly
@@ -125,6 +124,15 @@ class CompiledStep:
             entry = None  # the first recording no longer fits (a parameter frozen or unfrozen since): start again
         return self._record(key, entry, args, kwargs, inputs)
 
+    def _remember(self, args: tuple, kwargs: dict, inputs: list, key) -> None:
+        """Keep this call for ``_same_call``; its inputs' state only when it repeated the last
+        call's objects (a loop over new batch tensors never pays for it)."""
+        last = self._last_call
+        flat = not kwargs and not any(isinstance(a, (list, tuple, dict)) for a in args)  # containers may change inside
+        repeated = (flat and last is not None and len(args) == len(last[0])
+                    and all(a is b for a, b in zip(args, last[0])))
+        self._last_call = (args, inputs, [_input_state(i) for i in inputs] if repeated else None, key) if flat else None
+
     def _same_call(self, args: tuple):
         """The last call's ``(key, inputs)`` when this one passes the very same objects (no lists,
         tuples or dicts, whose items may change), each input with the same array, shape, dtype and
@@ -134,7 +142,8 @@ class CompiledStep:
         if last is None or len(args) != len(last[0]) or any(a is not b for a, b in zip(args, last[0])):
             return None, None
         _, inputs, states, key = last
-        if key[0] != is_grad_enabled() or any(_input_state(i) != state for i, state in zip(inputs, states)):
+        if states is None or key[0] != is_grad_enabled() \
+                or any(_input_state(i) != state for i, state in zip(inputs, states)):
             return None, None
         return key, inputs
 
