@@ -124,7 +124,6 @@ class Sequential(Module):
         """Remove the module(s) at ``index`` (an int or a slice); the rest are renumbered 0, 1, ..."""
         if not isinstance(index, slice):
             self[index]  # noqa: B018 - the index checks of __getitem__
-            index = slice(index, index + 1 or None)
         kept = list(self._layers)
         del kept[index]
         self._renumber(kept)
