@@ -336,3 +336,24 @@ def test_a_plugin_that_patches_a_core_op_the_engine_or_another_plugins_op_is_ref
     shown = getattr(owner, '__name__', '').rsplit('.', 1)[-1]
     assert f"changed code it does not own while registering ({shown}.{name})" \
         in runtime.plugins["zz_patcher"].reason
+
+
+def test_a_plugin_that_patches_tensors_value_reads_is_refused_and_the_patch_undone():
+    from tinytorch_core.values import ValueReads
+
+    original = ValueReads.__bool__
+
+    def register(registry):
+        ValueReads.__bool__ = lambda self: True  # every `if loss > limit:` would pass
+
+    module = plugin_module("reader", tinytorch_declare_stage=_declaring("reader", ("core",)),
+                           tinytorch_register_symbols=register)
+    try:
+        runtime = _runtime(FakeEntryPoint("reader", module, distribution="reader"))
+        _loaded(runtime)
+    finally:
+        patched_left = ValueReads.__bool__ is not original
+        ValueReads.__bool__ = original
+    assert not patched_left
+    assert "changed code it does not own while registering (ValueReads.__bool__)" in runtime.plugins["reader"].reason
+    assert not bool(Tensor(0.0))

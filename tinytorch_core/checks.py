@@ -39,6 +39,11 @@ def array_from_list(where: str, position: int, values: list) -> np.ndarray:
         array = np.asarray(values)
     except ValueError as exc:  # ragged nesting
         raise ValueError(f"{where}: argument {position} is a list that is not rectangular ({exc})") from None
+    except RuntimeError:  # Tensor.__array__ refuses a tensor that requires grad
+        raise TypeError(
+            f"{where}: argument {position} is a list holding Tensor values that require grad, whose gradients an "
+            "array would drop; pass one Tensor (tt.stack makes one tensor of a list of tensors)"
+        ) from None
     if array.dtype.kind not in "biuf":
         raise TypeError(
             f"{where}: argument {position} is a list holding {type(values[0]).__name__ if values else 'nothing'} "
@@ -96,7 +101,20 @@ def shape_of(value) -> tuple:
     if isinstance(value, np.ndarray):
         return value.shape
     data = getattr(value, "data", None)
-    return data.shape if isinstance(data, np.ndarray) else np.shape(value)
+    if isinstance(data, np.ndarray):
+        return data.shape
+    try:
+        return np.shape(value)
+    except RuntimeError:  # a list holding tensors that require grad (Tensor.__array__ refuses them; so will the op)
+        return np.shape(_arrays_for_tensors(value))
+
+
+def _arrays_for_tensors(value):
+    """A nested list with each Tensor in it replaced by its array (to read its shape)."""
+    if isinstance(value, (list, tuple)):
+        return [_arrays_for_tensors(item) for item in value]
+    data = getattr(value, "data", None)
+    return data if isinstance(data, np.ndarray) else value
 
 
 def dtype_of(value):

@@ -12,13 +12,14 @@ from .checks import (axis_or_dim, broadcasts_to, keepdims_or_keepdim, normalize_
 from .grad_mode import _per_thread
 from .inplace import (IN_PLACE_CLOCK, is_region_of, link_view, memory_of, record_in_place,
                       view_of_a_root_that_requires_grad, write_plain)
-from .observers import report_value_read
+from .values import ValueReads
 
 DEFAULT_FLOAT = np.float32
 
 
-class Tensor:
-    """A NumPy array with autograd. Float data defaults to float32; integer data stays integer."""
+class Tensor(ValueReads):
+    """A NumPy array with autograd. Float data defaults to float32; integer data stays integer.
+    Reading values out (``item()``, ``numpy()``, ``float(t)``, ``x.long()``) comes from ``ValueReads``."""
 
     __slots__ = ("data", "requires_grad", "grad", "_node", "_out_index", "_version_counter", "_grad_hooks",
                  "_view", "_views", "__weakref__")
@@ -100,38 +101,6 @@ class Tensor:
         if self.data.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
         return (self[index] for index in range(len(self.data)))
-
-    def item(self):
-        if self.data.size != 1:
-            raise ValueError(f"item(): the tensor has {self.data.size} elements, expected exactly 1")
-        report_value_read(self)
-        return self.data.item()
-
-    def numpy(self) -> np.ndarray:
-        """The underlying array (shared, not copied); refused while it requires grad, as in PyTorch."""
-        if self.requires_grad:  # a write into the shared array would change what backward reads, unseen
-            raise RuntimeError("numpy(): the tensor requires grad, and a write into its array would go unseen by "
-                               "backward; use tensor.detach().numpy()")
-        report_value_read(self)
-        return self.data
-
-    def tolist(self):
-        report_value_read(self)
-        return self.data.tolist()
-
-    def __float__(self) -> float:
-        return float(self.item())
-
-    def __int__(self) -> int:
-        return int(self.item())
-
-    def __bool__(self) -> bool:
-        if self.data.size != 1:
-            raise ValueError(
-                f"the truth value of a tensor with {self.data.size} elements is ambiguous; use .any() or .all()"
-            )
-        report_value_read(self)
-        return bool(self.data)
 
     def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", prefix="tensor(")
@@ -338,22 +307,6 @@ class Tensor:
     def where(self, condition, other):
         """PyTorch's ``x.where(condition, y)``: ``where(condition, x, y)``, x where the condition holds."""
         return _P.where(condition, self, other)
-
-    # PyTorch's dtype conversions
-    def float(self) -> "Tensor":
-        return self.to(np.float32)
-
-    def double(self) -> "Tensor":
-        return self.to(np.float64)
-
-    def long(self) -> "Tensor":
-        return self.to(np.int64)
-
-    def int(self) -> "Tensor":
-        return self.to(np.int32)
-
-    def bool(self) -> "Tensor":
-        return self.to(np.bool_)
 
     def to(self, dtype) -> "Tensor":
         """Differentiable cast (float64 for numerical checks, float32 for speed); ``"cpu"``: itself."""

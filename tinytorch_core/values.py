@@ -1,0 +1,87 @@
+"""Reading a tensor's values out of the graph: into Python numbers and lists, into NumPy, and
+PyTorch's dtype conversions (``x.float()``, ``x.long()``), as methods every ``Tensor`` has.
+
+Each read tells the thread's observer (``report_value_read``): a compiled step that decides
+something on a value (``if loss.item() > 0``) cannot replay that decision, and says so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .observers import report_value_read
+
+
+class ValueReads:
+    """The value-reading methods of ``Tensor`` (its base class; it holds no state of its own)."""
+
+    __slots__ = ()
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item(): the tensor has {self.data.size} elements, expected exactly 1")
+        report_value_read(self)
+        return self.data.item()
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (shared, not copied); refused while it requires grad, as in PyTorch."""
+        if self.requires_grad:  # a write into the shared array would change what backward reads, unseen
+            raise RuntimeError("numpy(): the tensor requires grad, and a write into its array would go unseen by "
+                               "backward; use tensor.detach().numpy()")
+        report_value_read(self)
+        return self.data
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """``np.asarray(t)``, ``np.array(t)``, a list of tensors given to NumPy: the array ``numpy()``
+        gives, as in PyTorch (without it NumPy would build an array of 0-d tensor objects)."""
+        if self.requires_grad:
+            raise RuntimeError("np.asarray(tensor): the tensor requires grad, and NumPy's result would not carry "
+                               "its gradient; use tensor.detach() first (tt.stack joins tensors in the graph)")
+        array = self.numpy()
+        if dtype is not None and np.dtype(dtype) != array.dtype:
+            if copy is False:
+                raise ValueError(f"np.asarray(tensor, dtype={np.dtype(dtype)}, copy=False): a {array.dtype} tensor "
+                                 "cannot become another dtype without a copy")
+            return array.astype(dtype)
+        return array.copy() if copy else array
+
+    def tolist(self):
+        report_value_read(self)
+        return self.data.tolist()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        """An integer tensor of one element as an index (``items[t]``, ``range(t)``), as in PyTorch."""
+        if self.data.dtype.kind not in "iu" or self.data.size != 1:
+            raise TypeError(f"only integer tensors of a single element can be used as an index, got a "
+                            f"{self.data.dtype} tensor of shape {self.data.shape}")
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor with {self.data.size} elements is ambiguous; use .any() or .all()"
+            )
+        report_value_read(self)
+        return bool(self.data)
+
+    # PyTorch's dtype conversions, differentiable between float dtypes (``to`` is Tensor's)
+    def float(self):
+        return self.to(np.float32)
+
+    def double(self):
+        return self.to(np.float64)
+
+    def long(self):
+        return self.to(np.int64)
+
+    def int(self):
+        return self.to(np.int32)
+
+    def bool(self):
+        return self.to(np.bool_)
