@@ -274,3 +274,21 @@ def not_floating(op, array) -> TypeError:
         f"{name}: expected a floating-point tensor, got {np.asarray(array).dtype} data; "
         "cast it first, e.g. x.to(np.float32)"
     )
+
+
+def values_that_do_not_fit(array: np.ndarray, dtype) -> str:
+    """Why ``array``'s values would change when stored in ``dtype`` ("" when they fit): integers
+    outside its range would wrap around, finite floats beyond its largest would become inf.
+    (Rounding float64 to float32 is a normal copy, as in PyTorch.)"""
+    dtype = np.dtype(dtype)
+    if array.size == 0 or array.dtype.kind not in "iuf" or np.can_cast(array.dtype, dtype):
+        return ""
+    if dtype.kind in "iu":
+        info, low, high = np.iinfo(dtype), array.min(), array.max()
+        if low < info.min or high > info.max:
+            return f"values in [{low}, {high}], outside {dtype}'s [{info.min}, {info.max}]"
+    elif dtype.kind == "f":
+        finite = np.abs(array[np.isfinite(array)])
+        if finite.size and finite.max() > np.finfo(dtype).max:
+            return f"a value of magnitude {finite.max():.3g}, beyond {dtype}'s largest {np.finfo(dtype).max:.3g}"
+    return ""

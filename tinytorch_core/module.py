@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .checks import refuse_masked, target_dtype, true_or_false
+from .checks import refuse_masked, target_dtype, true_or_false, values_that_do_not_fit
 from .grad_mode import _per_thread
 from .inplace import InPlaceClock
 from .tensor import Tensor
@@ -33,26 +33,9 @@ class Parameter(Tensor):
         return "Parameter(" + super().__repr__()[len("tensor(") :]
 
 
-def values_that_do_not_fit(array: np.ndarray, dtype) -> str:
-    """Why ``array``'s values would change when stored in ``dtype`` ("" when they fit): integers
-    outside its range would wrap around, finite floats beyond its largest would become inf.
-    (Rounding float64 to float32 is a normal copy, as in PyTorch.)"""
-    dtype = np.dtype(dtype)
-    if array.size == 0 or array.dtype.kind not in "iuf" or np.can_cast(array.dtype, dtype):
-        return ""
-    if dtype.kind in "iu":
-        info, low, high = np.iinfo(dtype), array.min(), array.max()
-        if low < info.min or high > info.max:
-            return f"values in [{low}, {high}], outside {dtype}'s [{info.min}, {info.max}]"
-    elif dtype.kind == "f":
-        finite = np.abs(array[np.isfinite(array)])
-        if finite.size and finite.max() > np.finfo(dtype).max:
-            return f"a value of magnitude {finite.max():.3g}, beyond {dtype}'s largest {np.finfo(dtype).max:.3g}"
-    return ""
-
-
-class StateDictError(ValueError):
-    """A state dict that does not fit the module: missing, unexpected or mis-shaped entries."""
+class StateDictError(ValueError, RuntimeError):
+    """A state dict that does not fit the module: missing, unexpected or mis-shaped entries (a
+    RuntimeError too, what PyTorch raises)."""
 
 
 class IncompatibleKeys(NamedTuple):
@@ -138,6 +121,10 @@ class Module:
                 modules[name] = value
                 params.pop(name, None)
                 buffers.pop(name, None)
+            elif value is None:  # the name keeps its place, holding None (PyTorch's order when set again)
+                for registry in (params, modules):
+                    if name in registry:
+                        registry[name] = None
             else:
                 params.pop(name, None)
                 modules.pop(name, None)
@@ -152,7 +139,18 @@ class Module:
         params, buffers, modules = self._registries()
         for registry in (params, buffers, modules):
             registry.pop(name, None)
+        self.__dict__.get("_non_persistent", set()).discard(name)
+        self.__dict__.get("_buffer_rebuilders", {}).pop(name, None)
         MODULE_CLOCK.tick()
+
+    def __getattr__(self, name):
+        """Called only for a name not found the usual way: a sub-module, parameter or buffer a
+        registry holds without an attribute (``Sequential(OrderedDict(fc=...)).fc``)."""
+        for registry in ("_modules", "_parameters", "_buffers"):
+            held = self.__dict__.get(registry)
+            if held is not None and name in held:
+                return held[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True, rebuild=None) -> None:
         """A non-trainable state tensor (running statistics) saved in the state dict.
@@ -161,7 +159,13 @@ class Module:
         array computed in ``dtype``: ``Module.to`` calls it instead of casting, so a float32
         table moved to float64 is float64-accurate rather than float32 values widened.
         """
-        _, buffers, _ = self._registries()
+        params, buffers, modules = self._registries()
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"register_buffer: a buffer's name must be a non-empty string without dots, got {name!r}")
+        if name not in buffers and (name in params or name in modules or name in self.__dict__):
+            raise KeyError(f"register_buffer('{name}'): {type(self).__name__} already has an attribute '{name}' "
+                           f"({'a parameter' if name in params else 'a sub-module' if name in modules else 'a plain attribute'}); "
+                           "delete it first")
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"register_buffer('{name}'): expected a Tensor, got {type(tensor).__name__}")
         if rebuild is not None and not callable(rebuild):
@@ -170,6 +174,8 @@ class Module:
         MODULE_CLOCK.tick()
         if not persistent:
             self.__dict__.setdefault("_non_persistent", set()).add(name)
+        else:
+            self.__dict__.get("_non_persistent", set()).discard(name)
         if rebuild is not None:
             self.__dict__.setdefault("_buffer_rebuilders", {})[name] = rebuild
         object.__setattr__(self, name, tensor)
@@ -194,13 +200,15 @@ class Module:
             yield m
 
     def children(self):
-        for m in self._modules.values():
-            if m is not None:
-                yield m
+        for _, m in self.named_children():
+            yield m
 
     def named_children(self):
+        """The direct sub-modules, each once (one held under two names comes under its first)."""
+        seen = set()
         for name, m in self._modules.items():
-            if m is not None:
+            if m is not None and id(m) not in seen:
+                seen.add(id(m))
                 yield name, m
 
     def named_parameters(self, prefix: str = ""):
@@ -217,10 +225,12 @@ class Module:
             yield p
 
     def named_buffers(self, prefix: str = "", persistent_only: bool = False):
+        seen = set()
         for mod_name, module in self.named_modules(prefix):
             skip = module.__dict__.get("_non_persistent", ()) if persistent_only else ()
             for name, b in module._buffers.items():
-                if b is not None and name not in skip:
+                if b is not None and name not in skip and id(b) not in seen:
+                    seen.add(id(b))  # a shared buffer is listed once, as a shared parameter is
                     yield (f"{mod_name}.{name}" if mod_name else name), b
 
     def buffers(self):

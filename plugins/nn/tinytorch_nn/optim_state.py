@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-from tinytorch_core.module import values_that_do_not_fit
+from tinytorch_core.checks import values_that_do_not_fit
 
 
 class StateSpec:
