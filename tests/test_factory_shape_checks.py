@@ -88,3 +88,19 @@ def test_reshape_and_view_refuse_two_inferred_dimensions_and_non_int_dimensions(
     with pytest.raises(TypeError, match=rf"^{op}: a shape dimension must be an int, got 2.0 \(float\) in shape \(2.0, 3\)"):
         getattr(x, op)(2.0, 3)
     assert getattr(x, op)(3, -1).shape == (3, 2) and getattr(x, op)([-1]).shape == (6,)
+
+
+def test_factory_dtypes_as_in_pytorch():
+    for make in (tt.zeros, tt.ones, tt.randn, tt.rand):
+        assert make(2, dtype=None).dtype == np.float32  # np.dtype(None) would be float64
+    for make in (tt.randn, tt.rand):
+        with pytest.raises(TypeError, match="expected a floating-point dtype, got int64"):
+            make(3, dtype=np.int64)
+    for dtype in (complex, object):
+        with pytest.raises(TypeError, match="zeros: expected a float, int or bool dtype"):
+            tt.zeros(2, dtype=dtype)
+    with pytest.raises(ValueError, match=r"arange\(0, 2.5, 0.5\): start, stop and step must be whole numbers"):
+        tt.arange(0, 2.5, 0.5, dtype=np.int64)  # was [0, 0, 0, 0, 0]
+    np.testing.assert_array_equal(tt.arange(0, 4.0, 1.0, dtype=np.int64).data, [0, 1, 2, 3])
+    with pytest.raises(ValueError, match="full: the fill value nan cannot be held by a tensor of dtype int64"):
+        tt.full((2,), float("nan"), dtype=np.int64)  # was the int64 minimum

@@ -421,31 +421,3 @@ def test_setitem_of_a_value_with_leading_size_one_axes_has_its_gradient():
     (y * Tensor(np.arange(15.0).reshape(3, 5), dtype=np.float64)).sum().backward()
     np.testing.assert_array_equal(v.grad.data, [[5.0, 6.0, 7.0, 8.0, 9.0]])
 
-
-def test_numpy_functions_read_a_tensor_as_its_array_as_in_pytorch():
-    t = tt.Tensor(np.array([[1.0, 2.0], [3.0, 4.0]], np.float32))
-    array = np.asarray(t)
-    assert array.dtype == np.float32 and array.shape == (2, 2) and np.shares_memory(array, t.data)
-    assert np.array(t, dtype=np.float64).dtype == np.float64
-    assert not np.shares_memory(np.array(t), t.data)  # np.array copies, as for any array
-    np.testing.assert_array_equal(np.concatenate([t, t]), np.concatenate([t.data, t.data]))
-    np.testing.assert_allclose(t, [[1, 2], [3, 4]])
-    np.testing.assert_array_equal(tt.tensor([t, t]).data, np.stack([t.data, t.data]))  # was an object array
-    with pytest.raises(ValueError, match="cannot become another dtype without a copy"):
-        np.asarray(t, dtype=np.float64, copy=False)
-
-
-def test_numpy_refuses_a_tensor_that_requires_grad():
-    w = tt.Tensor(np.ones(2), requires_grad=True)
-    for convert in (np.asarray, np.array, lambda v: tt.tensor([v, v])):
-        with pytest.raises(RuntimeError, match=r"requires grad.*tensor\.detach\(\)"):
-            convert(w)
-    np.testing.assert_array_equal(np.asarray(w.detach()), [1.0, 1.0])
-
-
-def test_an_integer_tensor_of_one_element_is_an_index():
-    items = ["a", "b", "c"]
-    assert items[tt.tensor(2)] == "c" and list(range(tt.tensor(3))) == [0, 1, 2]
-    for bad in (tt.tensor(1.0), tt.tensor([1, 2])):
-        with pytest.raises(TypeError, match="only integer tensors of a single element can be used as an index"):
-            items[bad]

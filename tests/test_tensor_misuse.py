@@ -9,13 +9,21 @@ import tinytorch_core as tt
 from tinytorch_core import GraphError, Tensor
 
 
-def test_an_integer_leaf_set_to_require_grad_by_hand_is_refused_in_backward():
-    """``i.requires_grad = True`` bypassed ``requires_grad_``'s check; backward stored the
-    gradient 2.5 truncated to 2 in an int64 ``.grad``."""
+def test_requires_grad_set_by_hand_is_checked_as_requires_grad_does():
+    """``i.requires_grad = True`` bypassed ``requires_grad_``'s check (backward stored the
+    gradient 2.5 truncated to 2 in an int64 ``.grad``), and ``y.requires_grad = False`` on a
+    computed tensor cut the graph: ``x.grad`` came out [3, 5] for [5, 9]."""
     i = Tensor([1, 2])
-    i.requires_grad = True
-    with pytest.raises(GraphError, match="a tensor of dtype int64 requires grad"):
-        (i * 2.5).sum().backward()
+    with pytest.raises(TypeError, match="only floating-point tensors can require gradients"):
+        i.requires_grad = True
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    with pytest.raises(RuntimeError, match="non-leaf tensor; use .detach"):
+        y.requires_grad = False
+    with pytest.raises(TypeError, match="requires_grad must be True or False, got 'no'"):
+        x.requires_grad = "no"
+    ((y + 1) * x).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [5.0, 9.0])
     with pytest.raises(TypeError, match="Tensor: requires_grad must be True or False, got 'yes'"):
         Tensor([1.0], requires_grad="yes")
 

@@ -9,7 +9,7 @@ from . import acceleration, catalog, compression, data, distributed, generation,
 from .factories import arange, as_tensor, full, ones, ones_like, rand, randn, tensor, zeros, zeros_like
 from .function import Function, GraphError
 from .observers import Observer, observing
-from .grad_mode import enable_grad, is_grad_enabled, no_grad
+from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .host import (
     BlockedStageError,
     BrokenStageError,
@@ -88,6 +88,6 @@ __all__ = [
     "profiler", "compression", "generation", "acceleration", "compile", "distributed", "clip", "concatenate", "default_generator",
     "default_runtime", "enable_grad", "exp", "full", "hookimpl", "is_grad_enabled", "log", "manual_seed",
     "matmul", "maximum", "mean", "minimum", "no_grad", "observing", "ones", "ones_like", "rand", "randn", "reshape",
-    "resolve_generator", "sqrt", "squeeze", "stack", "swapaxes", "tensor", "transpose", "unsqueeze",
+    "resolve_generator", "set_grad_enabled", "sqrt", "squeeze", "stack", "swapaxes", "tensor", "transpose", "unsqueeze",
     "use_runtime", "var", "where", "zeros", "zeros_like",
 ]

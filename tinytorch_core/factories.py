@@ -27,10 +27,11 @@ def as_tensor(data, dtype=None) -> Tensor:
     """Wrap an array without copying and without changing its dtype (batches, loaded weights).
 
     Unlike ``tensor()``, float64 stays float64 and the tensor shares memory with ``data``
-    when ``data`` already is an ndarray of the requested dtype.
+    when ``data`` already is an ndarray of the requested dtype. A tensor comes back as it is,
+    or cast (in the graph) to ``dtype``, as in PyTorch: its gradient is kept.
     """
     if isinstance(data, Tensor):
-        data = data.data
+        return data if dtype is None else data.to(dtype)
     arr = np.asarray(data, dtype=dtype)
     if dtype is None and not isinstance(data, (np.ndarray, np.generic)) and arr.dtype.kind == "f":
         arr = arr.astype(DEFAULT_FLOAT)  # Python floats: PyTorch's float32 (an array keeps its dtype)
@@ -40,6 +41,21 @@ def as_tensor(data, dtype=None) -> Tensor:
 
 
 # ---- checking what a factory is asked for ---------------------------------------------------------
+def _checked_dtype(factory: str, dtype, kinds: str = "fiub") -> np.dtype:
+    """``dtype`` as a NumPy dtype of one of ``kinds`` (float, int, uint, bool); None is float32,
+    PyTorch's default (``np.dtype(None)`` would be float64)."""
+    if dtype is None:
+        return np.dtype(DEFAULT_FLOAT)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{factory}: expected a dtype (tt.float32, 'int64'), got {dtype!r}") from None
+    if dtype.kind not in kinds:
+        wanted = "a floating-point dtype" if kinds == "f" else "a float, int or bool dtype"
+        raise TypeError(f"{factory}: expected {wanted}, got {dtype}")
+    return dtype
+
+
 def _checked_shape(factory: str, args: tuple) -> tuple:
     """``f(2, 3)``, ``f((2, 3))`` and ``f([2, 3])`` as the tuple ``(2, 3)``, every dimension a
     non-negative int (NumPy's own refusals name neither the factory nor the shape)."""
@@ -93,13 +109,13 @@ def _checked_fill_value(value):
 
 # ---- the factories ------------------------------------------------------------------------------
 def zeros(*shape, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
-    shape = _checked_shape("zeros", shape)
+    shape, dtype = _checked_shape("zeros", shape), _checked_dtype("zeros", dtype)
     data = _allocate("zeros", shape, dtype, lambda: np.zeros(shape, dtype))
     return Tensor._wrap(data).requires_grad_(requires_grad)
 
 
 def ones(*shape, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
-    shape = _checked_shape("ones", shape)
+    shape, dtype = _checked_shape("ones", shape), _checked_dtype("ones", dtype)
     data = _allocate("ones", shape, dtype, lambda: np.ones(shape, dtype))
     return Tensor._wrap(data).requires_grad_(requires_grad)
 
@@ -112,6 +128,9 @@ def full(shape, value, dtype=None, requires_grad: bool = False) -> Tensor:
     if dtype is None:
         dtype = np.bool_ if isinstance(value, (bool, np.bool_)) else (
             np.int64 if isinstance(value, (int, np.integer)) else DEFAULT_FLOAT)
+    dtype = _checked_dtype("full", dtype)
+    if dtype.kind in "iu" and not math.isfinite(value):  # NumPy would fill with its minimum
+        raise ValueError(f"full: the fill value {value!r} cannot be held by a tensor of dtype {dtype}")
     data = _allocate("full", shape, dtype, lambda: np.full(shape, value, dtype))
     return Tensor._wrap(data).requires_grad_(requires_grad)
 
@@ -141,6 +160,12 @@ def arange(*args, dtype=None) -> Tensor:
     int steps int64."""
     length = _arange_length(args)
     call = f"arange({', '.join(map(repr, args))})"
+    if dtype is not None:
+        dtype = _checked_dtype("arange", dtype, "fiu")
+        if dtype.kind in "iu" and not all(isinstance(a, numbers.Integral) or float(a).is_integer() for a in args
+                                          if isinstance(a, numbers.Real)):
+            raise ValueError(f"{call}: start, stop and step must be whole numbers for dtype {dtype} "
+                             "(NumPy would count in that dtype, and a step of 0.5 would stand still)")
     if length is None:  # no stop, a step of 0, NaN, infinity, not numbers: NumPy's reason, with the call
         try:
             values = np.arange(*args, dtype=dtype)
@@ -158,14 +183,14 @@ def arange(*args, dtype=None) -> Tensor:
 
 
 def randn(*shape, generator=None, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
-    shape = _checked_shape("randn", shape)
+    shape, dtype = _checked_shape("randn", shape), _checked_dtype("randn", dtype, "f")  # samples are floats
     rng = resolve_generator(generator)
     data = _allocate("randn", shape, dtype, lambda: rng.standard_normal(shape).astype(dtype))
     return Tensor._wrap(data).requires_grad_(requires_grad)
 
 
 def rand(*shape, generator=None, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
-    shape = _checked_shape("rand", shape)
+    shape, dtype = _checked_shape("rand", shape), _checked_dtype("rand", dtype, "f")  # samples are floats
     rng = resolve_generator(generator)
     data = _allocate("rand", shape, dtype, lambda: rng.random(shape).astype(dtype))
     return Tensor._wrap(data).requires_grad_(requires_grad)

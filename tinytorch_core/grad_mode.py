@@ -11,6 +11,7 @@ the thread-local on every access.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import threading
 
@@ -50,6 +51,10 @@ class _ModeSwitch:
     _mode: str  # the Modes attribute it sets
     _target: bool
 
+    def __new__(cls, function=None):
+        switch = super().__new__(cls)
+        return switch if function is None else switch(function)  # @no_grad without parentheses, as in PyTorch
+
     def __enter__(self):
         modes = _per_thread.modes
         self._previous = getattr(modes, self._mode)
@@ -62,6 +67,8 @@ class _ModeSwitch:
 
     def __call__(self, fn):
         switch = type(self)
+        if inspect.isgeneratorfunction(fn):
+            return _switched_generator(fn, switch)
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
@@ -69,6 +76,35 @@ class _ModeSwitch:
                 return fn(*args, **kwargs)
 
         return wrapper
+
+
+def _switched_generator(fn, switch):
+    """A generator function whose body runs under ``switch()`` each time it resumes, and the
+    caller's mode in between (calling a generator function runs none of its body yet)."""
+
+    @functools.wraps(fn)
+    def generator(*args, **kwargs):
+        inner = fn(*args, **kwargs)
+        try:
+            with switch():
+                value = inner.send(None)
+            while True:
+                try:
+                    sent = yield value
+                except GeneratorExit:
+                    with switch():
+                        inner.close()
+                    raise
+                except BaseException as exc:  # thrown in by the caller: into the body, under the mode
+                    with switch():
+                        value = inner.throw(exc)
+                else:
+                    with switch():
+                        value = inner.send(sent)
+        except StopIteration as stop:
+            return stop.value
+
+    return generator
 
 
 class no_grad(_ModeSwitch):
@@ -83,6 +119,29 @@ class enable_grad(_ModeSwitch):
 
     _mode = "grad"
     _target = True
+
+
+class set_grad_enabled(_ModeSwitch):
+    """``set_grad_enabled(False)`` is ``no_grad()``, ``True`` is ``enable_grad()`` (``with
+    set_grad_enabled(training):``). As in PyTorch, the mode is set at once, so a plain call
+    ``set_grad_enabled(False)`` switches recording off until switched back."""
+
+    _mode = "grad"
+
+    def __new__(cls, mode):
+        if not isinstance(mode, bool):  # "False" would read as True
+            raise TypeError(f"set_grad_enabled: mode must be True or False, got {mode!r}")
+        switch = object.__new__(cls)
+        switch._target, switch._previous = mode, _per_thread.modes.grad
+        _per_thread.modes.grad = mode
+        return switch
+
+    def __enter__(self):
+        return self  # the mode is already set
+
+    def __call__(self, fn):
+        _per_thread.modes.grad = self._previous  # decorating: the mode applies inside calls only
+        return (enable_grad() if self._target else no_grad())(fn)
 
 
 def is_grad_enabled() -> bool:

@@ -273,7 +273,7 @@ def _take_node(tensor, source, tick: int) -> None:
     still see the node it had before (None for a leaf: they send the leaf its gradient)."""
     if tensor._node is not None or tensor.requires_grad:
         remember_node_before_write(tensor, tick)
-    tensor._node, tensor._out_index, tensor.requires_grad = source._node, source._out_index, source.requires_grad
+    tensor._node, tensor._out_index, tensor._requires_grad = source._node, source._out_index, source.requires_grad
 
 
 def memory_of(array: np.ndarray, index):

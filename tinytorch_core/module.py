@@ -203,11 +203,12 @@ class Module:
         for _, m in self.named_children():
             yield m
 
-    def named_children(self):
-        """The direct sub-modules, each once (one held under two names comes under its first)."""
+    def named_children(self, remove_duplicate: bool = True):
+        """The direct sub-modules, each once (one held under two names comes under its first),
+        or under every name it has (``remove_duplicate=False``: a Sequential's layers as they run)."""
         seen = set()
         for name, m in self._modules.items():
-            if m is not None and id(m) not in seen:
+            if m is not None and not (remove_duplicate and id(m) in seen):
                 seen.add(id(m))
                 yield name, m
 

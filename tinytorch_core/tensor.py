@@ -21,7 +21,7 @@ class Tensor(ValueReads):
     """A NumPy array with autograd. Float data defaults to float32; integer data stays integer.
     Reading values out (``item()``, ``numpy()``, ``float(t)``, ``x.long()``) comes from ``ValueReads``."""
 
-    __slots__ = ("data", "requires_grad", "grad", "_node", "_out_index", "_version_counter", "_grad_hooks",
+    __slots__ = ("data", "_requires_grad", "grad", "_node", "_out_index", "_version_counter", "_grad_hooks",
                  "_view", "_views", "__weakref__")
     __array_ufunc__ = None  # make `ndarray + tensor` call Tensor.__radd__ instead of looping
     __hash__ = object.__hash__  # __eq__ is elementwise; identity hashing keeps tensors usable as keys
@@ -33,7 +33,7 @@ class Tensor(ValueReads):
         self._out_index = 0
         self._version_counter = [0]
         self._grad_hooks = self._view = self._views = None  # grad hooks; view links (inplace.py)
-        self.requires_grad = False
+        self._requires_grad = False
         if true_or_false(requires_grad, "requires_grad", "Tensor"):
             self.requires_grad_(True)
 
@@ -43,7 +43,7 @@ class Tensor(ValueReads):
         graph node (the Function) that produced it, ``out_index`` which of its outputs it is."""
         t = object.__new__(Tensor)
         t.data = data
-        t.requires_grad = requires_grad
+        t._requires_grad = requires_grad
         t.grad = None
         t._node = node
         t._out_index = out_index
@@ -122,8 +122,12 @@ class Tensor(ValueReads):
             )
         if not requires_grad and self._node is not None:
             raise RuntimeError("requires_grad_(False) on a non-leaf tensor; use .detach() instead")
-        self.requires_grad = requires_grad
+        self._requires_grad = requires_grad
         return self
+
+    # read on every op (a C-level getter: no Python call); set only as requires_grad_() sets it, checked
+    # (False on a computed tensor would cut the graph silently; PyTorch refuses it too)
+    requires_grad = property(operator.attrgetter("_requires_grad"), requires_grad_)
 
     def detach(self) -> "Tensor":
         """Same data, no graph. Shares memory and the version counter with this tensor."""
@@ -140,14 +144,15 @@ class Tensor(ValueReads):
     def register_post_accumulate_grad_hook(self, hook):
         """Call ``hook(tensor)`` in every backward pass once this leaf's ``.grad`` holds all the
         pass's contributions (as in PyTorch; data-parallel training sends gradients from here).
-        Returns a function that removes the hook."""
+        Returns a handle: ``handle.remove()`` (or ``handle()``) takes the hook off."""
         if not self.is_leaf or not self.requires_grad:
             raise RuntimeError("register_post_accumulate_grad_hook: only a leaf tensor that requires grad "
                                "accumulates a .grad; this one is computed or does not require grad")
         if not callable(hook):
             raise TypeError(f"register_post_accumulate_grad_hook expects a callable, got {type(hook).__name__}")
         self._grad_hooks = (self._grad_hooks or ()) + (hook,)
-        return lambda: setattr(self, "_grad_hooks", tuple(h for h in self._grad_hooks or () if h is not hook) or None)
+        return RemovableHandle(lambda: setattr(self, "_grad_hooks",
+                                               tuple(h for h in self._grad_hooks or () if h is not hook) or None))
 
     def zero_grad(self) -> None:
         self.grad = None
@@ -206,21 +211,42 @@ class Tensor(ValueReads):
         return write_plain(self, "add_", other * alpha if alpha != 1 else other, in_place=operator.iadd)
 
     def sub_(self, other, alpha=1) -> "Tensor":
-        return self.add_(other, alpha=-alpha)
+        if self._records_in_place(other):
+            return self._record_in_place("sub_", lambda before: before - (other * alpha if alpha != 1 else other))
+        other = other.data if isinstance(other, Tensor) else other
+        return write_plain(self, "sub_", other * alpha if alpha != 1 else other, in_place=operator.isub)
 
     def mul_(self, other) -> "Tensor":
-        if self._records_in_place(other):
-            return self._record_in_place("mul_", lambda before: before * other)
-        return write_plain(self, "mul_", self._operand(other), in_place=operator.imul)
+        return self._in_place("mul_", other, operator.mul, operator.imul)
 
     def div_(self, other) -> "Tensor":
+        return self._in_place("div_", other, operator.truediv, operator.itruediv)
+
+    def _in_place(self, op: str, other, recorded, in_place) -> "Tensor":
+        """``self = recorded(self, other)`` written into self: in the graph when a gradient is
+        involved, else ``in_place(self.data, other)`` (``operator.imul``: ``data *= other``)."""
         if self._records_in_place(other):
-            return self._record_in_place("div_", lambda before: before / other)
-        return write_plain(self, "div_", self._operand(other), in_place=operator.itruediv)
+            return self._record_in_place(op, lambda before: recorded(before, other))
+        return write_plain(self, op, self._operand(other), in_place=in_place)
 
     # ``x += v`` acts on x itself, as in PyTorch and NumPy (a parameter stays the same object; a
     # view writes through to the tensor it views).
     __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_
+
+    def __ifloordiv__(self, other):
+        return self._in_place("//=", other, operator.floordiv, operator.ifloordiv)
+
+    def __imod__(self, other):
+        return self._in_place("%=", other, operator.mod, operator.imod)
+
+    def __ipow__(self, other):
+        return self._in_place("**=", other, operator.pow, operator.ipow)
+
+    def __iand__(self, other):
+        return self._in_place("&=", other, operator.and_, operator.iand)
+
+    def __ior__(self, other):
+        return self._in_place("|=", other, operator.or_, operator.ior)
 
     def _operand(self, value):
         return value.data if isinstance(value, Tensor) else value
@@ -328,11 +354,11 @@ class Tensor(ValueReads):
     def __ge__(self, other):
         return _P.compare(self, other, np.greater_equal)
 
-    def __eq__(self, other):  # t == None is False, as in PyTorch
-        return NotImplemented if other is None else _P.compare(self, other, np.equal)
+    def __eq__(self, other):  # t == None and t == "text" are False, as in PyTorch
+        return NotImplemented if other is None or isinstance(other, str) else _P.compare(self, other, np.equal)
 
     def __ne__(self, other):
-        return NotImplemented if other is None else _P.compare(self, other, np.not_equal)
+        return NotImplemented if other is None or isinstance(other, str) else _P.compare(self, other, np.not_equal)
 
     def __invert__(self):
         if self.data.dtype.kind not in "biu":
@@ -442,6 +468,21 @@ class Tensor(ValueReads):
         except AttributeError as exc:
             raise AttributeError(f"'Tensor' object has no attribute '{name}', and {exc}") from None
         return functools.partial(op, self)
+
+
+class RemovableHandle:
+    """What registering a hook returns: ``handle.remove()`` (PyTorch's spelling) or ``handle()``
+    takes the hook off again."""
+
+    __slots__ = ("_remove",)
+
+    def __init__(self, remove):
+        self._remove = remove
+
+    def remove(self) -> None:
+        self._remove()
+
+    __call__ = remove
 
 
 # The one import cycle in core, by design: Tensor's operators are Functions (primitives/),

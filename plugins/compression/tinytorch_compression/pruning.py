@@ -145,7 +145,7 @@ def prunable_modules(module, prefix: str = "", seen=None):
     if isinstance(module, Pruned) or isinstance(module, weighted_layer_classes()):
         yield prefix, module
         return
-    for name, child in module.named_children():
+    for name, child in module.named_children(remove_duplicate=False):
         yield from prunable_modules(child, f"{prefix}.{name}" if prefix else name, seen)
 
 
@@ -237,7 +237,8 @@ def _rebuilt_once(module, replace, done):
     if replacement is not None:
         return replacement
     if is_layer(module, "Sequential"):  # its names kept: the state-dict keys stay the same
-        return tt.nn.Sequential({name: _rebuilt(layer, replace, done) for name, layer in module.named_children()})
-    for name, child in list(module.named_children()):
+        return tt.nn.Sequential({name: _rebuilt(layer, replace, done)
+                                 for name, layer in module.named_children(remove_duplicate=False)})
+    for name, child in list(module.named_children(remove_duplicate=False)):
         setattr(module, name, _rebuilt(child, replace, done))
     return module

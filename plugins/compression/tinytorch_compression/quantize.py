@@ -154,7 +154,7 @@ def sequential_named_layers(model, where: str, prefix: str = "") -> list:
         raise TypeError(f"{where}: expected a tinytorch_core.nn.Sequential model (its layers in the order they "
                         f"run), got {type(model).__name__}")
     named = []
-    for name, layer in model.named_children():
+    for name, layer in model.named_children(remove_duplicate=False):  # in the order they run, repeats too
         if is_layer(layer, "Sequential"):
             named.extend(sequential_named_layers(layer, where, f"{prefix}{name}."))
         else:

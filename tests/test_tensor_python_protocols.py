@@ -1,0 +1,114 @@
+"""A tensor behaves as a PyTorch user expects where Python and NumPy reach into it: NumPy reads
+its array, augmented assignments write in place, comparisons with text are False, hook handles
+remove, and the grad-mode switches work as decorators of functions and generators."""
+
+import numpy as np
+import pytest
+
+import tinytorch_core as tt
+
+
+def test_numpy_functions_read_a_tensor_as_its_array_as_in_pytorch():
+    t = tt.Tensor(np.array([[1.0, 2.0], [3.0, 4.0]], np.float32))
+    array = np.asarray(t)
+    assert array.dtype == np.float32 and array.shape == (2, 2) and np.shares_memory(array, t.data)
+    assert np.array(t, dtype=np.float64).dtype == np.float64
+    assert not np.shares_memory(np.array(t), t.data)  # np.array copies, as for any array
+    np.testing.assert_array_equal(np.concatenate([t, t]), np.concatenate([t.data, t.data]))
+    np.testing.assert_allclose(t, [[1, 2], [3, 4]])
+    np.testing.assert_array_equal(tt.tensor([t, t]).data, np.stack([t.data, t.data]))  # was an object array
+    with pytest.raises(ValueError, match="cannot become another dtype without a copy"):
+        np.asarray(t, dtype=np.float64, copy=False)
+
+
+def test_numpy_refuses_a_tensor_that_requires_grad():
+    w = tt.Tensor(np.ones(2), requires_grad=True)
+    for convert in (np.asarray, np.array, lambda v: tt.tensor([v, v])):
+        with pytest.raises(RuntimeError, match=r"requires grad.*tensor\.detach\(\)"):
+            convert(w)
+    np.testing.assert_array_equal(np.asarray(w.detach()), [1.0, 1.0])
+
+
+def test_an_integer_tensor_of_one_element_is_an_index():
+    items = ["a", "b", "c"]
+    assert items[tt.tensor(2)] == "c" and list(range(tt.tensor(3))) == [0, 1, 2]
+    for bad in (tt.tensor(1.0), tt.tensor([1, 2])):
+        with pytest.raises(TypeError, match="only integer tensors of a single element can be used as an index"):
+            items[bad]
+
+
+@pytest.mark.parametrize("write, expected", [
+    (lambda t: t.__ifloordiv__(2), [2, 3, 7, 8]),
+    (lambda t: t.__imod__(4), [1, 2, 7, 8]),
+    (lambda t: t.__ipow__(2), [25, 36, 7, 8]),
+    (lambda t: t.__iand__(tt.tensor([1, 1])), [1, 0, 7, 8]),
+    (lambda t: t.__ior__(tt.tensor([2, 1])), [7, 7, 7, 8]),
+])
+def test_every_augmented_assignment_writes_in_place_through_views_and_aliases(write, expected):
+    base = tt.tensor([5, 6, 7, 8])
+    view = base[0:2]
+    result = write(view)
+    assert result is view  # x //= 2 rebinds x to itself: aliases and views see the write
+    np.testing.assert_array_equal(base.data, expected)
+
+
+def test_augmented_power_on_a_tensor_that_requires_grad_is_recorded():
+    x = tt.Tensor(np.array([1.5, -2.0]), requires_grad=True)
+    y = x * 1
+    y **= 3
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.data, 3 * x.data**2)
+
+
+def test_unsigned_subtraction_in_place_wraps_as_out_of_place():
+    u = tt.tensor(np.array([5, 6], np.uint8))
+    u -= tt.tensor(np.array([1, 7], np.uint8))  # was "Python integer -1 out of bounds for uint8"
+    np.testing.assert_array_equal(u.data, np.array([5, 6], np.uint8) - np.array([1, 7], np.uint8))
+
+
+def test_comparing_with_text_is_false_not_a_numpy_error():
+    t = tt.tensor([1.0])
+    assert (t == "a") is False and (t != "a") is True
+
+
+def test_a_hook_handle_removes_its_hook():
+    w = tt.Tensor(np.ones(2), requires_grad=True)
+    calls = []
+    handle = w.register_post_accumulate_grad_hook(lambda t: calls.append(1))
+    (w * 2).sum().backward()
+    handle.remove()
+    (w * 2).sum().backward()
+    assert calls == [1]
+
+
+def test_grad_mode_decorators_as_in_pytorch():
+    x = tt.Tensor(np.ones(2), requires_grad=True)
+
+    @tt.no_grad  # without parentheses
+    def doubled():
+        return x * 2
+
+    @tt.no_grad()
+    def batches():  # a generator: its body runs without recording, each time it resumes
+        for _ in range(2):
+            yield x * 2
+
+    assert not doubled().requires_grad and doubled.__name__ == "doubled"
+    assert [b.requires_grad for b in batches()] == [False, False] and tt.is_grad_enabled()
+    with tt.set_grad_enabled(False):
+        assert not (x * 2).requires_grad
+    assert (x * 2).requires_grad
+    tt.set_grad_enabled(False)  # a plain call switches at once, as in PyTorch
+    try:
+        assert not tt.is_grad_enabled()
+    finally:
+        tt.set_grad_enabled(True)
+    with pytest.raises(TypeError, match="set_grad_enabled: mode must be True or False"):
+        tt.set_grad_enabled("no")
+
+
+def test_as_tensor_of_a_tensor_keeps_its_graph():
+    x = tt.Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    assert tt.as_tensor(x) is x
+    (tt.as_tensor(x, dtype=np.float32) * 2 + x).sum().backward()  # was [1, 1, 1]: the cast cut the graph
+    np.testing.assert_array_equal(x.grad.data, [3.0, 3.0, 3.0])
