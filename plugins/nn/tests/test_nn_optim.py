@@ -336,3 +336,43 @@ def test_a_schedule_length_must_be_a_positive_int(make, name, bad):
     """True was taken as 1 step."""
     with pytest.raises(ValueError, match=f"{name} must be a positive int, got {bad!r}"):
         make(SGD([_param(1.0)], lr=0.1), bad)
+
+
+def test_a_group_added_after_the_scheduler_is_scheduled_from_its_rate():
+    """Progressive unfreezing: the new group kept its rate forever and get_last_lr left it out."""
+    first, second = Parameter(np.zeros(2)), Parameter(np.zeros(2))
+    optimizer = SGD([first], lr=0.1)
+    scheduler = StepLR(optimizer, step_size=2, gamma=0.5)
+    scheduler.step()
+    optimizer.add_param_group({"params": [second], "lr": 0.05})
+    rates = []
+    for _ in range(4):
+        scheduler.step()
+        rates.append([group["lr"] for group in optimizer.param_groups])
+    assert rates == [[0.05, 0.025], [0.05, 0.025], [0.025, 0.0125], [0.025, 0.0125]]  # PyTorch's
+    assert scheduler.get_last_lr() == [0.025, 0.0125]
+
+
+@pytest.mark.parametrize("make, other, settings", [
+    (lambda opt: StepLR(opt, step_size=7, gamma=0.5), lambda opt: StepLR(opt, step_size=3, gamma=0.9),
+     {"step_size": 7, "gamma": 0.5}),
+    (lambda opt: CosineAnnealingLR(opt, T_max=10, eta_min=0.01), lambda opt: CosineAnnealingLR(opt, T_max=4),
+     {"T_max": 10, "eta_min": 0.01}),
+    (lambda opt: LinearWarmup(opt, warmup_steps=5), lambda opt: LinearWarmup(opt, warmup_steps=2),
+     {"warmup_steps": 5}),
+])
+def test_a_scheduler_state_carries_its_settings(make, other, settings):
+    """Loaded into a scheduler made with other settings, the state's settings apply (PyTorch's)."""
+    saved = make(SGD([Parameter(np.zeros(1))], lr=0.1))
+    for _ in range(3):
+        saved.step()
+    state = saved.state_dict()
+    assert {key: state[key] for key in settings} == settings
+    resumed = other(SGD([Parameter(np.zeros(1))], lr=0.1))
+    resumed.load_state_dict(state)
+    for _ in range(6):
+        saved.step()
+        resumed.step()
+        assert resumed.get_last_lr() == saved.get_last_lr()
+    with pytest.raises(ValueError, match="must be"):
+        resumed.load_state_dict({**state, next(iter(settings)): -1})

@@ -65,10 +65,15 @@ class LRScheduler:
         for group, lr in zip(self.optimizer.param_groups, rates):
             group["lr"] = lr
 
+    #: the constructor's settings a state dict carries (``step_size``, ``gamma``...), with their checks
+    _settings: dict = {}
+
     def step(self) -> None:
         observer = _report_update(self.step)  # a compiled training step replays this call, as an optimizer's step
         self.last_epoch += 1
         groups = self.optimizer.param_groups
+        for group in groups[len(self.base_lrs):]:  # added since (add_param_group): scheduled from its rate now
+            self.base_lrs.append(group.setdefault("initial_lr", group["lr"]))
         self._set([self.next_lr(group["lr"], base, self.last_epoch) for group, base in zip(groups, self.base_lrs)])
         if observer is not None:
             observer.update_finished()
@@ -77,7 +82,11 @@ class LRScheduler:
         return list(self._last_lr)
 
     def state_dict(self) -> dict:
-        return {"last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs), "last_lr": list(self._last_lr)}
+        """The step count, the rates and the settings (PyTorch's keys): a scheduler made with other
+        settings takes the saved ones on loading."""
+        settings = {name: getattr(self, name) for name in self._settings}
+        return {"last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs), "last_lr": list(self._last_lr),
+                **settings}
 
     def load_state_dict(self, state: dict) -> None:
         if not isinstance(state, dict) or not {"base_lrs", "last_epoch"} <= set(state):
@@ -101,7 +110,10 @@ class LRScheduler:
             if not isinstance(last_lr, (list, tuple)) or len(last_lr) != len(base_lrs):
                 raise ValueError(f"{name}: last_lr must be a list of {len(base_lrs)} rate(s), got {last_lr!r:.80}")
             last_lr = [_number(name, f"last_lr[{k}]", lr) for k, lr in enumerate(last_lr)]
+        settings = {key: check(state[key]) for key, check in self._settings.items() if key in state}
         self.last_epoch, self.base_lrs = int(epoch), base_lrs
+        for key, value in settings.items():
+            setattr(self, key, value)
         if last_lr is None:
             self._apply()
         else:
@@ -111,9 +123,11 @@ class LRScheduler:
 class StepLR(LRScheduler):
     """``lr = base_lr * gamma ** (epoch // step_size)``."""
 
+    _settings = {"step_size": lambda value: positive_int(value, "step_size", "StepLR"),
+                 "gamma": lambda value: _number("StepLR", "gamma", value)}
+
     def __init__(self, optimizer, step_size, gamma=0.1):
-        self.step_size = positive_int(step_size, "step_size", "StepLR")
-        self.gamma = _number("StepLR", "gamma", gamma)
+        self.step_size, self.gamma = self._settings["step_size"](step_size), self._settings["gamma"](gamma)
         super().__init__(optimizer)
 
     def lr_at(self, base_lr, epoch):
@@ -126,9 +140,11 @@ class StepLR(LRScheduler):
 class CosineAnnealingLR(LRScheduler):
     """``lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2`` (SGDR without restarts)."""
 
+    _settings = {"T_max": lambda value: positive_int(value, "T_max", "CosineAnnealingLR"),
+                 "eta_min": lambda value: _number("CosineAnnealingLR", "eta_min", value)}
+
     def __init__(self, optimizer, T_max, eta_min=0.0):  # noqa: N803 - the name used in the literature
-        self.T_max = positive_int(T_max, "T_max", "CosineAnnealingLR")
-        self.eta_min = _number("CosineAnnealingLR", "eta_min", eta_min)
+        self.T_max, self.eta_min = self._settings["T_max"](T_max), self._settings["eta_min"](eta_min)
         super().__init__(optimizer)
 
     def lr_at(self, base_lr, epoch):
@@ -148,8 +164,10 @@ class LinearWarmup(LRScheduler):
     """``lr = base_lr * min(1, (epoch + 1) / warmup_steps)``: base/warmup_steps for the first
     step, growing linearly to the full rate after ``warmup_steps - 1`` scheduler steps."""
 
+    _settings = {"warmup_steps": lambda value: positive_int(value, "warmup_steps", "LinearWarmup")}
+
     def __init__(self, optimizer, warmup_steps):
-        self.warmup_steps = positive_int(warmup_steps, "warmup_steps", "LinearWarmup")
+        self.warmup_steps = self._settings["warmup_steps"](warmup_steps)
         super().__init__(optimizer)
 
     def lr_at(self, base_lr, epoch):
