@@ -236,16 +236,16 @@ def accumulator_dtype(dtype) -> np.dtype:
     return np.dtype(np.float32) if dtype.char == "e" else dtype
 
 
-def require_one_float_dtype(op, x: np.ndarray, weight=None, bias=None) -> None:
+def require_one_float_dtype(op, x: np.ndarray, weight=None, bias=None, roles=("input", "weight", "bias")) -> None:
     """An input and the weights it meets (arrays, in a kernel's forward; None where absent) are
     floating-point of one dtype, as PyTorch requires of ``linear``, ``conv2d`` and ``layer_norm``:
     NumPy would widen a float32 input and a float64 weight to float64 without a word. ``op`` is
-    the op's node or its name."""
+    the op's node or its name; ``roles`` name the three operands in its errors."""
     dtype = x.dtype
     if (weight is None or weight.dtype is dtype) and (bias is None or bias.dtype is dtype) and dtype.kind == "f":
         return  # the usual case: one float dtype (builtin dtypes are singletons)
     name = op if isinstance(op, str) else op.display_name()
-    operands = {role: array for role, array in (("input", x), ("weight", weight), ("bias", bias)) if array is not None}
+    operands = {role: array for role, array in zip(roles, (x, weight, bias)) if array is not None}
     for role, array in operands.items():
         if array.dtype.kind != "f":
             raise TypeError(f"{name}: expected a floating-point {role}, got {array.dtype} data; cast it first, "

@@ -219,3 +219,11 @@ def test_pytorch_names_attn_mask_and_is_causal():
     np.testing.assert_array_equal(sdpa(q, k, v, is_causal=True).data, sdpa(q, k, v, causal=True).data)
     with pytest.raises(TypeError, match="pass mask or attn_mask"):
         sdpa(q, k, v, mask=lower, attn_mask=lower)
+
+
+def test_attention_refuses_query_key_and_value_of_two_dtypes():
+    """A float32 query with float64 keys came out float64, silently (PyTorch refuses it)."""
+    q = Tensor(np.ones((1, 2, 3, 4), np.float32))
+    k = Tensor(np.ones((1, 2, 3, 4)), dtype=np.float64)
+    with pytest.raises(TypeError, match="must share one dtype, got query float32, key float64, value float64"):
+        scaled_dot_product_attention(q, k, k)

@@ -16,7 +16,7 @@ import numpy as np
 from tinytorch_core import Function, Sample, Tensor, resolve_generator
 from tinytorch_core import flops as count  # FLOP formulas
 from tinytorch_core.checks import (array_of, axis_or_dim, broadcasts_to, keepdims_or_keepdim, not_floating, positive_int,
-                                   computed_in_float32, require_floating, require_one_float_dtype, shape_of,
+                                   computed_in_float32, require_one_float_dtype, shape_of,
                                    true_or_false)
 from tinytorch_core.flops import OpCall
 
@@ -166,7 +166,7 @@ class ScaledDotProductAttention(Function):
 
     @staticmethod
     def forward(ctx, q, k, v, mask=None, dropout_p=0.0, generator=None, num_heads=None, scale=None):
-        require_floating(ctx, q, k, v)
+        require_one_float_dtype(ctx, q, k, v, roles=("query", "key", "value"))  # float32 with float64: float64, silently
         ctx.num_heads = num_heads
         if num_heads:  # (B, T, E) -> (B, H, T, E/H) views: splitting heads costs no graph nodes
             ctx.input_shapes = (q.shape, k.shape, v.shape)

@@ -214,3 +214,14 @@ def test_batch_norm_keeps_float32(rng):
     y.sum().backward()
     assert x.grad.dtype == np.float32 and bn.weight.grad.dtype == np.float32
     assert bn.running_mean.dtype == np.float32
+
+
+def test_the_functional_batch_norm_evaluates_by_default_as_pytorchs():
+    """Like F.batch_norm: without training=True it uses the running statistics and leaves them alone."""
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((4, 3, 2, 2)).astype(np.float32))
+    mean, var = Tensor(np.full(3, 0.5, np.float32)), Tensor(np.full(3, 4.0, np.float32))
+    out = batch_norm2d(x, mean, var)
+    np.testing.assert_allclose(out.data, (x.data - 0.5) / np.sqrt(4.0 + 1e-5), rtol=1e-6)
+    np.testing.assert_array_equal(mean.data, 0.5)
+    np.testing.assert_array_equal(var.data, 4.0)

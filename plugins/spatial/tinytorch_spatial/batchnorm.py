@@ -70,9 +70,10 @@ class BatchNorm2dFunction(Function):
         return grad_x, grad_w if needs[1] else None, grad_b if needs[2] else None
 
 
-def batch_norm2d(x, running_mean=None, running_var=None, weight=None, bias=None, training=True,
+def batch_norm2d(x, running_mean=None, running_var=None, weight=None, bias=None, training=False,
                  momentum=0.1, eps=1e-5):
-    """Batch normalisation of NCHW ``x`` over (N, H, W) per channel.
+    """Batch normalisation of NCHW ``x`` over (N, H, W) per channel; PyTorch's ``F.batch_norm``
+    arguments, so evaluation (``training=False``) by default, as there.
 
     Training: normalises with the batch mean and biased variance, and updates the running
     buffers in place (when given) with the unbiased variance:
