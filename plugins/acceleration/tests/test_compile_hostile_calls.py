@@ -189,3 +189,36 @@ def test_a_step_that_slices_a_parameter_verifies_and_replays():
     for _ in range(4):
         compiled(np.ones((3, 2)))
     assert (compiled.recordings, compiled.replays) == (2, 2)
+
+
+@pytest.mark.parametrize("loss", [
+    lambda z, t: tt.ops.binary_cross_entropy_with_logits(z, t),
+    lambda z, t: tt.ops.binary_cross_entropy(tt.ops.sigmoid(z), t),
+    lambda z, t: tt.ops.sigmoid_binary_cross_entropy(z, t),
+    lambda z, t: tt.ops.cross_entropy(z, t),
+])
+@pytest.mark.parametrize("bad", [3.0, -0.5, float("nan")])
+def test_a_replay_checks_probability_targets_as_eager_does(loss, bad):
+    """The range check ran in the functional wrapper, which a replay skips: a target of 3 or NaN
+    updated the weights (NaN weights after one replay) instead of raising."""
+    model = tt.nn.Linear(4, 2, generator=0)
+    optimizer = tt.optim.SGD(model.parameters(), lr=0.1)
+
+    @tt.compile
+    def step(x, t):
+        value = loss(model(x), t)
+        optimizer.zero_grad()
+        value.backward()
+        optimizer.step()
+        return value
+
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        step(Tensor(rng.standard_normal((8, 4)).astype(np.float32)), Tensor(rng.uniform(0, 1, (8, 2)).astype(np.float32)))
+    assert step.replays == 1
+    before = model.weight.data.copy()
+    target = rng.uniform(0, 1, (8, 2)).astype(np.float32)
+    target[0, 0] = bad
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        step(Tensor(rng.standard_normal((8, 4)).astype(np.float32)), Tensor(target))
+    np.testing.assert_array_equal(model.weight.data, before)

@@ -17,20 +17,16 @@ from .activations import exp_neg_abs, stable_sigmoid
 from .reduction import check_reduction, grad_scale, reduce_loss
 
 
-def _loss_operands(op, input, target, probabilities=False):
+def _loss_operands(op, input, target):
     """The target as an array: integer or bool labels in the input's float dtype, float targets
-    (and a tensor that requires grad) as they are; with ``probabilities``, checked to lie in
-    [0, 1]."""
+    (and a tensor that requires grad) as they are. (A target of probabilities is checked by the
+    op itself, ``check_probability_values``: a compiled step replays ops, not this function.)"""
     data = array_of(input)
     t = array_of(target)
     if t.dtype.kind not in "biuf":  # complex would lose its imaginary part, text has no arithmetic
         raise TypeError(f"{op}: target must hold numbers, got {t.dtype} data")
     if t.shape != data.shape:
         raise ValueError(f"{op}: input shape {data.shape} and target shape {t.shape} must be equal")
-    if probabilities and t.size:
-        lo, hi = np.minimum.reduce(t, axis=None), np.maximum.reduce(t, axis=None)
-        if not (lo >= 0 and hi <= 1):  # also catches NaN
-            raise ValueError(f"{op}: target must be probabilities in [0, 1], found values in [{lo}, {hi}]")
     if isinstance(target, Tensor) and target.requires_grad:
         return target
     if t.dtype.kind != "f" and data.dtype.kind == "f":
@@ -86,6 +82,16 @@ def _check_probabilities(p) -> None:
         )
 
 
+def check_probability_values(op, target, what: str = "target must be probabilities in [0, 1]") -> None:
+    """A target of probabilities lies in [0, 1] (NaN does not); checked inside the op's forward,
+    so that a replay of a compiled step checks each new batch too."""
+    if target.size:
+        lo, hi = np.minimum.reduce(target, axis=None), np.maximum.reduce(target, axis=None)
+        if not (lo >= 0 and hi <= 1):  # also catches NaN
+            name = op if isinstance(op, str) else op.display_name()
+            raise ValueError(f"{name}: {what}, found values in [{lo}, {hi}]")
+
+
 def _logs(p) -> tuple:
     """``log p`` and ``log(1 - p)``, each floored at ``BCE_LOG_FLOOR`` (``log 0`` is -inf)."""
     return np.maximum(np.log(p), BCE_LOG_FLOOR), np.maximum(np.log1p(-p), BCE_LOG_FLOOR)
@@ -119,6 +125,7 @@ class BinaryCrossEntropyFunction(Function):
         if input.dtype.kind != "f":
             raise not_floating(ctx, input)
         _check_probabilities(input)
+        check_probability_values(ctx, target)
         ctx.save_for_backward(input, target)
         ctx.reduction, ctx.weight = reduction, weight
         return reduce_loss(_weighted(_bce(input, target), weight), reduction)
@@ -144,7 +151,7 @@ def binary_cross_entropy(input, target, reduction="mean", *, weight=None):
     """
     op = "binary_cross_entropy"
     check_reduction(op, reduction)
-    target = _loss_operands(op, input, target, probabilities=True)
+    target = _loss_operands(op, input, target)
     return BinaryCrossEntropyFunction.apply(input, target, reduction, weight=_loss_weight(op, "weight", weight, input))
 
 
@@ -164,6 +171,7 @@ class BinaryCrossEntropyWithLogitsFunction(Function):
     def forward(ctx, input, target, reduction="mean", weight=None, pos_weight=None):
         if input.dtype.kind != "f":
             raise not_floating(ctx, input)
+        check_probability_values(ctx, target)
         if pos_weight is None:
             loss = np.maximum(input, 0) - input * target + np.log1p(exp_neg_abs(input))
         else:
@@ -223,7 +231,7 @@ def binary_cross_entropy_with_logits(input, target, reduction="mean", *, weight=
     last axis), both broadcastable to the input."""
     op = "binary_cross_entropy_with_logits"
     check_reduction(op, reduction)
-    target = _loss_operands(op, input, target, probabilities=True)
+    target = _loss_operands(op, input, target)
     weight, pos_weight = _loss_weight(op, "weight", weight, input), _loss_weight(op, "pos_weight", pos_weight, input)
     return BinaryCrossEntropyWithLogitsFunction.apply(input, target, reduction, weight=weight, pos_weight=pos_weight)
 
@@ -246,6 +254,7 @@ class SigmoidBinaryCrossEntropyFunction(Function):
     def forward(ctx, logits, target, reduction="mean"):
         if logits.dtype.kind != "f":
             raise not_floating(ctx, logits)
+        check_probability_values(ctx, target)
         s = stable_sigmoid(logits)
         ctx.save_for_backward(s, target)
         ctx.reduction = reduction
@@ -270,5 +279,5 @@ def sigmoid_binary_cross_entropy(logits, target, reduction="mean"):
     never turns itself into this op.
     """
     check_reduction("sigmoid_binary_cross_entropy", reduction)
-    target = _loss_operands("sigmoid_binary_cross_entropy", logits, target, probabilities=True)
+    target = _loss_operands("sigmoid_binary_cross_entropy", logits, target)
     return SigmoidBinaryCrossEntropyFunction.apply(logits, target, reduction)
