@@ -252,9 +252,11 @@ class Module:
 
     def train(self, mode: bool = True) -> "Module":
         mode = true_or_false(mode, "mode", f"{type(self).__name__}.train")  # "False" would train
-        for m in self.modules():
+        switched = [m for m in self.modules() if m.training is not mode]
+        for m in switched:
             object.__setattr__(m, "training", mode)
-        MODULE_CLOCK.tick()
+        if switched:  # model.train() at every step changes nothing: compiled steps keep replaying
+            MODULE_CLOCK.tick()
         return self
 
     def eval(self) -> "Module":
