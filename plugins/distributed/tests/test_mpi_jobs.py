@@ -74,3 +74,13 @@ def test_the_milestones_run_under_the_launcher_and_only_rank_0_prints():
     done, _ = launch("tinytorch", "milestones", "run", "mlp", timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("OK: 1 passed, 0 failed") == 1
+
+
+def test_all_reduce_of_different_shapes_is_refused_on_every_rank():
+    """MPI reduced the first three values and left rank 1's last two as they were: two ranks,
+    two different results, no error."""
+    done, _ = launch("uneven_all_reduce.py", timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "reduced without an error" not in done.stdout + done.stderr
+    for rank in (0, 1):
+        assert f"rank {rank}: all_reduce(op='sum'): the ranks passed values of different shapes" in done.stdout + done.stderr

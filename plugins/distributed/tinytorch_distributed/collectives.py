@@ -40,6 +40,7 @@ def all_reduce(value, op: str = "mean"):
         from mpi4py import MPI
 
         mpi_op = {"mean": MPI.SUM, "sum": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op]
+        _check_one_shape(job, local.shape, op)
         job.wait(job.comm.Iallreduce(local, total, op=mpi_op), f"all_reduce(op={op!r})")
     if op == "mean":
         total /= job.size
@@ -48,6 +49,20 @@ def all_reduce(value, op: str = "mean"):
     if isinstance(value, np.ndarray):
         return total.astype(value.dtype) if value.dtype.kind == "f" else total
     return float(total)
+
+
+def _check_one_shape(job, shape: tuple, op: str) -> None:
+    """Every rank passed the same shape: MPI would reduce the shortest prefix and leave the rest,
+    a different result on each rank. One small all-reduce of the shape's code (largest and
+    smallest, in one call); every rank sees the same answer, so all of them raise together."""
+    from mpi4py import MPI
+
+    code = float(hash(shape) % 2**52)  # a tuple of ints hashes alike in every process; exact in float64
+    extremes = np.empty(2)
+    job.wait(job.comm.Iallreduce(np.array([code, -code]), extremes, op=MPI.MAX), f"all_reduce(op={op!r})")
+    if extremes[0] != -extremes[1]:
+        raise ValueError(f"all_reduce(op={op!r}): the ranks passed values of different shapes (this rank's: {shape}); "
+                         "pass one shape on every rank (for an uneven last batch: reduce each rank's sum and count)")
 
 
 def _as_float64(value) -> np.ndarray:
