@@ -84,3 +84,12 @@ def test_all_reduce_of_different_shapes_is_refused_on_every_rank():
     assert "reduced without an error" not in done.stdout + done.stderr
     for rank in (0, 1):
         assert f"rank {rank}: all_reduce(op='sum'): the ranks passed values of different shapes" in done.stdout + done.stderr
+
+
+def test_data_parallel_models_that_differ_between_ranks_are_refused_by_name():
+    """The first broadcast failed with a bare "Other MPI error" stack."""
+    done, _ = launch("mismatched_models.py", timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for rank, width in ((0, 4), (1, 5)):
+        assert (f"rank {rank}: DistributedDataParallel: the ranks' models differ (names, shapes or dtypes of their "
+                f"parameters and buffers); this rank's: weight ({width}, 3), bias ({width},)") in done.stderr

@@ -7,6 +7,7 @@ Each one is MPI's non-blocking form (``Ibarrier``, ``Iallreduce``, ``Ibcast``) f
 from __future__ import annotations
 
 import numbers
+import zlib
 
 import numpy as np
 
@@ -53,16 +54,21 @@ def all_reduce(value, op: str = "mean"):
 
 def _check_one_shape(job, shape: tuple, op: str) -> None:
     """Every rank passed the same shape: MPI would reduce the shortest prefix and leave the rest,
-    a different result on each rank. One small all-reduce of the shape's code (largest and
-    smallest, in one call); every rank sees the same answer, so all of them raise together."""
-    from mpi4py import MPI
-
-    code = float(hash(shape) % 2**52)  # a tuple of ints hashes alike in every process; exact in float64
-    extremes = np.empty(2)
-    job.wait(job.comm.Iallreduce(np.array([code, -code]), extremes, op=MPI.MAX), f"all_reduce(op={op!r})")
-    if extremes[0] != -extremes[1]:
+    a different result on each rank."""
+    if not same_on_every_rank(job, repr(shape), f"all_reduce(op={op!r})"):
         raise ValueError(f"all_reduce(op={op!r}): the ranks passed values of different shapes (this rank's: {shape}); "
                          "pass one shape on every rank (for an uneven last batch: reduce each rank's sum and count)")
+
+
+def same_on_every_rank(job, description: str, what: str) -> bool:
+    """Whether every rank's ``description`` is the same: one small all-reduce of a checksum of it
+    (largest and smallest, in one call). Every rank gets the same answer, so all can raise together."""
+    from mpi4py import MPI
+
+    code = float(zlib.crc32(description.encode()))  # the same in every process (hash() of text is not)
+    extremes = np.empty(2)
+    job.wait(job.comm.Iallreduce(np.array([code, -code]), extremes, op=MPI.MAX), what)
+    return extremes[0] == -extremes[1]
 
 
 def _as_float64(value) -> np.ndarray:

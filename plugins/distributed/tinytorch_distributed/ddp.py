@@ -36,7 +36,7 @@ from tinytorch_core.checks import positive_int
 from tinytorch_core.engine import queue_callback
 
 from .buckets import assign_buckets, flatten_gradients, unflatten_into_gradients
-from .collectives import broadcast_
+from .collectives import broadcast_, same_on_every_rank
 from .world import DistributedError, init
 
 DEFAULT_BUCKET_SIZE = 1 << 20  # bytes; PyTorch's default is 25 MiB for models thousands of times larger
@@ -107,7 +107,13 @@ class DistributedDataParallel(Module):
 
     # ---- step 1: every rank starts from rank 0's weights -----------------------------------------
     def _broadcast_initial_state(self) -> None:
-        named = itertools.chain(self.module.named_parameters(), self.module.named_buffers())
+        named = list(itertools.chain(self.module.named_parameters(), self.module.named_buffers()))
+        layout = [(name, tensor.data.shape, tensor.data.dtype.str) for name, tensor in named]
+        if self.world.size > 1 and not same_on_every_rank(self.world, repr(layout), "DistributedDataParallel"):
+            raise ValueError(
+                f"DistributedDataParallel: the ranks' models differ (names, shapes or dtypes of their parameters and "
+                f"buffers); this rank's: {', '.join(f'{n} {s}' for n, s, _ in layout[:8])}"
+                f"{' ...' if len(layout) > 8 else ''}. Build the same model on every rank")
         for name, tensor in named:
             broadcast_(tensor.data, f"the initial value of {name}")
 
