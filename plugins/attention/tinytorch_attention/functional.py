@@ -144,9 +144,13 @@ def attention_flops(call: OpCall) -> int:
 
 
 def attention_backward_flops(call: OpCall) -> int:
-    """Four products of the forward's sizes: ``dV = P^T dO`` and ``dP = dO v^T`` (one ``P v``
-    each), ``dq = dS k`` and ``dk = dS^T q`` (one ``q k^T`` each)."""
-    return 2 * attention_flops(call)
+    """Up to four products of the forward's sizes, each made only when a gradient needs it:
+    ``dV = P^T dO`` (value), ``dP = dO v^T`` (query or key), each of the size of ``P v``;
+    ``dq = dS k`` (query) and ``dk = dS^T q`` (key), each of the size of ``q k^T``."""
+    keys = call.inputs[1][-2]
+    scores, weighted = 2 * call.size(call.inputs[0]) * keys, 2 * call.output_size() * keys  # q k^T, P v
+    need_q, need_k, need_v = call.needs_input_grad[:3]
+    return weighted * (need_v + (need_q or need_k)) + scores * (need_q + need_k)
 
 
 class ScaledDotProductAttention(Function):

@@ -90,6 +90,22 @@ def test_attention_counts_its_two_products_and_twice_that_backward():
     assert backward == 2 * forward
 
 
+@pytest.mark.parametrize("needs, products", [
+    ((True, False, False), ("dP", "dq")),
+    ((False, True, False), ("dP", "dk")),
+    ((False, False, True), ("dV",)),
+    ((True, True, False), ("dP", "dq", "dk")),
+])
+def test_attention_backward_counts_only_the_products_its_gradients_need(needs, products):
+    """It counted all four products (twice the forward) when only the query needed a gradient."""
+    q, k, v = (tensor(2, 2, 4, 8, requires_grad=needs[0]), tensor(2, 2, 5, 8, seed=1, requires_grad=needs[1]),
+               tensor(2, 2, 5, 3, seed=2, requires_grad=needs[2]))
+    _, backward = profiled_flops(lambda: tt.ops.scaled_dot_product_attention(q, k, v))
+    scores = 2 * 2 * 4 * 5
+    size = {"dV": 2 * scores * 3, "dP": 2 * scores * 3, "dq": 2 * scores * 8, "dk": 2 * scores * 8}
+    assert backward == sum(size[name] for name in products)
+
+
 def test_every_registered_op_of_the_reference_stages_states_a_forward_formula():
     missing = [entry.name for entry in default_runtime().ops.values()
                if entry.stage in ("core", "nn", "spatial", "embeddings", "attention") and entry.function.flops is None]
