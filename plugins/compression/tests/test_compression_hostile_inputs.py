@@ -242,3 +242,12 @@ def test_quantize_refuses_a_calibration_whose_rank_its_integer_layers_cannot_tak
     model = tt.nn.Sequential(tt.nn.Linear(6, 3, generator=0), tt.nn.ReLU())
     with pytest.raises(ValueError, match=r"layer '0' \(Linear.*calibrated on 3-D input of shape \(4, 5, 6\)"):
         quantize(model, [Tensor(rng.standard_normal((4, 5, 6)).astype(np.float32))])
+
+
+@pytest.mark.parametrize("kind, bad", [("weight", np.nan), ("bias", np.inf)])
+def test_quantize_names_the_layer_whose_parameter_is_not_finite(kind, bad):
+    """Calibration ran first and blamed an activation observer ("the observed tensor ... holds NaN")."""
+    model = mlp()
+    getattr(model[2], kind).data.reshape(-1)[0] = bad
+    with pytest.raises(ValueError, match=f"quantize: the {kind} of layer '2' \\(Linear\\) holds NaN or inf"):
+        quantize(model, [X])

@@ -49,6 +49,7 @@ def quantize(model, calibration_loader, activation_observer=None, weight_observe
     weight_observer = _observer_factory(weight_observer or per_channel_weights, "weight_observer", (None, 0))
     named = sequential_named_layers(model, "quantize")
     names, layers = [name for name, _ in named], [_dense(layer) for _, layer in named]
+    _check_finite_parameters(names, layers)  # before calibration, whose activations a NaN weight would poison
     observers, input_shapes = calibrate(layers, calibration_loader, activation_observer, num_batches)
     for name, layer, shapes in zip(names, layers, input_shapes):
         _check_input_rank(name, layer, shapes)
@@ -68,6 +69,17 @@ def quantize(model, calibration_loader, activation_observer=None, weight_observe
         index += 1 + fused
     steps.append(DeQuantize())
     return tt.nn.Sequential(*steps).eval()
+
+
+def _check_finite_parameters(names, layers) -> None:
+    """Every weight and bias is finite, or an error naming the layer (calibration would report a
+    NaN activation in some observer instead)."""
+    for name, layer in zip(names, layers):
+        for kind in ("weight", "bias"):
+            value = getattr(layer, kind, None)
+            if isinstance(value, tt.Tensor) and value.data.dtype.kind == "f" and not np.isfinite(value.data).all():
+                raise ValueError(f"quantize: the {kind} of layer '{name}' ({type(layer).__name__}) holds NaN or inf; "
+                                 "int8 codes need finite values")
 
 
 def _observer_factory(factory, what: str, axes: tuple):
