@@ -104,3 +104,10 @@ def test_factory_dtypes_as_in_pytorch():
     np.testing.assert_array_equal(tt.arange(0, 4.0, 1.0, dtype=np.int64).data, [0, 1, 2, 3])
     with pytest.raises(ValueError, match="full: the fill value nan cannot be held by a tensor of dtype int64"):
         tt.full((2,), float("nan"), dtype=np.int64)  # was the int64 minimum
+
+
+def test_a_python_integer_beyond_int64_is_refused_not_made_unsigned():
+    with pytest.raises(OverflowError, match="do not fit int64"):
+        tt.tensor([2**63])  # NumPy's choice, uint64, would turn -x into a huge positive number
+    assert tt.tensor(2**63, dtype=np.uint64).dtype == np.uint64
+    assert tt.tensor(np.array([2**63], np.uint64)).dtype == np.uint64

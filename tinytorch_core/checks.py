@@ -69,6 +69,9 @@ def owned_array(data, dtype, default_float) -> np.ndarray:
         reset_errstate(errstate)
     if array.dtype.kind not in "fiub":
         raise TypeError(f"Tensor: unsupported data type {array.dtype} (expected float, int or bool data)")
+    if dtype is None and array.dtype == np.uint64 and not isinstance(data, (np.ndarray, np.generic)):
+        raise OverflowError(f"Tensor: Python integers up to {array.max()} do not fit int64 (NumPy would make them "
+                            "uint64); pass dtype=np.uint64 if that is meant")
     return array
 
 
