@@ -142,3 +142,22 @@ def test_a_sampler_chooses_the_rows_and_their_order():
         DataLoader(_dataset(10), sampler=[1, 2], shuffle=True)
     with pytest.raises(ValueError, match="iterable of indices with a length, .*got int"):
         DataLoader(_dataset(10), sampler=3)
+
+
+def test_namedtuple_samples_batch_as_the_same_namedtuple():
+    """They came back as plain tuples, so batch.x failed later with an AttributeError."""
+    from collections import namedtuple
+
+    Pair = namedtuple("Pair", "x y")
+
+    class Pairs(Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return Pair(np.full(2, i, np.float32), i)
+
+    batch = next(iter(DataLoader(Pairs(), batch_size=4)))
+    assert type(batch) is Pair
+    np.testing.assert_array_equal(batch.x.data[:, 0], [0, 1, 2, 3])
+    np.testing.assert_array_equal(batch.y.data, [0, 1, 2, 3])

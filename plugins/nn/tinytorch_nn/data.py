@@ -81,7 +81,8 @@ def _collate(samples, indices, field=""):
     first = samples[0]
     if isinstance(first, (tuple, list)):
         _check_same_length(samples, indices, field)
-        return tuple(_collate([s[k] for s in samples], indices, f"{field}[{k}]") for k in range(len(first)))
+        fields = [_collate([s[k] for s in samples], indices, f"{field}[{k}]") for k in range(len(first))]
+        return type(first)(*fields) if hasattr(first, "_fields") else tuple(fields)  # a namedtuple stays one
     if isinstance(first, dict):
         _check_same_keys(samples, indices, field)
         return {key: _collate([s[key] for s in samples], indices, f"{field}[{key!r}]") for key in first}
