@@ -241,3 +241,12 @@ def test_layer_norm_eps_must_be_a_positive_number(eps):
     """None and text used to fail inside a comparison with no layer named."""
     with pytest.raises(ValueError, match="LayerNorm: eps must be a positive number"):
         LayerNorm(3, eps=eps)
+
+
+def test_pytorchs_per_head_3d_mask_layout_is_refused_saying_how_to_pass_it():
+    """PyTorch's (B * heads, Tq, Tk) mask gave an error quoting a shape the caller never passed."""
+    mha = MultiHeadAttention(8, 2, generator=0)
+    x = Tensor(np.random.default_rng(0).standard_normal((1, 3, 8)).astype(np.float32))
+    with pytest.raises(ValueError, match=r"a 3-D mask is read as \(batch, query_len, key_len\) = \(1, 3, 3\), "
+                                         r"got \(2, 3, 3\); for one mask per head pass 4-D"):
+        mha(x, mask=np.ones((2, 3, 3), bool))

@@ -120,6 +120,11 @@ class MultiHeadAttention(Module):
         if mask is not None:
             arr = array_of(mask)
             if arr.ndim == 3:  # (B, Tq, Tk): the same mask for every head
+                if arr.shape[0] not in (1, batch):  # PyTorch's 3-D attn_mask is (B * heads, Tq, Tk)
+                    raise ValueError(f"{where}: a 3-D mask is read as (batch, query_len, key_len) = "
+                                     f"({batch}, {query_len}, {key_len}), got {arr.shape}; for one mask per head "
+                                     f"pass 4-D (batch, num_heads, query_len, key_len) (PyTorch's (B * heads, Tq, Tk) "
+                                     f"reshaped to ({batch}, {self.num_heads}, {query_len}, {key_len}))")
                 arr = arr[:, None]
             allowed = check_mask(arr, target, where)
         if key_padding_mask is not None:
