@@ -112,3 +112,50 @@ def test_as_tensor_of_a_tensor_keeps_its_graph():
     assert tt.as_tensor(x) is x
     (tt.as_tensor(x, dtype=np.float32) * 2 + x).sum().backward()  # was [1, 1, 1]: the cast cut the graph
     np.testing.assert_array_equal(x.grad.data, [3.0, 3.0, 3.0])
+
+
+def test_pytorchs_metadata_and_device_spellings():
+    x = tt.Tensor(np.arange(6.0).reshape(2, 3))
+    assert (x.size(), x.size(-1), x.numel(), x.nelement(), x.dim(), x.ndimension()) == ((2, 3), 3, 6, 6, 2, 2)
+    assert x.element_size() == 4 and x.is_floating_point() and not tt.tensor([1]).is_floating_point()
+    assert x.device == "cpu" and x.cpu() is x and x.contiguous() is x and x.half().dtype == np.float16
+
+
+def test_amax_amin_and_std_as_in_pytorch():
+    data = np.array([[1.0, 2.0, 4.0], [3.0, 5.0, 9.0]])
+    x = tt.Tensor(data, dtype=np.float64, requires_grad=True)
+    np.testing.assert_array_equal(x.amax(1).data, [4.0, 9.0])
+    np.testing.assert_array_equal(x.amin(dim=(0, 1)).data, 1.0)
+    np.testing.assert_allclose(x.std().data, data.std(ddof=1))
+    np.testing.assert_allclose(x.std(1, keepdim=True).data, data.std(axis=1, ddof=1, keepdims=True))
+    x.std().backward()
+    centered = data - data.mean()
+    np.testing.assert_allclose(x.grad.data, centered / ((data.size - 1) * data.std(ddof=1)))
+
+
+def test_backward_takes_pytorchs_gradient_keyword_and_refuses_what_it_cannot_do():
+    x = tt.Tensor(np.ones(3), dtype=np.float64, requires_grad=True)
+    (x * 2).backward(gradient=np.array([1.0, 2.0, 3.0]))
+    np.testing.assert_array_equal(x.grad.data, [2.0, 4.0, 6.0])
+    for options in ({"create_graph": True}, {"inputs": [x]}):
+        with pytest.raises(NotImplementedError, match="create_graph .* and inputs= are not supported"):
+            (x * 2).sum().backward(**options)
+
+
+def test_pytorchs_other_factories():
+    np.testing.assert_array_equal(tt.eye(2, 3).data, np.eye(2, 3))
+    assert tt.eye(2).dtype == np.float32
+    np.testing.assert_allclose(tt.linspace(0, 1, 5).data, [0, 0.25, 0.5, 0.75, 1])
+    np.testing.assert_array_equal(tt.empty(2, 3).data, np.zeros((2, 3)))  # never uninitialised memory
+    ints = tt.randint(10, (1000,), generator=0)
+    assert ints.dtype == np.int64 and ints.data.min() >= 0 and ints.data.max() <= 9
+    assert tt.randint(3, 5, (100,), generator=0).data.min() >= 3
+    with pytest.raises(ValueError, match="expected low < high"):
+        tt.randint(5, 5, (2,))
+    array = np.zeros(3)
+    shared = tt.from_numpy(array)
+    array[0] = 7.0
+    assert shared.dtype == np.float64 and shared.data[0] == 7.0
+    like = tt.Tensor(np.ones((2, 2)), dtype=np.float64)
+    assert tt.full_like(like, 3).data.tolist() == [[3.0, 3.0], [3.0, 3.0]] and tt.zeros_like(like, dtype=np.int64).dtype == np.int64
+    assert tt.randn_like(like, generator=0).dtype == np.float64 and tt.rand_like(like, generator=0).shape == (2, 2)

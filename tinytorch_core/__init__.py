@@ -6,7 +6,8 @@ pluggy hooks; reach them as ``tinytorch_core.nn.Linear`` or ``tinytorch_core.ops
 
 from .anomaly import AnomalyError, detect_anomaly
 from . import acceleration, catalog, compression, data, distributed, generation, init, io, nn, ops, optim, profiler, text
-from .factories import arange, as_tensor, full, ones, ones_like, rand, randn, tensor, zeros, zeros_like
+from .factories import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like, linspace, ones, ones_like,
+                        rand, rand_like, randint, randn, randn_like, tensor, zeros, zeros_like)
 from .function import Function, GraphError
 from .observers import Observer, observing
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
@@ -86,8 +87,9 @@ __all__ = [
     "abs", "arange", "bool", "cat", "double", "float", "float16", "float32", "float64", "half", "int", "int8",
     "int16", "int32", "int64", "long", "uint8", "as_tensor", "broadcast_to", "catalog", "data", "init", "io", "nn", "ops", "optim", "text",
     "profiler", "compression", "generation", "acceleration", "compile", "distributed", "clip", "concatenate", "default_generator",
-    "default_runtime", "enable_grad", "exp", "full", "hookimpl", "is_grad_enabled", "log", "manual_seed",
-    "matmul", "maximum", "mean", "minimum", "no_grad", "observing", "ones", "ones_like", "rand", "randn", "reshape",
+    "default_runtime", "empty", "empty_like", "enable_grad", "exp", "eye", "from_numpy", "full", "full_like", "hookimpl", "is_grad_enabled", "log", "manual_seed",
+    "linspace", "matmul", "maximum", "mean", "minimum", "no_grad", "observing", "ones", "ones_like", "rand", "rand_like",
+    "randint", "randn", "randn_like", "reshape",
     "resolve_generator", "set_grad_enabled", "sqrt", "squeeze", "stack", "swapaxes", "tensor", "transpose", "unsqueeze",
     "use_runtime", "var", "where", "zeros", "zeros_like",
 ]

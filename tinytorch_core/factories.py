@@ -135,12 +135,78 @@ def full(shape, value, dtype=None, requires_grad: bool = False) -> Tensor:
     return Tensor._wrap(data).requires_grad_(requires_grad)
 
 
-def zeros_like(t: Tensor, requires_grad: bool = False) -> Tensor:
-    return zeros(t.shape, dtype=t.dtype, requires_grad=requires_grad)
+def empty(*shape, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+    """PyTorch's ``empty``, filled with zeros: NumPy's ``empty`` would hand out whatever the memory
+    held before (a previous tensor's values, NaN), a source of results that change run to run."""
+    return zeros(*shape, dtype=dtype, requires_grad=requires_grad)
 
 
-def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
-    return ones(t.shape, dtype=t.dtype, requires_grad=requires_grad)
+def eye(n: int, m: int | None = None, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+    """The ``n`` x ``m`` identity (``m = n`` by default)."""
+    shape, dtype = _checked_shape("eye", (n, n if m is None else m)), _checked_dtype("eye", dtype)
+    data = _allocate("eye", shape, dtype, lambda: np.eye(*shape, dtype=dtype))
+    return Tensor._wrap(data).requires_grad_(requires_grad)
+
+
+def linspace(start, end, steps: int, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+    """``steps`` evenly spaced values from ``start`` to ``end``, both included (PyTorch's order)."""
+    (steps,) = _checked_shape("linspace", (steps,))
+    for name, value in (("start", start), ("end", end)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise TypeError(f"linspace: {name} must be a finite number, got {value!r}")
+    dtype = _checked_dtype("linspace", dtype, "f")
+    data = _allocate("linspace", (steps,), dtype, lambda: np.linspace(start, end, steps, dtype=dtype))
+    return Tensor._wrap(data).requires_grad_(requires_grad)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing ``array``'s memory and dtype (PyTorch's ``from_numpy``): a write into either
+    shows in the other."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a NumPy array, got {type(array).__name__}")
+    if array.dtype.kind not in "fiub" or not array.dtype.isnative:
+        raise TypeError(f"from_numpy: unsupported dtype {array.dtype} (expected float, int or bool data in this "
+                        "machine's byte order)")
+    return Tensor._wrap(array)
+
+
+def zeros_like(t: Tensor, dtype=None, requires_grad: bool = False) -> Tensor:
+    return zeros(t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad)
+
+
+def ones_like(t: Tensor, dtype=None, requires_grad: bool = False) -> Tensor:
+    return ones(t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad)
+
+
+empty_like = zeros_like  # filled with zeros, as ``empty``
+
+
+def full_like(t: Tensor, value, dtype=None, requires_grad: bool = False) -> Tensor:
+    return full(t.shape, value, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad)
+
+
+def rand_like(t: Tensor, generator=None, dtype=None, requires_grad: bool = False) -> Tensor:
+    return rand(t.shape, generator=generator, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad)
+
+
+def randn_like(t: Tensor, generator=None, dtype=None, requires_grad: bool = False) -> Tensor:
+    return randn(t.shape, generator=generator, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad)
+
+
+def randint(low: int, high: int | None = None, size=(), generator=None, dtype=np.int64) -> Tensor:
+    """Integers drawn uniformly from ``[low, high)``; ``randint(high, size)`` draws from ``[0, high)``
+    (PyTorch's two forms)."""
+    if high is None or (size == () and isinstance(high, (tuple, list))):  # randint(high, size)
+        low, high, size = 0, low, (high if high is not None else size)
+    for name, value in (("low", low), ("high", high)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"randint: {name} must be an int, got {value!r}")
+    if not low < high:
+        raise ValueError(f"randint: expected low < high, got low={low}, high={high}")
+    shape, dtype = _checked_shape("randint", (size,)), _checked_dtype("randint", dtype, "iu")
+    rng = resolve_generator(generator)
+    data = _allocate("randint", shape, dtype, lambda: rng.integers(low, high, size=shape, dtype=dtype))
+    return Tensor._wrap(data)
 
 
 def _arange_length(args: tuple) -> int | None:

@@ -7,19 +7,21 @@ import operator
 
 import numpy as np
 
-from .checks import (axis_or_dim, broadcasts_to, keepdims_or_keepdim, normalize_axes, normalize_axis, owned_array, target_dtype,
+from .checks import (axis_or_dim, broadcasts_to, keepdims_or_keepdim, normalize_axes, owned_array, target_dtype,
                      true_or_false)
 from .grad_mode import _per_thread
 from .inplace import (IN_PLACE_CLOCK, is_region_of, link_view, memory_of, record_in_place,
                       view_of_a_root_that_requires_grad, write_plain)
+from .torch_names import TorchNames
 from .values import ValueReads
 
 DEFAULT_FLOAT = np.float32
 
 
-class Tensor(ValueReads):
+class Tensor(ValueReads, TorchNames):
     """A NumPy array with autograd. Float data defaults to float32; integer data stays integer.
-    Reading values out (``item()``, ``numpy()``, ``float(t)``, ``x.long()``) comes from ``ValueReads``."""
+    Reading values out (``item()``, ``numpy()``, ``float(t)``, ``x.long()``) comes from ``ValueReads``,
+    PyTorch's other spellings (``size()``, ``dim()``, ``cpu()``, ``std()``) from ``TorchNames``."""
 
     __slots__ = ("data", "_requires_grad", "grad", "_node", "_out_index", "_version_counter", "_grad_hooks",
                  "_view", "_views", "__weakref__")
@@ -58,19 +60,6 @@ class Tensor(ValueReads):
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
-
-    def size(self, dim=None):
-        """PyTorch's ``size()``: the shape, or the length of axis ``dim`` (``numel()`` counts elements)."""
-        if dim is None:
-            return self.data.shape
-        return self.data.shape[normalize_axis(dim, self.data.ndim, "size")]
-
-    def numel(self) -> int:
-        return self.data.size
-
-    def dim(self) -> int:
-        """PyTorch's name for ``ndim``."""
         return self.data.ndim
 
     @property
@@ -138,8 +127,15 @@ class Tensor(ValueReads):
     def clone(self) -> "Tensor":
         return _P.Clone.apply(self)
 
-    def backward(self, grad=None, retain_graph: bool = False) -> None:
-        _run_backward(self, grad, retain_graph)
+    def backward(self, gradient=None, retain_graph: bool = False, create_graph: bool = False, inputs=None, *,
+                 grad=None) -> None:
+        """Gradients of this tensor into every leaf's ``.grad`` (``engine.backward``); ``gradient``
+        (or ``grad``) is needed when it has more than one element. PyTorch's ``create_graph`` and
+        ``inputs`` are refused: no higher-order gradients here, and every leaf receives its own."""
+        if create_graph is not False or inputs is not None or (grad is not None and gradient is not None):
+            raise NotImplementedError("backward(): create_graph (higher-order gradients) and inputs= are not "
+                                      "supported, and the gradient is given once (gradient= or grad=)")
+        _run_backward(self, gradient if grad is None else grad, retain_graph)
 
     def register_post_accumulate_grad_hook(self, hook):
         """Call ``hook(tensor)`` in every backward pass once this leaf's ``.grad`` holds all the

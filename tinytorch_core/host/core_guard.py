@@ -12,19 +12,21 @@ _ABSENT = object()
 
 
 class CoreClasses:
-    """Every attribute of core's classes (Tensor and its base ValueReads, Function, Module, Parameter
-    and every op class of core) and every function of core's engine modules, as loading found them."""
+    """Every attribute of core's classes (Tensor and its bases ValueReads and TorchNames, Function,
+    Module, Parameter and every op class of core) and every function of core's engine modules, as
+    loading found them."""
 
     def __init__(self):
         from .. import arguments, engine, function, gradients, inplace, primitives
         from ..function import Function
         from ..module import Module, Parameter
         from ..tensor import Tensor
+        from ..torch_names import TorchNames
         from ..values import ValueReads
 
         core_ops = [value for value in vars(primitives).values()
                     if isinstance(value, type) and issubclass(value, Function) and value is not Function]
-        self._attributes = {cls: dict(vars(cls)) for cls in (Tensor, ValueReads, Parameter, Function, Module, *core_ops)}
+        self._attributes = {cls: dict(vars(cls)) for cls in (Tensor, ValueReads, TorchNames, Parameter, Function, Module, *core_ops)}
         # engine.backward, Function.apply's helpers...: replaced, they could drop every gradient
         self._functions = {module: {name: value for name, value in vars(module).items() if callable(value)}
                            for module in (arguments, engine, function, gradients, inplace)}
