@@ -27,7 +27,8 @@ from .host import (
     hookimpl,
     use_runtime,
 )
-from .module import Module, ModuleList, Parameter, StateDictError
+from .containers import ModuleDict, ModuleList
+from .module import Module, Parameter, StateDictError
 from .primitives import (
     abs,
     broadcast_to,
@@ -82,7 +83,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AnomalyError", "detect_anomaly",
     "BlockedStageError", "BrokenStageError", "Function", "GraphError", "InactiveStageError", "Milestone",
-    "MissingStageError", "Module", "ModuleList", "Observer", "Parameter", "PluginLoadError", "PluginWarning",
+    "MissingStageError", "Module", "ModuleDict", "ModuleList", "Observer", "Parameter", "PluginLoadError", "PluginWarning",
     "RegistrationError", "Runtime", "Sample", "StageUnavailableError", "StateDictError", "Tensor",
     "abs", "arange", "bool", "cat", "double", "float", "float16", "float32", "float64", "half", "int", "int8",
     "int16", "int32", "int64", "long", "uint8", "as_tensor", "broadcast_to", "catalog", "data", "init", "io", "nn", "ops", "optim", "text",

@@ -312,6 +312,46 @@ class Module:
         """PyTorch's ``model.double()``: ``to(np.float64)``."""
         return self.to(np.float64)
 
+    def half(self) -> "Module":
+        return self.to(np.float16)
+
+    # ---- PyTorch's registration and lookup calls ------------------------------------------------
+    def add_module(self, name: str, module) -> None:
+        """``self.<name> = module`` under a name given as a string (a Module, or None)."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"add_module: a module's name must be a non-empty string without dots, got {name!r}")
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module('{name}'): expected a Module or None, got {type(module).__name__}")
+        setattr(self, name, module)
+
+    register_module = add_module
+
+    def register_parameter(self, name: str, parameter) -> None:
+        """``self.<name> = parameter`` under a name given as a string (a Parameter, or None)."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"register_parameter: a name must be a non-empty string without dots, got {name!r}")
+        if parameter is not None and not isinstance(parameter, Parameter):
+            raise TypeError(f"register_parameter('{name}'): expected a Parameter or None, got {type(parameter).__name__}")
+        setattr(self, name, parameter)
+
+    def get_submodule(self, target: str) -> "Module":
+        """The sub-module at the dotted path ``target`` ("" is this module)."""
+        module = self
+        for part in target.split(".") if target else ():
+            child = module._modules.get(part)
+            if child is None:
+                raise AttributeError(f"get_submodule: {type(module).__name__} has no sub-module '{part}' (in '{target}')")
+            module = child
+        return module
+
+    def get_parameter(self, target: str) -> Parameter:
+        """The parameter at the dotted path ``target`` ("layer.weight")."""
+        path, _, name = target.rpartition(".")
+        owner = self.get_submodule(path)
+        if owner._parameters.get(name) is None:
+            raise AttributeError(f"get_parameter: {type(owner).__name__} has no parameter '{name}' (in '{target}')")
+        return owner._parameters[name]
+
     # ---- state ---------------------------------------------------------------------------
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
         """Copies of every parameter and persistent buffer, by dotted name, in PyTorch's order:
@@ -415,78 +455,3 @@ class Module:
             return f"{type(self).__name__}({extra})"
         head = f"{type(self).__name__}({extra}" if extra else f"{type(self).__name__}("
         return head + "\n" + "\n".join(lines) + "\n)"
-
-
-class ModuleList(Module):
-    """A list of sub-modules, registered as ``0``, ``1``, ... so their parameters are found."""
-
-    def __init__(self, modules=None):
-        super().__init__()
-        self._items: list[Module] = []
-        if isinstance(modules, Module) or not (modules is None or hasattr(modules, "__iter__")):
-            raise TypeError(f"ModuleList takes an iterable of Modules, got {type(modules).__name__}")
-        for m in modules or ():
-            self.append(m)
-
-    def append(self, module: Module) -> "ModuleList":
-        if not isinstance(module, Module):
-            raise TypeError(f"ModuleList holds Modules, got {type(module).__name__}")
-        self._modules[str(len(self._items))] = module
-        self._items.append(module)
-        MODULE_CLOCK.tick()
-        return self
-
-    def extend(self, modules) -> "ModuleList":
-        for m in modules:
-            self.append(m)
-        return self
-
-    def insert(self, index: int, module: Module) -> None:
-        """Put ``module`` before position ``index``; the ones after it are renamed, as in PyTorch."""
-        if not isinstance(module, Module):
-            raise TypeError(f"ModuleList holds Modules, got {type(module).__name__}")
-        items = list(self._items)
-        items.insert(index, module)
-        self._renumber(items)
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return ModuleList(self._items[index])
-        if not isinstance(index, (int, np.integer)) or isinstance(index, (bool, np.bool_)):
-            raise TypeError(f"ModuleList indices must be int or slice, got {type(index).__name__}")
-        if not -len(self._items) <= index < len(self._items):
-            raise IndexError(f"ModuleList index {index} is out of range for {len(self._items)} module(s)")
-        return self._items[index]
-
-    def __setitem__(self, index: int, module: Module) -> None:
-        """Replace the module at ``index``; it keeps its name."""
-        self[index]  # noqa: B018 - the index checks of __getitem__
-        if not isinstance(module, Module):
-            raise TypeError(f"ModuleList holds Modules, got {type(module).__name__}")
-        items = list(self._items)
-        items[index] = module
-        self._renumber(items)
-
-    def __delitem__(self, index) -> None:
-        """Remove the module(s) at ``index`` (an int or a slice); the rest are renumbered 0, 1, ..."""
-        if not isinstance(index, slice):
-            self[index]  # noqa: B018 - the index checks of __getitem__
-        items = list(self._items)
-        del items[index]
-        self._renumber(items)
-
-    def __add__(self, other) -> "ModuleList":
-        if not isinstance(other, ModuleList):
-            return NotImplemented
-        return ModuleList([*self._items, *other._items])
-
-    def _renumber(self, items) -> None:
-        self._items = []
-        self._modules.clear()
-        self.extend(items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __iter__(self):
-        return iter(self._items)

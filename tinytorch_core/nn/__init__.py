@@ -1,14 +1,15 @@
-"""Layers: ``Module``, ``Parameter`` and ``ModuleList`` live in core; every concrete layer
+"""Layers: ``Module``, ``Parameter``, ``ModuleList`` and ``ModuleDict`` live in core; every concrete layer
 (``Linear``, ``Conv2d``, ...) is registered by its stage and resolved here on first use.
 A layer whose stage is not installed raises ``MissingStageError`` with the install command.
 """
 
 from ..host.namespace import namespace_resolver
-from ..module import Module, ModuleList, Parameter, StateDictError
+from ..containers import ModuleDict, ModuleList
+from ..module import Module, Parameter, StateDictError
 
 from . import functional  # noqa: E402  (tt.nn.functional: the ops under PyTorch's module name)
 
-__all__ = ["Module", "ModuleList", "Parameter", "StateDictError", "functional"]
+__all__ = ["Module", "ModuleDict", "ModuleList", "Parameter", "StateDictError", "functional"]
 
 __getattr__, _registered = namespace_resolver("nn")
 
