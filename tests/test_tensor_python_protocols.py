@@ -159,3 +159,50 @@ def test_pytorchs_other_factories():
     like = tt.Tensor(np.ones((2, 2)), dtype=np.float64)
     assert tt.full_like(like, 3).data.tolist() == [[3.0, 3.0], [3.0, 3.0]] and tt.zeros_like(like, dtype=np.int64).dtype == np.int64
     assert tt.randn_like(like, generator=0).dtype == np.float64 and tt.rand_like(like, generator=0).shape == (2, 2)
+
+
+def test_more_pytorch_spellings():
+    m = tt.Tensor(np.arange(6.0).reshape(2, 3))
+    assert m.t().shape == (3, 2) and m.H.shape == (3, 2) and m.mH.shape == (3, 2) and m.type() == "float32"
+    assert m.type(np.float64).dtype == np.float64 and m.equal(m * 1) and not m.equal(m[0])
+    with pytest.raises(ValueError, match="t\\(\\): expects a tensor of at most 2 dimensions"):
+        tt.zeros(2, 2, 2).t()
+    assert f"{tt.tensor(1.23456):.2f}" == "1.23" and tt.allclose(m, m.data + 1e-9) and not tt.allclose(m, m + 1)
+    for call in (lambda: m.to("cpu", np.float64), lambda: m.to(device="cpu", dtype=np.float64),
+                 lambda: m.to(tt.Tensor(np.zeros(1), dtype=np.float64))):
+        assert call().dtype == np.float64
+    assert m.to(device="cpu") is m
+    with pytest.raises(TypeError, match="got 2 dtypes"):
+        m.to(np.float64, dtype=np.float16)
+
+
+def test_bitwise_xor_and_shifts_and_reflected_forms():
+    a, b = tt.tensor([1, 2, 6]), tt.tensor([3, 3, 3])
+    np.testing.assert_array_equal((a ^ b).data, [2, 1, 5])
+    np.testing.assert_array_equal((a << 1).data, [2, 4, 12])
+    np.testing.assert_array_equal((a >> 1).data, [0, 1, 3])
+    np.testing.assert_array_equal((np.array([True, False]) & tt.tensor([True, True])).data, [True, False])
+    np.testing.assert_array_equal((5 ^ a).data, [4, 7, 3])
+    a ^= b
+    np.testing.assert_array_equal(a.data, [2, 1, 5])
+    with pytest.raises(TypeError, match="<< needs integer operands, got float32"):
+        tt.tensor([1.0]) << 1
+
+
+def test_detach_in_place_leaves_the_graph():
+    x = tt.Tensor(np.ones(2), requires_grad=True)
+    y = x * 2
+    assert y.detach_() is y and not y.requires_grad and y.grad_fn is None
+    with pytest.raises(RuntimeError, match="detach_\\(\\) on a view"):
+        (x * 2)[0:1].detach_()
+
+
+def test_factories_take_pytorchs_keywords_and_tensor_sizes():
+    assert tt.zeros(size=(2, 3)).shape == (2, 3) and tt.randn(size=(4,), generator=0).shape == (4,)
+    assert tt.full((2,), fill_value=3.0).data.tolist() == [3.0, 3.0]
+    np.testing.assert_array_equal(tt.arange(end=3).data, [0, 1, 2])
+    np.testing.assert_array_equal(tt.arange(0, 2, step=0.5).data, [0, 0.5, 1, 1.5])
+    assert tt.arange(3.0, requires_grad=True).requires_grad
+    assert tt.zeros(tt.tensor(2), 3).shape == (2, 3) and tt.ones(tt.tensor([2, 4])).shape == (2, 4)
+    with pytest.raises(TypeError, match="give the shape once"):
+        tt.zeros(2, size=(2,))

@@ -139,8 +139,8 @@ def _run_node(node, output_grads: list) -> tuple:
     """Step 3, for one node: its backward, given the summed gradient of each output."""
     if node._saved is None:
         raise GraphError(
-            f"backward through {node.display_name()} a second time: its saved arrays were freed by "
-            "the first backward(); pass retain_graph=True to that first call"
+            f"backward through {node.display_name()} a second time: the graph was freed by the first "
+            "backward(), with the arrays its ops saved; pass retain_graph=True to that first call"
         )
     if node._recorded_at != IN_PLACE_CLOCK.now and saved_array_changed_in_place(node):
         raise GraphError(

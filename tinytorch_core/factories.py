@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 import sys
 
 import numpy as np
 
 from .errstate import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
 from .primitives.shape import tuple_argument
+from .observers import report_value_read
 from .random import resolve_generator
 from .tensor import DEFAULT_FLOAT, Tensor
 
@@ -60,13 +62,25 @@ def _checked_shape(factory: str, args: tuple) -> tuple:
     """``f(2, 3)``, ``f((2, 3))`` and ``f([2, 3])`` as the tuple ``(2, 3)``, every dimension a
     non-negative int (NumPy's own refusals name neither the factory nor the shape)."""
     shape = tuple_argument(args)
+    if len(shape) == 1 and isinstance(shape[0], Tensor) and shape[0].ndim == 1:
+        shape = tuple(shape[0].tolist())  # zeros(x.shape_tensor), a 1-D tensor of sizes
     for dim in shape:
-        if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
+        integer_tensor = isinstance(dim, Tensor) and dim.data.dtype.kind in "iu" and dim.data.size == 1
+        if isinstance(dim, (bool, np.bool_)) or not (isinstance(dim, (int, np.integer)) or integer_tensor):
             raise TypeError(f"{factory}: a shape dimension must be an int, got {dim!r} "
                             f"({type(dim).__name__}) in shape {shape!r}")
-        if dim < 0:
+        if operator.index(dim) < 0:
             raise ValueError(f"{factory}: a shape dimension must be non-negative, got {dim} in shape {shape!r}")
-    return tuple(int(dim) for dim in shape)
+    return tuple(operator.index(dim) for dim in shape)  # a one-element integer tensor as its int
+
+
+def _shape_or_size(factory: str, shape: tuple, size) -> tuple:
+    """The shape given positionally (``zeros(2, 3)``) or as PyTorch's ``size=`` keyword, not both."""
+    if size is None:
+        return shape
+    if shape:
+        raise TypeError(f"{factory}: give the shape once, positionally or as size=, not both")
+    return (size,)
 
 
 def _size_text(nbytes: int) -> str:
@@ -108,22 +122,22 @@ def _checked_fill_value(value):
 
 
 # ---- the factories ------------------------------------------------------------------------------
-def zeros(*shape, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
-    shape, dtype = _checked_shape("zeros", shape), _checked_dtype("zeros", dtype)
+def zeros(*shape, size=None, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+    shape, dtype = _checked_shape("zeros", _shape_or_size("zeros", shape, size)), _checked_dtype("zeros", dtype)
     data = _allocate("zeros", shape, dtype, lambda: np.zeros(shape, dtype))
     return Tensor._wrap(data).requires_grad_(requires_grad)
 
 
-def ones(*shape, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
-    shape, dtype = _checked_shape("ones", shape), _checked_dtype("ones", dtype)
+def ones(*shape, size=None, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+    shape, dtype = _checked_shape("ones", _shape_or_size("ones", shape, size)), _checked_dtype("ones", dtype)
     data = _allocate("ones", shape, dtype, lambda: np.ones(shape, dtype))
     return Tensor._wrap(data).requires_grad_(requires_grad)
 
 
-def full(shape, value, dtype=None, requires_grad: bool = False) -> Tensor:
-    """``shape`` filled with ``value``; without ``dtype``, PyTorch's choice from the value: bool
-    for a bool, int64 for an int, float32 for a float."""
-    shape = _checked_shape("full", (shape,))
+def full(size, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
+    """``size`` (a shape) filled with ``fill_value``; without ``dtype``, PyTorch's choice from the
+    value: bool for a bool, int64 for an int, float32 for a float."""
+    shape, value = _checked_shape("full", (size,)), fill_value
     value = _checked_fill_value(value)
     if dtype is None:
         dtype = np.bool_ if isinstance(value, (bool, np.bool_)) else (
@@ -135,10 +149,19 @@ def full(shape, value, dtype=None, requires_grad: bool = False) -> Tensor:
     return Tensor._wrap(data).requires_grad_(requires_grad)
 
 
-def empty(*shape, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+def empty(*shape, size=None, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
     """PyTorch's ``empty``, filled with zeros: NumPy's ``empty`` would hand out whatever the memory
     held before (a previous tensor's values, NaN), a source of results that change run to run."""
-    return zeros(*shape, dtype=dtype, requires_grad=requires_grad)
+    return zeros(*shape, size=size, dtype=dtype, requires_grad=requires_grad)
+
+
+def allclose(a, b, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
+    """Whether ``a`` and ``b`` (tensors, arrays or numbers) are equal within ``atol + rtol * |b|``."""
+    values = [getattr(v, "data", v) for v in (a, b)]
+    for v in (a, b):
+        if isinstance(v, Tensor):
+            report_value_read(v)
+    return bool(np.allclose(*values, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
 def eye(n: int, m: int | None = None, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
@@ -221,9 +244,19 @@ def _arange_length(args: tuple) -> int | None:
         return None
 
 
-def arange(*args, dtype=None) -> Tensor:
+def arange(*args, start=None, end=None, step=None, dtype=None, requires_grad: bool = False) -> Tensor:
     """NumPy's ``arange``; without ``dtype``, float steps give float32 (PyTorch's default) and
-    int steps int64."""
+    int steps int64. PyTorch's keywords work too: ``arange(end=5)``, ``arange(0, 3, step=0.5)``."""
+    if start is not None or end is not None or step is not None:
+        given = dict(zip(("start", "end", "step"), args if len(args) > 1 else (0, *args)))
+        given.update({k: v for k, v in (("start", start), ("end", end), ("step", step)) if v is not None})
+        if "end" not in given:
+            raise TypeError("arange: end is missing (arange(end), arange(start, end[, step]))")
+        args = (given.get("start", 0), given["end"], given.get("step", 1))
+    return _arange(args, dtype).requires_grad_(requires_grad)
+
+
+def _arange(args: tuple, dtype) -> Tensor:
     length = _arange_length(args)
     call = f"arange({', '.join(map(repr, args))})"
     if dtype is not None:
@@ -248,15 +281,17 @@ def arange(*args, dtype=None) -> Tensor:
     return Tensor._wrap(values)
 
 
-def randn(*shape, generator=None, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
-    shape, dtype = _checked_shape("randn", shape), _checked_dtype("randn", dtype, "f")  # samples are floats
+def randn(*shape, size=None, generator=None, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+    shape = _checked_shape("randn", _shape_or_size("randn", shape, size))
+    dtype = _checked_dtype("randn", dtype, "f")  # samples are floats
     rng = resolve_generator(generator)
     data = _allocate("randn", shape, dtype, lambda: rng.standard_normal(shape).astype(dtype))
     return Tensor._wrap(data).requires_grad_(requires_grad)
 
 
-def rand(*shape, generator=None, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
-    shape, dtype = _checked_shape("rand", shape), _checked_dtype("rand", dtype, "f")  # samples are floats
+def rand(*shape, size=None, generator=None, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+    shape = _checked_shape("rand", _shape_or_size("rand", shape, size))
+    dtype = _checked_dtype("rand", dtype, "f")  # samples are floats
     rng = resolve_generator(generator)
     data = _allocate("rand", shape, dtype, lambda: rng.random(shape).astype(dtype))
     return Tensor._wrap(data).requires_grad_(requires_grad)

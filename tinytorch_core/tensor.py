@@ -18,6 +18,13 @@ from .values import ValueReads
 DEFAULT_FLOAT = np.float32
 
 
+def _bitwise_operator(function, reflected: bool = False):
+    """The operator method ``self <op> other`` (``other <op> self`` when ``reflected``) of a bitwise ufunc."""
+    if reflected:
+        return lambda self, other: _P.bitwise(other, self, function)
+    return lambda self, other: _P.bitwise(self, other, function)
+
+
 class Tensor(ValueReads, TorchNames):
     """A NumPy array with autograd. Float data defaults to float32; integer data stays integer.
     Reading values out (``item()``, ``numpy()``, ``float(t)``, ``x.long()``) comes from ``ValueReads``,
@@ -244,6 +251,9 @@ class Tensor(ValueReads, TorchNames):
     def __ior__(self, other):
         return self._in_place("|=", other, operator.or_, operator.ior)
 
+    def __ixor__(self, other):
+        return self._in_place("^=", other, operator.xor, operator.ixor)
+
     def _operand(self, value):
         return value.data if isinstance(value, Tensor) else value
 
@@ -326,16 +336,17 @@ class Tensor(ValueReads, TorchNames):
 
     clamp = clip  # PyTorch's name
 
-    def where(self, condition, other):
-        """PyTorch's ``x.where(condition, y)``: ``where(condition, x, y)``, x where the condition holds."""
-        return _P.where(condition, self, other)
-
-    def to(self, dtype) -> "Tensor":
-        """Differentiable cast (float64 for numerical checks, float32 for speed); ``"cpu"``: itself."""
-        dtype = target_dtype(dtype, "Tensor.to")
-        if dtype is None or dtype == self.data.dtype:
+    def to(self, *args, dtype=None, device=None) -> "Tensor":
+        """Differentiable cast (float64 for numerical checks, float32 for speed), in PyTorch's forms:
+        ``to(dtype)``, ``to("cpu")``, ``to("cpu", dtype)``, ``to(other_tensor)``, ``to(dtype=...)``."""
+        given = (*args, *(a for a in (device, dtype) if a is not None))
+        wanted = [target_dtype(a.data.dtype if isinstance(a, Tensor) else a, "Tensor.to") for a in given]
+        wanted = [d for d in wanted if d is not None]  # None: the device "cpu"
+        if len(wanted) > 1:
+            raise TypeError(f"Tensor.to: got {len(wanted)} dtypes, expected at most one")
+        if not wanted or wanted[0] == self.data.dtype:
             return self
-        return _P.Cast.apply(self, dtype)
+        return _P.Cast.apply(self, wanted[0])
 
     # ---- comparisons: bool tensors, never differentiable ------------------------------------
     def __lt__(self, other):
@@ -361,11 +372,11 @@ class Tensor(ValueReads, TorchNames):
             raise TypeError(f"~ needs a bool or integer tensor, got {self.data.dtype}")
         return _P.LogicalNot.apply(self)
 
-    def __and__(self, other):
-        return _P.bitwise(self, other, np.bitwise_and)  # bools: logical; integers: bit by bit
-
-    def __or__(self, other):
-        return _P.bitwise(self, other, np.bitwise_or)
+    # & | ^ << >>: logical for bools, bit by bit for integers (primitives.bitwise refuses floats)
+    __and__, __or__, __xor__, __lshift__, __rshift__ = (
+        _bitwise_operator(f) for f in (np.bitwise_and, np.bitwise_or, np.bitwise_xor, np.left_shift, np.right_shift))
+    __rand__, __ror__, __rxor__ = (_bitwise_operator(f, reflected=True)
+                                   for f in (np.bitwise_and, np.bitwise_or, np.bitwise_xor))
 
     def any(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> "Tensor":
         """A bool tensor: whether any entry (along ``axis``/``dim``) is nonzero; ``if x.any():`` reads it."""
@@ -425,13 +436,6 @@ class Tensor(ValueReads, TorchNames):
     @property
     def T(self):
         return _P.transpose(self)
-
-    @property
-    def mT(self):
-        """PyTorch's matrix transpose: the last two axes swapped (a batch of matrices)."""
-        if self.data.ndim < 2:
-            raise ValueError(f"mT: expected a matrix or a batch of matrices, got a {self.data.ndim}-d tensor")
-        return _P.swapaxes(self, -2, -1)
 
     def squeeze(self, dim=None, *, axis=None):
         return _P.squeeze(self, dim, axis=axis)

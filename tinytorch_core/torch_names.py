@@ -1,12 +1,16 @@
 """PyTorch's spellings on a tensor: the metadata methods (``size()``, ``numel()``, ``dim()``), the
-device calls that are no-ops on NumPy's one device (``cpu()``, ``contiguous()``), and a few
-reductions PyTorch names apart (``amax``, ``std``). Each is one line over what ``Tensor`` has, so
-code written for PyTorch runs, and ``tensor.py`` keeps to what a tensor is.
+device calls that are no-ops on NumPy's one device (``cpu()``, ``contiguous()``), a few reductions
+PyTorch names apart (``amax``, ``std``), transposes (``t()``, ``mT``), ``x.where(c, y)``,
+``equal`` and ``detach_``. Each is a line or two over what ``Tensor`` has, so code written for
+PyTorch runs, and ``tensor.py`` keeps to what a tensor is.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from .checks import normalize_axis
+from .observers import report_value_read
 
 
 class TorchNames:
@@ -63,3 +67,48 @@ class TorchNames:
     def std(self, dim=None, unbiased=None, keepdim=None, **options):
         """The square root of ``var`` with the same arguments (PyTorch's ``n - 1`` by default)."""
         return self.var(dim, unbiased, keepdim, **options).sqrt()
+
+    def t(self):
+        """The transpose of a matrix (a 0-d or 1-D tensor as it is), as PyTorch's ``t()``."""
+        if self.data.ndim > 2:
+            raise ValueError(f"t(): expects a tensor of at most 2 dimensions, got {self.data.ndim}; use mT or transpose")
+        return self.T if self.data.ndim == 2 else self
+
+    @property
+    def H(self):  # noqa: N802 - PyTorch's name
+        """The conjugate transpose: the transpose, for real data."""
+        return self.t()
+
+    @property
+    def mH(self):  # noqa: N802 - PyTorch's name
+        return self.mT
+
+    def type(self, dtype=None):
+        """The dtype's name, or (given a dtype) the tensor cast to it."""
+        return str(self.data.dtype) if dtype is None else self.to(dtype)
+
+    def equal(self, other) -> bool:
+        """Whether ``other`` has this tensor's shape and the same values (a Python bool)."""
+        report_value_read(self)
+        other = getattr(other, "data", other)
+        return bool(np.shape(other) == self.data.shape and np.array_equal(self.data, other))
+
+    @property
+    def mT(self):  # noqa: N802 - PyTorch's name
+        """The matrix transpose: the last two axes swapped (a batch of matrices)."""
+        if self.data.ndim < 2:
+            raise ValueError(f"mT: expected a matrix or a batch of matrices, got a {self.data.ndim}-d tensor")
+        return self.swapaxes(-2, -1)
+
+    def where(self, condition, other):
+        """``x.where(condition, y)``: ``where(condition, x, y)``, x where the condition holds."""
+        from .primitives import where  # primitives import Tensor, whose base this is
+
+        return where(condition, self, other)
+
+    def detach_(self):
+        """Leave the graph in place: no node, no longer requiring grad."""
+        if self._view is not None and self._view[1] is not None:
+            raise RuntimeError("detach_() on a view of another tensor; use detach(), which makes a new tensor")
+        self._node, self._requires_grad = None, False
+        return self

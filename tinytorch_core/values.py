@@ -55,6 +55,12 @@ class ValueReads:
     def __int__(self) -> int:
         return int(self.item())
 
+    def __format__(self, spec: str) -> str:
+        """``f"{loss:.3f}"``: a one-element tensor formats as its number."""
+        if spec and self.data.size == 1:
+            return format(self.item(), spec)
+        return format(str(self), spec)
+
     def __index__(self) -> int:
         """An integer tensor of one element as an index (``items[t]``, ``range(t)``), as in PyTorch."""
         if self.data.dtype.kind not in "iu" or self.data.size != 1:

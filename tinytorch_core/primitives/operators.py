@@ -102,13 +102,18 @@ def where(condition, a, b):
     return Where.apply(condition, a, b)
 
 
+_BITWISE = {np.bitwise_and: ("&", "biu"), np.bitwise_or: ("|", "biu"), np.bitwise_xor: ("^", "biu"),
+            np.left_shift: ("<<", "iu"), np.right_shift: (">>", "iu")}
+
+
 def bitwise(a, b, function):
-    """``a & b`` or ``a | b`` (``function``: ``np.bitwise_and``/``np.bitwise_or``): logical for
-    bools, bit by bit for integers, refused for floats (PyTorch's rule; NumPy's error names no op)."""
-    symbol = "&" if function is np.bitwise_and else "|"
+    """``a & b``, ``a | b``, ``a ^ b`` (logical for bools, bit by bit for integers) or ``a << b``,
+    ``a >> b`` (integers); refused for floats (PyTorch's rule; NumPy's error names no op)."""
+    symbol, kinds = _BITWISE[function]
     for operand in (a, b):
-        if _dtype(operand).kind not in "biu":
-            raise TypeError(f"{symbol} needs bool or integer operands, got {_dtype(operand)}")
+        if _dtype(operand).kind not in kinds:
+            wanted = "bool or integer" if "b" in kinds else "integer"
+            raise TypeError(f"{symbol} needs {wanted} operands, got {_dtype(operand)}")
     return Compare.apply(*promote(a, b, op=symbol), function)
 
 
