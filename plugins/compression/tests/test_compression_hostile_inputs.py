@@ -251,3 +251,23 @@ def test_quantize_names_the_layer_whose_parameter_is_not_finite(kind, bad):
     getattr(model[2], kind).data.reshape(-1)[0] = bad
     with pytest.raises(ValueError, match=f"quantize: the {kind} of layer '2' \\(Linear\\) holds NaN or inf"):
         quantize(model, [X])
+
+
+@pytest.mark.parametrize("temperature", [1e-300, 1e-8, 1.0, 4.0, 1e3, 1e4])
+def test_distillation_loss_holds_at_extreme_temperatures(temperature):
+    """In float32 the soft term was 0 at T = 1e4 (T**2 times a rounded-away KL) and NaN at T = 1e-300."""
+    rng = np.random.default_rng(0)
+    student = rng.standard_normal((4, 5)).astype(np.float32)
+    teacher = rng.standard_normal((4, 5)).astype(np.float32)
+    target = np.array([0, 1, 2, 3])
+    got = distillation_loss(Tensor(student, requires_grad=True), teacher, target, temperature=temperature).item()
+
+    def log_softmax(z):
+        z = z - z.max(axis=1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+    s64, t64 = student.astype(np.float64), teacher.astype(np.float64)
+    p, log_p, log_q = np.exp(log_softmax(t64 / temperature)), log_softmax(t64 / temperature), log_softmax(s64 / temperature)
+    kl = np.where(p > 0, p * (log_p - log_q), 0.0).sum() / len(student)
+    expected = 0.9 * temperature**2 * kl + 0.1 * -log_softmax(s64)[np.arange(4), target].mean()
+    np.testing.assert_allclose(got, expected, rtol=1e-5)

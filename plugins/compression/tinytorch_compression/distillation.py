@@ -32,12 +32,14 @@ def distillation_loss(student_logits, teacher_logits, target, temperature=4.0, a
     t = float(temperature)
     dtype = array_of(student_logits).dtype  # the student's: Tensor() alone would make float32
     teacher_probs, teacher_entropy_term = _soft_targets(teacher_logits, t)
-    student_log_probs = tt.ops.log_softmax(student_logits / t, axis=-1)
+    # in float64 whatever the student's dtype: T**2 magnifies the rounding of a KL that shrinks as
+    # 1 / T**2 (in float32 the soft term was 0 at T = 1e4), and logits / T stays finite for tiny T
+    student_log_probs = tt.ops.log_softmax(student_logits.to(np.float64) / t, axis=-1)
     # KL(p || q) = sum p log p - sum p log q; a class the teacher rules out (p = 0) adds nothing
-    cross = (teacher_probs.to(dtype) * student_log_probs).sum(axis=-1).sum()
+    cross = (teacher_probs * student_log_probs).sum(axis=-1).sum()
     n = len(teacher_probs)
-    kl_sum = teacher_entropy_term.to(dtype) - cross
-    soft = kl_sum * (t * t / n) if n else kl_sum * float("nan")
+    kl_sum = teacher_entropy_term - cross
+    soft = (kl_sum * (t * t / n) if n else kl_sum * float("nan")).to(dtype)
     hard = tt.ops.cross_entropy(student_logits, target)
     return soft * alpha + hard * (1.0 - alpha)
 
