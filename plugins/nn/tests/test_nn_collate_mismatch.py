@@ -78,3 +78,18 @@ def test_a_negative_seed_is_refused_naming_the_loader(shuffle):
     with pytest.raises(TypeError, match=r"DataLoader: generator must be .* got float"):
         DataLoader(_Samples([1, 2]), generator=1.5, shuffle=shuffle)
     DataLoader(_Samples([1, 2]), generator=np.random.default_rng(0), shuffle=shuffle)
+
+
+def test_an_odd_first_sample_is_the_one_named():
+    """The first sample's shape was taken as the rule, so its well-formed neighbour was blamed."""
+
+    class OddFirst(Dataset):
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            return np.zeros(4 if i == 0 else 3, np.float32)
+
+    with pytest.raises(ValueError, match=r"sample 0 of the batch \(dataset index 0\) has shape \(4,\), but sample 1 "
+                                         r"has shape \(3,\)"):
+        next(iter(DataLoader(OddFirst(), batch_size=5)))

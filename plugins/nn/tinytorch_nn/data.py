@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections import Counter
 
 import numpy as np
 
@@ -136,12 +137,15 @@ def _check_all_tensors(samples, indices, field):
 
 
 def _stack(arrays, indices, field) -> np.ndarray:
-    """``np.stack`` of equally shaped arrays, naming the first sample whose shape differs."""
-    expected = np.shape(arrays[0])
-    for k, a in enumerate(arrays):
-        if np.shape(a) != expected:
-            raise ValueError(f"DataLoader: {_culprit(indices, k, field)} has shape {tuple(np.shape(a))}, but "
-                             f"sample 0 has shape {tuple(expected)}; samples of one batch must have equal shapes")
+    """``np.stack`` of equally shaped arrays, naming the first sample whose shape differs from the
+    batch's most common one (so an odd first sample is the one named, not its well-formed neighbour)."""
+    shapes = [np.shape(a) for a in arrays]
+    if any(shape != shapes[0] for shape in shapes):
+        common = Counter(shapes).most_common(1)[0][0]
+        k = next(k for k, shape in enumerate(shapes) if shape != common)
+        usual = next(j for j, shape in enumerate(shapes) if shape == common)
+        raise ValueError(f"DataLoader: {_culprit(indices, k, field)} has shape {tuple(shapes[k])}, but sample "
+                         f"{usual} has shape {tuple(common)}; samples of one batch must have equal shapes")
     return np.stack(arrays)
 
 
