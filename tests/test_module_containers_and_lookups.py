@@ -48,3 +48,39 @@ def test_add_module_register_parameter_and_lookups_by_path():
 def test_half_casts_the_parameters_to_float16():
     layer = tt.nn.Linear(2, 2, generator=0).half()
     assert layer.weight.dtype == np.float16 and layer.bias.dtype == np.float16
+
+
+def test_a_module_dict_key_set_as_an_attribute_then_as_an_item_holds_one_module():
+    """md.head = A; md["head"] = B left md.head reading A while parameters() held B's."""
+    first, second = tt.nn.Linear(2, 2, generator=0), tt.nn.Linear(2, 2, generator=1)
+    layers = ModuleDict()
+    layers.head = first
+    layers["head"] = second
+    assert layers.head is second and layers["head"] is second
+    assert {id(p) for p in layers.parameters()} == {id(second.weight), id(second.bias)}
+    del layers["head"]
+    assert "head" not in layers and not hasattr(layers, "head")
+    assert list(ModuleDict(ModuleDict({"a": tt.nn.ReLU()}))) == ["a"]
+
+
+def test_a_sequential_with_a_layer_set_to_none_indexes_and_slices_the_layers_that_run():
+    seq = tt.nn.Sequential(tt.nn.Linear(2, 2, generator=0), tt.nn.ReLU(), tt.nn.Linear(2, 2, generator=1))
+    setattr(seq, "1", None)
+    last = tt.nn.Linear(2, 2, generator=2)
+    seq[1] = last  # the second layer that runs: "2"
+    assert seq[1] is last and seq._modules["2"] is last and len(seq[0:2]) == 2
+
+
+def test_a_property_that_fails_reports_its_own_missing_attribute():
+    class Broken(Module):
+        @property
+        def size_hint(self):
+            return self.not_there
+
+    with pytest.raises(AttributeError, match="not_there"):
+        Broken().size_hint  # noqa: B018
+
+
+def test_from_numpy_refuses_array_subclasses():
+    with pytest.raises(TypeError, match="np.ndarray itself"):
+        tt.from_numpy(np.ma.array(np.ones(2), mask=[False, True]))  # its mask would be ignored

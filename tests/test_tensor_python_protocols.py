@@ -206,3 +206,22 @@ def test_factories_take_pytorchs_keywords_and_tensor_sizes():
     assert tt.zeros(tt.tensor(2), 3).shape == (2, 3) and tt.ones(tt.tensor([2, 4])).shape == (2, 4)
     with pytest.raises(TypeError, match="give the shape once"):
         tt.zeros(2, size=(2,))
+
+
+def test_in_place_integer_division_by_zero_is_refused_as_out_of_place():
+    """x //= 0 and x %= 0 on integers gave 0 silently (NumPy's), where x // 0 raises."""
+    for write in (lambda t: t.__ifloordiv__(0), lambda t: t.__imod__(tt.tensor([1, 0]))):
+        x = tt.tensor([7, 8])
+        with pytest.raises(ZeroDivisionError, match="integer division by zero"):
+            write(x)
+        np.testing.assert_array_equal(x.data, [7, 8])
+
+
+def test_a_tensor_pickled_before_requires_grad_became_checked_still_loads():
+    """Pickles restore slots with setattr, in slot order; the old slot was named requires_grad."""
+    t = object.__new__(tt.Tensor)
+    old_slots = {"data": np.array([3.0, 4.0], np.float32), "requires_grad": False, "grad": None, "_node": None,
+                 "_out_index": 0, "_version_counter": [0], "_grad_hooks": None, "_view": None, "_views": None}
+    for name, value in old_slots.items():
+        setattr(t, name, value)
+    assert not t.requires_grad and (t * 2).data.tolist() == [6.0, 8.0]

@@ -105,12 +105,17 @@ class ModuleDict(Module):
             raise KeyError(f"ModuleDict: a key must be a non-empty string without dots, got {key!r}")
         if not isinstance(module, Module):
             raise TypeError(f"ModuleDict holds Modules, got {type(module).__name__} for {key!r}")
+        if key in self.__dict__:  # md.head = A made an attribute too: the registry must stay what it reads
+            if not isinstance(self.__dict__[key], Module):
+                raise KeyError(f"ModuleDict: {key!r} is an attribute of the ModuleDict itself, not a free key")
+            del self.__dict__[key]
         self._modules[key] = module
         MODULE_CLOCK.tick()  # a compiled step records again
 
     def __delitem__(self, key: str) -> None:
         self[key]  # noqa: B018 - the key check of __getitem__
         del self._modules[key]
+        self.__dict__.pop(key, None)
         MODULE_CLOCK.tick()
 
     def __len__(self) -> int:
@@ -133,7 +138,7 @@ class ModuleDict(Module):
 
     def update(self, modules) -> None:
         """Add (or replace) the modules of a dict or of (name, module) pairs."""
-        pairs = modules.items() if isinstance(modules, Mapping) else modules
+        pairs = modules.items() if isinstance(modules, (Mapping, ModuleDict)) else modules
         for key, module in pairs:
             self[key] = module
 

@@ -185,8 +185,8 @@ def linspace(start, end, steps: int, dtype=DEFAULT_FLOAT, requires_grad: bool = 
 def from_numpy(array: np.ndarray) -> Tensor:
     """A tensor sharing ``array``'s memory and dtype (PyTorch's ``from_numpy``): a write into either
     shows in the other."""
-    if not isinstance(array, np.ndarray):
-        raise TypeError(f"from_numpy: expected a NumPy array, got {type(array).__name__}")
+    if type(array) is not np.ndarray:  # a subclass (np.matrix, a masked array) changes what * and sum mean
+        raise TypeError(f"from_numpy: expected a NumPy array (np.ndarray itself), got {type(array).__name__}")
     if array.dtype.kind not in "fiub" or not array.dtype.isnative:
         raise TypeError(f"from_numpy: unsupported dtype {array.dtype} (expected float, int or bool data in this "
                         "machine's byte order)")

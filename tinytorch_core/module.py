@@ -150,6 +150,9 @@ class Module:
             held = self.__dict__.get(registry)
             if held is not None and name in held:
                 return held[name]
+        attribute = getattr(type(self), name, None)
+        if isinstance(attribute, property):  # its getter raised AttributeError: raise that one, not ours
+            return attribute.fget(self)
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True, rebuild=None) -> None:
@@ -455,3 +458,13 @@ class Module:
             return f"{type(self).__name__}({extra})"
         head = f"{type(self).__name__}({extra}" if extra else f"{type(self).__name__}("
         return head + "\n" + "\n".join(lines) + "\n)"
+
+
+
+def __getattr__(name: str):
+    """``ModuleList``'s home before ``containers.py``: a pickle written then names it here."""
+    if name in ("ModuleList", "ModuleDict"):
+        from . import containers
+
+        return getattr(containers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -116,7 +116,7 @@ class Tensor(ValueReads, TorchNames):
             raise TypeError(
                 f"only floating-point tensors can require gradients; this one holds {self.data.dtype}"
             )
-        if not requires_grad and self._node is not None:
+        if not requires_grad and getattr(self, "_node", None) is not None:  # unset while a pickle loads
             raise RuntimeError("requires_grad_(False) on a non-leaf tensor; use .detach() instead")
         self._requires_grad = requires_grad
         return self
@@ -237,9 +237,11 @@ class Tensor(ValueReads, TorchNames):
     __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_
 
     def __ifloordiv__(self, other):
+        _P.refuse_integer_division_by_zero("//=", self.data, self._operand(other))  # NumPy's 7 // 0 is 0
         return self._in_place("//=", other, operator.floordiv, operator.ifloordiv)
 
     def __imod__(self, other):
+        _P.refuse_integer_division_by_zero("%=", self.data, self._operand(other))
         return self._in_place("%=", other, operator.mod, operator.imod)
 
     def __ipow__(self, other):

@@ -30,6 +30,7 @@ from .arithmetic import (
     Sqrt,
     Sub,
     Where,
+    refuse_integer_division_by_zero,
 )
 from .operators import (
     abs,

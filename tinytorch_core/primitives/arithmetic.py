@@ -207,7 +207,7 @@ def refuse_integer_division_by_zero(op, a, b) -> None:
     """Integers have no inf: NumPy's ``7 // 0`` is a silent 0 (a float result is inf or NaN, as IEEE says)."""
     b = np.asarray(b)
     if np.result_type(a, b).kind in "iub" and not b.all():
-        raise ZeroDivisionError(f"{op.display_name()}: integer division by zero")
+        raise ZeroDivisionError(f"{op if isinstance(op, str) else op.display_name()}: integer division by zero")
 
 
 class Remainder(Function):

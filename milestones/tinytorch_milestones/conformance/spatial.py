@@ -255,16 +255,17 @@ CONTRACT = [
     kernel_size**2). Output (N, C, Ho, Wo) as for max_pool2d. Backward: each window spreads
     its gradient evenly over its kernel_size**2 positions.""",
        sample="Sample(randn(rng, 2, 1, 6, 6), 2)"),
-    Op("batch_norm2d", "x, running_mean=None, running_var=None, weight=None, bias=None, training=True, "
+    Op("batch_norm2d", "x, running_mean=None, running_var=None, weight=None, bias=None, training=False, "
                        "momentum=0.1, eps=1e-5", inputs=("x", "weight", "bias"),
        doc="""Batch normalisation of an NCHW batch per channel.
 
     Training: mean and biased variance over (N, H, W) per channel; out = (x - mean) /
     sqrt(var + eps) * weight + bias (weight and bias (C,), or None for 1 and 0); the running
     buffers, when given, are updated in place: running = (1 - momentum) running + momentum batch,
-    with the unbiased variance for running_var. Evaluation (training=False): normalise with the
-    running buffers instead. Backward: the gradient of x, weight and bias.""",
-       sample="Sample(randn(rng, 4, 2, 3, 3), None, None, randn(rng, 2), randn(rng, 2))"),
+    with the unbiased variance for running_var. Evaluation (training=False, the default, as in
+    PyTorch's F.batch_norm): normalise with the running buffers instead. Backward: the gradient of
+    x, weight and bias.""",
+       sample="Sample(randn(rng, 4, 2, 3, 3), None, None, randn(rng, 2), randn(rng, 2), training=True)"),
     Layer("Conv2d", "in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True, "
                     "generator=None",
           doc="""A 2-D convolution layer: parameters weight (out_channels, in_channels, k, k) and

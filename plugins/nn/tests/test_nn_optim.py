@@ -376,3 +376,19 @@ def test_a_scheduler_state_carries_its_settings(make, other, settings):
         assert resumed.get_last_lr() == saved.get_last_lr()
     with pytest.raises(ValueError, match="must be"):
         resumed.load_state_dict({**state, next(iter(settings)): -1})
+
+
+def test_a_group_added_during_warm_up_joins_the_warm_up():
+    """It started from its full rate and the warm-up's factor carried it to 3.3x that rate."""
+    optimizer = SGD([Parameter(np.zeros(1))], lr=0.1)
+    warmup = LinearWarmup(optimizer, warmup_steps=10)
+    for _ in range(2):
+        warmup.step()
+    optimizer.add_param_group({"params": [Parameter(np.zeros(1))], "lr": 0.2})
+    rates = []
+    for _ in range(10):
+        warmup.step()
+        rates.append(optimizer.param_groups[1]["lr"])
+    np.testing.assert_allclose(rates[0], 0.2 * 4 / 10)  # where the others are: 4 of 10 warm-up steps
+    np.testing.assert_allclose(rates[-1], 0.2)
+    np.testing.assert_allclose(optimizer.param_groups[0]["lr"], 0.1)

@@ -105,7 +105,7 @@ class Sequential(Module):
 
     def __getitem__(self, index):
         if isinstance(index, slice):
-            return Sequential(dict(list(self._modules.items())[index]))
+            return Sequential(dict(self._named_layers()[index]))
         if not isinstance(index, numbers.Integral):
             raise TypeError(f"Sequential indices must be int or slice, got {type(index).__name__}")
         n = len(self._layers)
@@ -118,7 +118,11 @@ class Sequential(Module):
         self[index]  # noqa: B018 - the index checks of __getitem__
         if isinstance(index, slice):
             raise TypeError("Sequential: assign one module at an int index, not a slice")
-        setattr(self, list(self._modules)[index], module)
+        setattr(self, self._named_layers()[index][0], module)
+
+    def _named_layers(self) -> list:
+        """(name, module) of the layers that run, in order (a name set to None holds no layer)."""
+        return [(name, m) for name, m in self._modules.items() if m is not None]
 
     def __delitem__(self, index) -> None:
         """Remove the module(s) at ``index`` (an int or a slice); the rest are renumbered 0, 1, ..."""

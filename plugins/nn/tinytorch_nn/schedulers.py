@@ -46,6 +46,11 @@ class LRScheduler:
         """The rate at step 0 from the group's rate ``lr`` when the scheduler is made."""
         return lr
 
+    def joining_lr(self, lr: float, epoch: int) -> float:
+        """The rate a group added to the optimizer after ``epoch`` steps starts from: the rate it
+        was given (PyTorch's: the next step schedules it from there)."""
+        return lr
+
     def lr_at(self, base_lr: float, epoch: int) -> float:
         raise NotImplementedError
 
@@ -74,6 +79,7 @@ class LRScheduler:
         groups = self.optimizer.param_groups
         for group in groups[len(self.base_lrs):]:  # added since (add_param_group): scheduled from its rate now
             self.base_lrs.append(group.setdefault("initial_lr", group["lr"]))
+            group["lr"] = self.joining_lr(group["lr"], self.last_epoch - 1)
         self._set([self.next_lr(group["lr"], base, self.last_epoch) for group, base in zip(groups, self.base_lrs)])
         if observer is not None:
             observer.update_finished()
@@ -175,6 +181,11 @@ class LinearWarmup(LRScheduler):
 
     def first_lr(self, lr):
         return lr / self.warmup_steps
+
+    def joining_lr(self, lr, epoch):
+        """Its place in the warm-up, so that it reaches its rate with the others (PyTorch's LinearLR
+        carries its factor on and ends such a group above the rate it was given)."""
+        return self.lr_at(lr, epoch)
 
     def next_lr(self, lr, base_lr, epoch):
         return lr * (epoch + 1) / epoch if epoch < self.warmup_steps else lr

@@ -92,6 +92,14 @@ def test_summary_of_a_known_model():
     assert "Linear" in text and "parameters: 51" in text
 
 
+def test_summary_of_a_layer_whose_bias_was_set_to_none():
+    """The name stays a parameter holding None (PyTorch's registry), which the count tripped over."""
+    model = tt.nn.Sequential(tt.nn.Linear(8, 4, generator=0))
+    model[0].bias = None
+    info = tt.profiler.summary(model, np.zeros((2, 8), np.float32))
+    assert [r.parameters for r in info.rows] == [0, 8 * 4] and info.parameters == 32
+
+
 def test_summary_refuses_what_it_cannot_run():
     with pytest.raises(TypeError, match="expected a Module"):
         tt.profiler.summary(lambda x: x, np.ones(3))

@@ -99,7 +99,7 @@ def _layer_rows(model: Module, events: list) -> list[LayerRow]:
             type=event.module_type,
             depth=event.depth,
             output_shapes=event.output_shapes,
-            parameters=sum(p.data.size for p in module._parameters.values()) if module is not None else 0,
+            parameters=sum(p.data.size for p in module._parameters.values() if p is not None) if module is not None else 0,
             flops=_flops_inside(events, inside),
             output_bytes=event.output_bytes,
         )
