@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .module import MODULE_CLOCK, Module
+from .module import MODULE_CLOCK, Module, registry_name
 
 
 class ModuleList(Module):
@@ -101,8 +101,7 @@ class ModuleDict(Module):
     def __setitem__(self, key: str, module: Module) -> None:
         """Held in the registry only, not as an attribute: a key such as "train" must not hide the
         method (``layers.encoder`` still reads it, through ``Module.__getattr__``)."""
-        if not isinstance(key, str) or not key or "." in key:
-            raise KeyError(f"ModuleDict: a key must be a non-empty string without dots, got {key!r}")
+        registry_name("ModuleDict", key)
         if not isinstance(module, Module):
             raise TypeError(f"ModuleDict holds Modules, got {type(module).__name__} for {key!r}")
         if key in self.__dict__:  # md.head = A made an attribute too: the registry must stay what it reads

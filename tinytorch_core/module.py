@@ -66,6 +66,13 @@ def _a_setting_changed(attributes: dict, name: str, value) -> bool:
         return True
 
 
+def registry_name(call: str, name) -> str:
+    """A name for a registry (a state-dict key's last part): a non-empty string without dots."""
+    if not isinstance(name, str) or not name or "." in name:
+        raise KeyError(f"{call}: a name must be a non-empty string without dots, got {name!r}")
+    return name
+
+
 _ABSENT = object()
 _SETTINGS = (bool, int, float, str, tuple, type(None))
 
@@ -163,8 +170,7 @@ class Module:
         table moved to float64 is float64-accurate rather than float32 values widened.
         """
         params, buffers, modules = self._registries()
-        if not isinstance(name, str) or not name or "." in name:
-            raise KeyError(f"register_buffer: a buffer's name must be a non-empty string without dots, got {name!r}")
+        registry_name("register_buffer", name)
         if name not in buffers and (name in params or name in modules or name in self.__dict__):
             raise KeyError(f"register_buffer('{name}'): {type(self).__name__} already has an attribute '{name}' "
                            f"({'a parameter' if name in params else 'a sub-module' if name in modules else 'a plain attribute'}); "
@@ -321,8 +327,7 @@ class Module:
     # ---- PyTorch's registration and lookup calls ------------------------------------------------
     def add_module(self, name: str, module) -> None:
         """``self.<name> = module`` under a name given as a string (a Module, or None)."""
-        if not isinstance(name, str) or not name or "." in name:
-            raise KeyError(f"add_module: a module's name must be a non-empty string without dots, got {name!r}")
+        registry_name("add_module", name)
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module('{name}'): expected a Module or None, got {type(module).__name__}")
         setattr(self, name, module)
@@ -331,8 +336,7 @@ class Module:
 
     def register_parameter(self, name: str, parameter) -> None:
         """``self.<name> = parameter`` under a name given as a string (a Parameter, or None)."""
-        if not isinstance(name, str) or not name or "." in name:
-            raise KeyError(f"register_parameter: a name must be a non-empty string without dots, got {name!r}")
+        registry_name("register_parameter", name)
         if parameter is not None and not isinstance(parameter, Parameter):
             raise TypeError(f"register_parameter('{name}'): expected a Parameter or None, got {type(parameter).__name__}")
         setattr(self, name, parameter)
