@@ -28,6 +28,14 @@ def test_top_p_keeps_the_smallest_likely_set_reaching_p():
     assert kept(1.0).all()
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_top_p_of_one_keeps_every_token_in_low_precision(dtype):
+    """The float16 or float32 cumulative sum reached 1 before the last tokens, which were dropped."""
+    logits = np.array([[9.0, 0.0, 0.0, -3.0]], dtype)
+    assert np.isfinite(top_p_filter(logits, 1.0)).all()
+    assert np.isfinite(top_p_filter(logits, 0.999)).sum() == 1  # the top token holds 0.99975 of it
+
+
 def test_sample_tokens_follows_the_probabilities_and_never_draws_a_filtered_token():
     probs = np.array([0.1, 0.0, 0.6, 0.3])
     with np.errstate(divide="ignore"):

@@ -60,7 +60,9 @@ def top_p_filter(logits, p: float) -> np.ndarray:
     """
     rows = _logit_rows(logits, "top_p_filter")
     p = check_top_p(p, "top_p_filter")
-    probs = softmax_rows(rows)
+    if p >= 1.0:  # every token, exactly (a float32 cumulative sum can reach 1 before the last token)
+        return rows
+    probs = softmax_rows(rows.astype(np.float64))  # the ranks' sums in float64, whatever the logits' dtype
     ranking = np.argsort(-probs, axis=-1, kind="stable")  # most likely first
     ranked = np.take_along_axis(probs, ranking, axis=-1)
     mass_above = np.cumsum(ranked, axis=-1) - ranked  # probability of the tokens ranked higher

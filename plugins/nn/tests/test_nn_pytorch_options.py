@@ -217,13 +217,17 @@ def test_soft_targets_spatial_unbatched_and_target_gradient(rng):
     np.testing.assert_allclose(logits.grad.data, (p - t[:, :, 0]) / 2, rtol=1e-12)
 
 
-def test_soft_targets_keep_the_logits_dtype_and_work_in_the_module(rng):
+def test_soft_targets_promote_as_every_loss_and_work_in_the_module(rng):
+    """A float64 target with float32 logits gives a float64 loss, as in PyTorch and as the other
+    losses do (it was float32); the logits' gradient stays float32."""
     x, t = rng.standard_normal((3, 4)).astype(np.float32), _probabilities(rng, (3, 4))  # float64 target
     logits = Tensor(x, requires_grad=True)
     out = CrossEntropyLoss(label_smoothing=0.1)(logits, t)
     out.backward()
-    assert out.dtype == np.float32 and logits.grad.dtype == np.float32
-    assert out.item() == pytest.approx(F.cross_entropy(_f64(x), t, label_smoothing=0.1).item(), rel=1e-5)
+    assert out.dtype == np.float64 and logits.grad.dtype == np.float32
+    assert out.item() == pytest.approx(F.cross_entropy(_f64(x), t, label_smoothing=0.1).item(), rel=1e-12)
+    same = CrossEntropyLoss(label_smoothing=0.1)(Tensor(x), t.astype(np.float32))
+    assert same.dtype == np.float32
 
 
 def test_soft_target_errors_name_the_problem(rng):
@@ -289,3 +293,21 @@ def test_a_weight_in_pytorchs_positional_place_is_named():
         F.binary_cross_entropy(p, t, tt.Tensor([2.0, 1.0]))
     with pytest.raises(TypeError, match="got a ndarray"):
         tt.nn.BCEWithLogitsLoss(np.ones(2))
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.3])
+def test_a_mean_over_class_weights_summing_to_zero_has_a_nan_gradient_as_its_loss(label_smoothing):
+    """The loss was NaN (0 / 0) but its gradient zeros, or with smoothing the finite gradient of
+    reduction='sum': an optimizer stepped on a NaN loss."""
+    x = _f64(np.random.default_rng(0).standard_normal((4, 3)), requires_grad=True)
+    target, weight = np.array([0, 0, 1, 1]), np.array([0.0, 0.0, 1.0])
+    loss = F.cross_entropy(x, target, weight=weight, label_smoothing=label_smoothing)
+    loss.backward()
+    assert math.isnan(loss.item()) and np.isnan(x.grad.data).all()  # PyTorch: NaN and NaN
+
+
+def test_entries_ignored_keep_a_zero_gradient_when_the_mean_is_nan():
+    x = _f64(np.random.default_rng(0).standard_normal((3, 3)), requires_grad=True)
+    loss = F.cross_entropy(x, np.array([0, -100, 1]), weight=np.array([0.0, 1.0, 1.0]) * 0)
+    loss.backward()
+    assert np.isnan(x.grad.data[[0, 2]]).all() and (x.grad.data[1] == 0).all()  # PyTorch's

@@ -99,7 +99,7 @@ def _per_entry_scale(grad, reduction, targets: ClassTargets):
     if reduction == "none":
         grad = grad.reshape(targets.index.shape)
     scale = grad_scale(grad, reduction, targets.count)
-    return scale if targets.valid is None else scale * targets.valid
+    return scale if targets.valid is None else np.where(targets.valid, scale, 0)  # NaN scale: ignored ones stay 0
 
 
 def _unbatch(g, targets: ClassTargets):

@@ -40,7 +40,8 @@ def reduce_loss(loss: np.ndarray, reduction: str, count=None):
 def grad_scale(grad, reduction: str, count):
     """The factor each per-element gradient is multiplied by: ``grad`` (0-d, or one per element
     for ``"none"``), divided by ``count`` for ``"mean"`` (a number of elements, or a sum of class
-    weights, which may be below 1)."""
-    if reduction == "mean" and count:
-        return grad / count
-    return grad  # "sum", "none", or a mean over nothing, which has no gradient to scale
+    weights, which may be below 1). A mean over a count of 0 is NaN, and so is its gradient, as
+    in PyTorch (class weights summing to 0); an empty input has no gradient entries to scale."""
+    if reduction == "mean":
+        return grad / count if count else grad * np.nan
+    return grad

@@ -52,7 +52,8 @@ class SoftCrossEntropyFunction(Function):
         check_probability_values(ctx, target, "class probabilities in the target must lie in [0, 1]")
         unbatched = logits.ndim == 1
         x, t = (logits[None], target[None]) if unbatched else (logits, target)
-        t = t.astype(x.dtype, copy=False)  # the logits' precision: float32 stays float32
+        dtype = np.result_type(x.dtype, t.dtype) if t.dtype.kind == "f" else x.dtype  # float64 targets promote
+        x, t = x.astype(dtype, copy=False), t.astype(dtype, copy=False)  # (as every loss; the gradient is cast back)
         n_classes = x.shape[1]
         if label_smoothing:
             t = (1 - label_smoothing) * t + label_smoothing / n_classes
