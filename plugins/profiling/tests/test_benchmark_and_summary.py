@@ -100,6 +100,16 @@ def test_summary_of_a_layer_whose_bias_was_set_to_none():
     assert [r.parameters for r in info.rows] == [0, 8 * 4] and info.parameters == 32
 
 
+def test_summary_lists_each_call_of_a_layer_used_twice():
+    """Only the first call had a row (its FLOPs covering both) and the activations missed the second."""
+    shared = tt.nn.Linear(8, 8, generator=0)
+    model = tt.nn.Sequential(shared, tt.nn.ReLU(), shared)
+    info = tt.profiler.summary(model, np.zeros((3, 8), np.float32))
+    assert [(r.path, r.parameters, r.flops) for r in info.rows] == [
+        ("(Sequential)", 0, 2 * 408 + 24), ("0", 72, 408), ("1", 0, 24), ("0", 0, 408)]
+    assert info.parameters == 72 and info.activation_bytes == 3 * 3 * 8 * 4
+
+
 def test_summary_refuses_what_it_cannot_run():
     with pytest.raises(TypeError, match="expected a Module"):
         tt.profiler.summary(lambda x: x, np.ones(3))

@@ -1,9 +1,9 @@
 """``summary(model, input)``: a model's layers as one forward pass sees them (like torchinfo).
 
 One forward pass runs under a profiler (no graph, eval mode, the model's mode restored after);
-each module call gives a row: its path, output shape, the parameters it holds itself, the FLOPs
-of the ops run inside it (its children's included), and the bytes of its output (the activation
-it hands on). The totals count each parameter once, and the activation memory of the leaf
+each module call gives a row (a layer used twice has two): its path, output shape, the parameters
+it holds itself (in its first call's row), the FLOPs of the ops run inside that call (its
+children's included), and the bytes of its output (the activation it hands on). The totals count each parameter once, and the activation memory of the leaf
 layers: what a training step keeps for backward, roughly.
 """
 
@@ -78,39 +78,44 @@ def summary(model, *inputs) -> ModelSummary:
         parameters=sum(p.data.size for p in parameters),
         trainable_parameters=sum(p.data.size for p in parameters if p.requires_grad),
         parameter_bytes=sum(p.data.nbytes for p in parameters),
-        flops=_flops_inside(profiler.events, lambda module: True),
+        flops=_flops_inside(profiler.events, lambda op: True),
         activation_bytes=sum(r.output_bytes for r in (leaves or rows)),
         input_shapes=tuple(t.shape for t in tensors),
     )
 
 
 def _layer_rows(model: Module, events: list) -> list[LayerRow]:
-    """One row per module path, in the order of first call."""
+    """One row per module call, in the order of the calls: a module called twice (one layer used at
+    two places) has two rows; its parameters are counted in the first."""
     modules = {(name or f"({type(model).__name__})"): m for name, m in model.named_modules()}
-    rows: dict[str, LayerRow] = {}
+    rows, counted = [], set()
     for event in sorted((e for e in events if e.kind == MODULE), key=lambda e: e.start_ns):
-        if event.name in rows:
-            continue
         module = modules.get(event.name)
-        inside = (lambda key, path=event.name: key == path or key.startswith(f"{path}.")) if event.depth else (
-            lambda key: True)
-        rows[event.name] = LayerRow(
+        first_call = event.name not in counted
+        counted.add(event.name)
+
+        def inside(op, call=event):  # an op of this call: run while it ran, in it or in its children
+            within = call.start_ns <= op.start_ns <= call.end_ns
+            return within and (not call.depth or op.module == call.name or op.module.startswith(f"{call.name}."))
+
+        rows.append(LayerRow(
             path=event.name,
             type=event.module_type,
             depth=event.depth,
             output_shapes=event.output_shapes,
-            parameters=sum(p.data.size for p in module._parameters.values() if p is not None) if module is not None else 0,
+            parameters=(sum(p.data.size for p in module._parameters.values() if p is not None)
+                        if module is not None and first_call else 0),
             flops=_flops_inside(events, inside),
             output_bytes=event.output_bytes,
-        )
-    return list(rows.values())
+        ))
+    return rows
 
 
 def _flops_inside(events: list, inside) -> int | None:
-    """FLOPs of the forward ops whose module ``inside`` accepts; None if one states no formula."""
+    """FLOPs of the forward ops ``inside`` accepts; None if one states no formula."""
     total = 0
     for event in events:
-        if event.kind == FORWARD and inside(event.module):
+        if event.kind == FORWARD and inside(event):
             if event.flops is None:
                 return None
             total += event.flops
