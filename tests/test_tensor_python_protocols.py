@@ -225,3 +225,20 @@ def test_a_tensor_pickled_before_requires_grad_became_checked_still_loads():
     for name, value in old_slots.items():
         setattr(t, name, value)
     assert not t.requires_grad and (t * 2).data.tolist() == [6.0, 8.0]
+
+
+def test_retain_grad_keeps_a_computed_tensors_gradient():
+    x = tt.Tensor(np.array([1.0, 2.0]), dtype=np.float64, requires_grad=True)
+    y = x * 3
+    y.retain_grad()
+    z = (y * y).sum()
+    z.retain_grad()
+    z.backward()
+    np.testing.assert_array_equal(y.grad.data, 2 * y.data)  # dz/dy
+    assert z.grad.item() == 1.0 and z.grad.data.flags.writeable  # the seed, copied
+    np.testing.assert_array_equal(x.grad.data, 18 * x.data)  # what flows on is unchanged
+    y.grad.data[:] = 0  # the kept gradient is its own array
+    np.testing.assert_array_equal(x.grad.data, 18 * x.data)
+    x.retain_grad()  # a leaf keeps its gradient anyway
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        tt.tensor([1.0]).__mul__(2).retain_grad()

@@ -66,6 +66,8 @@ def _walk(root_node, pending: dict, consumers: dict, claimed: set, retain_graph:
     ready = [root_node]
     while ready:
         node = ready.pop()
+        if node._retained is not None:  # outputs that keep their gradient (retain_grad): final now
+            _retain_output_grads(node, pending[node], claimed)
         if observer is None:
             input_grads = _run_node(node, pending.pop(node))
         else:  # a profiler times the node's backward
@@ -98,6 +100,14 @@ def _walk(root_node, pending: dict, consumers: dict, claimed: set, retain_graph:
                 ready.append(source)
         if not retain_graph:  # free what the node kept for backward
             node._saved, node._inputs, node._outputs = None, (), ()
+
+
+def _retain_output_grads(node, output_grads: list, claimed: set) -> None:
+    """Store each summed output gradient in the ``.grad`` of the tensor that asked to keep it."""
+    for index, reference in node._retained.items():
+        tensor, g = reference(), output_grads[index]
+        if tensor is not None and g is not None:
+            accumulate_leaf(tensor, g, claimed)  # copied when shared, as a leaf's is
 
 
 def _backward_of_a_leaf(leaf: Tensor, seed, claimed: set) -> None:

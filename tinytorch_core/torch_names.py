@@ -7,6 +7,8 @@ PyTorch runs, and ``tensor.py`` keeps to what a tensor is.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from .checks import normalize_axis
@@ -112,3 +114,13 @@ class TorchNames:
             raise RuntimeError("detach_() on a view of another tensor; use detach(), which makes a new tensor")
         self._node, self._requires_grad = None, False
         return self
+
+    def retain_grad(self) -> None:
+        """Keep this computed tensor's gradient in its ``.grad`` at each backward pass (a leaf keeps
+        one anyway), to look at it; it does not change what flows on."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad(): the tensor does not require grad")
+        if self._node is None:
+            return
+        retained = self._node.__dict__.setdefault("_retained", {})
+        retained[self._out_index] = weakref.ref(self)

@@ -222,3 +222,22 @@ def test_a_replay_checks_probability_targets_as_eager_does(loss, bad):
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
         step(Tensor(rng.standard_normal((8, 4)).astype(np.float32)), Tensor(target))
     np.testing.assert_array_equal(model.weight.data, before)
+
+
+def test_a_step_that_retains_a_computed_gradient_is_refused():
+    """A replay runs kernels, not the engine: it would leave the retained .grad stale."""
+    model = tt.nn.Linear(4, 2, generator=0)
+    optimizer = tt.optim.SGD(model.parameters(), lr=0.1)
+
+    @tt.compile
+    def step(x):
+        hidden = model(x)
+        hidden.retain_grad()
+        loss = (hidden * hidden).sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    with pytest.raises(tt.acceleration.CompileError, match="retain_grad\\(\\) on a computed tensor"):
+        step(Tensor(np.ones((3, 4), np.float32)))

@@ -66,6 +66,7 @@ class Recorder(Observer):
         self.argument_arrays = []  # to tell a copy of an argument from a constant
         self.aliases = []  # (i, j): inputs i and j are one array, so the ops read one slot for both
         self.read_before = None  # the number of steps recorded when the step first read a value
+        self.retains_grad = False  # a computed tensor kept its gradient (retain_grad): a replay would not
         first_input_of = {}
         for index, arg in enumerate(args):
             array = arg.data if isinstance(arg, Tensor) else arg
@@ -216,6 +217,7 @@ class Recorder(Observer):
         self.depth -= 1
         if self.depth:
             return
+        self.retains_grad = self.retains_grad or node._retained is not None  # refused when the call ends
         grad_sources = [self._grad_source(node, index, g) for index, g in enumerate(output_grads)]
         deliveries = tuple(self._deliveries(node, input_grads))
         ctx_slot = self.slot_of[id(node)]
@@ -339,6 +341,10 @@ class Recorder(Observer):
 
     def program(self, result_value) -> Program:
         self._check_clock()
+        if self.retains_grad:
+            raise CompileError("compile: the step calls retain_grad() on a computed tensor, whose .grad a replay "
+                               "would not fill; read the gradients of leaves (parameters), or run this step "
+                               "eagerly. This call ran eagerly to the end: its update is applied, do not repeat it")
         self._check_read_then_continued()
         self.check_unrecorded_writes()
         result, described = self._result(result_value)
