@@ -82,5 +82,5 @@ def test_a_property_that_fails_reports_its_own_missing_attribute():
 
 
 def test_from_numpy_refuses_array_subclasses():
-    with pytest.raises(TypeError, match="np.ndarray itself"):
+    with pytest.raises(TypeError, match="from_numpy: expected a NumPy array, got MaskedArray"):
         tt.from_numpy(np.ma.array(np.ones(2), mask=[False, True]))  # its mask would be ignored

@@ -242,3 +242,27 @@ def test_retain_grad_keeps_a_computed_tensors_gradient():
     x.retain_grad()  # a leaf keeps its gradient anyway
     with pytest.raises(RuntimeError, match="does not require grad"):
         tt.tensor([1.0]).__mul__(2).retain_grad()
+
+
+def test_arange_reads_one_positional_argument_as_the_start_when_end_is_given():
+    np.testing.assert_array_equal(tt.arange(1, end=5).data, [1, 2, 3, 4])  # was 0..4
+    for call in (lambda: tt.arange(0, 10, 2, step=3), lambda: tt.arange(5, start=2)):
+        with pytest.raises(TypeError, match="given twice"):
+            call()
+
+
+def test_shifts_in_place_and_reflected():
+    x = tt.tensor([1, 2, 4])
+    view = x[0:2]
+    view <<= 1
+    x >>= 1
+    np.testing.assert_array_equal(x.data, [1, 2, 2])
+    np.testing.assert_array_equal((3 << tt.tensor([1, 2])).data, [6, 12])
+    np.testing.assert_array_equal((16 >> tt.tensor([1, 2])).data, [8, 4])
+
+
+def test_from_numpy_takes_a_memory_mapped_array(tmp_path):
+    mapped = np.memmap(tmp_path / "data.bin", dtype=np.float32, mode="w+", shape=(3,))
+    shared = tt.from_numpy(mapped)
+    mapped[1] = 5.0
+    assert type(shared.data) is np.ndarray and shared.data[1] == 5.0

@@ -185,8 +185,10 @@ def linspace(start, end, steps: int, dtype=DEFAULT_FLOAT, requires_grad: bool = 
 def from_numpy(array: np.ndarray) -> Tensor:
     """A tensor sharing ``array``'s memory and dtype (PyTorch's ``from_numpy``): a write into either
     shows in the other."""
-    if type(array) is not np.ndarray:  # a subclass (np.matrix, a masked array) changes what * and sum mean
-        raise TypeError(f"from_numpy: expected a NumPy array (np.ndarray itself), got {type(array).__name__}")
+    if not isinstance(array, np.ndarray) or isinstance(array, (np.matrix, np.ma.MaskedArray)):
+        # np.matrix makes * a matrix product; a masked array's mask would be ignored
+        raise TypeError(f"from_numpy: expected a NumPy array, got {type(array).__name__}")
+    array = np.asarray(array)  # a subclass such as np.memmap as a plain array on the same memory
     if array.dtype.kind not in "fiub" or not array.dtype.isnative:
         raise TypeError(f"from_numpy: unsupported dtype {array.dtype} (expected float, int or bool data in this "
                         "machine's byte order)")
@@ -248,8 +250,14 @@ def arange(*args, start=None, end=None, step=None, dtype=None, requires_grad: bo
     """NumPy's ``arange``; without ``dtype``, float steps give float32 (PyTorch's default) and
     int steps int64. PyTorch's keywords work too: ``arange(end=5)``, ``arange(0, 3, step=0.5)``."""
     if start is not None or end is not None or step is not None:
-        given = dict(zip(("start", "end", "step"), args if len(args) > 1 else (0, *args)))
-        given.update({k: v for k, v in (("start", start), ("end", end), ("step", step)) if v is not None})
+        # one positional argument is the end, unless start= or end= is given: then it is the start (PyTorch's)
+        one_is_end = len(args) == 1 and start is None and end is None
+        given = dict(zip(("end",) if one_is_end else ("start", "end", "step"), args))
+        for name, value in (("start", start), ("end", end), ("step", step)):
+            if value is not None:
+                if name in given:
+                    raise TypeError(f"arange: {name} is given twice, positionally and as {name}=")
+                given[name] = value
         if "end" not in given:
             raise TypeError("arange: end is missing (arange(end), arange(start, end[, step]))")
         args = (given.get("start", 0), given["end"], given.get("step", 1))

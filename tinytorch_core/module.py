@@ -158,7 +158,7 @@ class Module:
             if held is not None and name in held:
                 return held[name]
         attribute = getattr(type(self), name, None)
-        if isinstance(attribute, property):  # its getter raised AttributeError: raise that one, not ours
+        if isinstance(attribute, property) and attribute.fget is not None:  # its getter raised: raise that error
             return attribute.fget(self)
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 

@@ -25,6 +25,11 @@ def _bitwise_operator(function, reflected: bool = False):
     return lambda self, other: _P.bitwise(self, other, function)
 
 
+def _in_place_operator(symbol: str, recorded, in_place):
+    """The method ``self <symbol> other`` (``**=``): ``Tensor._in_place`` with those operators."""
+    return lambda self, other: self._in_place(symbol, other, recorded, in_place)
+
+
 class Tensor(ValueReads, TorchNames):
     """A NumPy array with autograd. Float data defaults to float32; integer data stays integer.
     Reading values out (``item()``, ``numpy()``, ``float(t)``, ``x.long()``) comes from ``ValueReads``,
@@ -244,17 +249,12 @@ class Tensor(ValueReads, TorchNames):
         _P.refuse_integer_division_by_zero("%=", self.data, self._operand(other))
         return self._in_place("%=", other, operator.mod, operator.imod)
 
-    def __ipow__(self, other):
-        return self._in_place("**=", other, operator.pow, operator.ipow)
-
-    def __iand__(self, other):
-        return self._in_place("&=", other, operator.and_, operator.iand)
-
-    def __ior__(self, other):
-        return self._in_place("|=", other, operator.or_, operator.ior)
-
-    def __ixor__(self, other):
-        return self._in_place("^=", other, operator.xor, operator.ixor)
+    # x **= y, x &= y, ...: in place, as the four above (recorded in the graph when a gradient is involved)
+    __ipow__, __iand__, __ior__, __ixor__, __ilshift__, __irshift__ = (
+        _in_place_operator(symbol, recorded, in_place) for symbol, recorded, in_place in (
+            ("**=", operator.pow, operator.ipow), ("&=", operator.and_, operator.iand),
+            ("|=", operator.or_, operator.ior), ("^=", operator.xor, operator.ixor),
+            ("<<=", operator.lshift, operator.ilshift), (">>=", operator.rshift, operator.irshift)))
 
     def _operand(self, value):
         return value.data if isinstance(value, Tensor) else value
@@ -377,8 +377,9 @@ class Tensor(ValueReads, TorchNames):
     # & | ^ << >>: logical for bools, bit by bit for integers (primitives.bitwise refuses floats)
     __and__, __or__, __xor__, __lshift__, __rshift__ = (
         _bitwise_operator(f) for f in (np.bitwise_and, np.bitwise_or, np.bitwise_xor, np.left_shift, np.right_shift))
-    __rand__, __ror__, __rxor__ = (_bitwise_operator(f, reflected=True)
-                                   for f in (np.bitwise_and, np.bitwise_or, np.bitwise_xor))
+    __rand__, __ror__, __rxor__, __rlshift__, __rrshift__ = (
+        _bitwise_operator(f, reflected=True)
+        for f in (np.bitwise_and, np.bitwise_or, np.bitwise_xor, np.left_shift, np.right_shift))
 
     def any(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> "Tensor":
         """A bool tensor: whether any entry (along ``axis``/``dim``) is nonzero; ``if x.any():`` reads it."""

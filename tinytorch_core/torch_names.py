@@ -78,8 +78,10 @@ class TorchNames:
 
     @property
     def H(self):  # noqa: N802 - PyTorch's name
-        """The conjugate transpose: the transpose, for real data."""
-        return self.t()
+        """The conjugate transpose of a matrix: its transpose, for real data."""
+        if self.data.ndim != 2:
+            raise ValueError(f"H: expected a matrix (2-D), got a {self.data.ndim}-d tensor; use mH for a batch")
+        return self.T
 
     @property
     def mH(self):  # noqa: N802 - PyTorch's name

@@ -128,3 +128,10 @@ def test_top_k_one_is_greedy_and_filters_apply_in_generate(k):
     if k == 1:
         assert np.array_equal(sampled, generate(model, prompt, 10, temperature=0))
     assert np.array_equal(sampled, generate(model, prompt, 10, temperature=1.0, top_k=k, seed=0, use_cache=False))
+
+
+def test_filters_return_new_arrays_even_when_they_keep_everything():
+    logits = np.array([[1.0, 2.0, 3.0]])
+    for filtered in (top_p_filter(logits, 1.0), top_k_filter(logits, 5)):
+        filtered[0, 0] = 99.0
+        assert logits[0, 0] == 1.0

@@ -46,7 +46,7 @@ def top_k_filter(logits, k: int) -> np.ndarray:
     rows = _logit_rows(logits, "top_k_filter")
     k = positive_int(k, "k", "top_k_filter")
     if k >= rows.shape[-1]:
-        return rows
+        return rows.copy()  # a new array, as for any k
     kth_largest = np.partition(rows, -k, axis=-1)[:, [-k]]  # (B, 1)
     return np.where(rows >= kth_largest, rows, -np.inf)
 
@@ -61,7 +61,7 @@ def top_p_filter(logits, p: float) -> np.ndarray:
     rows = _logit_rows(logits, "top_p_filter")
     p = check_top_p(p, "top_p_filter")
     if p >= 1.0:  # every token, exactly (a float32 cumulative sum can reach 1 before the last token)
-        return rows
+        return rows.copy()  # a new array, as for any p: a write into it must not change the logits
     probs = softmax_rows(rows.astype(np.float64))  # the ranks' sums in float64, whatever the logits' dtype
     ranking = np.argsort(-probs, axis=-1, kind="stable")  # most likely first
     ranked = np.take_along_axis(probs, ranking, axis=-1)

@@ -311,3 +311,13 @@ def test_entries_ignored_keep_a_zero_gradient_when_the_mean_is_nan():
     loss = F.cross_entropy(x, np.array([0, -100, 1]), weight=np.array([0.0, 1.0, 1.0]) * 0)
     loss.backward()
     assert np.isnan(x.grad.data[[0, 2]]).all() and (x.grad.data[1] == 0).all()  # PyTorch's
+
+
+def test_an_ignored_entry_with_nan_logits_counts_for_nothing():
+    """NaN * 0 is NaN: the mean loss and every gradient came out NaN (PyTorch gives 1.386 here)."""
+    x = _f64(np.zeros((2, 4)), requires_grad=True)
+    x.data[1] = np.nan
+    loss = F.cross_entropy(x, np.array([0, -100]))
+    loss.backward()
+    assert loss.item() == pytest.approx(math.log(4))
+    assert np.isfinite(x.grad.data).all() and (x.grad.data[1] == 0).all()

@@ -88,7 +88,7 @@ def _subtract_at(a, targets: ClassTargets, values) -> None:
 def _reduced(loss, reduction, targets: ClassTargets):
     """The per-entry ``loss`` with ignored entries zeroed, reduced over the counted entries."""
     if targets.valid is not None:
-        loss = loss * targets.valid
+        loss = np.where(targets.valid, loss, 0)  # an ignored entry counts 0, even with NaN logits
     if reduction == "none" and targets.unbatched:
         return loss[0]
     return reduce_loss(loss, reduction, targets.count)
@@ -240,6 +240,8 @@ class CrossEntropyFunction(Function):
         else:  # a is w[target] * onehot: the gradient is w[target] * (p - onehot)
             g = probs * _per_class(target_scale)
             _subtract_at(g, targets, target_scale)
+        if targets.valid is not None:  # an ignored entry passes 0, even with NaN logits (0 * NaN is NaN)
+            g = np.where(_per_class(targets.valid), g, 0)
         return _unbatch(g, targets), None, None, None, None, None  # None: the targets and the options
 
 
