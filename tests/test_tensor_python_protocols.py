@@ -266,3 +266,14 @@ def test_from_numpy_takes_a_memory_mapped_array(tmp_path):
     shared = tt.from_numpy(mapped)
     mapped[1] = 5.0
     assert type(shared.data) is np.ndarray and shared.data[1] == 5.0
+
+
+def test_a_retained_gradient_follows_an_in_place_change():
+    """As in PyTorch, y.grad is the gradient of y's value after y.mul_(3), not before it."""
+    x = tt.Tensor(np.array([1.0, 2.0]), dtype=np.float64, requires_grad=True)
+    y = x * 2
+    y.retain_grad()
+    y.mul_(3)
+    (y * y).sum().backward()
+    np.testing.assert_array_equal(y.grad.data, 2 * y.data)
+    np.testing.assert_array_equal(x.grad.data, 72 * x.data)

@@ -273,7 +273,17 @@ def _take_node(tensor, source, tick: int) -> None:
     still see the node it had before (None for a leaf: they send the leaf its gradient)."""
     if tensor._node is not None or tensor.requires_grad:
         remember_node_before_write(tensor, tick)
+    _move_retained_grad(tensor, source)
     tensor._node, tensor._out_index, tensor._requires_grad = source._node, source._out_index, source.requires_grad
+
+
+def _move_retained_grad(tensor, source) -> None:
+    """A tensor that keeps its gradient (``retain_grad``) keeps that of its new value, as in PyTorch."""
+    retained = tensor._node._retained if tensor._node is not None else None
+    reference = retained.get(tensor._out_index) if retained else None
+    if reference is not None and reference() is tensor and source._node is not None:
+        del retained[tensor._out_index]
+        source._node.__dict__.setdefault("_retained", {})[source._out_index] = reference
 
 
 def memory_of(array: np.ndarray, index):
