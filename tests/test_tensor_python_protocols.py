@@ -277,3 +277,21 @@ def test_a_retained_gradient_follows_an_in_place_change():
     (y * y).sum().backward()
     np.testing.assert_array_equal(y.grad.data, 2 * y.data)
     np.testing.assert_array_equal(x.grad.data, 72 * x.data)
+
+
+def test_a_tensor_that_retains_its_gradient_pickles_and_copies():
+    import copy
+    import pickle
+
+    x = tt.Tensor(np.array([1.0, 2.0]), dtype=np.float64, requires_grad=True)
+    y = x * 3
+    y.retain_grad()
+    loss = (y * y).sum()
+    copied = pickle.loads(pickle.dumps(loss))  # a weak reference could not be pickled
+    copied.backward()
+    assert y.grad is None and x.grad is None  # the copy's graph, not the original's
+    twin = copy.deepcopy(loss)
+    twin.backward()
+    assert y.grad is None
+    loss.backward()
+    np.testing.assert_array_equal(y.grad.data, 2 * y.data)

@@ -104,10 +104,9 @@ def _walk(root_node, pending: dict, consumers: dict, claimed: set, retain_graph:
 
 def _retain_output_grads(node, output_grads: list, claimed: set) -> None:
     """Store each summed output gradient in the ``.grad`` of the tensor that asked to keep it."""
-    for index, reference in node._retained.items():
-        tensor, g = reference(), output_grads[index]
-        if tensor is not None and g is not None:
-            accumulate_leaf(tensor, g, claimed)  # copied when shared, as a leaf's is
+    for index, tensor in node._retained.items():
+        if output_grads[index] is not None:
+            accumulate_leaf(tensor, output_grads[index], claimed)  # copied when shared, as a leaf's is
 
 
 def _backward_of_a_leaf(leaf: Tensor, seed, claimed: set) -> None:

@@ -56,7 +56,7 @@ class Function:
     _inputs = ()  # the forward's arguments, kept only while saved arrays may need checking
     _outputs = ()  # (array, version counter) per output, idem
     _n_inputs, _not_passed = 0, ()  # positional inputs of forward; (False,) each, to pad needs_input_grad
-    _retained = None  # {output index: weak reference to the tensor} of outputs that retain_grad()
+    _retained = None  # {output index: the tensor} of outputs that retain_grad()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

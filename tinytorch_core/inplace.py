@@ -280,10 +280,9 @@ def _take_node(tensor, source, tick: int) -> None:
 def _move_retained_grad(tensor, source) -> None:
     """A tensor that keeps its gradient (``retain_grad``) keeps that of its new value, as in PyTorch."""
     retained = tensor._node._retained if tensor._node is not None else None
-    reference = retained.get(tensor._out_index) if retained else None
-    if reference is not None and reference() is tensor and source._node is not None:
+    if retained and retained.get(tensor._out_index) is tensor and source._node is not None:
         del retained[tensor._out_index]
-        source._node.__dict__.setdefault("_retained", {})[source._out_index] = reference
+        source._node.__dict__.setdefault("_retained", {})[source._out_index] = tensor
 
 
 def memory_of(array: np.ndarray, index):

@@ -7,8 +7,6 @@ PyTorch runs, and ``tensor.py`` keeps to what a tensor is.
 
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 
 from .checks import normalize_axis
@@ -124,5 +122,5 @@ class TorchNames:
             raise RuntimeError("retain_grad(): the tensor does not require grad")
         if self._node is None:
             return
-        retained = self._node.__dict__.setdefault("_retained", {})
-        retained[self._out_index] = weakref.ref(self)
+        # the node holds the tensor (a cycle the garbage collector frees with the graph; pickles keep it)
+        self._node.__dict__.setdefault("_retained", {})[self._out_index] = self
