@@ -1,8 +1,9 @@
 """PyTorch's spellings on a tensor: the metadata methods (``size()``, ``numel()``, ``dim()``), the
 device calls that are no-ops on NumPy's one device (``cpu()``, ``contiguous()``), a few reductions
 PyTorch names apart (``amax``, ``std``), transposes (``t()``, ``mT``), ``x.where(c, y)``,
-``equal`` and ``detach_``. Each is a line or two over what ``Tensor`` has, so code written for
-PyTorch runs, and ``tensor.py`` keeps to what a tensor is.
+``equal``, ``detach_`` and ``retain_grad`` (the engine fills the ``.grad``). Each is a line or two
+over what ``Tensor`` has, so code written for PyTorch runs, and ``tensor.py`` keeps to what a
+tensor is.
 """
 
 from __future__ import annotations
