@@ -5,7 +5,7 @@ pluggy hooks; reach them as ``tinytorch_core.nn.Linear`` or ``tinytorch_core.ops
 """
 
 from .anomaly import AnomalyError, detect_anomaly
-from . import acceleration, catalog, compression, data, distributed, generation, init, io, nn, ops, optim, profiler, text
+from . import acceleration, autograd, catalog, compression, data, distributed, generation, init, io, nn, ops, optim, profiler, text
 from .factories import (allclose, arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like, linspace, ones, ones_like,
                         rand, rand_like, randint, randn, randn_like, tensor, zeros, zeros_like)
 from .function import Function, GraphError
@@ -86,7 +86,7 @@ __all__ = [
     "MissingStageError", "Module", "ModuleDict", "ModuleList", "Observer", "Parameter", "PluginLoadError", "PluginWarning",
     "RegistrationError", "Runtime", "Sample", "StageUnavailableError", "StateDictError", "Tensor",
     "abs", "allclose", "arange", "bool", "cat", "double", "float", "float16", "float32", "float64", "half", "int", "int8",
-    "int16", "int32", "int64", "long", "uint8", "as_tensor", "broadcast_to", "catalog", "data", "init", "io", "nn", "ops", "optim", "text",
+    "int16", "int32", "int64", "long", "uint8", "as_tensor", "autograd", "broadcast_to", "catalog", "data", "init", "io", "nn", "ops", "optim", "text",
     "profiler", "compression", "generation", "acceleration", "compile", "distributed", "clip", "concatenate", "default_generator",
     "default_runtime", "empty", "empty_like", "enable_grad", "exp", "eye", "from_numpy", "full", "full_like", "hookimpl", "is_grad_enabled", "log", "manual_seed",
     "linspace", "matmul", "maximum", "mean", "minimum", "no_grad", "observing", "ones", "ones_like", "rand", "rand_like",

@@ -27,6 +27,7 @@ from .checks import true_or_false
 from .errstate import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
 from .function import GraphError
 from .gradients import accumulate_leaf, fitted_gradient, seed_gradient
+from .hooks import run_hooks
 from .grad_mode import current_modes
 from .inplace import IN_PLACE_CLOCK, REWRITTEN, node_seen_by, saved_array_changed_in_place
 from .observers import BACKWARD
@@ -34,23 +35,34 @@ from .tensor import Tensor
 
 
 def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
+    """``root.backward(grad)``: the gradient of ``root`` into every leaf's ``.grad``."""
+    run_pass([(root, grad)], retain_graph)
+
+
+def run_pass(seeds: list, retain_graph: bool = False, capture=None, name: str = BACKWARD) -> None:
+    """One backward pass from the roots ``[(tensor, gradient or None), ...]``. With a ``capture``
+    (``autograd.grad``) the gradients of the tensors it asks for go there, and no ``.grad`` changes."""
     if type(retain_graph) is not bool:  # "no" would read as True
         retain_graph = true_or_false(retain_graph, "retain_graph", "backward()")
-    seed = seed_gradient(root, grad)
-    claimed: set[int] = set()  # ids of arrays already stored as some leaf's .grad
-    if root._node is None:  # a leaf: its own gradient is the seed
-        _backward_of_a_leaf(root, seed, claimed)
-        return
-    pending = {root._node: [None] * root._node._n_outputs}  # node -> the gradient of each output
-    pending[root._node][root._out_index] = seed
+    pending, leaf_seeds = {}, []  # node -> the gradient of each output; the seeds of roots that are leaves
+    for root, grad in seeds:  # step 1
+        seed = seed_gradient(root, grad)
+        if root._node is None:  # a leaf: its own gradient is the seed
+            leaf_seeds.append((root, seed))
+            continue
+        slots = pending.setdefault(root._node, [None] * root._node._n_outputs)
+        slots[root._out_index] = seed if slots[root._out_index] is None else slots[root._out_index] + seed
     modes = current_modes()
     grad_on, modes.grad = modes.grad, False  # a backward pass records nothing
     errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)  # IEEE results, no RuntimeWarning
     observer = modes.observer  # a profiler watching this thread, or None (observers.py)
-    started = None if observer is None else observer.pass_started(BACKWARD)
+    started = None if observer is None else observer.pass_started(name)
     outer_callbacks, modes.pass_callbacks = modes.pass_callbacks, []
     try:
-        _walk(root._node, pending, _count_consumers(root._node), claimed, retain_graph, modes.anomaly, observer)
+        walk = _Walk(pending, _count_consumers(list(pending), leaf_seeds, capture), retain_graph, capture)
+        for leaf, seed in leaf_seeds:
+            walk.deliver_to_leaf(leaf, seed)
+        walk.run(modes.anomaly, observer)
         for callback in modes.pass_callbacks:  # the pass's end: every gradient is delivered
             callback()
     finally:
@@ -61,72 +73,102 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
             observer.pass_finished(started)
 
 
-def _walk(root_node, pending: dict, consumers: dict, claimed: set, retain_graph: bool, anomaly: bool, observer):
-    """Step 3: run every node once, when all its consumers have sent their gradients."""
-    ready = [root_node]
-    while ready:
-        node = ready.pop()
-        if node._retained is not None:  # outputs that keep their gradient (retain_grad): final now
-            _retain_output_grads(node, pending[node], claimed)
-        if observer is None:
-            input_grads = _run_node(node, pending.pop(node))
-        else:  # a profiler times the node's backward
-            started, output_grads = observer.op_started(type(node), BACKWARD), pending.pop(node)
-            input_grads = _run_node(node, output_grads)
-            observer.backward_finished(started, node, output_grads, input_grads)
-        for index, tensor in enumerate(node._parents):
-            if tensor is None:
-                continue
-            g = input_grads[index]
-            if type(g) is not np.ndarray or g.shape != tensor.data.shape or g.dtype != tensor.data.dtype:
-                g = fitted_gradient(g, tensor, node, index)
-            if anomaly:
-                check_backward(node, index, g)
-            # step 4: deliver, to a leaf's .grad or to the pending sum of the node that made it
-            source, out_index = node_seen_by(node, tensor) if REWRITTEN else (tensor._node, tensor._out_index)
-            if source is None:
-                accumulate_leaf(tensor, g, claimed)
-                if tensor._grad_hooks is not None:
-                    consumers[tensor] -= 1
-                    if consumers[tensor] == 0:  # the leaf's last contribution: its .grad is final
-                        _run_grad_hooks(tensor)
-                continue
-            if source not in pending:
-                pending[source] = [None] * source._n_outputs
-            slots = pending[source]
-            slots[out_index] = g if slots[out_index] is None else slots[out_index] + g
-            consumers[source] -= 1
-            if consumers[source] == 0:
-                ready.append(source)
-        if not retain_graph:  # free what the node kept for backward
-            node._saved, node._inputs, node._outputs = None, (), ()
+class _Walk:
+    """Steps 3 and 4 of one pass, and the state they share."""
 
+    def __init__(self, pending: dict, consumers: dict, retain_graph: bool, capture):
+        self.pending = pending  # node -> the gradient of each output, summed so far
+        self.consumers = consumers  # node (or leaf with hooks) -> edges into it still to deliver
+        self.retain_graph = retain_graph
+        self.capture = capture  # autograd.grad's: where the asked-for gradients go, or None
+        self.claimed: set[int] = set()  # ids of arrays already stored as some leaf's .grad
+        self.leaf_sums: dict = {}  # leaf with tensor hooks -> its gradient so far (the hooks see the sum)
 
-def _retain_output_grads(node, output_grads: list, claimed: set) -> None:
-    """Store each summed output gradient in the ``.grad`` of the tensor that asked to keep it."""
-    for index, tensor in node._retained.items():
-        if output_grads[index] is not None:
-            accumulate_leaf(tensor, output_grads[index], claimed)  # copied when shared, as a leaf's is
+    def run(self, anomaly: bool, observer) -> None:
+        """Step 3: run every node once, when all its consumers have sent their gradients."""
+        pending, consumers, capture = self.pending, self.consumers, self.capture
+        ready = [node for node in pending if consumers[node] == 0]
+        while ready:
+            node = ready.pop()
+            if node._hooks is not None or node._retained is not None or capture is not None:
+                self.final_output_grads(node)
+            if observer is None:
+                input_grads = _run_node(node, pending.pop(node))
+            else:  # a profiler times the node's backward
+                started, output_grads = observer.op_started(type(node), BACKWARD), pending.pop(node)
+                input_grads = _run_node(node, output_grads)
+                observer.backward_finished(started, node, output_grads, input_grads)
+            for index, tensor in enumerate(node._parents):
+                if tensor is None:
+                    continue
+                g = input_grads[index]
+                if type(g) is not np.ndarray or g.shape != tensor.data.shape or g.dtype != tensor.data.dtype:
+                    g = fitted_gradient(g, tensor, node, index)
+                if anomaly:
+                    check_backward(node, index, g)
+                # step 4: deliver, to a leaf's .grad or to the pending sum of the node that made it
+                source, out_index = node_seen_by(node, tensor) if REWRITTEN else (tensor._node, tensor._out_index)
+                if source is None:
+                    if tensor._grad_hooks is None and tensor._hooks is None and capture is None:
+                        accumulate_leaf(tensor, g, self.claimed)
+                    else:
+                        self.deliver_to_leaf(tensor, g)
+                    continue
+                if source not in pending:
+                    pending[source] = [None] * source._n_outputs
+                slots = pending[source]
+                slots[out_index] = g if slots[out_index] is None else slots[out_index] + g
+                consumers[source] -= 1
+                if consumers[source] == 0:
+                    ready.append(source)
+            if not self.retain_graph:  # free what the node kept for backward
+                node._saved, node._inputs, node._outputs = None, (), ()
 
+    def final_output_grads(self, node) -> None:
+        """``node``'s output gradients are summed: its tensors' hooks run on them, then the
+        tensors that asked to keep theirs (``retain_grad``, ``autograd.grad``) get them."""
+        output_grads = self.pending[node]
+        if node._hooks is not None:
+            for index, hooks in node._hooks.items():
+                if hooks and output_grads[index] is not None:
+                    output_grads[index] = run_hooks(hooks, output_grads[index])
+        if self.capture is not None:
+            self.capture.take_outputs(node, output_grads)
+        elif node._retained is not None:  # outputs that keep their gradient (retain_grad): final now
+            for index, tensor in node._retained.items():
+                if output_grads[index] is not None:
+                    accumulate_leaf(tensor, output_grads[index], self.claimed)  # copied when shared, as a leaf's is
 
-def _backward_of_a_leaf(leaf: Tensor, seed, claimed: set) -> None:
-    """A pass with no node to run: the seed goes to the leaf's ``.grad``; an observer still sees
-    the pass (a compiled step's recorder must know that a gradient was delivered)."""
-    observer = current_modes().observer
-    started = None if observer is None else observer.pass_started(BACKWARD)
-    try:
-        accumulate_leaf(leaf, seed, claimed)
+    def deliver_to_leaf(self, leaf: Tensor, g) -> None:
+        """Step 4 for a leaf with hooks, or in a pass that captures: tensor hooks see the leaf's
+        whole gradient of the pass, then it goes to ``.grad`` (or to the capture) and the
+        post-accumulate-grad hooks run."""
+        if self.capture is not None and not self.capture.wants_leaf(leaf):
+            return  # autograd.grad: leaves it was not asked about keep their .grad as it is
+        if leaf._hooks is None and self.capture is None:  # post-accumulate hooks only: add as it comes
+            accumulate_leaf(leaf, g, self.claimed)
+        else:
+            self.leaf_sums[leaf] = g if leaf not in self.leaf_sums else self.leaf_sums[leaf] + g
+        self.consumers[leaf] -= 1
+        if self.consumers[leaf]:
+            return
+        if leaf in self.leaf_sums:  # the leaf's last contribution: its gradient of the pass is whole
+            g = self.leaf_sums.pop(leaf)
+            g = run_hooks(leaf._hooks, g) if leaf._hooks else g
+            if self.capture is not None:
+                self.capture.take_leaf(leaf, g)
+                return
+            accumulate_leaf(leaf, g, self.claimed)
         _run_grad_hooks(leaf)
-    finally:
-        if observer is not None:
-            observer.pass_finished(started)
 
 
-def _count_consumers(root_node) -> dict:
-    """Step 2: for every node reachable from ``root_node``, and every leaf with grad hooks, how
-    many edges lead into it."""
-    consumers = {root_node: 0}
-    stack = [root_node]
+def _count_consumers(root_nodes: list, leaf_seeds: list, capture) -> dict:
+    """Step 2: for every node reachable from the roots, and every leaf with hooks (or that a
+    capture asks for), how many edges lead into it."""
+    consumers = dict.fromkeys(root_nodes, 0)
+    for leaf, _ in leaf_seeds:  # a root that is a leaf receives its seed
+        consumers[leaf] = consumers.get(leaf, 0) + 1
+    stack = list(root_nodes)
     while stack:
         node = stack.pop()
         for tensor in node._parents:
@@ -134,7 +176,7 @@ def _count_consumers(root_node) -> dict:
                 continue
             source = node_seen_by(node, tensor)[0] if REWRITTEN else tensor._node
             if source is None:
-                if tensor._grad_hooks is not None:
+                if tensor._grad_hooks is not None or tensor._hooks is not None or capture is not None:
                     consumers[tensor] = consumers.get(tensor, 0) + 1
                 continue
             if source not in consumers:

@@ -57,6 +57,7 @@ class Function:
     _outputs = ()  # (array, version counter) per output, idem
     _n_inputs, _not_passed = 0, ()  # positional inputs of forward; (False,) each, to pad needs_input_grad
     _retained = None  # {output index: the tensor} of outputs that retain_grad()
+    _hooks = None  # {output index: (hook, ...)}: their tensors' register_hook (hooks.py)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -36,7 +36,7 @@ class Tensor(ValueReads, TorchNames):
     PyTorch's other spellings (``size()``, ``dim()``, ``cpu()``, ``std()``) from ``TorchNames``."""
 
     __slots__ = ("data", "_requires_grad", "grad", "_node", "_out_index", "_version_counter", "_grad_hooks",
-                 "_view", "_views", "__weakref__")
+                 "_hooks", "_view", "_views", "__weakref__")
     __array_ufunc__ = None  # make `ndarray + tensor` call Tensor.__radd__ instead of looping
     __hash__ = object.__hash__  # __eq__ is elementwise; identity hashing keeps tensors usable as keys
 
@@ -46,7 +46,7 @@ class Tensor(ValueReads, TorchNames):
         self._node = None
         self._out_index = 0
         self._version_counter = [0]
-        self._grad_hooks = self._view = self._views = None  # grad hooks; view links (inplace.py)
+        self._grad_hooks = self._hooks = self._view = self._views = None  # hooks (hooks.py); view links (inplace.py)
         self._requires_grad = False
         if true_or_false(requires_grad, "requires_grad", "Tensor"):
             self.requires_grad_(True)
@@ -62,7 +62,7 @@ class Tensor(ValueReads, TorchNames):
         t._node = node
         t._out_index = out_index
         t._version_counter = [0]
-        t._grad_hooks = t._view = t._views = None
+        t._grad_hooks = t._hooks = t._view = t._views = None
         return t
 
     # ---- metadata -------------------------------------------------------------------------

@@ -125,3 +125,10 @@ class TorchNames:
             return
         # the node holds the tensor (a cycle the garbage collector frees with the graph; pickles keep it)
         self._node.__dict__.setdefault("_retained", {})[self._out_index] = self
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` with this tensor's gradient at each backward pass; what it returns
+        (if not None) replaces the gradient (``hooks.py``). Returns a handle with ``remove()``."""
+        from .hooks import register_hook  # hooks.py imports Tensor, whose base this is
+
+        return register_hook(self, hook)

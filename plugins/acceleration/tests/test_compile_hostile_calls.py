@@ -241,3 +241,50 @@ def test_a_step_that_retains_a_computed_gradient_is_refused():
 
     with pytest.raises(tt.acceleration.CompileError, match="retain_grad\\(\\) on a computed tensor"):
         step(Tensor(np.ones((3, 4), np.float32)))
+
+
+def _square_loss_step(model, optimizer, before_backward=lambda hidden: None, backward=None):
+    """A compiled step on ``model``; ``before_backward(hidden)`` runs on the model's output, and
+    ``backward(loss)`` replaces ``loss.backward()``."""
+
+    @tt.compile
+    def step(x):
+        hidden = model(x)
+        before_backward(hidden)
+        loss = (hidden * hidden).sum()
+        optimizer.zero_grad()
+        (backward or (lambda value: value.backward()))(loss)
+        optimizer.step()
+        return loss
+
+    return step
+
+
+def test_a_step_with_a_hook_on_a_computed_tensor_is_refused():
+    """A replay runs kernels, not the engine: the hook would not run and its change be lost."""
+    model = tt.nn.Linear(4, 2, generator=0)
+    step = _square_loss_step(model, tt.optim.SGD(model.parameters(), lr=0.1),
+                             before_backward=lambda hidden: hidden.register_hook(lambda g: g * 0))
+    with pytest.raises(tt.acceleration.CompileError, match="hook on a computed tensor"):
+        step(Tensor(np.ones((3, 4), np.float32)))
+
+
+def test_a_hook_put_on_a_parameter_after_the_recording_makes_the_next_call_refuse():
+    model = tt.nn.Linear(4, 2, generator=0)
+    step = _square_loss_step(model, tt.optim.SGD(model.parameters(), lr=0.1))
+    x = Tensor(np.ones((3, 4), np.float32))
+    for _ in range(3):  # recorded and replayed
+        step(x)
+    model.weight.register_hook(lambda g: g * 0)
+    before = model.weight.data.copy()
+    with pytest.raises(tt.acceleration.CompileError, match="parameter with a tensor hook"):
+        step(x)
+    np.testing.assert_array_equal(model.weight.data, before)  # the hook ran eagerly: a zero gradient
+
+
+def test_a_step_that_calls_autograd_grad_is_refused():
+    model = tt.nn.Linear(4, 2, generator=0)
+    step = _square_loss_step(model, tt.optim.SGD(model.parameters(), lr=0.1),
+                             backward=lambda loss: tt.autograd.grad(loss, model.weight))
+    with pytest.raises(tt.acceleration.CompileError, match="autograd.grad"):
+        step(Tensor(np.ones((3, 4), np.float32)))

@@ -62,7 +62,8 @@ class Program:
 
     def bind(self, args) -> list | None:
         """Fresh slots holding this call's arrays; None if a bound tensor no longer fits the
-        recording (its array changed shape or dtype, or it stopped/started requiring grad), two
+        recording (its array changed shape or dtype, it stopped/started requiring grad, or it got a
+        tensor hook, which the recording then refuses), two
         inputs that were one array no longer are, or a tensor read outside ops, or an array an op
         read as a constant, changed."""
         for tensor, array, version in self.outside_reads:
@@ -80,7 +81,7 @@ class Program:
             slots[slot] = arg.data if isinstance(arg, Tensor) else arg
         for slot, tensor, shape, dtype, requires_grad in self.tensor_bindings:
             array = tensor.data
-            if array.shape != shape or array.dtype != dtype or tensor.requires_grad != requires_grad:
+            if array.shape != shape or array.dtype != dtype or tensor.requires_grad != requires_grad or tensor._hooks:
                 return None
             slots[slot] = array
         return slots

@@ -17,7 +17,7 @@ refuses a step that changes a tensor in place anywhere else (``x /= 2`` on an in
 0.5`` between ``backward()`` and ``step()``, a decay of the weights after ``step()``): every
 in-place change ticks core's ``IN_PLACE_CLOCK``, and the clock must not move between those.
 
-Backward is recorded by doing what the engine does (``engine._walk``, step 4) on the recorded
+Backward is recorded by doing what the engine does (``engine._Walk.run``, step 4) on the recorded
 gradients: which input receives which gradient, fitted how, summed into which pending slot in
 which order, or accumulated into which parameter's ``.grad``.
 """
@@ -30,6 +30,7 @@ import numpy as np
 
 from tinytorch_core import Module, Observer, Tensor
 from tinytorch_core.inplace import IN_PLACE_CLOCK, REWRITTEN, node_seen_by
+from tinytorch_core.observers import BACKWARD
 from tinytorch_core.primitives.arithmetic import Cast
 from tinytorch_nn.optim import Optimizer
 
@@ -66,7 +67,7 @@ class Recorder(Observer):
         self.argument_arrays = []  # to tell a copy of an argument from a constant
         self.aliases = []  # (i, j): inputs i and j are one array, so the ops read one slot for both
         self.read_before = None  # the number of steps recorded when the step first read a value
-        self.retains_grad = False  # a computed tensor kept its gradient (retain_grad): a replay would not
+        self.unreplayable = None  # what the call did with gradients that a replay would not: refused at its end
         first_input_of = {}
         for index, arg in enumerate(args):
             array = arg.data if isinstance(arg, Tensor) else arg
@@ -179,6 +180,8 @@ class Recorder(Observer):
 
     def pass_started(self, name):
         self._check_clock()
+        if name != BACKWARD:  # autograd.grad returns gradients; a replay fills .grad
+            self.unreplayable = self.unreplayable or f"calls autograd.{name}(), whose gradients a replay would not return"
         self.pending, self.in_pass = {}, True
         self.steps.append(PASS)
         return len(self.steps) - 1  # the token pass_finished gets back: where the pass starts
@@ -217,7 +220,10 @@ class Recorder(Observer):
         self.depth -= 1
         if self.depth:
             return
-        self.retains_grad = self.retains_grad or node._retained is not None  # refused when the call ends
+        if node._retained is not None or node._hooks is not None:  # refused when the call ends
+            self.unreplayable = self.unreplayable or (
+                "calls retain_grad() on a computed tensor, whose .grad a replay would not fill" if node._retained
+                else "registers a hook on a computed tensor (register_hook), which a replay would not run")
         grad_sources = [self._grad_source(node, index, g) for index, g in enumerate(output_grads)]
         deliveries = tuple(self._deliveries(node, input_grads))
         ctx_slot = self.slot_of[id(node)]
@@ -319,6 +325,8 @@ class Recorder(Observer):
     def _leaf(self, tensor):
         """A leaf receiving a gradient must outlive the call: a parameter (or another tensor the
         step reads, not one it is given: each call gets new arguments)."""
+        if tensor._hooks is not None:
+            self.unreplayable = self.unreplayable or "reaches a parameter with a tensor hook (register_hook), which a replay would not run"
         if id(tensor.data) in self.bound:
             return tensor
         raise CompileError(
@@ -341,10 +349,10 @@ class Recorder(Observer):
 
     def program(self, result_value) -> Program:
         self._check_clock()
-        if self.retains_grad:
-            raise CompileError("compile: the step calls retain_grad() on a computed tensor, whose .grad a replay "
-                               "would not fill; read the gradients of leaves (parameters), or run this step "
-                               "eagerly. This call ran eagerly to the end: its update is applied, do not repeat it")
+        if self.unreplayable:
+            raise CompileError(f"compile: the step {self.unreplayable}; read the gradients of leaves (parameters) "
+                               "from .grad, or run this step eagerly. This call ran eagerly to the end: its update "
+                               "is applied, do not repeat it")
         self._check_read_then_continued()
         self.check_unrecorded_writes()
         result, described = self._result(result_value)

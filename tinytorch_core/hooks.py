@@ -1,0 +1,71 @@
+"""Tensor hooks: code that sees a tensor's gradient during backward and may replace it
+(``x.register_hook(lambda g: g.clamp(-1, 1))``), as in PyTorch.
+
+Where a hook lives decides which gradient it sees:
+
+- on a computed tensor, the hook belongs to the graph node that made it (``node._hooks``, by
+  output index). The engine runs it on the output's summed gradient just before that node's
+  backward, so what it returns flows on to everything below. A tensor changed in place later
+  gets a new node; hooks registered before the change stay with the old value, as in PyTorch;
+- on a leaf, the hook is kept on the tensor (``tensor._hooks``). The engine first sums every
+  contribution of the pass, runs the hooks on that sum, and stores what they return in
+  ``.grad`` (then the post-accumulate-grad hooks run).
+
+A hook gets a read-only Tensor (the array may be pending for other branches) under ``no_grad``.
+It returns None (the gradient stays) or a new gradient of the same shape and dtype; anything
+else is refused with the hook's name, as PyTorch does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .function import GraphError
+from .tensor import RemovableHandle, Tensor
+
+
+def register_hook(tensor, hook):
+    """Add ``hook(grad) -> new grad or None`` to ``tensor`` (see the module docstring); returns
+    a handle whose ``remove()`` takes it off."""
+    if not tensor.requires_grad:
+        raise RuntimeError("register_hook: cannot register a hook on a tensor that does not require grad")
+    if not callable(hook):
+        raise TypeError(f"register_hook expects a callable, got {type(hook).__name__}")
+    if tensor._node is None:  # a leaf: its hooks see the sum of the pass, before .grad
+        tensor._hooks = (tensor._hooks or ()) + (hook,)
+        return RemovableHandle(lambda: setattr(tensor, "_hooks", _without(tensor._hooks, hook)))
+    node, index = tensor._node, tensor._out_index
+    by_output = node.__dict__.setdefault("_hooks", {})  # a class attribute (None) until the first hook
+    by_output[index] = by_output.get(index, ()) + (hook,)
+    return RemovableHandle(lambda: by_output.__setitem__(index, _without(by_output.get(index), hook) or ()))
+
+
+def _without(hooks, hook):
+    return tuple(h for h in hooks or () if h is not hook) or None
+
+
+def run_hooks(hooks, grad: np.ndarray) -> np.ndarray:
+    """``grad`` passed through each hook in the order they were registered."""
+    for hook in hooks:
+        view = grad.view()
+        view.setflags(write=False)  # the array may be shared with another branch's pending sum
+        returned = hook(Tensor._wrap(view))
+        if returned is not None:
+            grad = _hook_result(hook, returned, grad)
+    return grad
+
+
+def _hook_result(hook, returned, grad: np.ndarray) -> np.ndarray:
+    """What a hook returned, as a gradient array: of the gradient's shape and dtype, or refused."""
+    name = getattr(hook, "__qualname__", type(hook).__name__)
+    array = returned.data if isinstance(returned, Tensor) else returned
+    if not isinstance(array, np.ndarray) or isinstance(array, np.ma.MaskedArray):
+        raise GraphError(f"hook {name!r} returned a {type(returned).__name__}; return a Tensor or array "
+                         f"of the gradient's shape {grad.shape}, or None to keep the gradient")
+    if array.shape != grad.shape:
+        raise GraphError(f"hook {name!r} has changed the shape of the gradient: it returned {array.shape}, "
+                         f"the gradient has shape {grad.shape}")
+    if array.dtype != grad.dtype:
+        raise GraphError(f"hook {name!r} has changed the dtype of the gradient: it returned {array.dtype}, "
+                         f"the gradient is {grad.dtype}")
+    return array.copy()  # the hook's caller may hold it; a leaf's .grad owns its memory
