@@ -9,11 +9,15 @@
 4. deliver: each input's gradient is checked and fitted to the input (``gradients.fitted_gradient``), then either
    stored as a leaf's ``.grad`` or added to the pending gradient of the input's node.
 
-Two seams let code act *during* a pass (data-parallel training sends each gradient as soon as it
-is final, while the rest of backward runs): a leaf's post-accumulate-grad hooks run once its
+Three seams let code act *during* a pass. Tensor hooks (``x.register_hook``, ``hooks.py``) see a
+tensor's summed gradient and may replace it. Data-parallel training sends each gradient as soon as
+it is final, while the rest of backward runs: a leaf's post-accumulate-grad hooks run once its
 ``.grad`` holds every contribution of the pass (step 2 also counts the edges into hooked
 leaves), and ``queue_callback(fn)`` runs ``fn`` when the pass has delivered every gradient.
-Unused, they cost one attribute read per leaf edge and one empty list per pass.
+Unused, they cost a few attribute reads per node and per leaf edge and one empty list per pass.
+
+The same pass serves ``autograd.grad``: with a ``capture`` it hands the gradients it was asked
+for to the capture instead of storing any ``.grad``.
 
 Depth is limited only by memory, never by Python's recursion limit.
 """
@@ -27,8 +31,8 @@ from .checks import true_or_false
 from .errstate import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
 from .function import GraphError
 from .gradients import accumulate_leaf, fitted_gradient, seed_gradient
-from .hooks import run_hooks
 from .grad_mode import current_modes
+from .hooks import run_hooks
 from .inplace import IN_PLACE_CLOCK, REWRITTEN, node_seen_by, saved_array_changed_in_place
 from .observers import BACKWARD
 from .tensor import Tensor
