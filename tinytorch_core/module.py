@@ -11,6 +11,7 @@ import numpy as np
 from .checks import refuse_masked, target_dtype, true_or_false, values_that_do_not_fit
 from .grad_mode import _per_thread
 from .inplace import InPlaceClock
+from .module_hooks import ModuleHooks, call_with_hooks
 from .tensor import Tensor
 
 #: moves on every change of what a module holds (parameters, buffers, sub-modules) or of its
@@ -77,7 +78,7 @@ _ABSENT = object()
 _SETTINGS = (bool, int, float, str, tuple, type(None))
 
 
-class Module:
+class Module(ModuleHooks):
     """Base class of layers and models.
 
     Parameters, buffers and sub-modules assigned as attributes register themselves,
@@ -440,14 +441,15 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         observer = _per_thread.modes.observer  # a profiler watching this thread, or None (observers.py)
-        if observer is None:
+        if observer is None and self._forward_hooks is None:
             return self.forward(*args, **kwargs)
-        started, output = observer.module_started(self), None
+        started, output = None if observer is None else observer.module_started(self), None
         try:
-            output = self.forward(*args, **kwargs)
+            output = self.forward(*args, **kwargs) if self._forward_hooks is None else call_with_hooks(self, args, kwargs)
             return output
         finally:
-            observer.module_finished(started, output)
+            if observer is not None:
+                observer.module_finished(started, output)
 
     def extra_repr(self) -> str:
         return ""

@@ -13,11 +13,11 @@ _ABSENT = object()
 
 class CoreClasses:
     """Every attribute of core's classes (Tensor and its bases ValueReads and TorchNames, Function,
-    Module, Parameter, the engine's ``_Walk`` and every op class of core) and every function of
-    core's engine modules, as loading found them."""
+    Module and its base ModuleHooks, Parameter, the engine's ``_Walk`` and every op class of
+    core) and every function of core's engine modules, as loading found them."""
 
     def __init__(self):
-        from .. import arguments, engine, function, gradients, hooks, inplace, primitives
+        from .. import arguments, engine, function, gradients, hooks, inplace, module_hooks, primitives
         from ..function import Function
         from ..module import Module, Parameter
         from ..tensor import Tensor
@@ -26,11 +26,12 @@ class CoreClasses:
 
         core_ops = [value for value in vars(primitives).values()
                     if isinstance(value, type) and issubclass(value, Function) and value is not Function]
-        guarded = (Tensor, ValueReads, TorchNames, Parameter, Function, Module, engine._Walk, *core_ops)
+        guarded = (Tensor, ValueReads, TorchNames, Parameter, Function, Module, module_hooks.ModuleHooks,
+                   engine._Walk, *core_ops)
         self._attributes = {cls: dict(vars(cls)) for cls in guarded}
         # engine.backward, Function.apply's helpers...: replaced, they could drop every gradient
         self._functions = {module: {name: value for name, value in vars(module).items() if callable(value)}
-                           for module in (arguments, engine, function, gradients, hooks, inplace)}
+                           for module in (arguments, engine, function, gradients, hooks, inplace, module_hooks)}
 
     def accept(self, classes) -> None:
         """Take ``classes`` as they are now: the host itself just named them (``commit``). From here

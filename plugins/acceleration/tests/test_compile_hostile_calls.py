@@ -288,3 +288,16 @@ def test_a_step_that_calls_autograd_grad_is_refused():
                              backward=lambda loss: tt.autograd.grad(loss, model.weight))
     with pytest.raises(tt.acceleration.CompileError, match="autograd.grad"):
         step(Tensor(np.ones((3, 4), np.float32)))
+
+
+def test_a_module_with_forward_hooks_is_refused_also_when_the_hook_comes_after_the_recording():
+    model = tt.nn.Linear(4, 2, generator=0)
+    step = _square_loss_step(model, tt.optim.SGD(model.parameters(), lr=0.1))
+    x = Tensor(np.ones((3, 4), np.float32))
+    for _ in range(3):  # recorded and replayed
+        step(x)
+    activations = []
+    model.register_forward_hook(lambda module, args, output: activations.append(output))
+    with pytest.raises(tt.acceleration.CompileError, match="whose forward hooks"):
+        step(x)
+    assert len(activations) == 1  # the call ran eagerly, hook included

@@ -30,6 +30,7 @@ import numpy as np
 
 from tinytorch_core import Module, Observer, Tensor
 from tinytorch_core.inplace import IN_PLACE_CLOCK, REWRITTEN, node_seen_by
+from tinytorch_core.module_hooks import has_forward_hooks
 from tinytorch_core.observers import BACKWARD
 from tinytorch_core.primitives.arithmetic import Cast
 from tinytorch_nn.optim import Optimizer
@@ -127,6 +128,10 @@ class Recorder(Observer):
     # ---- what the observer is told ----------------------------------------------------------------
     def module_started(self, module: Module):
         self._check_clock()
+        if has_forward_hooks(module):  # Python around the forward: a replay runs the kernels only
+            self.unreplayable = self.unreplayable or (
+                f"calls {type(module).__name__}, whose forward hooks (register_forward_hook) a replay "
+                "would not run")
         if id(module) in self.covered:  # a submodule of a module already seen: its tensors are bound
             return
         # every tensor of the module and its submodules: a forward may read a submodule's
