@@ -160,3 +160,11 @@ def test_the_returned_gradient_is_not_the_array_the_hook_holds():
     x.sum().backward()
     x.grad.data *= 0
     np.testing.assert_array_equal(kept, [5.0, 5.0])
+
+
+def test_a_removed_hook_on_a_computed_tensor_leaves_no_trace():
+    """Nothing is left that a compiled step's recording would refuse."""
+    x = _leaf([1.0, 2.0])
+    y = x * 2
+    y.register_hook(lambda g: g).remove()
+    assert not y._node._hooks

@@ -94,7 +94,7 @@ class _Walk:
         ready = [node for node in pending if consumers[node] == 0]
         while ready:
             node = ready.pop()
-            if node._hooks is not None or node._retained is not None or capture is not None:
+            if node._hooks or node._retained is not None or capture is not None:
                 self.final_output_grads(node)
             if observer is None:
                 input_grads = _run_node(node, pending.pop(node))
@@ -132,9 +132,9 @@ class _Walk:
         """``node``'s output gradients are summed: its tensors' hooks run on them, then the
         tensors that asked to keep theirs (``retain_grad``, ``autograd.grad``) get them."""
         output_grads = self.pending[node]
-        if node._hooks is not None:
+        if node._hooks:
             for index, hooks in node._hooks.items():
-                if hooks and output_grads[index] is not None:
+                if output_grads[index] is not None:
                     output_grads[index] = run_hooks(hooks, output_grads[index])
         if self.capture is not None:
             self.capture.take_outputs(node, output_grads)

@@ -37,7 +37,15 @@ def register_hook(tensor, hook):
     node, index = tensor._node, tensor._out_index
     by_output = node.__dict__.setdefault("_hooks", {})  # a class attribute (None) until the first hook
     by_output[index] = by_output.get(index, ()) + (hook,)
-    return RemovableHandle(lambda: by_output.__setitem__(index, _without(by_output.get(index), hook) or ()))
+
+    def remove():
+        remaining = _without(by_output.get(index), hook)
+        if remaining:
+            by_output[index] = remaining
+        else:  # an empty dict reads as "no hooks" (the engine and a compiled step's recorder ask)
+            by_output.pop(index, None)
+
+    return RemovableHandle(remove)
 
 
 def _without(hooks, hook):

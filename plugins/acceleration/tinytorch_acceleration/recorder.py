@@ -225,7 +225,7 @@ class Recorder(Observer):
         self.depth -= 1
         if self.depth:
             return
-        if node._retained is not None or node._hooks is not None:  # refused when the call ends
+        if node._retained is not None or node._hooks:  # refused when the call ends
             self.unreplayable = self.unreplayable or (
                 "calls retain_grad() on a computed tensor, whose .grad a replay would not fill" if node._retained
                 else "registers a hook on a computed tensor (register_hook), which a replay would not run")
