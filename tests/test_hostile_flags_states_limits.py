@@ -39,6 +39,9 @@ FLAG_CALLS = {
     "backward retain_graph": lambda v: (Tensor(np.ones(2, np.float32), requires_grad=True) * 2).sum().backward(
         retain_graph=v),
     "Optimizer.zero_grad": lambda v: tt.optim.SGD([_param()], lr=0.1).zero_grad(v),
+    "RMSprop centered": lambda v: tt.optim.RMSprop([_param()], centered=v),
+    "RMSprop maximize": lambda v: tt.optim.RMSprop([_param()], maximize=v),
+    "Adagrad maximize": lambda v: tt.optim.Adagrad([_param()], maximize=v),
     "Module.zero_grad": lambda v: tt.nn.Linear(2, 2).zero_grad(v),
 }
 

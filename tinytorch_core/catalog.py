@@ -80,7 +80,8 @@ STAGES: tuple[Package, ...] = (
             ops="linear relu leaky_relu sigmoid tanh gelu softmax log_softmax dropout mse_loss "
             "binary_cross_entropy binary_cross_entropy_with_logits sigmoid_binary_cross_entropy "
             "cross_entropy nll_loss",
-            optim="SGD Adam AdamW StepLR CosineAnnealingLR LinearWarmup clip_grad_norm_ clip_grad_value_",
+            optim="SGD Adam AdamW RMSprop Adagrad StepLR MultiStepLR ExponentialLR CosineAnnealingLR LinearWarmup "
+            "clip_grad_norm_ clip_grad_value_",
             data="Dataset TensorDataset DataLoader",
             init="xavier_uniform_ xavier_normal_ kaiming_uniform_ kaiming_normal_ zeros_ ones_",
             io="save load",

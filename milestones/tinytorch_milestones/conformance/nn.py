@@ -210,10 +210,25 @@ def optimizers():
                  rtol=1e-6, atol=1e-6)
 
 
+def adaptive_optimizers():
+    p = _one_parameter([1.0, -2.0], [0.5, 0.25])
+    rmsprop = tt.optim.RMSprop([p], lr=0.01)
+    rmsprop.step()  # square_avg = (1 - alpha) g^2: the first step is lr g / sqrt(0.01 g^2) = 10 lr sign(g)
+    expect_close("RMSprop(lr=0.01) after one step", p, np.array([0.9, -2.1]), rtol=1e-6, atol=1e-6)
+    p = _one_parameter([1.0, -2.0], [0.5, 0.25])
+    adagrad = tt.optim.Adagrad([p], lr=0.1)
+    adagrad.step()
+    adagrad.step()  # same gradient twice: sum = g^2, then 2 g^2; steps lr sign(g), then lr sign(g) / sqrt(2)
+    expect_close("Adagrad(lr=0.1) after two steps", p, np.array([1.0, -2.0]) - 0.1 * (1 + 1 / math.sqrt(2)),
+                 rtol=1e-6, atol=1e-6)
+
+
 def schedules():
     p = _one_parameter([1.0], [0.0])
     for make, formula in (
         (lambda o: tt.optim.StepLR(o, step_size=2, gamma=0.5), lambda e: 0.8 * 0.5 ** (e // 2)),
+        (lambda o: tt.optim.MultiStepLR(o, milestones=[1, 3], gamma=0.5), lambda e: 0.8 * 0.5 ** ((e >= 1) + (e >= 3))),
+        (lambda o: tt.optim.ExponentialLR(o, gamma=0.9), lambda e: 0.8 * 0.9**e),
         (lambda o: tt.optim.CosineAnnealingLR(o, T_max=4), lambda e: 0.8 * (1 + math.cos(math.pi * e / 4)) / 2),
         (lambda o: tt.optim.LinearWarmup(o, warmup_steps=4), lambda e: 0.8 * min(1.0, (e + 1) / 4)),
     ):
@@ -316,6 +331,7 @@ CHECKS = [
     Check("nn.Sequential, nn.Identity, nn.Dropout", "contract", container_layers),
     Check("nn: the loss layers", "forward", loss_layers),
     Check("optim.SGD, optim.Adam, optim.AdamW", "contract", optimizers),
+    Check("optim.RMSprop, optim.Adagrad", "contract", adaptive_optimizers),
     Check("optim: the schedules", "contract", schedules),
     Check("optim.clip_grad_norm_, optim.clip_grad_value_", "contract", clipping),
     Check("data.TensorDataset, data.DataLoader", "contract", data_loading),
@@ -380,9 +396,16 @@ CONTRACT = [
         ("Adam", "params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0",
          """Adam with bias correction: p -= lr m_hat / (sqrt(v_hat) + eps)."""),
         ("AdamW", "params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2",
-         """Adam with decoupled weight decay: p -= lr weight_decay p before the Adam step."""))],
+         """Adam with decoupled weight decay: p -= lr weight_decay p before the Adam step."""),
+        ("RMSprop", "params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False",
+         """sq = alpha sq + (1 - alpha) g**2; p -= lr g / (sqrt(sq) + eps) (state starts at zero)."""),
+        ("Adagrad", "params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10",
+         """s = s + g**2 (s starts at initial_accumulator_value); p -= lr g / (sqrt(s) + eps)."""))],
     *[Layer(cls, signature, namespace="optim", base="object", doc=doc, methods=("def step(self)",)) for cls, signature, doc in (
         ("StepLR", "optimizer, step_size, gamma=0.1", """lr = base_lr gamma**(epoch // step_size)."""),
+        ("MultiStepLR", "optimizer, milestones, gamma=0.1",
+         """lr = base_lr gamma**(number of milestones <= epoch)."""),
+        ("ExponentialLR", "optimizer, gamma", """lr = base_lr gamma**epoch."""),
         ("CosineAnnealingLR", "optimizer, T_max, eta_min=0.0",
          """lr = eta_min + (base_lr - eta_min) (1 + cos(pi epoch / T_max)) / 2."""),
         ("LinearWarmup", "optimizer, warmup_steps", """lr = base_lr min(1, (epoch + 1) / warmup_steps)."""))],

@@ -149,6 +149,42 @@ def test_adam_and_gradient_clipping_replay_bitwise(clip):
     assert results[0] == results[1]
 
 
+@pytest.mark.parametrize("make", [
+    lambda ps: tt.optim.RMSprop(ps, lr=0.01),
+    lambda ps: tt.optim.RMSprop(ps, lr=0.01, momentum=0.9, centered=True, weight_decay=0.01, maximize=True),
+    lambda ps: tt.optim.Adagrad(ps, lr=0.1),
+    lambda ps: tt.optim.Adagrad(ps, lr=0.1, lr_decay=0.05, weight_decay=0.01, initial_accumulator_value=0.1),
+], ids=["rmsprop", "rmsprop-centered-momentum", "adagrad", "adagrad-decays"])
+def test_rmsprop_and_adagrad_with_schedulers_replay_bitwise(make):
+    """The replay calls each optimizer's update (its state arrays change in place, its step count
+    grows) and the schedulers' steps: parameters, states and rates bitwise those of eager."""
+    def scheduled_step(model, optimizer, schedulers, x, y):
+        optimizer.zero_grad()
+        loss = tt.nn.MSELoss()(model(x), y)
+        loss.backward()
+        optimizer.step()
+        for scheduler in schedulers:
+            scheduler.step()
+        return loss.item()
+
+    results = []
+    for compiled in (False, True):
+        model, _ = _mlp()
+        optimizer = make(model.parameters())
+        schedulers = [tt.optim.ExponentialLR(optimizer, 0.9), tt.optim.MultiStepLR(optimizer, [3, 5], 0.5)]
+        step = tt.compile(scheduled_step) if compiled else scheduled_step
+        losses = [step(model, optimizer, schedulers, *_batch(4, seed)) for seed in range(8)]
+        states = [(key, value.tobytes() if isinstance(value, np.ndarray) else value)
+                  for p in model.parameters() for key, value in sorted(optimizer.state[p].items())]
+        weights = [p.data.tobytes() for p in model.parameters()]
+        results.append((losses, weights, states, optimizer.param_groups[0]["lr"]))
+        if compiled:
+            assert step.replays == 6
+    assert results[0] == results[1]
+    (_, _, states, rate), base = results[1], optimizer.param_groups[0]["initial_lr"]
+    assert ("step", 8) in states and rate == pytest.approx(base * 0.9**8 * 0.5**2)  # every update and schedule ran
+
+
 def test_python_control_flow_on_values_is_refused():
     def branchy(model, optimizer, x, y):
         out = model(x)

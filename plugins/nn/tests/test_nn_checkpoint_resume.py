@@ -206,7 +206,20 @@ def _adamw(model):
     return opt, tt.optim.LinearWarmup(opt, warmup_steps=8)
 
 
-RECIPES = {"sgd_momentum_steplr": _sgd, "adam_two_groups_cosine": _adam, "adamw_warmup": _adamw}
+def _rmsprop(model):
+    opt = tt.optim.RMSprop(model.parameters(), lr=1e-3, momentum=0.9, centered=True, weight_decay=1e-4)
+    return opt, tt.optim.MultiStepLR(opt, milestones=[6, 12, 12], gamma=0.5)  # drops before and after each stop
+
+
+def _adagrad(model):
+    head, body = list(model[2].parameters()), list(model[0].parameters())
+    opt = tt.optim.Adagrad([{"params": body}, {"params": head, "lr": 0.05}], lr=0.1, lr_decay=1e-2,
+                           initial_accumulator_value=0.1)
+    return opt, tt.optim.ExponentialLR(opt, gamma=0.9)
+
+
+RECIPES = {"sgd_momentum_steplr": _sgd, "adam_two_groups_cosine": _adam, "adamw_warmup": _adamw,
+           "rmsprop_centered_momentum_multistep": _rmsprop, "adagrad_two_groups_exponential": _adagrad}
 TOTAL_STEPS = 20  # 7 batches an epoch: about three epochs
 
 

@@ -115,7 +115,9 @@ def test_a_bool_is_not_taken_for_a_number_or_a_string_for_a_bool(call, error, me
 
 @pytest.mark.parametrize("make", [lambda ps: tt.optim.Adam(ps, lr=0.1), lambda ps: tt.optim.AdamW(ps, lr=0.1),
                                   lambda ps: tt.optim.Adam(ps, lr=0.1, amsgrad=True),
-                                  lambda ps: tt.optim.SGD(ps, lr=0.1, momentum=0.9)])
+                                  lambda ps: tt.optim.SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: tt.optim.RMSprop(ps, lr=0.1, momentum=0.9, centered=True),
+                                  lambda ps: tt.optim.Adagrad(ps, lr=0.1, initial_accumulator_value=0.1)])
 def test_optimizer_state_follows_the_model_to_float64(make):
     """After ``model.to(np.float64)`` the moments stayed float32 and rounded every float64 step."""
     model = tt.nn.Linear(3, 2)

@@ -7,7 +7,18 @@ import numpy as np
 import pytest
 
 from tinytorch_core import Parameter, Tensor
-from tinytorch_nn import SGD, Adam, AdamW, CosineAnnealingLR, LinearWarmup, StepLR, clip_grad_norm_, clip_grad_value_
+from tinytorch_nn import (
+    SGD,
+    Adagrad,
+    Adam,
+    AdamW,
+    CosineAnnealingLR,
+    LinearWarmup,
+    RMSprop,
+    StepLR,
+    clip_grad_norm_,
+    clip_grad_value_,
+)
 
 
 def _param(*values):
@@ -275,6 +286,8 @@ def test_schedulers_chain_from_the_rate_the_group_has_now_as_pytorchs_do(make):
     (lambda p: SGD([p], 0.1, 0.9, maximize=True), [0.062, 0.124]),
     (lambda p: Adam([p], 0.1, maximize=True, weight_decay=0.1), [0.70158627, 1.70062339]),
     (lambda p: AdamW([p], 0.1, maximize=True), [0.69891118, 1.69494451]),
+    (lambda p: RMSprop([p], 0.1, maximize=True, momentum=0.5, centered=True), [-0.29819071, -0.45447509]),
+    (lambda p: Adagrad([p], 0.1, maximize=True, lr_decay=0.1, initial_accumulator_value=0.5), [0.80344137, 1.79343676]),
 ])
 def test_maximize_climbs_the_objective_as_pytorchs_does(make, expected):
     """Three steps on -(p * p).sum(); the numbers are torch 2.x's for the same calls."""

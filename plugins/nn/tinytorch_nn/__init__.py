@@ -7,7 +7,7 @@ importing ``tinytorch_nn`` directly gives the same objects.
 
 from tinytorch_core import catalog
 
-from . import data, functional, init, io, optim, schedulers
+from . import data, functional, init, io, optim, optim_adaptive, schedulers
 from . import functional as F
 from .data import DataLoader, Dataset, TensorDataset
 from .init import (
@@ -34,9 +34,11 @@ from .layers import (
 )
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from .optim import SGD, Adam, AdamW, clip_grad_norm_, clip_grad_value_
-from .schedulers import CosineAnnealingLR, LinearWarmup, StepLR
+from .optim_adaptive import Adagrad, RMSprop
+from .schedulers import CosineAnnealingLR, ExponentialLR, LinearWarmup, MultiStepLR, StepLR
 
 __version__ = "0.1.0"
 
 #: the submodules, and every name the catalog lists for stage nn (the catalog is the one list)
-__all__ = ["F", "data", "functional", "init", "io", "optim", "schedulers", *(name for _, name in catalog.stage("nn").symbol_names())]
+__all__ = ["F", "data", "functional", "init", "io", "optim", "optim_adaptive", "schedulers",
+           *(name for _, name in catalog.stage("nn").symbol_names())]

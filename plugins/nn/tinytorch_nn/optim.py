@@ -1,5 +1,5 @@
-"""Optimizers (SGD, Adam, AdamW) and gradient clipping by norm or by value (the schedulers are in
-``schedulers.py``).
+"""Optimizers (SGD, Adam, AdamW) and gradient clipping by norm or by value (RMSprop and Adagrad
+are in ``optim_adaptive.py``, the schedulers in ``schedulers.py``).
 
 Update rules follow the published algorithms in PyTorch's conventions:
 

@@ -7,16 +7,17 @@ on; ``lr_at`` is the same schedule in closed form, from the initial rate.
 
 from __future__ import annotations
 
+import bisect
 import math
 import numbers
 
 import numpy as np
 
-from tinytorch_core.checks import positive_int
+from tinytorch_core.checks import non_negative_int, positive_int
 
 from .optim import Optimizer, _number, _report_update
 
-__all__ = ["CosineAnnealingLR", "LRScheduler", "LinearWarmup", "StepLR"]
+__all__ = ["CosineAnnealingLR", "ExponentialLR", "LRScheduler", "LinearWarmup", "MultiStepLR", "StepLR"]
 
 
 class LRScheduler:
@@ -141,6 +142,53 @@ class StepLR(LRScheduler):
 
     def next_lr(self, lr, base_lr, epoch):
         return lr * self.gamma if epoch % self.step_size == 0 else lr
+
+
+def _milestones(value) -> tuple:
+    """The epochs of ``MultiStepLR``'s drops as a sorted tuple of ints >= 0 (an epoch listed twice
+    stays twice: it drops the rate twice, as in PyTorch). A tuple: the state dict can hand it out."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise ValueError(f"MultiStepLR: milestones must be a list of epochs (ints >= 0), got {value!r:.80}")
+    epochs = [non_negative_int(epoch, f"milestones[{k}]", "MultiStepLR") for k, epoch in enumerate(value)]
+    return tuple(sorted(epochs))
+
+
+class MultiStepLR(LRScheduler):
+    """``lr = base_lr * gamma ** (number of milestones <= epoch)``: the rate drops by the factor
+    ``gamma`` at each milestone epoch (``MultiStepLR(opt, [30, 80])``: at epochs 30 and 80)."""
+
+    _settings = {"milestones": _milestones, "gamma": lambda value: _number("MultiStepLR", "gamma", value)}
+
+    def __init__(self, optimizer, milestones, gamma=0.1):
+        self.milestones, self.gamma = self._settings["milestones"](milestones), self._settings["gamma"](gamma)
+        super().__init__(optimizer)
+
+    def lr_at(self, base_lr, epoch):
+        return base_lr * self.gamma ** bisect.bisect_right(self.milestones, epoch)
+
+    def first_lr(self, lr):
+        """A milestone at epoch 0 drops the rate at once (PyTorch's)."""
+        return self.next_lr(lr, lr, 0)
+
+    def next_lr(self, lr, base_lr, epoch):
+        drops = self.milestones.count(epoch)  # a milestone listed twice drops the rate twice
+        return lr * self.gamma**drops if drops else lr
+
+
+class ExponentialLR(LRScheduler):
+    """``lr = base_lr * gamma ** epoch``: the rate is multiplied by ``gamma`` at every step."""
+
+    _settings = {"gamma": lambda value: _number("ExponentialLR", "gamma", value)}
+
+    def __init__(self, optimizer, gamma):
+        self.gamma = self._settings["gamma"](gamma)
+        super().__init__(optimizer)
+
+    def lr_at(self, base_lr, epoch):
+        return base_lr * self.gamma**epoch
+
+    def next_lr(self, lr, base_lr, epoch):
+        return lr * self.gamma
 
 
 class CosineAnnealingLR(LRScheduler):
