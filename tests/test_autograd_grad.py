@@ -106,9 +106,25 @@ def test_an_input_named_twice_gets_its_gradient_twice_and_results_do_not_share_m
     np.testing.assert_array_equal(g2.data, [1.0, 1.0])
 
 
-def test_retained_gradients_are_not_filled():
+def test_retained_gradients_are_filled_as_by_backward():
+    """As in PyTorch: retain_grad() keeps a computed tensor's gradient of any pass."""
     x = _leaf([1.0, 2.0])
     y = x * 2
     y.retain_grad()
-    tt.autograd.grad(y.sum(), x)
-    assert y.grad is None
+    tt.autograd.grad((y * y).sum(), x)
+    np.testing.assert_array_equal(y.grad.data, [4.0, 8.0])
+
+
+def test_only_the_part_of_the_graph_below_the_outputs_that_leads_to_the_inputs_runs():
+    """As in PyTorch: hooks further down do not fire, and that part of the graph is not freed."""
+    x = _leaf([1.0, 2.0])
+    calls = []
+    h = x * 2.0
+    h.register_hook(lambda g: calls.append("below z"))
+    z = h.exp()
+    (gz,) = tt.autograd.grad((z * z).sum(), z)
+    np.testing.assert_allclose(gz.data, 2 * z.data)
+    assert calls == []
+    z.sum().backward()  # the graph below z is still there
+    assert calls == ["below z"]
+    np.testing.assert_allclose(x.grad.data, 2 * np.exp(2 * x.data))

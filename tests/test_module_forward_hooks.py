@@ -125,3 +125,17 @@ def test_hooks_on_a_submodule_see_its_calls_inside_a_model():
     model[1].register_forward_hook(lambda module, args, output: shapes.append(output.shape))
     model(tt.ones(5, 3))
     assert shapes == [(5, 4)]
+
+
+def test_always_call_hooks_run_when_a_pre_hook_raises_and_their_own_error_does_not_hide_the_first():
+    m = Scale()
+    cleanups = []
+    m.register_forward_pre_hook(lambda module, args: {}["missing"])
+    m.register_forward_hook(lambda module, args, output: cleanups.append(output), always_call=True)
+    with pytest.raises(KeyError):
+        m(tt.tensor(np.ones(2)))
+    assert cleanups == [None]
+    broken = Scale()
+    broken.register_forward_hook(lambda module, args, output: 1 / 0, always_call=True)
+    with pytest.warns(RuntimeWarning, match="always_call=True"), pytest.raises(ValueError):
+        broken(tt.tensor(np.ones(3)))  # the forward's shape error, not the hook's ZeroDivisionError

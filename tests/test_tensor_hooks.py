@@ -2,6 +2,11 @@
 they are refused. Expected gradients come from finite differences of the function the hooks
 make the engine differentiate."""
 
+import copy
+import pickle
+import sys
+import threading
+
 import numpy as np
 import pytest
 
@@ -109,6 +114,7 @@ def test_hooks_registered_before_an_in_place_change_see_the_old_value_s_gradient
     (lambda g: g.sum(), "changed the shape of the gradient"),
     (lambda g: g.to(np.float32), "changed the dtype of the gradient"),
     (lambda g: [1.0, 2.0], "returned a list"),
+    (lambda g: np.asmatrix(g.numpy()), "returned a matrix"),  # its * is a matrix product
 ])
 def test_a_hook_that_returns_something_else_is_named(returned, match):
     x = _leaf([1.0, 2.0])
@@ -168,3 +174,82 @@ def test_a_removed_hook_on_a_computed_tensor_leaves_no_trace():
     y = x * 2
     y.register_hook(lambda g: g).remove()
     assert not y._node._hooks
+
+
+def test_a_leaf_hook_removed_during_the_pass_strands_no_contribution():
+    x = _leaf([1.0, 1.0])
+    handle = x.register_hook(lambda g: g * 10)
+    first, second = x * 2.0, x * 3.0
+    first.register_hook(lambda g: handle.remove())
+    (first.sum() + second.sum()).backward()
+    np.testing.assert_array_equal(x.grad.data, [5.0, 5.0])  # as in PyTorch: the removed hook does not run
+
+
+@pytest.mark.parametrize("post_hook", [False, True])
+def test_a_leaf_hook_registered_during_the_pass_is_refused_not_half_applied(post_hook):
+    x = _leaf([1.0, 1.0])
+    if post_hook:  # every data-parallel parameter has one
+        x.register_post_accumulate_grad_hook(lambda t: None)
+    first, second = x * 2.0, x * 3.0
+    first.register_hook(lambda g: x.register_hook(lambda h: h * 10) and None)
+    with pytest.raises(GraphError, match="registered on a leaf tensor of shape \\(2,\\) while a backward pass"):
+        (first.sum() + second.sum()).backward()
+
+
+def test_what_a_leaf_hook_kept_is_not_changed_by_later_passes():
+    x = _leaf([1.0, 1.0])
+    kept = []
+    x.register_hook(lambda g: kept.append(g))
+    for scale in (1.0, 2.0, 3.0):
+        (x * scale).sum().backward()
+    assert [k.numpy().tolist() for k in kept] == [[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]]
+    np.testing.assert_array_equal(x.grad.data, [6.0, 6.0])
+
+
+def test_hooks_added_in_one_thread_survive_hooks_added_and_removed_in_another():
+    """Without the registration lock about half were lost (one thread's tuple overwrote the other's)."""
+    x = _leaf([1.0])
+
+    def keep():
+        for _ in range(300):
+            x.register_hook(lambda g: None)
+
+    def churn():
+        for _ in range(300):
+            x.register_hook(lambda g: None).remove()
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        threads = [threading.Thread(target=keep), threading.Thread(target=churn)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert len(x._hooks) == 300
+
+
+def test_copies_of_a_model_leave_hooks_behind_and_pickle():
+    """As in PyTorch: a deep copy (an EMA or teacher model) must not run the original's hooks."""
+    layer = tt.nn.Linear(3, 2, generator=0)
+    layer.weight.register_hook(lambda g: g * 0)
+    layer.weight.register_post_accumulate_grad_hook(lambda t: None)
+    copied = copy.deepcopy(layer)
+    assert copied.weight._hooks is None and copied.weight._grad_hooks is None
+    copied(tt.ones(4, 3)).sum().backward()
+    assert np.abs(copied.weight.grad.data).sum() > 0
+    restored = pickle.loads(pickle.dumps(layer))  # the lambdas stay behind
+    np.testing.assert_array_equal(restored.weight.data, layer.weight.data)
+
+
+def test_a_tensor_with_views_pickles_and_its_copy_stands_alone():
+    x = tt.ones(4)
+    view = x[1:3]
+    restored_x, restored_view = pickle.loads(pickle.dumps([x, view]))
+    restored_view[0] = 5.0
+    np.testing.assert_array_equal(restored_x.data, [1.0, 1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(restored_view.data, [5.0, 1.0])
+    shallow = copy.copy(x)  # shares the array: keeps the version counter that guards it
+    assert shallow.data is x.data and shallow._version_counter is x._version_counter

@@ -3,9 +3,10 @@ instead of added to ``.grad`` (PyTorch's ``torch.autograd.grad``).
 
 It runs an ordinary backward pass (``engine.run_pass``) with a ``Capture``: where the engine
 would store a leaf's gradient in ``.grad``, or has summed a computed tensor's gradient, the
-capture keeps it if it was asked for. No ``.grad`` changes and no post-accumulate-grad hook runs;
-tensor hooks (``register_hook``) do run, as in PyTorch. The whole graph below the outputs runs,
-as in ``backward()``.
+capture keeps it if it was asked for. No leaf's ``.grad`` changes and no post-accumulate-grad
+hook runs; tensor hooks (``register_hook``) and ``retain_grad`` work as in ``backward()``. As in
+PyTorch, only the nodes that lead to an asked-for tensor run: the rest of the graph is neither
+run nor freed, and its hooks do not fire.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 from .checks import true_or_false
 from .engine import run_pass
 from .function import GraphError
+from .inplace import node_seen_by
 from .tensor import Tensor
 
 #: the pass's name for observers: a compiled step's recorder refuses it (a replay fills .grad)
@@ -32,6 +34,27 @@ class Capture:
                 self._leaves.setdefault(id(t), []).append(position)
             else:
                 self._outputs.setdefault((t._node, t._out_index), []).append(position)
+
+    def find_nodes_to_run(self, root_nodes: list) -> None:
+        """``to_run``: the nodes below the roots whose backward leads to an asked-for tensor
+        (a depth-first walk that decides each node after all the nodes below it)."""
+        leads = {}  # node -> whether its backward leads to an asked-for tensor (False while undecided)
+        stack = [(node, False) for node in root_nodes]
+        while stack:
+            node, below_decided = stack.pop()
+            sources = [(tensor, node_seen_by(node, tensor)) for tensor in node._parents if tensor is not None]
+            if below_decided:
+                leads[node] = any(self.wants_leaf(tensor) if source is None
+                                  else leads[source] or (source, index) in self._outputs
+                                  for tensor, (source, index) in sources)
+            elif node not in leads:
+                leads[node] = False
+                stack.append((node, True))
+                stack.extend((source, False) for _, (source, _) in sources if source is not None and source not in leads)
+        self.to_run = {node for node, reaches in leads.items() if reaches}
+
+    def asks_for_outputs_of(self, node) -> bool:
+        return any(asked_node is node for asked_node, _ in self._outputs)
 
     def wants_leaf(self, leaf: Tensor) -> bool:
         return id(leaf) in self._leaves
@@ -70,7 +93,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
 
 def _tensors(name: str, value) -> tuple:
-    tensors = (value,) if isinstance(value, Tensor) else tuple(value) if isinstance(value, (list, tuple)) else None
+    iterable = hasattr(value, "__iter__") and not isinstance(value, (str, bytes, np.ndarray))  # a generator too
+    tensors = (value,) if isinstance(value, Tensor) else tuple(value) if iterable else None
     if not tensors or not all(isinstance(t, Tensor) for t in tensors):
         raise TypeError(f"autograd.grad: {name} must be a Tensor or a non-empty sequence of Tensors, "
                         f"got {type(value).__name__}")

@@ -63,7 +63,9 @@ def run_pass(seeds: list, retain_graph: bool = False, capture=None, name: str = 
     started = None if observer is None else observer.pass_started(name)
     outer_callbacks, modes.pass_callbacks = modes.pass_callbacks, []
     try:
-        walk = _Walk(pending, _count_consumers(list(pending), leaf_seeds, capture), retain_graph, capture)
+        walk = _Walk(pending, *_count_consumers(list(pending), leaf_seeds, capture), retain_graph, capture)
+        if capture is not None:
+            capture.find_nodes_to_run(list(pending))
         for leaf, seed in leaf_seeds:
             walk.deliver_to_leaf(leaf, seed)
         walk.run(modes.anomaly, observer)
@@ -80,13 +82,16 @@ def run_pass(seeds: list, retain_graph: bool = False, capture=None, name: str = 
 class _Walk:
     """Steps 3 and 4 of one pass, and the state they share."""
 
-    def __init__(self, pending: dict, consumers: dict, retain_graph: bool, capture):
+    def __init__(self, pending: dict, consumers: dict, summed_leaves: set, retain_graph: bool, capture):
         self.pending = pending  # node -> the gradient of each output, summed so far
         self.consumers = consumers  # node (or leaf with hooks) -> edges into it still to deliver
         self.retain_graph = retain_graph
         self.capture = capture  # autograd.grad's: where the asked-for gradients go, or None
         self.claimed: set[int] = set()  # ids of arrays already stored as some leaf's .grad
         self.leaf_sums: dict = {}  # leaf with tensor hooks -> its gradient so far (the hooks see the sum)
+        # leaves whose gradient is summed before it is stored (they have tensor hooks, or a capture
+        # is on): decided when the pass starts, so a hook removed during it strands nothing
+        self.summed_leaves = summed_leaves
 
     def run(self, anomaly: bool, observer) -> None:
         """Step 3: run every node once, when all its consumers have sent their gradients."""
@@ -94,6 +99,11 @@ class _Walk:
         ready = [node for node in pending if consumers[node] == 0]
         while ready:
             node = ready.pop()
+            if capture is not None and node not in capture.to_run:  # autograd.grad: nothing asked for below
+                if capture.asks_for_outputs_of(node):
+                    self.final_output_grads(node)
+                pending.pop(node)
+                continue
             if node._hooks or node._retained is not None or capture is not None:
                 self.final_output_grads(node)
             if observer is None:
@@ -113,10 +123,12 @@ class _Walk:
                 # step 4: deliver, to a leaf's .grad or to the pending sum of the node that made it
                 source, out_index = node_seen_by(node, tensor) if REWRITTEN else (tensor._node, tensor._out_index)
                 if source is None:
-                    if tensor._grad_hooks is None and tensor._hooks is None and capture is None:
+                    if tensor in consumers:  # counted at the start: it has hooks, or a capture wants it
+                        self.deliver_to_leaf(tensor, g)
+                    elif tensor._grad_hooks is None and tensor._hooks is None:
                         accumulate_leaf(tensor, g, self.claimed)
                     else:
-                        self.deliver_to_leaf(tensor, g)
+                        raise _hook_added_during_the_pass(tensor)
                     continue
                 if source not in pending:
                     pending[source] = [None] * source._n_outputs
@@ -133,32 +145,37 @@ class _Walk:
         tensors that asked to keep theirs (``retain_grad``, ``autograd.grad``) get them."""
         output_grads = self.pending[node]
         if node._hooks:
-            for index, hooks in node._hooks.items():
+            for index, hooks in tuple(node._hooks.items()):  # a hook may add or remove hooks
                 if output_grads[index] is not None:
                     output_grads[index] = run_hooks(hooks, output_grads[index])
+                    self.claimed.add(id(output_grads[index]))  # a hook may keep it: a .grad gets a copy
         if self.capture is not None:
             self.capture.take_outputs(node, output_grads)
-        elif node._retained is not None:  # outputs that keep their gradient (retain_grad): final now
+        if node._retained is not None:  # outputs that keep their gradient (retain_grad): final now
             for index, tensor in node._retained.items():
                 if output_grads[index] is not None:
                     accumulate_leaf(tensor, output_grads[index], self.claimed)  # copied when shared, as a leaf's is
 
     def deliver_to_leaf(self, leaf: Tensor, g) -> None:
-        """Step 4 for a leaf with hooks, or in a pass that captures: tensor hooks see the leaf's
-        whole gradient of the pass, then it goes to ``.grad`` (or to the capture) and the
-        post-accumulate-grad hooks run."""
+        """Step 4 for a leaf counted at the start (it has hooks, or a capture asks for it): tensor
+        hooks see the leaf's whole gradient of the pass, then it goes to ``.grad`` (or to the
+        capture) and the post-accumulate-grad hooks run."""
         if self.capture is not None and not self.capture.wants_leaf(leaf):
             return  # autograd.grad: leaves it was not asked about keep their .grad as it is
-        if leaf._hooks is None and self.capture is None:  # post-accumulate hooks only: add as it comes
-            accumulate_leaf(leaf, g, self.claimed)
-        else:
+        if leaf in self.summed_leaves:
             self.leaf_sums[leaf] = g if leaf not in self.leaf_sums else self.leaf_sums[leaf] + g
+        elif leaf._hooks is not None:  # earlier contributions are in .grad already: its hook cannot see them
+            raise _hook_added_during_the_pass(leaf)
+        else:  # post-accumulate hooks only: added as it comes
+            accumulate_leaf(leaf, g, self.claimed)
         self.consumers[leaf] -= 1
         if self.consumers[leaf]:
             return
-        if leaf in self.leaf_sums:  # the leaf's last contribution: its gradient of the pass is whole
+        if leaf in self.summed_leaves:  # the leaf's last contribution: its gradient of the pass is whole
             g = self.leaf_sums.pop(leaf)
-            g = run_hooks(leaf._hooks, g) if leaf._hooks else g
+            if leaf._hooks:
+                g = run_hooks(leaf._hooks, g)
+                self.claimed.add(id(g))  # a hook may keep the array it saw: .grad gets its own copy
             if self.capture is not None:
                 self.capture.take_leaf(leaf, g)
                 return
@@ -166,12 +183,22 @@ class _Walk:
         _run_grad_hooks(leaf)
 
 
-def _count_consumers(root_nodes: list, leaf_seeds: list, capture) -> dict:
+def _hook_added_during_the_pass(leaf: Tensor) -> GraphError:
+    return GraphError(
+        f"backward: a hook was registered on a leaf tensor of shape {leaf.data.shape} while a backward pass was "
+        "delivering its gradient, so the hook could not see all of it; register hooks before backward()"
+    )
+
+
+def _count_consumers(root_nodes: list, leaf_seeds: list, capture) -> tuple[dict, set]:
     """Step 2: for every node reachable from the roots, and every leaf with hooks (or that a
-    capture asks for), how many edges lead into it."""
-    consumers = dict.fromkeys(root_nodes, 0)
+    capture asks for), how many edges lead into it; and the leaves whose gradient is summed
+    before it is stored (tensor hooks, a capture)."""
+    consumers, summed_leaves = dict.fromkeys(root_nodes, 0), set()
     for leaf, _ in leaf_seeds:  # a root that is a leaf receives its seed
         consumers[leaf] = consumers.get(leaf, 0) + 1
+        if leaf._hooks is not None or capture is not None:
+            summed_leaves.add(leaf)
     stack = list(root_nodes)
     while stack:
         node = stack.pop()
@@ -182,12 +209,14 @@ def _count_consumers(root_nodes: list, leaf_seeds: list, capture) -> dict:
             if source is None:
                 if tensor._grad_hooks is not None or tensor._hooks is not None or capture is not None:
                     consumers[tensor] = consumers.get(tensor, 0) + 1
+                    if tensor._hooks is not None or capture is not None:
+                        summed_leaves.add(tensor)
                 continue
             if source not in consumers:
                 consumers[source] = 0
                 stack.append(source)
             consumers[source] += 1
-    return consumers
+    return consumers, summed_leaves
 
 
 def _run_node(node, output_grads: list) -> tuple:

@@ -18,10 +18,16 @@ else is refused with the hook's name, as PyTorch does.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .function import GraphError
 from .tensor import RemovableHandle, Tensor
+
+
+#: hooks are added and removed by reading a tuple and writing a longer or shorter one: one at a time
+_CHANGING_HOOKS = threading.Lock()
 
 
 def register_hook(tensor, hook):
@@ -32,18 +38,26 @@ def register_hook(tensor, hook):
     if not callable(hook):
         raise TypeError(f"register_hook expects a callable, got {type(hook).__name__}")
     if tensor._node is None:  # a leaf: its hooks see the sum of the pass, before .grad
-        tensor._hooks = (tensor._hooks or ()) + (hook,)
-        return RemovableHandle(lambda: setattr(tensor, "_hooks", _without(tensor._hooks, hook)))
+        with _CHANGING_HOOKS:
+            tensor._hooks = (tensor._hooks or ()) + (hook,)
+
+        def remove_from_leaf():
+            with _CHANGING_HOOKS:
+                tensor._hooks = _without(tensor._hooks, hook)
+
+        return RemovableHandle(remove_from_leaf)
     node, index = tensor._node, tensor._out_index
-    by_output = node.__dict__.setdefault("_hooks", {})  # a class attribute (None) until the first hook
-    by_output[index] = by_output.get(index, ()) + (hook,)
+    with _CHANGING_HOOKS:
+        by_output = node.__dict__.setdefault("_hooks", {})  # a class attribute (None) until the first hook
+        by_output[index] = by_output.get(index, ()) + (hook,)
 
     def remove():
-        remaining = _without(by_output.get(index), hook)
-        if remaining:
-            by_output[index] = remaining
-        else:  # an empty dict reads as "no hooks" (the engine and a compiled step's recorder ask)
-            by_output.pop(index, None)
+        with _CHANGING_HOOKS:
+            remaining = _without(by_output.get(index), hook)
+            if remaining:
+                by_output[index] = remaining
+            else:  # an empty dict reads as "no hooks" (the engine and a compiled step's recorder ask)
+                by_output.pop(index, None)
 
     return RemovableHandle(remove)
 
@@ -67,8 +81,8 @@ def _hook_result(hook, returned, grad: np.ndarray) -> np.ndarray:
     """What a hook returned, as a gradient array: of the gradient's shape and dtype, or refused."""
     name = getattr(hook, "__qualname__", type(hook).__name__)
     array = returned.data if isinstance(returned, Tensor) else returned
-    if not isinstance(array, np.ndarray) or isinstance(array, np.ma.MaskedArray):
-        raise GraphError(f"hook {name!r} returned a {type(returned).__name__}; return a Tensor or array "
+    if type(array) is not np.ndarray:  # a subclass (np.matrix, a masked array) changes what * and sums mean
+        raise GraphError(f"hook {name!r} returned a {type(returned).__name__}; return a Tensor or plain array "
                          f"of the gradient's shape {grad.shape}, or None to keep the gradient")
     if array.shape != grad.shape:
         raise GraphError(f"hook {name!r} has changed the shape of the gradient: it returned {array.shape}, "

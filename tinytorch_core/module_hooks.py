@@ -4,14 +4,21 @@ with before its ``forward`` runs (``register_forward_pre_hook``) and what it ret
 touching the model's code.
 
 A module without hooks pays one attribute read per call (``Module.__call__``). Adding or removing
-a hook moves ``MODULE_CLOCK``, as any change of the module does: a compiled step records again
-(and refuses: a replay runs kernels, not hooks).
+a hook moves ``MODULE_CLOCK``, as any change of the module does, and ``FORWARD_HOOK_CLOCK``: a
+compiled step records again (and refuses: a replay runs kernels, not hooks), also when the hook
+came while the step itself ran.
 """
 
 from __future__ import annotations
 
+import warnings
+
 from .checks import true_or_false
+from .inplace import InPlaceClock
 from .tensor import RemovableHandle
+
+#: counts the forward hooks added or removed on any module (a compiled step's replay needs none)
+FORWARD_HOOK_CLOCK = InPlaceClock()
 
 
 class ForwardHooks:
@@ -55,11 +62,13 @@ class ModuleHooks:
         entry = (hook, *options)
         hooks.insert(0 if true_or_false(prepend, "prepend", where) else len(hooks), entry)
         MODULE_CLOCK.tick()
+        FORWARD_HOOK_CLOCK.tick()
 
         def remove():
             if any(e is entry for e in hooks):
                 hooks[:] = [e for e in hooks if e is not entry]
                 MODULE_CLOCK.tick()
+                FORWARD_HOOK_CLOCK.tick()
 
         return RemovableHandle(remove)
 
@@ -70,9 +79,32 @@ def has_forward_hooks(module) -> bool:
 
 
 def call_with_hooks(module, args: tuple, kwargs: dict):
-    """``module.forward(*args, **kwargs)`` between its pre-hooks and its forward hooks."""
-    hooks = module._forward_hooks
-    for hook, with_kwargs in tuple(hooks.pre):  # a hook may remove itself
+    """``module.forward(*args, **kwargs)`` between its pre-hooks and its forward hooks. When any
+    of them raises, the ``always_call`` forward hooks not yet run still run (with the output, if
+    there is one yet), and the first error goes on, as in PyTorch."""
+    hooks, output, called = module._forward_hooks, None, set()
+    try:
+        args, kwargs = _run_pre_hooks(module, hooks.pre, args, kwargs)
+        output = module.forward(*args, **kwargs)
+        for entry in tuple(hooks.post):  # a hook may remove itself
+            called.add(id(entry))
+            result = _call_forward_hook(entry, module, args, kwargs, output)
+            if result is not None:
+                output = result
+        return output
+    except BaseException:
+        for entry in tuple(hooks.post):
+            if entry[2] and id(entry) not in called:  # always_call
+                try:
+                    _call_forward_hook(entry, module, args, kwargs, output)
+                except Exception as hook_error:  # the first error is the one to see
+                    warnings.warn(f"forward hook {_name(entry[0])} (always_call=True) raised {hook_error!r} "
+                                  f"while {type(module).__name__} was raising an error", RuntimeWarning, stacklevel=2)
+        raise
+
+
+def _run_pre_hooks(module, pre_hooks: list, args: tuple, kwargs: dict) -> tuple:
+    for hook, with_kwargs in tuple(pre_hooks):
         if with_kwargs:
             result = hook(module, args, kwargs)
             if result is not None:
@@ -81,24 +113,21 @@ def call_with_hooks(module, args: tuple, kwargs: dict):
             result = hook(module, args)
             if result is not None:
                 args = result if isinstance(result, tuple) else (result,)
-    try:
-        output = module.forward(*args, **kwargs)
-    except BaseException:
-        for hook, with_kwargs, always_call in tuple(hooks.post):
-            if always_call:
-                hook(module, args, kwargs, None) if with_kwargs else hook(module, args, None)
-        raise
-    for hook, with_kwargs, _ in tuple(hooks.post):
-        result = hook(module, args, kwargs, output) if with_kwargs else hook(module, args, output)
-        if result is not None:
-            output = result
-    return output
+    return args, kwargs
+
+
+def _call_forward_hook(entry: tuple, module, args: tuple, kwargs: dict, output):
+    hook, with_kwargs, _ = entry
+    return hook(module, args, kwargs, output) if with_kwargs else hook(module, args, output)
+
+
+def _name(hook) -> str:
+    return repr(getattr(hook, "__qualname__", type(hook).__name__))
 
 
 def _arguments_and_keywords(hook, result) -> tuple:
     if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict)):
-        name = getattr(hook, "__qualname__", type(hook).__name__)
-        raise TypeError(f"forward pre-hook {name!r} (with_kwargs=True) must return None or a tuple (args, kwargs), "
+        raise TypeError(f"forward pre-hook {_name(hook)} (with_kwargs=True) must return None or a tuple (args, kwargs), "
                         f"got {type(result).__name__}")
     args = result[0] if isinstance(result[0], tuple) else (result[0],)
     return args, result[1]

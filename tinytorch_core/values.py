@@ -76,6 +76,23 @@ class ValueReads:
         report_value_read(self)
         return bool(self.data)
 
+    # ---- copies: pickle and copy.deepcopy -----------------------------------------------------
+    def __getstate__(self):
+        """What ``pickle`` and ``copy.deepcopy`` keep of a tensor: its data, ``.grad``, graph node
+        and version. Hooks are dropped, as PyTorch drops them (a copy of a model must not run the
+        original's hooks), and so are view links: NumPy copies a view's array on its own, so the
+        copy shares memory with nothing (and weak references cannot be pickled)."""
+        state = {name: getattr(self, name) for name in _slot_names(type(self))}
+        state.update(_grad_hooks=None, _hooks=None, _view=None, _views=None)
+        return None, state
+
+    def __copy__(self):
+        """A shallow copy shares the array, and so its version, views and hooks too."""
+        copied = object.__new__(type(self))
+        for name in _slot_names(type(self)):
+            setattr(copied, name, getattr(self, name))
+        return copied
+
     # PyTorch's dtype conversions, differentiable between float dtypes (``to`` is Tensor's)
     def float(self):
         return self.to(np.float32)
@@ -91,3 +108,8 @@ class ValueReads:
 
     def bool(self):
         return self.to(np.bool_)
+
+
+def _slot_names(cls) -> list:
+    """The names of a tensor's state: every ``__slots__`` entry of its classes."""
+    return [name for klass in cls.__mro__ for name in klass.__dict__.get("__slots__", ()) if name != "__weakref__"]

@@ -4,6 +4,8 @@ result or the step runs eagerly; never a silently different answer."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -301,3 +303,43 @@ def test_a_module_with_forward_hooks_is_refused_also_when_the_hook_comes_after_t
     with pytest.raises(tt.acceleration.CompileError, match="whose forward hooks"):
         step(x)
     assert len(activations) == 1  # the call ran eagerly, hook included
+
+
+def test_a_forward_hook_added_while_a_replay_runs_makes_the_next_call_refuse():
+    """A grad hook (or another thread) adding a forward hook during a replay: the replay's own
+    module-clock bookkeeping must not absorb that change."""
+    model = tt.nn.Linear(4, 2, generator=0)
+    step = _square_loss_step(model, tt.optim.SGD(model.parameters(), lr=0.1))
+    x = Tensor(np.ones((3, 4), np.float32))
+    calls = [0]
+
+    def attach_once(parameter):
+        calls[0] += 1
+        if calls[0] == 4:  # during the second replay
+            model.register_forward_hook(lambda module, args, output: output * 0.5)
+
+    model.bias.register_post_accumulate_grad_hook(attach_once)
+    with pytest.raises(tt.acceleration.CompileError, match="whose forward hooks"):
+        for _ in range(6):
+            step(x)
+    assert calls[0] == 5  # two recordings, two replays, then the refused call
+
+
+def test_a_forward_hook_the_recorded_call_itself_adds_is_not_replayed_away():
+    model = tt.nn.Linear(4, 2, generator=0)
+    optimizer = tt.optim.SGD(model.parameters(), lr=0.1)
+    added = []
+
+    @functools.partial(tt.compile, verify=False)  # the first recording is trusted at once
+    def step(x):
+        loss = (model(x) ** 2).sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if not added:
+            added.append(model.register_forward_hook(lambda module, args, output: output * 0.5))
+        return loss
+
+    step(Tensor(np.ones((3, 4), np.float32)))
+    with pytest.raises(tt.acceleration.CompileError, match="whose forward hooks"):
+        step(Tensor(np.ones((3, 4), np.float32)))

@@ -39,6 +39,7 @@ import numpy as np
 from tinytorch_core import Tensor, is_grad_enabled, observing
 from tinytorch_core.grad_mode import current_modes
 from tinytorch_core.module import MODULE_CLOCK
+from tinytorch_core.module_hooks import FORWARD_HOOK_CLOCK
 
 from .errors import CompileError
 from .recorder import Recorder
@@ -71,13 +72,20 @@ def compile(train_step=None, *, verify: bool = True, integer_ranges=None):  # no
 
 
 class _Entry:
-    """The program of one signature, the module clock after its last call, whether a second recording
-    confirmed it, and the range of values of each integer input its recordings saw."""
+    """The program of one signature, the module clock after its last call, the forward-hook clock
+    before its recording, whether a second recording confirmed it, and the range of values of
+    each integer input its recordings saw."""
 
-    __slots__ = ("program", "clock", "verified", "bounds")
+    __slots__ = ("program", "clock", "hooks_clock", "verified", "bounds")
 
-    def __init__(self, program, clock, verified, bounds):
-        self.program, self.clock, self.verified, self.bounds = program, clock, verified, bounds
+    def __init__(self, program, clock, hooks_clock, verified, bounds):
+        self.program, self.clock, self.hooks_clock = program, clock, hooks_clock
+        self.verified, self.bounds = verified, bounds
+
+    def current(self) -> bool:
+        """No module changed since the last call, and no forward hook came or went since the
+        recording (a hook added while a replay ran, or by the recorded call itself, included)."""
+        return self.clock == MODULE_CLOCK.now and self.hooks_clock == FORWARD_HOOK_CLOCK.now
 
     def covers(self, inputs: list) -> bool:
         """Whether every integer input lies within the values recorded (so the step's checks passed)."""
@@ -110,7 +118,7 @@ class CompiledStep:
             key, inputs = signature(args, kwargs)
             self._remember(args, kwargs, inputs, key)
         entry = self.programs.get(key)
-        if entry is not None and entry.verified and entry.clock == MODULE_CLOCK.now:
+        if entry is not None and entry.verified and entry.current():
             if not entry.covers(inputs):  # a value the recordings never saw: run (and check) it eagerly
                 return self._record(key, entry, args, kwargs, inputs)
             slots = entry.program.bind(inputs)
@@ -120,7 +128,7 @@ class CompiledStep:
                 entry.clock = MODULE_CLOCK.now  # hooks that ran (a module's own bookkeeping) are part of the step
                 return value
             entry = None  # a parameter changed shape, dtype or requires_grad: record again
-        if entry is not None and (entry.clock != MODULE_CLOCK.now or entry.program.bind(inputs) is None):
+        if entry is not None and (not entry.current() or entry.program.bind(inputs) is None):
             entry = None  # the first recording no longer fits (a parameter frozen or unfrozen since): start again
         return self._record(key, entry, args, kwargs, inputs)
 
@@ -149,7 +157,7 @@ class CompiledStep:
 
     def _record(self, key, entry, args, kwargs, inputs):
         """An eager call under the recorder; the second for a signature confirms the first."""
-        recorder = Recorder(inputs)
+        recorder, hooks_clock = Recorder(inputs), FORWARD_HOOK_CLOCK.now
         with observing(recorder):
             value = self.train_step(*args, **kwargs)
         program = recorder.program(value)
@@ -168,7 +176,7 @@ class CompiledStep:
         if self.integer_ranges:
             bounds.update(self._declared_bounds(args, kwargs, inputs))
         # the clock after the call: only a change between calls records again, not what the step itself did
-        self.programs[key] = _Entry(program, MODULE_CLOCK.now, entry is not None or not self.verify, bounds)
+        self.programs[key] = _Entry(program, MODULE_CLOCK.now, hooks_clock, entry is not None or not self.verify, bounds)
         return value
 
     def _declared_bounds(self, args: tuple, kwargs: dict, inputs: list) -> dict:

@@ -355,9 +355,8 @@ class Recorder(Observer):
     def program(self, result_value) -> Program:
         self._check_clock()
         if self.unreplayable:
-            raise CompileError(f"compile: the step {self.unreplayable}; read the gradients of leaves (parameters) "
-                               "from .grad, or run this step eagerly. This call ran eagerly to the end: its update "
-                               "is applied, do not repeat it")
+            raise CompileError(f"compile: the step {self.unreplayable}. Run this step eagerly, or move that out "
+                               "of it. This call ran eagerly to the end: its update is applied, do not repeat it")
         self._check_read_then_continued()
         self.check_unrecorded_writes()
         result, described = self._result(result_value)
