@@ -50,6 +50,38 @@ from .primitives import (
     var,
     where,
 )
+from .primitives import (  # PyTorch's names: tt.flip(x, (0,)) is x.flip(0)
+    ceil,
+    chunk,
+    cos,
+    cumsum,
+    expm1,
+    flip,
+    floor,
+    gather,
+    index_select,
+    isfinite,
+    isinf,
+    isnan,
+    log1p,
+    logsumexp,
+    masked_fill,
+    narrow,
+    norm,
+    prod,
+    reciprocal,
+    roll,
+    round,
+    rsqrt,
+    sign,
+    sin,
+    split,
+    square,
+    tril,
+    triu,
+    trunc,
+    unbind,
+)
 from .random import default_generator, manual_seed, resolve_generator
 from .tensor import Tensor
 
@@ -93,4 +125,7 @@ __all__ = [
     "randint", "randn", "randn_like", "reshape",
     "resolve_generator", "set_grad_enabled", "sqrt", "squeeze", "stack", "swapaxes", "tensor", "transpose", "unsqueeze",
     "use_runtime", "var", "where", "zeros", "zeros_like",
+    "ceil", "chunk", "cos", "cumsum", "expm1", "flip", "floor", "gather", "index_select", "isfinite", "isinf", "isnan",
+    "log1p", "logsumexp", "masked_fill", "narrow", "norm", "prod", "reciprocal", "roll", "round", "rsqrt", "sign",
+    "sin", "split", "square", "tril", "triu", "trunc", "unbind",
 ]

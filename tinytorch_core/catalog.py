@@ -62,7 +62,9 @@ STAGES: tuple[Package, ...] = (
         introduces="Tensor, Function, autograd, primitive ops, Module, Parameter, plugin host, gradcheck",
         symbols=_symbols(
             ops="add sub mul div pow neg exp log sqrt abs maximum minimum clip where floor_divide remainder cast clone matmul "
-            "sum mean max min var reshape transpose broadcast_to getitem setitem concatenate stack",
+            "sum mean max min var reshape transpose broadcast_to getitem setitem concatenate stack "
+            "sin cos square reciprocal rsqrt log1p expm1 sign floor ceil trunc round isnan isinf isfinite "
+            "gather index_select masked_fill tril triu flip roll repeat split cumsum prod logsumexp norm",
         ),
     ),
     Package(

@@ -41,7 +41,9 @@ class Function:
     differentiable: bool = True
     #: for an op whose output is a view of its first input (reshape, transpose, basic indexing):
     #: ``view(array, *options)`` makes that view of any array shaped like the input, so that a
-    #: recorded write into the output can go to the input's memory (``inplace.link_view``)
+    #: recorded write into the output can go to the input's memory (``inplace.link_view``); an op
+    #: that returns a tuple of views (split) is called with the output's position last:
+    #: ``view(array, *options, index)``
     view = None
     #: FLOPs of one forward / backward call, as functions of a ``flops.OpCall`` (None: not stated)
     flops = None
@@ -144,7 +146,7 @@ class Function:
             if record:
                 _record(ctx, parents, args, (result,))
         else:  # a tuple of outputs, or a view
-            results = _wrap_outputs(ctx, out if type(out) is tuple else (out,), args, record)
+            results = _wrap_outputs(ctx, out if type(out) is tuple else (out,), args, record, type(out) is tuple)
             if record:
                 _record(ctx, parents, args, results)
             result = results if type(out) is tuple else results[0]
@@ -153,9 +155,10 @@ class Function:
         return result
 
 
-def _wrap_outputs(ctx, outputs: tuple, args, record: bool) -> tuple:
+def _wrap_outputs(ctx, outputs: tuple, args, record: bool, several: bool = False) -> tuple:
     """Each output array as a Tensor, whose node is ``ctx`` when the op is recorded (integer
-    and bool outputs never carry gradients)."""
+    and bool outputs never carry gradients). ``several``: forward returned a tuple, whose views
+    are linked with their position (``Function.view``)."""
     results = []
     for index, array in enumerate(outputs):
         if type(array) is not np.ndarray or array.dtype.kind not in "biuf":
@@ -165,7 +168,7 @@ def _wrap_outputs(ctx, outputs: tuple, args, record: bool) -> tuple:
         else:
             result = Tensor._wrap(array)
         if array.base is not None:
-            _link_to_viewed_input(result, type(ctx), args)
+            _link_to_viewed_input(result, type(ctx), (*args, index) if several else args)
         results.append(result)
     return tuple(results)
 

@@ -320,6 +320,12 @@ def is_region_of(value, tensor, index) -> bool:
 
 
 def _check_recordable(tensor, op: str) -> None:
+    if not tensor.data.flags.writeable:  # a plain write gets NumPy's "assignment destination is read-only"
+        raise ValueError(
+            f"{op}: the tensor is read-only (an expanded view, as expand() and broadcast_to() make, shows "
+            "one element at several positions, so a write into one position would change the others); "
+            "clone() it first"
+        )
     if tensor._node is None and tensor.requires_grad:
         raise RuntimeError(
             f"{op}: in-place change of a leaf tensor that requires grad while grad mode is on "

@@ -1,9 +1,11 @@
 """PyTorch's spellings on a tensor: the metadata methods (``size()``, ``numel()``, ``dim()``), the
 device calls that are no-ops on NumPy's one device (``cpu()``, ``contiguous()``), a few reductions
 PyTorch names apart (``amax``, ``std``), transposes (``t()``, ``mT``), ``x.where(c, y)``,
-``equal``, ``detach_`` and ``retain_grad`` (the engine fills the ``.grad``). Each is a line or two
-over what ``Tensor`` has, so code written for PyTorch runs, and ``tensor.py`` keeps to what a
-tensor is.
+``equal``, ``detach_`` and ``retain_grad`` (the engine fills the ``.grad``), the shape calls over
+core's ops (``expand``, ``view_as``, ``chunk``, ``unbind``, ``narrow``) and the ``new_*``
+factories. Each is a line or two over what ``Tensor`` has, so code written for PyTorch runs, and
+``tensor.py`` keeps to what a tensor is. (A registered op is a method without a line here:
+``x.flip(0)`` is ``tt.ops.flip(x, 0)``, see ``Tensor.__getattr__``.)
 """
 
 from __future__ import annotations
@@ -132,3 +134,56 @@ class TorchNames:
         from .hooks import register_hook  # hooks.py imports Tensor, whose base this is
 
         return register_hook(self, hook)
+
+    # ---- shapes, over core's ops (primitives/layout.py) -------------------------------------------
+    def expand(self, *sizes):
+        """This tensor broadcast to ``sizes`` without a copy (-1 keeps a size): a read-only view."""
+        return _primitives().expand(self, *sizes)
+
+    def expand_as(self, other):
+        return _primitives().expand(self, other.shape)
+
+    def view_as(self, other):
+        return self.view(other.shape)
+
+    def chunk(self, chunks: int, dim: int = 0):
+        return _primitives().chunk(self, chunks, dim)
+
+    def unbind(self, dim: int = 0):
+        return _primitives().unbind(self, dim)
+
+    def narrow(self, dim: int, start: int, length: int):
+        return _primitives().narrow(self, dim, start, length)
+
+    def type_as(self, other):
+        """This tensor cast to ``other``'s dtype (in the graph, as ``to``)."""
+        return self.to(other.dtype)
+
+    # ---- new tensors of this tensor's dtype, outside the graph (factories.py) ------------------------
+    def new_zeros(self, *size, dtype=None, requires_grad: bool = False):
+        from .factories import zeros  # factories import Tensor, whose base this is
+
+        return zeros(*size, dtype=self.data.dtype if dtype is None else dtype, requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, requires_grad: bool = False):
+        from .factories import ones
+
+        return ones(*size, dtype=self.data.dtype if dtype is None else dtype, requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, *, dtype=None, requires_grad: bool = False):
+        from .factories import full
+
+        return full(size, fill_value, dtype=self.data.dtype if dtype is None else dtype, requires_grad=requires_grad)
+
+    def new_tensor(self, data, *, dtype=None, requires_grad: bool = False):
+        """A copy of ``data`` (a tensor's values too, detached) in this tensor's dtype unless told."""
+        from .factories import tensor  # copies a tensor's values, without its graph
+
+        return tensor(data, dtype=self.data.dtype if dtype is None else dtype, requires_grad=requires_grad)
+
+
+def _primitives():
+    """Core's ops (``primitives/``), which import ``Tensor``, whose base this is: looked up at call time."""
+    from . import primitives
+
+    return primitives

@@ -52,7 +52,13 @@ from .operators import (
     sub,
     where,
 )
+from .elementwise import (ELEMENTWISE_OPS, ceil, cos, expm1, floor, isfinite, isinf, isnan, log1p, reciprocal,
+                          round, rsqrt, sign, sin, square, trunc)
+from .indexing import INDEXING_OPS, gather, index_select, masked_fill, tril, triu
+from .layout import LAYOUT_OPS, chunk, expand, flip, narrow, repeat, roll, split, unbind
+from .norms import logsumexp, norm
 from .reduction import ExtremeAlong, Max, Mean, Min, Sum, ValuesAndIndices, Var
+from .scans import CumSum, Prod, cumsum
 from .shape import (
     BroadcastTo,
     Concatenate,
@@ -94,6 +100,7 @@ def _reducer(fn_class, op):
 
 sum = _reducer(Sum, "sum")  # noqa: A001 - the framework's own reduction, as in NumPy
 mean = _reducer(Mean, "mean")
+prod = _reducer(Prod, "prod")
 _largest = _reducer(Max, "max")
 _smallest = _reducer(Min, "min")
 
@@ -151,7 +158,8 @@ def var(x, dim=None, unbiased=None, keepdim=None, *, axis=None, keepdims=None, d
 
 
 def core_op_table():
-    """(short name, Function, samples, user-facing callable or None for ``apply``)."""
+    """(short name, Function, samples, user-facing callable or None for ``apply``): the first ops,
+    then those of PyTorch's names (``torch_names_op_table``)."""
     from . import arithmetic_samples as ars
     from . import reduction as rd
     from . import shape as sh
@@ -188,6 +196,23 @@ def core_op_table():
         ("setitem", SetItem, sh.setitem_samples, None),
         ("concatenate", Concatenate, sh.concatenate_samples, None),
         ("stack", Stack, sh.stack_samples, None),
+    ] + torch_names_op_table()
+
+
+def torch_names_op_table():
+    """The ops PyTorch users reach for beyond the first ones: elementwise math, indexing, layout,
+    running sums and products, norms."""
+    from . import norms as nm
+    from . import scans as sc
+
+    return [
+        *ELEMENTWISE_OPS,
+        *INDEXING_OPS,
+        *LAYOUT_OPS,
+        ("cumsum", CumSum, sc.cumsum_samples, cumsum),
+        ("prod", Prod, sc.prod_samples, prod),
+        ("logsumexp", nm.LogSumExp, nm.logsumexp_samples, logsumexp),
+        ("norm", nm.Norm, nm.norm_samples, norm),
     ]
 
 
@@ -205,4 +230,8 @@ __all__ = [
     "index_operand", "ints_first", "log", "matmul", "max", "maximum", "mean", "min", "minimum", "mul", "permute",
     "pow", "remainder", "reshape", "sqrt", "squeeze", "stack", "sub", "sum", "swapaxes", "transpose", "unsqueeze",
     "var", "view", "where",
+    # PyTorch's names (elementwise.py, indexing.py, layout.py, scans.py, norms.py)
+    "CumSum", "Prod", "ceil", "chunk", "cos", "cumsum", "expand", "expm1", "flip", "floor", "gather", "index_select",
+    "isfinite", "isinf", "isnan", "log1p", "logsumexp", "masked_fill", "narrow", "norm", "prod", "reciprocal",
+    "repeat", "roll", "round", "rsqrt", "sign", "sin", "split", "square", "tril", "triu", "trunc", "unbind",
 ]

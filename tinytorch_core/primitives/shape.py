@@ -46,7 +46,12 @@ class Transpose(Function):
 
 
 class BroadcastTo(Function):
+    """``a`` broadcast to ``shape`` without a copy (PyTorch's ``expand``): a read-only view, in
+    which one entry of ``a`` shows at several positions. Backward: each position sends its gradient
+    back to the one entry, so the broadcast axes are summed (the engine does that)."""
+
     flops = staticmethod(count.no_arithmetic)
+    view = staticmethod(np.broadcast_to)  # a write into ``a`` reaches its broadcast views
 
     @staticmethod
     def forward(ctx, a, shape):
