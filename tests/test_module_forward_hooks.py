@@ -1,6 +1,9 @@
 """Forward hooks of modules (``register_forward_pre_hook``, ``register_forward_hook``): what they
 see, what their return values change (gradients included), their order, and what is refused."""
 
+import sys
+import threading
+
 import numpy as np
 import pytest
 
@@ -139,3 +142,34 @@ def test_always_call_hooks_run_when_a_pre_hook_raises_and_their_own_error_does_n
     broken.register_forward_hook(lambda module, args, output: 1 / 0, always_call=True)
     with pytest.warns(RuntimeWarning, match="always_call=True"), pytest.raises(ValueError):
         broken(tt.tensor(np.ones(3)))  # the forward's shape error, not the hook's ZeroDivisionError
+
+
+def test_hooks_added_in_one_thread_survive_hooks_added_and_removed_in_another():
+    m = Scale()
+
+    def keep():
+        for _ in range(300):
+            m.register_forward_hook(lambda *a: None)
+
+    def churn():
+        for _ in range(300):
+            m.register_forward_hook(lambda *a: None).remove()
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        threads = [threading.Thread(target=keep), threading.Thread(target=churn)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert len(m._forward_hooks.post) == 300
+
+
+def test_a_module_whose_hooks_are_all_removed_is_back_on_the_plain_path():
+    m = Scale()
+    m.register_forward_pre_hook(lambda *a: None).remove()
+    m.register_forward_hook(lambda *a: None).remove()
+    assert m._forward_hooks is None

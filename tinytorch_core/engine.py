@@ -82,20 +82,22 @@ def run_pass(seeds: list, retain_graph: bool = False, capture=None, name: str = 
 class _Walk:
     """Steps 3 and 4 of one pass, and the state they share."""
 
-    def __init__(self, pending: dict, consumers: dict, summed_leaves: set, retain_graph: bool, capture):
+    def __init__(self, pending: dict, consumers: dict, leaf_edges: dict, retain_graph: bool, capture):
         self.pending = pending  # node -> the gradient of each output, summed so far
-        self.consumers = consumers  # node (or leaf with hooks) -> edges into it still to deliver
+        self.consumers = consumers  # node -> edges into it still to deliver
+        self.leaf_edges = leaf_edges  # leaf with hooks (or asked for by a capture) -> edges still to deliver
         self.retain_graph = retain_graph
         self.capture = capture  # autograd.grad's: where the asked-for gradients go, or None
         self.claimed: set[int] = set()  # ids of arrays already stored as some leaf's .grad
         self.leaf_sums: dict = {}  # leaf with tensor hooks -> its gradient so far (the hooks see the sum)
         # leaves whose gradient is summed before it is stored (they have tensor hooks, or a capture
         # is on): decided when the pass starts, so a hook removed during it strands nothing
-        self.summed_leaves = summed_leaves
+        self.summed_leaves = {leaf for leaf in leaf_edges if leaf._hooks is not None or capture is not None}
 
     def run(self, anomaly: bool, observer) -> None:
         """Step 3: run every node once, when all its consumers have sent their gradients."""
-        pending, consumers, capture = self.pending, self.consumers, self.capture
+        pending, consumers, leaf_edges, capture = self.pending, self.consumers, self.leaf_edges, self.capture
+        claimed, retain_graph = self.claimed, self.retain_graph
         ready = [node for node in pending if consumers[node] == 0]
         while ready:
             node = ready.pop()
@@ -123,12 +125,10 @@ class _Walk:
                 # step 4: deliver, to a leaf's .grad or to the pending sum of the node that made it
                 source, out_index = node_seen_by(node, tensor) if REWRITTEN else (tensor._node, tensor._out_index)
                 if source is None:
-                    if tensor in consumers:  # counted at the start: it has hooks, or a capture wants it
+                    if leaf_edges and tensor in leaf_edges:  # counted at the start: hooks, or a capture
                         self.deliver_to_leaf(tensor, g)
-                    elif tensor._grad_hooks is None and tensor._hooks is None:
-                        accumulate_leaf(tensor, g, self.claimed)
-                    else:
-                        raise _hook_added_during_the_pass(tensor)
+                    else:  # no hooks when the pass started (one added since acts from the next pass)
+                        accumulate_leaf(tensor, g, claimed)
                     continue
                 if source not in pending:
                     pending[source] = [None] * source._n_outputs
@@ -137,7 +137,7 @@ class _Walk:
                 consumers[source] -= 1
                 if consumers[source] == 0:
                     ready.append(source)
-            if not self.retain_graph:  # free what the node kept for backward
+            if not retain_graph:  # free what the node kept for backward
                 node._saved, node._inputs, node._outputs = None, (), ()
 
     def final_output_grads(self, node) -> None:
@@ -164,12 +164,10 @@ class _Walk:
             return  # autograd.grad: leaves it was not asked about keep their .grad as it is
         if leaf in self.summed_leaves:
             self.leaf_sums[leaf] = g if leaf not in self.leaf_sums else self.leaf_sums[leaf] + g
-        elif leaf._hooks is not None:  # earlier contributions are in .grad already: its hook cannot see them
-            raise _hook_added_during_the_pass(leaf)
-        else:  # post-accumulate hooks only: added as it comes
+        else:  # post-accumulate hooks only when the pass started: added as it comes
             accumulate_leaf(leaf, g, self.claimed)
-        self.consumers[leaf] -= 1
-        if self.consumers[leaf]:
+        self.leaf_edges[leaf] -= 1
+        if self.leaf_edges[leaf]:
             return
         if leaf in self.summed_leaves:  # the leaf's last contribution: its gradient of the pass is whole
             g = self.leaf_sums.pop(leaf)
@@ -183,22 +181,12 @@ class _Walk:
         _run_grad_hooks(leaf)
 
 
-def _hook_added_during_the_pass(leaf: Tensor) -> GraphError:
-    return GraphError(
-        f"backward: a hook was registered on a leaf tensor of shape {leaf.data.shape} while a backward pass was "
-        "delivering its gradient, so the hook could not see all of it; register hooks before backward()"
-    )
-
-
-def _count_consumers(root_nodes: list, leaf_seeds: list, capture) -> tuple[dict, set]:
-    """Step 2: for every node reachable from the roots, and every leaf with hooks (or that a
-    capture asks for), how many edges lead into it; and the leaves whose gradient is summed
-    before it is stored (tensor hooks, a capture)."""
-    consumers, summed_leaves = dict.fromkeys(root_nodes, 0), set()
+def _count_consumers(root_nodes: list, leaf_seeds: list, capture) -> tuple[dict, dict]:
+    """Step 2: for every node reachable from the roots, how many edges lead into it; and the same
+    for every leaf with hooks (or, in a pass that captures, every leaf)."""
+    consumers, leaf_edges = dict.fromkeys(root_nodes, 0), {}
     for leaf, _ in leaf_seeds:  # a root that is a leaf receives its seed
-        consumers[leaf] = consumers.get(leaf, 0) + 1
-        if leaf._hooks is not None or capture is not None:
-            summed_leaves.add(leaf)
+        leaf_edges[leaf] = leaf_edges.get(leaf, 0) + 1
     stack = list(root_nodes)
     while stack:
         node = stack.pop()
@@ -208,15 +196,13 @@ def _count_consumers(root_nodes: list, leaf_seeds: list, capture) -> tuple[dict,
             source = node_seen_by(node, tensor)[0] if REWRITTEN else tensor._node
             if source is None:
                 if tensor._grad_hooks is not None or tensor._hooks is not None or capture is not None:
-                    consumers[tensor] = consumers.get(tensor, 0) + 1
-                    if tensor._hooks is not None or capture is not None:
-                        summed_leaves.add(tensor)
+                    leaf_edges[tensor] = leaf_edges.get(tensor, 0) + 1
                 continue
             if source not in consumers:
                 consumers[source] = 0
                 stack.append(source)
             consumers[source] += 1
-    return consumers, summed_leaves
+    return consumers, leaf_edges
 
 
 def _run_node(node, output_grads: list) -> tuple:

@@ -101,6 +101,11 @@ class Function:
     def __repr__(self) -> str:
         return f"<{self.display_name()}>"
 
+    def __getstate__(self) -> dict:
+        """A graph node pickles or deep-copies without its tensors' hooks (``register_hook``), as
+        a tensor does (``values.py``): a copy must not run the original's code."""
+        return {name: value for name, value in self.__dict__.items() if name != "_hooks"}
+
     # ---- the only way outputs get a graph node -----------------------------------------------
     @classmethod
     def apply(cls, *args, **kwargs):

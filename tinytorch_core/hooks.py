@@ -9,7 +9,9 @@ Where a hook lives decides which gradient it sees:
   gets a new node; hooks registered before the change stay with the old value, as in PyTorch;
 - on a leaf, the hook is kept on the tensor (``tensor._hooks``). The engine first sums every
   contribution of the pass, runs the hooks on that sum, and stores what they return in
-  ``.grad`` (then the post-accumulate-grad hooks run).
+  ``.grad`` (then the post-accumulate-grad hooks run). Which leaves are summed is decided when
+  a pass starts: a hook put on a leaf that had none, while a pass is running (by another hook),
+  acts from the next pass.
 
 A hook gets a read-only Tensor (the array may be pending for other branches) under ``no_grad``.
 It returns None (the gradient stays) or a new gradient of the same shape and dtype; anything

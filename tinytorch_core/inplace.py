@@ -322,9 +322,9 @@ def is_region_of(value, tensor, index) -> bool:
 def _check_recordable(tensor, op: str) -> None:
     if not tensor.data.flags.writeable:  # a plain write gets NumPy's "assignment destination is read-only"
         raise ValueError(
-            f"{op}: the tensor is read-only (an expanded view, as expand() and broadcast_to() make, shows "
-            "one element at several positions, so a write into one position would change the others); "
-            "clone() it first"
+            f"{op}: the tensor is read-only: its array cannot be written (an expanded view, as expand() and "
+            "broadcast_to() make, shows one element at several positions; from_numpy() keeps a read-only "
+            "array read-only); clone() it first"
         )
     if tensor._node is None and tensor.requires_grad:
         raise RuntimeError(

@@ -3,7 +3,8 @@ with before its ``forward`` runs (``register_forward_pre_hook``) and what it ret
 (``register_forward_hook``). Feature extraction and activation statistics use them without
 touching the model's code.
 
-A module without hooks pays one attribute read per call (``Module.__call__``). Adding or removing
+A module without hooks (or whose hooks were all removed) pays one attribute read per call
+(``Module.__call__``). Adding or removing
 a hook moves ``MODULE_CLOCK``, as any change of the module does, and ``FORWARD_HOOK_CLOCK``: a
 compiled step records again (and refuses: a replay runs kernels, not hooks), also when the hook
 came while the step itself ran.
@@ -11,7 +12,9 @@ came while the step itself ran.
 
 from __future__ import annotations
 
+import threading
 import warnings
+from typing import NamedTuple
 
 from .checks import true_or_false
 from .inplace import InPlaceClock
@@ -21,13 +24,16 @@ from .tensor import RemovableHandle
 FORWARD_HOOK_CLOCK = InPlaceClock()
 
 
-class ForwardHooks:
-    """A module's hooks: ``pre`` holds ``(hook, with_kwargs)``, ``post`` ``(hook, with_kwargs, always_call)``."""
+class ForwardHooks(NamedTuple):
+    """A module's hooks, never changed in place (a call in progress keeps the ones it started with):
+    ``pre`` holds ``(hook, with_kwargs)``, ``post`` ``(hook, with_kwargs, always_call)``."""
 
-    __slots__ = ("pre", "post")
+    pre: tuple = ()
+    post: tuple = ()
 
-    def __init__(self):
-        self.pre, self.post = [], []
+
+#: hooks are added and removed by reading a module's ForwardHooks and writing a new one: one at a time
+_CHANGING_HOOKS = threading.Lock()
 
 
 class ModuleHooks:
@@ -52,30 +58,35 @@ class ModuleHooks:
         return self._add_hook(where, "post", hook, prepend, options)
 
     def _add_hook(self, where: str, kind: str, hook, prepend: bool, options: tuple):
-        from .module import MODULE_CLOCK  # module.py defines Module on this base: bound late
-
         if not callable(hook):
             raise TypeError(f"{type(self).__name__}.{where} expects a callable, got {type(hook).__name__}")
-        if self._forward_hooks is None:
-            object.__setattr__(self, "_forward_hooks", ForwardHooks())  # not a setting: no registry
-        hooks = getattr(self._forward_hooks, kind)
-        entry = (hook, *options)
-        hooks.insert(0 if true_or_false(prepend, "prepend", where) else len(hooks), entry)
-        MODULE_CLOCK.tick()
-        FORWARD_HOOK_CLOCK.tick()
+        entry, first = (hook, *options), true_or_false(prepend, "prepend", where)
+        with _CHANGING_HOOKS:
+            hooks = self._forward_hooks or ForwardHooks()
+            kept = getattr(hooks, kind)
+            self._set_hooks(hooks._replace(**{kind: (entry, *kept) if first else (*kept, entry)}))
 
         def remove():
-            if any(e is entry for e in hooks):
-                hooks[:] = [e for e in hooks if e is not entry]
-                MODULE_CLOCK.tick()
-                FORWARD_HOOK_CLOCK.tick()
+            with _CHANGING_HOOKS:
+                hooks = self._forward_hooks
+                kept = getattr(hooks, kind) if hooks is not None else ()
+                if any(e is entry for e in kept):
+                    self._set_hooks(hooks._replace(**{kind: tuple(e for e in kept if e is not entry)}))
 
         return RemovableHandle(remove)
 
+    def _set_hooks(self, hooks: ForwardHooks) -> None:
+        """The module's hooks become ``hooks`` (None when there are none: ``Module.__call__``'s fast
+        path); the module clocks move, so a compiled step records again."""
+        from .module import MODULE_CLOCK  # module.py defines Module on this base: bound late
+
+        object.__setattr__(self, "_forward_hooks", hooks if hooks.pre or hooks.post else None)  # not a setting
+        MODULE_CLOCK.tick()
+        FORWARD_HOOK_CLOCK.tick()
+
 
 def has_forward_hooks(module) -> bool:
-    hooks = module._forward_hooks
-    return hooks is not None and bool(hooks.pre or hooks.post)
+    return module._forward_hooks is not None
 
 
 def call_with_hooks(module, args: tuple, kwargs: dict):
@@ -86,14 +97,14 @@ def call_with_hooks(module, args: tuple, kwargs: dict):
     try:
         args, kwargs = _run_pre_hooks(module, hooks.pre, args, kwargs)
         output = module.forward(*args, **kwargs)
-        for entry in tuple(hooks.post):  # a hook may remove itself
+        for entry in hooks.post:
             called.add(id(entry))
             result = _call_forward_hook(entry, module, args, kwargs, output)
             if result is not None:
                 output = result
         return output
     except BaseException:
-        for entry in tuple(hooks.post):
+        for entry in hooks.post:
             if entry[2] and id(entry) not in called:  # always_call
                 try:
                     _call_forward_hook(entry, module, args, kwargs, output)
@@ -103,8 +114,8 @@ def call_with_hooks(module, args: tuple, kwargs: dict):
         raise
 
 
-def _run_pre_hooks(module, pre_hooks: list, args: tuple, kwargs: dict) -> tuple:
-    for hook, with_kwargs in tuple(pre_hooks):
+def _run_pre_hooks(module, pre_hooks: tuple, args: tuple, kwargs: dict) -> tuple:
+    for hook, with_kwargs in pre_hooks:
         if with_kwargs:
             result = hook(module, args, kwargs)
             if result is not None:

@@ -79,18 +79,31 @@ class ValueReads:
     # ---- copies: pickle and copy.deepcopy -----------------------------------------------------
     def __getstate__(self):
         """What ``pickle`` and ``copy.deepcopy`` keep of a tensor: its data, ``.grad``, graph node
-        and version. Hooks are dropped, as PyTorch drops them (a copy of a model must not run the
-        original's hooks), and so are view links: NumPy copies a view's array on its own, so the
-        copy shares memory with nothing (and weak references cannot be pickled)."""
-        state = {name: getattr(self, name) for name in _slot_names(type(self))}
-        state.update(_grad_hooks=None, _hooks=None, _view=None, _views=None)
-        return None, state
+        and version (and a subclass's own attributes). Hooks are dropped, as PyTorch drops them (a
+        copy of a model must not run the original's hooks), and so are view links: NumPy copies
+        a view's array on its own, so the copy shares memory with nothing."""
+        slots = {name: getattr(self, name) for name in _slot_names(type(self)) if hasattr(self, name)}
+        slots.update(_grad_hooks=None, _hooks=None, _view=None, _views=None)
+        return getattr(self, "__dict__", None) or None, slots
+
+    def __setstate__(self, state) -> None:
+        """The state ``__getstate__`` made, or an older pickle's (without the slots added since)."""
+        attributes, slots = state
+        for name in ("_grad_hooks", "_hooks", "_view", "_views"):
+            setattr(self, name, None)
+        for name, value in slots.items():
+            setattr(self, name, value)
+        if attributes:
+            self.__dict__.update(attributes)
 
     def __copy__(self):
         """A shallow copy shares the array, and so its version, views and hooks too."""
         copied = object.__new__(type(self))
         for name in _slot_names(type(self)):
-            setattr(copied, name, getattr(self, name))
+            if hasattr(self, name):
+                setattr(copied, name, getattr(self, name))
+        if hasattr(self, "__dict__"):
+            copied.__dict__.update(self.__dict__)
         return copied
 
     # PyTorch's dtype conversions, differentiable between float dtypes (``to`` is Tensor's)

@@ -204,6 +204,8 @@ class Round(_Step):
         if decimals and a.dtype.kind != "f":  # round(1234, -2) would not be the identity; PyTorch refuses it
             raise TypeError(f"{Round.display_name()}: decimals={decimals} needs a floating-point tensor, "
                             f"got {a.dtype} data")
+        if decimals and a.dtype.char == "e":  # a * 10**decimals would overflow float16: round in float32
+            return Round._forward(ctx, a.astype(np.float32), decimals).astype(a.dtype)
         return Round._forward(ctx, a, decimals)
 
 

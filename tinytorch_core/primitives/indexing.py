@@ -110,7 +110,11 @@ class MaskedFill(Function):
     @staticmethod
     def forward(ctx, a, mask, value):
         ctx.save_for_backward(mask)  # saved, not kept aside: a mask changed in place is caught
-        return np.where(mask, np.asarray(value).astype(a.dtype), a)
+        fill = np.asarray(value)
+        if a.dtype.kind in "iu" and fill.dtype.kind in "iuf" and not np.iinfo(a.dtype).min <= fill <= np.iinfo(a.dtype).max:
+            raise OverflowError(f"the value {fill.item()!r} does not fit the integer dtype {a.dtype} of the tensor "
+                                "(NumPy would wrap it around)")  # Function.apply names the op
+        return np.where(mask, fill.astype(a.dtype), a)
 
     @staticmethod
     def backward(ctx, grad):

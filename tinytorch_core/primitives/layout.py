@@ -109,6 +109,8 @@ class Split(Function):
 def flip(x, *dims_args, dims=None):
     """``x`` reversed along ``dims`` (``flip(x, (0, 1))``, ``x.flip(0, 1)``)."""
     given = tuple_argument(dims_args) if dims is None else (dims if isinstance(dims, (tuple, list)) else (dims,))
+    if dims is None and not dims_args:
+        raise TypeError("flip: dims is required (an int or a tuple of ints), as in PyTorch")
     ndim = len(shape_of(x))
     axes = normalize_axes(tuple(given), ndim, "flip")  # refuses a repeated dim, as PyTorch does
     return Flip.apply(x, axes)

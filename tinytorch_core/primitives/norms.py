@@ -49,6 +49,7 @@ class Norm(Function):
     def forward(ctx, a, p, axis=None, keepdims=False):
         if a.dtype.kind != "f":
             raise not_floating(ctx, a)
+        dtype, a = a.dtype, computed_in_float32(a)  # float16 squares overflow at 256
         size = np.abs(a)
         if p == math.inf:
             if a.size == 0 and (axis is None or any(a.shape[i] == 0 for i in axis)):
@@ -63,7 +64,7 @@ class Norm(Function):
             out = (size ** p).sum(axis=axis, keepdims=True) ** (1 / p)
         ctx.save_for_backward(a, out)
         ctx.p, ctx.axis, ctx.keepdims = p, axis, keepdims
-        return _kept(out, axis, keepdims)
+        return _kept(out, axis, keepdims).astype(dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
@@ -113,7 +114,7 @@ def norm(x, p="fro", dim=None, keepdim: bool = False):
     """The p-norm of ``x`` over ``dim`` (an int, a tuple, or None: every entry). ``p``: ``"fro"``
     (the default; the 2-norm of the entries), ``inf``, or a number >= 1 (1, 2, 3, ...)."""
     order = _norm_order(p)
-    axes = normalize_axes(dim, len(shape_of(x)), "norm")
+    axes = normalize_axes(None if dim == () else dim, len(shape_of(x)), "norm")  # (): every axis, as in PyTorch
     return Norm.apply(x, order, axes, true_or_false(keepdim, "keepdim", "norm"))
 
 

@@ -104,7 +104,11 @@ class RMSprop(Optimizer):
 
 class Adagrad(Optimizer):
     """Adagrad: each entry's step is the gradient divided by the root of the sum of all its squared
-    gradients so far; ``lr_decay`` shrinks the rate as ``lr / (1 + (t - 1) * lr_decay)``."""
+    gradients so far; ``lr_decay`` shrinks the rate as ``lr / (1 + (t - 1) * lr_decay)``.
+
+    Two differences from PyTorch: a parameter group may set its own ``initial_accumulator_value``
+    (PyTorch fills every group from the constructor's), and the state of a parameter is made at its
+    first step (PyTorch makes it in the constructor), so ``state_dict()`` before any step is empty."""
 
     _state_spec = StateSpec({"sum": True}, counts=("step",), required=("step", "sum"))
 
