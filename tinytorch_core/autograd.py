@@ -109,6 +109,12 @@ def _seeds(outputs: tuple, grad_outputs) -> list:
     if len(grad_outputs) != len(outputs):
         raise ValueError(f"autograd.grad: {len(grad_outputs)} grad_outputs for {len(outputs)} outputs; give one "
                          "per output (None for a one-element output)")
+    for k, (output, given) in enumerate(zip(outputs, grad_outputs)):
+        if not output.requires_grad:
+            raise GraphError(f"autograd.grad: output {k} does not require grad: nothing it was computed from does")
+        if given is None and output.data.size != 1:
+            raise GraphError(f"autograd.grad: output {k} has shape {output.data.shape}; pass its gradient in "
+                             "grad_outputs, or reduce it to one element first (.sum())")
     return list(zip(outputs, grad_outputs))
 
 
