@@ -120,9 +120,10 @@ def test_attention_over_zero_features_scores_every_key_equally():
 
 
 def test_values_beyond_a_dtype_become_inf_without_a_warning():
-    """NumPy's 'overflow encountered in cast' escaped; PyTorch gives inf silently."""
+    """NumPy's 'overflow encountered in cast' escaped; PyTorch gives inf silently in tensor() and
+    arithmetic (a fill value that does not fit, ``full``'s, it refuses: see
+    test_core_ops_narrow_dtypes_and_bounds.py)."""
     assert np.isinf(tt.tensor([1e40]).data).all() and np.isinf(Tensor([1e40]).data).all()
-    assert np.isinf(tt.full((2,), 1e10, dtype=np.float16).data).all()
     t = Tensor(np.zeros(2, np.float32))
     t[0] = 1e40
     t += 1e40

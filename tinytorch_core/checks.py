@@ -58,6 +58,8 @@ def owned_array(data, dtype, default_float) -> np.ndarray:
     refuse_masked("Tensor", data)
     errstate = set_errstate(IGNORE_FLOATING_POINT_ERRORS)  # 1e40 as float32 is inf, as in PyTorch, without a warning
     try:
+        if dtype is not None and not isinstance(data, np.ndarray):
+            _refuse_what_a_cast_would_hide(data)
         array = np.array(data, dtype=dtype)
         if dtype is None and array.dtype.kind == "f" and array.dtype != default_float:
             array = array.astype(default_float)
@@ -73,6 +75,14 @@ def owned_array(data, dtype, default_float) -> np.ndarray:
         raise OverflowError(f"Tensor: Python integers up to {array.max()} do not fit int64 (NumPy would make them "
                             "uint64); pass dtype=np.uint64 if that is meant")
     return array
+
+
+def _refuse_what_a_cast_would_hide(data) -> None:
+    """Data a cast to a number dtype would quietly turn into numbers: None (NaN), text ("1.5"
+    parses) or complex values (the imaginary part dropped). PyTorch refuses them."""
+    given = np.asarray(data)
+    if given.dtype.kind not in "fiub":
+        raise TypeError(f"unsupported data type {given.dtype} (expected float, int or bool data)")  # named by the caller
 
 
 def broadcasts_to(shape: tuple, target: tuple) -> bool:
@@ -295,3 +305,20 @@ def values_that_do_not_fit(array: np.ndarray, dtype) -> str:
         if finite.size and finite.max() > np.finfo(dtype).max:
             return f"a value of magnitude {finite.max():.3g}, beyond {dtype}'s largest {np.finfo(dtype).max:.3g}"
     return ""
+
+
+def check_fill_fits(op: str, value, dtype) -> None:
+    """A finite fill ``value`` that ``dtype`` can hold: 1e10 would be inf in float16 and 300 would
+    wrap around in int8, where PyTorch refuses both."""
+    number = np.asarray(value)
+    if number.dtype.kind not in "biuf" or not np.isfinite(number):
+        return  # NaN and inf fill floats as they are; the callers refuse them for integers
+    if np.dtype(dtype).kind in "iu":
+        info = np.iinfo(dtype)
+        fits = info.min <= number <= info.max
+    else:
+        with np.errstate(over="ignore"):  # the cast's inf is the answer sought, not a warning
+            fits = np.dtype(dtype).kind != "f" or bool(np.isfinite(number.astype(dtype)))
+    if not fits:
+        raise OverflowError(f"{op}: the value {number.item()!r} does not fit the dtype {np.dtype(dtype)} "
+                            "(it would wrap around or become inf)")

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 
+from .checks import check_fill_fits
 from .errstate import IGNORE_FLOATING_POINT_ERRORS, reset_errstate, set_errstate
 from .primitives.shape import tuple_argument
 from .observers import report_value_read
@@ -145,6 +146,7 @@ def full(size, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
     dtype = _checked_dtype("full", dtype)
     if dtype.kind in "iu" and not math.isfinite(value):  # NumPy would fill with its minimum
         raise ValueError(f"full: the fill value {value!r} cannot be held by a tensor of dtype {dtype}")
+    check_fill_fits("full", value, dtype)
     data = _allocate("full", shape, dtype, lambda: np.full(shape, value, dtype))
     return Tensor._wrap(data).requires_grad_(requires_grad)
 

@@ -184,7 +184,7 @@ def _forward_failed(exc: Exception, ctx, observer, started, arrays, kwargs) -> E
     None to raise ``exc`` itself."""
     if observer is not None:
         observer.forward_finished(started, ctx, arrays, kwargs, None)
-    if isinstance(exc, OverflowError):  # a Python int the operands' dtype cannot hold (int8 + 300)
+    if isinstance(exc, OverflowError) and not str(exc).startswith(ctx.display_name()):  # NumPy's (int8 + 300)
         return OverflowError(f"{ctx.display_name()}: {exc} (a number the operands' dtype cannot hold)")
     if hasattr(exc, "add_note"):  # Python >= 3.11
         exc.add_note(f"raised in the forward of {ctx.display_name()}")

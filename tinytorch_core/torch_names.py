@@ -136,15 +136,15 @@ class TorchNames:
         return register_hook(self, hook)
 
     # ---- shapes, over core's ops (primitives/layout.py) -------------------------------------------
-    def expand(self, *sizes):
+    def expand(self, *sizes, size=None):
         """This tensor broadcast to ``sizes`` without a copy (-1 keeps a size): a read-only view."""
-        return _primitives().expand(self, *sizes)
+        return _primitives().expand(self, *sizes, size=size)
 
     def expand_as(self, other):
-        return _primitives().expand(self, other.shape)
+        return _primitives().expand(self, _tensor_argument(other, "expand_as").shape)
 
     def view_as(self, other):
-        return self.view(other.shape)
+        return self.view(_tensor_argument(other, "view_as").shape)
 
     def chunk(self, chunks: int, dim: int = 0):
         return _primitives().chunk(self, chunks, dim)
@@ -157,18 +157,18 @@ class TorchNames:
 
     def type_as(self, other):
         """This tensor cast to ``other``'s dtype (in the graph, as ``to``)."""
-        return self.to(other.dtype)
+        return self.to(_tensor_argument(other, "type_as").dtype)
 
     # ---- new tensors of this tensor's dtype, outside the graph (factories.py) ------------------------
-    def new_zeros(self, *size, dtype=None, requires_grad: bool = False):
+    def new_zeros(self, *sizes, size=None, dtype=None, requires_grad: bool = False):
         from .factories import zeros  # factories import Tensor, whose base this is
 
-        return zeros(*size, dtype=self.data.dtype if dtype is None else dtype, requires_grad=requires_grad)
+        return zeros(*sizes, size=size, dtype=self.data.dtype if dtype is None else dtype, requires_grad=requires_grad)
 
-    def new_ones(self, *size, dtype=None, requires_grad: bool = False):
+    def new_ones(self, *sizes, size=None, dtype=None, requires_grad: bool = False):
         from .factories import ones
 
-        return ones(*size, dtype=self.data.dtype if dtype is None else dtype, requires_grad=requires_grad)
+        return ones(*sizes, size=size, dtype=self.data.dtype if dtype is None else dtype, requires_grad=requires_grad)
 
     def new_full(self, size, fill_value, *, dtype=None, requires_grad: bool = False):
         from .factories import full
@@ -180,6 +180,12 @@ class TorchNames:
         from .factories import tensor  # copies a tensor's values, without its graph
 
         return tensor(data, dtype=self.data.dtype if dtype is None else dtype, requires_grad=requires_grad)
+
+
+def _tensor_argument(other, method: str):
+    if not isinstance(other, TorchNames):  # a dtype's name or a number has no .shape or .dtype to take
+        raise TypeError(f"{method} expects a tensor, got {type(other).__name__} {other!r:.40}")
+    return other
 
 
 def _primitives():

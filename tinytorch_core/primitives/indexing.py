@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import flops as count  # FLOP formulas
-from ..checks import array_of, dtype_of, normalize_axis, shape_of
+from ..checks import array_of, check_fill_fits, dtype_of, normalize_axis, shape_of
 from ..function import Function
 from ..host.samples import Sample, randn
 
@@ -109,11 +109,11 @@ class MaskedFill(Function):
 
     @staticmethod
     def forward(ctx, a, mask, value):
-        ctx.save_for_backward(mask)  # saved, not kept aside: a mask changed in place is caught
+        ctx.save_for_backward(mask)  # saved, not kept aside: a Tensor mask changed in place is caught
         fill = np.asarray(value)
-        if a.dtype.kind in "iu" and fill.dtype.kind in "iuf" and not np.iinfo(a.dtype).min <= fill <= np.iinfo(a.dtype).max:
-            raise OverflowError(f"the value {fill.item()!r} does not fit the integer dtype {a.dtype} of the tensor "
-                                "(NumPy would wrap it around)")  # Function.apply names the op
+        if fill.dtype.kind not in "biuf":  # None would fill NaN, "1.5" 1.5
+            raise TypeError(f"{MaskedFill.display_name()}: value must be a number or a 0-d tensor, got {value!r:.40}")
+        check_fill_fits(MaskedFill.display_name(), fill, a.dtype)
         return np.where(mask, fill.astype(a.dtype), a)
 
     @staticmethod

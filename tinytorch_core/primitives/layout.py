@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 
 import numpy as np
 
@@ -68,6 +69,13 @@ class Repeat(Function):
     @staticmethod
     def forward(ctx, a, sizes):
         ctx.shape, ctx.sizes = a.shape, sizes
+        dims = (1,) * (len(sizes) - a.ndim) + a.shape
+        out_shape = tuple(r * d for r, d in zip(sizes, dims))
+        if math.prod(out_shape) * a.itemsize > sys.maxsize:
+            raise MemoryError(f"{Repeat.display_name()}: the result of shape {out_shape} would need more memory "
+                              "than any array can hold")
+        if math.prod(out_shape) == 0:  # np.tile would first build the copies along the other axes
+            return np.zeros(out_shape, a.dtype)
         return np.tile(a, sizes)
 
     @staticmethod
@@ -157,9 +165,13 @@ def _axis_to_cut(x, dim, op: str) -> tuple[int, int]:
     return axis, shape[axis]
 
 
-def split(x, split_size_or_sections, dim: int = 0):
+def split(x, split_size_or_sections=None, dim: int = 0, *, split_size=None):
     """Pieces of ``x`` along ``dim``: of ``split_size`` entries each (the last may be shorter), or
-    of the sizes in a list of sections, which must add up to the axis's size. A tuple of views."""
+    of the sizes in a list of sections, which must add up to the axis's size. A tuple of views.
+    (``split_size=`` is ``Tensor.split``'s keyword in PyTorch, ``split_size_or_sections`` ``torch.split``'s.)"""
+    if (split_size is None) == (split_size_or_sections is None):
+        raise TypeError("split: give the piece size (or the list of sections) once: split_size_or_sections or split_size")
+    split_size_or_sections = split_size if split_size is not None else split_size_or_sections
     axis, size = _axis_to_cut(x, dim, "split")
     if isinstance(split_size_or_sections, (tuple, list)):
         sections = [_count(s, "split: each section", 0) for s in split_size_or_sections]
@@ -218,9 +230,13 @@ def narrow(x, dim: int, start: int, length: int):
     return GetItem.apply(x, (slice(None),) * axis + (slice(start, start + length),))
 
 
-def expand(x, *sizes):
-    """``x`` broadcast to ``sizes`` without copying (a read-only view): -1 keeps an axis's size;
-    new axes go in front."""
+def expand(x, *sizes, size=None):
+    """``x`` broadcast to ``sizes`` (or ``size=``, PyTorch's keyword) without copying (a read-only
+    view): -1 keeps an axis's size; new axes go in front."""
+    if size is not None:
+        if sizes:
+            raise TypeError("expand: give the sizes once, as arguments or as size=")
+        sizes = (size,)
     sizes, shape = tuple_argument(sizes), shape_of(x)
     if len(sizes) < len(shape):
         raise ValueError(f"expand: {len(sizes)} size(s) for a tensor of {len(shape)} dimensions; give one per "

@@ -58,10 +58,10 @@ class Norm(Function):
             out = size.max(axis=axis, keepdims=True)
         elif p == 1:
             out = size.sum(axis=axis, keepdims=True)
-        elif p == 2:
-            out = np.sqrt((a * a).sum(axis=axis, keepdims=True))
-        else:
-            out = (size ** p).sum(axis=axis, keepdims=True) ** (1 / p)
+        else:  # scaled by the largest size: |a|^p neither underflows (1e-30) nor overflows (20^50)
+            peak = size.max(axis=axis, keepdims=True, initial=0)
+            scale = np.where(peak > 0, peak, 1)
+            out = peak * ((size / scale) ** p).sum(axis=axis, keepdims=True) ** (1 / p)
         ctx.save_for_backward(a, out)
         ctx.p, ctx.axis, ctx.keepdims = p, axis, keepdims
         return _kept(out, axis, keepdims).astype(dtype, copy=False)
@@ -77,7 +77,7 @@ class Norm(Function):
             hit = np.abs(a) == out  # the entries that attain the maximum
             return g * sign * hit / hit.sum(axis=ctx.axis, keepdims=True), None, None, None
         safe = np.where(out == 0, 1, out)  # the zero vector: every a_i is 0, so its gradient is 0
-        slope = a / safe if p == 2 else sign * (np.abs(a) / safe) ** (p - 1)
+        slope = a / safe if p == 2 else sign * (np.abs(a) / safe) ** (p - 1)  # a ratio: no |a|^p to underflow
         return g * slope, None, None, None
 
 
@@ -114,7 +114,8 @@ def norm(x, p="fro", dim=None, keepdim: bool = False):
     """The p-norm of ``x`` over ``dim`` (an int, a tuple, or None: every entry). ``p``: ``"fro"``
     (the default; the 2-norm of the entries), ``inf``, or a number >= 1 (1, 2, 3, ...)."""
     order = _norm_order(p)
-    axes = normalize_axes(None if dim == () else dim, len(shape_of(x)), "norm")  # (): every axis, as in PyTorch
+    every_axis = isinstance(dim, (tuple, list)) and len(dim) == 0  # () or []: every axis, as in PyTorch
+    axes = normalize_axes(None if every_axis else dim, len(shape_of(x)), "norm")
     return Norm.apply(x, order, axes, true_or_false(keepdim, "keepdim", "norm"))
 
 

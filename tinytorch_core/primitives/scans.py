@@ -40,8 +40,8 @@ class CumSum(Function):
     def backward(ctx, grad):
         if grad.ndim == 0:
             return grad, None
-        from_the_end = np.flip(np.cumsum(np.flip(grad, ctx.axis), axis=ctx.axis), ctx.axis)
-        return from_the_end, None
+        summed = np.cumsum(np.flip(computed_in_float32(grad), ctx.axis), axis=ctx.axis)  # float16: in float32
+        return np.flip(summed, ctx.axis).astype(grad.dtype, copy=False), None
 
 
 class Prod(Function):
@@ -64,9 +64,9 @@ class Prod(Function):
     def backward(ctx, grad):
         (a,) = ctx.saved_tensors
         axes = tuple(range(a.ndim)) if ctx.axis is None else ctx.axis
-        others = _products_of_the_others(a, axes)
+        others = _products_of_the_others(computed_in_float32(a), axes)  # float16 running products overflow
         kept = grad if ctx.keepdims or not axes else np.expand_dims(grad, axes)
-        return kept * others, None, None
+        return (kept * others).astype(a.dtype, copy=False), None, None
 
 
 def _products_of_the_others(a: np.ndarray, axes: tuple) -> np.ndarray:

@@ -465,3 +465,10 @@ def test_an_exponential_schedule_that_reaches_an_infinite_rate_is_refused():
     scheduler.step()
     with pytest.raises(ValueError, match="ExponentialLR: the schedule reached the learning rate inf"):
         scheduler.step()
+
+
+def test_adagrad_refuses_an_initial_accumulator_its_parameters_cannot_hold():
+    """1e300 is inf in float32: the parameter would never move."""
+    weight = Parameter(np.ones((2, 2), np.float32))
+    with pytest.raises(ValueError, match="initial_accumulator_value 1e\\+300 does not fit a float32 parameter"):
+        Adagrad([weight], initial_accumulator_value=1e300)

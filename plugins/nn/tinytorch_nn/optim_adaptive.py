@@ -125,6 +125,12 @@ class Adagrad(Optimizer):
         _number(name, "initial_accumulator_value", group["initial_accumulator_value"])
         _number(name, "eps", group["eps"])
         true_or_false(group["maximize"], "maximize", name)
+        for p in group["params"]:  # 1e300 is inf in float32: an infinite sum would freeze the parameter
+            with np.errstate(over="ignore"):
+                start = np.asarray(group["initial_accumulator_value"], dtype=p.data.dtype)
+            if not np.isfinite(start):
+                raise ValueError(f"{name}: initial_accumulator_value {group['initial_accumulator_value']!r} does not "
+                                 f"fit a {p.data.dtype} parameter (it would be inf, and the parameter would never move)")
 
     def _update_group(self, group):
         lr, lr_decay, eps, wd = group["lr"], group["lr_decay"], group["eps"], group["weight_decay"]
