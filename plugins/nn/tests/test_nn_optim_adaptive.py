@@ -472,3 +472,15 @@ def test_adagrad_refuses_an_initial_accumulator_its_parameters_cannot_hold():
     weight = Parameter(np.ones((2, 2), np.float32))
     with pytest.raises(ValueError, match="initial_accumulator_value 1e\\+300 does not fit a float32 parameter"):
         Adagrad([weight], initial_accumulator_value=1e300)
+
+
+def test_a_step_count_no_float_can_hold_is_refused_when_loaded():
+    """10**400 loaded, and the next step raised 'int too large to convert to float'."""
+    weight = Parameter(np.ones(2, np.float32))
+    optimizer = Adagrad([weight])
+    weight.grad = Tensor(np.ones(2, np.float32))
+    optimizer.step()
+    state = optimizer.state_dict()
+    state["state"][0]["step"] = 10**400
+    with pytest.raises(ValueError, match="'step' must be an int >= 0 \\(below 2\\*\\*53"):
+        Adagrad([weight]).load_state_dict(state)

@@ -56,8 +56,9 @@ def _entry(where: str, entry, p, spec: StateSpec) -> dict:
             out[key] = value
             continue
         if spec is not None and key in spec.counts:
-            if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)) or value < 0:
-                raise ValueError(f"{where}: '{key}' must be an int >= 0, got {value!r}")
+            if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)) or not 0 <= value < 2**53:
+                raise ValueError(f"{where}: '{key}' must be an int >= 0 (below 2**53: a float counts it exactly), "
+                                 f"got {value!r:.40}")
             out[key] = int(value)
             continue
         if not isinstance(value, np.ndarray) or isinstance(value, np.ma.MaskedArray) or value.dtype.kind not in "iuf":
