@@ -72,3 +72,25 @@ def make_venv(uv):
         return path / "bin"
 
     return make
+
+
+@pytest.fixture
+def race():
+    """``race(*functions)``: run each in its own thread at once, with Python switching threads as
+    often as it can (a read-modify-write without a lock then loses updates within a few hundred)."""
+
+    def run_together(*functions) -> None:
+        import threading
+
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)
+        try:
+            threads = [threading.Thread(target=function) for function in functions]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        finally:
+            sys.setswitchinterval(interval)
+
+    return run_together

@@ -1,9 +1,6 @@
 """Forward hooks of modules (``register_forward_pre_hook``, ``register_forward_hook``): what they
 see, what their return values change (gradients included), their order, and what is refused."""
 
-import sys
-import threading
-
 import numpy as np
 import pytest
 
@@ -144,7 +141,7 @@ def test_always_call_hooks_run_when_a_pre_hook_raises_and_their_own_error_does_n
         broken(tt.tensor(np.ones(3)))  # the forward's shape error, not the hook's ZeroDivisionError
 
 
-def test_hooks_added_in_one_thread_survive_hooks_added_and_removed_in_another():
+def test_hooks_added_in_one_thread_survive_hooks_added_and_removed_in_another(race):
     m = Scale()
 
     def keep():
@@ -155,16 +152,7 @@ def test_hooks_added_in_one_thread_survive_hooks_added_and_removed_in_another():
         for _ in range(300):
             m.register_forward_hook(lambda *a: None).remove()
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads as often as possible
-    try:
-        threads = [threading.Thread(target=keep), threading.Thread(target=churn)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(interval)
+    race(keep, churn)
     assert len(m._forward_hooks.post) == 300
 
 

@@ -4,8 +4,6 @@ make the engine differentiate."""
 
 import copy
 import pickle
-import sys
-import threading
 
 import numpy as np
 import pytest
@@ -214,7 +212,7 @@ def test_what_a_leaf_hook_kept_is_not_changed_by_later_passes():
     np.testing.assert_array_equal(x.grad.data, [6.0, 6.0])
 
 
-def test_hooks_added_in_one_thread_survive_hooks_added_and_removed_in_another():
+def test_hooks_added_in_one_thread_survive_hooks_added_and_removed_in_another(race):
     """Without the registration lock about half were lost (one thread's tuple overwrote the other's)."""
     x = _leaf([1.0])
 
@@ -226,16 +224,7 @@ def test_hooks_added_in_one_thread_survive_hooks_added_and_removed_in_another():
         for _ in range(300):
             x.register_hook(lambda g: None).remove()
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads as often as possible
-    try:
-        threads = [threading.Thread(target=keep), threading.Thread(target=churn)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(interval)
+    race(keep, churn)
     assert len(x._hooks) == 300
 
 
