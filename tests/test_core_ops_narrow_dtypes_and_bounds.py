@@ -102,3 +102,9 @@ def test_pytorch_keywords_and_argument_checks_of_the_tensor_methods():
         x.norm(dim="0")
     assert tt.norm(tt.tensor(np.array([[3.0, 0.0], [0.0, 4.0]])), 2, []).item() == 5.0
     np.testing.assert_array_equal(tt.norm(tt.tensor(np.array([[3.0, 0.0], [0.0, 4.0]])), 2, np.int64(1)).data, [3.0, 4.0])
+
+
+@pytest.mark.parametrize("p", [2, 3])
+def test_norm_of_an_infinite_entry_is_inf_and_of_nan_is_nan(p):
+    assert tt.tensor(np.array([np.inf, 1.0]), dtype=np.float64).norm(p).item() == np.inf
+    assert np.isnan(tt.tensor(np.array([np.nan, 1.0]), dtype=np.float64).norm(p).item())

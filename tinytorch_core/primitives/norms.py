@@ -60,8 +60,8 @@ class Norm(Function):
             out = size.sum(axis=axis, keepdims=True)
         else:  # scaled by the largest size: |a|^p neither underflows (1e-30) nor overflows (20^50)
             peak = size.max(axis=axis, keepdims=True, initial=0)
-            scale = np.where(peak > 0, peak, 1)
-            out = peak * ((size / scale) ** p).sum(axis=axis, keepdims=True) ** (1 / p)
+            scale = np.where((peak > 0) & np.isfinite(peak), peak, 1)  # an inf entry: the norm is inf
+            out = scale * ((size / scale) ** p).sum(axis=axis, keepdims=True) ** (1 / p)
         ctx.save_for_backward(a, out)
         ctx.p, ctx.axis, ctx.keepdims = p, axis, keepdims
         return _kept(out, axis, keepdims).astype(dtype, copy=False)
