@@ -108,3 +108,26 @@ def test_pytorch_keywords_and_argument_checks_of_the_tensor_methods():
 def test_norm_of_an_infinite_entry_is_inf_and_of_nan_is_nan(p):
     assert tt.tensor(np.array([np.inf, 1.0]), dtype=np.float64).norm(p).item() == np.inf
     assert np.isnan(tt.tensor(np.array([np.nan, 1.0]), dtype=np.float64).norm(p).item())
+
+
+def test_big_ints_and_fractions_are_numbers_to_a_cast():
+    from fractions import Fraction
+
+    assert tt.tensor([2**70], dtype=np.float64).item() == float(2**70)
+    assert tt.tensor([Fraction(1, 2)], dtype=np.float64).item() == 0.5
+    assert tt.tensor([2**70], dtype=np.bool_).item() is True
+
+
+@pytest.mark.parametrize("make", [
+    lambda: tt.full((2,), 2**64, dtype=np.float16),
+    lambda: tt.full((2,), 2**2000, dtype=np.float64),
+    lambda: tt.zeros(2, dtype=np.float16).masked_fill(np.array([True, False]), 2**64),
+])
+def test_python_ints_of_any_size_are_checked_exactly(make):
+    with pytest.raises(OverflowError, match="does not fit the dtype"):
+        make()
+
+
+def test_a_big_int_that_fits_fills():
+    filled = tt.zeros(2, dtype=np.float64).masked_fill(np.array([True, False]), 2**64)
+    np.testing.assert_array_equal(filled.data, [2.0**64, 0.0])

@@ -161,3 +161,23 @@ def test_a_module_whose_hooks_are_all_removed_is_back_on_the_plain_path():
     m.register_forward_pre_hook(lambda *a: None).remove()
     m.register_forward_hook(lambda *a: None).remove()
     assert m._forward_hooks is None
+
+
+def test_calls_go_on_while_another_thread_adds_and_removes_the_last_hook(race):
+    """The call reads the module's hooks once: it never sees them vanish half-way."""
+    m = Scale()
+    errors = []
+
+    def churn():
+        for _ in range(300):
+            m.register_forward_hook(lambda *a: None).remove()
+
+    def call():
+        for _ in range(300):
+            try:
+                m(tt.tensor(np.ones(2)))
+            except Exception as exc:  # noqa: BLE001 - any error is the finding
+                errors.append(exc)
+
+    race(churn, call)
+    assert errors == []

@@ -81,7 +81,9 @@ def _refuse_what_a_cast_would_hide(data) -> None:
     """Data a cast to a number dtype would quietly turn into numbers: None (NaN), text ("1.5"
     parses) or complex values (the imaginary part dropped). PyTorch refuses them."""
     given = np.asarray(data)
-    if given.dtype.kind not in "fiub":
+    hidden = given.dtype.kind in "USc" or (given.dtype.kind == "O" and any(  # big ints and Fractions are numbers
+        value is None or isinstance(value, (str, bytes, complex)) for value in given.flat))
+    if hidden:
         raise TypeError(f"unsupported data type {given.dtype} (expected float, int or bool data)")  # named by the caller
 
 
@@ -309,16 +311,31 @@ def values_that_do_not_fit(array: np.ndarray, dtype) -> str:
 
 def check_fill_fits(op: str, value, dtype) -> None:
     """A finite fill ``value`` that ``dtype`` can hold: 1e10 would be inf in float16 and 300 would
-    wrap around in int8, where PyTorch refuses both."""
-    number = np.asarray(value)
-    if number.dtype.kind not in "biuf" or not np.isfinite(number):
-        return  # NaN and inf fill floats as they are; the callers refuse them for integers
-    if np.dtype(dtype).kind in "iu":
-        info = np.iinfo(dtype)
-        fits = info.min <= number <= info.max
+    wrap around in int8, where PyTorch refuses both. Python ints are compared exactly, any size."""
+    dtype = np.dtype(dtype)
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        fits = _int_fits(int(value), dtype)
     else:
-        with np.errstate(over="ignore"):  # the cast's inf is the answer sought, not a warning
-            fits = np.dtype(dtype).kind != "f" or bool(np.isfinite(number.astype(dtype)))
+        number = np.asarray(value)
+        if number.dtype.kind not in "biuf" or not np.isfinite(number):
+            return  # NaN and inf fill floats as they are; the callers refuse them for integers
+        if dtype.kind in "iu":
+            fits = np.iinfo(dtype).min <= number <= np.iinfo(dtype).max
+        else:
+            with np.errstate(over="ignore"):  # the cast's inf is the answer sought, not a warning
+                fits = dtype.kind != "f" or bool(np.isfinite(number.astype(dtype)))
     if not fits:
-        raise OverflowError(f"{op}: the value {number.item()!r} does not fit the dtype {np.dtype(dtype)} "
+        raise OverflowError(f"{op}: the value {value!r:.40} does not fit the dtype {dtype} "
                             "(it would wrap around or become inf)")
+
+
+def _int_fits(value: int, dtype) -> bool:
+    if dtype.kind in "iu":
+        return np.iinfo(dtype).min <= value <= np.iinfo(dtype).max
+    if dtype.kind != "f":
+        return True  # a bool holds any number as True or False
+    try:
+        with np.errstate(over="ignore"):
+            return bool(np.isfinite(np.asarray(float(value)).astype(dtype)))
+    except OverflowError:  # beyond float64 itself
+        return False

@@ -441,11 +441,12 @@ class Module(ModuleHooks):
 
     def __call__(self, *args, **kwargs):
         observer = _per_thread.modes.observer  # a profiler watching this thread, or None (observers.py)
-        if observer is None and self._forward_hooks is None:
+        hooks = self._forward_hooks  # read once: another thread may remove the last hook meanwhile
+        if observer is None and hooks is None:
             return self.forward(*args, **kwargs)
         started, output = None if observer is None else observer.module_started(self), None
         try:
-            output = self.forward(*args, **kwargs) if self._forward_hooks is None else call_with_hooks(self, args, kwargs)
+            output = self.forward(*args, **kwargs) if hooks is None else call_with_hooks(self, hooks, args, kwargs)
             return output
         finally:
             if observer is not None:

@@ -89,11 +89,12 @@ def has_forward_hooks(module) -> bool:
     return module._forward_hooks is not None
 
 
-def call_with_hooks(module, args: tuple, kwargs: dict):
-    """``module.forward(*args, **kwargs)`` between its pre-hooks and its forward hooks. When any
+def call_with_hooks(module, hooks: ForwardHooks, args: tuple, kwargs: dict):
+    """``module.forward(*args, **kwargs)`` between the pre-hooks and forward hooks of ``hooks``
+    (the module's, as the call found them). When any
     of them raises, the ``always_call`` forward hooks not yet run still run (with the output, if
     there is one yet), and the first error goes on, as in PyTorch."""
-    hooks, output, called = module._forward_hooks, None, set()
+    output, called = None, set()
     try:
         args, kwargs = _run_pre_hooks(module, hooks.pre, args, kwargs)
         output = module.forward(*args, **kwargs)

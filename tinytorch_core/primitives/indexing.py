@@ -110,10 +110,10 @@ class MaskedFill(Function):
     @staticmethod
     def forward(ctx, a, mask, value):
         ctx.save_for_backward(mask)  # saved, not kept aside: a Tensor mask changed in place is caught
-        fill = np.asarray(value)
+        check_fill_fits(MaskedFill.display_name(), value, a.dtype)  # a Python int of any size, exactly
+        fill = np.asarray(value, dtype=a.dtype) if isinstance(value, int) else np.asarray(value)
         if fill.dtype.kind not in "biuf":  # None would fill NaN, "1.5" 1.5
             raise TypeError(f"{MaskedFill.display_name()}: value must be a number or a 0-d tensor, got {value!r:.40}")
-        check_fill_fits(MaskedFill.display_name(), fill, a.dtype)
         return np.where(mask, fill.astype(a.dtype), a)
 
     @staticmethod
