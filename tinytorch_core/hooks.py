@@ -73,10 +73,20 @@ def run_hooks(hooks, grad: np.ndarray) -> np.ndarray:
     for hook in hooks:
         view = grad.view()
         view.setflags(write=False)  # the array may be shared with another branch's pending sum
-        returned = hook(Tensor._wrap(view))
+        try:
+            returned = hook(Tensor._wrap(view))
+        except ValueError as exc:
+            if "read-only" in str(exc) and hasattr(exc, "add_note"):  # g.mul_(2) inside the hook
+                exc.add_note(f"hook {_name(hook)} got a read-only gradient (it may be shared with another branch): "
+                             "return a new one instead (return g * 2)")
+            raise
         if returned is not None:
             grad = _hook_result(hook, returned, grad)
     return grad
+
+
+def _name(hook) -> str:
+    return repr(getattr(hook, "__qualname__", type(hook).__name__))
 
 
 def _hook_result(hook, returned, grad: np.ndarray) -> np.ndarray:
