@@ -45,7 +45,7 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
 
 def run_pass(seeds: list, retain_graph: bool = False, capture=None, name: str = BACKWARD) -> None:
     """One backward pass from the roots ``[(tensor, gradient or None), ...]``. With a ``capture``
-    (``autograd.grad``) the gradients of the tensors it asks for go there, and no ``.grad`` changes."""
+    (``autograd.grad``) the gradients of the tensors it asks for go there, and no leaf's ``.grad`` changes."""
     if type(retain_graph) is not bool:  # "no" would read as True
         retain_graph = true_or_false(retain_graph, "retain_graph", "backward()")
     pending, leaf_seeds = {}, []  # node -> the gradient of each output; the seeds of roots that are leaves
