@@ -17,7 +17,7 @@ leaves), and ``queue_callback(fn)`` runs ``fn`` when the pass has delivered ever
 Unused, they cost a few attribute reads per node and per leaf edge and one empty list per pass.
 
 The same pass serves ``autograd.grad``: with a ``capture`` it hands the gradients it was asked
-for to the capture instead of storing any ``.grad``.
+for to the capture instead of storing any leaf's ``.grad``.
 
 Depth is limited only by memory, never by Python's recursion limit.
 """
