@@ -8,8 +8,6 @@ into a view was refused. Each test here failed before."""
 
 from __future__ import annotations
 
-import sys
-import threading
 import tracemalloc
 
 import numpy as np
@@ -247,11 +245,9 @@ def test_a_write_through_a_view_of_a_0d_tensor():
     np.testing.assert_allclose(w.grad.data, [3.0])
 
 
-def test_the_in_place_clock_never_runs_back_when_threads_write():
+def test_the_in_place_clock_never_runs_back_when_threads_write(race):
     """``now`` was set after ``next()``: two threads could leave it at the older tick, and a node
     recorded after a write then looked older than it (its gradient went to the node before)."""
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
     wrong = []
 
     def train():
@@ -264,14 +260,7 @@ def test_the_in_place_clock_never_runs_back_when_threads_write():
             if w.grad is None or x.grad.data.tolist() != [15.0] * 3:
                 wrong.append(None if w.grad is None else w.grad.data.tolist())
 
-    try:
-        threads = [threading.Thread(target=train) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        sys.setswitchinterval(interval)
+    race(train, train, train, train)
     assert wrong == []
 
 

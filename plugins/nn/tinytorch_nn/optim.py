@@ -176,6 +176,13 @@ class Optimizer:
     def _update_group(self, group: dict) -> None:
         raise NotImplementedError
 
+    @staticmethod
+    def _gradient_with_l2(p, group: dict) -> np.ndarray:
+        """``p``'s gradient as an update rule reads it: negated with ``maximize`` (ascend the
+        objective), plus the L2 term ``weight_decay * p`` (SGD, RMSprop, Adagrad; AdamW decays apart)."""
+        g = -p.grad.data if group["maximize"] else p.grad.data
+        return g + group["weight_decay"] * p.data if group["weight_decay"] else g
+
     # ---- state dicts --------------------------------------------------------------------------
     @staticmethod
     def _state_in_dtype_of(p, state: dict) -> dict:
@@ -272,13 +279,11 @@ class SGD(Optimizer):
             raise ValueError("SGD: nesterov momentum needs momentum > 0 and dampening = 0")
 
     def _update_group(self, group):
-        lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
+        lr, mu = group["lr"], group["momentum"]
         for p in group["params"]:
             if p.grad is None:
                 continue
-            g = -p.grad.data if group["maximize"] else p.grad.data  # maximize: ascend the objective
-            if wd:
-                g = g + wd * p.data
+            g = self._gradient_with_l2(p, group)
             if mu:
                 g = self._with_momentum(p, g, mu, group["dampening"], group["nesterov"])
             p.add_(g, alpha=-lr)

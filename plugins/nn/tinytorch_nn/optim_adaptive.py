@@ -64,13 +64,11 @@ class RMSprop(Optimizer):
         true_or_false(group["maximize"], "maximize", name)
 
     def _update_group(self, group):
-        lr, alpha, eps, wd, mu = group["lr"], group["alpha"], group["eps"], group["weight_decay"], group["momentum"]
+        lr, alpha, eps, mu = group["lr"], group["alpha"], group["eps"], group["momentum"]
         for p in group["params"]:
             if p.grad is None:
                 continue
-            g = -p.grad.data if group["maximize"] else p.grad.data  # maximize: ascend the objective
-            if wd:
-                g = g + wd * p.data
+            g = self._gradient_with_l2(p, group)
             state = self._state_of(p)
             state["step"] += 1
             denom = self._root_mean_square(state, g, alpha, group["centered"]) + eps
@@ -133,13 +131,11 @@ class Adagrad(Optimizer):
                                  f"fit a {p.data.dtype} parameter (it would be inf, and the parameter would never move)")
 
     def _update_group(self, group):
-        lr, lr_decay, eps, wd = group["lr"], group["lr_decay"], group["eps"], group["weight_decay"]
+        lr, lr_decay, eps = group["lr"], group["lr_decay"], group["eps"]
         for p in group["params"]:
             if p.grad is None:
                 continue
-            g = -p.grad.data if group["maximize"] else p.grad.data  # maximize: ascend the objective
-            if wd:
-                g = g + wd * p.data
+            g = self._gradient_with_l2(p, group)
             state = self._state_of(p, group["initial_accumulator_value"])
             state["step"] += 1
             decayed_lr = lr / (1.0 + (state["step"] - 1) * lr_decay)
